@@ -1,0 +1,58 @@
+# kiln — see README.md. `make demo` and `make test` install what they need (as root on Debian).
+GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+BIN := bin/kiln
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+# The store `make demo` uses; override with `make demo KILN_ROOT=/some/dir`.
+KILN_ROOT ?= /var/lib/kiln
+export KILN_ROOT
+
+DEMO_DEBS := busybox-static crun runc
+TEST_DEBS := busybox-static crun runc skopeo umoci docker-registry apache2-utils
+FUZZTIME ?= 5s
+# Fuzz targets as package:Target; `make fuzz FUZZTIME=2m` runs each longer.
+FUZZ_TARGETS := ./build:FuzzParsePlan ./cache/layer:FuzzApply ./cache/layer:FuzzDecompress ./cache:FuzzParseName ./registry:FuzzLoad
+
+.PHONY: build demo test unit fuzz bench lint deps-demo deps-test clean
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/kiln
+
+deps-demo:
+	@sh scripts/install-deps.sh $(DEMO_DEBS)
+
+deps-test:
+	@sh scripts/install-deps.sh $(TEST_DEBS)
+
+demo: deps-demo build
+	cp /bin/busybox examples/busybox/busybox
+	$(BIN) build --progress=plain -t busybox examples/busybox
+	$(BIN) build --progress=plain -t hello examples/hello
+	$(BIN) images
+	$(BIN) inspect hello
+
+test: deps-test
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
+	@$(MAKE) --no-print-directory fuzz
+
+unit:
+	$(GO) test -short ./...
+
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$pkg $$name ($(FUZZTIME))"; \
+		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) $$pkg; \
+	done
+
+bench: deps-test
+	$(GO) test -run='^$$' -bench=. -benchmem -count=1 -timeout 60m ./...
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
+
+clean:
+	rm -rf bin examples/busybox/busybox

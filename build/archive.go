@@ -1,0 +1,131 @@
+package build
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"compress/bzip2"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"strings"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/ulikunitz/xz"
+
+	"github.com/kiln-build/kiln/cache/layer"
+)
+
+// Magic numbers of the compressions ADD understands.
+var (
+	magicGzip  = []byte{0x1f, 0x8b}
+	magicBzip2 = []byte("BZh")
+	magicXz    = []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}
+	magicZstd  = []byte{0x28, 0xb5, 0x2f, 0xfd}
+)
+
+// isArchive reports whether a local file is a tar archive, plain or compressed, which ADD
+// extracts instead of copying (docker's rule: by content, not by file name).
+func isArchive(p string) bool {
+	f, err := os.Open(p)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	r, err := decompressAny(bufio.NewReader(f))
+	if err != nil {
+		return false
+	}
+	defer r.Close()
+	_, err = tar.NewReader(r).Next()
+	return err == nil
+}
+
+// decompressAny detects the compression by magic number.
+func decompressAny(br *bufio.Reader) (io.ReadCloser, error) {
+	head, _ := br.Peek(6)
+	switch {
+	case bytes.HasPrefix(head, magicGzip):
+		return gzip.NewReader(br)
+	case bytes.HasPrefix(head, magicBzip2):
+		return io.NopCloser(bzip2.NewReader(br)), nil
+	case bytes.HasPrefix(head, magicXz):
+		r, err := xz.NewReader(br)
+		return io.NopCloser(r), err
+	case bytes.HasPrefix(head, magicZstd):
+		d, err := zstd.NewReader(br)
+		if err != nil {
+			return nil, err
+		}
+		return d.IOReadCloser(), nil
+	}
+	return io.NopCloser(br), nil
+}
+
+// extractArchive writes an archive's entries under dest. Names are confined to dest; hard
+// links are rewritten to the same place. Ownership is kept unless --chown was given.
+func extractArchive(ctx context.Context, e *fileEntry, dest string, chown bool, uid, gid int, w *layer.Writer) error {
+	f, err := os.Open(e.abs)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	r, err := decompressAny(bufio.NewReader(f))
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	tr := tar.NewReader(r)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read archive: %w", err)
+		}
+		if !rebaseEntry(hdr, dest) {
+			continue
+		}
+		if chown {
+			hdr.Uid, hdr.Gid = uid, gid
+		}
+		hdr.Uname, hdr.Gname = "", ""
+		if err := w.WriteHeader(hdr); err != nil {
+			return err
+		}
+		if hdr.Typeflag == tar.TypeReg {
+			if _, err := io.Copy(w, tr); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// rebaseEntry moves an archive entry under dest; it reports false for entries to skip.
+func rebaseEntry(hdr *tar.Header, dest string) bool {
+	name := path.Clean("/" + hdr.Name)
+	if name == "/" {
+		return false
+	}
+	isDir := hdr.Typeflag == tar.TypeDir
+	hdr.Name = strings.TrimPrefix(path.Join(dest, name), "/")
+	if isDir {
+		hdr.Name += "/"
+	}
+	if hdr.Typeflag == tar.TypeLink {
+		hdr.Linkname = strings.TrimPrefix(path.Join(dest, path.Clean("/"+hdr.Linkname)), "/")
+	}
+	switch hdr.Typeflag {
+	case tar.TypeReg, tar.TypeDir, tar.TypeSymlink, tar.TypeLink, tar.TypeFifo, tar.TypeChar, tar.TypeBlock:
+		return true
+	}
+	return false
+}

@@ -1,0 +1,118 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/cache/layer"
+)
+
+// Options is everything one `kiln build` needs.
+type Options struct {
+	Buildfile   string    // path, "-" for Stdin, or "" to look for Buildfile/Dockerfile/Containerfile in the context
+	Stdin       io.Reader // read when Buildfile is "-"
+	ContextDir  string
+	Tags        []cache.Name
+	Target      string
+	BuildArgs   map[string]string
+	Labels      map[string]string
+	NoCache     bool
+	Jobs        int
+	Compression layer.Compression
+	Epoch       *time.Time
+	Store       *cache.Store
+	Resolver    Resolver
+	Runner      Runner
+	Report      Reporter
+}
+
+// DefaultBuildfiles are looked for in the context, in order, when no -f is given.
+var DefaultBuildfiles = []string{"Buildfile", "Dockerfile", "Containerfile"}
+
+// FindBuildfile returns the Buildfile to use: the given path, or the first default name in dir.
+func FindBuildfile(dir, given string) (string, error) {
+	if given != "" {
+		return given, nil
+	}
+	for _, n := range DefaultBuildfiles {
+		p := filepath.Join(dir, n)
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("no Buildfile, Dockerfile or Containerfile in %s: pass one with -f", dir)
+}
+
+// Build parses, plans and solves a Buildfile, then tags the image.
+func Build(ctx context.Context, o Options) (*Image, error) {
+	f, err := o.parse()
+	if err != nil {
+		return nil, err
+	}
+	ignore, err := ReadIgnoreFile(o.ContextDir, o.Buildfile)
+	if err != nil {
+		return nil, err
+	}
+	bctx, err := OpenContext(o.ContextDir, ignore, o.Store)
+	if err != nil {
+		return nil, err
+	}
+	warn := func(msg string) { o.report(Event{Kind: EventWarning, Time: time.Now(), Data: []byte(msg)}) }
+	for _, w := range f.Warnings {
+		warn(w)
+	}
+	g, err := Plan(ctx, f, PlanOptions{Target: o.Target, BuildArgs: o.BuildArgs, Labels: o.Labels, Context: bctx,
+		Resolver: o.Resolver, Epoch: o.Epoch, Warn: warn})
+	if err != nil {
+		return nil, err
+	}
+	img, err := Solve(ctx, g, SolveOptions{Store: o.Store, Compression: o.Compression, NoCache: o.NoCache,
+		Jobs: o.Jobs, Epoch: o.Epoch, Runner: o.Runner, Report: o.Report})
+	if err != nil {
+		return nil, err
+	}
+	_ = bctx.Save() // a lost stat cache only costs re-hashing next time
+	for _, t := range o.Tags {
+		if err := o.Store.Tag(ctx, t, img.Manifest); err != nil {
+			return nil, fmt.Errorf("tag %s: %w", t.Short(), err)
+		}
+	}
+	return img, nil
+}
+
+func (o *Options) report(e Event) {
+	if o.Report != nil {
+		o.Report(e)
+	}
+}
+
+// parse reads the Buildfile named by the options.
+func (o *Options) parse() (*File, error) {
+	if o.Buildfile == "-" {
+		if o.Stdin == nil {
+			return nil, errors.New("-f - given but there is no standard input")
+		}
+		return Parse("Buildfile", o.Stdin)
+	}
+	path, err := FindBuildfile(o.ContextDir, o.Buildfile)
+	if err != nil {
+		return nil, err
+	}
+	o.Buildfile = path
+	fh, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("Buildfile %s not found", path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	return Parse(filepath.Base(path), fh)
+}

@@ -1,0 +1,191 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// memState is an in-memory StateStore.
+type memState struct {
+	mu    sync.Mutex
+	files map[string][]byte
+}
+
+func (m *memState) ReadState(name string) ([]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if d, ok := m.files[name]; ok {
+		return d, nil
+	}
+	return nil, fs.ErrNotExist
+}
+
+func (m *memState) WriteState(name string, data []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.files == nil {
+		m.files = map[string][]byte{}
+	}
+	m.files[name] = data
+	return nil
+}
+
+func writeTree(t testing.TB, dir string, files map[string]string) {
+	t.Helper()
+	for name, body := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(body, "->") {
+			if err := os.Symlink(strings.TrimPrefix(body, "->"), p); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestSelectGlobsIgnoreAndSymlinks(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{
+		"a.txt": "a", "b.txt": "b", "c.md": "c", "src/x.go": "x", "src/y_test.go": "y",
+		"src/vendor/z.go": "z", "link": "->a.txt", "out": "->../../etc/passwd",
+		"keep/secret.key": "k", "keep/public.txt": "p",
+	})
+	c, err := OpenContext(dir, []string{"*.md", "src/vendor", "keep", "!keep/public.txt"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, tc := range []struct {
+		srcs []string
+		want []string
+		err  string
+	}{
+		{srcs: []string{"*.txt"}, want: []string{"a.txt", "b.txt"}},
+		{srcs: []string{"src"}, want: []string{"src/x.go", "src/y_test.go"}},
+		{srcs: []string{"/src/*.go"}, want: []string{"x.go", "y_test.go"}},
+		{srcs: []string{"link"}, want: []string{"link"}},
+		{srcs: []string{"keep"}, want: []string{"keep/public.txt"}},
+		{srcs: []string{"c.md"}, err: `source "c.md" not found in build context`},
+		{srcs: []string{"nope*"}, err: `source "nope*" not found`},
+		{srcs: []string{"../x"}, err: "outside the build context"},
+		{srcs: []string{"out"}, err: "leads outside the build context"},
+	} {
+		sel, err := c.Select(ctx, tc.srcs)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("Select(%q) error = %v, want %q", tc.srcs, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("Select(%q): %v", tc.srcs, err)
+			continue
+		}
+		if got := sel.names(); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("Select(%q) = %q, want %q", tc.srcs, got, tc.want)
+		}
+	}
+}
+
+func TestSelectDigestTracksContentNotTime(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"f": "one", "d/g": "two"})
+	c, err := OpenContext(dir, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := func() string {
+		sel, err := c.Select(context.Background(), []string{"f", "d"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sel.digest
+	}
+	d1 := digest()
+	old := time.Now().Add(-time.Hour)
+	if err := os.Chtimes(filepath.Join(dir, "f"), old, old); err != nil {
+		t.Fatal(err)
+	}
+	if d2 := digest(); d2 != d1 {
+		t.Errorf("mtime change altered the digest: %s → %s", d1, d2)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "d/g"), []byte("TWO"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if d3 := digest(); d3 == d1 {
+		t.Error("content change did not alter the digest")
+	}
+	if err := os.Chmod(filepath.Join(dir, "f"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	d4 := digest()
+	if err := os.Chmod(filepath.Join(dir, "f"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if d4 == digest() {
+		t.Error("mode change did not alter the digest")
+	}
+}
+
+func TestStatCacheSkipsUnchangedFiles(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"f": "content"})
+	old := time.Now().Add(-time.Hour)
+	p := filepath.Join(dir, "f")
+	if err := os.Chtimes(p, old, old); err != nil {
+		t.Fatal(err)
+	}
+	// Make the file's ctime old enough to be trusted by waiting out nothing: ctime is now,
+	// so shift the racy window instead by hashing after it; here we check the persisted entry.
+	state := &memState{}
+	c, err := OpenContext(dir, nil, state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := os.Lstat(p)
+	if _, err := c.stats.digest("f", p, fi); err != nil {
+		t.Fatal(err)
+	}
+	// The entry is racy (ctime just now), so it must not be remembered yet.
+	if _, ok := c.stats.entries["f"]; ok {
+		t.Fatal("racy entry was cached")
+	}
+	// A forged old entry with the current stat key is trusted without reading the file.
+	key, _ := keyOf(fi)
+	c.stats.entries["f"] = statEntry{Key: key, Digest: "sha256:forged"}
+	c.stats.dirty = true
+	if err := c.Save(); err != nil {
+		t.Fatal(err)
+	}
+	c2, err := OpenContext(dir, nil, state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, err := c2.stats.digest("f", p, fi); err != nil || d != "sha256:forged" {
+		t.Fatalf("persisted entry not used: %q %v", d, err)
+	}
+	if err := os.WriteFile(p, []byte("changed"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fi, _ = os.Lstat(p)
+	if d, _ := c2.stats.digest("f", p, fi); d == "sha256:forged" {
+		t.Fatal("changed file answered from the stat cache")
+	}
+	if _, err := state.ReadState("missing"); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal("memState broken")
+	}
+}

@@ -1,0 +1,222 @@
+package build
+
+import (
+	"archive/tar"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/kiln-build/kiln/cache/layer"
+)
+
+// outEntry is one entry of a COPY layer before it is written.
+type outEntry struct {
+	hdr  tar.Header
+	src  *fileEntry // content source for regular files from the context
+	data []byte     // content of heredoc files
+}
+
+// copyFiles writes the layer of a COPY/ADD: missing parent directories, the selected files,
+// heredoc files, then the contents of local archives for ADD.
+func (s *solver) copyFiles(ctx context.Context, op *copyOp, parent *vresult, w *layer.Writer) error {
+	view, err := newView(ctx, parent.layers)
+	if err != nil {
+		return err
+	}
+	uid, gid, err := view.resolveOwner(op.chown, false)
+	if err != nil {
+		return err
+	}
+	dest, _, _ := view.resolve(op.dest)
+	destIsDir := op.destDir || op.sources() > 1 || op.hasDirSource() || view.isDir(dest)
+	out := map[string]*outEntry{}
+	mtime := time.Now()
+	dirOf := dest
+	if !destIsDir {
+		dirOf = path.Dir(dest)
+	}
+	addMissingDirs(view, dirOf, uid, gid, mtime, out)
+	var archives []*fileEntry
+	if op.sel != nil {
+		for ri := range op.sel.roots {
+			archives = append(archives, op.addRoot(&op.sel.roots[ri], dest, destIsDir, uid, gid, out)...)
+		}
+	}
+	for _, c := range op.contents {
+		target := dest
+		if destIsDir {
+			target = path.Join(dest, c.Path)
+		}
+		out[target] = &outEntry{hdr: tar.Header{Typeflag: tar.TypeReg, Name: target, Mode: op.mode(0o644, false),
+			Uid: uid, Gid: gid, Size: int64(len(c.Data)), ModTime: mtime}, data: []byte(c.Data)}
+	}
+	if err := writeEntries(ctx, out, w); err != nil {
+		return err
+	}
+	for _, a := range archives {
+		if err := extractArchive(ctx, a, dest, op.chown != "", uid, gid, w); err != nil {
+			return fmt.Errorf("ADD %s: %w", a.abs, err)
+		}
+	}
+	return nil
+}
+
+// sources counts the matched sources and heredoc files.
+func (op *copyOp) sources() int {
+	n := len(op.contents)
+	if op.sel != nil {
+		n += len(op.sel.roots)
+	}
+	return n
+}
+
+// hasDirSource reports whether a source is a directory, whose contents go into dest.
+func (op *copyOp) hasDirSource() bool {
+	if op.sel == nil {
+		return false
+	}
+	for _, r := range op.sel.roots {
+		if r.isDir {
+			return true
+		}
+	}
+	return false
+}
+
+// addMissingDirs adds entries for the directories of dir that the parent filesystem lacks.
+func addMissingDirs(view *fsView, dir string, uid, gid int, mtime time.Time, out map[string]*outEntry) {
+	for d := dir; d != "/" && d != "."; d = path.Dir(d) {
+		if _, _, ok := view.resolve(d); ok {
+			return
+		}
+		out[d] = &outEntry{hdr: tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: 0o755, Uid: uid, Gid: gid, ModTime: mtime}}
+	}
+}
+
+// addRoot adds one copied source; local archives given to ADD are returned for extraction.
+func (op *copyOp) addRoot(r *copyRoot, dest string, destIsDir bool, uid, gid int, out map[string]*outEntry) []*fileEntry {
+	var archives []*fileEntry
+	for i := range r.entries {
+		e := &r.entries[i]
+		target := path.Join(dest, e.rel)
+		if !r.isDir {
+			target = dest
+			if destIsDir {
+				target = path.Join(dest, r.name)
+			}
+			if op.add && op.unpack && e.mode.IsRegular() && isArchive(e.abs) {
+				archives = append(archives, e)
+				continue
+			}
+		}
+		hdr := tar.Header{Name: target, Uid: uid, Gid: gid, ModTime: e.mtime}
+		switch {
+		case e.mode.IsDir():
+			hdr.Typeflag, hdr.Mode = tar.TypeDir, op.mode(e.mode, true)
+		case e.mode&fs.ModeSymlink != 0:
+			hdr.Typeflag, hdr.Mode, hdr.Linkname = tar.TypeSymlink, 0o777, e.link
+		default:
+			hdr.Typeflag, hdr.Mode, hdr.Size = tar.TypeReg, op.mode(e.mode, false), e.size
+		}
+		out[target] = &outEntry{hdr: hdr, src: e}
+	}
+	return archives
+}
+
+// mode applies --chmod, keeping the setuid/setgid/sticky bits of the source otherwise.
+func (op *copyOp) mode(m fs.FileMode, isDir bool) int64 {
+	if op.chmod != nil {
+		return int64(*op.chmod)
+	}
+	v := int64(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		v |= 0o4000
+	}
+	if m&fs.ModeSetgid != 0 {
+		v |= 0o2000
+	}
+	if m&fs.ModeSticky != 0 {
+		v |= 0o1000
+	}
+	return v
+}
+
+// writeEntries writes out in path order, streaming file contents and checking that each file
+// still has the content its cache key was computed from.
+func writeEntries(ctx context.Context, out map[string]*outEntry, w *layer.Writer) error {
+	names := make([]string, 0, len(out))
+	for n := range out {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	buf := make([]byte, 1<<20)
+	for _, n := range names {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		e := out[n]
+		e.hdr.Name = strings.TrimPrefix(n, "/")
+		if e.hdr.Typeflag == tar.TypeDir {
+			e.hdr.Name += "/"
+		}
+		if err := w.WriteHeader(&e.hdr); err != nil {
+			return err
+		}
+		switch {
+		case e.data != nil:
+			if _, err := w.Write(e.data); err != nil {
+				return err
+			}
+		case e.src != nil && e.hdr.Typeflag == tar.TypeReg:
+			if err := copyChecked(w, e.src, buf); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// copyChecked streams a context file into the layer and fails if it changed since it was hashed.
+func copyChecked(w io.Writer, e *fileEntry, buf []byte) error {
+	f, err := os.Open(e.abs)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.CopyBuffer(io.MultiWriter(w, h), io.LimitReader(f, e.size), buf)
+	if err != nil {
+		return fmt.Errorf("copy %s: %w", e.abs, err)
+	}
+	if n != e.size || "sha256:"+hex.EncodeToString(h.Sum(nil)) != e.digest {
+		return fmt.Errorf("%s changed during the build; run the build again", e.abs)
+	}
+	return nil
+}
+
+// mkdir writes the layer of a WORKDIR: the directory and its missing parents, owned by USER.
+func (s *solver) mkdir(ctx context.Context, op *mkdirOp, parent *vresult, w *layer.Writer) error {
+	view, err := newView(ctx, parent.layers)
+	if err != nil {
+		return err
+	}
+	target, _, _ := view.resolve(op.path)
+	if view.isDir(target) {
+		return nil
+	}
+	uid, gid, err := view.resolveOwner(op.user, true)
+	if err != nil {
+		return err
+	}
+	out := map[string]*outEntry{}
+	addMissingDirs(view, target, uid, gid, time.Now(), out)
+	return writeEntries(ctx, out, w)
+}

@@ -1,0 +1,166 @@
+package build
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+)
+
+// copyOp copies files from the build context into the stage's filesystem.
+type copyOp struct {
+	add      bool
+	sel      *selection
+	contents []instructions.SourceContent // heredoc files
+	dest     string                       // absolute and clean
+	destDir  bool                         // the destination is a directory (trailing slash or several sources)
+	chown    string
+	chmod    *uint32
+	unpack   bool // ADD extracts local tar archives
+}
+
+func (sb *stageBuilder) copyCmd(ctx context.Context, c *instructions.CopyCommand) error {
+	switch {
+	case c.From != "":
+		return fmt.Errorf("--from=%s: copying from other stages or images is %w", c.From, errUnsupported)
+	case c.Link:
+		return fmt.Errorf("--link is %w", errUnsupported)
+	case c.Parents:
+		return fmt.Errorf("--parents is %w", errUnsupported)
+	case len(c.ExcludePatterns) > 0:
+		return fmt.Errorf("--exclude is %w", errUnsupported)
+	}
+	return sb.planCopy(ctx, &copyOp{}, c.SourcesAndDest, c.Chown, c.Chmod)
+}
+
+func (sb *stageBuilder) addCmd(ctx context.Context, c *instructions.AddCommand) error {
+	for _, src := range c.SourcePaths {
+		if isURL(src) {
+			return fmt.Errorf("source %q: ADD from a URL or git repository is %w", src, errUnsupported)
+		}
+	}
+	switch {
+	case c.Link:
+		return fmt.Errorf("--link is %w", errUnsupported)
+	case len(c.ExcludePatterns) > 0:
+		return fmt.Errorf("--exclude is %w", errUnsupported)
+	case c.Checksum != "" || c.KeepGitDir != nil:
+		return errors.New("--checksum and --keep-git-dir apply only to URL and git sources")
+	}
+	op := &copyOp{add: true, unpack: c.Unpack == nil || *c.Unpack}
+	return sb.planCopy(ctx, op, c.SourcesAndDest, c.Chown, c.Chmod)
+}
+
+func isURL(s string) bool {
+	for _, p := range []string{"http://", "https://", "git://", "git@", "ssh://"} {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// planCopy validates a COPY/ADD, selects and hashes its sources and adds its vertex.
+func (sb *stageBuilder) planCopy(ctx context.Context, op *copyOp, sd instructions.SourcesAndDest, chown, chmod string) error {
+	if err := op.setDest(sd, sb.ps.Config.Config.WorkingDir); err != nil {
+		return err
+	}
+	if err := validateChown(chown); err != nil {
+		return err
+	}
+	mode, err := parseChmod(chmod)
+	if err != nil {
+		return err
+	}
+	op.chown, op.chmod, op.contents = chown, mode, sd.SourceContents
+	if len(sd.SourcePaths) > 0 {
+		if sb.p.opts.Context == nil {
+			return errors.New("no build context to copy from")
+		}
+		if op.sel, err = sb.p.opts.Context.Select(ctx, sd.SourcePaths); err != nil {
+			return err
+		}
+	}
+	v := sb.p.add(&Vertex{Kind: CopyOp, Name: sb.name(), Stage: sb.st.Index, Line: sb.instr.Line,
+		Parent: sb.ps.Tip, Inputs: op.keyInputs(), op: op})
+	sb.ps.Tip = v
+	sb.step(v)
+	return nil
+}
+
+// setDest resolves the destination against WORKDIR, keeping whether it names a directory.
+func (op *copyOp) setDest(sd instructions.SourcesAndDest, workdir string) error {
+	dest := sd.DestPath
+	if dest == "" {
+		return errors.New("no destination specified")
+	}
+	op.destDir = strings.HasSuffix(dest, "/") || dest == "." || strings.HasSuffix(dest, "/.")
+	if n := len(sd.SourcePaths) + len(sd.SourceContents); n > 1 && !op.destDir {
+		return errors.New("when using COPY with more than one source file, the destination must be a directory and end with a /")
+	}
+	if !path.IsAbs(dest) {
+		if workdir == "" {
+			workdir = "/"
+		}
+		dest = path.Join(workdir, dest)
+	}
+	op.dest = path.Clean(dest)
+	if op.dest == "/" {
+		op.destDir = true
+	}
+	return nil
+}
+
+func (op *copyOp) keyInputs() []KeyInput {
+	instr := "COPY"
+	if op.add {
+		instr = "ADD"
+	}
+	in := []KeyInput{{Name: "instruction", Value: instr}, {Name: "dest", Value: op.dest},
+		{Name: "dest-is-dir", Value: strconv.FormatBool(op.destDir)}, {Name: "chown", Value: op.chown}}
+	if op.chmod != nil {
+		in = append(in, KeyInput{Name: "chmod", Value: fmt.Sprintf("%04o", *op.chmod)})
+	}
+	if op.add {
+		in = append(in, KeyInput{Name: "unpack", Value: strconv.FormatBool(op.unpack)})
+	}
+	if op.sel != nil {
+		in = append(in, KeyInput{Name: "context", Value: op.sel.digest})
+	}
+	for _, c := range op.contents {
+		sum := sha256.Sum256([]byte(c.Data))
+		in = append(in, KeyInput{Name: "heredoc:" + c.Path, Value: "sha256:" + hex.EncodeToString(sum[:])})
+	}
+	return in
+}
+
+// validateChown checks the user[:group] syntax; names are resolved in the image later.
+func validateChown(s string) error {
+	if s == "" {
+		return nil
+	}
+	u, g, hasGroup := strings.Cut(s, ":")
+	if u == "" || (hasGroup && g == "") || strings.Count(s, ":") > 1 {
+		return fmt.Errorf("invalid --chown=%s: use user, uid, user:group or uid:gid", s)
+	}
+	return nil
+}
+
+// parseChmod accepts an octal mode such as 755 or 0644.
+func parseChmod(s string) (*uint32, error) {
+	if s == "" {
+		return nil, nil
+	}
+	m, err := strconv.ParseUint(s, 8, 32)
+	if err != nil || m > 0o7777 {
+		return nil, fmt.Errorf("invalid --chmod=%s: use an octal mode such as 0755", s)
+	}
+	v := uint32(m)
+	return &v, nil
+}

@@ -1,0 +1,140 @@
+package build
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/kiln-build/kiln/cache/layer"
+	"strings"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
+)
+
+// execOp runs a command in a container over the parent filesystem.
+type execOp struct {
+	args    []string
+	env     []string
+	user    string
+	workdir string
+	network string
+}
+
+// run plans a RUN step. Its key covers the command, the environment (ENV and the build args
+// in scope, BuildKit's rule), user, workdir and network mode.
+func (sb *stageBuilder) run(c *instructions.RunCommand) error {
+	cfg := &sb.ps.Config.Config
+	args := sb.runArgs(c)
+	env := append(append([]string(nil), sb.ps.Args...), cfg.Env...)
+	op := &execOp{args: args, env: env, user: cfg.User, workdir: cfg.WorkingDir,
+		network: string(instructions.GetNetwork(c))}
+	in := []KeyInput{{Name: "args", Value: strings.Join(args, "\x00")}, {Name: "user", Value: op.user},
+		{Name: "workdir", Value: op.workdir}, {Name: "network", Value: op.network}}
+	for _, e := range env {
+		k, v, _ := strings.Cut(e, "=")
+		in = append(in, KeyInput{Name: "env:" + k, Value: v})
+	}
+	v := sb.p.add(&Vertex{Kind: ExecOp, Name: sb.name(), Stage: sb.st.Index, Line: sb.instr.Line,
+		Parent: sb.ps.Tip, Inputs: in, op: op})
+	sb.ps.Tip = v
+	sb.step(v)
+	return nil
+}
+
+// runArgs builds a RUN's argv. With heredocs in shell form the shell itself reads the heredoc
+// syntax, except when the heredoc is the whole command: then its content is the script.
+func (sb *stageBuilder) runArgs(c *instructions.RunCommand) []string {
+	if len(c.Files) == 0 || !c.PrependShell {
+		return sb.cmdline(c.ShellDependantCmdLine)
+	}
+	shellArgs := append([]string(nil), sb.ps.shell...)
+	if len(c.Files) == 1 && len(c.CmdLine) == 1 && strings.HasPrefix(c.CmdLine[0], "<<") {
+		return append(shellArgs, heredocData(c.Files[0]))
+	}
+	var script strings.Builder
+	script.WriteString(strings.Join(c.CmdLine, " ") + "\n")
+	for _, f := range c.Files {
+		script.WriteString(f.Data)
+		if !strings.HasSuffix(f.Data, "\n") {
+			script.WriteString("\n")
+		}
+		script.WriteString(f.Name + "\n")
+	}
+	return append(shellArgs, script.String())
+}
+
+func heredocData(f instructions.ShellInlineFile) string {
+	if f.Chomp {
+		return parser.ChompHeredocContent(f.Data)
+	}
+	return f.Data
+}
+
+// Runner executes RUN steps in containers; NewRuntimeRunner adapts the runtime package.
+type Runner interface {
+	Run(ctx context.Context, req RunRequest) error
+}
+
+// RunRequest is one RUN step: a command over a stack of read-only layers and a fresh upper dir.
+type RunRequest struct {
+	ID      string   // unique per step execution
+	Lower   []string // snapshot dirs, bottom layer first
+	Upper   string   // the overlay upper dir that becomes the step's layer
+	Work    string   // the overlay work dir, on the same filesystem as Upper
+	Args    []string
+	Env     []string
+	User    string
+	Cwd     string
+	Network string // "default", "none" or "host"
+	Output  io.Writer
+}
+
+// ExitError reports a RUN command that exited with a non-zero code.
+type ExitError struct{ Code int }
+
+func (e *ExitError) Error() string { return fmt.Sprintf("exit code %d", e.Code) }
+
+// exec runs a RUN step over snapshots of its parent layers and packs the upper dir.
+func (s *solver) exec(ctx context.Context, v *Vertex, op *execOp, parent *vresult) (*layer.Packed, error) {
+	st := s.opts.Store
+	var lower []string
+	for _, l := range parent.layers {
+		dir, err := st.Snapshot(ctx, l.diffID, l.open)
+		if err != nil {
+			return nil, fmt.Errorf("prepare layer %s: %w", l.diffID, err)
+		}
+		lower = append(lower, dir)
+	}
+	tmp, err := st.TempDir("run-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	upper, work := filepath.Join(tmp, "upper"), filepath.Join(tmp, "work")
+	for _, d := range []string{upper, work} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	out := &logWriter{s: s, index: s.index[v], name: v.Name}
+	req := RunRequest{ID: "kiln-build-" + strings.TrimPrefix(v.Key, "sha256:")[:12] + "-" + strconv.Itoa(os.Getpid()),
+		Lower: lower, Upper: upper, Work: work, Args: op.args, Env: op.env, User: op.user, Cwd: op.workdir,
+		Network: op.network, Output: out}
+	if err := s.opts.Runner.Run(ctx, req); err != nil {
+		return nil, fmt.Errorf("%s: %w%s", strings.Join(op.args, " "), err, out.tail())
+	}
+	p, err := s.pack(ctx, func(w *layer.Writer) error { return layer.Diff(ctx, upper, w) })
+	if err != nil {
+		return nil, err
+	}
+	if !p.Empty {
+		if _, err := st.CommitSnapshot(p.DiffID, upper); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}

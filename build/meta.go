@@ -1,0 +1,197 @@
+package build
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+)
+
+// dispatch applies one instruction to the stage: a config change, a vertex, or both.
+func (sb *stageBuilder) dispatch(ctx context.Context, in Instruction) error {
+	if err := sb.expand(in.Command); err != nil {
+		return err
+	}
+	cfg := &sb.ps.Config.Config
+	switch c := in.Command.(type) {
+	case *instructions.ArgCommand:
+		sb.arg(c)
+		return nil // BuildKit writes no history for ARG
+	case *instructions.EnvCommand:
+		for _, kv := range c.Env {
+			cfg.Env = kvList(cfg.Env).set(kv.Key, kv.Value)
+		}
+	case *instructions.LabelCommand:
+		if cfg.Labels == nil {
+			cfg.Labels = map[string]string{}
+		}
+		for _, kv := range c.Labels {
+			cfg.Labels[kv.Key] = kv.Value
+		}
+	case *instructions.MaintainerCommand:
+		sb.ps.Config.Author = c.Maintainer
+	case *instructions.WorkdirCommand:
+		return sb.workdir(c.Path)
+	case *instructions.UserCommand:
+		cfg.User = c.User
+	case *instructions.CmdCommand:
+		cfg.Cmd, sb.cmdSet = sb.cmdline(c.ShellDependantCmdLine), true
+	case *instructions.EntrypointCommand:
+		cfg.Entrypoint = sb.cmdline(c.ShellDependantCmdLine)
+		if !sb.cmdSet {
+			cfg.Cmd = nil // docker: an ENTRYPOINT resets a CMD inherited from the base
+		}
+	case *instructions.ExposeCommand:
+		if err := expose(cfg, c.Ports); err != nil {
+			return err
+		}
+	case *instructions.VolumeCommand:
+		if cfg.Volumes == nil {
+			cfg.Volumes = map[string]struct{}{}
+		}
+		for _, v := range c.Volumes {
+			if strings.TrimSpace(v) == "" {
+				return fmt.Errorf("VOLUME specified can not be an empty string")
+			}
+			cfg.Volumes[v] = struct{}{}
+		}
+	case *instructions.StopSignalCommand:
+		cfg.StopSignal = c.Signal
+	case *instructions.ShellCommand:
+		sb.ps.shell, cfg.Shell = c.Shell, c.Shell
+	case *instructions.HealthCheckCommand:
+		h := c.Health
+		cfg.Healthcheck = &v1.HealthConfig{Test: h.Test, Interval: h.Interval, Timeout: h.Timeout,
+			StartPeriod: h.StartPeriod, Retries: h.Retries}
+	case *instructions.OnbuildCommand:
+		cfg.OnBuild = append(cfg.OnBuild, c.Expression)
+	case *instructions.CopyCommand:
+		return sb.copyCmd(ctx, c)
+	case *instructions.AddCommand:
+		return sb.addCmd(ctx, c)
+	case *instructions.RunCommand:
+		return sb.run(c)
+	default:
+		return fmt.Errorf("instruction %s: %w", in.Command.Name(), errUnsupported)
+	}
+	sb.step(nil)
+	return nil
+}
+
+// step records a history entry for the current instruction.
+func (sb *stageBuilder) step(v *Vertex) {
+	sb.ps.Steps = append(sb.ps.Steps, Step{CreatedBy: sb.instr.Source, Vertex: v})
+}
+
+// arg declares build args in the stage: --build-arg, then the default, then the global value.
+func (sb *stageBuilder) arg(c *instructions.ArgCommand) {
+	for _, kv := range c.Args {
+		val, ok := sb.p.opts.BuildArgs[kv.Key]
+		if ok {
+			sb.p.usedArgs[kv.Key] = true
+		} else if kv.Value != nil {
+			val, ok = *kv.Value, true
+		} else {
+			val, ok = sb.p.metaArgs.Get(kv.Key)
+		}
+		if ok {
+			sb.ps.Args = sb.ps.Args.set(kv.Key, val)
+		}
+	}
+}
+
+// cmdline turns a shell-or-exec form into argv, through the stage's SHELL for the shell form.
+func (sb *stageBuilder) cmdline(c instructions.ShellDependantCmdLine) []string {
+	if !c.PrependShell {
+		return append([]string(nil), c.CmdLine...)
+	}
+	return append(append([]string(nil), sb.ps.shell...), strings.Join(c.CmdLine, " "))
+}
+
+// workdir sets WorkingDir and plans the directory's creation, as docker does.
+func (sb *stageBuilder) workdir(p string) error {
+	cfg := &sb.ps.Config.Config
+	if !path.IsAbs(p) {
+		base := cfg.WorkingDir
+		if base == "" {
+			base = "/"
+		}
+		p = path.Join(base, p)
+	}
+	cfg.WorkingDir = path.Clean(p)
+	v := sb.p.add(&Vertex{Kind: MkdirOp, Name: sb.name(), Stage: sb.st.Index, Line: sb.instr.Line,
+		Parent: sb.ps.Tip, Inputs: []KeyInput{{Name: "path", Value: cfg.WorkingDir}, {Name: "user", Value: cfg.User}},
+		op: &mkdirOp{path: cfg.WorkingDir, user: cfg.User}})
+	sb.ps.Tip = v
+	sb.step(v)
+	return nil
+}
+
+// name is the display name of the current instruction's vertex: "[stage 2/5] COPY a b".
+func (sb *stageBuilder) name() string {
+	label := ""
+	if sb.st.Name != "" {
+		label = sb.st.Name + " "
+	} else if len(sb.p.f.Stages) > 1 {
+		label = "stage-" + strconv.Itoa(sb.st.Index) + " "
+	}
+	n := 0
+	for i, in := range sb.st.Instructions {
+		if in.Line == sb.instr.Line {
+			n = i + 2 // FROM is step 1
+		}
+	}
+	text := strings.Join(strings.Fields(sb.instr.Source), " ")
+	if len(text) > 120 {
+		text = text[:117] + "..."
+	}
+	if n == 0 {
+		return fmt.Sprintf("[%sONBUILD] %s", label, text)
+	}
+	return fmt.Sprintf("[%s%d/%d] %s", label, n, len(sb.st.Instructions)+1, text)
+}
+
+// expose adds ports ("80", "80/udp", "8000-8002/tcp") to ExposedPorts in docker's "port/proto" form.
+func expose(cfg *v1.Config, ports []string) error {
+	if cfg.ExposedPorts == nil {
+		cfg.ExposedPorts = map[string]struct{}{}
+	}
+	for _, p := range ports {
+		num, proto, _ := strings.Cut(p, "/")
+		if proto == "" {
+			proto = "tcp"
+		}
+		proto = strings.ToLower(proto)
+		if proto != "tcp" && proto != "udp" && proto != "sctp" {
+			return fmt.Errorf("invalid protocol %q in port %q", proto, p)
+		}
+		lo, hi, isRange := strings.Cut(num, "-")
+		if !isRange {
+			hi = lo
+		}
+		a, err1 := strconv.ParseUint(lo, 10, 16)
+		b, err2 := strconv.ParseUint(hi, 10, 16)
+		if err1 != nil || err2 != nil || a == 0 || b < a {
+			return fmt.Errorf("invalid port %q", p)
+		}
+		for n := a; n <= b; n++ {
+			cfg.ExposedPorts[fmt.Sprintf("%d/%s", n, proto)] = struct{}{}
+		}
+	}
+	return nil
+}
+
+// sortedKeys is used where map order would make output unstable.
+func sortedKeys[M ~map[string]V, V any](m M) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

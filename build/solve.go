@@ -1,0 +1,288 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
+
+	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/cache/layer"
+)
+
+// SolveOptions are the inputs of solving besides the graph.
+type SolveOptions struct {
+	Store       *cache.Store
+	Compression layer.Compression // encoding of new layers
+	NoCache     bool              // run every step even when the cache has it
+	Jobs        int               // steps executed at once; <= 0 means 1
+	Epoch       *time.Time        // SOURCE_DATE_EPOCH: clamps file mtimes and image timestamps
+	Runner      Runner            // executes RUN steps; nil makes a graph with RUN fail before anything runs
+	Report      Reporter          // progress; may be nil
+}
+
+// layerRef is one layer of a filesystem state, bottom first in a chain.
+type layerRef struct {
+	desc   v1.Descriptor
+	diffID v1.Hash
+	open   func() (io.ReadCloser, error) // the blob as stored (compressed)
+}
+
+// vresult is what solving a vertex produced.
+type vresult struct {
+	layers  []layerRef // the whole chain, base first
+	added   bool       // this vertex added the last layer of the chain
+	created time.Time  // when the vertex's layer was first made (from the cache on a hit)
+}
+
+type solver struct {
+	opts    SolveOptions
+	g       *Graph
+	index   map[*Vertex]int
+	mu      sync.Mutex
+	results map[*Vertex]*vresult
+	done    map[*Vertex]chan struct{}
+	sem     *semaphore.Weighted
+	repMu   sync.Mutex
+}
+
+// Solve executes the vertices of g that the cache cannot answer and writes the target stage's
+// image (config and manifest) into the store. It does not tag the image.
+func Solve(ctx context.Context, g *Graph, opts SolveOptions) (*Image, error) {
+	if opts.Store == nil {
+		return nil, errors.New("solve: no store")
+	}
+	if opts.Jobs <= 0 {
+		opts.Jobs = 1
+	}
+	s := &solver{opts: opts, g: g, index: map[*Vertex]int{}, results: map[*Vertex]*vresult{},
+		done: map[*Vertex]chan struct{}{}, sem: semaphore.NewWeighted(int64(opts.Jobs))}
+	for i, v := range g.Vertices {
+		s.index[v] = i + 1
+		s.done[v] = make(chan struct{})
+		if v.Kind == ExecOp && opts.Runner == nil {
+			return nil, errAt("Buildfile", v.Line, "RUN", errors.New("RUN steps need a container runtime, and none is configured"))
+		}
+	}
+	// One goroutine per vertex waits for its inputs; the semaphore bounds how many work at once.
+	eg, ectx := errgroup.WithContext(ctx)
+	for _, v := range g.Vertices {
+		eg.Go(func() error { return s.run(ectx, v) })
+	}
+	if err := eg.Wait(); err != nil {
+		return nil, err
+	}
+	return s.assemble(ctx, g.Target)
+}
+
+func (s *solver) run(ctx context.Context, v *Vertex) error {
+	for _, in := range append([]*Vertex{v.Parent}, v.Deps...) {
+		if in == nil {
+			continue
+		}
+		select {
+		case <-s.done[in]:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if err := s.sem.Acquire(ctx, 1); err != nil {
+		return err
+	}
+	defer s.sem.Release(1)
+	start := time.Now()
+	s.report(Event{Kind: EventStarted, Index: s.index[v], Name: v.Name, Time: start})
+	res, cached, err := s.solveVertex(ctx, v)
+	if err != nil {
+		s.report(Event{Kind: EventFailed, Index: s.index[v], Name: v.Name, Time: time.Now(), Duration: time.Since(start), Err: err})
+		return err
+	}
+	s.mu.Lock()
+	s.results[v] = res
+	s.mu.Unlock()
+	close(s.done[v])
+	kind := EventDone
+	if cached {
+		kind = EventCached
+	}
+	s.report(Event{Kind: kind, Index: s.index[v], Name: v.Name, Time: time.Now(), Duration: time.Since(start)})
+	return nil
+}
+
+func (s *solver) report(e Event) {
+	if s.opts.Report == nil {
+		return
+	}
+	s.repMu.Lock()
+	defer s.repMu.Unlock()
+	s.opts.Report(e)
+}
+
+func (s *solver) result(v *Vertex) *vresult {
+	if v == nil {
+		return &vresult{}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.results[v]
+}
+
+// solveVertex answers v from the cache or executes it, recording new results in the cache.
+func (s *solver) solveVertex(ctx context.Context, v *Vertex) (*vresult, bool, error) {
+	if src, ok := v.op.(*sourceOp); ok {
+		res, err := sourceLayers(src)
+		return res, false, err
+	}
+	parent := s.result(v.Parent)
+	if !s.opts.NoCache {
+		if res, ok := s.cached(v, parent); ok {
+			return res, true, nil
+		}
+	}
+	packed, err := s.execute(ctx, v, parent)
+	if err != nil {
+		return nil, false, errAt("Buildfile", v.Line, opName(v), err)
+	}
+	return s.record(v, parent, packed)
+}
+
+func opName(v *Vertex) string {
+	switch o := v.op.(type) {
+	case *copyOp:
+		if o.add {
+			return "ADD"
+		}
+		return "COPY"
+	case *mkdirOp:
+		return "WORKDIR"
+	case *execOp:
+		return "RUN"
+	}
+	return ""
+}
+
+// cached looks v's key up; a record whose layer blob was pruned is a miss.
+func (s *solver) cached(v *Vertex, parent *vresult) (*vresult, bool) {
+	rec, ok, err := s.opts.Store.CacheGet(v.Key)
+	if err != nil || !ok {
+		return nil, false
+	}
+	res := &vresult{layers: parent.layers, created: rec.Created}
+	if rec.Layer != nil {
+		if !s.opts.Store.HasBlob(rec.Layer.Digest) {
+			return nil, false
+		}
+		res.layers = append(append([]layerRef(nil), parent.layers...), s.storedLayer(*rec.Layer, rec.DiffID))
+		res.added = true
+	}
+	return res, true
+}
+
+func (s *solver) storedLayer(desc v1.Descriptor, diffID v1.Hash) layerRef {
+	st := s.opts.Store
+	return layerRef{desc: desc, diffID: diffID, open: func() (io.ReadCloser, error) { return st.OpenBlob(desc.Digest) }}
+}
+
+// execute runs v's op, writing its layer (if any) into the store.
+func (s *solver) execute(ctx context.Context, v *Vertex, parent *vresult) (*layer.Packed, error) {
+	switch o := v.op.(type) {
+	case *copyOp:
+		return s.pack(ctx, func(w *layer.Writer) error { return s.copyFiles(ctx, o, parent, w) })
+	case *mkdirOp:
+		return s.pack(ctx, func(w *layer.Writer) error { return s.mkdir(ctx, o, parent, w) })
+	case *execOp:
+		return s.exec(ctx, v, o, parent)
+	}
+	return nil, fmt.Errorf("vertex %s: unknown op %T", v.Name, v.op)
+}
+
+// pack writes a layer through fill into a new blob; an empty layer stores nothing.
+func (s *solver) pack(ctx context.Context, fill func(*layer.Writer) error) (*layer.Packed, error) {
+	bw, err := s.opts.Store.NewBlobWriter()
+	if err != nil {
+		return nil, err
+	}
+	defer bw.Close()
+	p, err := layer.Pack(ctx, bw, s.opts.Compression, 0, layer.WriteOptions{SourceDateEpoch: s.opts.Epoch}, fill)
+	if err != nil {
+		return nil, err
+	}
+	if p.Empty {
+		return &p, nil
+	}
+	if _, _, err := bw.Commit(p.Digest); err != nil {
+		return nil, fmt.Errorf("store layer: %w", err)
+	}
+	return &p, nil
+}
+
+// record stores a fresh result in the cache index and returns it.
+func (s *solver) record(v *Vertex, parent *vresult, p *layer.Packed) (*vresult, bool, error) {
+	now := time.Now().UTC()
+	if s.opts.Epoch != nil {
+		now = s.opts.Epoch.UTC()
+	}
+	rec := cache.CacheRecord{Created: now}
+	res := &vresult{layers: parent.layers, created: now}
+	if p != nil && !p.Empty {
+		desc := v1.Descriptor{MediaType: p.MediaType, Digest: p.Digest, Size: p.Size}
+		rec.Layer, rec.DiffID = &desc, p.DiffID
+		res.layers = append(append([]layerRef(nil), parent.layers...), s.storedLayer(desc, p.DiffID))
+		res.added = true
+	}
+	if err := s.opts.Store.CachePut(v.Key, rec); err != nil {
+		return nil, false, fmt.Errorf("record cache for %s: %w", v.Name, err)
+	}
+	return res, false, nil
+}
+
+// sourceLayers lists a base image's layers as a chain.
+func sourceLayers(src *sourceOp) (*vresult, error) {
+	ls, err := src.image.Layers()
+	if err != nil {
+		return nil, fmt.Errorf("layers of %s: %w", src.ref, err)
+	}
+	res := &vresult{}
+	for _, l := range ls {
+		d, err := l.Digest()
+		if err != nil {
+			return nil, fmt.Errorf("layer of %s: %w", src.ref, err)
+		}
+		diffID, err := l.DiffID()
+		if err != nil {
+			return nil, fmt.Errorf("layer %s of %s: %w", d, src.ref, err)
+		}
+		size, err := l.Size()
+		if err != nil {
+			return nil, fmt.Errorf("layer %s of %s: %w", d, src.ref, err)
+		}
+		mt, err := l.MediaType()
+		if err != nil {
+			return nil, fmt.Errorf("layer %s of %s: %w", d, src.ref, err)
+		}
+		res.layers = append(res.layers, layerRef{desc: v1.Descriptor{MediaType: ociLayerType(mt), Digest: d, Size: size},
+			diffID: diffID, open: l.Compressed})
+	}
+	return res, nil
+}
+
+// ociLayerType maps docker layer media types to their OCI equivalents (same bytes), so that
+// kiln's OCI manifests never mix the two families.
+func ociLayerType(mt types.MediaType) types.MediaType {
+	switch mt {
+	case types.DockerLayer:
+		return types.OCILayer
+	case types.DockerUncompressedLayer:
+		return types.OCIUncompressedLayer
+	case types.DockerForeignLayer:
+		return types.OCIRestrictedLayer
+	}
+	return mt
+}

@@ -1,0 +1,196 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	goruntime "runtime"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/parser"
+	"github.com/moby/buildkit/frontend/dockerfile/shell"
+)
+
+// defaultPathEnv is what BuildKit puts in the config of a FROM scratch image.
+const defaultPathEnv = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// stageBuilder carries the state of one stage while its instructions are planned.
+type stageBuilder struct {
+	p      *planner
+	st     *Stage
+	ps     *PlannedStage
+	lex    *shell.Lex
+	cmdSet bool // CMD was set in this stage, so a later ENTRYPOINT keeps it
+	instr  Instruction
+}
+
+func (sb *stageBuilder) plan(ctx context.Context) (*PlannedStage, error) {
+	sb.ps = &PlannedStage{Index: sb.st.Index, Name: sb.st.Name, shell: []string{"/bin/sh", "-c"}}
+	triggers, err := sb.from(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, in := range append(triggers, sb.st.Instructions...) {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		sb.instr = in
+		if err := sb.dispatch(ctx, in); err != nil {
+			return nil, errAt(sb.p.f.Name, in.Line, strings.ToUpper(in.Command.Name()), err)
+		}
+	}
+	return sb.ps, nil
+}
+
+// env is what variables expand against: build args in scope, overridden by ENV.
+func (sb *stageBuilder) env() kvList {
+	out := append(kvList(nil), sb.ps.Args...)
+	return append(out, sb.ps.Config.Config.Env...)
+}
+
+// expand runs BuildKit's word expansion over an instruction, warning about undefined
+// variables; heredoc contents are expanded raw (quotes and escapes kept), as BuildKit does.
+func (sb *stageBuilder) expand(cmd instructions.Command) error {
+	env := sb.env()
+	expander := func(lex *shell.Lex) instructions.SingleWordExpander {
+		return func(word string) (string, error) {
+			out, unmatched, err := lex.ProcessWord(word, env)
+			for name := range unmatched {
+				sb.p.warn(fmt.Sprintf("%s:%d: UndefinedVar: usage of undefined variable '$%s'", sb.p.f.Name, sb.instr.Line, name))
+			}
+			return out, err
+		}
+	}
+	if ex, ok := cmd.(instructions.SupportsSingleWordExpansion); ok {
+		if err := ex.Expand(expander(sb.lex)); err != nil {
+			return err
+		}
+	}
+	if ex, ok := cmd.(instructions.SupportsSingleWordExpansionRaw); ok {
+		raw := shell.NewLex(sb.p.f.EscapeToken)
+		raw.RawQuotes, raw.RawEscapes = true, true
+		return ex.ExpandRaw(expander(raw))
+	}
+	return nil
+}
+
+// from sets up the stage's base: scratch, an earlier stage or an image. It returns the
+// base's ONBUILD triggers, which run before the stage's own instructions.
+func (sb *stageBuilder) from(ctx context.Context) ([]Instruction, error) {
+	p, st := sb.p, sb.st
+	fail := func(err error) ([]Instruction, error) { return nil, errAt(p.f.Name, st.Line, "FROM", err) }
+	base, _, err := sb.lex.ProcessWord(st.BaseName, p.metaArgs)
+	if err != nil {
+		return fail(err)
+	}
+	if base == "" {
+		return fail(fmt.Errorf("base name (%s) should not be blank", st.BaseName))
+	}
+	if err := sb.checkPlatform(); err != nil {
+		return fail(err)
+	}
+	var onbuild []string
+	switch idx, isStage := p.stageByName(base); {
+	case isStage && idx >= st.Index && !isNumeric(base):
+		return fail(fmt.Errorf("stage %q must be defined before it is used", base))
+	case isStage && !isNumeric(base):
+		bs, err := p.stage(ctx, idx)
+		if err != nil {
+			return nil, err
+		}
+		sb.ps.Config = *bs.Config.DeepCopy()
+		sb.ps.Tip, sb.ps.shell, sb.ps.Base = bs.Tip, bs.shell, bs
+		onbuild = bs.Config.Config.OnBuild
+	case strings.EqualFold(base, "scratch"):
+		sb.ps.Config = v1.ConfigFile{OS: "linux", Architecture: goruntime.GOARCH,
+			Config: v1.Config{Env: []string{defaultPathEnv}}}
+	default:
+		img, v, err := sb.source(ctx, base)
+		if err != nil {
+			return fail(err)
+		}
+		cf, err := img.ConfigFile()
+		if err != nil {
+			return fail(fmt.Errorf("read config of %s: %w", base, err))
+		}
+		sb.ps.Config = *cf.DeepCopy()
+		sb.ps.Tip = v
+		if len(cf.Config.Shell) > 0 {
+			sb.ps.shell = cf.Config.Shell
+		}
+		onbuild = cf.Config.OnBuild
+	}
+	sb.ps.Config.Config.OnBuild = nil
+	sb.ps.Config.RootFS = v1.RootFS{}
+	return sb.parseTriggers(onbuild)
+}
+
+func isNumeric(s string) bool {
+	for _, r := range s {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// checkPlatform accepts --platform only when it names the host platform.
+func (sb *stageBuilder) checkPlatform() error {
+	if sb.st.Platform == "" {
+		return nil
+	}
+	plat, _, err := sb.lex.ProcessWord(sb.st.Platform, sb.p.metaArgs)
+	if err != nil {
+		return err
+	}
+	host := "linux/" + goruntime.GOARCH
+	if plat != host && plat != "" {
+		return fmt.Errorf("--platform=%s: kiln builds for the host platform (%s) only; multi-platform builds are not supported yet", plat, host)
+	}
+	return nil
+}
+
+// source resolves an image and adds its source vertex.
+func (sb *stageBuilder) source(ctx context.Context, ref string) (v1.Image, *Vertex, error) {
+	if sb.p.opts.Resolver == nil {
+		return nil, nil, fmt.Errorf("image %q: %w", ref, errNoResolver)
+	}
+	img, err := sb.p.opts.Resolver.Resolve(ctx, ref)
+	if err != nil {
+		return nil, nil, err
+	}
+	dig, err := img.Digest()
+	if err != nil {
+		return nil, nil, fmt.Errorf("image %s: %w", ref, err)
+	}
+	v := sb.p.add(&Vertex{Kind: SourceOp, Name: "FROM " + ref, Stage: sb.st.Index, Line: sb.st.Line,
+		Inputs: []KeyInput{{Name: "image", Value: dig.String()}}, op: &sourceOp{ref: ref, image: img}})
+	return img, v, nil
+}
+
+// parseTriggers turns a base image's ONBUILD expressions into instructions.
+func (sb *stageBuilder) parseTriggers(exprs []string) ([]Instruction, error) {
+	var out []Instruction
+	for _, expr := range exprs {
+		res, err := parser.Parse(strings.NewReader(expr))
+		if err != nil {
+			return nil, errAt(sb.p.f.Name, sb.st.Line, "ONBUILD", fmt.Errorf("trigger %q: %w", expr, err))
+		}
+		for _, node := range res.AST.Children {
+			switch strings.ToUpper(node.Value) {
+			case "ONBUILD", "FROM", "MAINTAINER":
+				return nil, errAt(sb.p.f.Name, sb.st.Line, "ONBUILD", fmt.Errorf("%s is not allowed as an ONBUILD trigger", node.Value))
+			}
+			cmd, err := instructions.ParseCommand(node)
+			if err != nil {
+				return nil, errAt(sb.p.f.Name, sb.st.Line, "ONBUILD", fmt.Errorf("trigger %q: %w", expr, cleanParseErr(err)))
+			}
+			out = append(out, Instruction{Line: sb.st.Line, Source: node.Original, Command: cmd})
+		}
+	}
+	return out, nil
+}
+
+var errUnsupported = errors.New("not supported yet")

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kiln-build/kiln/build"
+	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/cache/layer"
+)
+
+type buildOptions struct {
+	file        string
+	tags        []string
+	buildArgs   []string
+	labels      []string
+	target      string
+	noCache     bool
+	quiet       bool
+	iidfile     string
+	progress    string
+	jobs        int
+	compression string
+}
+
+func newBuildCmd(g *globalOptions) *cobra.Command {
+	o := &buildOptions{}
+	c := &cobra.Command{
+		Use:   "build [flags] CONTEXT",
+		Short: "Build an image from a Buildfile",
+		Long: "Build an image from a Buildfile (Dockerfile syntax). Without -f, kiln looks for Buildfile,\n" +
+			"Dockerfile, then Containerfile in CONTEXT. Unchanged steps are reused from the cache.",
+		Example: "  kiln build -t hello examples/hello\n  kiln build -f - -t app . < Buildfile",
+		Args:    argsRange(1, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runBuild(cmd, g, o, args[0])
+		},
+	}
+	f := c.Flags()
+	f.StringVarP(&o.file, "file", "f", "", "Buildfile path, or - for standard input (default CONTEXT/Buildfile)")
+	f.StringArrayVarP(&o.tags, "tag", "t", nil, "name the image (repeatable)")
+	f.StringArrayVar(&o.buildArgs, "build-arg", nil, "set a build argument KEY=VALUE (KEY alone takes it from the environment)")
+	f.StringArrayVar(&o.labels, "label", nil, "add a label KEY=VALUE to the image")
+	f.StringVar(&o.target, "target", "", "build this stage (name or index) instead of the last one")
+	f.BoolVar(&o.noCache, "no-cache", false, "run every step even when the cache has its result")
+	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only the image ID")
+	f.StringVar(&o.iidfile, "iidfile", "", "write the image ID to this file")
+	f.StringVar(&o.progress, "progress", "auto", "progress output: auto, plain, tty, json or quiet")
+	f.IntVar(&o.jobs, "jobs", runtime.NumCPU(), "steps run at the same time")
+	f.StringVar(&o.compression, "compression", "gzip", "layer compression: gzip, zstd or uncompressed")
+	return c
+}
+
+func runBuild(cmd *cobra.Command, g *globalOptions, o *buildOptions, contextDir string) error {
+	mode, err := parseProgress(o.progress)
+	if err != nil {
+		return err
+	}
+	if o.quiet {
+		mode = progressQuiet
+	}
+	opts, err := o.buildOptions(contextDir)
+	if err != nil {
+		return err
+	}
+	s, err := g.openStore()
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	opts.Store, opts.Stdin = s, cmd.InOrStdin()
+	opts.Resolver = newResolver(s)
+	opts.Report = newReporter(mode, cmd.ErrOrStderr())
+	start := time.Now()
+	img, err := build.Build(cmd.Context(), opts)
+	if err != nil {
+		return err
+	}
+	if o.iidfile != "" {
+		if err := writeFileAtomic(o.iidfile, []byte(img.ID.String())); err != nil {
+			return fmt.Errorf("write --iidfile: %w", err)
+		}
+	}
+	if mode == progressQuiet {
+		fmt.Fprintln(cmd.OutOrStdout(), img.ID)
+		return nil
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "writing image %s (manifest %s) in %.2fs\n", img.ID, img.Manifest.Digest, time.Since(start).Seconds())
+	for _, t := range opts.Tags {
+		fmt.Fprintf(cmd.ErrOrStderr(), "naming to %s\n", t.Short())
+	}
+	return nil
+}
+
+// buildOptions turns flags into build.Options, failing on malformed input before any work.
+func (o *buildOptions) buildOptions(contextDir string) (build.Options, error) {
+	opts := build.Options{Buildfile: o.file, ContextDir: contextDir, Target: o.target, NoCache: o.noCache, Jobs: o.jobs}
+	for _, t := range o.tags {
+		n, err := cache.ParseName(t)
+		if err != nil {
+			return opts, usageError{fmt.Errorf("invalid tag %q: %w", t, err)}
+		}
+		opts.Tags = append(opts.Tags, n)
+	}
+	var err error
+	if opts.BuildArgs, err = parseKeyValues(o.buildArgs, true); err != nil {
+		return opts, usageError{fmt.Errorf("--build-arg: %w", err)}
+	}
+	if opts.Labels, err = parseKeyValues(o.labels, false); err != nil {
+		return opts, usageError{fmt.Errorf("--label: %w", err)}
+	}
+	if opts.Compression, err = layer.ParseCompression(o.compression); err != nil {
+		return opts, usageError{err}
+	}
+	if opts.Epoch, err = sourceDateEpoch(); err != nil {
+		return opts, err
+	}
+	if o.file != "" && o.file != "-" {
+		if opts.Buildfile, err = filepath.Abs(o.file); err != nil {
+			return opts, err
+		}
+	}
+	return opts, nil
+}
+
+// parseKeyValues parses KEY=VALUE pairs; with fromEnv, a bare KEY takes its value from the environment.
+func parseKeyValues(pairs []string, fromEnv bool) (map[string]string, error) {
+	out := map[string]string{}
+	for _, p := range pairs {
+		k, v, ok := strings.Cut(p, "=")
+		if k == "" {
+			return nil, fmt.Errorf("%q: expected KEY=VALUE", p)
+		}
+		if !ok {
+			if !fromEnv {
+				return nil, fmt.Errorf("%q: expected KEY=VALUE", p)
+			}
+			if v, ok = os.LookupEnv(k); !ok {
+				continue // docker ignores a bare KEY that is not in the environment
+			}
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+// sourceDateEpoch reads SOURCE_DATE_EPOCH (seconds since 1970) for reproducible builds.
+func sourceDateEpoch() (*time.Time, error) {
+	v := os.Getenv("SOURCE_DATE_EPOCH")
+	if v == "" {
+		return nil, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return nil, fmt.Errorf("invalid SOURCE_DATE_EPOCH=%q: use seconds since 1970-01-01", v)
+	}
+	t := time.Unix(n, 0).UTC()
+	return &t, nil
+}

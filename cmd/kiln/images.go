@@ -1,0 +1,214 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/spf13/cobra"
+
+	"github.com/kiln-build/kiln/cache"
+)
+
+type imagesOptions struct {
+	quiet  bool
+	format string
+	digest bool
+}
+
+// imageRow is one line of `kiln images`, also its JSON form.
+type imageRow struct {
+	Repository string    `json:"Repository"`
+	Tag        string    `json:"Tag"`
+	ID         string    `json:"ID"`
+	Digest     string    `json:"Digest"`
+	Created    time.Time `json:"Created"`
+	Size       int64     `json:"Size"`
+}
+
+func newImagesCmd(g *globalOptions) *cobra.Command {
+	o := &imagesOptions{}
+	c := &cobra.Command{
+		Use:     "images [REPOSITORY[:TAG]]",
+		Aliases: []string{"image ls"},
+		Short:   "List images in the store",
+		Args:    argsRange(0, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := g.openStore()
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			rows, err := listImages(s, args)
+			if err != nil {
+				return err
+			}
+			return o.print(cmd, rows)
+		},
+	}
+	c.Flags().BoolVarP(&o.quiet, "quiet", "q", false, "print image IDs only")
+	c.Flags().StringVar(&o.format, "format", "table", "output format: table or json")
+	c.Flags().BoolVar(&o.digest, "digests", false, "show manifest digests")
+	return c
+}
+
+func listImages(s *cache.Store, filter []string) ([]imageRow, error) {
+	tagged, err := s.List()
+	if err != nil {
+		return nil, err
+	}
+	var rows []imageRow
+	for _, t := range tagged {
+		short := t.Name.Short()
+		if len(filter) == 1 && !matchesFilter(t.Name, filter[0]) {
+			continue
+		}
+		img, err := s.Image(t.Descriptor.Digest)
+		if err != nil {
+			return nil, fmt.Errorf("image %s: %w", short, err)
+		}
+		row, err := describe(img)
+		if err != nil {
+			return nil, fmt.Errorf("image %s: %w", short, err)
+		}
+		repo, tag := splitShort(short)
+		row.Repository, row.Tag, row.Digest = repo, tag, t.Descriptor.Digest.String()
+		rows = append(rows, row)
+	}
+	return rows, nil
+}
+
+// matchesFilter accepts "repo" (any tag) or "repo:tag", in short or normalized form.
+func matchesFilter(n cache.Name, f string) bool {
+	if fn, err := cache.ParseName(f); err == nil && fn.String() == n.String() {
+		return true
+	}
+	repo, _ := splitShort(n.Short())
+	return f == repo || f == n.Repository()
+}
+
+// splitShort splits "repo:tag" at the tag's colon (not a registry port's).
+func splitShort(s string) (string, string) {
+	if i := strings.LastIndex(s, ":"); i > strings.LastIndex(s, "/") {
+		return s[:i], s[i+1:]
+	}
+	return s, "<none>"
+}
+
+// describe reads an image's ID, creation time and size (config plus compressed layers).
+func describe(img v1.Image) (imageRow, error) {
+	id, err := img.ConfigName()
+	if err != nil {
+		return imageRow{}, err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return imageRow{}, err
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		return imageRow{}, err
+	}
+	size := m.Config.Size
+	for _, l := range m.Layers {
+		size += l.Size
+	}
+	return imageRow{ID: id.String(), Created: cf.Created.Time, Size: size}, nil
+}
+
+func (o *imagesOptions) print(cmd *cobra.Command, rows []imageRow) error {
+	out := cmd.OutOrStdout()
+	switch {
+	case o.quiet:
+		seen := map[string]bool{}
+		for _, r := range rows {
+			if id := shortID(r.ID); !seen[id] {
+				seen[id] = true
+				fmt.Fprintln(out, id)
+			}
+		}
+		return nil
+	case o.format == "json":
+		enc := json.NewEncoder(out)
+		for _, r := range rows {
+			if err := enc.Encode(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	case o.format != "table":
+		return usageError{fmt.Errorf("invalid --format %q: use table or json", o.format)}
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
+	header := "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE"
+	if o.digest {
+		header = "REPOSITORY\tTAG\tDIGEST\tIMAGE ID\tCREATED\tSIZE"
+	}
+	fmt.Fprintln(tw, header)
+	for _, r := range rows {
+		cols := []string{r.Repository, r.Tag, shortID(r.ID), humanAgo(r.Created), humanSize(r.Size)}
+		if o.digest {
+			cols = append(cols[:2], append([]string{r.Digest}, cols[2:]...)...)
+		}
+		fmt.Fprintln(tw, strings.Join(cols, "\t"))
+	}
+	return tw.Flush()
+}
+
+func shortID(id string) string {
+	id = strings.TrimPrefix(id, "sha256:")
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+// humanSize prints sizes like docker: 1.5MB, 230kB (decimal units).
+func humanSize(n int64) string {
+	units := []string{"B", "kB", "MB", "GB", "TB"}
+	f, i := float64(n), 0
+	for f >= 1000 && i < len(units)-1 {
+		f /= 1000
+		i++
+	}
+	if i == 0 {
+		return fmt.Sprintf("%dB", n)
+	}
+	return fmt.Sprintf("%.3g%s", f, units[i])
+}
+
+// humanAgo prints "3 minutes ago" like docker.
+func humanAgo(t time.Time) string {
+	if t.IsZero() || t.Unix() <= 0 {
+		return "N/A"
+	}
+	d := time.Since(t)
+	switch {
+	case d < time.Minute:
+		return "Less than a minute ago"
+	case d < time.Hour:
+		return plural(int(d.Minutes()), "minute") + " ago"
+	case d < 48*time.Hour:
+		return plural(int(d.Hours()), "hour") + " ago"
+	case d < 14*24*time.Hour:
+		return plural(int(d.Hours()/24), "day") + " ago"
+	case d < 60*24*time.Hour:
+		return plural(int(d.Hours()/24/7), "week") + " ago"
+	case d < 2*365*24*time.Hour:
+		return plural(int(d.Hours()/24/30), "month") + " ago"
+	}
+	return plural(int(d.Hours()/24/365), "year") + " ago"
+}
+
+func plural(n int, unit string) string {
+	if n == 1 {
+		if unit == "hour" {
+			return "About an hour"
+		}
+		return "1 " + unit
+	}
+	return fmt.Sprintf("%d %ss", n, unit)
+}

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/spf13/cobra"
+
+	"github.com/kiln-build/kiln/cache"
+)
+
+// imageInspect is `kiln inspect`'s view of an image, shaped like docker's.
+type imageInspect struct {
+	ID           string          `json:"Id"`
+	RepoTags     []string        `json:"RepoTags"`
+	Digest       string          `json:"Digest"`
+	Created      time.Time       `json:"Created"`
+	Author       string          `json:"Author,omitempty"`
+	Architecture string          `json:"Architecture"`
+	Os           string          `json:"Os"`
+	Config       v1.Config       `json:"Config"`
+	History      []v1.History    `json:"History"`
+	RootFS       v1.RootFS       `json:"RootFS"`
+	Layers       []v1.Descriptor `json:"Layers"`
+	Size         int64           `json:"Size"`
+}
+
+func newInspectCmd(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "inspect NAME|ID [NAME|ID...]",
+		Short: "Show details of images as JSON",
+		Args:  argsRange(1, -1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := g.openStore()
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			var out []imageInspect
+			for _, ref := range args {
+				info, err := inspectImage(s, ref)
+				if err != nil {
+					return err
+				}
+				out = append(out, info)
+			}
+			enc := json.NewEncoder(cmd.OutOrStdout())
+			enc.SetIndent("", "    ")
+			return enc.Encode(out)
+		},
+	}
+}
+
+func inspectImage(s *cache.Store, ref string) (imageInspect, error) {
+	desc, _, err := s.Lookup(ref)
+	if errors.Is(err, cache.ErrNotFound) {
+		return imageInspect{}, fmt.Errorf("no such image: %s", ref)
+	}
+	if err != nil {
+		return imageInspect{}, err
+	}
+	img, err := s.Image(desc.Digest)
+	if err != nil {
+		return imageInspect{}, fmt.Errorf("image %s: %w", ref, err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return imageInspect{}, fmt.Errorf("image %s: %w", ref, err)
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		return imageInspect{}, fmt.Errorf("image %s: %w", ref, err)
+	}
+	info := imageInspect{ID: m.Config.Digest.String(), RepoTags: []string{}, Digest: desc.Digest.String(),
+		Created: cf.Created.Time, Author: cf.Author, Architecture: cf.Architecture, Os: cf.OS,
+		Config: cf.Config, History: cf.History, RootFS: cf.RootFS, Layers: m.Layers, Size: m.Config.Size}
+	for _, l := range m.Layers {
+		info.Size += l.Size
+	}
+	tagged, err := s.List()
+	if err != nil {
+		return imageInspect{}, err
+	}
+	for _, t := range tagged {
+		if t.Descriptor.Digest == desc.Digest {
+			info.RepoTags = append(info.RepoTags, t.Name.Short())
+		}
+	}
+	return info, nil
+}

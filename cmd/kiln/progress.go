@@ -1,0 +1,116 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/build"
+)
+
+// progressMode is how build progress is shown.
+type progressMode string
+
+const (
+	progressAuto  progressMode = "auto"
+	progressPlain progressMode = "plain"
+	progressJSON  progressMode = "json"
+	progressTTY   progressMode = "tty"
+	progressQuiet progressMode = "quiet"
+)
+
+func parseProgress(s string) (progressMode, error) {
+	switch m := progressMode(s); m {
+	case progressAuto, progressPlain, progressJSON, progressTTY, progressQuiet:
+		return m, nil
+	}
+	return "", usageError{fmt.Errorf("invalid --progress=%s: use auto, plain, tty, json or quiet", s)}
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+// newReporter renders build events to w in the chosen mode.
+func newReporter(mode progressMode, w io.Writer) build.Reporter {
+	switch mode {
+	case progressQuiet:
+		return func(e build.Event) {
+			if e.Kind == build.EventFailed {
+				fmt.Fprintf(w, "#%d %s ERROR: %v\n", e.Index, e.Name, e.Err)
+			}
+		}
+	case progressJSON:
+		enc := json.NewEncoder(w)
+		return func(e build.Event) { _ = enc.Encode(jsonEvent(e)) }
+	case progressTTY, progressAuto:
+		if isTerminal(w) {
+			return newTTYReporter(w)
+		}
+	}
+	return plainReporter(w)
+}
+
+type eventJSON struct {
+	Time     time.Time `json:"time"`
+	Kind     string    `json:"kind"`
+	Step     int       `json:"step,omitempty"`
+	Name     string    `json:"name,omitempty"`
+	Duration float64   `json:"duration,omitempty"`
+	Data     string    `json:"data,omitempty"`
+	Error    string    `json:"error,omitempty"`
+}
+
+func jsonEvent(e build.Event) eventJSON {
+	out := eventJSON{Time: e.Time, Kind: e.Kind.String(), Step: e.Index, Name: e.Name,
+		Duration: e.Duration.Seconds(), Data: string(e.Data)}
+	if e.Err != nil {
+		out.Error = e.Err.Error()
+	}
+	return out
+}
+
+// plainReporter prints docker-like lines: "#3 [2/4] COPY a /a", "#3 CACHED", "#3 DONE 0.1s".
+func plainReporter(w io.Writer) build.Reporter {
+	started := map[int]time.Time{}
+	return func(e build.Event) {
+		switch e.Kind {
+		case build.EventStarted:
+			started[e.Index] = e.Time
+			fmt.Fprintf(w, "#%d %s\n", e.Index, e.Name)
+		case build.EventCached:
+			fmt.Fprintf(w, "#%d CACHED\n", e.Index)
+		case build.EventDone:
+			fmt.Fprintf(w, "#%d DONE %.1fs\n", e.Index, e.Duration.Seconds())
+		case build.EventFailed:
+			fmt.Fprintf(w, "#%d ERROR: %v\n", e.Index, firstLine(e.Err))
+		case build.EventLog:
+			for _, l := range strings.SplitAfter(string(e.Data), "\n") {
+				if l != "" {
+					fmt.Fprintf(w, "#%d %.3f %s", e.Index, e.Time.Sub(started[e.Index]).Seconds(), l)
+					if !strings.HasSuffix(l, "\n") {
+						fmt.Fprintln(w)
+					}
+				}
+			}
+		case build.EventWarning:
+			fmt.Fprintf(w, "WARNING: %s\n", e.Data)
+		}
+	}
+}
+
+func firstLine(err error) string {
+	s, _, _ := strings.Cut(err.Error(), "\n")
+	return s
+}

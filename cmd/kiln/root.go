@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kiln-build/kiln/cache"
+)
+
+// globalOptions are the flags every command shares.
+type globalOptions struct {
+	root  string
+	debug bool
+}
+
+// openStore opens the image store named by --root (or KILN_ROOT, or the default).
+func (g *globalOptions) openStore() (*cache.Store, error) {
+	root := g.root
+	if root == "" {
+		root = cache.DefaultRoot()
+	}
+	s, err := cache.Open(root)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", root, err)
+	}
+	return s, nil
+}
+
+// usageError marks errors in the command line itself; they exit with code 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// exitCodeError carries a specific exit code (a container's, or docker's 125/126/127).
+type exitCodeError struct {
+	code int
+	err  error // nil when the code speaks for itself (a container that exited non-zero)
+}
+
+func (e exitCodeError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
+	g := &globalOptions{}
+	root := &cobra.Command{
+		Use:   "kiln",
+		Short: "Build, run and push OCI images without a daemon",
+		Long: "kiln builds images from Dockerfile-compatible Buildfiles, runs them as isolated containers and\n" +
+			"pushes them to OCI registries. Every command is one process over an on-disk store (--root).",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.PersistentFlags().StringVar(&g.root, "root", os.Getenv("KILN_ROOT"),
+		"store directory (default /var/lib/kiln as root, $XDG_DATA_HOME/kiln otherwise; env KILN_ROOT)")
+	root.PersistentFlags().BoolVar(&g.debug, "debug", false, "print debugging details")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	for _, c := range commands(g) {
+		root.AddCommand(c)
+	}
+	return root
+}
+
+// commands lists every verb; one constructor per file.
+func commands(g *globalOptions) []*cobra.Command {
+	return []*cobra.Command{
+		newBuildCmd(g), newImagesCmd(g), newInspectCmd(g), newTagCmd(g), newRmiCmd(g),
+		newSaveCmd(g), newLoadCmd(g), newVersionCmd(),
+	}
+}
+
+// execute runs kiln with args and returns the process exit code.
+func execute(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	root := newRootCmd(stdin, stdout, stderr)
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	var ue usageError
+	var ce exitCodeError
+	switch {
+	case errors.As(err, &ce):
+		if ce.err != nil {
+			fmt.Fprintf(stderr, "kiln: %v\n", ce.err)
+		}
+		return ce.code
+	case errors.As(err, &ue) || isCobraUsage(err):
+		fmt.Fprintf(stderr, "kiln: %v\nSee 'kiln --help'.\n", err)
+		return 2
+	}
+	fmt.Fprintf(stderr, "kiln: %v\n", err)
+	return 1
+}
+
+// isCobraUsage recognizes cobra's own command-line errors, which it does not type.
+func isCobraUsage(err error) bool {
+	msg := err.Error()
+	return strings.HasPrefix(msg, "unknown command") || strings.HasPrefix(msg, "unknown flag") ||
+		strings.HasPrefix(msg, "unknown shorthand flag") || strings.Contains(msg, "flag needs an argument")
+}
+
+// argsRange validates the number of positional arguments, as a usage error.
+func argsRange(min, max int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) < min || (max >= 0 && len(args) > max) {
+			want := fmt.Sprintf("%d", min)
+			switch {
+			case max < 0:
+				want = fmt.Sprintf("at least %d", min)
+			case max != min:
+				want = fmt.Sprintf("%d to %d", min, max)
+			}
+			return usageError{fmt.Errorf("%q requires %s argument(s), got %d\nUsage: %s", cmd.CommandPath(), want, len(args), cmd.UseLine())}
+		}
+		return nil
+	}
+}

@@ -1,0 +1,3 @@
+#!/bin/busybox sh
+echo "$GREETING"
+/bin/busybox cat /app/greeting.txt

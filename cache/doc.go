@@ -1,0 +1,19 @@
+// Package cache is kiln's on-disk store: an OCI image layout of blobs and tagged images,
+// unpacked layer snapshots used as overlay lower dirs, the build cache index, and GC.
+//
+// There is no daemon, so many kiln processes may share one root. Every write is
+// content-addressed or goes temp file → fsync → rename, so nothing half-written is ever
+// visible under a final name, and file locks (flock) order the few shared mutations:
+//
+//	gc.lock      shared by every open Store, exclusive for GC (see OpenExclusive)
+//	index.lock   exclusive while index.json (the tag list) is rewritten
+//	locks/<hex>  exclusive while one snapshot is unpacked, so concurrent callers unpack once
+//
+// Tags live in index.json as manifest descriptors annotated with the full normalized name
+// (org.opencontainers.image.ref.name and io.containerd.image.name both hold
+// "docker.io/library/hello:latest"). skopeo and umoci split an "oci:" reference at the
+// first colon after the layout path, so these all work as long as the root path has no colon:
+//
+//	skopeo inspect oci:/var/lib/kiln:docker.io/library/hello:latest
+//	umoci unpack --image /var/lib/kiln:docker.io/library/hello:latest bundle
+package cache

@@ -1,0 +1,111 @@
+package cache
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+func TestCacheRecords(t *testing.T) {
+	s := openStore(t)
+	_, d := storeRandomImage(t, s, 1)
+	img, _ := s.Image(d.Digest)
+	ls, _ := img.Layers()
+	ld, _ := partialDescriptor(t, ls[0])
+	diffID, _ := ls[0].DiffID()
+	key := "sha256:" + strings.Repeat("ab", 32)
+
+	if _, ok, err := s.CacheGet(key); ok || err != nil {
+		t.Fatalf("empty store: ok=%v err=%v", ok, err)
+	}
+	rec := CacheRecord{Layer: &ld, DiffID: diffID, Meta: map[string]string{"env": "A=1"}}
+	if err := s.CachePut(key, rec); err != nil {
+		t.Fatal(err)
+	}
+	got, ok, err := s.CacheGet(key)
+	if err != nil || !ok {
+		t.Fatalf("CacheGet: ok=%v err=%v", ok, err)
+	}
+	if got.Layer.Digest != ld.Digest || got.DiffID != diffID || got.Meta["env"] != "A=1" || got.Created.IsZero() {
+		t.Fatalf("round trip: %+v", got)
+	}
+	noLayer := "sha256:" + strings.Repeat("cd", 32)
+	if err := s.CachePut(noLayer, CacheRecord{Meta: map[string]string{"cmd": "sh"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, _ := s.CacheGet(noLayer); !ok || got.Layer != nil || got.DiffID != (v1.Hash{}) {
+		t.Fatalf("layerless record: %+v %v", got, ok)
+	}
+}
+
+func TestCachePutRejects(t *testing.T) {
+	s := openStore(t)
+	missing := v1.Descriptor{Digest: v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("0", 64)}}
+	if err := s.CachePut("sha256:"+strings.Repeat("1", 64), CacheRecord{Layer: &missing}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("record with absent layer: %v", err)
+	}
+	for _, key := range []string{"", "abc", "sha256:../../x", "md5:" + strings.Repeat("1", 32)} {
+		if err := s.CachePut(key, CacheRecord{}); err == nil {
+			t.Errorf("key %q accepted", key)
+		}
+	}
+}
+
+func TestCacheCorruptRecordIsMiss(t *testing.T) {
+	s := openStore(t)
+	key := "sha256:" + strings.Repeat("ef", 32)
+	if err := s.CachePut(key, CacheRecord{}); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := s.recordPath(key)
+	for _, junk := range []string{"{not json", `{"version":99}`, `{"version":1,"diffID":"nope"}`} {
+		if err := os.WriteFile(p, []byte(junk), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok, err := s.CacheGet(key); ok || err != nil {
+			t.Errorf("%q: ok=%v err=%v, want a clean miss", junk, ok, err)
+		}
+	}
+}
+
+// A hit refreshes the record's mtime (its last use for GC), at most once a minute.
+func TestCacheGetTouches(t *testing.T) {
+	s := openStore(t)
+	key := "sha256:" + strings.Repeat("12", 32)
+	if err := s.CachePut(key, CacheRecord{}); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := s.recordPath(key)
+	old := time.Now().Add(-time.Hour)
+	os.Chtimes(p, old, old)
+	if _, ok, _ := s.CacheGet(key); !ok {
+		t.Fatal("miss")
+	}
+	fi, _ := os.Stat(p)
+	if time.Since(fi.ModTime()) > time.Minute {
+		t.Fatalf("mtime not refreshed: %v", fi.ModTime())
+	}
+}
+
+func partialDescriptor(t *testing.T, l v1.Layer) (v1.Descriptor, error) {
+	t.Helper()
+	d, _ := l.Digest()
+	size, _ := l.Size()
+	mt, _ := l.MediaType()
+	rc, err := l.Compressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	var buf bytes.Buffer
+	buf.ReadFrom(rc)
+	if int64(buf.Len()) != size {
+		t.Fatalf("layer size %d, descriptor says %d", buf.Len(), size)
+	}
+	return v1.Descriptor{MediaType: mt, Size: size, Digest: d}, nil
+}

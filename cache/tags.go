@@ -1,0 +1,136 @@
+package cache
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+)
+
+// Annotations that name a tagged manifest in index.json. Both hold the full normalized name:
+// ref.name is what skopeo and umoci match "oci:<root>:<name>" against, image.name is what
+// containerd and nerdctl import as the image name.
+const (
+	AnnotationRefName   = "org.opencontainers.image.ref.name"
+	AnnotationImageName = "io.containerd.image.name"
+)
+
+// Tagged is one named image in the store.
+type Tagged struct {
+	Name       Name
+	Descriptor v1.Descriptor
+}
+
+// Tag points n at the stored manifest or index desc, moving the tag if it exists. A digest
+// name must carry desc's own digest.
+func (s *Store) Tag(ctx context.Context, n Name, desc v1.Descriptor) error {
+	if n.IsZero() {
+		return fmt.Errorf("tag: empty name")
+	}
+	if n.Digest() != "" && n.Digest() != desc.Digest.String() {
+		return fmt.Errorf("tag %s: name's digest differs from the image's %s", n, desc.Digest)
+	}
+	if !desc.MediaType.IsImage() && !desc.MediaType.IsIndex() {
+		return fmt.Errorf("tag %s: %q is not an image or index media type", n, desc.MediaType)
+	}
+	if !s.HasBlob(desc.Digest) {
+		return fmt.Errorf("tag %s: manifest %s is not in the store: %w", n, desc.Digest, ErrNotFound)
+	}
+	entry := v1.Descriptor{MediaType: desc.MediaType, Size: desc.Size, Digest: desc.Digest, Platform: desc.Platform,
+		Annotations: map[string]string{AnnotationRefName: n.String(), AnnotationImageName: n.String()}}
+	s.gcMu.RLock()
+	defer s.gcMu.RUnlock()
+	return s.updateIndex(ctx, func(im *v1.IndexManifest) (bool, error) {
+		im.Manifests = slices.DeleteFunc(im.Manifests, func(d v1.Descriptor) bool { return entryIs(d, n) })
+		im.Manifests = append(im.Manifests, entry)
+		return true, nil
+	})
+}
+
+// Untag removes the tag n; the image's blobs stay until GC. ErrNotFound if n is not a tag.
+func (s *Store) Untag(ctx context.Context, n Name) error {
+	return s.updateIndex(ctx, func(im *v1.IndexManifest) (bool, error) {
+		before := len(im.Manifests)
+		im.Manifests = slices.DeleteFunc(im.Manifests, func(d v1.Descriptor) bool { return entryIs(d, n) })
+		if len(im.Manifests) == before {
+			return false, fmt.Errorf("untag %s: %w", n.Short(), ErrNotFound)
+		}
+		return true, nil
+	})
+}
+
+// List returns every tagged image, sorted by normalized name.
+func (s *Store) List() ([]Tagged, error) {
+	im, err := s.readIndex()
+	if err != nil {
+		return nil, err
+	}
+	var out []Tagged
+	for _, d := range im.Manifests {
+		if n, ok := entryName(d); ok {
+			out = append(out, Tagged{Name: n, Descriptor: d})
+		}
+	}
+	slices.SortStableFunc(out, func(a, b Tagged) int { return strings.Compare(a.Name.String(), b.Name.String()) })
+	return out, nil
+}
+
+// entryName is the name an index.json entry carries, written by kiln or another tool;
+// containerd's image.name wins because containerd puts only the tag in ref.name.
+func entryName(d v1.Descriptor) (Name, bool) {
+	for _, key := range []string{AnnotationImageName, AnnotationRefName} {
+		if v := d.Annotations[key]; v != "" {
+			n, err := ParseName(v)
+			return n, err == nil
+		}
+	}
+	return Name{}, false
+}
+
+func entryIs(d v1.Descriptor, n Name) bool {
+	got, ok := entryName(d)
+	return ok && got == n
+}
+
+// readIndex reads index.json without a lock: writers replace it by rename.
+func (s *Store) readIndex() (*v1.IndexManifest, error) {
+	raw, err := os.ReadFile(s.indexPath())
+	if err != nil {
+		return nil, fmt.Errorf("read image index: %w", err)
+	}
+	im, err := v1.ParseIndexManifest(bytes.NewReader(raw))
+	if err != nil {
+		return nil, fmt.Errorf("read image index %s: %w", s.indexPath(), err)
+	}
+	return im, nil
+}
+
+// updateIndex rewrites index.json under the index lock; fn reports whether it changed anything.
+func (s *Store) updateIndex(ctx context.Context, fn func(*v1.IndexManifest) (bool, error)) error {
+	return s.withIndexLock(ctx, func() error {
+		im, err := s.readIndex()
+		if err != nil {
+			return err
+		}
+		changed, err := fn(im)
+		if err != nil || !changed {
+			return err
+		}
+		if im.Manifests == nil {
+			im.Manifests = []v1.Descriptor{}
+		}
+		data, err := json.Marshal(im)
+		if err != nil {
+			return fmt.Errorf("encode image index: %w", err)
+		}
+		if err := writeFileAtomic(s.tmpDir(), s.indexPath(), data, 0o644); err != nil {
+			return fmt.Errorf("write image index: %w", err)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,226 @@
+package cache
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+func TestTagListUntag(t *testing.T) {
+	s := openStore(t)
+	ctx := context.Background()
+	_, d1 := storeRandomImage(t, s, 1)
+	_, d2 := storeRandomImage(t, s, 1)
+	for _, tc := range []struct {
+		name string
+		desc v1.Descriptor
+	}{{"hello", d1}, {"localhost:5000/a/b:1", d1}, {"hello", d2}, {"zzz", d2}} {
+		if err := s.Tag(ctx, mustName(t, tc.name), tc.desc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list, err := s.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, tg := range list {
+		got = append(got, tg.Name.Short()+"="+tg.Descriptor.Digest.Hex[:6])
+	}
+	want := []string{"hello:latest=" + d2.Digest.Hex[:6], "zzz:latest=" + d2.Digest.Hex[:6], "localhost:5000/a/b:1=" + d1.Digest.Hex[:6]}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("List = %v, want %v (sorted by normalized name, tag moved)", got, want)
+	}
+	if err := s.Untag(ctx, mustName(t, "zzz")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Untag(ctx, mustName(t, "zzz")); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("second Untag: %v", err)
+	}
+	if list, _ := s.List(); len(list) != 2 {
+		t.Fatalf("after untag: %v", list)
+	}
+}
+
+func TestTagRejects(t *testing.T) {
+	s := openStore(t)
+	ctx := context.Background()
+	_, d := storeRandomImage(t, s, 1)
+	absent := d
+	absent.Digest.Hex = strings.Repeat("0", 64)
+	other := "docker.io/library/x@sha256:" + strings.Repeat("1", 64)
+	cases := map[string]struct {
+		n    string
+		desc v1.Descriptor
+	}{
+		"absent manifest":  {"a", absent},
+		"layer media type": {"a", v1.Descriptor{MediaType: types.DockerLayer, Digest: d.Digest, Size: d.Size}},
+		"digest mismatch":  {other, d},
+	}
+	for name, c := range cases {
+		if err := s.Tag(ctx, mustName(t, c.n), c.desc); err == nil {
+			t.Errorf("%s: Tag succeeded", name)
+		}
+	}
+	if err := s.Tag(ctx, mustName(t, "x@"+d.Digest.String()), d); err != nil {
+		t.Errorf("digest name with matching digest: %v", err)
+	}
+}
+
+func TestLookup(t *testing.T) {
+	s := openStore(t)
+	ctx := context.Background()
+	img, d := storeRandomImage(t, s, 1)
+	if err := s.Tag(ctx, mustName(t, "app:1"), d); err != nil {
+		t.Fatal(err)
+	}
+	id, _ := img.ConfigName()
+	for _, ref := range []string{"app:1", "docker.io/library/app:1", "app@" + d.Digest.String(), d.Digest.String(), id.String(), id.Hex, id.Hex[:12], "sha256:" + id.Hex[:5]} {
+		desc, n, err := s.Lookup(ref)
+		if err != nil {
+			t.Errorf("Lookup(%q): %v", ref, err)
+			continue
+		}
+		if desc.Digest != d.Digest || !strings.HasPrefix(n.Short(), "app") {
+			t.Errorf("Lookup(%q) = %s %s", ref, desc.Digest, n)
+		}
+	}
+	for _, ref := range []string{"app", "app:2", "ffffffffffff", "sha256:ffff"} {
+		if _, _, err := s.Lookup(ref); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Lookup(%q) = %v, want ErrNotFound", ref, err)
+		}
+	}
+	if _, _, err := s.Lookup("NOT valid"); err == nil || !strings.Contains(err.Error(), "invalid reference format") {
+		t.Errorf("invalid ref: %v", err)
+	}
+}
+
+func TestLookupAmbiguousPrefix(t *testing.T) {
+	s := openStore(t)
+	ctx := context.Background()
+	ids := map[byte]bool{}
+	// Store images until two image IDs share a first hex digit.
+	for i := 0; ; i++ {
+		img, d := storeRandomImage(t, s, 1)
+		id, _ := img.ConfigName()
+		if err := s.Tag(ctx, mustName(t, fmt.Sprintf("img%d", i)), d); err != nil {
+			t.Fatal(err)
+		}
+		if ids[id.Hex[0]] {
+			_, _, err := s.Lookup(id.Hex[:1])
+			if err == nil || !strings.Contains(err.Error(), "ambiguous") {
+				t.Fatalf("ambiguous prefix %q: %v", id.Hex[:1], err)
+			}
+			if _, _, err := s.Lookup(id.Hex[:20]); err != nil {
+				t.Fatalf("longer prefix: %v", err)
+			}
+			return
+		}
+		ids[id.Hex[0]] = true
+	}
+}
+
+// The same image under two tags is one ID, so its prefix is not ambiguous.
+func TestLookupPrefixSameImage(t *testing.T) {
+	s := openStore(t)
+	img, d := storeRandomImage(t, s, 1)
+	for _, n := range []string{"b", "a"} {
+		if err := s.Tag(context.Background(), mustName(t, n), d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	id, _ := img.ConfigName()
+	_, n, err := s.Lookup(id.Hex[:6])
+	if err != nil || n.Short() != "a:latest" {
+		t.Fatalf("Lookup = %s, %v; want the first tag a:latest", n, err)
+	}
+}
+
+const (
+	childEnv   = "KILN_CACHE_TEST_CHILD"
+	childRoot  = "KILN_CACHE_TEST_ROOT"
+	childDesc  = "KILN_CACHE_TEST_DESC"
+	childNames = 4 // tags per child process
+)
+
+func TestMain(m *testing.M) {
+	if id := os.Getenv(childEnv); id != "" {
+		if err := childMain(id); err != nil {
+			fmt.Fprintln(os.Stderr, "child:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// childMain runs in a re-executed test binary: it opens the shared root and tags names.
+func childMain(id string) error {
+	s, err := Open(os.Getenv(childRoot))
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	var d v1.Descriptor
+	if err := json.Unmarshal([]byte(os.Getenv(childDesc)), &d); err != nil {
+		return err
+	}
+	for i := range childNames {
+		n, err := ParseName(fmt.Sprintf("proc%s/img:%d", id, i))
+		if err != nil {
+			return err
+		}
+		if err := s.Tag(context.Background(), n, d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func TestConcurrentTagging(t *testing.T) {
+	const workers = 16
+	s := openStore(t)
+	_, d := storeRandomImage(t, s, 1)
+	descJSON, _ := json.Marshal(d)
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*workers)
+	for i := range workers {
+		wg.Go(func() {
+			cmd := exec.Command(os.Args[0], "-test.run=^$")
+			cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d", childEnv, i), childRoot+"="+s.Root(), childDesc+"="+string(descJSON))
+			if out, err := cmd.CombinedOutput(); err != nil {
+				errs <- fmt.Errorf("child %d: %v: %s", i, err, out)
+			}
+		})
+		wg.Go(func() {
+			if err := s.Tag(context.Background(), mustName(t, fmt.Sprintf("goroutine/img:%d", i)), d); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	raw, err := os.ReadFile(s.indexPath())
+	if err != nil || !json.Valid(raw) {
+		t.Fatalf("index.json invalid: %v", err)
+	}
+	list, err := s.List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := workers + workers*childNames; len(list) != want {
+		t.Fatalf("%d tags survived, want %d", len(list), want)
+	}
+}

@@ -146,15 +146,19 @@ func TestLookupPrefixSameImage(t *testing.T) {
 }
 
 const (
-	childEnv   = "KILN_CACHE_TEST_CHILD"
+	childEnv   = "KILN_CACHE_TEST_CHILD" // "<mode>:<id>" in a re-executed test binary
 	childRoot  = "KILN_CACHE_TEST_ROOT"
 	childDesc  = "KILN_CACHE_TEST_DESC"
 	childNames = 4 // tags per child process
 )
 
+// childModes are the jobs a re-executed test binary can do, by mode name.
+var childModes = map[string]func(id string) error{"tag": tagChild}
+
 func TestMain(m *testing.M) {
-	if id := os.Getenv(childEnv); id != "" {
-		if err := childMain(id); err != nil {
+	if v := os.Getenv(childEnv); v != "" {
+		mode, id, _ := strings.Cut(v, ":")
+		if err := childModes[mode](id); err != nil {
 			fmt.Fprintln(os.Stderr, "child:", err)
 			os.Exit(1)
 		}
@@ -163,8 +167,19 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// childMain runs in a re-executed test binary: it opens the shared root and tags names.
-func childMain(id string) error {
+// runChild re-executes the test binary in mode; extra are more environment entries.
+func runChild(root, mode string, id int, extra ...string) error {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s:%d", childEnv, mode, id), childRoot+"="+root)
+	cmd.Env = append(cmd.Env, extra...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("child %s %d: %v: %s", mode, id, err, out)
+	}
+	return nil
+}
+
+// tagChild opens the shared root and tags names with the descriptor it was given.
+func tagChild(id string) error {
 	s, err := Open(os.Getenv(childRoot))
 	if err != nil {
 		return err
@@ -195,10 +210,8 @@ func TestConcurrentTagging(t *testing.T) {
 	errs := make(chan error, 2*workers)
 	for i := range workers {
 		wg.Go(func() {
-			cmd := exec.Command(os.Args[0], "-test.run=^$")
-			cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d", childEnv, i), childRoot+"="+s.Root(), childDesc+"="+string(descJSON))
-			if out, err := cmd.CombinedOutput(); err != nil {
-				errs <- fmt.Errorf("child %d: %v: %s", i, err, out)
+			if err := runChild(s.Root(), "tag", i, childDesc+"="+string(descJSON)); err != nil {
+				errs <- err
 			}
 		})
 		wg.Go(func() {

@@ -16,4 +16,11 @@
 //
 //	skopeo inspect oci:/var/lib/kiln:docker.io/library/hello:latest
 //	umoci unpack --image /var/lib/kiln:docker.io/library/hello:latest bundle
+//
+// Images are stored byte for byte, since their digests are their identity. skopeo 1.9 and
+// umoci 0.4 only see OCI-typed manifests in a layout, so an image pulled with Docker schema 2
+// media types is invisible to them (kiln itself reads both); what kiln builds should be OCI.
+//
+// GC needs a Store from OpenExclusive, which fails with ErrInUse while any other Store is
+// open on the root, instead of waiting: `kiln system prune` tells the user to retry.
 package cache

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 )
 
@@ -207,5 +208,37 @@ func TestGCCleansTmpAndCorruptRecords(t *testing.T) {
 	}
 	if exists(stale) || !exists(fresh) || exists(p) {
 		t.Fatalf("stale kept=%v fresh kept=%v corrupt record kept=%v", exists(stale), exists(fresh), exists(p))
+	}
+}
+
+// A tagged index keeps its child images and their layers.
+func TestGCKeepsIndexChildren(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	idx, err := random.Index(256, 2, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, err := s.WriteIndex(ctx, idx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Tag(ctx, mustName(t, "multi"), desc); err != nil {
+		t.Fatal(err)
+	}
+	before := countFiles(t, s.blobDir())
+	x := reopenExclusive(t, s)
+	if st, err := x.GC(ctx, GCOptions{All: true}); err != nil || st.Blobs != 0 {
+		t.Fatalf("GC = %+v, %v", st, err)
+	}
+	got, err := x.Index(desc.Digest)
+	if err != nil || countFiles(t, x.blobDir()) != before {
+		t.Fatalf("index damaged: %v", err)
+	}
+	if err := validate.Index(got); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := x.Lookup("multi"); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -58,6 +58,7 @@ type Vertex struct {
 
 // Graph is the planned build: the vertices of every stage reachable from the target.
 type Graph struct {
+	File     string    // the Buildfile's display name, for errors
 	Vertices []*Vertex // in topological order: every vertex after its Parent and Deps
 	Stages   []*PlannedStage
 	Target   *PlannedStage

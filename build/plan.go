@@ -61,7 +61,7 @@ type planner struct {
 // Plan expands the stages reachable from the target into a graph of vertices with cache keys.
 // It resolves base images and hashes COPY sources, but writes nothing.
 func Plan(ctx context.Context, f *File, opts PlanOptions) (*Graph, error) {
-	p := &planner{f: f, opts: opts, graph: &Graph{}, planned: map[int]*PlannedStage{},
+	p := &planner{f: f, opts: opts, graph: &Graph{File: f.Name}, planned: map[int]*PlannedStage{},
 		active: map[int]bool{}, byKey: map[string]*Vertex{}, usedArgs: map[string]bool{}}
 	if err := p.resolveMetaArgs(); err != nil {
 		return nil, err

@@ -68,7 +68,7 @@ func Solve(ctx context.Context, g *Graph, opts SolveOptions) (*Image, error) {
 		s.index[v] = i + 1
 		s.done[v] = make(chan struct{})
 		if v.Kind == ExecOp && opts.Runner == nil {
-			return nil, errAt("Buildfile", v.Line, "RUN", errors.New("RUN steps need a container runtime, and none is configured"))
+			return nil, errAt(g.File, v.Line, "RUN", errors.New("RUN steps need a container runtime, and none is configured"))
 		}
 	}
 	// One goroutine per vertex waits for its inputs; the semaphore bounds how many work at once.
@@ -148,7 +148,7 @@ func (s *solver) solveVertex(ctx context.Context, v *Vertex) (*vresult, bool, er
 	}
 	packed, err := s.execute(ctx, v, parent)
 	if err != nil {
-		return nil, false, errAt("Buildfile", v.Line, opName(v), err)
+		return nil, false, errAt(s.g.File, v.Line, opName(v), err)
 	}
 	return s.record(v, parent, packed)
 }

@@ -1,0 +1,299 @@
+package build
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/validate"
+
+	"github.com/kiln-build/kiln/cache"
+)
+
+// storeResolver serves base images from a test store.
+type storeResolver struct{ s *cache.Store }
+
+func (r storeResolver) Resolve(_ context.Context, ref string) (v1.Image, error) {
+	desc, _, err := r.s.Lookup(ref)
+	if err != nil {
+		return nil, err
+	}
+	return r.s.Image(desc.Digest)
+}
+
+// events records progress events for assertions.
+type events struct {
+	mu  sync.Mutex
+	all []Event
+}
+
+func (e *events) report(ev Event) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.all = append(e.all, ev)
+}
+
+// kinds maps each step name to its final event kind (cached or done).
+func (e *events) kinds() map[string]EventKind {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := map[string]EventKind{}
+	for _, ev := range e.all {
+		if ev.Kind == EventCached || ev.Kind == EventDone {
+			out[ev.Name] = ev.Kind
+		}
+	}
+	return out
+}
+
+type fixture struct {
+	t     *testing.T
+	store *cache.Store
+	dir   string
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	s, err := cache.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	desc, err := s.WriteImage(context.Background(), baseImage(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := cache.ParseName("base")
+	if err := s.Tag(context.Background(), n, desc); err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{t: t, store: s, dir: t.TempDir()}
+}
+
+func (f *fixture) build(buildfile string, mod func(*Options)) (*Image, *events, error) {
+	f.t.Helper()
+	if err := os.WriteFile(filepath.Join(f.dir, "Buildfile"), []byte(buildfile), 0o644); err != nil {
+		f.t.Fatal(err)
+	}
+	ev := &events{}
+	o := Options{ContextDir: f.dir, Store: f.store, Resolver: storeResolver{f.store}, Report: ev.report, Jobs: 2}
+	if mod != nil {
+		mod(&o)
+	}
+	img, err := Build(context.Background(), o)
+	return img, ev, err
+}
+
+// files lists every layer entry of the image as "type mode uid:gid content link", last layer winning.
+func (f *fixture) files(img *Image) map[string]string {
+	f.t.Helper()
+	im, err := f.store.Image(img.Manifest.Digest)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if err := validate.Image(im); err != nil {
+		f.t.Fatalf("invalid image: %v", err)
+	}
+	ls, err := im.Layers()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, l := range ls {
+		rc, err := l.Uncompressed()
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		tr := tar.NewReader(rc)
+		for {
+			hdr, err := tr.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				f.t.Fatal(err)
+			}
+			data, _ := io.ReadAll(tr)
+			desc := fmt.Sprintf("%c %04o %d:%d %s %s", hdr.Typeflag, hdr.Mode, hdr.Uid, hdr.Gid, data, hdr.Linkname)
+			out["/"+strings.TrimSuffix(hdr.Name, "/")] = strings.TrimSpace(desc)
+		}
+		rc.Close()
+	}
+	return out
+}
+
+func (f *fixture) write(files map[string]string) { writeTree(f.t, f.dir, files) }
+
+func TestBuildCopyAndMetadata(t *testing.T) {
+	f := newFixture(t)
+	f.write(map[string]string{"app/main.sh": "echo hi", "app/lib/x": "x", "app/README.md": "ignored", ".dockerignore": "**/*.md\n"})
+	img, _, err := f.build(`FROM base
+ENV HOME=/home/app
+WORKDIR /srv/app
+COPY app/ ./
+COPY --chown=app:app --chmod=0700 app/main.sh /usr/local/bin/main
+COPY <<EOF /etc/motd
+welcome to $HOME
+EOF
+USER app
+CMD ["main"]
+`, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := f.files(img)
+	for path, want := range map[string]string{
+		"/srv":                "5 0755 0:0",
+		"/srv/app":            "5 0755 0:0",
+		"/srv/app/main.sh":    "0 0644 0:0 echo hi",
+		"/srv/app/lib/x":      "0 0644 0:0 x",
+		"/usr/local/bin/main": "0 0700 1000:1500 echo hi",
+		"/etc/motd":           "0 0644 0:0 welcome to /home/app",
+	} {
+		if got[path] != want {
+			t.Errorf("%s = %q, want %q", path, got[path], want)
+		}
+	}
+	if _, ok := got["/srv/app/README.md"]; ok {
+		t.Error(".dockerignore'd file was copied")
+	}
+	cfg := img.Config.Config
+	if cfg.WorkingDir != "/srv/app" || cfg.User != "app" || len(cfg.Cmd) != 1 {
+		t.Errorf("config = %+v", cfg)
+	}
+	if n := len(img.Config.History); n != 1+7 {
+		t.Errorf("history has %d entries, want 8: %+v", n, img.Config.History)
+	}
+}
+
+func TestBuildCacheHitsAndMisses(t *testing.T) {
+	f := newFixture(t)
+	f.write(map[string]string{"a": "1", "b": "2"})
+	bf := "FROM base\nCOPY a /a\nCOPY b /b\nENV X=1\n"
+	first, ev, err := f.build(bf, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, k := range ev.kinds() {
+		if strings.Contains(name, "COPY") && k != EventDone {
+			t.Errorf("cold build: %s was %v", name, k)
+		}
+	}
+	second, ev, err := f.build(bf, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, k := range ev.kinds() {
+		if strings.Contains(name, "COPY") && k != EventCached {
+			t.Errorf("no-op rebuild: %s was %v", name, k)
+		}
+	}
+	if first.Manifest.Digest != second.Manifest.Digest {
+		t.Errorf("no-op rebuild changed the digest: %s → %s", first.Manifest.Digest, second.Manifest.Digest)
+	}
+	f.write(map[string]string{"b": "changed"})
+	_, ev, err = f.build(bf, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := ev.kinds()
+	if k["[2/4] COPY a /a"] != EventCached || k["[3/4] COPY b /b"] != EventDone {
+		t.Errorf("after editing b: %v", k)
+	}
+	_, ev, err = f.build(bf, func(o *Options) { o.NoCache = true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := ev.kinds(); k["[2/4] COPY a /a"] != EventDone {
+		t.Errorf("--no-cache: %v", k)
+	}
+}
+
+func TestBuildReproducibleWithEpoch(t *testing.T) {
+	epoch := time.Unix(1700000000, 0)
+	var digests []string
+	for i := 0; i < 2; i++ {
+		f := newFixture(t)
+		f.write(map[string]string{"a": "same"})
+		now := time.Now().Add(time.Duration(i) * time.Hour)
+		os.Chtimes(filepath.Join(f.dir, "a"), now, now)
+		img, _, err := f.build("FROM base\nWORKDIR /w\nCOPY a .\nCOPY <<EOF /h\nx\nEOF\n", func(o *Options) { o.Epoch = &epoch })
+		if err != nil {
+			t.Fatal(err)
+		}
+		digests = append(digests, img.Manifest.Digest.String())
+	}
+	if digests[0] != digests[1] {
+		t.Errorf("same inputs with SOURCE_DATE_EPOCH gave %s and %s", digests[0], digests[1])
+	}
+}
+
+func TestBuildAddExtractsArchives(t *testing.T) {
+	f := newFixture(t)
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	for _, n := range []string{"pkg/", "pkg/bin", "../escape"} {
+		hdr := &tar.Header{Name: n, Mode: 0o755, Typeflag: tar.TypeReg, Size: 2}
+		if strings.HasSuffix(n, "/") {
+			hdr.Typeflag, hdr.Size = tar.TypeDir, 0
+		}
+		tw.WriteHeader(hdr)
+		if hdr.Size > 0 {
+			tw.Write([]byte("ok"))
+		}
+	}
+	tw.Close()
+	gz.Close()
+	f.write(map[string]string{"pkg.tgz": buf.String(), "plain.txt": "p"})
+	img, _, err := f.build("FROM base\nADD pkg.tgz plain.txt /opt/\n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for n := range f.files(img) {
+		if strings.HasPrefix(n, "/opt") {
+			names = append(names, n)
+		}
+	}
+	sort.Strings(names)
+	want := []string{"/opt", "/opt/escape", "/opt/pkg", "/opt/pkg/bin", "/opt/plain.txt"}
+	if strings.Join(names, " ") != strings.Join(want, " ") {
+		t.Errorf("ADD wrote %q, want %q", names, want)
+	}
+}
+
+func TestBuildErrorsLeaveStoreUntouched(t *testing.T) {
+	f := newFixture(t)
+	before, _ := f.store.List()
+	for _, bf := range []string{
+		"FROM base\nCOPY nothing /\n",
+		"FROM base\nCOPY --chown=nobody a /\n",
+		"FROM base\nRUN true\n",
+		"FROM missing\n",
+	} {
+		f.write(map[string]string{"a": "a"})
+		n, _ := cache.ParseName("out")
+		if _, _, err := f.build(bf, func(o *Options) { o.Tags = []cache.Name{n} }); err == nil {
+			t.Errorf("%q: no error", bf)
+		} else if !strings.Contains(err.Error(), "Buildfile:") {
+			t.Errorf("%q: error without location: %v", bf, err)
+		}
+	}
+	after, _ := f.store.List()
+	if len(after) != len(before) {
+		t.Errorf("failed builds changed the tags: %v → %v", before, after)
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
 	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/cache/layer"
 )
 
 // storeResolver serves base images from a test store.
@@ -88,7 +89,7 @@ func (f *fixture) build(buildfile string, mod func(*Options)) (*Image, *events, 
 		f.t.Fatal(err)
 	}
 	ev := &events{}
-	o := Options{ContextDir: f.dir, Store: f.store, Resolver: storeResolver{f.store}, Report: ev.report, Jobs: 2}
+	o := Options{ContextDir: f.dir, Store: f.store, Resolver: storeResolver{f.store}, Report: ev.report, Jobs: 2, Compression: layer.Gzip}
 	if mod != nil {
 		mod(&o)
 	}

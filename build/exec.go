@@ -7,12 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-
-	"github.com/kiln-build/kiln/cache/layer"
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
+
+	"github.com/kiln-build/kiln/cache/layer"
 )
 
 // execOp runs a command in a container over the parent filesystem.

@@ -1,0 +1,255 @@
+package layer
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// WhiteoutMode chooses how Apply materializes OCI whiteouts.
+type WhiteoutMode int
+
+const (
+	// OverlayWhiteouts keeps deletions as overlayfs markers, for snapshots used as lower dirs:
+	// .wh.x becomes a 0/0 character device x, .wh..wh..opq the xattr trusted.overlay.opaque=y.
+	OverlayWhiteouts WhiteoutMode = iota
+	// DeleteWhiteouts performs deletions, for flattening layers into one tree: .wh.x removes
+	// x, .wh..wh..opq removes what earlier layers put in the dir.
+	DeleteWhiteouts
+)
+
+// ApplyOptions choose how Apply writes a layer.
+type ApplyOptions struct {
+	Whiteouts WhiteoutMode
+}
+
+// Apply extracts an uncompressed layer tar into dir, which must exist, and returns the
+// number of bytes it read. Nothing outside dir is ever created, changed or followed: paths
+// resolve inside dir (symlinks included), an entry's last element is replaced rather than
+// followed, and hard links must name files inside dir. Ownership and device nodes need
+// root and are skipped without it.
+func Apply(ctx context.Context, r io.Reader, dir string, opts ApplyOptions) (int64, error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return 0, fmt.Errorf("apply layer: %w", err)
+	}
+	defer root.Close()
+	cr := &countingReader{r: r}
+	a := &applier{root: root, opts: opts, euid: os.Geteuid(), created: map[string]bool{}}
+	defer a.closeParent()
+	tr := tar.NewReader(cr)
+	for {
+		if err := ctx.Err(); err != nil {
+			return cr.n, err
+		}
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return cr.n, fmt.Errorf("apply layer: read tar: %w", err)
+		}
+		if err := a.entry(hdr, tr); err != nil {
+			return cr.n, fmt.Errorf("apply layer: %s: %w", hdr.Name, err)
+		}
+	}
+	if err := a.finishDirs(); err != nil {
+		return cr.n, fmt.Errorf("apply layer: %w", err)
+	}
+	return cr.n, nil
+}
+
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// dirTimes remembers a directory's mtime; it is set last, after its contents are written.
+type dirTimes struct {
+	name  string
+	mtime time.Time
+}
+
+type applier struct {
+	root    *os.Root
+	opts    ApplyOptions
+	euid    int
+	created map[string]bool // paths this layer wrote, which an opaque marker must keep
+	dirs    []dirTimes
+
+	parentName string   // the parent dir whose descriptor is cached
+	parent     *os.File // open parent dir, reused while entries stay in one dir
+}
+
+// cleanName confines a tar name to a relative slash path; "" is the root itself.
+func cleanName(name string) (string, error) {
+	for _, el := range strings.Split(name, "/") {
+		if el == ".." {
+			return "", errors.New("path contains \"..\"")
+		}
+	}
+	return strings.TrimPrefix(path.Clean("/"+name), "/"), nil
+}
+
+// entry applies one tar entry.
+func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
+	name, err := cleanName(hdr.Name)
+	if err != nil {
+		return err
+	}
+	if name == "" {
+		return nil // the layer's root: dir itself stays as the caller made it
+	}
+	dir, base := path.Split(name)
+	dir = strings.TrimSuffix(dir, "/")
+	if base == opaqueWhiteout {
+		return a.opaque(dir)
+	}
+	if strings.HasPrefix(base, whiteoutPrefix) {
+		return a.whiteout(dir, strings.TrimPrefix(base, whiteoutPrefix))
+	}
+	switch hdr.Typeflag {
+	case tar.TypeReg, tar.TypeRegA, tar.TypeDir, tar.TypeSymlink, tar.TypeLink,
+		tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+	default:
+		return nil // PAX globals, sparse files and vendor types carry nothing to extract
+	}
+	pfd, err := a.parentDir(dir)
+	if err != nil {
+		return err
+	}
+	keep, err := a.clearPath(pfd, name, base, hdr.Typeflag == tar.TypeDir)
+	if err != nil {
+		return err
+	}
+	if err := a.create(pfd, name, base, hdr, r, keep); err != nil {
+		return err
+	}
+	a.created[name] = true
+	if hdr.Typeflag == tar.TypeLink {
+		return nil // a hard link shares the target's metadata
+	}
+	return a.metadata(pfd, name, base, hdr)
+}
+
+// parentDir opens (creating if needed) the directory that will hold an entry. The
+// descriptor is cached: layers list a directory's entries together.
+func (a *applier) parentDir(dir string) (int, error) {
+	if a.parent != nil && a.parentName == dir {
+		return int(a.parent.Fd()), nil
+	}
+	a.closeParent()
+	name := dir
+	if name == "" {
+		name = "."
+	} else if err := a.root.MkdirAll(name, 0o755); err != nil {
+		return -1, fmt.Errorf("create parent %s: %w", dir, err)
+	}
+	f, err := a.root.Open(name)
+	if err != nil {
+		return -1, fmt.Errorf("open parent %s: %w", dir, err)
+	}
+	if fi, err := f.Stat(); err != nil || !fi.IsDir() {
+		f.Close()
+		return -1, fmt.Errorf("parent %s is not a directory", dir)
+	}
+	a.parent, a.parentName = f, dir
+	return int(f.Fd()), nil
+}
+
+func (a *applier) closeParent() {
+	if a.parent != nil {
+		a.parent.Close()
+		a.parent, a.parentName = nil, ""
+	}
+}
+
+// clearPath removes whatever sits at name unless both it and the new entry are directories
+// (then it is kept and gets new metadata, as docker does). It reports whether it kept a dir.
+func (a *applier) clearPath(pfd int, name, base string, isDir bool) (bool, error) {
+	var st unix.Stat_t
+	err := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW)
+	if errors.Is(err, unix.ENOENT) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+		if isDir {
+			return true, nil
+		}
+		a.closeParent()
+		if err := a.root.RemoveAll(name); err != nil {
+			return false, err
+		}
+		return false, nil
+	}
+	return false, unix.Unlinkat(pfd, base, 0)
+}
+
+// create makes the filesystem object for hdr.
+func (a *applier) create(pfd int, name, base string, hdr *tar.Header, r io.Reader, keep bool) error {
+	mode := uint32(hdr.Mode & 0o7777)
+	switch hdr.Typeflag {
+	case tar.TypeDir:
+		if keep {
+			return nil
+		}
+		return unix.Mkdirat(pfd, base, 0o700)
+	case tar.TypeReg, tar.TypeRegA:
+		return writeFile(pfd, base, r)
+	case tar.TypeSymlink:
+		return unix.Symlinkat(hdr.Linkname, pfd, base)
+	case tar.TypeLink:
+		target, err := cleanName(hdr.Linkname)
+		if err != nil || target == "" {
+			return fmt.Errorf("invalid hard link target %q", hdr.Linkname)
+		}
+		a.closeParent() // os.Root.Link resolves both names itself
+		if err := a.root.Link(target, name); err != nil {
+			return fmt.Errorf("hard link to %s: %w", target, err)
+		}
+		return nil
+	case tar.TypeFifo:
+		return unix.Mknodat(pfd, base, unix.S_IFIFO|mode, 0)
+	}
+	if a.euid != 0 {
+		return nil // only root may create devices; an unprivileged unpack skips them
+	}
+	typ := uint32(unix.S_IFCHR)
+	if hdr.Typeflag == tar.TypeBlock {
+		typ = unix.S_IFBLK
+	}
+	return unix.Mknodat(pfd, base, typ|mode, int(unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))))
+}
+
+// writeFile creates base in the parent dir, never following a link, and fills it from r.
+func writeFile(pfd int, base string, r io.Reader) error {
+	fd, err := unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return err
+	}
+	f := os.NewFile(uintptr(fd), base)
+	buf := getBuf()
+	_, err = io.CopyBuffer(f, r, *buf)
+	putBuf(buf)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

@@ -1,0 +1,8 @@
+// Package layer writes, diffs and extracts OCI layer tarballs.
+//
+// Writing is deterministic (sorted entries, PAX headers, numeric owners, clamped times) so the
+// same tree always gives the same diff ID. Diff turns an overlayfs upper dir into a layer,
+// walking only that dir. Apply is the inverse and a security boundary: layers come from
+// untrusted registries, so every path is resolved inside the target dir (os.Root and *at
+// syscalls on a parent directory descriptor), never through a joined path string.
+package layer

@@ -1,0 +1,103 @@
+package layer
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"hash"
+	"io"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+)
+
+// defaultGzipLevel trades ratio for speed: level 1 compresses a mixed 200 MB layer several
+// times faster than level 6 for a few percent more bytes (see BenchmarkPack200MB), and a
+// build waits on compression for every new layer.
+const defaultGzipLevel = gzip.BestSpeed
+
+// Packed describes a finished layer blob.
+type Packed struct {
+	Digest    v1.Hash // of the blob as written (compressed)
+	DiffID    v1.Hash // of the uncompressed tar
+	Size      int64   // compressed size in bytes
+	MediaType types.MediaType
+	Empty     bool // fill wrote no entries
+}
+
+// Pack streams the tar that fill writes through compression c (level 0 picks a fast default)
+// into dst, computing the blob digest, size and diff ID in the same pass.
+func Pack(ctx context.Context, dst io.Writer, c Compression, level int, opts WriteOptions, fill func(*Writer) error) (Packed, error) {
+	blob := &hashWriter{w: dst, h: sha256.New()}
+	comp, err := compressor(blob, c, level)
+	if err != nil {
+		return Packed{}, err
+	}
+	raw := &hashWriter{w: comp, h: sha256.New()}
+	bw := bufio.NewWriterSize(raw, 256<<10)
+	w := NewWriter(bw, opts)
+	if err := ctx.Err(); err != nil {
+		return Packed{}, err
+	}
+	if err := fill(w); err != nil {
+		return Packed{}, err
+	}
+	if err := w.Close(); err != nil {
+		return Packed{}, fmt.Errorf("finish tar: %w", err)
+	}
+	if err := bw.Flush(); err != nil {
+		return Packed{}, err
+	}
+	if err := comp.Close(); err != nil {
+		return Packed{}, fmt.Errorf("finish %s stream: %w", c, err)
+	}
+	return Packed{
+		Digest:    v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", blob.h.Sum(nil))},
+		DiffID:    v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", raw.h.Sum(nil))},
+		Size:      blob.n,
+		MediaType: c.MediaType(),
+		Empty:     w.Entries() == 0,
+	}, nil
+}
+
+// compressor wraps w in the encoder for c.
+func compressor(w io.Writer, c Compression, level int) (io.WriteCloser, error) {
+	switch c {
+	case Uncompressed:
+		return nopCloser{w}, nil
+	case Gzip:
+		if level == 0 {
+			level = defaultGzipLevel
+		}
+		return gzip.NewWriterLevel(w, level)
+	case Zstd:
+		lvl := zstd.SpeedDefault
+		if level != 0 {
+			lvl = zstd.EncoderLevelFromZstd(level)
+		}
+		// One goroutine keeps the output byte-identical from run to run.
+		return zstd.NewWriter(w, zstd.WithEncoderLevel(lvl), zstd.WithEncoderConcurrency(1))
+	}
+	return nil, fmt.Errorf("unknown compression %d", int(c))
+}
+
+// hashWriter hashes and counts what passes through it.
+type hashWriter struct {
+	w io.Writer
+	h hash.Hash
+	n int64
+}
+
+func (hw *hashWriter) Write(p []byte) (int, error) {
+	n, err := hw.w.Write(p)
+	hw.h.Write(p[:n])
+	hw.n += int64(n)
+	return n, err
+}
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }

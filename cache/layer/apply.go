@@ -43,7 +43,7 @@ func Apply(ctx context.Context, r io.Reader, dir string, opts ApplyOptions) (int
 	}
 	defer root.Close()
 	cr := &countingReader{r: r}
-	a := &applier{root: root, opts: opts, euid: os.Geteuid(), created: map[string]bool{}}
+	a := &applier{root: root, opts: opts, euid: os.Geteuid(), created: map[string]bool{}, in: cr}
 	defer a.closeParent()
 	tr := tar.NewReader(cr)
 	for {
@@ -89,6 +89,7 @@ type applier struct {
 	opts    ApplyOptions
 	euid    int
 	created map[string]bool // paths this layer wrote, which an opaque marker must keep
+	in      *countingReader // the raw stream, to tell real data from synthesized holes
 	dirs    []dirTimes
 
 	parentName string   // the parent dir whose descriptor is cached
@@ -113,6 +114,12 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 	}
 	if name == "" {
 		return nil // the layer's root: dir itself stays as the caller made it
+	}
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			// A sparse map can declare exabytes of zeros in a few bytes; layers never need it.
+			return errors.New("sparse files are not supported in layers")
+		}
 	}
 	dir, base := path.Split(name)
 	dir = strings.TrimSuffix(dir, "/")
@@ -159,7 +166,7 @@ func (a *applier) parentDir(dir string) (int, error) {
 	} else if err := a.root.MkdirAll(name, 0o755); err != nil {
 		return -1, fmt.Errorf("create parent %s: %w", dir, err)
 	}
-	f, err := a.root.Open(name)
+	f, err := a.openDir(name)
 	if err != nil {
 		return -1, fmt.Errorf("open parent %s: %w", dir, err)
 	}
@@ -169,6 +176,12 @@ func (a *applier) parentDir(dir string) (int, error) {
 	}
 	a.parent, a.parentName = f, dir
 	return int(f.Fd()), nil
+}
+
+// openDir opens a directory inside the root; O_DIRECTORY keeps a FIFO planted where a
+// directory was expected from blocking the open forever.
+func (a *applier) openDir(name string) (*os.File, error) {
+	return a.root.OpenFile(name, os.O_RDONLY|unix.O_DIRECTORY, 0)
 }
 
 func (a *applier) closeParent() {
@@ -193,11 +206,8 @@ func (a *applier) clearPath(pfd int, name, base string, isDir bool) (bool, error
 		if isDir {
 			return true, nil
 		}
-		a.closeParent()
-		if err := a.root.RemoveAll(name); err != nil {
-			return false, err
-		}
-		return false, nil
+		// The cached descriptor is name's parent, which this leaves in place.
+		return false, a.root.RemoveAll(name)
 	}
 	return false, unix.Unlinkat(pfd, base, 0)
 }
@@ -212,7 +222,7 @@ func (a *applier) create(pfd int, name, base string, hdr *tar.Header, r io.Reade
 		}
 		return unix.Mkdirat(pfd, base, 0o700)
 	case tar.TypeReg, tar.TypeRegA:
-		return writeFile(pfd, base, r)
+		return writeFile(pfd, base, &streamGuard{r: r, in: a.in, start: a.in.n})
 	case tar.TypeSymlink:
 		return unix.Symlinkat(hdr.Linkname, pfd, base)
 	case tar.TypeLink:
@@ -220,7 +230,6 @@ func (a *applier) create(pfd int, name, base string, hdr *tar.Header, r io.Reade
 		if err != nil || target == "" {
 			return fmt.Errorf("invalid hard link target %q", hdr.Linkname)
 		}
-		a.closeParent() // os.Root.Link resolves both names itself
 		if err := a.root.Link(target, name); err != nil {
 			return fmt.Errorf("hard link to %s: %w", target, err)
 		}
@@ -236,6 +245,25 @@ func (a *applier) create(pfd int, name, base string, hdr *tar.Header, r io.Reade
 		typ = unix.S_IFBLK
 	}
 	return unix.Mknodat(pfd, base, typ|mode, int(unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))))
+}
+
+// streamGuard fails an entry whose content is not backed by bytes of the stream. Old GNU
+// sparse entries reach us as regular files whose holes archive/tar fills with zeros, so a
+// few bytes of tar could otherwise write terabytes.
+type streamGuard struct {
+	r       io.Reader
+	in      *countingReader
+	start   int64
+	written int64
+}
+
+func (g *streamGuard) Read(p []byte) (int, error) {
+	n, err := g.r.Read(p)
+	g.written += int64(n)
+	if g.written > g.in.n-g.start+64<<10 {
+		return n, errors.New("sparse files are not supported in layers")
+	}
+	return n, err
 }
 
 // writeFile creates base in the parent dir, never following a link, and fills it from r.

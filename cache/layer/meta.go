@@ -72,7 +72,7 @@ func (a *applier) finishDirs() error {
 	a.closeParent()
 	for i := len(a.dirs) - 1; i >= 0; i-- {
 		d := a.dirs[i]
-		f, err := a.root.Open(d.name)
+		f, err := a.openDir(d.name)
 		if err != nil {
 			continue // removed by a later whiteout
 		}
@@ -149,7 +149,7 @@ func (a *applier) clearLower(dir string) error {
 		name = "."
 	}
 	a.closeParent()
-	f, err := a.root.Open(name)
+	f, err := a.openDir(name)
 	if err != nil {
 		return nil // nothing below to hide
 	}

@@ -1,0 +1,201 @@
+package layer
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// buildTree makes a tree with every kind of entry Diff must handle.
+func buildTree(t *testing.T, dir string) {
+	t.Helper()
+	putFile(t, filepath.Join(dir, "etc/motd"), "hello\n", 0o644)
+	putFile(t, filepath.Join(dir, "bin/tool"), "#!/bin/sh\n", 0o4755)
+	putFile(t, filepath.Join(dir, "empty"), "", 0o600)
+	putFile(t, filepath.Join(dir, "deep/a/b/c/d/e/f"), strings.Repeat("x", 100000), 0o640)
+	must(t, os.Link(filepath.Join(dir, "etc/motd"), filepath.Join(dir, "etc/motd.link")))
+	must(t, os.Symlink("../etc/motd", filepath.Join(dir, "bin/motd")))
+	must(t, os.Symlink("/nonexistent/abs", filepath.Join(dir, "dangling")))
+	must(t, unix.Mkfifo(filepath.Join(dir, "fifo"), 0o644))
+	must(t, unix.Lsetxattr(filepath.Join(dir, "etc/motd"), "user.x", []byte("attr"), 0))
+	must(t, os.Chmod(filepath.Join(dir, "deep"), 0o750))
+	if os.Geteuid() == 0 {
+		must(t, os.Lchown(filepath.Join(dir, "empty"), 1000, 1001))
+		must(t, os.Lchown(filepath.Join(dir, "bin/motd"), 7, 8))
+		must(t, os.Chmod(filepath.Join(dir, "bin/tool"), 0o4755)) // chown cleared nothing here, but be explicit
+	}
+}
+
+func TestDiffApplyRoundTrip(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	buildTree(t, src)
+	data, p := packDir(t, src, WriteOptions{})
+	if p.Empty || p.MediaType != Uncompressed.MediaType() || p.Size != int64(len(data)) || p.Digest != p.DiffID {
+		t.Fatalf("Packed = %+v for %d bytes", p, len(data))
+	}
+	n, err := Apply(context.Background(), bytes.NewReader(data), dst, ApplyOptions{Whiteouts: DeleteWhiteouts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 || n > int64(len(data)) {
+		t.Errorf("Apply read %d of %d bytes", n, len(data))
+	}
+	if d := diffTrees(snapshotTree(t, src), snapshotTree(t, dst)); d != "" {
+		t.Errorf("round trip differs:\n%s", d)
+	}
+}
+
+func TestPackIsDeterministic(t *testing.T) {
+	epoch := time.Unix(1700000000, 0)
+	var ids []Packed
+	for i := range 2 {
+		dir := t.TempDir()
+		buildTree(t, dir)
+		future := time.Now().Add(time.Duration(i+1) * time.Hour)
+		_ = filepath.Walk(dir, func(p string, _ os.FileInfo, _ error) error {
+			_ = unix.Lutimes(p, []unix.Timeval{unix.NsecToTimeval(future.UnixNano()), unix.NsecToTimeval(future.UnixNano())})
+			return nil
+		})
+		for _, c := range []Compression{Gzip, Zstd} {
+			var buf bytes.Buffer
+			p, err := Pack(context.Background(), &buf, c, 0, WriteOptions{SourceDateEpoch: &epoch}, func(w *Writer) error {
+				return Diff(context.Background(), dir, w)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, p)
+		}
+	}
+	if ids[0] != ids[2] || ids[1] != ids[3] {
+		t.Errorf("same tree packed differently:\n%+v\n%+v", ids[0:2], ids[2:4])
+	}
+	if ids[0].DiffID != ids[1].DiffID || ids[0].Digest == ids[1].Digest {
+		t.Errorf("gzip and zstd must share the diff ID and differ in digest: %+v", ids[0:2])
+	}
+}
+
+func TestPackEmptyAndDecompress(t *testing.T) {
+	for _, c := range []Compression{Uncompressed, Gzip, Zstd} {
+		var buf bytes.Buffer
+		p, err := Pack(context.Background(), &buf, c, 0, WriteOptions{}, func(*Writer) error { return nil })
+		if err != nil || !p.Empty {
+			t.Fatalf("%s: %+v %v", c, p, err)
+		}
+		rc, err := Decompress(bytes.NewReader(buf.Bytes()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw := readAll(t, rc)
+		if len(raw) != 1024 || bytes.Count(raw, []byte{0}) != 1024 {
+			t.Errorf("%s: empty layer decompresses to %d bytes", c, len(raw))
+		}
+	}
+	if _, err := ParseCompression("lz4"); err == nil {
+		t.Error("ParseCompression accepted lz4")
+	}
+	for _, s := range []string{"gzip", "zstd", "uncompressed"} {
+		c, err := ParseCompression(s)
+		if err != nil || c.String() != s {
+			t.Errorf("ParseCompression(%q) = %v, %v", s, c, err)
+		}
+	}
+}
+
+func TestApplyWhiteouts(t *testing.T) {
+	lower := t.TempDir()
+	putFile(t, filepath.Join(lower, "keep"), "k", 0o644)
+	putFile(t, filepath.Join(lower, "gone"), "g", 0o644)
+	putFile(t, filepath.Join(lower, "opq/old"), "o", 0o644)
+	putFile(t, filepath.Join(lower, "dir/x"), "x", 0o644)
+	data := makeTar(t, []tarEntry{
+		{name: ".wh.gone", typ: tar.TypeReg},
+		{name: "opq/", typ: tar.TypeDir, mode: 0o755},
+		{name: "opq/.wh..wh..opq", typ: tar.TypeReg},
+		{name: "opq/new", typ: tar.TypeReg, body: "n"},
+		{name: "dir/.wh.x", typ: tar.TypeReg},
+	})
+	mustApply(t, data, lower, DeleteWhiteouts)
+	got := snapshotTree(t, lower)
+	for _, p := range []string{"gone", "opq/old", "dir/x"} {
+		if _, ok := got[p]; ok {
+			t.Errorf("%s survived its whiteout", p)
+		}
+	}
+	for _, p := range []string{"keep", "opq/new", "dir"} {
+		if _, ok := got[p]; !ok {
+			t.Errorf("%s was removed", p)
+		}
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: overlay whiteouts are 0/0 device nodes and trusted.* xattrs")
+	}
+	snap := t.TempDir()
+	mustApply(t, data, snap, OverlayWhiteouts)
+	got = snapshotTree(t, snap)
+	if !strings.Contains(got["gone"], "dev 0") || !strings.Contains(got["dir/x"], "dev 0") {
+		t.Errorf("whiteouts not 0/0 devices: %q %q", got["gone"], got["dir/x"])
+	}
+	if !strings.Contains(got["opq"], `trusted.overlay.opaque="y"`) {
+		t.Errorf("opaque dir lacks the xattr: %q", got["opq"])
+	}
+}
+
+func TestApplyReplacesExisting(t *testing.T) {
+	dir := t.TempDir()
+	putFile(t, filepath.Join(dir, "a/inner"), "i", 0o644)
+	must(t, os.Symlink("/etc", filepath.Join(dir, "link")))
+	putFile(t, filepath.Join(dir, "d/keep"), "k", 0o644)
+	data := makeTar(t, []tarEntry{
+		{name: "a", typ: tar.TypeReg, body: "now a file"},
+		{name: "link", typ: tar.TypeReg, body: "no longer a link"},
+		{name: "d/", typ: tar.TypeDir, mode: 0o700},
+	})
+	mustApply(t, data, dir, DeleteWhiteouts)
+	if b, _ := os.ReadFile(filepath.Join(dir, "a")); string(b) != "now a file" {
+		t.Errorf("a = %q", b)
+	}
+	if fi, err := os.Lstat(filepath.Join(dir, "link")); err != nil || !fi.Mode().IsRegular() {
+		t.Errorf("link not replaced: %v %v", fi, err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "d"))
+	if err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("existing dir metadata not updated: %v %v", fi, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "d/keep")); err != nil {
+		t.Errorf("existing dir's contents lost: %v", err)
+	}
+}
+
+func TestDecompressDetects(t *testing.T) {
+	data := makeTar(t, []tarEntry{{name: "f", typ: tar.TypeReg, body: "x"}})
+	for _, c := range []Compression{Uncompressed, Gzip, Zstd} {
+		var buf bytes.Buffer
+		w, err := compressor(&buf, c, 0)
+		must(t, err)
+		_, err = w.Write(data)
+		must(t, err)
+		must(t, w.Close())
+		rc, err := Decompress(&buf)
+		must(t, err)
+		if got := readAll(t, rc); !bytes.Equal(got, data) {
+			t.Errorf("%s: round trip differs", c)
+		}
+	}
+	if _, err := Decompress(bytes.NewReader([]byte{0x1f, 0x8b, 0, 0})); err == nil {
+		t.Error("truncated gzip accepted")
+	}
+	rc, err := Decompress(bytes.NewReader(nil))
+	must(t, err)
+	if b, _ := io.ReadAll(rc); len(b) != 0 {
+		t.Error("empty input gave data")
+	}
+}

@@ -1,0 +1,134 @@
+package layer
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// sandbox is a target dir next to a sentinel dir holding a "host" file; a safe Apply into
+// the target never changes the sentinel.
+type sandbox struct {
+	target, outside, hostFile string
+}
+
+func newSandbox(t testing.TB) sandbox {
+	t.Helper()
+	base := t.TempDir()
+	sb := sandbox{target: filepath.Join(base, "root"), outside: filepath.Join(base, "outside")}
+	sb.hostFile = filepath.Join(sb.outside, "passwd")
+	must(t, os.Mkdir(sb.target, 0o755))
+	putFile(t, sb.hostFile, "root:x:0:0\n", 0o644)
+	return sb
+}
+
+// check fails if anything outside the target changed.
+func (sb sandbox) check(t testing.TB, before map[string]string) {
+	t.Helper()
+	if d := diffTrees(before, snapshotTree(t, sb.outside)); d != "" {
+		t.Fatalf("Apply changed files outside its dir:\n%s", d)
+	}
+}
+
+func TestApplyConfinement(t *testing.T) {
+	cases := []struct {
+		name    string
+		entries []tarEntry
+	}{
+		{"dotdot", []tarEntry{{name: "../outside/passwd", typ: tar.TypeReg, body: "pwned"}}},
+		{"deep dotdot", []tarEntry{{name: "a/../../../outside/new", typ: tar.TypeReg, body: "pwned"}}},
+		{"absolute", []tarEntry{{name: "/outside/passwd", typ: tar.TypeReg, body: "pwned"}}},
+		{"through symlink to /", []tarEntry{
+			{name: "escape", typ: tar.TypeSymlink, link: "/"},
+			{name: "escape/outside/passwd", typ: tar.TypeReg, body: "pwned"}}},
+		{"through relative symlink", []tarEntry{
+			{name: "up", typ: tar.TypeSymlink, link: "../outside"},
+			{name: "up/passwd", typ: tar.TypeReg, body: "pwned"},
+			{name: "up/new", typ: tar.TypeReg, body: "pwned"}}},
+		{"symlink chain", []tarEntry{
+			{name: "a", typ: tar.TypeSymlink, link: "b"},
+			{name: "b", typ: tar.TypeSymlink, link: "../outside"},
+			{name: "a/passwd", typ: tar.TypeReg, body: "pwned"}}},
+		{"dir through symlink", []tarEntry{
+			{name: "up", typ: tar.TypeSymlink, link: "../outside"},
+			{name: "up/sub/", typ: tar.TypeDir, mode: 0o777}}},
+		{"hardlink to host file", []tarEntry{
+			{name: "pw", typ: tar.TypeLink, link: "../outside/passwd"}}},
+		{"hardlink via symlink", []tarEntry{
+			{name: "up", typ: tar.TypeSymlink, link: "../outside"},
+			{name: "pw", typ: tar.TypeLink, link: "up/passwd"},
+			{name: "pw", typ: tar.TypeReg, body: "pwned"}}},
+		{"hardlink to symlink out, then write", []tarEntry{
+			{name: "s", typ: tar.TypeSymlink, link: "../outside/passwd"},
+			{name: "h", typ: tar.TypeLink, link: "s"},
+			{name: "h", typ: tar.TypeReg, body: "pwned"}}},
+		{"overwrite symlink to outside", []tarEntry{
+			{name: "pw", typ: tar.TypeSymlink, link: "../outside/passwd"},
+			{name: "pw", typ: tar.TypeReg, body: "pwned", mode: 0o777}}},
+		{"chmod through symlink", []tarEntry{
+			{name: "pw", typ: tar.TypeSymlink, link: "../outside/passwd", mode: 0o777}}},
+		{"whiteout escape", []tarEntry{{name: "../outside/.wh.passwd", typ: tar.TypeReg}}},
+		{"whiteout through symlink", []tarEntry{
+			{name: "up", typ: tar.TypeSymlink, link: "../outside"},
+			{name: "up/.wh.passwd", typ: tar.TypeReg}}},
+		{"opaque through symlink", []tarEntry{
+			{name: "up", typ: tar.TypeSymlink, link: "../outside"},
+			{name: "up/.wh..wh..opq", typ: tar.TypeReg}}},
+	}
+	for _, tc := range cases {
+		for _, mode := range []WhiteoutMode{OverlayWhiteouts, DeleteWhiteouts} {
+			t.Run(tc.name, func(t *testing.T) {
+				sb := newSandbox(t)
+				before := snapshotTree(t, sb.outside)
+				data := makeTar(t, tc.entries)
+				_, err := Apply(context.Background(), bytes.NewReader(data), sb.target, ApplyOptions{Whiteouts: mode})
+				sb.check(t, before)
+				t.Logf("mode %d: %v", mode, err)
+			})
+		}
+	}
+}
+
+func FuzzApply(f *testing.F) {
+	f.Add(makeTar(f, []tarEntry{{name: "a/b", typ: tar.TypeReg, body: "x"}, {name: "l", typ: tar.TypeSymlink, link: "/"}}))
+	f.Add(makeTar(f, []tarEntry{{name: "up", typ: tar.TypeSymlink, link: "../outside"}, {name: "up/x", typ: tar.TypeReg, body: "x"}}))
+	f.Add(makeTar(f, []tarEntry{{name: "h", typ: tar.TypeLink, link: "../outside/passwd"}, {name: "d/.wh..wh..opq", typ: tar.TypeReg}}))
+	f.Add(makeTar(f, []tarEntry{{name: "d/", typ: tar.TypeDir}, {name: "d/.wh.x", typ: tar.TypeReg}, {name: "f", typ: tar.TypeFifo}}))
+	sb := newSandbox(f) // one per worker: a fresh temp dir per input would dominate the run time
+	before := snapshotTree(f, sb.outside)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, mode := range []WhiteoutMode{OverlayWhiteouts, DeleteWhiteouts} {
+			must(t, os.RemoveAll(sb.target))
+			must(t, os.Mkdir(sb.target, 0o755))
+			_, _ = Apply(context.Background(), bytes.NewReader(data), sb.target, ApplyOptions{Whiteouts: mode})
+			sb.check(t, before)
+		}
+	})
+}
+
+func FuzzDecompress(f *testing.F) {
+	data := makeTar(f, []tarEntry{{name: "f", typ: tar.TypeReg, body: "x"}})
+	for _, c := range []Compression{Uncompressed, Gzip, Zstd} {
+		var buf bytes.Buffer
+		w, _ := compressor(&buf, c, 0)
+		_, _ = w.Write(data)
+		_ = w.Close()
+		f.Add(buf.Bytes())
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		rc, err := Decompress(bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		defer rc.Close()
+		buf := make([]byte, 64<<10)
+		for range 256 { // bound the work: a tiny input may inflate enormously
+			if _, err := rc.Read(buf); err != nil {
+				return
+			}
+		}
+	})
+}

@@ -32,12 +32,20 @@ func newLoadCmd(g *globalOptions) *cobra.Command {
 				defer f.Close()
 				in = f
 			}
-			names, err := registry.Load(cmd.Context(), s, in)
-			if err != nil {
-				return fmt.Errorf("load %s: %w", input, err)
+			what := input
+			if what == "" {
+				what = "standard input"
 			}
-			for _, n := range names {
-				fmt.Fprintf(cmd.OutOrStdout(), "Loaded image: %s\n", n.Short())
+			loaded, err := registry.Load(cmd.Context(), s, in)
+			if err != nil {
+				return fmt.Errorf("load %s: %w", what, err)
+			}
+			for _, l := range loaded {
+				if l.Name.IsZero() {
+					fmt.Fprintf(cmd.OutOrStdout(), "Loaded image ID: %s\n", l.ID)
+					continue
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "Loaded image: %s\n", l.Name.Short())
 			}
 			return nil
 		},

@@ -88,11 +88,7 @@ func untag(cmd *cobra.Command, s *cache.Store, ref string, force bool) ([]cache.
 
 // sweep deletes what no tag or cache record references, if no other kiln process holds the store.
 func sweep(cmd *cobra.Command, g *globalOptions) {
-	root := g.root
-	if root == "" {
-		root = cache.DefaultRoot()
-	}
-	s, err := cache.OpenExclusive(root)
+	s, err := cache.OpenExclusive(g.storeRoot())
 	if err != nil {
 		return // busy: `kiln prune` will collect it
 	}

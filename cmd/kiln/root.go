@@ -21,15 +21,20 @@ type globalOptions struct {
 
 // openStore opens the image store named by --root (or KILN_ROOT, or the default).
 func (g *globalOptions) openStore() (*cache.Store, error) {
-	root := g.root
-	if root == "" {
-		root = cache.DefaultRoot()
-	}
+	root := g.storeRoot()
 	s, err := cache.Open(root)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", root, err)
 	}
 	return s, nil
+}
+
+// storeRoot is --root, KILN_ROOT or the default store directory.
+func (g *globalOptions) storeRoot() string {
+	if g.root != "" {
+		return g.root
+	}
+	return cache.DefaultRoot()
 }
 
 // usageError marks errors in the command line itself; they exit with code 2.
@@ -78,7 +83,7 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 func commands(g *globalOptions) []*cobra.Command {
 	return []*cobra.Command{
 		newBuildCmd(g), newImagesCmd(g), newInspectCmd(g), newTagCmd(g), newRmiCmd(g),
-		newSaveCmd(g), newLoadCmd(g), newVersionCmd(),
+		newSaveCmd(g), newLoadCmd(g), newPruneCmd(g), newSystemCmd(g), newVersionCmd(),
 	}
 }
 

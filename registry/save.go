@@ -8,9 +8,9 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/google/go-containerregistry/pkg/legacy/tarball"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/legacy/tarball"
 
 	"github.com/kiln-build/kiln/cache"
 )

@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // BusyboxPath is where Debian's busybox-static installs the static binary.
@@ -86,11 +87,14 @@ func layerTar(t testing.TB) []byte {
 func Busybox(t testing.TB) v1.Image {
 	t.Helper()
 	data := layerTar(t)
-	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil },
+		tarball.WithMediaType(types.OCILayer))
 	if err != nil {
 		t.Fatalf("busybox layer: %v", err)
 	}
-	img, err := mutate.AppendLayers(empty.Image, l)
+	// OCI media types throughout: skopeo and umoci ignore Docker-typed manifests in a layout.
+	base := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
+	img, err := mutate.AppendLayers(base, l)
 	if err != nil {
 		t.Fatalf("busybox image: %v", err)
 	}

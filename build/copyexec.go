@@ -27,6 +27,17 @@ type outEntry struct {
 // copyFiles writes the layer of a COPY/ADD: missing parent directories, the selected files,
 // heredoc files, then the contents of local archives for ADD.
 func (s *solver) copyFiles(ctx context.Context, op *copyOp, parent *vresult, w *layer.Writer) error {
+	sel := op.sel
+	if op.from != nil {
+		rootfs, release, err := s.stageRootfs(ctx, s.result(op.from.vertex).layers)
+		if err != nil {
+			return err
+		}
+		defer release()
+		if sel, err = selectFrom(ctx, rootfs, op.from.what, op.from.sources); err != nil {
+			return err
+		}
+	}
 	view, err := newView(ctx, parent.layers)
 	if err != nil {
 		return err
@@ -36,7 +47,7 @@ func (s *solver) copyFiles(ctx context.Context, op *copyOp, parent *vresult, w *
 		return err
 	}
 	dest, _, _ := view.resolve(op.dest)
-	destIsDir := op.destDir || op.sources() > 1 || op.hasDirSource() || view.isDir(dest)
+	destIsDir := op.destDir || len(op.contents)+rootCount(sel) > 1 || hasDirSource(sel) || view.isDir(dest)
 	out := map[string]*outEntry{}
 	mtime := time.Now()
 	dirOf := dest
@@ -45,9 +56,9 @@ func (s *solver) copyFiles(ctx context.Context, op *copyOp, parent *vresult, w *
 	}
 	addMissingDirs(view, dirOf, uid, gid, mtime, out)
 	var archives []*fileEntry
-	if op.sel != nil {
-		for ri := range op.sel.roots {
-			archives = append(archives, op.addRoot(&op.sel.roots[ri], dest, destIsDir, uid, gid, out)...)
+	if sel != nil {
+		for ri := range sel.roots {
+			archives = append(archives, op.addRoot(&sel.roots[ri], dest, destIsDir, uid, gid, out)...)
 		}
 	}
 	for _, c := range op.contents {
@@ -69,21 +80,20 @@ func (s *solver) copyFiles(ctx context.Context, op *copyOp, parent *vresult, w *
 	return nil
 }
 
-// sources counts the matched sources and heredoc files.
-func (op *copyOp) sources() int {
-	n := len(op.contents)
-	if op.sel != nil {
-		n += len(op.sel.roots)
+// rootCount counts the matched sources.
+func rootCount(sel *selection) int {
+	if sel == nil {
+		return 0
 	}
-	return n
+	return len(sel.roots)
 }
 
 // hasDirSource reports whether a source is a directory, whose contents go into dest.
-func (op *copyOp) hasDirSource() bool {
-	if op.sel == nil {
+func hasDirSource(sel *selection) bool {
+	if sel == nil {
 		return false
 	}
-	for _, r := range op.sel.roots {
+	for _, r := range sel.roots {
 		if r.isDir {
 			return true
 		}
@@ -118,6 +128,9 @@ func (op *copyOp) addRoot(r *copyRoot, dest string, destIsDir bool, uid, gid int
 			}
 		}
 		hdr := tar.Header{Name: target, Uid: uid, Gid: gid, ModTime: e.mtime}
+		if e.owned && op.chown == "" {
+			hdr.Uid, hdr.Gid = e.uid, e.gid
+		}
 		switch {
 		case e.mode.IsDir():
 			hdr.Typeflag, hdr.Mode = tar.TypeDir, op.mode(e.mode, true)
@@ -196,7 +209,7 @@ func copyChecked(w io.Writer, e *fileEntry, buf []byte) error {
 	if err != nil {
 		return fmt.Errorf("copy %s: %w", e.abs, err)
 	}
-	if n != e.size || "sha256:"+hex.EncodeToString(h.Sum(nil)) != e.digest {
+	if n != e.size || (e.digest != "" && "sha256:"+hex.EncodeToString(h.Sum(nil)) != e.digest) {
 		return fmt.Errorf("%s changed during the build; run the build again", e.abs)
 	}
 	return nil

@@ -23,12 +23,18 @@ type copyOp struct {
 	chown    string
 	chmod    *uint32
 	unpack   bool // ADD extracts local tar archives
+	from     *copyFrom
+}
+
+// copyFrom is the source of COPY --from: another stage's or an image's filesystem.
+type copyFrom struct {
+	vertex  *Vertex  // its tip; nil for an empty scratch stage
+	what    string   // "stage build" or "image alpine", for messages
+	sources []string // source paths inside it
 }
 
 func (sb *stageBuilder) copyCmd(ctx context.Context, c *instructions.CopyCommand) error {
 	switch {
-	case c.From != "":
-		return fmt.Errorf("--from=%s: copying from other stages or images is %w", c.From, errUnsupported)
 	case c.Link:
 		return fmt.Errorf("--link is %w", errUnsupported)
 	case c.Parents:
@@ -36,7 +42,44 @@ func (sb *stageBuilder) copyCmd(ctx context.Context, c *instructions.CopyCommand
 	case len(c.ExcludePatterns) > 0:
 		return fmt.Errorf("--exclude is %w", errUnsupported)
 	}
-	return sb.planCopy(ctx, &copyOp{}, c.SourcesAndDest, c.Chown, c.Chmod)
+	op := &copyOp{}
+	if c.From != "" {
+		from, err := sb.copyFrom(ctx, c.From, c.SourcesAndDest.SourcePaths)
+		if err != nil {
+			return err
+		}
+		op.from = from
+	}
+	return sb.planCopy(ctx, op, c.SourcesAndDest, c.Chown, c.Chmod)
+}
+
+// copyFrom resolves --from: an earlier stage (by name or index) or an image.
+func (sb *stageBuilder) copyFrom(ctx context.Context, ref string, sources []string) (*copyFrom, error) {
+	name, _, err := sb.lex.ProcessWord(ref, sb.env())
+	if err != nil {
+		return nil, fmt.Errorf("--from=%s: %w", ref, err)
+	}
+	if len(sources) == 0 {
+		return nil, fmt.Errorf("--from=%s needs source paths (heredocs come from the Buildfile)", name)
+	}
+	if idx, ok := sb.p.stageByName(name); ok {
+		if idx >= sb.st.Index {
+			return nil, fmt.Errorf("--from=%s: a stage can only copy from stages defined before it", name)
+		}
+		bs, err := sb.p.stage(ctx, idx)
+		if err != nil {
+			return nil, err
+		}
+		return &copyFrom{vertex: bs.Tip, what: "stage " + stageLabel(&sb.p.f.Stages[idx]), sources: sources}, nil
+	}
+	if strings.EqualFold(name, "scratch") {
+		return &copyFrom{what: "scratch", sources: sources}, nil
+	}
+	_, v, err := sb.source(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("--from=%s: not a stage of this Buildfile, and as an image: %w", name, err)
+	}
+	return &copyFrom{vertex: v, what: "image " + name, sources: sources}, nil
 }
 
 func (sb *stageBuilder) addCmd(ctx context.Context, c *instructions.AddCommand) error {
@@ -79,7 +122,7 @@ func (sb *stageBuilder) planCopy(ctx context.Context, op *copyOp, sd instruction
 		return err
 	}
 	op.chown, op.chmod, op.contents = chown, mode, sd.SourceContents
-	if len(sd.SourcePaths) > 0 {
+	if len(sd.SourcePaths) > 0 && op.from == nil {
 		if sb.p.opts.Context == nil {
 			return errors.New("no build context to copy from")
 		}
@@ -87,8 +130,12 @@ func (sb *stageBuilder) planCopy(ctx context.Context, op *copyOp, sd instruction
 			return err
 		}
 	}
-	v := sb.p.add(&Vertex{Kind: CopyOp, Name: sb.name(), Stage: sb.st.Index, Line: sb.instr.Line,
-		Parent: sb.ps.Tip, Inputs: op.keyInputs(), op: op})
+	v := &Vertex{Kind: CopyOp, Name: sb.name(), Stage: sb.st.Index, Line: sb.instr.Line,
+		Parent: sb.ps.Tip, Inputs: op.keyInputs(), op: op}
+	if op.from != nil && op.from.vertex != nil {
+		v.Deps = []*Vertex{op.from.vertex}
+	}
+	v = sb.p.add(v)
 	sb.ps.Tip = v
 	sb.step(v)
 	return nil
@@ -132,6 +179,14 @@ func (op *copyOp) keyInputs() []KeyInput {
 	}
 	if op.sel != nil {
 		in = append(in, KeyInput{Name: "context", Value: op.sel.digest})
+	}
+	if f := op.from; f != nil {
+		// The source's key stands for its content: same key, same files.
+		src := "scratch"
+		if f.vertex != nil {
+			src = f.vertex.Key
+		}
+		in = append(in, KeyInput{Name: "from", Value: src}, KeyInput{Name: "from-sources", Value: strings.Join(f.sources, "\x00")})
 	}
 	for _, c := range op.contents {
 		sum := sha256.Sum256([]byte(c.Data))

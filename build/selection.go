@@ -23,7 +23,10 @@ type fileEntry struct {
 	size   int64
 	mtime  time.Time
 	link   string // symlink target
-	digest string // content digest of regular files
+	digest string // content digest of regular files; "" when not hashed (COPY --from)
+	uid    int    // owner, kept when owned (COPY --from without --chown)
+	gid    int
+	owned  bool
 }
 
 // copyRoot is one matched source: a file (copied as itself) or a directory (its contents).

@@ -72,6 +72,35 @@ func Save(ctx context.Context, s *cache.Store, refs []string, format ArchiveForm
 		}
 		images = append(images, saved{name: n, desc: desc, img: img})
 	}
+	return writeArchive(ctx, s, images, format, w)
+}
+
+// SaveImage writes one stored image (tagged or not) to w under names, for build outputs.
+func SaveImage(ctx context.Context, s *cache.Store, manifest v1.Hash, names []cache.Name, format ArchiveFormat, w io.Writer) error {
+	img, err := s.Image(manifest)
+	if err != nil {
+		return fmt.Errorf("save %s: %w", manifest, err)
+	}
+	size, err := img.Size()
+	if err != nil {
+		return err
+	}
+	mt, err := img.MediaType()
+	if err != nil {
+		return err
+	}
+	desc := v1.Descriptor{MediaType: mt, Digest: manifest, Size: size}
+	images := []saved{{desc: desc, img: img}}
+	if len(names) > 0 {
+		images = images[:0]
+		for _, n := range names {
+			images = append(images, saved{name: n, desc: desc, img: img})
+		}
+	}
+	return writeArchive(ctx, s, images, format, w)
+}
+
+func writeArchive(ctx context.Context, s *cache.Store, images []saved, format ArchiveFormat, w io.Writer) error {
 	if format == OCIArchive {
 		return writeOCIArchive(ctx, s, images, w)
 	}

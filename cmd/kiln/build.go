@@ -28,6 +28,8 @@ type buildOptions struct {
 	progress    string
 	jobs        int
 	compression string
+	output      string
+	metadata    string
 }
 
 func newBuildCmd(g *globalOptions) *cobra.Command {
@@ -55,6 +57,8 @@ func newBuildCmd(g *globalOptions) *cobra.Command {
 	f.StringVar(&o.progress, "progress", "auto", "progress output: auto, plain, tty, json or quiet")
 	f.IntVar(&o.jobs, "jobs", runtime.NumCPU(), "steps run at the same time")
 	f.StringVar(&o.compression, "compression", "gzip", "layer compression: gzip, zstd or uncompressed")
+	f.StringVarP(&o.output, "output", "o", "", "also export the result: type=local,dest=DIR | type=tar|oci|docker,dest=FILE (- for stdout) | DIR")
+	f.StringVar(&o.metadata, "metadata-file", "", "write the image digest, config digest and names to this JSON file")
 	return c
 }
 
@@ -70,6 +74,10 @@ func runBuild(cmd *cobra.Command, g *globalOptions, o *buildOptions, contextDir 
 	if err != nil {
 		return err
 	}
+	out, err := parseOutput(o.output)
+	if err != nil {
+		return usageError{err}
+	}
 	s, err := g.openStore()
 	if err != nil {
 		return err
@@ -82,6 +90,14 @@ func runBuild(cmd *cobra.Command, g *globalOptions, o *buildOptions, contextDir 
 	img, err := build.Build(cmd.Context(), opts)
 	if err != nil {
 		return err
+	}
+	if err := out.write(cmd.Context(), s, img, opts.Tags); err != nil {
+		return err
+	}
+	if o.metadata != "" {
+		if err := writeMetadata(o.metadata, img, opts.Tags); err != nil {
+			return fmt.Errorf("write --metadata-file: %w", err)
+		}
 	}
 	if o.iidfile != "" {
 		if err := writeFileAtomic(o.iidfile, []byte(img.ID.String())); err != nil {

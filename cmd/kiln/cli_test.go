@@ -297,3 +297,41 @@ func TestConcurrentProcesses(t *testing.T) {
 		t.Errorf("index.json is not valid JSON:\n%s", raw)
 	}
 }
+
+func TestBuildOutputs(t *testing.T) {
+	root, ctxDir, out := t.TempDir(), t.TempDir(), t.TempDir()
+	writeTree(t, ctxDir, map[string]string{
+		"Buildfile": "FROM scratch AS base\nCOPY a /a\nCOPY d/ /d/\nFROM base\nCOPY b /b\n",
+		"a":         "A", "b": "B", "d/x": "X",
+	})
+	local := filepath.Join(out, "rootfs")
+	ok(t, root, "build", "-q", "-o", "type=local,dest="+local, ctxDir)
+	for name, want := range map[string]string{"a": "A", "b": "B", "d/x": "X"} {
+		if b, err := os.ReadFile(filepath.Join(local, name)); err != nil || string(b) != want {
+			t.Errorf("type=local %s = %q, %v", name, b, err)
+		}
+	}
+	tarFile := filepath.Join(out, "fs.tar")
+	ok(t, root, "build", "-q", "--output", "type=tar,dest="+tarFile, ctxDir)
+	if fi, err := os.Stat(tarFile); err != nil || fi.Size() < 1024 {
+		t.Errorf("type=tar: %v %v", fi, err)
+	}
+	md := filepath.Join(out, "md.json")
+	for _, typ := range []string{"docker", "oci"} {
+		archive := filepath.Join(out, typ+".tar")
+		ok(t, root, "build", "-q", "-t", "exported:"+typ, "--metadata-file", md, "-o", "type="+typ+",dest="+archive, ctxDir)
+		other := t.TempDir()
+		r := ok(t, other, "load", "-i", archive)
+		if !strings.Contains(r.stdout, "exported:"+typ) {
+			t.Errorf("type=%s archive loaded as %q", typ, r.stdout)
+		}
+	}
+	var meta map[string]string
+	raw, err := os.ReadFile(md)
+	if err != nil || json.Unmarshal(raw, &meta) != nil || !strings.HasPrefix(meta["containerimage.digest"], "sha256:") {
+		t.Errorf("metadata file %s: %v", raw, err)
+	}
+	if r := kiln(t, root, nil, "build", "-o", "type=bogus,dest=x", ctxDir); r.code != 2 {
+		t.Errorf("bad --output: exit %d", r.code)
+	}
+}

@@ -1,0 +1,69 @@
+package registry
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+
+	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/cache/layer"
+)
+
+// ExportTar streams the stored image's filesystem, its layers flattened with whiteouts
+// applied, as one tar (`--output type=tar`).
+func ExportTar(ctx context.Context, s *cache.Store, manifest v1.Hash, w io.Writer) error {
+	img, err := s.Image(manifest)
+	if err != nil {
+		return fmt.Errorf("export %s: %w", manifest, err)
+	}
+	rc := mutate.Extract(img)
+	defer rc.Close()
+	if err := copyContext(ctx, w, rc); err != nil {
+		return fmt.Errorf("export %s: %w", manifest, err)
+	}
+	return nil
+}
+
+// ExportDir writes the stored image's flattened filesystem into dir, creating it if needed
+// (`--output type=local`). Paths are confined to dir as for any untrusted layer.
+func ExportDir(ctx context.Context, s *cache.Store, manifest v1.Hash, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("export to %s: %w", dir, err)
+	}
+	img, err := s.Image(manifest)
+	if err != nil {
+		return fmt.Errorf("export %s: %w", manifest, err)
+	}
+	rc := mutate.Extract(img)
+	defer rc.Close()
+	if _, err := layer.Apply(ctx, rc, dir, layer.ApplyOptions{Whiteouts: layer.DeleteWhiteouts}); err != nil {
+		return fmt.Errorf("export to %s: %w", dir, err)
+	}
+	return nil
+}
+
+// copyContext copies r to w in chunks, stopping when ctx ends.
+func copyContext(ctx context.Context, w io.Writer, r io.Reader) error {
+	buf := make([]byte, 1<<20)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n, err := r.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return werr
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}

@@ -31,6 +31,7 @@ type Options struct {
 	Resolver    Resolver
 	Runner      Runner
 	Report      Reporter
+	LogDir      string // keeps each RUN step's whole output; see SolveOptions
 }
 
 // DefaultBuildfiles are looked for in the context, in order, when no -f is given.
@@ -74,7 +75,7 @@ func Build(ctx context.Context, o Options) (*Image, error) {
 		return nil, err
 	}
 	img, err := Solve(ctx, g, SolveOptions{Store: o.Store, Compression: o.Compression, NoCache: o.NoCache,
-		Jobs: o.Jobs, Epoch: o.Epoch, Runner: o.Runner, Report: o.Report})
+		Jobs: o.Jobs, Epoch: o.Epoch, Runner: o.Runner, Report: o.Report, LogDir: o.LogDir})
 	if err != nil {
 		return nil, err
 	}

@@ -121,6 +121,10 @@ func (s *solver) exec(ctx context.Context, v *Vertex, op *execOp, parent *vresul
 		}
 	}
 	out := &logWriter{s: s, index: s.index[v], name: v.Name}
+	if err := out.openLog(s.opts.LogDir, v.Key); err != nil {
+		return nil, err
+	}
+	defer out.close()
 	req := RunRequest{ID: "kiln-build-" + strings.TrimPrefix(v.Key, "sha256:")[:12] + "-" + strconv.Itoa(os.Getpid()),
 		Lower: lower, Upper: upper, Work: work, Args: op.args, Env: op.env, User: op.user, Cwd: op.workdir,
 		Network: op.network, Output: out}

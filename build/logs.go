@@ -2,6 +2,9 @@ package build
 
 import (
 	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -15,13 +18,40 @@ type logWriter struct {
 	s     *solver
 	index int
 	name  string
+	file  *os.File // the step's whole output, when SolveOptions.LogDir is set
 	mu    sync.Mutex
 	last  []byte
+}
+
+// openLog starts the log file of a step; its name is the step's cache key, so the log of
+// the run that made a cached layer can be found again.
+func (w *logWriter) openLog(dir, key string) error {
+	if dir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("log dir: %w", err)
+	}
+	f, err := os.Create(filepath.Join(dir, strings.TrimPrefix(key, "sha256:")+".log"))
+	if err != nil {
+		return fmt.Errorf("step log: %w", err)
+	}
+	w.file = f
+	return nil
+}
+
+func (w *logWriter) close() {
+	if w.file != nil {
+		_ = w.file.Close()
+	}
 }
 
 func (w *logWriter) Write(p []byte) (int, error) {
 	w.s.report(Event{Kind: EventLog, Index: w.index, Name: w.name, Time: time.Now(), Data: append([]byte(nil), p...)})
 	w.mu.Lock()
+	if w.file != nil {
+		_, _ = w.file.Write(p) // a full disk must not fail the step; the tail is still kept
+	}
 	w.last = append(w.last, p...)
 	if len(w.last) > 64<<10 {
 		w.last = w.last[len(w.last)-32<<10:]

@@ -26,6 +26,7 @@ type SolveOptions struct {
 	Epoch       *time.Time        // SOURCE_DATE_EPOCH: clamps file mtimes and image timestamps
 	Runner      Runner            // executes RUN steps; nil makes a graph with RUN fail before anything runs
 	Report      Reporter          // progress; may be nil
+	LogDir      string            // where each RUN step's whole output is kept as <cache key>.log; "" keeps none
 }
 
 // layerRef is one layer of a filesystem state, bottom first in a chain.

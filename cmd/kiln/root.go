@@ -15,8 +15,9 @@ import (
 
 // globalOptions are the flags every command shares.
 type globalOptions struct {
-	root  string
-	debug bool
+	root    string
+	debug   bool
+	runtime string // OCI runtime for RUN steps and containers: "", crun, runc or a path
 }
 
 // openStore opens the image store named by --root (or KILN_ROOT, or the default).
@@ -72,6 +73,8 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.PersistentFlags().StringVar(&g.root, "root", os.Getenv("KILN_ROOT"),
 		"store directory (default /var/lib/kiln as root, $XDG_DATA_HOME/kiln otherwise; env KILN_ROOT)")
 	root.PersistentFlags().BoolVar(&g.debug, "debug", false, "print debugging details")
+	root.PersistentFlags().StringVar(&g.runtime, "runtime", os.Getenv("KILN_RUNTIME"),
+		"OCI runtime: crun, runc or a path (default: crun when it works on this host, else runc; env KILN_RUNTIME)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	for _, c := range commands(g) {
 		root.AddCommand(c)

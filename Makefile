@@ -28,8 +28,11 @@ demo: deps-demo build
 	cp /bin/busybox examples/busybox/busybox
 	$(BIN) build --progress=plain -t busybox examples/busybox
 	$(BIN) build --progress=plain -t hello examples/hello
+	$(BIN) build --progress=plain -t app examples/app
 	$(BIN) images
 	$(BIN) inspect hello
+	$(BIN) run --rm hello
+	$(BIN) run --rm app
 
 test: deps-test
 	$(GO) vet ./...

@@ -1,0 +1,93 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+)
+
+// Cleanup removes what killed kiln processes left behind under stateDir ("" = DefaultStateDir):
+// containers still known to the runtime, their rootfs mounts and their cgroups. Runs owned by a
+// living kiln process are left alone, so it is safe to call at every start.
+func Cleanup(ctx context.Context, stateDir string) error {
+	if stateDir == "" {
+		stateDir = DefaultStateDir
+	}
+	owners, err := readOwners(stateDir)
+	if err != nil {
+		return err
+	}
+	live := map[string]bool{}
+	var errs []error
+	for _, o := range owners {
+		if o.alive() {
+			live[o.ID] = true
+			continue
+		}
+		if err := cleanupOwner(ctx, stateDir, o); err != nil {
+			errs = append(errs, err)
+			live[o.ID] = true // keep its cgroups until the container is really gone
+		}
+	}
+	errs = append(errs, cleanupRuntimes(ctx, stateDir, live))
+	errs = append(errs, cleanupCgroups(live))
+	return errors.Join(errs...)
+}
+
+// cleanupOwner kills and deletes a dead owner's container, then unmounts its rootfs.
+func cleanupOwner(ctx context.Context, stateDir string, o owner) error {
+	if o.Runtime != "" {
+		r, err := runnerFor(o.Runtime, stateDir)
+		if err != nil {
+			return fmt.Errorf("clean up container %s: %w", o.ID, err)
+		}
+		if o.Root != "" {
+			r.root = o.Root
+		}
+		r.Kill(ctx, o.ID, syscall.SIGKILL) //nolint:errcheck // it may have exited already
+		if err := r.Delete(ctx, o.ID); err != nil {
+			return fmt.Errorf("clean up container %s: %w", o.ID, err)
+		}
+	}
+	if o.Bundle != "" {
+		if err := unmountRootfs(o.Bundle); err != nil {
+			return fmt.Errorf("clean up container %s: %w", o.ID, err)
+		}
+	}
+	return removeOwner(stateDir, o.ID)
+}
+
+// cleanupRuntimes deletes containers in kiln's runtime state roots that no live run owns.
+func cleanupRuntimes(ctx context.Context, stateDir string, live map[string]bool) error {
+	var errs []error
+	for _, name := range []string{"crun", "runc"} {
+		root := filepath.Join(stateDir, name)
+		if _, err := os.Stat(root); err != nil {
+			continue
+		}
+		path, err := exec.LookPath(name)
+		if err != nil {
+			continue
+		}
+		r := newOCIRunner(path, "", root)
+		ids, err := r.List(ctx)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, id := range ids {
+			if live[id] {
+				continue
+			}
+			r.Kill(ctx, id, syscall.SIGKILL) //nolint:errcheck // it may have exited already
+			if err := r.Delete(ctx, id); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

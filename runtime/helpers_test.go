@@ -1,0 +1,98 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/kiln-build/kiln/internal/testimage"
+)
+
+// runtimes are the OCI runtimes every container test runs against.
+var runtimes = []string{"crun", "runc"}
+
+func requireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: mounts overlayfs and runs OCI runtimes")
+	}
+}
+
+// requireRuntime skips when the runtime is missing or does not work on this host (and says why).
+func requireRuntime(t testing.TB, name, stateDir string) {
+	t.Helper()
+	requireRoot(t)
+	path, err := exec.LookPath(name)
+	if err != nil {
+		t.Skipf("%s not installed", name)
+	}
+	r, err := runnerFor(path, stateDir)
+	if err != nil {
+		t.Skipf("%s: %v", name, err)
+	}
+	if reason := probe(context.Background(), r, stateDir); reason != "" {
+		t.Skipf("%s does not work on this host: %s", name, reason)
+	}
+}
+
+// busyboxLower is one shared busybox layer for the whole test binary.
+var busyboxLower string
+
+func lowerDir(t testing.TB) string {
+	t.Helper()
+	if busyboxLower == "" {
+		dir, err := os.MkdirTemp("", "kiln-runtime-lower-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		testimage.BusyboxRootfs(t, dir)
+		busyboxLower = dir
+	}
+	return busyboxLower
+}
+
+// testSpec returns a spec over the busybox layer with fresh upper/work/bundle dirs.
+func testSpec(t testing.TB, runtime, stateDir string, args ...string) Spec {
+	t.Helper()
+	dir := t.TempDir()
+	return Spec{
+		ID:        "t" + filepath.Base(dir),
+		Lower:     []string{lowerDir(t)},
+		Upper:     filepath.Join(dir, "upper"),
+		Work:      filepath.Join(dir, "work"),
+		BundleDir: filepath.Join(dir, "bundle"),
+		StateDir:  stateDir,
+		Args:      args,
+		Runtime:   runtime,
+		StopGrace: 500 * time.Millisecond,
+	}
+}
+
+// run runs s and returns its status and combined output, failing on kiln errors.
+func run(t testing.TB, s Spec) (ExitStatus, string) {
+	t.Helper()
+	if err := os.MkdirAll(s.Upper, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	s.Stdout, s.Stderr = &out, &out
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := Run(ctx, s)
+	if err != nil {
+		t.Fatalf("Run(%v): %v\n%s", s.Args, err, out.String())
+	}
+	return st, out.String()
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if busyboxLower != "" {
+		os.RemoveAll(busyboxLower)
+	}
+	os.Exit(code)
+}

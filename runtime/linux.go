@@ -1,0 +1,63 @@
+package runtime
+
+import (
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// cpuPeriod is the CFS period docker uses for --cpus, in microseconds.
+const cpuPeriod = 100000
+
+// linuxConfig sets namespaces, masked paths, device rules and cgroup limits.
+func linuxConfig(s Spec) *specs.Linux {
+	ns := []specs.LinuxNamespace{
+		{Type: specs.MountNamespace}, {Type: specs.PIDNamespace}, {Type: specs.UTSNamespace},
+		{Type: specs.IPCNamespace}, {Type: specs.CgroupNamespace},
+	}
+	if s.Network != NetworkHost {
+		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace})
+	}
+	return &specs.Linux{
+		Namespaces: ns,
+		// Relative: nested under kiln's own cgroup, so limits of kiln's parent still apply.
+		CgroupsPath:   "kiln/" + s.ID,
+		Resources:     resources(s.Resources),
+		MaskedPaths:   maskedPaths,
+		ReadonlyPaths: readonlyPaths,
+	}
+}
+
+// resources converts limits and adds docker's default device cgroup rules.
+func resources(r Resources) *specs.LinuxResources {
+	out := &specs.LinuxResources{Devices: deviceRules()}
+	if r.Memory > 0 {
+		mem := r.Memory
+		out.Memory = &specs.LinuxMemory{Limit: &mem, Swap: &mem}
+	}
+	if r.CPUs > 0 {
+		quota, period := int64(r.CPUs*cpuPeriod), uint64(cpuPeriod)
+		out.CPU = &specs.LinuxCPU{Quota: &quota, Period: &period}
+	}
+	if r.PidsLimit > 0 {
+		limit := r.PidsLimit
+		out.Pids = &specs.LinuxPids{Limit: &limit}
+	}
+	return out
+}
+
+// deviceRules denies every device node except docker's defaults (null, zero, full, random,
+// urandom, tty, console, ptmx and ptys); mknod of anything stays allowed as docker does.
+func deviceRules() []specs.LinuxDeviceCgroup {
+	dev := func(major, minor int64) specs.LinuxDeviceCgroup {
+		return specs.LinuxDeviceCgroup{Allow: true, Type: "c", Major: &major, Minor: &minor, Access: "rwm"}
+	}
+	wild := int64(-1)
+	return []specs.LinuxDeviceCgroup{
+		{Allow: false, Access: "rwm"},
+		{Allow: true, Type: "c", Major: &wild, Minor: &wild, Access: "m"},
+		{Allow: true, Type: "b", Major: &wild, Minor: &wild, Access: "m"},
+		dev(1, 3), dev(1, 5), dev(1, 7), dev(1, 8), dev(1, 9), dev(5, 0), dev(5, 1), dev(5, 2),
+		{Allow: true, Type: "c", Major: ptr(int64(136)), Minor: &wild, Access: "rwm"},
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,104 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// maskedPaths are docker's: kernel interfaces that leak host data or offer attack surface.
+var maskedPaths = []string{
+	"/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+	"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+	"/sys/firmware", "/sys/devices/virtual/powercap",
+}
+
+// readonlyPaths are docker's: kernel knobs a container may read but never write.
+var readonlyPaths = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
+
+// defaultMounts are docker's standard filesystems in every container.
+func defaultMounts() []specs.Mount {
+	return []specs.Mount{
+		{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
+		{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+		{Destination: "/dev/pts", Type: "devpts", Source: "devpts",
+			Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
+		{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
+		{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"ro", "nosuid", "noexec", "nodev"}},
+		{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
+		{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
+	}
+}
+
+// userMounts converts the Spec's mounts, checking sources and creating targets inside rootfs
+// without following symlinks out of it (the runtime would otherwise resolve them on the host).
+func userMounts(rootfs string, ms []Mount) ([]specs.Mount, error) {
+	out := make([]specs.Mount, 0, len(ms))
+	for _, m := range ms {
+		if !path.IsAbs(m.Target) {
+			return nil, fmt.Errorf("mount target %q: must be an absolute path", m.Target)
+		}
+		target := path.Clean(m.Target)
+		var om specs.Mount
+		switch m.Type {
+		case Bind:
+			fi, err := os.Stat(m.Source)
+			if err != nil {
+				return nil, fmt.Errorf("bind mount source %s: %w (create it first or fix the path)", m.Source, err)
+			}
+			if err := makeTarget(rootfs, target, fi.IsDir()); err != nil {
+				return nil, err
+			}
+			om = specs.Mount{Destination: target, Type: "bind", Source: m.Source, Options: []string{"rbind", "rprivate"}}
+		case Tmpfs:
+			if err := makeTarget(rootfs, target, true); err != nil {
+				return nil, err
+			}
+			om = specs.Mount{Destination: target, Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "nodev"}}
+		default:
+			return nil, fmt.Errorf("mount %s: unknown mount type %d", m.Target, m.Type)
+		}
+		if m.ReadOnly {
+			om.Options = append(om.Options, "ro")
+		}
+		om.Options = append(om.Options, m.Options...)
+		out = append(out, om)
+	}
+	return out, nil
+}
+
+// makeTarget creates a mount point (directory or empty file) confined to rootfs.
+func makeTarget(rootfs, target string, dir bool) error {
+	if dir {
+		if err := pathrs.MkdirAll(rootfs, target, 0o755); err != nil {
+			return fmt.Errorf("create mount point %s in rootfs: %w", target, err)
+		}
+		return nil
+	}
+	if f, err := pathrs.OpenInRoot(rootfs, target); err == nil {
+		return f.Close()
+	}
+	parent := path.Dir(target)
+	if err := pathrs.MkdirAll(rootfs, parent, 0o755); err != nil {
+		return fmt.Errorf("create mount point %s in rootfs: %w", parent, err)
+	}
+	d, err := pathrs.OpenInRoot(rootfs, parent)
+	if err != nil {
+		return fmt.Errorf("open %s in rootfs: %w", parent, err)
+	}
+	defer d.Close()
+	fd, err := unix.Openat(int(d.Fd()), filepath.Base(target), unix.O_CREAT|unix.O_NOFOLLOW|unix.O_WRONLY|unix.O_CLOEXEC, 0o644)
+	if err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("create mount point %s in rootfs: %w", target, err)
+	}
+	if err == nil {
+		unix.Close(fd)
+	}
+	return nil
+}

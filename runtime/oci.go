@@ -1,0 +1,161 @@
+package runtime
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"strings"
+
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// idPattern is what crun and runc accept as a container id, and a safe cgroup/file name.
+var idPattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$`)
+
+// WriteConfig generates the OCI runtime config for s over the prepared rootfs directory, writes it
+// with the generated /etc files into s.BundleDir and returns it (also for tests and `kiln inspect`).
+// It resolves the user and creates the working directory and mount points inside rootfs.
+func WriteConfig(s Spec, rootfs string) (*specs.Spec, error) {
+	cfg, err := generateConfig(s, rootfs)
+	if err != nil {
+		return nil, err
+	}
+	data, err := json.MarshalIndent(cfg, "", "\t")
+	if err != nil {
+		return nil, fmt.Errorf("encode config.json: %w", err)
+	}
+	if err := writeFileAtomic(filepath.Join(s.BundleDir, "config.json"), data); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// generateConfig builds the config with docker's defaults; it writes only the /etc files.
+func generateConfig(s Spec, rootfs string) (*specs.Spec, error) {
+	if err := checkSpec(s); err != nil {
+		return nil, err
+	}
+	proc, err := process(s, rootfs)
+	if err != nil {
+		return nil, err
+	}
+	hostname := s.Hostname
+	if hostname == "" {
+		hostname = defaultHostname(s)
+	}
+	mounts, err := allMounts(s, rootfs, hostname)
+	if err != nil {
+		return nil, err
+	}
+	cfg := &specs.Spec{
+		Version:  specs.Version,
+		Process:  proc,
+		Root:     &specs.Root{Path: rootfs, Readonly: s.ReadOnlyRootfs},
+		Hostname: hostname,
+		Mounts:   mounts,
+		Linux:    linuxConfig(s),
+	}
+	if cfg.Linux.Seccomp, err = seccompConfig(s, cfg); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// checkSpec rejects specs the runtime would fail on later with a less helpful message.
+func checkSpec(s Spec) error {
+	if !idPattern.MatchString(s.ID) {
+		return fmt.Errorf("container id %q: use letters, digits, '_', '.' and '-' (max 128), starting with a letter or digit", s.ID)
+	}
+	if len(s.Args) == 0 {
+		return fmt.Errorf("container %s: no command given", s.ID)
+	}
+	if s.BundleDir == "" {
+		return fmt.Errorf("container %s: no bundle dir given", s.ID)
+	}
+	if s.Cwd != "" && !path.IsAbs(s.Cwd) {
+		return fmt.Errorf("working directory %q: must be an absolute path", s.Cwd)
+	}
+	return nil
+}
+
+func defaultHostname(s Spec) string {
+	if s.Network == NetworkHost {
+		if h, err := os.Hostname(); err == nil {
+			return h
+		}
+	}
+	if len(s.ID) > 12 {
+		return s.ID[:12]
+	}
+	return s.ID
+}
+
+// process builds the OCI process: argv, environment, user, capabilities and rlimits.
+func process(s Spec, rootfs string) (*specs.Process, error) {
+	u, err := resolveUser(rootfs, s.User)
+	if err != nil {
+		return nil, fmt.Errorf("user %q: %w", s.User, err)
+	}
+	cwd := s.Cwd
+	if cwd == "" {
+		cwd = "/"
+	}
+	if err := pathrs.MkdirAll(rootfs, cwd, 0o755); err != nil {
+		return nil, fmt.Errorf("create working directory %s: %w", cwd, err)
+	}
+	caps, err := capabilities(s.CapAdd, s.CapDrop)
+	if err != nil {
+		return nil, err
+	}
+	return &specs.Process{
+		Terminal:        s.Terminal,
+		User:            u.User,
+		Args:            s.Args,
+		Env:             processEnv(s.Env, u.Home, s.Terminal),
+		Cwd:             cwd,
+		Capabilities:    &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps},
+		Rlimits:         rlimits(),
+		NoNewPrivileges: !s.NewPrivileges,
+	}, nil
+}
+
+// processEnv adds docker's PATH, HOME and TERM defaults to variables the caller did not set.
+func processEnv(env []string, home string, terminal bool) []string {
+	out := append([]string(nil), env...)
+	has := func(key string) bool {
+		for _, e := range env {
+			if strings.HasPrefix(e, key+"=") {
+				return true
+			}
+		}
+		return false
+	}
+	if !has("PATH") {
+		out = append(out, DefaultPath)
+	}
+	if !has("HOME") {
+		out = append(out, "HOME="+home)
+	}
+	if terminal && !has("TERM") {
+		out = append(out, "TERM=xterm")
+	}
+	return out
+}
+
+// allMounts orders docker's default mounts, the /etc files and the caller's mounts.
+func allMounts(s Spec, rootfs, hostname string) ([]specs.Mount, error) {
+	etc, err := etcMounts(s.BundleDir, hostname, s.Network, s.ReadOnlyRootfs)
+	if err != nil {
+		return nil, err
+	}
+	user, err := userMounts(rootfs, s.Mounts)
+	if err != nil {
+		return nil, err
+	}
+	mounts := append(defaultMounts(), etc...)
+	return append(mounts, user...), nil
+}

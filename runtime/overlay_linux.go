@@ -1,0 +1,109 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// overlayOpts keep whole files in the upper dir, so a layer diff needs to walk only the upper dir.
+var overlayOpts = []string{"index=off", "metacopy=off", "redirect_dir=off"}
+
+// forceLegacyMount makes mountOverlay skip the new mount API (tests of the fallback path).
+var forceLegacyMount = false
+
+// mountRootfs mounts the container's root filesystem at <bundle>/rootfs: an overlay of lower
+// (bottom first) under upper, or a plain bind of upper when there are no lower dirs.
+func mountRootfs(bundle string, lower []string, upper, work string) (string, error) {
+	rootfs := filepath.Join(bundle, "rootfs")
+	if err := os.MkdirAll(rootfs, 0o755); err != nil {
+		return "", fmt.Errorf("create rootfs mountpoint: %w", err)
+	}
+	if len(lower) == 0 {
+		if err := unix.Mount(upper, rootfs, "", unix.MS_BIND, ""); err != nil {
+			return "", fmt.Errorf("bind upper dir %s at %s: %w", upper, rootfs, err)
+		}
+		return rootfs, nil
+	}
+	if err := os.MkdirAll(work, 0o700); err != nil {
+		return "", fmt.Errorf("create overlay workdir: %w", err)
+	}
+	err := errors.ErrUnsupported
+	if !forceLegacyMount {
+		err = mountOverlayFD(rootfs, lower, upper, work)
+	}
+	if errors.Is(err, errors.ErrUnsupported) {
+		err = mountOverlayLegacy(bundle, rootfs, lower, upper, work)
+	}
+	if err != nil {
+		return "", fmt.Errorf("mount overlay rootfs (%d layers): %w", len(lower), err)
+	}
+	return rootfs, nil
+}
+
+// mountOverlayFD uses fsopen/fsconfig with one "lowerdir+" per layer (Linux 6.8+), which has no
+// limit on the number of layers; it reports ErrUnsupported on kernels without it.
+func mountOverlayFD(rootfs string, lower []string, upper, work string) error {
+	fsfd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM) {
+			return errors.ErrUnsupported
+		}
+		return fmt.Errorf("fsopen overlay: %w", err)
+	}
+	defer unix.Close(fsfd)
+	for i := len(lower) - 1; i >= 0; i-- { // overlay lists the top layer first
+		if err := unix.FsconfigSetString(fsfd, "lowerdir+", lower[i]); err != nil {
+			if errors.Is(err, unix.EINVAL) && i == len(lower)-1 {
+				return errors.ErrUnsupported // kernel before 6.8: no "lowerdir+" key
+			}
+			return fmt.Errorf("overlay lowerdir+ %s: %w", lower[i], err)
+		}
+	}
+	set := [][2]string{{"upperdir", upper}, {"workdir", work}}
+	for _, o := range overlayOpts {
+		k, v, _ := strings.Cut(o, "=")
+		set = append(set, [2]string{k, v})
+	}
+	for _, kv := range set {
+		if err := unix.FsconfigSetString(fsfd, kv[0], kv[1]); err != nil {
+			return fmt.Errorf("overlay %s=%s: %w", kv[0], kv[1], err)
+		}
+	}
+	if err := unix.FsconfigCreate(fsfd); err != nil {
+		return fmt.Errorf("create overlay superblock: %w", err)
+	}
+	mfd, err := unix.Fsmount(fsfd, unix.FSMOUNT_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("fsmount overlay: %w", err)
+	}
+	defer unix.Close(mfd)
+	if err := unix.MoveMount(mfd, "", unix.AT_FDCWD, rootfs, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
+		return fmt.Errorf("attach overlay at %s: %w", rootfs, err)
+	}
+	return nil
+}
+
+// unmountRootfs detaches the rootfs (lazily if still busy) and removes the mountpoint and the
+// layer links; it never recurses into a directory that might still be mounted.
+func unmountRootfs(bundle string) error {
+	rootfs := filepath.Join(bundle, "rootfs")
+	err := unix.Unmount(rootfs, unix.UMOUNT_NOFOLLOW)
+	if errors.Is(err, unix.EBUSY) {
+		err = unix.Unmount(rootfs, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW)
+	}
+	if err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("unmount %s: %w", rootfs, err)
+	}
+	if err := os.Remove(rootfs); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove rootfs mountpoint: %w", err)
+	}
+	if err := os.RemoveAll(filepath.Join(bundle, "l")); err != nil {
+		return fmt.Errorf("remove layer links: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,104 @@
+package runtime
+
+import (
+	"io"
+	"time"
+)
+
+// Spec describes one container run: its filesystem, process, isolation and limits.
+type Spec struct {
+	ID        string   // unique container id ([a-zA-Z0-9][a-zA-Z0-9_.-]*), names the runtime state and cgroup
+	Lower     []string // read-only layer dirs, bottom layer first; empty means the rootfs is Upper alone
+	Upper     string   // writable overlay upperdir; holds whole files after the run (for layer diffs)
+	Work      string   // overlay workdir on the same filesystem as Upper
+	BundleDir string   // caller-owned dir for config.json, generated /etc files and the rootfs mountpoint
+	StateDir  string   // kiln's runtime state root (owner records, runtime --root); "" = DefaultStateDir
+
+	Args     []string // argv of the container process; Args[0] is looked up in PATH inside the container
+	Env      []string // KEY=value environment; PATH defaults to docker's when absent
+	Cwd      string   // absolute working directory, created if missing; "" = "/"
+	User     string   // "name", "uid", "uid:gid", "name:group", resolved in the rootfs's /etc/passwd and /etc/group
+	Hostname string   // container hostname; "" = the first 12 characters of ID
+
+	Mounts         []Mount // extra bind and tmpfs mounts, applied after the defaults
+	ReadOnlyRootfs bool    // mount the rootfs read-only (overlay stays rw underneath, the view is ro)
+
+	Network   NetworkMode // NetworkNone (own netns with lo only) or NetworkHost
+	Resources Resources   // cgroup limits; zero values mean unlimited
+
+	CapAdd  []string // capabilities added to docker's default set ("ALL" for every capability)
+	CapDrop []string // capabilities removed from the set ("ALL" drops every default first)
+	// NewPrivileges lets setuid binaries and file capabilities raise privileges (docker's default);
+	// false sets no_new_privs, the safer default for build steps.
+	NewPrivileges bool
+
+	Seccomp        SeccompMode // default profile, unconfined or a profile file
+	SeccompProfile string      // path of a docker-format JSON profile when Seccomp is SeccompProfileFile
+
+	Terminal bool      // attach the process to a pty; Stdin should then be a terminal for resizing to work
+	Stdin    io.Reader // nil = /dev/null
+	Stdout   io.Writer // nil = discarded
+	Stderr   io.Writer // nil = discarded
+
+	Runtime   string        // "" = auto (crun when it works on this host, else runc), "crun", "runc" or a path
+	StopGrace time.Duration // how long a cancelled run gets after SIGTERM before SIGKILL; 0 = DefaultStopGrace
+	Debug     io.Writer     // receives notes on runtime choice and cleanup; nil = silent
+}
+
+// Mount is one extra mount inside the container.
+type Mount struct {
+	Type     MountType // Bind or Tmpfs
+	Source   string    // host path for Bind (must exist); ignored for Tmpfs
+	Target   string    // absolute path inside the container, created if missing (confined to the rootfs)
+	ReadOnly bool      // mount read-only
+	Options  []string  // extra mount options, e.g. "size=64m" for tmpfs or "rprivate" for binds
+}
+
+// MountType says what kind of filesystem a Mount attaches.
+type MountType int
+
+const (
+	// Bind mounts a host file or directory (recursively).
+	Bind MountType = iota
+	// Tmpfs mounts a fresh in-memory filesystem.
+	Tmpfs
+)
+
+// NetworkMode selects the container's network namespace.
+type NetworkMode int
+
+const (
+	// NetworkNone gives the container its own network namespace with only loopback.
+	NetworkNone NetworkMode = iota
+	// NetworkHost shares the host's network namespace (and its /etc/hosts and resolv.conf).
+	NetworkHost
+)
+
+// SeccompMode selects the syscall filter of the container process.
+type SeccompMode int
+
+const (
+	// SeccompDefault applies docker's default profile (from github.com/moby/profiles/seccomp).
+	SeccompDefault SeccompMode = iota
+	// SeccompUnconfined applies no syscall filter.
+	SeccompUnconfined
+	// SeccompProfileFile applies the docker-format JSON profile at Spec.SeccompProfile.
+	SeccompProfileFile
+)
+
+// Resources are cgroup limits enforced by the OCI runtime; zero means unlimited.
+type Resources struct {
+	Memory    int64   // memory limit in bytes; swap is limited to the same total, like docker
+	CPUs      float64 // CPU share as a number of cores (1.5 = 150 ms per 100 ms period)
+	PidsLimit int64   // maximum number of tasks
+}
+
+// ExitStatus is the container process's exit code; a death by signal n is 128+n, like a shell's $?.
+type ExitStatus int
+
+// Defaults used when a Spec leaves a field empty.
+const (
+	DefaultStateDir  = "/run/kiln"
+	DefaultStopGrace = 3 * time.Second
+	DefaultPath      = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+)

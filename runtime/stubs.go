@@ -1,0 +1,81 @@
+package runtime
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"slices"
+	"strings"
+	"syscall"
+)
+
+// stubs are mount points that kiln or the runtime creates in the rootfs only to mount over them
+// (/proc, /etc/hosts, bind targets...). Removed after the run while still empty, so they do not
+// turn up in the layer diff of a RUN step (buildkit does the same).
+type stubs struct {
+	rootfs string
+	paths  []string // missing before the run, deepest last
+}
+
+// findStubs records which mount destinations (and their parents) do not exist in rootfs yet.
+func findStubs(rootfs string, s Spec) *stubs {
+	dests := []string{"/etc/hostname", "/etc/hosts", "/etc/resolv.conf"}
+	for _, m := range defaultMounts() {
+		dests = append(dests, m.Destination)
+	}
+	for _, m := range s.Mounts {
+		dests = append(dests, path.Clean(m.Target))
+	}
+	st := &stubs{rootfs: rootfs}
+	root, err := os.OpenRoot(rootfs)
+	if err != nil {
+		return st
+	}
+	defer root.Close()
+	for _, d := range dests {
+		for p := d; p != "/" && p != "."; p = path.Dir(p) {
+			if _, err := root.Lstat(strings.TrimPrefix(p, "/")); err == nil {
+				break
+			}
+			if !slices.Contains(st.paths, p) {
+				st.paths = append(st.paths, p)
+			}
+		}
+	}
+	return st
+}
+
+// remove deletes the recorded stubs that are still empty, children before parents.
+func (st *stubs) remove() error {
+	if len(st.paths) == 0 {
+		return nil
+	}
+	root, err := os.OpenRoot(st.rootfs)
+	if err != nil {
+		return fmt.Errorf("open rootfs to remove mount stubs: %w", err)
+	}
+	defer root.Close()
+	paths := slices.Clone(st.paths)
+	slices.SortFunc(paths, func(a, b string) int { return strings.Count(b, "/") - strings.Count(a, "/") })
+	for _, p := range paths {
+		rel := strings.TrimPrefix(p, "/")
+		fi, err := root.Lstat(rel)
+		if err != nil {
+			continue
+		}
+		if fi.Mode().IsRegular() && fi.Size() != 0 {
+			continue // the process wrote data there: keep it
+		}
+		if err := root.Remove(rel); err != nil && !isNotEmpty(err) && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove mount stub %s: %w", p, err)
+		}
+	}
+	return nil
+}
+
+func isNotEmpty(err error) bool {
+	var pe *fs.PathError
+	return errors.As(err, &pe) && (errors.Is(pe.Err, syscall.ENOTEMPTY) || errors.Is(pe.Err, syscall.EEXIST))
+}

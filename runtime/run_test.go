@@ -21,7 +21,7 @@ func TestRunBasics(t *testing.T) {
 				{"pid 1", []string{"sh", "-c", "echo $$"}, 0, "1\n"},
 				{"not found", []string{"no-such-command"}, 127, ""},
 				{"not executable", []string{"/etc/passwd"}, 126, ""},
-				{"child killed by signal", []string{"sh", "-c", "sh -c 'kill -9 $$'"}, 137, ""},
+				{"child killed by signal", []string{"sh", "-c", "sleep 100 & kill -9 $!; wait $!"}, 137, ""},
 				{"hostname", []string{"hostname"}, 0, "box\n"},
 				{"only lo", []string{"sh", "-c", "ls /sys/class/net"}, 0, "lo\n"},
 				{"sysrq read-only", []string{"sh", "-c", "echo h > /proc/sysrq-trigger"}, 1, ""},

@@ -32,6 +32,7 @@ type Options struct {
 	Runner      Runner
 	Report      Reporter
 	LogDir      string // keeps each RUN step's whole output; see SolveOptions
+	Explain     bool   // report why each step missed the cache (EventExplain)
 }
 
 // DefaultBuildfiles are looked for in the context, in order, when no -f is given.
@@ -74,12 +75,18 @@ func Build(ctx context.Context, o Options) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	img, err := Solve(ctx, g, SolveOptions{Store: o.Store, Compression: o.Compression, NoCache: o.NoCache,
-		Jobs: o.Jobs, Epoch: o.Epoch, Runner: o.Runner, Report: o.Report, LogDir: o.LogDir})
+	ex := newExplainer(o.Store, g, filepath.Join(bctx.Dir(), f.Name), o.Target)
+	so := SolveOptions{Store: o.Store, Compression: o.Compression, NoCache: o.NoCache,
+		Jobs: o.Jobs, Epoch: o.Epoch, Runner: o.Runner, Report: o.Report, LogDir: o.LogDir}
+	if o.Explain {
+		so.explain = ex
+	}
+	img, err := Solve(ctx, g, so)
 	if err != nil {
 		return nil, err
 	}
 	_ = bctx.Save() // a lost stat cache only costs re-hashing next time
+	_ = ex.save(g)  // likewise a lost record only leaves the next --explain without a comparison
 	for _, t := range o.Tags {
 		if err := o.Store.Tag(ctx, t, img.Manifest); err != nil {
 			return nil, fmt.Errorf("tag %s: %w", t.Short(), err)

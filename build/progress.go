@@ -13,10 +13,11 @@ const (
 	EventDone                     // the step finished and its result is stored
 	EventFailed                   // the step failed; Err says why
 	EventWarning                  // a non-fatal problem with the build (Data holds the message)
+	EventExplain                  // why a step missed the cache (Data holds the reason; with Options.Explain)
 )
 
 func (k EventKind) String() string {
-	return [...]string{"started", "cached", "log", "done", "failed", "warning"}[k]
+	return [...]string{"started", "cached", "log", "done", "failed", "warning", "explain"}[k]
 }
 
 // Event is one progress report; rendering is the caller's job.

@@ -27,6 +27,7 @@ type SolveOptions struct {
 	Runner      Runner            // executes RUN steps; nil makes a graph with RUN fail before anything runs
 	Report      Reporter          // progress; may be nil
 	LogDir      string            // where each RUN step's whole output is kept as <cache key>.log; "" keeps none
+	explain     *explainer        // set by Build with Options.Explain: report why steps miss the cache
 }
 
 // layerRef is one layer of a filesystem state, bottom first in a chain.
@@ -145,6 +146,10 @@ func (s *solver) solveVertex(ctx context.Context, v *Vertex) (*vresult, bool, er
 	if !s.opts.NoCache {
 		if res, ok := s.cached(v, parent); ok {
 			return res, true, nil
+		}
+		if s.opts.explain != nil {
+			s.report(Event{Kind: EventExplain, Index: s.index[v], Name: v.Name, Time: time.Now(),
+				Data: []byte(s.opts.explain.why(v))})
 		}
 	}
 	packed, err := s.execute(ctx, v, parent)

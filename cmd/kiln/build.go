@@ -30,6 +30,7 @@ type buildOptions struct {
 	compression string
 	output      string
 	metadata    string
+	explain     bool
 }
 
 func newBuildCmd(g *globalOptions) *cobra.Command {
@@ -58,6 +59,7 @@ func newBuildCmd(g *globalOptions) *cobra.Command {
 	f.IntVar(&o.jobs, "jobs", runtime.NumCPU(), "steps run at the same time")
 	f.StringVar(&o.compression, "compression", "gzip", "layer compression: gzip, zstd or uncompressed")
 	f.StringVarP(&o.output, "output", "o", "", "also export the result: type=local,dest=DIR | type=tar|oci|docker,dest=FILE (- for stdout) | DIR")
+	f.BoolVar(&o.explain, "explain", false, "say why each step that runs missed the cache (which file, variable or parent changed)")
 	f.StringVar(&o.metadata, "metadata-file", "", "write the image digest, config digest and names to this JSON file")
 	return c
 }
@@ -85,6 +87,11 @@ func runBuild(cmd *cobra.Command, g *globalOptions, o *buildOptions, contextDir 
 	defer s.Close()
 	opts.Store, opts.Stdin = s, cmd.InOrStdin()
 	opts.Resolver = newResolver(s)
+	runner := build.RuntimeRunner{Runtime: g.runtime}
+	if g.debug {
+		runner.Debug = cmd.ErrOrStderr()
+	}
+	opts.Runner, opts.LogDir = runner, filepath.Join(s.Root(), "logs")
 	opts.Report = newReporter(mode, cmd.ErrOrStderr())
 	start := time.Now()
 	img, err := build.Build(cmd.Context(), opts)
@@ -117,7 +124,8 @@ func runBuild(cmd *cobra.Command, g *globalOptions, o *buildOptions, contextDir 
 
 // buildOptions turns flags into build.Options, failing on malformed input before any work.
 func (o *buildOptions) buildOptions(contextDir string) (build.Options, error) {
-	opts := build.Options{Buildfile: o.file, ContextDir: contextDir, Target: o.target, NoCache: o.noCache, Jobs: o.jobs}
+	opts := build.Options{Buildfile: o.file, ContextDir: contextDir, Target: o.target, NoCache: o.noCache, Jobs: o.jobs,
+		Explain: o.explain}
 	for _, t := range o.tags {
 		n, err := cache.ParseName(t)
 		if err != nil {

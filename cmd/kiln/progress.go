@@ -106,6 +106,8 @@ func plainReporter(w io.Writer) build.Reporter {
 			}
 		case build.EventWarning:
 			fmt.Fprintf(w, "WARNING: %s\n", e.Data)
+		case build.EventExplain:
+			fmt.Fprintf(w, "#%d cache miss: %s\n", e.Index, e.Data)
 		}
 	}
 }

@@ -38,6 +38,9 @@ func newTTYReporter(w io.Writer) build.Reporter {
 }
 
 func (v *ttyView) handle(e build.Event) {
+	if e.Kind == build.EventExplain {
+		e.Kind, e.Data = build.EventWarning, []byte(fmt.Sprintf("%s: cache miss: %s", e.Name, e.Data))
+	}
 	if e.Kind == build.EventWarning {
 		v.warns = append(v.warns, string(e.Data))
 		v.draw()

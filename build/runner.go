@@ -1,0 +1,44 @@
+package build
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/kiln-build/kiln/runtime"
+)
+
+// buildHostname is the hostname RUN steps see; fixed so that builds are reproducible.
+const buildHostname = "kiln-build"
+
+// RuntimeRunner runs RUN steps as isolated containers through the runtime package.
+type RuntimeRunner struct {
+	Runtime  string    // OCI runtime name or path; "" lets the runtime package choose
+	StateDir string    // runtime state root; "" = runtime.DefaultStateDir
+	Debug    io.Writer // runtime choice and cleanup notes; nil = silent
+}
+
+// Run executes req over its layers; a non-zero exit becomes an *ExitError.
+func (r RuntimeRunner) Run(ctx context.Context, req RunRequest) error {
+	bundle := filepath.Join(filepath.Dir(req.Upper), "bundle")
+	if err := os.MkdirAll(bundle, 0o700); err != nil {
+		return err
+	}
+	network := runtime.NetworkHost // docker's default for RUN
+	if req.Network == "none" {
+		network = runtime.NetworkNone
+	}
+	code, err := runtime.Run(ctx, runtime.Spec{
+		ID: req.ID, Lower: req.Lower, Upper: req.Upper, Work: req.Work, BundleDir: bundle, StateDir: r.StateDir,
+		Args: req.Args, Env: req.Env, Cwd: req.Cwd, User: req.User, Hostname: buildHostname,
+		Network: network, Stdout: req.Output, Stderr: req.Output, Runtime: r.Runtime, Debug: r.Debug,
+	})
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return &ExitError{Code: int(code)}
+	}
+	return nil
+}

@@ -1,0 +1,339 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/spf13/cobra"
+
+	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/runtime"
+)
+
+// exitKilnError is docker's exit code for failures of the tool itself, as opposed to the
+// container process's own exit code.
+const exitKilnError = 125
+
+type runOptions struct {
+	rm, interactive, tty, readOnly bool
+	name, workdir, user, hostname  string
+	entrypoint                     *string
+	network                        string
+	memory                         string
+	cpus                           float64
+	pidsLimit                      int64
+	env, envFiles                  []string
+	volumes, mounts, tmpfs         []string
+	capAdd, capDrop, securityOpts  []string
+}
+
+func newRunCmd(g *globalOptions) *cobra.Command {
+	o := &runOptions{}
+	var entrypoint string
+	c := &cobra.Command{
+		Use:   "run [flags] IMAGE [COMMAND [ARG...]]",
+		Short: "Run a command in a new container",
+		Long: "Run IMAGE's entrypoint and command (or COMMAND) in an isolated container: its own mount, PID,\n" +
+			"UTS, IPC and cgroup namespaces, docker's default capabilities and seccomp profile, through crun\n" +
+			"or runc. The network is the host's unless --network none. The exit code is the process's own;\n" +
+			"125 means kiln itself failed, 126 the command cannot be executed, 127 it was not found.",
+		Example: "  kiln run --rm hello\n  kiln run --rm -it busybox sh\n  kiln run --rm -v $PWD:/data:ro --memory 64m busybox ls /data",
+		Args:    argsRange(1, -1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if cmd.Flags().Changed("entrypoint") {
+				o.entrypoint = &entrypoint
+			}
+			code, err := runContainer(cmd, g, o, args[0], args[1:])
+			if err != nil {
+				return exitCodeError{code: exitKilnError, err: err}
+			}
+			if code != 0 {
+				return exitCodeError{code: code}
+			}
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.SetInterspersed(false) // flags after IMAGE belong to the container's command
+	f.BoolVar(&o.rm, "rm", false, "remove the container's filesystem when it exits")
+	f.BoolVarP(&o.interactive, "interactive", "i", false, "keep standard input open")
+	f.BoolVarP(&o.tty, "tty", "t", false, "allocate a pseudo-terminal")
+	f.BoolVar(&o.readOnly, "read-only", false, "mount the container's root filesystem read-only")
+	f.StringVar(&o.name, "name", "", "name the container")
+	f.StringVarP(&o.workdir, "workdir", "w", "", "working directory inside the container")
+	f.StringVarP(&o.user, "user", "u", "", "user[:group] (names or ids) to run as")
+	f.StringVar(&o.hostname, "hostname", "", "container hostname")
+	f.StringVar(&entrypoint, "entrypoint", "", "override the image's ENTRYPOINT (\"\" clears it)")
+	f.StringVar(&o.network, "network", "host", "network: host (the host's) or none (loopback only)")
+	f.StringVarP(&o.memory, "memory", "m", "", "memory limit, e.g. 64m or 1g")
+	f.Float64Var(&o.cpus, "cpus", 0, "CPU limit in cores, e.g. 0.5")
+	f.Int64Var(&o.pidsLimit, "pids-limit", 0, "maximum number of processes (0 = unlimited)")
+	f.StringArrayVarP(&o.env, "env", "e", nil, "set KEY=VALUE (KEY alone copies it from kiln's environment)")
+	f.StringArrayVar(&o.envFiles, "env-file", nil, "read KEY=VALUE lines from a file")
+	f.StringArrayVarP(&o.volumes, "volume", "v", nil, "bind mount HOST-PATH:CONTAINER-PATH[:ro]")
+	f.StringArrayVar(&o.mounts, "mount", nil, "mount type=bind|tmpfs,source=...,target=...[,readonly]")
+	f.StringArrayVar(&o.tmpfs, "tmpfs", nil, "mount a tmpfs at PATH[:OPTIONS]")
+	f.StringArrayVar(&o.capAdd, "cap-add", nil, "add a capability (or ALL)")
+	f.StringArrayVar(&o.capDrop, "cap-drop", nil, "drop a capability (or ALL)")
+	f.StringArrayVar(&o.securityOpts, "security-opt", nil, "seccomp=unconfined|PROFILE.json")
+	return c
+}
+
+// runContainer runs one foreground container and returns its exit code.
+func runContainer(cmd *cobra.Command, g *globalOptions, o *runOptions, ref string, args []string) (int, error) {
+	spec, err := o.spec()
+	if err != nil {
+		return 0, err
+	}
+	s, err := g.openStore()
+	if err != nil {
+		return 0, err
+	}
+	defer s.Close()
+	img, err := lookupImage(s, ref)
+	if err != nil {
+		return 0, err
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return 0, fmt.Errorf("image %s: %w", ref, err)
+	}
+	if spec.Args, err = o.argv(cfg.Config, args); err != nil {
+		return 0, err
+	}
+	if spec.Lower, err = imageSnapshots(cmd, s, img); err != nil {
+		return 0, err
+	}
+	fillFromConfig(&spec, cfg.Config)
+	c, err := newContainerDir(s.Root(), o.name)
+	if err != nil {
+		return 0, err
+	}
+	spec.ID, spec.Upper, spec.Work, spec.BundleDir = c.id, c.upper(), c.work(), c.bundle()
+	if spec.Hostname == "" {
+		spec.Hostname = c.id[:12]
+	}
+	spec.Stdout, spec.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
+	if o.interactive {
+		spec.Stdin = cmd.InOrStdin()
+	}
+	if g.debug {
+		spec.Debug = cmd.ErrOrStderr()
+	}
+	spec.Runtime = g.runtime
+	code, runErr := runtime.Run(cmd.Context(), spec)
+	if o.rm {
+		if err := os.RemoveAll(c.dir); err != nil && runErr == nil {
+			runErr = fmt.Errorf("remove container %s: %w", c.id[:12], err)
+		}
+	} else if err := c.record(ref, spec.Args, int(code)); err != nil && runErr == nil {
+		runErr = err
+	}
+	if runErr != nil {
+		return 0, runErr
+	}
+	return int(code), nil
+}
+
+// lookupImage finds ref in the store, saying how to get it there when it is missing.
+func lookupImage(s *cache.Store, ref string) (v1.Image, error) {
+	desc, _, err := s.Lookup(ref)
+	if errors.Is(err, cache.ErrNotFound) {
+		return nil, fmt.Errorf("image %q not found in the local store: build it, pull it (`kiln pull %s`) or load it (`kiln load -i ARCHIVE`)", ref, ref)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return s.Image(desc.Digest)
+}
+
+// imageSnapshots unpacks (once, shared) every layer of img and lists them bottom first.
+func imageSnapshots(cmd *cobra.Command, s *cache.Store, img v1.Image) ([]string, error) {
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, err
+	}
+	var dirs []string
+	for _, l := range layers {
+		diffID, err := l.DiffID()
+		if err != nil {
+			return nil, err
+		}
+		dir, err := s.Snapshot(cmd.Context(), diffID, l.Compressed)
+		if err != nil {
+			return nil, err
+		}
+		dirs = append(dirs, dir)
+	}
+	return dirs, nil
+}
+
+// argv is docker's rule: ENTRYPOINT (or --entrypoint) followed by the command line given,
+// or by the image's CMD when none is given; --entrypoint also drops the image's CMD.
+func (o *runOptions) argv(cfg v1.Config, args []string) ([]string, error) {
+	ep, cmdline := cfg.Entrypoint, cfg.Cmd
+	if o.entrypoint != nil {
+		ep, cmdline = nil, nil
+		if *o.entrypoint != "" {
+			ep = []string{*o.entrypoint}
+		}
+	}
+	if len(args) > 0 {
+		cmdline = args
+	}
+	argv := append(append([]string(nil), ep...), cmdline...)
+	if len(argv) == 0 {
+		return nil, errors.New("no command specified: the image has no ENTRYPOINT or CMD; give one after the image name")
+	}
+	return argv, nil
+}
+
+// fillFromConfig applies the image config where the flags left a value unset.
+func fillFromConfig(spec *runtime.Spec, cfg v1.Config) {
+	spec.Env = mergeEnv(cfg.Env, spec.Env)
+	if spec.User == "" {
+		spec.User = cfg.User
+	}
+	if spec.Cwd == "" {
+		spec.Cwd = cfg.WorkingDir
+	}
+}
+
+// spec turns the flags into a runtime spec, failing on malformed values before any work.
+func (o *runOptions) spec() (runtime.Spec, error) {
+	sp := runtime.Spec{User: o.user, Cwd: o.workdir, Hostname: o.hostname, ReadOnlyRootfs: o.readOnly,
+		Terminal: o.tty, CapAdd: o.capAdd, CapDrop: o.capDrop}
+	fileEnv, err := readEnvFiles(o.envFiles)
+	if err != nil {
+		return sp, err
+	}
+	var flagEnv []string
+	for _, e := range o.env {
+		v, err := envEntry(e)
+		if err != nil {
+			return sp, fmt.Errorf("-e: %w", err)
+		}
+		if v != "" {
+			flagEnv = append(flagEnv, v)
+		}
+	}
+	sp.Env = mergeEnv(fileEnv, flagEnv)
+	if o.workdir != "" && !strings.HasPrefix(o.workdir, "/") {
+		return sp, fmt.Errorf("invalid -w %q: the working directory must be absolute", o.workdir)
+	}
+	switch o.network {
+	case "host", "":
+		sp.Network = runtime.NetworkHost
+	case "none":
+		sp.Network = runtime.NetworkNone
+	default:
+		return sp, fmt.Errorf("invalid --network %q: use host or none (bridge networking is not supported yet)", o.network)
+	}
+	if sp.Resources.Memory, err = parseMemory("--memory", o.memory); err != nil {
+		return sp, err
+	}
+	if o.cpus < 0 || o.pidsLimit < 0 {
+		return sp, errors.New("--cpus and --pids-limit must not be negative")
+	}
+	sp.Resources.CPUs, sp.Resources.PidsLimit = o.cpus, o.pidsLimit
+	if sp.Mounts, err = o.runtimeMounts(); err != nil {
+		return sp, err
+	}
+	return sp, o.seccomp(&sp)
+}
+
+// runtimeMounts parses -v, --mount and --tmpfs.
+func (o *runOptions) runtimeMounts() ([]runtime.Mount, error) {
+	var flags []mountFlag
+	for _, list := range []struct {
+		vals  []string
+		parse func(string) (mountFlag, error)
+	}{{o.volumes, parseVolume}, {o.mounts, parseMount}, {o.tmpfs, parseTmpfs}} {
+		for _, v := range list.vals {
+			m, err := list.parse(v)
+			if err != nil {
+				return nil, err
+			}
+			flags = append(flags, m)
+		}
+	}
+	var out []runtime.Mount
+	for _, m := range flags {
+		rm := runtime.Mount{Type: runtime.Bind, Source: m.source, Target: m.target, ReadOnly: m.readOnly, Options: m.options}
+		if m.tmpfs {
+			rm.Type = runtime.Tmpfs
+		}
+		out = append(out, rm)
+	}
+	return out, nil
+}
+
+// seccomp reads --security-opt seccomp=...; other security options are refused clearly.
+func (o *runOptions) seccomp(sp *runtime.Spec) error {
+	for _, opt := range o.securityOpts {
+		k, v, _ := strings.Cut(opt, "=")
+		if k != "seccomp" || v == "" {
+			return fmt.Errorf("invalid --security-opt %q: only seccomp=unconfined|PROFILE.json is supported", opt)
+		}
+		if v == "unconfined" {
+			sp.Seccomp = runtime.SeccompUnconfined
+			continue
+		}
+		if _, err := os.Stat(v); err != nil {
+			return fmt.Errorf("--security-opt seccomp=%s: %w", v, err)
+		}
+		sp.Seccomp, sp.SeccompProfile = runtime.SeccompProfileFile, v
+	}
+	return nil
+}
+
+// containerDir is the on-disk state of one container: root/containers/<id>/.
+type containerDir struct {
+	id, name, dir string
+}
+
+func newContainerDir(root, name string) (*containerDir, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	id := hex.EncodeToString(b)
+	c := &containerDir{id: id, name: name, dir: filepath.Join(root, "containers", id)}
+	for _, d := range []string{c.upper(), c.work(), c.bundle()} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("create container dir: %w", err)
+		}
+	}
+	return c, nil
+}
+
+func (c *containerDir) upper() string  { return filepath.Join(c.dir, "upper") }
+func (c *containerDir) work() string   { return filepath.Join(c.dir, "work") }
+func (c *containerDir) bundle() string { return filepath.Join(c.dir, "bundle") }
+
+// containerRecord is container.json: what a finished container was.
+type containerRecord struct {
+	ID       string    `json:"Id"`
+	Name     string    `json:"Name,omitempty"`
+	Image    string    `json:"Image"`
+	Args     []string  `json:"Args"`
+	ExitCode int       `json:"ExitCode"`
+	Finished time.Time `json:"FinishedAt"`
+}
+
+// record keeps what a finished container was, for later inspection and removal.
+func (c *containerDir) record(image string, args []string, code int) error {
+	data, err := json.Marshal(containerRecord{ID: c.id, Name: c.name, Image: image, Args: args, ExitCode: code, Finished: time.Now().UTC()})
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(c.dir, "container.json"), append(data, '\n'))
+}

@@ -2,7 +2,9 @@ package runtime
 
 import (
 	"fmt"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -13,7 +15,7 @@ var defaultCaps = []string{
 	"CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
 }
 
-// allCaps lists every capability the OCI runtimes know (Linux 5.9+), for "ALL" and validation.
+// allCaps lists every capability the OCI runtimes know (Linux 5.9+), in capability-number order.
 var allCaps = []string{
 	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
 	"CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
@@ -58,18 +60,49 @@ func capabilities(add, drop []string) ([]string, error) {
 	case slices.Contains(drops, "ALL"):
 		base, drops = nil, nil
 	}
+	bounding := boundingCaps()
 	var caps []string
 	for _, c := range base {
-		if !slices.Contains(drops, c) {
+		// kiln cannot grant what it lacks itself (here: CAP_SYS_RESOURCE); the runtime would fail.
+		if !slices.Contains(drops, c) && slices.Contains(bounding, c) {
 			caps = append(caps, c)
 		}
 	}
 	for _, c := range adds {
+		if !slices.Contains(bounding, c) {
+			return nil, fmt.Errorf("cap-add %s: kiln itself lacks this capability (not in its bounding set), so it cannot grant it", c)
+		}
 		if !slices.Contains(caps, c) {
 			caps = append(caps, c)
 		}
 	}
 	return caps, nil
+}
+
+// boundingCaps returns the capabilities in kiln's own bounding set (all known ones if unreadable).
+func boundingCaps() []string {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return allCaps
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		hex, ok := strings.CutPrefix(line, "CapBnd:")
+		if !ok {
+			continue
+		}
+		mask, err := strconv.ParseUint(strings.TrimSpace(hex), 16, 64)
+		if err != nil {
+			return allCaps
+		}
+		var out []string
+		for bit, c := range allCaps { // allCaps is ordered by capability number
+			if mask&(1<<bit) != 0 {
+				out = append(out, c)
+			}
+		}
+		return out
+	}
+	return allCaps
 }
 
 func normalizeCaps(in []string) ([]string, error) {

@@ -49,14 +49,14 @@ func runWith(ctx context.Context, r Runner, s Spec) (status ExitStatus, err erro
 		removeOwner(s.StateDir, s.ID) //nolint:errcheck // nothing was mounted; the record is harmless
 		return -1, err
 	}
+	stubs := findStubs(rootfs, s)
 	defer func() {
 		if uerr := unmountRootfs(s.BundleDir); uerr != nil {
 			err = errors.Join(err, uerr) // keep the record: Cleanup retries the unmount
 			return
 		}
-		err = errors.Join(err, removeOwner(s.StateDir, s.ID))
+		err = errors.Join(err, stubs.pruneUpper(), removeOwner(s.StateDir, s.ID))
 	}()
-	stubs := findStubs(rootfs, s)
 	defer func() { err = errors.Join(err, stubs.remove()) }()
 	if _, err := WriteConfig(s, rootfs); err != nil {
 		return -1, err

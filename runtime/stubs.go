@@ -6,17 +6,21 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // stubs are mount points that kiln or the runtime creates in the rootfs only to mount over them
 // (/proc, /etc/hosts, bind targets...). Removed after the run while still empty, so they do not
 // turn up in the layer diff of a RUN step (buildkit does the same).
 type stubs struct {
-	rootfs string
-	paths  []string // missing before the run, deepest last
+	rootfs, upper string
+	paths         []string // missing before the run, deepest last
+	parents       []string // existing dirs that get stubs (copied up into the upper dir by overlay)
 }
 
 // findStubs records which mount destinations (and their parents) do not exist in rootfs yet.
@@ -29,6 +33,9 @@ func findStubs(rootfs string, s Spec) *stubs {
 		dests = append(dests, path.Clean(m.Target))
 	}
 	st := &stubs{rootfs: rootfs}
+	if len(s.Lower) > 0 {
+		st.upper = s.Upper
+	}
 	root, err := os.OpenRoot(rootfs)
 	if err != nil {
 		return st
@@ -37,6 +44,9 @@ func findStubs(rootfs string, s Spec) *stubs {
 	for _, d := range dests {
 		for p := d; p != "/" && p != "."; p = path.Dir(p) {
 			if _, err := root.Lstat(strings.TrimPrefix(p, "/")); err == nil {
+				if p != d {
+					st.addParent(p)
+				}
 				break
 			}
 			if !slices.Contains(st.paths, p) {
@@ -78,4 +88,34 @@ func (st *stubs) remove() error {
 func isNotEmpty(err error) bool {
 	var pe *fs.PathError
 	return errors.As(err, &pe) && (errors.Is(pe.Err, syscall.ENOTEMPTY) || errors.Is(pe.Err, syscall.EEXIST))
+}
+
+// addParent records an existing directory that will receive stubs, unless the upper dir already
+// holds it: then the overlay's copy-up is this run's doing and can be undone.
+func (st *stubs) addParent(p string) {
+	if st.upper == "" || slices.Contains(st.parents, p) {
+		return
+	}
+	if _, err := os.Lstat(filepath.Join(st.upper, p)); errors.Is(err, fs.ErrNotExist) {
+		st.parents = append(st.parents, p)
+	}
+}
+
+// pruneUpper runs after unmount: a directory that overlay copied up only to hold stubs is left
+// empty and non-opaque in the upper dir; removing it lets the lower dir show through unchanged,
+// so the layer diff stays free of it.
+func (st *stubs) pruneUpper() error {
+	paths := slices.Clone(st.parents)
+	slices.SortFunc(paths, func(a, b string) int { return strings.Count(b, "/") - strings.Count(a, "/") })
+	for _, p := range paths {
+		dir := filepath.Join(st.upper, p)
+		if opaque, _ := unix.Lgetxattr(dir, "trusted.overlay.opaque", make([]byte, 8)); opaque > 0 {
+			continue
+		}
+		if err := unix.Rmdir(dir); err != nil && !errors.Is(err, unix.ENOTEMPTY) && !errors.Is(err, unix.ENOENT) &&
+			!errors.Is(err, unix.ENOTDIR) && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("prune %s from upper dir: %w", p, err)
+		}
+	}
+	return nil
 }

@@ -1,0 +1,64 @@
+package runtime
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+)
+
+func TestResolveUser(t *testing.T) {
+	rootfs := t.TempDir()
+	os.MkdirAll(filepath.Join(rootfs, "etc"), 0o755)
+	os.WriteFile(filepath.Join(rootfs, "etc/passwd"), []byte("root:x:0:0:root:/root:/bin/sh\n# comment\nbad line\napp:x:1000:1000::/home/app:/bin/sh\nsvc:x:999:999:::/bin/false\n"), 0o644)
+	os.WriteFile(filepath.Join(rootfs, "etc/group"), []byte("root:x:0:\napp:x:1000:\nwheel:x:10:app,other\naudio:x:29:app\nsvc:x:999:\n"), 0o644)
+	cases := []struct {
+		spec     string
+		uid, gid uint32
+		extra    []uint32
+		home     string
+		wantErr  bool
+	}{
+		{"", 0, 0, nil, "/root", false},
+		{"app", 1000, 1000, []uint32{10, 29}, "/home/app", false},
+		{"1000", 1000, 1000, []uint32{10, 29}, "/home/app", false},
+		{"app:wheel", 1000, 10, nil, "/home/app", false},
+		{"1000:29", 1000, 29, nil, "/home/app", false},
+		{"4242", 4242, 0, nil, "/", false},
+		{"4242:4343", 4242, 4343, nil, "/", false},
+		{"svc", 999, 999, nil, "/", false},
+		{"nobody", 0, 0, nil, "", true},
+		{"app:nogroup", 0, 0, nil, "", true},
+		{"app:", 0, 0, nil, "", true},
+	}
+	for _, c := range cases {
+		u, err := resolveUser(rootfs, c.spec)
+		if c.wantErr {
+			if err == nil {
+				t.Errorf("%q: want error, got %+v", c.spec, u)
+			}
+			continue
+		}
+		if err != nil || u.UID != c.uid || u.GID != c.gid || !slices.Equal(u.AdditionalGids, c.extra) || u.Home != c.home {
+			t.Errorf("%q: got %+v home %q err %v", c.spec, u.User, u.Home, err)
+		}
+	}
+}
+
+// /etc/passwd as an absolute symlink resolves inside the rootfs, never to the host's file.
+func TestResolveUserConfined(t *testing.T) {
+	rootfs := t.TempDir()
+	os.MkdirAll(filepath.Join(rootfs, "etc"), 0o755)
+	os.MkdirAll(filepath.Join(rootfs, "lib"), 0o755)
+	os.WriteFile(filepath.Join(rootfs, "lib/passwd"), []byte("inside:x:7:7::/:/bin/sh\n"), 0o644)
+	os.Symlink("/../../../../../lib/passwd", filepath.Join(rootfs, "etc/passwd"))
+	if _, err := resolveUser(rootfs, "inside"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := resolveUser(rootfs, "root"); err == nil {
+		t.Fatal("resolved the host's root user through a symlink")
+	}
+	if u, err := resolveUser(t.TempDir(), "0:0"); err != nil || u.UID != 0 {
+		t.Fatalf("no /etc/passwd must still allow numeric ids: %v", err)
+	}
+}

@@ -307,8 +307,13 @@ func newContainerDir(root, name string) (*containerDir, error) {
 	}
 	id := hex.EncodeToString(b)
 	c := &containerDir{id: id, name: name, dir: filepath.Join(root, "containers", id)}
+	if err := os.MkdirAll(c.dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create container dir: %w", err)
+	}
+	// The upper dir's own mode becomes the mode of the container's "/": it must be 0755
+	// like any root directory, or no other user could resolve a path.
 	for _, d := range []string{c.upper(), c.work(), c.bundle()} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
+		if err := os.Mkdir(d, 0o755); err != nil {
 			return nil, fmt.Errorf("create container dir: %w", err)
 		}
 	}

@@ -1,0 +1,71 @@
+package runtime
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// manyLayers returns the busybox layer plus n layers that each add /layers/<i> and override /top.
+func manyLayers(t *testing.T, n int) []string {
+	t.Helper()
+	base := t.TempDir()
+	lower := []string{lowerDir(t)}
+	for i := 0; i < n; i++ {
+		// Long names on purpose: 120 of them overflow mount(2)'s one-page option string.
+		dir := filepath.Join(base, fmt.Sprintf("snapshot-%03d-%s", i, strings.Repeat("x", 40)))
+		if err := os.MkdirAll(filepath.Join(dir, "layers"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, "layers", fmt.Sprint(i)), nil, 0o644)
+		os.WriteFile(filepath.Join(dir, "top"), []byte(fmt.Sprint(i)), 0o644)
+		lower = append(lower, dir)
+	}
+	return lower
+}
+
+func TestRunManyLayers(t *testing.T) {
+	forEachRuntime(t, func(t *testing.T, rt, state string) {
+		lower := manyLayers(t, 120)
+		for _, legacy := range []bool{false, true} {
+			t.Run(fmt.Sprintf("legacy=%v", legacy), func(t *testing.T) {
+				forceLegacyMount = legacy
+				defer func() { forceLegacyMount = false }()
+				s := testSpec(t, rt, state, "sh", "-c", "ls /layers | wc -l; cat /top")
+				s.Lower = lower
+				if st, out := run(t, s); st != 0 || out != "120\n119" {
+					t.Errorf("status %d output %q, want 120 layers with the last on top", st, out)
+				}
+			})
+		}
+	})
+}
+
+// The upper dir holds whole files after a change to a lower file (no metacopy, no redirects).
+func TestOverlayUpperHoldsWholeFiles(t *testing.T) {
+	requireRoot(t)
+	lower, dir := t.TempDir(), t.TempDir()
+	os.WriteFile(filepath.Join(lower, "f"), []byte("0123456789"), 0o644)
+	os.MkdirAll(filepath.Join(lower, "d"), 0o755)
+	upper, work, bundle := filepath.Join(dir, "upper"), filepath.Join(dir, "work"), filepath.Join(dir, "bundle")
+	os.MkdirAll(upper, 0o755)
+	rootfs, err := mountRootfs(bundle, []string{lower}, upper, work)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unmountRootfs(bundle)
+	if err := os.Chmod(filepath.Join(rootfs, "f"), 0o600); err != nil { // metacopy would copy only metadata
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(rootfs, "d"), filepath.Join(rootfs, "e")); err == nil {
+		t.Error("directory rename succeeded: redirect_dir should be off (EXDEV)")
+	}
+	if err := unmountRootfs(bundle); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := os.ReadFile(filepath.Join(upper, "f")); err != nil || string(data) != "0123456789" {
+		t.Errorf("upper f = %q, %v: want the whole file", data, err)
+	}
+}

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/internal/testimage"
+)
+
+// requireContainers skips unless this process can run containers (root, an OCI runtime).
+func requireContainers(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: containers mount overlayfs and create namespaces")
+	}
+	testimage.RequireBusybox(t)
+}
+
+// busyboxRoot returns a store root holding the in-process busybox image as "busybox".
+func busyboxRoot(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	s, err := cache.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	desc, err := s.WriteImage(context.Background(), testimage.Busybox(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := cache.ParseName("busybox")
+	if err := s.Tag(context.Background(), n, desc); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+func TestRunExitCodesAndOptions(t *testing.T) {
+	requireContainers(t)
+	root := busyboxRoot(t)
+	for _, tc := range []struct {
+		args []string
+		code int
+		out  string
+	}{
+		{[]string{"run", "--rm", "busybox", "sh", "-c", "exit 7"}, 7, ""},
+		{[]string{"run", "--rm", "busybox", "no-such-command"}, 127, ""},
+		{[]string{"run", "--rm", "no-such-image"}, 125, ""},
+		{[]string{"run", "--rm", "--memory", "1x", "busybox", "true"}, 125, ""},
+		{[]string{"run", "--rm", "-e", "A=1", "-w", "/tmp", "-u", "nobody", "--hostname", "box", "busybox",
+			"sh", "-c", "echo $A $(pwd) $(id -u) $(hostname)"}, 0, "1 /tmp 65534 box"},
+		{[]string{"run", "--rm", "--network", "none", "busybox", "sh", "-c", "ls /sys/class/net"}, 0, "lo"},
+		{[]string{"run", "--rm", "--entrypoint", "/bin/echo", "busybox", "hi"}, 0, "hi"},
+		{[]string{"run", "--rm", "--read-only", "--tmpfs", "/scratch", "busybox", "sh", "-c",
+			"touch /scratch/x && echo ok && ! touch /x 2>/dev/null"}, 0, "ok"},
+	} {
+		r := kiln(t, root, nil, tc.args...)
+		if r.code != tc.code || strings.TrimSpace(r.stdout) != tc.out {
+			t.Errorf("kiln %s: exit %d, stdout %q; want %d, %q\nstderr: %s", strings.Join(tc.args, " "), r.code, r.stdout, tc.code, tc.out, r.stderr)
+		}
+	}
+	if ents, _ := os.ReadDir(root + "/containers"); len(ents) != 0 {
+		t.Errorf("--rm left %d container dirs", len(ents))
+	}
+}
+
+func TestBuildWithRunAndRunIt(t *testing.T) {
+	requireContainers(t)
+	root, ctxDir := busyboxRoot(t), t.TempDir()
+	writeTree(t, ctxDir, map[string]string{
+		"Buildfile": "FROM busybox\nRUN echo built > /built && rm /etc/group\nCOPY msg /msg\nRUN cat /msg >> /built\nCMD [\"cat\", \"/built\"]\n",
+		"msg":       "from the context\n",
+	})
+	ok(t, root, "build", "--progress=plain", "-t", "app", ctxDir)
+	r := ok(t, root, "run", "--rm", "app")
+	if r.stdout != "built\nfrom the context\n" {
+		t.Errorf("run app: %q", r.stdout)
+	}
+	if r := kiln(t, root, nil, "run", "--rm", "app", "ls", "/etc/group"); r.code == 0 {
+		t.Error("a file deleted by RUN is still in the image")
+	}
+	again := ok(t, root, "build", "--progress=plain", "-t", "app", ctxDir)
+	if n := strings.Count(again.stderr, "CACHED"); n != 3 {
+		t.Errorf("rebuild: %d CACHED steps, want 3:\n%s", n, again.stderr)
+	}
+	writeTree(t, ctxDir, map[string]string{"Buildfile": "FROM busybox\nRUN echo out; exit 4\n"})
+	r = kiln(t, root, nil, "build", "--progress=plain", ctxDir)
+	if r.code != 1 || !strings.Contains(r.stderr, "exit code 4") || !strings.Contains(r.stderr, "Buildfile:2") {
+		t.Errorf("failing RUN: exit %d\n%s", r.code, r.stderr)
+	}
+}

@@ -45,8 +45,10 @@ func cleanupOwner(ctx context.Context, stateDir string, o owner) error {
 		if err != nil {
 			return fmt.Errorf("clean up container %s: %w", o.ID, err)
 		}
-		if o.Root != "" {
-			r.root = o.Root
+		if o.Root != "" && o.Root != r.root {
+			copied := *r // the cached runner is shared: never change its root in place
+			copied.root = o.Root
+			r = &copied
 		}
 		r.Kill(ctx, o.ID, syscall.SIGKILL) //nolint:errcheck // it may have exited already
 		if err := r.Delete(ctx, o.ID); err != nil {

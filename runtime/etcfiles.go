@@ -14,16 +14,16 @@ import (
 // etcMounts writes /etc/hostname (and, without host networking, /etc/hosts and /etc/resolv.conf)
 // into the bundle and returns the bind mounts that place them, as docker does.
 func etcMounts(bundle, hostname string, network NetworkMode, readOnly bool) ([]specs.Mount, error) {
-	if err := writeFileAtomic(filepath.Join(bundle, "hostname"), []byte(hostname+"\n")); err != nil {
+	if err := writeRunFile(filepath.Join(bundle, "hostname"), []byte(hostname+"\n")); err != nil {
 		return nil, err
 	}
 	hostsSrc, resolvSrc := "/etc/hosts", "/etc/resolv.conf"
 	if network != NetworkHost {
 		hostsSrc, resolvSrc = filepath.Join(bundle, "hosts"), filepath.Join(bundle, "resolv.conf")
-		if err := writeFileAtomic(hostsSrc, isolatedHosts(hostname)); err != nil {
+		if err := writeRunFile(hostsSrc, isolatedHosts(hostname)); err != nil {
 			return nil, err
 		}
-		if err := writeFileAtomic(resolvSrc, isolatedResolvConf()); err != nil {
+		if err := writeRunFile(resolvSrc, isolatedResolvConf()); err != nil {
 			return nil, err
 		}
 	}
@@ -71,7 +71,14 @@ func isolatedResolvConf() []byte {
 }
 
 // writeFileAtomic writes via temp file, fsync and rename so no half-written file is visible.
-func writeFileAtomic(name string, data []byte) error {
+func writeFileAtomic(name string, data []byte) error { return writeFile(name, data, true) }
+
+// writeRunFile is writeFileAtomic without the fsync, for files that live only as long as one run
+// (bundle files, owner records): a process crash still never sees a torn file, and after an OS
+// crash they are stale anyway. Saves milliseconds per container start.
+func writeRunFile(name string, data []byte) error { return writeFile(name, data, false) }
+
+func writeFile(name string, data []byte, sync bool) error {
 	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", name, err)
@@ -80,7 +87,7 @@ func writeFileAtomic(name string, data []byte) error {
 	if err == nil {
 		err = f.Chmod(0o644)
 	}
-	if err == nil {
+	if err == nil && sync {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {

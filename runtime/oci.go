@@ -28,7 +28,7 @@ func WriteConfig(s Spec, rootfs string) (*specs.Spec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode config.json: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(s.BundleDir, "config.json"), data); err != nil {
+	if err := writeRunFile(filepath.Join(s.BundleDir, "config.json"), data); err != nil {
 		return nil, err
 	}
 	return cfg, nil

@@ -35,7 +35,7 @@ func writeOwner(stateDir string, o owner) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create owner records dir: %w", err)
 	}
-	return writeFileAtomic(filepath.Join(dir, o.ID+".json"), data)
+	return writeRunFile(filepath.Join(dir, o.ID+".json"), data)
 }
 
 func removeOwner(stateDir, id string) error {

@@ -51,8 +51,23 @@ func pickRunner(ctx context.Context, stateDir, want string, debug io.Writer) (Ru
 	return nil, fmt.Errorf("no working OCI runtime (install crun or runc): %s", strings.Join(notes, "; "))
 }
 
+// runners caches runnerFor by binary and state dir: asking for the version costs an exec per run.
+var runners sync.Map // path+"\x00"+stateDir → *ociRunner
+
 // runnerFor builds the runner for a runtime binary with state under <stateDir>/<name>.
 func runnerFor(path, stateDir string) (*ociRunner, error) {
+	key := path + "\x00" + stateDir
+	if r, ok := runners.Load(key); ok {
+		return r.(*ociRunner), nil
+	}
+	r, err := newRunnerFor(path, stateDir)
+	if err == nil {
+		runners.Store(key, r)
+	}
+	return r, err
+}
+
+func newRunnerFor(path, stateDir string) (*ociRunner, error) {
 	out, err := exec.Command(path, "--version").Output()
 	if err != nil {
 		return nil, fmt.Errorf("%s --version: %w", path, err)

@@ -1,0 +1,45 @@
+package registry
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+)
+
+// ErrUnauthorized reports that the registry wants credentials kiln does not have.
+var ErrUnauthorized = errors.New("authentication required")
+
+// ErrDenied reports that the registry refused the credentials' access.
+var ErrDenied = errors.New("access denied")
+
+// ErrNotFound reports that the registry has no such image or repository.
+var ErrNotFound = errors.New("image not found")
+
+// explain turns a registry's HTTP error into a message that says what to do; other errors
+// pass through. what is the image reference, registry its host.
+func explain(err error, what, registry string) error {
+	var te *transport.Error
+	if !errors.As(err, &te) {
+		return err
+	}
+	switch {
+	case te.StatusCode == http.StatusUnauthorized || hasCode(te, transport.UnauthorizedErrorCode):
+		return fmt.Errorf("%w to access %s: run `kiln login %s` (%v)", ErrUnauthorized, what, registry, err)
+	case te.StatusCode == http.StatusForbidden || hasCode(te, transport.DeniedErrorCode):
+		return fmt.Errorf("%w to %s by %s: check that your account may use this repository (`kiln login %s`) (%v)", ErrDenied, what, registry, registry, err)
+	case te.StatusCode == http.StatusNotFound || hasCode(te, transport.ManifestUnknownErrorCode) || hasCode(te, transport.NameUnknownErrorCode):
+		return fmt.Errorf("%w: image %s not found in %s: check the name and tag (%v)", ErrNotFound, what, registry, err)
+	}
+	return err
+}
+
+func hasCode(te *transport.Error, code transport.ErrorCode) bool {
+	for _, d := range te.Errors {
+		if d.Code == code {
+			return true
+		}
+	}
+	return false
+}

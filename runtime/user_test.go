@@ -62,3 +62,21 @@ func TestResolveUserConfined(t *testing.T) {
 		t.Fatalf("no /etc/passwd must still allow numeric ids: %v", err)
 	}
 }
+
+// FuzzResolveUser feeds arbitrary account files and user specs: resolution must never panic and
+// numeric specs must always resolve.
+func FuzzResolveUser(f *testing.F) {
+	f.Add("root:x:0:0:root:/root:/bin/sh\n", "wheel:x:10:root\n", "root")
+	f.Add("a:x:1:1::/:/\n::::\n", ":::\n", "1:2")
+	f.Add("x", "y", "x:y")
+	f.Fuzz(func(t *testing.T, passwd, group, spec string) {
+		rootfs := t.TempDir()
+		os.MkdirAll(filepath.Join(rootfs, "etc"), 0o755)
+		os.WriteFile(filepath.Join(rootfs, "etc/passwd"), []byte(passwd), 0o644)
+		os.WriteFile(filepath.Join(rootfs, "etc/group"), []byte(group), 0o644)
+		resolveUser(rootfs, spec) //nolint:errcheck // only panics matter here
+		if _, err := resolveUser(rootfs, "12345:678"); err != nil {
+			t.Fatalf("numeric ids must resolve: %v", err)
+		}
+	})
+}

@@ -13,6 +13,7 @@ import (
 func TestPickRunner(t *testing.T) {
 	requireRoot(t)
 	state := t.TempDir()
+	probeCache.Clear() // probe afresh, so the on-disk cache gets written
 	var debug bytes.Buffer
 	r, err := pickRunner(context.Background(), state, "", &debug)
 	if err != nil {

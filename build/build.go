@@ -31,8 +31,9 @@ type Options struct {
 	Resolver    Resolver
 	Runner      Runner
 	Report      Reporter
-	LogDir      string // keeps each RUN step's whole output; see SolveOptions
-	Explain     bool   // report why each step missed the cache (EventExplain)
+	LogDir      string            // keeps each RUN step's whole output; see SolveOptions
+	Explain     bool              // report why each step missed the cache (EventExplain)
+	Secrets     map[string][]byte // RUN --mount=type=secret values by id (--secret)
 }
 
 // DefaultBuildfiles are looked for in the context, in order, when no -f is given.
@@ -77,7 +78,8 @@ func Build(ctx context.Context, o Options) (*Image, error) {
 	}
 	ex := newExplainer(o.Store, g, filepath.Join(bctx.Dir(), f.Name), o.Target)
 	so := SolveOptions{Store: o.Store, Compression: o.Compression, NoCache: o.NoCache,
-		Jobs: o.Jobs, Epoch: o.Epoch, Runner: o.Runner, Report: o.Report, LogDir: o.LogDir}
+		Jobs: o.Jobs, Epoch: o.Epoch, Runner: o.Runner, Report: o.Report, LogDir: o.LogDir,
+		Secrets: o.Secrets, ContextDir: bctx.Dir()}
 	if o.Explain {
 		so.explain = ex
 	}

@@ -22,11 +22,12 @@ type execOp struct {
 	user    string
 	workdir string
 	network string
+	mounts  []runMount
 }
 
 // run plans a RUN step. Its key covers the command, the environment (ENV and the build args
 // in scope, BuildKit's rule), user, workdir and network mode.
-func (sb *stageBuilder) run(c *instructions.RunCommand) error {
+func (sb *stageBuilder) run(ctx context.Context, c *instructions.RunCommand) error {
 	cfg := &sb.ps.Config.Config
 	args := sb.runArgs(c)
 	env := append(append([]string(nil), sb.ps.Args...), cfg.Env...)
@@ -38,8 +39,14 @@ func (sb *stageBuilder) run(c *instructions.RunCommand) error {
 		k, v, _ := strings.Cut(e, "=")
 		in = append(in, KeyInput{Name: "env:" + k, Value: v})
 	}
+	mounts, mkeys, deps, err := sb.planMounts(ctx, c)
+	if err != nil {
+		return err
+	}
+	op.mounts = mounts
+	in = append(in, mkeys...)
 	v := sb.p.add(&Vertex{Kind: ExecOp, Name: sb.name(), Stage: sb.st.Index, Line: sb.instr.Line,
-		Parent: sb.ps.Tip, Inputs: in, op: op})
+		Parent: sb.ps.Tip, Deps: deps, Inputs: in, op: op})
 	sb.ps.Tip = v
 	sb.step(v)
 	return nil
@@ -90,7 +97,17 @@ type RunRequest struct {
 	User    string
 	Cwd     string
 	Network string // "default", "none" or "host"
+	Mounts  []RunMount
 	Output  io.Writer
+}
+
+// RunMount is a RUN --mount, prepared: a host path bound at Target, or a tmpfs.
+type RunMount struct {
+	Source   string // host file or directory; "" for a tmpfs
+	Target   string // absolute path in the container
+	ReadOnly bool
+	Tmpfs    bool
+	Options  []string // tmpfs options such as size=64m
 }
 
 // ExitError reports a RUN command that exited with a non-zero code.
@@ -120,17 +137,23 @@ func (s *solver) exec(ctx context.Context, v *Vertex, op *execOp, parent *vresul
 			return nil, err
 		}
 	}
-	out := &logWriter{s: s, index: s.index[v], name: v.Name}
+	pm, err := s.prepareMounts(ctx, op, tmp)
+	if err != nil {
+		return nil, err
+	}
+	defer pm.release()
+	out := &logWriter{s: s, index: s.index[v], name: v.Name, redact: pm.secrets}
 	if err := out.openLog(s.opts.LogDir, v.Key); err != nil {
 		return nil, err
 	}
 	defer out.close()
 	req := RunRequest{ID: "kiln-build-" + strings.TrimPrefix(v.Key, "sha256:")[:12] + "-" + strconv.Itoa(os.Getpid()),
 		Lower: lower, Upper: upper, Work: work, Args: op.args, Env: op.env, User: op.user, Cwd: op.workdir,
-		Network: op.network, Output: out}
+		Network: op.network, Mounts: pm.mounts, Output: out}
 	if err := s.opts.Runner.Run(ctx, req); err != nil {
 		return nil, fmt.Errorf("%s: %w%s", strings.Join(op.args, " "), err, out.tail())
 	}
+	removeMountStubs(upper, lower, pm.mounts)
 	p, err := s.pack(ctx, func(w *layer.Writer) error { return layer.Diff(ctx, upper, w) })
 	if err != nil {
 		return nil, err

@@ -15,12 +15,13 @@ const tailLines = 20
 
 // logWriter forwards a step's output as progress events and keeps its tail for errors.
 type logWriter struct {
-	s     *solver
-	index int
-	name  string
-	file  *os.File // the step's whole output, when SolveOptions.LogDir is set
-	mu    sync.Mutex
-	last  []byte
+	s      *solver
+	index  int
+	name   string
+	file   *os.File // the step's whole output, when SolveOptions.LogDir is set
+	redact [][]byte // secret values, replaced in output before it goes anywhere
+	mu     sync.Mutex
+	last   []byte
 }
 
 // openLog starts the log file of a step; its name is the step's cache key, so the log of
@@ -47,6 +48,12 @@ func (w *logWriter) close() {
 }
 
 func (w *logWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	for _, sec := range w.redact {
+		if len(sec) >= 3 { // shorter values would mangle unrelated output
+			p = bytes.ReplaceAll(p, sec, []byte("****"))
+		}
+	}
 	w.s.report(Event{Kind: EventLog, Index: w.index, Name: w.name, Time: time.Now(), Data: append([]byte(nil), p...)})
 	w.mu.Lock()
 	if w.file != nil {
@@ -57,7 +64,7 @@ func (w *logWriter) Write(p []byte) (int, error) {
 		w.last = w.last[len(w.last)-32<<10:]
 	}
 	w.mu.Unlock()
-	return len(p), nil
+	return n, nil
 }
 
 // tail renders the last lines of output for an error message ("" when there was none).

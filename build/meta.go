@@ -75,7 +75,7 @@ func (sb *stageBuilder) dispatch(ctx context.Context, in Instruction) error {
 	case *instructions.AddCommand:
 		return sb.addCmd(ctx, c)
 	case *instructions.RunCommand:
-		return sb.run(c)
+		return sb.run(ctx, c)
 	default:
 		return fmt.Errorf("instruction %s: %w", in.Command.Name(), errUnsupported)
 	}

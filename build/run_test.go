@@ -44,7 +44,44 @@ func (r *fakeRunner) Run(ctx context.Context, req RunRequest) error {
 		}
 	}
 	fmt.Fprintf(req.Output, "running %s\n", script)
+	for _, m := range req.Mounts { // the runtime creates missing mount points in the rootfs
+		stub := filepath.Join(req.Upper, m.Target)
+		if _, err := os.Stat(stub); err != nil {
+			_ = os.MkdirAll(stub, 0o755)
+		}
+	}
+	mountSource := func(p string) string {
+		for _, m := range req.Mounts {
+			if rel, err := filepath.Rel(m.Target, p); err == nil && !strings.HasPrefix(rel, "..") {
+				return filepath.Join(m.Source, rel)
+			}
+		}
+		return ""
+	}
 	switch {
+	case strings.HasPrefix(script, "cat-mount "): // cat-mount PATH: print a mounted file
+		b, err := os.ReadFile(mountSource(strings.Fields(script)[1]))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(req.Output, "content: %s\n", b)
+		return nil
+	case strings.HasPrefix(script, "copy-mount "): // copy-mount PATH DEST: copy a mounted file into the layer
+		f := strings.Fields(script)
+		b, err := os.ReadFile(mountSource(f[1]))
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(req.Upper, f[2]), b, 0o644)
+	case strings.HasPrefix(script, "append-mount "): // append-mount PATH TEXT: write into a mount
+		f := strings.Fields(script)
+		file, err := os.OpenFile(mountSource(f[1]), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			return err
+		}
+		defer file.Close()
+		_, err = file.WriteString(f[2])
+		return err
 	case strings.HasPrefix(script, "write "): // write PATH CONTENT
 		parts := strings.SplitN(script, " ", 3)
 		p := filepath.Join(req.Upper, parts[1])

@@ -29,9 +29,17 @@ func (r RuntimeRunner) Run(ctx context.Context, req RunRequest) error {
 	if req.Network == "none" {
 		network = runtime.NetworkNone
 	}
+	var mounts []runtime.Mount
+	for _, m := range req.Mounts {
+		rm := runtime.Mount{Type: runtime.Bind, Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly, Options: m.Options}
+		if m.Tmpfs {
+			rm.Type = runtime.Tmpfs
+		}
+		mounts = append(mounts, rm)
+	}
 	code, err := runtime.Run(ctx, runtime.Spec{
 		ID: req.ID, Lower: req.Lower, Upper: req.Upper, Work: req.Work, BundleDir: bundle, StateDir: r.StateDir,
-		Args: req.Args, Env: req.Env, Cwd: req.Cwd, User: req.User, Hostname: buildHostname,
+		Args: req.Args, Env: req.Env, Cwd: req.Cwd, User: req.User, Hostname: buildHostname, Mounts: mounts,
 		Network: network, Stdout: req.Output, Stderr: req.Output, Runtime: r.Runtime, Debug: r.Debug,
 	})
 	if err != nil {

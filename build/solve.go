@@ -27,6 +27,8 @@ type SolveOptions struct {
 	Runner      Runner            // executes RUN steps; nil makes a graph with RUN fail before anything runs
 	Report      Reporter          // progress; may be nil
 	LogDir      string            // where each RUN step's whole output is kept as <cache key>.log; "" keeps none
+	Secrets     map[string][]byte // RUN --mount=type=secret values by id; never stored or logged
+	ContextDir  string            // the build context, for RUN --mount=type=bind sources
 	explain     *explainer        // set by Build with Options.Explain: report why steps miss the cache
 }
 

@@ -31,6 +31,7 @@ type buildOptions struct {
 	output      string
 	metadata    string
 	explain     bool
+	secrets     []string
 }
 
 func newBuildCmd(g *globalOptions) *cobra.Command {
@@ -59,6 +60,7 @@ func newBuildCmd(g *globalOptions) *cobra.Command {
 	f.IntVar(&o.jobs, "jobs", runtime.NumCPU(), "steps run at the same time")
 	f.StringVar(&o.compression, "compression", "gzip", "layer compression: gzip, zstd or uncompressed")
 	f.StringVarP(&o.output, "output", "o", "", "also export the result: type=local,dest=DIR | type=tar|oci|docker,dest=FILE (- for stdout) | DIR")
+	f.StringArrayVar(&o.secrets, "secret", nil, "expose a secret to RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR")
 	f.BoolVar(&o.explain, "explain", false, "say why each step that runs missed the cache (which file, variable or parent changed)")
 	f.StringVar(&o.metadata, "metadata-file", "", "write the image digest, config digest and names to this JSON file")
 	return c
@@ -140,6 +142,9 @@ func (o *buildOptions) buildOptions(contextDir string) (build.Options, error) {
 	if opts.Labels, err = parseKeyValues(o.labels, false); err != nil {
 		return opts, usageError{fmt.Errorf("--label: %w", err)}
 	}
+	if opts.Secrets, err = readSecrets(o.secrets); err != nil {
+		return opts, usageError{err}
+	}
 	if opts.Compression, err = layer.ParseCompression(o.compression); err != nil {
 		return opts, usageError{err}
 	}
@@ -187,4 +192,51 @@ func sourceDateEpoch() (*time.Time, error) {
 	}
 	t := time.Unix(n, 0).UTC()
 	return &t, nil
+}
+
+// readSecrets reads --secret id=ID,src=FILE|env=VAR values (BuildKit's syntax; a bare id
+// takes the environment variable of the same name).
+func readSecrets(flags []string) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	for _, f := range flags {
+		var id, src, env string
+		for _, kv := range strings.Split(f, ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			switch k {
+			case "id":
+				id = v
+			case "src", "source":
+				src = v
+			case "env":
+				env = v
+			case "type":
+				if v != "file" && v != "env" {
+					return nil, fmt.Errorf("--secret %q: type must be file or env", f)
+				}
+			default:
+				return nil, fmt.Errorf("--secret %q: unknown key %q (use id=, src= or env=)", f, k)
+			}
+		}
+		if id == "" {
+			return nil, fmt.Errorf("--secret %q: id= is required", f)
+		}
+		switch {
+		case src != "":
+			b, err := os.ReadFile(src)
+			if err != nil {
+				return nil, fmt.Errorf("--secret id=%s: %w", id, err)
+			}
+			out[id] = b
+		default:
+			if env == "" {
+				env = id
+			}
+			v, ok := os.LookupEnv(env)
+			if !ok {
+				return nil, fmt.Errorf("--secret id=%s: environment variable %s is not set", id, env)
+			}
+			out[id] = []byte(v)
+		}
+	}
+	return out, nil
 }

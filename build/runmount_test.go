@@ -1,0 +1,129 @@
+package build
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kiln-build/kiln/cache/layer"
+)
+
+// storeContains reports whether any blob of the store, uncompressed, contains needle.
+func storeContains(t *testing.T, f *fixture, needle string) bool {
+	t.Helper()
+	ents, err := os.ReadDir(filepath.Join(f.store.Root(), "blobs", "sha256"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		rc, err := f.store.OpenBlob(v1.Hash{Algorithm: "sha256", Hex: e.Name()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := layer.Decompress(rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(r)
+		rc.Close()
+		if bytes.Contains(b, []byte(needle)) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestRunSecretMount(t *testing.T) {
+	f := newFixture(t)
+	r := &fakeRunner{}
+	bf := "FROM base\nRUN --mount=type=secret,id=token cat-mount /run/secrets/token\n"
+	build := func(secret string) *events {
+		t.Helper()
+		img, ev, err := f.build(bf, func(o *Options) {
+			o.Runner, o.LogDir = r, filepath.Join(f.store.Root(), "logs")
+			o.Secrets = map[string][]byte{"token": []byte(secret)}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for p := range f.files(img) {
+			if strings.HasPrefix(p, "/run") {
+				t.Errorf("mount point %s leaked into the image", p)
+			}
+		}
+		return ev
+	}
+	ev := build("s3cr3t-value")
+	for _, e := range ev.all {
+		if strings.Contains(string(e.Data), "s3cr3t-value") {
+			t.Errorf("secret in progress output: %q", e.Data)
+		}
+	}
+	logs, _ := os.ReadDir(filepath.Join(f.store.Root(), "logs"))
+	for _, l := range logs {
+		b, _ := os.ReadFile(filepath.Join(f.store.Root(), "logs", l.Name()))
+		if strings.Contains(string(b), "s3cr3t-value") || !strings.Contains(string(b), "content: ****") {
+			t.Errorf("step log %s: %q", l.Name(), b)
+		}
+	}
+	if storeContains(t, f, "s3cr3t-value") {
+		t.Error("the secret reached a blob")
+	}
+	if r.count() != 1 {
+		t.Fatalf("%d runs", r.count())
+	}
+	build("another-value")
+	if r.count() != 1 {
+		t.Error("a secret's value must not be part of the cache key")
+	}
+	_, _, err := f.build("FROM base\nRUN --mount=type=secret,id=missing,required cat-mount /run/secrets/missing\n",
+		func(o *Options) { o.Runner = r })
+	if err == nil || !strings.Contains(err.Error(), `secret "missing" is required`) {
+		t.Errorf("missing required secret: %v", err)
+	}
+}
+
+func TestRunCacheAndBindMounts(t *testing.T) {
+	f := newFixture(t)
+	r := &fakeRunner{}
+	f.write(map[string]string{"conf/app.conf": "v1"})
+	bf := "FROM base\nRUN --mount=type=cache,target=/root/.cache append-mount /root/.cache/log x\n" +
+		"RUN --mount=type=bind,source=conf,target=/conf copy-mount /conf/app.conf /app.conf\n"
+	opts := func(o *Options) { o.Runner = r }
+	if _, _, err := f.build(bf, opts); err != nil {
+		t.Fatal(err)
+	}
+	img, _, err := f.build(bf, func(o *Options) { o.Runner, o.NoCache = r, true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := f.files(img)
+	if files["/app.conf"] != "0 0644 0:0 v1" {
+		t.Errorf("bind-mounted file copied as %q", files["/app.conf"])
+	}
+	for p := range files {
+		if strings.HasPrefix(p, "/root/.cache") || strings.HasPrefix(p, "/conf") {
+			t.Errorf("mount %s leaked into the image", p)
+		}
+	}
+	matches, _ := filepath.Glob(filepath.Join(f.store.Root(), "cache", "mounts", "*", "log"))
+	if len(matches) != 1 {
+		t.Fatalf("cache mount dirs: %v", matches)
+	}
+	if b, _ := os.ReadFile(matches[0]); string(b) != "xx" {
+		t.Errorf("cache mount did not persist across builds: %q", b)
+	}
+	runs := r.count()
+	f.write(map[string]string{"conf/app.conf": "v2"})
+	if _, _, err := f.build(bf, opts); err != nil {
+		t.Fatal(err)
+	}
+	if r.count() != runs+1 {
+		t.Errorf("changing a bind-mounted file ran %d steps, want 1", r.count()-runs)
+	}
+}

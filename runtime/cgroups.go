@@ -10,9 +10,28 @@ import (
 	"syscall"
 )
 
-// cgroupParents lists kiln's parent cgroup dir in every mounted hierarchy: containers get
-// cgroupsPath "kiln/<id>", which the runtimes nest under their own (kiln's) cgroup.
+// unifiedOnly reports a pure cgroup v2 host (no v1 hierarchies).
+func unifiedOnly() bool {
+	_, err := os.Stat("/sys/fs/cgroup/cgroup.controllers")
+	return err == nil
+}
+
+// cgroupsPath places a container's cgroup. On v1/hybrid hosts it is relative, so the runtime
+// nests it under its own (kiln's) cgroup and limits on kiln's parent still apply. On pure v2 it
+// is absolute, as docker's /docker/<id>: v2 forbids child cgroups with controllers under a
+// cgroup that holds processes, which kiln's own cgroup usually does.
+func cgroupsPath(id string) string {
+	if unifiedOnly() {
+		return "/kiln/" + id
+	}
+	return "kiln/" + id
+}
+
+// cgroupParents lists the dirs holding containers' cgroups, one per mounted hierarchy.
 func cgroupParents() []string {
+	if unifiedOnly() {
+		return []string{"/sys/fs/cgroup/kiln"}
+	}
 	f, err := os.Open("/proc/self/cgroup")
 	if err != nil {
 		return nil

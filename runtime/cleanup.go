@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"syscall"
+	"time"
 )
 
 // Cleanup removes what killed kiln processes left behind under stateDir ("" = DefaultStateDir):
@@ -34,6 +35,7 @@ func Cleanup(ctx context.Context, stateDir string) error {
 		}
 	}
 	errs = append(errs, cleanupRuntimes(ctx, stateDir, live))
+	errs = append(errs, cleanupProbes(stateDir))
 	errs = append(errs, cleanupCgroups(live))
 	return errors.Join(errs...)
 }
@@ -89,6 +91,25 @@ func cleanupRuntimes(ctx context.Context, stateDir string, live map[string]bool)
 			if err := r.Delete(ctx, id); err != nil {
 				errs = append(errs, err)
 			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// cleanupProbes removes probe bundles of killed runtime probes (plain dirs, nothing mounted);
+// young ones may belong to a probe running right now in another kiln process.
+func cleanupProbes(stateDir string) error {
+	dirs, err := filepath.Glob(filepath.Join(stateDir, "probe-bundle-*"))
+	if err != nil {
+		return fmt.Errorf("find probe leftovers: %w", err)
+	}
+	var errs []error
+	for _, d := range dirs {
+		if fi, err := os.Stat(d); err != nil || time.Since(fi.ModTime()) < time.Minute {
+			continue
+		}
+		if err := os.RemoveAll(d); err != nil {
+			errs = append(errs, fmt.Errorf("remove probe leftover: %w", err))
 		}
 	}
 	return errors.Join(errs...)

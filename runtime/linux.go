@@ -18,8 +18,7 @@ func linuxConfig(s Spec) *specs.Linux {
 	}
 	return &specs.Linux{
 		Namespaces: ns,
-		// Relative: nested under kiln's own cgroup, so limits of kiln's parent still apply.
-		CgroupsPath:   "kiln/" + s.ID,
+		CgroupsPath:   cgroupsPath(s.ID),
 		Resources:     resources(s.Resources),
 		MaskedPaths:   maskedPaths,
 		ReadonlyPaths: readonlyPaths,

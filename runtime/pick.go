@@ -128,8 +128,8 @@ func runProbe(ctx context.Context, r *ociRunner, stateDir string) string {
 	}
 	cfg := fmt.Sprintf(`{"ociVersion":"1.0.2","process":{"args":[%q],"cwd":"/","user":{"uid":0,"gid":0}},`+
 		`"root":{"path":"rootfs"},"mounts":[{"destination":"/proc","type":"proc","source":"proc"}],`+
-		`"linux":{"namespaces":[{"type":"mount"},{"type":"pid"}],"cgroupsPath":"kiln/%s","resources":{"pids":{"limit":16}}}}`,
-		probeCommand, filepath.Base(bundle))
+		`"linux":{"namespaces":[{"type":"mount"},{"type":"pid"}],"cgroupsPath":%q,"resources":{"pids":{"limit":16}}}}`,
+		probeCommand, cgroupsPath(filepath.Base(bundle)))
 	if err := os.WriteFile(filepath.Join(bundle, "config.json"), []byte(cfg), 0o644); err != nil {
 		return err.Error()
 	}

@@ -66,11 +66,7 @@ func (r *ociRunner) Name() string { return r.name }
 // command builds an exec.Cmd for the runtime: only stdio reaches it, since Go opens every other
 // descriptor close-on-exec and ExtraFiles stays empty (no leaked fds, CVE-2024-21626).
 func (r *ociRunner) command(ctx context.Context, args ...string) *exec.Cmd {
-	full := append([]string{"--root", r.root}, args...)
-	if ctx == nil {
-		return exec.Command(r.path, full...)
-	}
-	return exec.CommandContext(ctx, r.path, full...)
+	return exec.CommandContext(ctx, r.path, append([]string{"--root", r.root}, args...)...)
 }
 
 func (r *ociRunner) Run(bundle, id string, stdio Stdio) (int, error) {

@@ -17,7 +17,7 @@ func linuxConfig(s Spec) *specs.Linux {
 		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace})
 	}
 	return &specs.Linux{
-		Namespaces: ns,
+		Namespaces:    ns,
 		CgroupsPath:   cgroupsPath(s.ID),
 		Resources:     resources(s.Resources),
 		MaskedPaths:   maskedPaths,

@@ -1,0 +1,197 @@
+package registry
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sync"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/cache/layer"
+)
+
+// encodedState remembers re-encoded layers ("<source digest> <compression>" → descriptor)
+// so a second push of the same layer does not compress it again. A hint: entries whose
+// blob was collected are ignored.
+const encodedState = "registry-encoded.json"
+
+// gzipLevel trades a little size for speed: klauspost's level 5 compresses about as well as
+// gzip -6 at several times its speed; the output is deterministic, so digests are stable.
+const gzipLevel = 5
+
+var encodedMu sync.Mutex
+
+// encoded is the result of re-encoding one layer.
+type encoded struct {
+	Desc   v1.Descriptor `json:"desc"`
+	DiffID v1.Hash       `json:"diffID"` // changes only for estargz, which rewrites the tar
+}
+
+// encodeForPush returns img with every layer in the requested compression; img itself when
+// all already are.
+func (o *options) encodeForPush(ctx context.Context, s *cache.Store, img v1.Image) (v1.Image, error) {
+	m, err := img.Manifest()
+	if err != nil {
+		return nil, err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	if len(cf.RootFS.DiffIDs) != len(m.Layers) {
+		return nil, fmt.Errorf("image config lists %d diff IDs for %d layers", len(cf.RootFS.DiffIDs), len(m.Layers))
+	}
+	out := make([]encoded, len(m.Layers))
+	changed := false
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(o.jobs)
+	for i, l := range m.Layers {
+		out[i] = encoded{Desc: l, DiffID: cf.RootFS.DiffIDs[i]}
+		if o.compression.satisfied(storedEncoding(l.MediaType, l.Annotations)) || !l.MediaType.IsDistributable() {
+			continue
+		}
+		changed = true
+		g.Go(func() error {
+			e, err := o.encodeLayer(gctx, s, l, cf.RootFS.DiffIDs[i])
+			out[i] = e
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil || !changed {
+		return img, err
+	}
+	return rebuild(s, img, m, out)
+}
+
+// encodeLayer re-encodes one stored layer, reusing an earlier result when its blob is stored.
+func (o *options) encodeLayer(ctx context.Context, s *cache.Store, l v1.Descriptor, diffID v1.Hash) (encoded, error) {
+	key := l.Digest.String() + " " + o.compression.String()
+	if e, ok := lookupEncoded(s, key); ok {
+		return e, nil
+	}
+	var e encoded
+	var err error
+	if o.compression == EStargz {
+		e, err = encodeEStargz(ctx, s, l)
+	} else {
+		e, err = encodeStream(ctx, s, l, diffID, o.compression)
+	}
+	if err != nil {
+		return encoded{}, fmt.Errorf("re-encode layer %s as %s: %w", l.Digest, o.compression, err)
+	}
+	storeEncoded(s, key, e)
+	return e, nil
+}
+
+// encodeStream decompresses and recompresses in one pass, checking the diff ID on the way.
+func encodeStream(ctx context.Context, s *cache.Store, l v1.Descriptor, diffID v1.Hash, c Compression) (encoded, error) {
+	rc, err := s.OpenBlob(l.Digest)
+	if err != nil {
+		return encoded{}, err
+	}
+	defer rc.Close()
+	tarStream, err := layer.Decompress(rc)
+	if err != nil {
+		return encoded{}, err
+	}
+	defer tarStream.Close()
+	bw, err := s.NewBlobWriter()
+	if err != nil {
+		return encoded{}, err
+	}
+	defer bw.Close()
+	var comp io.WriteCloser
+	mt := types.OCILayer
+	if c == Gzip && l.MediaType == types.DockerUncompressedLayer {
+		mt = types.DockerLayer // keep a Docker manifest Docker-typed
+	}
+	if c == Zstd {
+		mt = types.OCILayerZStd
+		comp, err = zstd.NewWriter(bw, zstd.WithEncoderConcurrency(1)) // one goroutine: same bytes every time
+	} else {
+		comp, err = gzip.NewWriterLevel(bw, gzipLevel)
+	}
+	if err != nil {
+		return encoded{}, err
+	}
+	h := sha256.New()
+	if _, err := copyCtx(ctx, io.MultiWriter(comp, h), tarStream); err != nil {
+		return encoded{}, err
+	}
+	if err := comp.Close(); err != nil {
+		return encoded{}, err
+	}
+	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != diffID.String() {
+		return encoded{}, fmt.Errorf("stored layer decompresses to %s, but the image says %s: the store is damaged", got, diffID)
+	}
+	d, size, err := bw.Commit(v1.Hash{})
+	if err != nil {
+		return encoded{}, err
+	}
+	return encoded{Desc: v1.Descriptor{MediaType: mt, Digest: d, Size: size}, DiffID: diffID}, nil
+}
+
+func lookupEncoded(s *cache.Store, key string) (encoded, bool) {
+	encodedMu.Lock()
+	defer encodedMu.Unlock()
+	m := readEncoded(s)
+	e, ok := m[key]
+	return e, ok && s.HasBlob(e.Desc.Digest)
+}
+
+func readEncoded(s *cache.Store) map[string]encoded {
+	m := map[string]encoded{}
+	if data, err := s.ReadState(encodedState); err == nil {
+		_ = json.Unmarshal(data, &m) // a damaged hint file is simply empty
+	}
+	return m
+}
+
+func storeEncoded(s *cache.Store, key string, e encoded) {
+	encodedMu.Lock()
+	defer encodedMu.Unlock()
+	m := readEncoded(s)
+	for k, v := range m { // forget results whose blobs GC collected
+		if !s.HasBlob(v.Desc.Digest) {
+			delete(m, k)
+		}
+	}
+	m[key] = e
+	if data, err := json.Marshal(m); err == nil {
+		_ = s.WriteState(encodedState, data)
+	}
+}
+
+// copyCtx copies in 1 MiB chunks, stopping between chunks once ctx is done.
+func copyCtx(ctx context.Context, dst io.Writer, src io.Reader) (int64, error) {
+	buf := make([]byte, 1<<20)
+	var n int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		nr, rerr := src.Read(buf)
+		if nr > 0 {
+			nw, werr := dst.Write(buf[:nr])
+			n += int64(nw)
+			if werr != nil {
+				return n, werr
+			}
+		}
+		if rerr == io.EOF {
+			return n, nil
+		}
+		if rerr != nil {
+			return n, rerr
+		}
+	}
+}

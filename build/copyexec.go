@@ -37,6 +37,9 @@ func (s *solver) copyFiles(ctx context.Context, op *copyOp, parent *vresult, w *
 		if sel, err = selectFrom(ctx, rootfs, op.from.what, op.from.sources); err != nil {
 			return err
 		}
+		if err := sel.exclude(op.exclude); err != nil {
+			return err
+		}
 	}
 	view, err := newView(ctx, parent.layers)
 	if err != nil {
@@ -47,7 +50,7 @@ func (s *solver) copyFiles(ctx context.Context, op *copyOp, parent *vresult, w *
 		return err
 	}
 	dest, _, _ := view.resolve(op.dest)
-	destIsDir := op.destDir || len(op.contents)+rootCount(sel) > 1 || hasDirSource(sel) || view.isDir(dest)
+	destIsDir := op.destDir || op.parents || len(op.contents)+rootCount(sel) > 1 || hasDirSource(sel) || view.isDir(dest)
 	out := map[string]*outEntry{}
 	mtime := time.Now()
 	dirOf := dest
@@ -68,6 +71,15 @@ func (s *solver) copyFiles(ctx context.Context, op *copyOp, parent *vresult, w *
 		}
 		out[target] = &outEntry{hdr: tar.Header{Typeflag: tar.TypeReg, Name: target, Mode: op.mode(0o644, false),
 			Uid: uid, Gid: gid, Size: int64(len(c.Data)), ModTime: mtime}, data: []byte(c.Data)}
+	}
+	if op.parents {
+		names := make([]string, 0, len(out))
+		for name := range out {
+			names = append(names, name)
+		}
+		for _, name := range names {
+			addMissingDirs(view, path.Dir(name), uid, gid, mtime, out)
+		}
 	}
 	if err := writeEntries(ctx, out, w); err != nil {
 		return err
@@ -107,6 +119,9 @@ func addMissingDirs(view *fsView, dir string, uid, gid int, mtime time.Time, out
 		if _, _, ok := view.resolve(d); ok {
 			return
 		}
+		if _, ok := out[d]; ok {
+			continue // copied itself, with its own metadata
+		}
 		out[d] = &outEntry{hdr: tar.Header{Typeflag: tar.TypeDir, Name: d, Mode: 0o755, Uid: uid, Gid: gid, ModTime: mtime}}
 	}
 }
@@ -114,12 +129,15 @@ func addMissingDirs(view *fsView, dir string, uid, gid int, mtime time.Time, out
 // addRoot adds one copied source; local archives given to ADD are returned for extraction.
 func (op *copyOp) addRoot(r *copyRoot, dest string, destIsDir bool, uid, gid int, out map[string]*outEntry) []*fileEntry {
 	var archives []*fileEntry
+	if op.parents {
+		dest = path.Join(dest, r.path) // the source's own path, parents included
+	}
 	for i := range r.entries {
 		e := &r.entries[i]
 		target := path.Join(dest, e.rel)
 		if !r.isDir {
 			target = dest
-			if destIsDir {
+			if destIsDir && !op.parents {
 				target = path.Join(dest, r.name)
 			}
 			if op.add && op.unpack && e.mode.IsRegular() && isArchive(e.abs) {
@@ -146,20 +164,11 @@ func (op *copyOp) addRoot(r *copyRoot, dest string, destIsDir bool, uid, gid int
 
 // mode applies --chmod, keeping the setuid/setgid/sticky bits of the source otherwise.
 func (op *copyOp) mode(m fs.FileMode, isDir bool) int64 {
+	v := fileModeBits(m)
 	if op.chmod != nil {
-		return int64(*op.chmod)
+		v = op.chmod.apply(v, isDir)
 	}
-	v := int64(m.Perm())
-	if m&fs.ModeSetuid != 0 {
-		v |= 0o4000
-	}
-	if m&fs.ModeSetgid != 0 {
-		v |= 0o2000
-	}
-	if m&fs.ModeSticky != 0 {
-		v |= 0o1000
-	}
-	return v
+	return int64(v)
 }
 
 // writeEntries writes out in path order, streaming file contents and checking that each file

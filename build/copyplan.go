@@ -21,9 +21,11 @@ type copyOp struct {
 	dest     string                       // absolute and clean
 	destDir  bool                         // the destination is a directory (trailing slash or several sources)
 	chown    string
-	chmod    *uint32
+	chmod    *chmodSpec
 	unpack   bool // ADD extracts local tar archives
 	from     *copyFrom
+	exclude  []string // --exclude patterns
+	parents  bool     // --parents: keep each source's path under the destination
 }
 
 // copyFrom is the source of COPY --from: another stage's or an image's filesystem.
@@ -34,15 +36,10 @@ type copyFrom struct {
 }
 
 func (sb *stageBuilder) copyCmd(ctx context.Context, c *instructions.CopyCommand) error {
-	switch {
-	case c.Link:
+	if c.Link {
 		return fmt.Errorf("--link is %w", errUnsupported)
-	case c.Parents:
-		return fmt.Errorf("--parents is %w", errUnsupported)
-	case len(c.ExcludePatterns) > 0:
-		return fmt.Errorf("--exclude is %w", errUnsupported)
 	}
-	op := &copyOp{}
+	op := &copyOp{exclude: c.ExcludePatterns, parents: c.Parents}
 	if c.From != "" {
 		from, err := sb.copyFrom(ctx, c.From, c.SourcesAndDest.SourcePaths)
 		if err != nil {
@@ -91,12 +88,10 @@ func (sb *stageBuilder) addCmd(ctx context.Context, c *instructions.AddCommand) 
 	switch {
 	case c.Link:
 		return fmt.Errorf("--link is %w", errUnsupported)
-	case len(c.ExcludePatterns) > 0:
-		return fmt.Errorf("--exclude is %w", errUnsupported)
 	case c.Checksum != "" || c.KeepGitDir != nil:
 		return errors.New("--checksum and --keep-git-dir apply only to URL and git sources")
 	}
-	op := &copyOp{add: true, unpack: c.Unpack == nil || *c.Unpack}
+	op := &copyOp{add: true, unpack: c.Unpack == nil || *c.Unpack, exclude: c.ExcludePatterns}
 	return sb.planCopy(ctx, op, c.SourcesAndDest, c.Chown, c.Chmod)
 }
 
@@ -129,6 +124,10 @@ func (sb *stageBuilder) planCopy(ctx context.Context, op *copyOp, sd instruction
 		if op.sel, err = sb.p.opts.Context.Select(ctx, sd.SourcePaths); err != nil {
 			return err
 		}
+		if err := op.sel.exclude(op.exclude); err != nil {
+			return err
+		}
+		op.sel.digest = op.sel.sum()
 	}
 	v := &Vertex{Kind: CopyOp, Name: sb.name(), Stage: sb.st.Index, Line: sb.instr.Line,
 		Parent: sb.ps.Tip, Inputs: op.keyInputs(), op: op}
@@ -172,10 +171,16 @@ func (op *copyOp) keyInputs() []KeyInput {
 	in := []KeyInput{{Name: "instruction", Value: instr}, {Name: "dest", Value: op.dest},
 		{Name: "dest-is-dir", Value: strconv.FormatBool(op.destDir)}, {Name: "chown", Value: op.chown}}
 	if op.chmod != nil {
-		in = append(in, KeyInput{Name: "chmod", Value: fmt.Sprintf("%04o", *op.chmod)})
+		in = append(in, KeyInput{Name: "chmod", Value: op.chmod.raw})
 	}
 	if op.add {
 		in = append(in, KeyInput{Name: "unpack", Value: strconv.FormatBool(op.unpack)})
+	}
+	if len(op.exclude) > 0 {
+		in = append(in, KeyInput{Name: "exclude", Value: strings.Join(op.exclude, "\x00")})
+	}
+	if op.parents {
+		in = append(in, KeyInput{Name: "parents", Value: "true"})
 	}
 	if op.sel != nil {
 		in = append(in, KeyInput{Name: "context", Value: op.sel.digest})
@@ -205,17 +210,4 @@ func validateChown(s string) error {
 		return fmt.Errorf("invalid --chown=%s: use user, uid, user:group or uid:gid", s)
 	}
 	return nil
-}
-
-// parseChmod accepts an octal mode such as 755 or 0644.
-func parseChmod(s string) (*uint32, error) {
-	if s == "" {
-		return nil, nil
-	}
-	m, err := strconv.ParseUint(s, 8, 32)
-	if err != nil || m > 0o7777 {
-		return nil, fmt.Errorf("invalid --chmod=%s: use an octal mode such as 0755", s)
-	}
-	v := uint32(m)
-	return &v, nil
 }

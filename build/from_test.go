@@ -1,6 +1,8 @@
 package build
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -77,6 +79,41 @@ func TestBuildCopyFromErrors(t *testing.T) {
 	} {
 		if _, _, err := f.build(bf, nil); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: error %v, want %q", bf, err, want)
+		}
+	}
+}
+
+func TestCopyChmodExcludeParents(t *testing.T) {
+	f := newFixture(t)
+	f.write(map[string]string{"bin/run": "r", "bin/tool": "t", "src/a/x.go": "x", "src/a/x_test.go": "t", "src/b/y.go": "y", "docs/z.md": "z"})
+	if err := os.Chmod(filepath.Join(f.dir, "bin/tool"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	img, _, err := f.build(`FROM scratch
+COPY --chmod=u+x,g-r bin/ /bin/
+COPY --exclude=**/*_test.go --exclude=docs src/ docs/ /src/
+COPY --parents src/a/x.go src/b /p/
+`, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := f.files(img)
+	for p, want := range map[string]string{
+		"/bin/run":      "0 0704 0:0 r", // 0644 → u+x → 0744 → g-r → 0704
+		"/bin/tool":     "0 0700 0:0 t", // 0640 → 0740 → 0700
+		"/src/a/x.go":   "0 0644 0:0 x",
+		"/src/b/y.go":   "0 0644 0:0 y",
+		"/p/src/a/x.go": "0 0644 0:0 x",
+		"/p/src/b/y.go": "0 0644 0:0 y",
+		"/p/src/a":      "5 0755 0:0",
+	} {
+		if got[p] != want {
+			t.Errorf("%s = %q, want %q", p, got[p], want)
+		}
+	}
+	for _, p := range []string{"/src/a/x_test.go", "/src/z.md", "/z.md"} {
+		if _, ok := got[p]; ok {
+			t.Errorf("%s was not excluded", p)
 		}
 	}
 }

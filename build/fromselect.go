@@ -109,7 +109,7 @@ func selectFromRoot(ctx context.Context, rootfs, rel string) (copyRoot, error) {
 	if err != nil {
 		return copyRoot{}, fmt.Errorf("source %q: %w", rel, err)
 	}
-	root := copyRoot{name: path.Base(rel), isDir: fi.IsDir()}
+	root := copyRoot{name: path.Base(rel), path: rel, isDir: fi.IsDir()}
 	if rel == "." {
 		root.name = "."
 	}

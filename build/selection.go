@@ -12,6 +12,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/moby/patternmatcher"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -32,6 +33,7 @@ type fileEntry struct {
 // copyRoot is one matched source: a file (copied as itself) or a directory (its contents).
 type copyRoot struct {
 	name    string // base name of the source, the file name inside a destination directory
+	path    string // the matched source path (relative to the context or source root), for --parents and --exclude
 	isDir   bool
 	entries []fileEntry
 }
@@ -86,7 +88,7 @@ func (c *Context) selectRoot(ctx context.Context, rel string) (copyRoot, error) 
 	if err != nil {
 		return copyRoot{}, fmt.Errorf("source %q: %w", rel, err)
 	}
-	root := copyRoot{name: path.Base(rel), isDir: fi.IsDir()}
+	root := copyRoot{name: path.Base(rel), path: rel, isDir: fi.IsDir()}
 	if !fi.IsDir() {
 		e, err := entryOf("", abs, fi)
 		if err != nil {
@@ -209,4 +211,38 @@ func (sel *selection) names() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// exclude drops the entries (and whole sources) matching COPY --exclude patterns, which
+// match paths relative to the context or source root like .dockerignore lines.
+func (sel *selection) exclude(patterns []string) error {
+	if len(patterns) == 0 {
+		return nil
+	}
+	pm, err := patternmatcher.New(patterns)
+	if err != nil {
+		return fmt.Errorf("--exclude: %w", err)
+	}
+	roots := sel.roots[:0]
+	for _, r := range sel.roots {
+		if skip, err := pm.MatchesOrParentMatches(r.path); err != nil {
+			return err
+		} else if skip {
+			continue
+		}
+		entries := r.entries[:0]
+		for _, e := range r.entries {
+			skip, err := pm.MatchesOrParentMatches(path.Join(r.path, e.rel))
+			if err != nil {
+				return err
+			}
+			if !skip {
+				entries = append(entries, e)
+			}
+		}
+		r.entries = entries
+		roots = append(roots, r)
+	}
+	sel.roots = roots
+	return nil
 }

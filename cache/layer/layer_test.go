@@ -3,10 +3,12 @@ package layer
 import (
 	"archive/tar"
 	"bytes"
+	stdgzip "compress/gzip"
 	"context"
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -197,5 +199,43 @@ func TestDecompressDetects(t *testing.T) {
 	must(t, err)
 	if b, _ := io.ReadAll(rc); len(b) != 0 {
 		t.Error("empty input gave data")
+	}
+}
+
+// TestCompressionIsReproducible guards layer digests: parallel gzip and async zstd output
+// must not depend on the core count or on how the tar writer chunks its writes, and gzip
+// must stay readable by the standard library.
+func TestCompressionIsReproducible(t *testing.T) {
+	data := make([]byte, 5<<20+12345)
+	for i := range data {
+		data[i] = byte(i*7/13) ^ byte(i>>11) // compressible but not trivial
+	}
+	compress := func(c Compression, procs, chunk int) []byte {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+		var buf bytes.Buffer
+		w, err := compressor(&buf, c, 0)
+		must(t, err)
+		for p := data; len(p) > 0; p = p[min(chunk, len(p)):] {
+			_, err := w.Write(p[:min(chunk, len(p))])
+			must(t, err)
+		}
+		must(t, w.Close())
+		return buf.Bytes()
+	}
+	for _, c := range []Compression{Gzip, Zstd} {
+		want := compress(c, 1, len(data))
+		for _, tc := range [][2]int{{2, 7777}, {4, 1 << 20}, {8, 3 << 19}} {
+			if got := compress(c, tc[0], tc[1]); !bytes.Equal(got, want) {
+				t.Errorf("%s, GOMAXPROCS=%d, writes of %d: output differs", c, tc[0], tc[1])
+			}
+		}
+		if c != Gzip {
+			continue
+		}
+		zr, err := stdgzip.NewReader(bytes.NewReader(want))
+		must(t, err)
+		if got := readAll(t, zr); !bytes.Equal(got, data) {
+			t.Error("standard gzip reads different data")
+		}
 	}
 }

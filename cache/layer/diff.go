@@ -184,6 +184,9 @@ func addXattrs(hdr *tar.Header, p string) error {
 		return err
 	}
 	for _, name := range names {
+		if err := checkOverlayFeature(name); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
 		if strings.HasPrefix(name, "trusted.overlay.") || strings.HasPrefix(name, "user.overlay.") || name == "security.selinux" {
 			continue
 		}
@@ -195,6 +198,19 @@ func addXattrs(hdr *tar.Header, p string) error {
 			hdr.PAXRecords = map[string]string{}
 		}
 		hdr.PAXRecords["SCHILY.xattr."+name] = string(val)
+	}
+	return nil
+}
+
+// checkOverlayFeature refuses upper dirs written with redirect_dir or metacopy: a renamed
+// dir or a metadata-only copy-up would silently become an incomplete layer.
+func checkOverlayFeature(xattr string) error {
+	_, attr, ok := strings.Cut(xattr, ".overlay.")
+	if !ok || (!strings.HasPrefix(xattr, "trusted.") && !strings.HasPrefix(xattr, "user.")) {
+		return nil
+	}
+	if attr == "redirect" || attr == "metacopy" {
+		return fmt.Errorf("overlay %s in upper dir: mount the overlay with redirect_dir=off,metacopy=off", attr)
 	}
 	return nil
 }

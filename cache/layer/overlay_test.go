@@ -147,3 +147,20 @@ func checkOverlayMarkers(t *testing.T, snap string) {
 		t.Errorf("opaque dir holds a lower entry: %v", err)
 	}
 }
+
+// TestDiffRefusesRedirects checks that Diff fails loudly on upper dirs it cannot represent.
+func TestDiffRefusesRedirects(t *testing.T) {
+	for _, attr := range []string{"user.overlay.redirect", "user.overlay.metacopy", "trusted.overlay.metacopy"} {
+		if strings.HasPrefix(attr, "trusted.") && os.Geteuid() != 0 {
+			continue // only root may set trusted.* xattrs
+		}
+		upper := t.TempDir()
+		putFile(t, filepath.Join(upper, "d/f"), "x", 0o644)
+		must(t, unix.Lsetxattr(filepath.Join(upper, "d"), attr, []byte("/elsewhere"), 0))
+		var buf bytes.Buffer
+		err := Diff(t.Context(), upper, NewWriter(&buf, WriteOptions{}))
+		if err == nil || !strings.Contains(err.Error(), "redirect_dir=off") {
+			t.Errorf("%s: Diff = %v, want an error naming the mount options", attr, err)
+		}
+	}
+}

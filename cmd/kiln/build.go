@@ -14,6 +14,7 @@ import (
 	"github.com/kiln-build/kiln/build"
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/cache/layer"
+	"github.com/kiln-build/kiln/registry"
 )
 
 type buildOptions struct {
@@ -32,6 +33,8 @@ type buildOptions struct {
 	metadata    string
 	explain     bool
 	secrets     []string
+	pull        string
+	push        bool
 }
 
 func newBuildCmd(g *globalOptions) *cobra.Command {
@@ -61,6 +64,9 @@ func newBuildCmd(g *globalOptions) *cobra.Command {
 	f.StringVar(&o.compression, "compression", "gzip", "layer compression: gzip, zstd or uncompressed")
 	f.StringVarP(&o.output, "output", "o", "", "also export the result: type=local,dest=DIR | type=tar|oci|docker,dest=FILE (- for stdout) | DIR")
 	f.StringArrayVar(&o.secrets, "secret", nil, "expose a secret to RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR")
+	f.StringVar(&o.pull, "pull", "missing", "base images: missing (pull when not in the store), always (check the registry) or never")
+	f.Lookup("pull").NoOptDefVal = "always" // bare --pull means always, as docker
+	f.BoolVar(&o.push, "push", false, "push every -t name to its registry after the build")
 	f.BoolVar(&o.explain, "explain", false, "say why each step that runs missed the cache (which file, variable or parent changed)")
 	f.StringVar(&o.metadata, "metadata-file", "", "write the image digest, config digest and names to this JSON file")
 	return c
@@ -88,7 +94,18 @@ func runBuild(cmd *cobra.Command, g *globalOptions, o *buildOptions, contextDir 
 	}
 	defer s.Close()
 	opts.Store, opts.Stdin = s, cmd.InOrStdin()
-	opts.Resolver = newResolver(s)
+	policy, err := registry.ParsePullPolicy(o.pull)
+	if err != nil {
+		return usageError{err}
+	}
+	if o.push && len(opts.Tags) == 0 {
+		return usageError{fmt.Errorf("--push needs at least one -t REGISTRY/NAME:TAG")}
+	}
+	res, err := g.resolver(s, policy, cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	opts.Resolver = res
 	runner := build.RuntimeRunner{Runtime: g.runtime}
 	if g.debug {
 		runner.Debug = cmd.ErrOrStderr()
@@ -102,6 +119,11 @@ func runBuild(cmd *cobra.Command, g *globalOptions, o *buildOptions, contextDir 
 	}
 	if err := out.write(cmd.Context(), s, img, opts.Tags); err != nil {
 		return err
+	}
+	if o.push {
+		if err := pushTags(cmd, g, s, opts.Tags); err != nil {
+			return err
+		}
 	}
 	if o.metadata != "" {
 		if err := writeMetadata(o.metadata, img, opts.Tags); err != nil {
@@ -239,4 +261,21 @@ func readSecrets(flags []string) (map[string][]byte, error) {
 		}
 	}
 	return out, nil
+}
+
+// pushTags pushes the freshly built image under each of its names.
+func pushTags(cmd *cobra.Command, g *globalOptions, s *cache.Store, tags []cache.Name) error {
+	opts, err := g.registry.options()
+	if err != nil {
+		return err
+	}
+	opts = append(opts, registry.WithProgress(blobProgress(cmd.ErrOrStderr(), "Pushing")))
+	for _, t := range tags {
+		desc, err := registry.Push(cmd.Context(), s, t.String(), t.String(), opts...)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "pushed %s@%s\n", t.Short(), desc.Digest)
+	}
+	return nil
 }

@@ -15,9 +15,10 @@ import (
 
 // globalOptions are the flags every command shares.
 type globalOptions struct {
-	root    string
-	debug   bool
-	runtime string // OCI runtime for RUN steps and containers: "", crun, runc or a path
+	root     string
+	debug    bool
+	runtime  string // OCI runtime for RUN steps and containers: "", crun, runc or a path
+	registry registryFlags
 }
 
 // openStore opens the image store named by --root (or KILN_ROOT, or the default).
@@ -75,6 +76,7 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.PersistentFlags().BoolVar(&g.debug, "debug", false, "print debugging details")
 	root.PersistentFlags().StringVar(&g.runtime, "runtime", os.Getenv("KILN_RUNTIME"),
 		"OCI runtime: crun, runc or a path (default: crun when it works on this host, else runc; env KILN_RUNTIME)")
+	g.registry.register(root)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	for _, c := range commands(g) {
 		root.AddCommand(c)
@@ -86,7 +88,7 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 func commands(g *globalOptions) []*cobra.Command {
 	return []*cobra.Command{
 		newBuildCmd(g), newRunCmd(g), newImagesCmd(g), newInspectCmd(g), newTagCmd(g), newRmiCmd(g),
-		newSaveCmd(g), newLoadCmd(g), newPruneCmd(g), newSystemCmd(g), newVersionCmd(),
+		newSaveCmd(g), newLoadCmd(g), newPullCmd(g), newPushCmd(g), newLoginCmd(g), newLogoutCmd(g), newPruneCmd(g), newSystemCmd(g), newVersionCmd(),
 	}
 }
 

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// startRegistry runs Debian's docker-registry on a free loopback port until the test ends.
+func startRegistry(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("docker-registry")
+	if err != nil {
+		t.Skip("docker-registry not installed (make test installs it)")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	dir := t.TempDir()
+	cfg := fmt.Sprintf("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\nlog:\n  level: error\n", dir, addr)
+	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "serve", filepath.Join(dir, "config.yml"))
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	for range 100 {
+		if resp, err := http.Get("http://" + addr + "/v2/"); err == nil {
+			resp.Body.Close()
+			return addr
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("docker-registry did not start on %s", addr)
+	return ""
+}
+
+func TestPushPullAndBuildFromRegistry(t *testing.T) {
+	addr := startRegistry(t)
+	src := busyboxRoot(t)
+	ref := addr + "/team/busybox:1"
+	pushed := ok(t, src, "push", "busybox", ref)
+	digest := strings.Fields(pushed.stdout)[2]
+
+	dst := t.TempDir()
+	ok(t, dst, "pull", ref)
+	rows := imageRows(t, dst)
+	if len(rows) != 1 || rows[0].Digest != digest {
+		t.Fatalf("pulled %+v, want digest %s", rows, digest)
+	}
+	again := ok(t, dst, "pull", ref)
+	if strings.Contains(again.stderr, "Pulling") {
+		t.Errorf("second pull fetched blobs again:\n%s", again.stderr)
+	}
+
+	fresh, ctxDir := t.TempDir(), t.TempDir()
+	writeTree(t, ctxDir, map[string]string{"Buildfile": "FROM " + ref + "\nCOPY f /f\n", "f": "x"})
+	ok(t, fresh, "build", "-q", "-t", addr+"/team/derived:1", "--push", ctxDir)
+	if r := kiln(t, fresh, nil, "build", "--pull=never", "-q", ctxDir); r.code != 0 {
+		t.Errorf("--pull=never with the base in the store: %s", r.stderr)
+	}
+	if r := kiln(t, t.TempDir(), nil, "build", "--pull=never", "-q", ctxDir); r.code != 1 {
+		t.Errorf("--pull=never without the base: exit %d", r.code)
+	}
+	if r := kiln(t, t.TempDir(), nil, "pull", addr+"/team/nothere:1"); r.code != 1 || !strings.Contains(r.stderr, "not found") {
+		t.Errorf("pull of a missing image: exit %d %q", r.code, r.stderr)
+	}
+}

@@ -37,13 +37,19 @@ type ApplyOptions struct {
 // followed, and hard links must name files inside dir. Ownership and device nodes need
 // root and are skipped without it.
 func Apply(ctx context.Context, r io.Reader, dir string, opts ApplyOptions) (int64, error) {
+	return apply(ctx, r, dir, opts, os.Geteuid())
+}
+
+// apply is Apply for a given effective uid, so tests running as root can also check what
+// an unprivileged unpack skips.
+func apply(ctx context.Context, r io.Reader, dir string, opts ApplyOptions, euid int) (int64, error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return 0, fmt.Errorf("apply layer: %w", err)
 	}
 	defer root.Close()
 	cr := &countingReader{r: r}
-	a := &applier{root: root, opts: opts, euid: os.Geteuid(), created: map[string]bool{}, in: cr}
+	a := &applier{root: root, opts: opts, euid: euid, created: map[string]bool{}, in: cr}
 	defer a.closeParent()
 	tr := tar.NewReader(cr)
 	for {
@@ -134,6 +140,9 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 		tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 	default:
 		return nil // PAX globals, sparse files and vendor types carry nothing to extract
+	}
+	if (hdr.Typeflag == tar.TypeChar || hdr.Typeflag == tar.TypeBlock) && a.euid != 0 {
+		return nil // only root may create devices; an unprivileged unpack skips them
 	}
 	pfd, err := a.parentDir(dir)
 	if err != nil {
@@ -236,9 +245,6 @@ func (a *applier) create(pfd int, name, base string, hdr *tar.Header, r io.Reade
 		return nil
 	case tar.TypeFifo:
 		return unix.Mknodat(pfd, base, unix.S_IFIFO|mode, 0)
-	}
-	if a.euid != 0 {
-		return nil // only root may create devices; an unprivileged unpack skips them
 	}
 	typ := uint32(unix.S_IFCHR)
 	if hdr.Typeflag == tar.TypeBlock {

@@ -239,3 +239,30 @@ func TestCompressionIsReproducible(t *testing.T) {
 		}
 	}
 }
+
+// TestApplyUnprivileged runs the code path of a rootless unpack: devices and whiteout
+// devices are skipped, ownership is left alone, and nothing fails.
+func TestApplyUnprivileged(t *testing.T) {
+	dir := t.TempDir()
+	putFile(t, filepath.Join(dir, "gone"), "g", 0o644)
+	data := makeTar(t, []tarEntry{
+		{name: "dev/", typ: tar.TypeDir, mode: 0o755},
+		{name: "dev/null", typ: tar.TypeChar, mode: 0o666},
+		{name: "dev/sda", typ: tar.TypeBlock, mode: 0o660},
+		{name: "dev/fifo", typ: tar.TypeFifo, mode: 0o600},
+		{name: ".wh.gone", typ: tar.TypeReg},
+		{name: "f", typ: tar.TypeReg, body: "x", mode: 0o4755},
+	})
+	if _, err := apply(context.Background(), bytes.NewReader(data), dir, ApplyOptions{}, 1000); err != nil {
+		t.Fatal(err)
+	}
+	got := snapshotTree(t, dir)
+	for _, p := range []string{"dev/null", "dev/sda", "gone"} {
+		if _, ok := got[p]; ok {
+			t.Errorf("%s exists after an unprivileged unpack: %s", p, got[p])
+		}
+	}
+	if !strings.HasPrefix(got["dev/fifo"], "p") || !strings.HasPrefix(got["f"], "urwx") {
+		t.Errorf("fifo or setuid file wrong: %q %q", got["dev/fifo"], got["f"])
+	}
+}

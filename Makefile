@@ -13,7 +13,7 @@ FUZZTIME ?= 5s
 # Fuzz targets as package:Target; `make fuzz FUZZTIME=2m` runs each longer.
 FUZZ_TARGETS := ./build:FuzzParsePlan ./cache/layer:FuzzApply ./cache/layer:FuzzDecompress ./cache:FuzzParseName ./registry:FuzzLoad
 
-.PHONY: build demo test unit fuzz bench lint deps-demo deps-test clean
+.PHONY: build demo test unit fuzz bench bench-compare lint deps-demo deps-test clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/kiln
@@ -55,6 +55,11 @@ fuzz:
 
 bench: deps-test
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 -timeout 60m ./...
+	@$(MAKE) --no-print-directory bench-compare
+
+# kiln vs BuildKit vs buildah on the same contexts; installs docker.io and buildah, writes docs/benchmarks.md.
+bench-compare:
+	bash scripts/bench-compare.sh
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

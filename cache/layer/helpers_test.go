@@ -156,7 +156,9 @@ func putFile(t testing.TB, p, content string, mode os.FileMode) {
 	if err := os.WriteFile(p, []byte(content), mode); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chmod(p, mode); err != nil {
+	// unix.Chmod takes the octal bits as written (0o4755 is setuid); os.Chmod would need
+	// os.ModeSetuid and silently drop them.
+	if err := unix.Chmod(p, uint32(mode)&0o7777); err != nil {
 		t.Fatal(err)
 	}
 }

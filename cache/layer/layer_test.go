@@ -32,7 +32,7 @@ func buildTree(t *testing.T, dir string) {
 	if os.Geteuid() == 0 {
 		must(t, os.Lchown(filepath.Join(dir, "empty"), 1000, 1001))
 		must(t, os.Lchown(filepath.Join(dir, "bin/motd"), 7, 8))
-		must(t, os.Chmod(filepath.Join(dir, "bin/tool"), 0o4755)) // chown cleared nothing here, but be explicit
+		must(t, unix.Chmod(filepath.Join(dir, "bin/tool"), 0o4755)) // after the chowns, which may clear setuid
 	}
 }
 

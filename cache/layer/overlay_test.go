@@ -81,7 +81,7 @@ func overlayWrites(t *testing.T, m string) {
 	must(t, os.Chmod(p("chmod-me"), 0o600))
 	must(t, unix.Lsetxattr(p("attr-me"), "user.x", []byte("copied up"), 0))
 	must(t, os.Lchown(p("bin/tool"), 5, 6))
-	must(t, os.Chmod(p("bin/tool"), 0o4711)) // chown dropped setuid
+	must(t, unix.Chmod(p("bin/tool"), 0o4711)) // chown dropped setuid
 	must(t, os.Remove(p("file-to-dir")))
 	putFile(t, p("file-to-dir/inside"), "now a dir", 0o644)
 	must(t, os.RemoveAll(p("dir-to-file")))

@@ -261,8 +261,16 @@ func FuzzLoad(f *testing.F) {
 	}
 	defer s.Close()
 	f.Fuzz(func(t *testing.T, data []byte) {
+		before, err := s.List()
+		if err != nil {
+			t.Fatal(err)
+		}
 		loaded, err := Load(context.Background(), s, bytes.NewReader(data))
 		if err != nil {
+			after, lerr := s.List()
+			if lerr != nil || len(after) != len(before) {
+				t.Fatalf("a failed load changed the tags: %d → %d (%v)", len(before), len(after), lerr)
+			}
 			return
 		}
 		for _, l := range loaded {

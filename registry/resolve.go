@@ -7,7 +7,6 @@ import (
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/partial"
 
 	"github.com/kiln-build/kiln/cache"
 )
@@ -57,7 +56,8 @@ func (r *Resolver) Resolve(ctx context.Context, ref string) (v1.Image, error) {
 }
 
 func (r *Resolver) resolve(ctx context.Context, ref string) (v1.Image, error) {
-	if r.o.policy != PullAlways {
+	n, nameErr := cache.ParseName(ref)
+	if r.o.policy != PullAlways || nameErr != nil { // an image ID can only be local
 		desc, _, err := r.s.Lookup(ref)
 		if err == nil {
 			return r.o.localImage(r.s, desc)
@@ -69,9 +69,8 @@ func (r *Resolver) resolve(ctx context.Context, ref string) (v1.Image, error) {
 			return nil, fmt.Errorf("image %s not found in the local store; run `kiln pull %s` or `kiln load -i archive.tar`", ref, ref)
 		}
 	}
-	n, err := cache.ParseName(ref)
-	if err != nil {
-		return nil, err
+	if nameErr != nil {
+		return nil, fmt.Errorf("image %s not found in the local store (%v)", ref, nameErr)
 	}
 	ctx, cancel := r.o.withTimeout(ctx)
 	defer cancel()
@@ -105,6 +104,3 @@ func (o *options) localImage(s *cache.Store, desc v1.Descriptor) (v1.Image, erro
 	}
 	return nil, fmt.Errorf("image %s has no %s variant in the local store", desc.Digest, o.platform.String())
 }
-
-// compile-time check that stored images expose descriptors (used by Push).
-var _ = partial.Descriptor

@@ -43,7 +43,7 @@ func Apply(ctx context.Context, r io.Reader, dir string, opts ApplyOptions) (int
 // apply is Apply for a given effective uid, so tests running as root can also check what
 // an unprivileged unpack skips.
 func apply(ctx context.Context, r io.Reader, dir string, opts ApplyOptions, euid int) (int64, error) {
-	root, err := os.OpenRoot(dir)
+	root, err := openRoot(dir)
 	if err != nil {
 		return 0, fmt.Errorf("apply layer: %w", err)
 	}
@@ -91,7 +91,7 @@ type dirTimes struct {
 }
 
 type applier struct {
-	root    *os.Root
+	root    *os.File // the unpack dir; every path resolves inside it (see resolveDir)
 	opts    ApplyOptions
 	euid    int
 	created map[string]bool // paths this layer wrote, which an opaque marker must keep
@@ -148,11 +148,11 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 	if err != nil {
 		return err
 	}
-	keep, err := a.clearPath(pfd, name, base, hdr.Typeflag == tar.TypeDir)
+	keep, err := clearPath(pfd, base, hdr.Typeflag == tar.TypeDir)
 	if err != nil {
 		return err
 	}
-	if err := a.create(pfd, name, base, hdr, r, keep); err != nil {
+	if err := a.create(pfd, base, hdr, r, keep); err != nil {
 		return err
 	}
 	a.created[name] = true
@@ -169,28 +169,12 @@ func (a *applier) parentDir(dir string) (int, error) {
 		return int(a.parent.Fd()), nil
 	}
 	a.closeParent()
-	name := dir
-	if name == "" {
-		name = "."
-	} else if err := a.root.MkdirAll(name, 0o755); err != nil {
-		return -1, fmt.Errorf("create parent %s: %w", dir, err)
-	}
-	f, err := a.openDir(name)
+	f, err := mkdirAll(a.root, dir)
 	if err != nil {
-		return -1, fmt.Errorf("open parent %s: %w", dir, err)
-	}
-	if fi, err := f.Stat(); err != nil || !fi.IsDir() {
-		f.Close()
-		return -1, fmt.Errorf("parent %s is not a directory", dir)
+		return -1, fmt.Errorf("create parent %s: %w", dir, err)
 	}
 	a.parent, a.parentName = f, dir
 	return int(f.Fd()), nil
-}
-
-// openDir opens a directory inside the root; O_DIRECTORY keeps a FIFO planted where a
-// directory was expected from blocking the open forever.
-func (a *applier) openDir(name string) (*os.File, error) {
-	return a.root.OpenFile(name, os.O_RDONLY|unix.O_DIRECTORY, 0)
 }
 
 func (a *applier) closeParent() {
@@ -200,9 +184,10 @@ func (a *applier) closeParent() {
 	}
 }
 
-// clearPath removes whatever sits at name unless both it and the new entry are directories
-// (then it is kept and gets new metadata, as docker does). It reports whether it kept a dir.
-func (a *applier) clearPath(pfd int, name, base string, isDir bool) (bool, error) {
+// clearPath removes whatever sits at base in pfd unless both it and the new entry are
+// directories (then it is kept and gets new metadata, as docker does). It reports whether
+// it kept a dir.
+func clearPath(pfd int, base string, isDir bool) (bool, error) {
 	var st unix.Stat_t
 	err := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW)
 	if errors.Is(err, unix.ENOENT) {
@@ -215,14 +200,14 @@ func (a *applier) clearPath(pfd int, name, base string, isDir bool) (bool, error
 		if isDir {
 			return true, nil
 		}
-		// The cached descriptor is name's parent, which this leaves in place.
-		return false, a.root.RemoveAll(name)
+		// The cached descriptor is base's parent, which this leaves in place.
+		return false, removeAllAt(pfd, base)
 	}
 	return false, unix.Unlinkat(pfd, base, 0)
 }
 
 // create makes the filesystem object for hdr.
-func (a *applier) create(pfd int, name, base string, hdr *tar.Header, r io.Reader, keep bool) error {
+func (a *applier) create(pfd int, base string, hdr *tar.Header, r io.Reader, keep bool) error {
 	mode := uint32(hdr.Mode & 0o7777)
 	switch hdr.Typeflag {
 	case tar.TypeDir:
@@ -239,10 +224,7 @@ func (a *applier) create(pfd int, name, base string, hdr *tar.Header, r io.Reade
 		if err != nil || target == "" {
 			return fmt.Errorf("invalid hard link target %q", hdr.Linkname)
 		}
-		if err := a.root.Link(target, name); err != nil {
-			return fmt.Errorf("hard link to %s: %w", target, err)
-		}
-		return nil
+		return a.link(target, pfd, base)
 	case tar.TypeFifo:
 		return unix.Mknodat(pfd, base, unix.S_IFIFO|mode, 0)
 	}
@@ -251,6 +233,21 @@ func (a *applier) create(pfd int, name, base string, hdr *tar.Header, r io.Reade
 		typ = unix.S_IFBLK
 	}
 	return unix.Mknodat(pfd, base, typ|mode, int(unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))))
+}
+
+// link makes base in pfd a hard link to target, whose parent resolves inside the root and
+// whose last element is not followed: a link to a symlink links the symlink itself.
+func (a *applier) link(target string, pfd int, base string) error {
+	tdir, tbase := splitParent(target)
+	tf, err := resolveDir(a.root, tdir)
+	if err != nil {
+		return fmt.Errorf("hard link to %s: %w", target, err)
+	}
+	defer tf.Close()
+	if err := unix.Linkat(int(tf.Fd()), tbase, pfd, base, 0); err != nil {
+		return fmt.Errorf("hard link to %s: %w", target, err)
+	}
+	return nil
 }
 
 // streamGuard fails an entry whose content is not backed by bytes of the stream. Old GNU

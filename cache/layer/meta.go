@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"errors"
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -72,15 +73,15 @@ func (a *applier) finishDirs() error {
 	a.closeParent()
 	for i := len(a.dirs) - 1; i >= 0; i-- {
 		d := a.dirs[i]
-		f, err := a.openDir(d.name)
+		parent, base := splitParent(d.name)
+		f, err := resolveDir(a.root, parent)
 		if err != nil {
 			continue // removed by a later whiteout
 		}
-		ts := unix.NsecToTimespec(d.mtime.UnixNano())
-		err = unix.UtimesNanoAt(int(f.Fd()), "", []unix.Timespec{ts, ts}, unix.AT_EMPTY_PATH)
+		err = setMtime(int(f.Fd()), base, d.mtime) // not following: a later entry may be a link
 		f.Close()
-		if err != nil && !errors.Is(err, unix.EINVAL) {
-			return fmt.Errorf("set mtime of %s: %w", d.name, err)
+		if err != nil && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("%s: %w", d.name, err)
 		}
 	}
 	return nil
@@ -97,7 +98,12 @@ func (a *applier) whiteout(dir, name string) error {
 	}
 	if a.opts.Whiteouts == DeleteWhiteouts {
 		a.closeParent()
-		if err := a.root.RemoveAll(target); err != nil {
+		f, err := resolveDir(a.root, dir)
+		if err != nil {
+			return nil // no parent dir, so nothing to delete
+		}
+		defer f.Close()
+		if err := removeAllAt(int(f.Fd()), name); err != nil {
 			return fmt.Errorf("whiteout: %w", err)
 		}
 		return nil
@@ -106,7 +112,7 @@ func (a *applier) whiteout(dir, name string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := a.clearPath(pfd, target, name, false); err != nil {
+	if _, err := clearPath(pfd, name, false); err != nil {
 		return err
 	}
 	if a.euid != 0 {
@@ -144,15 +150,17 @@ func (a *applier) opaque(dir string) error {
 
 // clearLower deletes dir's children that this layer did not write.
 func (a *applier) clearLower(dir string) error {
-	name := dir
-	if name == "" {
-		name = "."
-	}
 	a.closeParent()
-	f, err := a.openDir(name)
+	h, err := resolveDir(a.root, dir)
 	if err != nil {
 		return nil // nothing below to hide
 	}
+	defer h.Close()
+	fd, err := unix.Openat(int(h.Fd()), ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	f := os.NewFile(uintptr(fd), dir)
 	names, err := f.Readdirnames(-1)
 	f.Close()
 	if err != nil {
@@ -164,19 +172,10 @@ func (a *applier) clearLower(dir string) error {
 			child = dir + "/" + n
 		}
 		if !a.created[child] {
-			if err := a.root.RemoveAll(child); err != nil {
+			if err := removeAllAt(int(h.Fd()), n); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
-}
-
-// splitParent splits a relative slash path into its parent ("" for top level) and base.
-func splitParent(p string) (string, string) {
-	i := strings.LastIndexByte(p, '/')
-	if i < 0 {
-		return "", p
-	}
-	return p[:i], p[i+1:]
 }

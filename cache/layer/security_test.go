@@ -6,6 +6,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -74,6 +75,18 @@ func TestApplyConfinement(t *testing.T) {
 		{"whiteout through symlink", []tarEntry{
 			{name: "up", typ: tar.TypeSymlink, link: "../outside"},
 			{name: "up/.wh.passwd", typ: tar.TypeReg}}},
+		{"absolute symlink to the host dir", []tarEntry{
+			{name: "host", typ: tar.TypeSymlink, link: "$OUTSIDE"},
+			{name: "host/passwd", typ: tar.TypeReg, body: "pwned"},
+			{name: "host/new/", typ: tar.TypeDir, mode: 0o777}}},
+		{"hardlink through absolute symlink", []tarEntry{
+			{name: "host", typ: tar.TypeSymlink, link: "$OUTSIDE"},
+			{name: "pw", typ: tar.TypeLink, link: "host/passwd"},
+			{name: "pw", typ: tar.TypeReg, body: "pwned"}}},
+		{"whiteout through absolute symlink", []tarEntry{
+			{name: "host", typ: tar.TypeSymlink, link: "$OUTSIDE"},
+			{name: "host/.wh.passwd", typ: tar.TypeReg},
+			{name: "host/.wh..wh..opq", typ: tar.TypeReg}}},
 		{"opaque through symlink", []tarEntry{
 			{name: "up", typ: tar.TypeSymlink, link: "../outside"},
 			{name: "up/.wh..wh..opq", typ: tar.TypeReg}}},
@@ -83,7 +96,11 @@ func TestApplyConfinement(t *testing.T) {
 			t.Run(tc.name, func(t *testing.T) {
 				sb := newSandbox(t)
 				before := snapshotTree(t, sb.outside)
-				data := makeTar(t, tc.entries)
+				entries := append([]tarEntry(nil), tc.entries...)
+				for i := range entries {
+					entries[i].link = strings.ReplaceAll(entries[i].link, "$OUTSIDE", sb.outside)
+				}
+				data := makeTar(t, entries)
 				_, err := Apply(context.Background(), bytes.NewReader(data), sb.target, ApplyOptions{Whiteouts: mode})
 				sb.check(t, before)
 				t.Logf("mode %d: %v", mode, err)
@@ -148,5 +165,39 @@ func drain(t *testing.T, data []byte) {
 		if _, err := rc.Read(buf); err != nil {
 			return
 		}
+	}
+}
+
+// TestApplyResolvesLinksInRoot checks container semantics for symlinked parents: an
+// absolute or climbing link resolves inside dir (var/run -> /run means dir/run), as docker
+// and containerd unpack it, rather than failing or escaping.
+func TestApplyResolvesLinksInRoot(t *testing.T) {
+	sb := newSandbox(t)
+	before := snapshotTree(t, sb.outside)
+	data := makeTar(t, []tarEntry{
+		{name: "run/", typ: tar.TypeDir, mode: 0o755},
+		{name: "usr/lib/", typ: tar.TypeDir, mode: 0o755},
+		{name: "var/", typ: tar.TypeDir, mode: 0o755},
+		{name: "var/run", typ: tar.TypeSymlink, link: "/run"},
+		{name: "lib", typ: tar.TypeSymlink, link: "../../../../usr/lib"},
+		{name: "var/run/pid", typ: tar.TypeReg, body: "1"},
+		{name: "lib/libc.so", typ: tar.TypeReg, body: "elf"},
+		{name: "pid.link", typ: tar.TypeLink, link: "var/run/pid"},
+		{name: "var/run/gone", typ: tar.TypeReg, body: "x"},
+		{name: "var/run/.wh.gone", typ: tar.TypeReg},
+	})
+	mustApply(t, data, sb.target, DeleteWhiteouts)
+	sb.check(t, before)
+	got := snapshotTree(t, sb.target)
+	for _, p := range []string{"run/pid", "usr/lib/libc.so", "pid.link"} {
+		if !strings.HasPrefix(got[p], "-") {
+			t.Errorf("%s: want a file, got %q", p, got[p])
+		}
+	}
+	if _, ok := got["run/gone"]; ok {
+		t.Error("whiteout through var/run did not delete run/gone")
+	}
+	if !strings.Contains(got["pid.link"], "linked-to") && !strings.Contains(got["run/pid"], "linked-to") {
+		t.Errorf("pid.link is not a hard link of run/pid: %q %q", got["pid.link"], got["run/pid"])
 	}
 }

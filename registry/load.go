@@ -130,7 +130,11 @@ func stageDocker(s *cache.Store, file string) ([]staged, error) {
 			return nil, fmt.Errorf("docker-archive image %d: %w", i, err)
 		}
 		out = append(out, staged{names: names, write: func(ctx context.Context) (v1.Descriptor, error) {
-			return s.WriteImage(ctx, img)
+			compressed, err := compressDockerImage(ctx, s, img)
+			if err != nil {
+				return v1.Descriptor{}, err
+			}
+			return s.WriteImage(ctx, compressed)
 		}})
 	}
 	return out, nil

@@ -94,7 +94,8 @@ func toOCI(m *v1.Manifest) {
 	}
 }
 
-// pushImage is an image assembled for a push: new manifest, layers read from the store.
+// pushImage is an image assembled from a new manifest with layers read from the store
+// (re-encoded for a push, or recompressed on docker-archive load).
 type pushImage struct {
 	s        *cache.Store
 	manifest []byte

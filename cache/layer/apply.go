@@ -33,8 +33,8 @@ type ApplyOptions struct {
 
 // Apply extracts an uncompressed layer tar into dir, which must exist, and returns the
 // number of bytes it read. Nothing outside dir is ever created, changed or followed: paths
-// resolve inside dir (symlinks included), an entry's last element is replaced rather than
-// followed, and hard links must name files inside dir. Ownership and device nodes need
+// resolve with dir as "/" (a link to /run means dir/run), an entry's last element is
+// replaced rather than followed, and hard links must name files inside dir. Ownership and device nodes need
 // root and are skipped without it.
 func Apply(ctx context.Context, r io.Reader, dir string, opts ApplyOptions) (int64, error) {
 	return apply(ctx, r, dir, opts, os.Geteuid())

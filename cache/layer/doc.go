@@ -3,6 +3,7 @@
 // Writing is deterministic (sorted entries, PAX headers, numeric owners, clamped times) so the
 // same tree always gives the same diff ID. Diff turns an overlayfs upper dir into a layer,
 // walking only that dir. Apply is the inverse and a security boundary: layers come from
-// untrusted registries, so every path is resolved inside the target dir (os.Root and *at
-// syscalls on a parent directory descriptor), never through a joined path string.
+// untrusted registries, so every path is resolved inside the target dir (openat2 with
+// RESOLVE_IN_ROOT, then *at syscalls on the parent directory's descriptor), never through
+// a joined path string.
 package layer

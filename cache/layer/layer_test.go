@@ -266,3 +266,27 @@ func TestApplyUnprivileged(t *testing.T) {
 		t.Errorf("fifo or setuid file wrong: %q %q", got["dev/fifo"], got["f"])
 	}
 }
+
+// TestPackFailureReleasesEncoders checks that a failed fill does not leak the parallel
+// encoders' goroutines: a build may fail many steps in one process.
+func TestPackFailureReleasesEncoders(t *testing.T) {
+	before := runtime.NumGoroutine()
+	body := bytes.Repeat([]byte("data"), 1<<19) // 2 MiB: more than one pgzip block
+	for range 20 {
+		for _, c := range []Compression{Gzip, Zstd} {
+			_, err := Pack(context.Background(), io.Discard, c, 0, WriteOptions{}, func(w *Writer) error {
+				must(t, w.WriteHeader(&tar.Header{Name: "f", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body)) * 2}))
+				_, err := w.Write(body)
+				must(t, err)
+				return io.ErrUnexpectedEOF
+			})
+			if err != io.ErrUnexpectedEOF {
+				t.Fatalf("%s: Pack = %v, want fill's error", c, err)
+			}
+		}
+	}
+	time.Sleep(50 * time.Millisecond) // let finished encoder goroutines exit
+	if n := runtime.NumGoroutine(); n > before+4 {
+		t.Errorf("%d goroutines after 40 failed packs, %d before", n, before)
+	}
+}

@@ -43,18 +43,9 @@ func Pack(ctx context.Context, dst io.Writer, c Compression, level int, opts Wri
 		return Packed{}, err
 	}
 	raw := &hashWriter{w: comp, h: sha256.New()}
-	bw := bufio.NewWriterSize(raw, 256<<10)
-	w := NewWriter(bw, opts)
-	if err := ctx.Err(); err != nil {
-		return Packed{}, err
-	}
-	if err := fill(w); err != nil {
-		return Packed{}, err
-	}
-	if err := w.Close(); err != nil {
-		return Packed{}, fmt.Errorf("finish tar: %w", err)
-	}
-	if err := bw.Flush(); err != nil {
+	entries, err := writeTar(ctx, raw, opts, fill)
+	if err != nil {
+		_ = comp.Close() // stops the encoder's goroutines; the caller discards dst
 		return Packed{}, err
 	}
 	if err := comp.Close(); err != nil {
@@ -65,8 +56,27 @@ func Pack(ctx context.Context, dst io.Writer, c Compression, level int, opts Wri
 		DiffID:    v1.Hash{Algorithm: "sha256", Hex: fmt.Sprintf("%x", raw.h.Sum(nil))},
 		Size:      blob.n,
 		MediaType: c.MediaType(),
-		Empty:     w.Entries() == 0,
+		Empty:     entries == 0,
 	}, nil
+}
+
+// writeTar runs fill on a Writer over out and finishes the tar; it returns the entry count.
+func writeTar(ctx context.Context, out io.Writer, opts WriteOptions, fill func(*Writer) error) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	bw := bufio.NewWriterSize(out, 256<<10)
+	w := NewWriter(bw, opts)
+	if err := fill(w); err != nil {
+		return 0, err
+	}
+	if err := w.Close(); err != nil {
+		return 0, fmt.Errorf("finish tar: %w", err)
+	}
+	if err := bw.Flush(); err != nil {
+		return 0, err
+	}
+	return w.Entries(), nil
 }
 
 // compressor wraps w in the encoder for c.

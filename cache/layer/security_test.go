@@ -115,6 +115,8 @@ func FuzzApply(f *testing.F) {
 	f.Add(makeTar(f, []tarEntry{{name: "h", typ: tar.TypeLink, link: "../outside/passwd"}, {name: "d/.wh..wh..opq", typ: tar.TypeReg}}))
 	f.Add(makeTar(f, []tarEntry{{name: "d/", typ: tar.TypeDir}, {name: "d/.wh.x", typ: tar.TypeReg}, {name: "f", typ: tar.TypeFifo}}))
 	sb := newSandbox(f) // one per worker: a fresh temp dir per input would dominate the run time
+	f.Add(makeTar(f, []tarEntry{{name: "host", typ: tar.TypeSymlink, link: sb.outside}, {name: "host/passwd", typ: tar.TypeReg, body: "x"},
+		{name: "pw", typ: tar.TypeLink, link: "host/passwd"}}))
 	before := snapshotTree(f, sb.outside)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		for _, mode := range []WhiteoutMode{OverlayWhiteouts, DeleteWhiteouts} {
@@ -200,4 +202,47 @@ func TestApplyResolvesLinksInRoot(t *testing.T) {
 	if !strings.Contains(got["pid.link"], "linked-to") && !strings.Contains(got["run/pid"], "linked-to") {
 		t.Errorf("pid.link is not a hard link of run/pid: %q %q", got["pid.link"], got["run/pid"])
 	}
+}
+
+// FuzzApplyEntries fuzzes well-formed tars whose names and link targets come from the input
+// (lines of "type|name|link", $OUTSIDE standing for the sentinel's host path), which reaches
+// path resolution far more often than mutating raw tar bytes.
+func FuzzApplyEntries(f *testing.F) {
+	f.Add("l|a|$OUTSIDE\nf|a/passwd|\nh|b|a/passwd")
+	f.Add("l|a|/\nl|a/b|../../..\nd|a/b/c|\nf|a/b/c/d|")
+	f.Add("d|x|\nf|x/.wh..wh..opq|\nl|x/y|..\nf|x/y/.wh.outside|")
+	f.Add("l|s|../outside/passwd\nh|t|s\nf|t|\nf|s|")
+	sb := newSandbox(f)
+	before := snapshotTree(f, sb.outside)
+	types := map[string]byte{"f": tar.TypeReg, "d": tar.TypeDir, "l": tar.TypeSymlink, "h": tar.TypeLink, "p": tar.TypeFifo}
+	f.Fuzz(func(t *testing.T, spec string) {
+		var entries []tarEntry
+		for i, line := range strings.Split(spec, "\n") {
+			fields := strings.SplitN(line, "|", 3)
+			if i == 16 || len(fields) != 3 || types[fields[0]] == 0 {
+				break
+			}
+			entries = append(entries, tarEntry{name: fields[1], typ: types[fields[0]], body: "pwned",
+				link: strings.ReplaceAll(fields[2], "$OUTSIDE", sb.outside)})
+		}
+		var buf bytes.Buffer
+		tw := tar.NewWriter(&buf)
+		for _, e := range entries {
+			hdr := &tar.Header{Name: e.name, Linkname: e.link, Typeflag: e.typ, Mode: 0o777}
+			if e.typ == tar.TypeReg {
+				hdr.Size = int64(len(e.body))
+			}
+			if tw.WriteHeader(hdr) != nil {
+				return
+			}
+			_, _ = tw.Write([]byte(e.body))
+		}
+		_ = tw.Close()
+		for _, mode := range []WhiteoutMode{OverlayWhiteouts, DeleteWhiteouts} {
+			must(t, os.RemoveAll(sb.target))
+			must(t, os.Mkdir(sb.target, 0o755))
+			_, _ = Apply(context.Background(), bytes.NewReader(buf.Bytes()), sb.target, ApplyOptions{Whiteouts: mode})
+			sb.check(t, before)
+		}
+	})
 }

@@ -28,7 +28,7 @@ func TestApplyGNUTar(t *testing.T) {
 	want := snapshotTree(t, src)
 	for _, format := range []string{"gnu", "posix"} {
 		t.Run(format, func(t *testing.T) {
-			out, err := exec.Command("tar", "-C", src, "--format="+format, "--xattrs", "--xattrs-include=user.*",
+			out, err := exec.Command("tar", "-C", src, "--format="+format, "--xattrs", "--xattrs-include=user.*", "--xattrs-include=security.capability",
 				"--numeric-owner", "-cf", "-", ".").Output()
 			if err != nil {
 				t.Fatalf("tar: %v", err)

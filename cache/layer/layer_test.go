@@ -32,6 +32,10 @@ func buildTree(t *testing.T, dir string) {
 	if os.Geteuid() == 0 {
 		must(t, os.Lchown(filepath.Join(dir, "empty"), 1000, 1001))
 		must(t, os.Lchown(filepath.Join(dir, "bin/motd"), 7, 8))
+		// cap_net_bind_service+ep, VFS_CAP_REVISION_2: binary, with NUL bytes.
+		capNetBind := []byte{0, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+		putFile(t, filepath.Join(dir, "bin/ping"), "ping", 0o755)
+		must(t, unix.Lsetxattr(filepath.Join(dir, "bin/ping"), "security.capability", capNetBind, 0))
 		must(t, unix.Chmod(filepath.Join(dir, "bin/tool"), 0o4755)) // after the chowns, which may clear setuid
 	}
 }

@@ -71,7 +71,12 @@ func Build(ctx context.Context, o Options) (*Image, error) {
 	for _, w := range f.Warnings {
 		warn(w)
 	}
-	g, err := Plan(ctx, f, PlanOptions{Target: o.Target, BuildArgs: o.BuildArgs, Labels: o.Labels, Context: bctx,
+	downloads, err := o.Store.TempDir("add-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(downloads)
+	g, err := Plan(ctx, f, PlanOptions{Target: o.Target, BuildArgs: o.BuildArgs, Labels: o.Labels, Context: bctx, DownloadDir: downloads,
 		Resolver: o.Resolver, Epoch: o.Epoch, Warn: warn})
 	if err != nil {
 		return nil, err
@@ -79,7 +84,7 @@ func Build(ctx context.Context, o Options) (*Image, error) {
 	ex := newExplainer(o.Store, g, filepath.Join(bctx.Dir(), f.Name), o.Target)
 	so := SolveOptions{Store: o.Store, Compression: o.Compression, NoCache: o.NoCache,
 		Jobs: o.Jobs, Epoch: o.Epoch, Runner: o.Runner, Report: o.Report, LogDir: o.LogDir,
-		Secrets: o.Secrets, ContextDir: bctx.Dir()}
+		Secrets: o.Secrets, ContextDir: bctx.Dir(), DownloadDir: downloads}
 	if o.Explain {
 		so.explain = ex
 	}

@@ -41,6 +41,19 @@ func (s *solver) copyFiles(ctx context.Context, op *copyOp, parent *vresult, w *
 			return err
 		}
 	}
+	if len(op.urls) > 0 {
+		withURLs := &selection{}
+		if sel != nil {
+			withURLs.roots = append(withURLs.roots, sel.roots...)
+		}
+		for _, u := range op.urls {
+			if err := u.fetch(ctx, s.downloadDir()); err != nil {
+				return err
+			}
+			withURLs.roots = append(withURLs.roots, u.root())
+		}
+		sel = withURLs
+	}
 	view, err := newView(ctx, parent.layers)
 	if err != nil {
 		return err
@@ -140,7 +153,7 @@ func (op *copyOp) addRoot(r *copyRoot, dest string, destIsDir bool, uid, gid int
 			if destIsDir && !op.parents {
 				target = path.Join(dest, r.name)
 			}
-			if op.add && op.unpack && e.mode.IsRegular() && isArchive(e.abs) {
+			if op.add && op.unpack && !r.noUnpack && e.mode.IsRegular() && isArchive(e.abs) {
 				archives = append(archives, e)
 				continue
 			}

@@ -25,7 +25,8 @@ type copyOp struct {
 	unpack   bool // ADD extracts local tar archives
 	from     *copyFrom
 	exclude  []string // --exclude patterns
-	parents  bool     // --parents: keep each source's path under the destination
+	urls     []*urlSource
+	parents  bool // --parents: keep each source's path under the destination
 }
 
 // copyFrom is the source of COPY --from: another stage's or an image's filesystem.
@@ -80,19 +81,30 @@ func (sb *stageBuilder) copyFrom(ctx context.Context, ref string, sources []stri
 }
 
 func (sb *stageBuilder) addCmd(ctx context.Context, c *instructions.AddCommand) error {
-	for _, src := range c.SourcePaths {
-		if isURL(src) {
-			return fmt.Errorf("source %q: ADD from a URL or git repository is %w", src, errUnsupported)
-		}
-	}
 	switch {
 	case c.Link:
 		return fmt.Errorf("--link is %w", errUnsupported)
-	case c.Checksum != "" || c.KeepGitDir != nil:
-		return errors.New("--checksum and --keep-git-dir apply only to URL and git sources")
+	case c.KeepGitDir != nil:
+		return fmt.Errorf("--keep-git-dir: git sources are %w", errUnsupported)
 	}
 	op := &copyOp{add: true, unpack: c.Unpack == nil || *c.Unpack, exclude: c.ExcludePatterns}
-	return sb.planCopy(ctx, op, c.SourcesAndDest, c.Chown, c.Chmod)
+	urls, local, err := sb.planURLs(ctx, c.SourcePaths, c.Checksum)
+	if err != nil {
+		return err
+	}
+	op.urls = urls
+	sd := c.SourcesAndDest
+	count := len(sd.SourcePaths) + len(sd.SourceContents)
+	sd.SourcePaths = local
+	if err := op.setDest(c.SourcesAndDest, sb.ps.Config.Config.WorkingDir); err != nil {
+		return err
+	}
+	for _, u := range urls {
+		if u.name == "" && (op.destDir || count > 1) {
+			return fmt.Errorf("source %q: the URL has no file name; give the destination as a file path", u.url)
+		}
+	}
+	return sb.planCopy(ctx, op, sd, c.Chown, c.Chmod)
 }
 
 func isURL(s string) bool {
@@ -175,6 +187,9 @@ func (op *copyOp) keyInputs() []KeyInput {
 	}
 	if op.add {
 		in = append(in, KeyInput{Name: "unpack", Value: strconv.FormatBool(op.unpack)})
+	}
+	for _, u := range op.urls {
+		in = append(in, KeyInput{Name: "url:" + u.url, Value: u.key()})
 	}
 	if len(op.exclude) > 0 {
 		in = append(in, KeyInput{Name: "exclude", Value: strings.Join(op.exclude, "\x00")})

@@ -32,10 +32,11 @@ type fileEntry struct {
 
 // copyRoot is one matched source: a file (copied as itself) or a directory (its contents).
 type copyRoot struct {
-	name    string // base name of the source, the file name inside a destination directory
-	path    string // the matched source path (relative to the context or source root), for --parents and --exclude
-	isDir   bool
-	entries []fileEntry
+	name     string // base name of the source, the file name inside a destination directory
+	path     string // the matched source path (relative to the context or source root), for --parents and --exclude
+	isDir    bool
+	entries  []fileEntry
+	noUnpack bool // an ADD URL download: copied as a file even when it is an archive
 }
 
 // selection is everything one COPY takes from the context, and its content digest.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"time"
 
@@ -29,6 +30,7 @@ type SolveOptions struct {
 	LogDir      string            // where each RUN step's whole output is kept as <cache key>.log; "" keeps none
 	Secrets     map[string][]byte // RUN --mount=type=secret values by id; never stored or logged
 	ContextDir  string            // the build context, for RUN --mount=type=bind sources
+	DownloadDir string            // where ADD <url> downloads go; "" = os.TempDir()
 	explain     *explainer        // set by Build with Options.Explain: report why steps miss the cache
 }
 
@@ -293,4 +295,11 @@ func ociLayerType(mt types.MediaType) types.MediaType {
 		return types.OCIRestrictedLayer
 	}
 	return mt
+}
+
+func (s *solver) downloadDir() string {
+	if s.opts.DownloadDir != "" {
+		return s.opts.DownloadDir
+	}
+	return os.TempDir()
 }

@@ -25,11 +25,11 @@ func TestRunResources(t *testing.T) {
 			}
 		})
 		t.Run("pids limit stops a fork bomb", func(t *testing.T) {
-			s := testSpec(t, rt, state, "sh", "-c",
-				"i=0; while test $i -lt 40; do sleep 3 & i=$((i+1)); done 2>&1 | grep -q fork && echo limited")
+			// No pipeline: the shell itself could not fork its parts once the limit is reached.
+			s := testSpec(t, rt, state, "sh", "-c", "i=0; while test $i -lt 40; do sleep 3 & i=$((i+1)); done")
 			s.Resources.PidsLimit = 10
 			st, out := run(t, s)
-			if st != 0 || !strings.Contains(out, "limited") {
+			if !strings.Contains(out, "can't fork") {
 				t.Errorf("status %d output %q, want forks refused", st, out)
 			}
 		})

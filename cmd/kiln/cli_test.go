@@ -217,7 +217,7 @@ func TestBadInputLeavesStoreUntouched(t *testing.T) {
 		{"unknown instruction", "FROM scratch\nCOPPY a /a\n", "COPY", nil},
 		{"copy missing", "FROM scratch\nCOPY missing.txt /\n", `"missing.txt" not found in build context`, nil},
 		{"copy outside", "FROM scratch\nCOPY ../x /\n", "outside", nil},
-		{"bad chmod", "FROM scratch\nCOPY --chmod=u+x a /a\n", "chmod", nil},
+		{"bad chmod", "FROM scratch\nCOPY --chmod=u+q a /a\n", "chmod", nil},
 		{"bad chown", "FROM scratch\nCOPY --chown=nobody a /a\n", "nobody", nil},
 		{"missing image", "FROM nothere\nCOPY a /a\n", "kiln load", nil},
 		{"invalid tag", "FROM scratch\n", "invalid tag", []string{"build", "-t", "UPPER/Case", ctxDir}},

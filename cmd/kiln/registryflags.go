@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
 	"sync"
 
 	units "github.com/docker/go-units"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/cache"
@@ -44,17 +46,28 @@ func (r *registryFlags) options() ([]registry.Option, error) {
 	return opts, nil
 }
 
+// hintResolver adds what to do when a base image can be neither found nor pulled.
+type hintResolver struct{ r *registry.Resolver }
+
+func (h hintResolver) Resolve(ctx context.Context, ref string) (v1.Image, error) {
+	img, err := h.r.Resolve(ctx, ref)
+	if err != nil && ctx.Err() == nil {
+		return nil, fmt.Errorf("%w (without registry access: `kiln load -i ARCHIVE`, or --registry-mirror)", err)
+	}
+	return img, err
+}
+
 // resolver serves base images from the store, pulling them when missing (per policy).
-func (g *globalOptions) resolver(s *cache.Store, policy registry.PullPolicy, progress io.Writer) (*registry.Resolver, error) {
+func (g *globalOptions) resolver(s *cache.Store, policy registry.PullPolicy, progress io.Writer) (hintResolver, error) {
 	opts, err := g.registry.options()
 	if err != nil {
-		return nil, err
+		return hintResolver{}, err
 	}
 	opts = append(opts, registry.WithPullPolicy(policy))
 	if progress != nil {
 		opts = append(opts, registry.WithProgress(blobProgress(progress, "Pulling")))
 	}
-	return registry.NewResolver(s, opts...), nil
+	return hintResolver{registry.NewResolver(s, opts...)}, nil
 }
 
 // blobProgress prints one line per blob event, docker pull style, safe for concurrent calls.

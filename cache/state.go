@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -26,6 +27,9 @@ func (s *Store) WriteState(name string, data []byte) error {
 	}
 	if err := os.MkdirAll(s.stateDir(), 0o755); err != nil {
 		return fmt.Errorf("write state %s: %w", name, err)
+	}
+	if old, err := os.ReadFile(filepath.Join(s.stateDir(), name)); err == nil && bytes.Equal(old, data) {
+		return nil // unchanged: skip the fsyncs
 	}
 	return writeFileAtomic(s.tmpDir(), filepath.Join(s.stateDir(), name), data, 0o644)
 }

@@ -46,6 +46,11 @@ func (s *Store) Tag(ctx context.Context, n Name, desc v1.Descriptor) error {
 	s.gcMu.RLock()
 	defer s.gcMu.RUnlock()
 	return s.updateIndex(ctx, func(im *v1.IndexManifest) (bool, error) {
+		for _, d := range im.Manifests {
+			if entryIs(d, n) && d.Digest == entry.Digest && d.MediaType == entry.MediaType && d.Size == entry.Size {
+				return false, nil // already so: a no-op rebuild rewrites (and fsyncs) nothing
+			}
+		}
 		im.Manifests = slices.DeleteFunc(im.Manifests, func(d v1.Descriptor) bool { return entryIs(d, n) })
 		im.Manifests = append(im.Manifests, entry)
 		return true, nil

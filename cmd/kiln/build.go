@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
+	goruntime "runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +15,7 @@ import (
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/cache/layer"
 	"github.com/kiln-build/kiln/registry"
+	"github.com/kiln-build/kiln/runtime"
 )
 
 type buildOptions struct {
@@ -60,7 +61,7 @@ func newBuildCmd(g *globalOptions) *cobra.Command {
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only the image ID")
 	f.StringVar(&o.iidfile, "iidfile", "", "write the image ID to this file")
 	f.StringVar(&o.progress, "progress", "auto", "progress output: auto, plain, tty, json or quiet")
-	f.IntVar(&o.jobs, "jobs", runtime.NumCPU(), "steps run at the same time")
+	f.IntVar(&o.jobs, "jobs", goruntime.NumCPU(), "steps run at the same time")
 	f.StringVar(&o.compression, "compression", "gzip", "layer compression: gzip, zstd or uncompressed")
 	f.StringVarP(&o.output, "output", "o", "", "also export the result: type=local,dest=DIR | type=tar|oci|docker,dest=FILE (- for stdout) | DIR")
 	f.StringArrayVar(&o.secrets, "secret", nil, "expose a secret to RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR")
@@ -106,6 +107,10 @@ func runBuild(cmd *cobra.Command, g *globalOptions, o *buildOptions, contextDir 
 		return err
 	}
 	opts.Resolver = res
+	// Containers of killed kiln runs would hold mounts and cgroups forever: collect them first.
+	if err := runtime.Cleanup(cmd.Context(), ""); err != nil && g.debug {
+		fmt.Fprintf(cmd.ErrOrStderr(), "cleanup of earlier runs: %v\n", err)
+	}
 	runner := build.RuntimeRunner{Runtime: g.runtime}
 	if g.debug {
 		runner.Debug = cmd.ErrOrStderr()

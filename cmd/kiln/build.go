@@ -34,8 +34,9 @@ type buildOptions struct {
 	metadata    string
 	explain     bool
 	secrets     []string
-	pull        string
-	push        bool
+	pull         string
+	push         bool
+	reproducible bool
 }
 
 func newBuildCmd(g *globalOptions) *cobra.Command {
@@ -67,6 +68,7 @@ func newBuildCmd(g *globalOptions) *cobra.Command {
 	f.StringArrayVar(&o.secrets, "secret", nil, "expose a secret to RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR")
 	f.StringVar(&o.pull, "pull", "missing", "base images: missing (pull when not in the store), always (check the registry) or never")
 	f.Lookup("pull").NoOptDefVal = "always" // bare --pull means always, as docker
+	f.BoolVar(&o.reproducible, "check-reproducible", false, "build twice from scratch with SOURCE_DATE_EPOCH (default: the context's last git commit time) and fail, naming the files, if the images differ")
 	f.BoolVar(&o.push, "push", false, "push every -t name to its registry after the build")
 	f.BoolVar(&o.explain, "explain", false, "say why each step that runs missed the cache (which file, variable or parent changed)")
 	f.StringVar(&o.metadata, "metadata-file", "", "write the image digest, config digest and names to this JSON file")
@@ -118,7 +120,11 @@ func runBuild(cmd *cobra.Command, g *globalOptions, o *buildOptions, contextDir 
 	opts.Runner, opts.LogDir = runner, filepath.Join(s.Root(), "logs")
 	opts.Report = newReporter(mode, cmd.ErrOrStderr())
 	start := time.Now()
-	img, err := build.Build(cmd.Context(), opts)
+	buildFn := build.Build
+	if o.reproducible {
+		buildFn = checkReproducible(cmd, contextDir)
+	}
+	img, err := buildFn(cmd.Context(), opts)
 	if err != nil {
 		return err
 	}

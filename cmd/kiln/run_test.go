@@ -93,3 +93,22 @@ func TestBuildWithRunAndRunIt(t *testing.T) {
 		t.Errorf("failing RUN: exit %d\n%s", r.code, r.stderr)
 	}
 }
+
+func TestCheckReproducible(t *testing.T) {
+	requireContainers(t)
+	root, ctxDir := busyboxRoot(t), t.TempDir()
+	t.Setenv("SOURCE_DATE_EPOCH", "1700000000")
+	writeTree(t, ctxDir, map[string]string{"Buildfile": "FROM busybox\nCOPY f /f\nRUN cp /f /g\n", "f": "x"})
+	r := ok(t, root, "build", "--check-reproducible", "-t", "repro", ctxDir)
+	if !strings.Contains(r.stderr, "reproducible: both builds gave") {
+		t.Errorf("stderr:\n%s", r.stderr)
+	}
+	writeTree(t, ctxDir, map[string]string{"Buildfile": "FROM busybox\nRUN cat /proc/sys/kernel/random/uuid > /id\n"})
+	r = kiln(t, root, nil, "build", "--check-reproducible", "-t", "notrepro", ctxDir)
+	if r.code != 1 || !strings.Contains(r.stderr, "layer 2: /id (content)") {
+		t.Errorf("a RUN writing random data: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := kiln(t, root, nil, "inspect", "notrepro"); r.code == 0 {
+		t.Error("an irreproducible build was tagged")
+	}
+}

@@ -48,8 +48,8 @@ func TestAddURL(t *testing.T) {
 	}
 	for bf, want := range map[string]string{
 		"FROM scratch\nADD --checksum=sha256:" + strings.Repeat("0", 64) + " " + srv.URL + "/y /y\n": "checksum mismatch",
-		"FROM scratch\nADD " + srv.URL + "/missing /m\n":                                            "404",
-		"FROM scratch\nADD --checksum=md5:abc " + srv.URL + "/x /x\n":                              "invalid --checksum",
+		"FROM scratch\nADD " + srv.URL + "/missing /m\n":                                             "404",
+		"FROM scratch\nADD --checksum=md5:abc " + srv.URL + "/x /x\n":                                "invalid --checksum",
 	} {
 		if _, _, err := f.build(bf, nil); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: error %v, want %q", bf, err, want)

@@ -19,21 +19,21 @@ import (
 )
 
 type buildOptions struct {
-	file        string
-	tags        []string
-	buildArgs   []string
-	labels      []string
-	target      string
-	noCache     bool
-	quiet       bool
-	iidfile     string
-	progress    string
-	jobs        int
-	compression string
-	output      string
-	metadata    string
-	explain     bool
-	secrets     []string
+	file         string
+	tags         []string
+	buildArgs    []string
+	labels       []string
+	target       string
+	noCache      bool
+	quiet        bool
+	iidfile      string
+	progress     string
+	jobs         int
+	compression  string
+	output       string
+	metadata     string
+	explain      bool
+	secrets      []string
 	pull         string
 	push         bool
 	reproducible bool

@@ -54,7 +54,11 @@ func (s *solver) copyFiles(ctx context.Context, op *copyOp, parent *vresult, w *
 		}
 		sel = withURLs
 	}
-	view, err := newView(ctx, parent.layers)
+	base := parent.layers
+	if op.link {
+		base = nil // the layer must not depend on what is below it
+	}
+	view, err := newView(ctx, base)
 	if err != nil {
 		return err
 	}

@@ -26,6 +26,7 @@ type copyOp struct {
 	from     *copyFrom
 	exclude  []string // --exclude patterns
 	urls     []*urlSource
+	link     bool // --link: the layer is made on an empty filesystem, so it does not depend on the parent
 	parents  bool // --parents: keep each source's path under the destination
 }
 
@@ -37,10 +38,7 @@ type copyFrom struct {
 }
 
 func (sb *stageBuilder) copyCmd(ctx context.Context, c *instructions.CopyCommand) error {
-	if c.Link {
-		return fmt.Errorf("--link is %w", errUnsupported)
-	}
-	op := &copyOp{exclude: c.ExcludePatterns, parents: c.Parents}
+	op := &copyOp{exclude: c.ExcludePatterns, parents: c.Parents, link: c.Link}
 	if c.From != "" {
 		from, err := sb.copyFrom(ctx, c.From, c.SourcesAndDest.SourcePaths)
 		if err != nil {
@@ -81,13 +79,10 @@ func (sb *stageBuilder) copyFrom(ctx context.Context, ref string, sources []stri
 }
 
 func (sb *stageBuilder) addCmd(ctx context.Context, c *instructions.AddCommand) error {
-	switch {
-	case c.Link:
-		return fmt.Errorf("--link is %w", errUnsupported)
-	case c.KeepGitDir != nil:
+	if c.KeepGitDir != nil {
 		return fmt.Errorf("--keep-git-dir: git sources are %w", errUnsupported)
 	}
-	op := &copyOp{add: true, unpack: c.Unpack == nil || *c.Unpack, exclude: c.ExcludePatterns}
+	op := &copyOp{add: true, unpack: c.Unpack == nil || *c.Unpack, exclude: c.ExcludePatterns, link: c.Link}
 	urls, local, err := sb.planURLs(ctx, c.SourcePaths, c.Checksum)
 	if err != nil {
 		return err
@@ -124,6 +119,9 @@ func (sb *stageBuilder) planCopy(ctx context.Context, op *copyOp, sd instruction
 	if err := validateChown(chown); err != nil {
 		return err
 	}
+	if op.link && chown != "" && !numericOwner(chown) {
+		return fmt.Errorf("--link with --chown=%s: names cannot be looked up without the parent filesystem; use numeric uid:gid", chown)
+	}
 	mode, err := parseChmod(chmod)
 	if err != nil {
 		return err
@@ -142,7 +140,7 @@ func (sb *stageBuilder) planCopy(ctx context.Context, op *copyOp, sd instruction
 		op.sel.digest = op.sel.sum()
 	}
 	v := &Vertex{Kind: CopyOp, Name: sb.name(), Stage: sb.st.Index, Line: sb.instr.Line,
-		Parent: sb.ps.Tip, Inputs: op.keyInputs(), op: op}
+		Parent: sb.ps.Tip, Inputs: op.keyInputs(), op: op, Linked: op.link}
 	if op.from != nil && op.from.vertex != nil {
 		v.Deps = []*Vertex{op.from.vertex}
 	}
@@ -197,6 +195,9 @@ func (op *copyOp) keyInputs() []KeyInput {
 	if op.parents {
 		in = append(in, KeyInput{Name: "parents", Value: "true"})
 	}
+	if op.link {
+		in = append(in, KeyInput{Name: "link", Value: "true"})
+	}
 	if op.sel != nil {
 		in = append(in, KeyInput{Name: "context", Value: op.sel.digest})
 	}
@@ -225,4 +226,10 @@ func validateChown(s string) error {
 		return fmt.Errorf("invalid --chown=%s: use user, uid, user:group or uid:gid", s)
 	}
 	return nil
+}
+
+// numericOwner reports whether a --chown value is uid or uid:gid in digits.
+func numericOwner(s string) bool {
+	u, g, _ := strings.Cut(s, ":")
+	return isNumeric(u) && (g == "" || isNumeric(g))
 }

@@ -117,3 +117,30 @@ COPY --parents src/a/x.go src/b /p/
 		}
 	}
 }
+
+// TestCopyLinkSurvivesBaseChange: a COPY --link layer is keyed without its parent, so a new
+// base image reuses it, and it sits on top of whatever base is used.
+func TestCopyLinkSurvivesBaseChange(t *testing.T) {
+	f := newFixture(t)
+	f.write(map[string]string{"app": "binary", "one": "1", "two": "2"})
+	bf := func(base string) string {
+		return "FROM scratch AS b1\nCOPY one /base\nFROM scratch AS b2\nCOPY two /base\nFROM " + base + "\nCOPY --link --chown=5:6 app /opt/app\n"
+	}
+	if _, _, err := f.build(bf("b1"), nil); err != nil {
+		t.Fatal(err)
+	}
+	img, ev, err := f.build(bf("b2"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := ev.kinds()["[stage-2 2/2] COPY --link --chown=5:6 app /opt/app"]; k != EventCached {
+		t.Errorf("COPY --link after a base change: %v (%v)", k, ev.kinds())
+	}
+	got := f.files(img)
+	if got["/base"] != "0 0644 0:0 2" || got["/opt/app"] != "0 0644 5:6 binary" {
+		t.Errorf("files: %v", got)
+	}
+	if _, _, err := f.build("FROM base\nCOPY --link --chown=app app /x\n", nil); err == nil || !strings.Contains(err.Error(), "numeric") {
+		t.Errorf("--link with a user name: %v", err)
+	}
+}

@@ -53,6 +53,7 @@ type Vertex struct {
 	Inputs []KeyInput
 	Parent *Vertex   // the filesystem this step starts from (nil for SourceOp)
 	Deps   []*Vertex // other vertices whose results this step reads (COPY --from)
+	Linked bool      // COPY --link: the key leaves the parent out, so the layer survives a new base
 	op     op
 }
 
@@ -68,7 +69,7 @@ type Graph struct {
 func (v *Vertex) computeKey() {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00%s\x00", keyVersion, v.Kind)
-	if v.Parent != nil {
+	if v.Parent != nil && !v.Linked {
 		fmt.Fprintf(h, "parent\x00%s\x00", v.Parent.Key)
 	}
 	for _, d := range v.Deps {

@@ -120,7 +120,8 @@ func BusyboxRootfs(t testing.TB, dir string) {
 	for _, d := range []string{"bin", "dev", "etc", "home/user", "proc", "root", "sys", "tmp", "usr/bin", "var"} {
 		must(t, os.MkdirAll(filepath.Join(dir, d), 0o755))
 	}
-	must(t, os.Chmod(filepath.Join(dir, "tmp"), 0o1777))
+	// os.Chmod ignores the raw 01000 bit; ModeSticky sets it.
+	must(t, os.Chmod(filepath.Join(dir, "tmp"), os.ModeSticky|0o777))
 	bin, err := os.ReadFile(BusyboxPath)
 	must(t, err)
 	must(t, os.WriteFile(filepath.Join(dir, "bin/busybox"), bin, 0o755))

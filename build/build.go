@@ -24,6 +24,7 @@ type Options struct {
 	BuildArgs   map[string]string
 	Labels      map[string]string
 	NoCache     bool
+	NoCacheFor  []string // --no-cache-filter: stage names or indexes whose steps always run
 	Jobs        int
 	Compression layer.Compression
 	Epoch       *time.Time
@@ -82,7 +83,11 @@ func Build(ctx context.Context, o Options) (*Image, error) {
 		return nil, err
 	}
 	ex := newExplainer(o.Store, g, filepath.Join(bctx.Dir(), f.Name), o.Target)
-	so := SolveOptions{Store: o.Store, Compression: o.Compression, NoCache: o.NoCache,
+	noCacheIn, err := stageSet(f, o.NoCacheFor)
+	if err != nil {
+		return nil, err
+	}
+	so := SolveOptions{Store: o.Store, Compression: o.Compression, NoCache: o.NoCache, NoCacheIn: noCacheIn,
 		Jobs: o.Jobs, Epoch: o.Epoch, Runner: o.Runner, Report: o.Report, LogDir: o.LogDir,
 		Secrets: o.Secrets, ContextDir: bctx.Dir(), DownloadDir: downloads}
 	if o.Explain {
@@ -130,4 +135,18 @@ func (o *Options) parse() (*File, error) {
 	}
 	defer fh.Close()
 	return Parse(filepath.Base(path), fh)
+}
+
+// stageSet resolves stage names or indexes (--no-cache-filter) to stage indexes.
+func stageSet(f *File, names []string) (map[int]bool, error) {
+	p := &planner{f: f}
+	out := map[int]bool{}
+	for _, n := range names {
+		i, ok := p.stageByName(n)
+		if !ok {
+			return nil, fmt.Errorf("--no-cache-filter: no stage %q in %s", n, f.Name)
+		}
+		out[i] = true
+	}
+	return out, nil
 }

@@ -195,3 +195,21 @@ COPY --from=c /c /c
 		t.Errorf("independent stages ran one after another: %v %v %v", a, b, c)
 	}
 }
+
+func TestNoCacheFilter(t *testing.T) {
+	f := newFixture(t)
+	r := &fakeRunner{}
+	bf := "FROM base AS deps\nRUN write /d d\nFROM base\nCOPY --from=deps /d /d\nRUN write /f f\n"
+	opts := func(filter ...string) func(*Options) {
+		return func(o *Options) { o.Runner, o.NoCacheFor = r, filter }
+	}
+	if _, _, err := f.build(bf, opts()); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.build(bf, opts("1")); err != nil || r.count() != 3 {
+		t.Fatalf("--no-cache-filter=1 ran %d steps in total, want 3: %v", r.count(), err)
+	}
+	if _, _, err := f.build(bf, opts("nope")); err == nil || !strings.Contains(err.Error(), `no stage "nope"`) {
+		t.Errorf("unknown stage: %v", err)
+	}
+}

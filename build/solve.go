@@ -23,6 +23,7 @@ type SolveOptions struct {
 	Store       *cache.Store
 	Compression layer.Compression // encoding of new layers
 	NoCache     bool              // run every step even when the cache has it
+	NoCacheIn   map[int]bool      // run every step of these stages (by index) even when cached
 	Jobs        int               // steps executed at once; <= 0 means 1
 	Epoch       *time.Time        // SOURCE_DATE_EPOCH: clamps file mtimes and image timestamps
 	Runner      Runner            // executes RUN steps; nil makes a graph with RUN fail before anything runs
@@ -147,7 +148,7 @@ func (s *solver) solveVertex(ctx context.Context, v *Vertex) (*vresult, bool, er
 		return res, false, err
 	}
 	parent := s.result(v.Parent)
-	if !s.opts.NoCache {
+	if !s.opts.NoCache && !s.opts.NoCacheIn[v.Stage] {
 		if res, ok := s.cached(v, parent); ok {
 			return res, true, nil
 		}

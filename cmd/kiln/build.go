@@ -37,6 +37,7 @@ type buildOptions struct {
 	pull         string
 	push         bool
 	reproducible bool
+	noCacheFor   []string
 }
 
 func newBuildCmd(g *globalOptions) *cobra.Command {
@@ -59,6 +60,7 @@ func newBuildCmd(g *globalOptions) *cobra.Command {
 	f.StringArrayVar(&o.labels, "label", nil, "add a label KEY=VALUE to the image")
 	f.StringVar(&o.target, "target", "", "build this stage (name or index) instead of the last one")
 	f.BoolVar(&o.noCache, "no-cache", false, "run every step even when the cache has its result")
+	f.StringSliceVar(&o.noCacheFor, "no-cache-filter", nil, "run every step of these stages (names or indexes) even when cached")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only the image ID")
 	f.StringVar(&o.iidfile, "iidfile", "", "write the image ID to this file")
 	f.StringVar(&o.progress, "progress", "auto", "progress output: auto, plain, tty, json or quiet")
@@ -160,7 +162,7 @@ func runBuild(cmd *cobra.Command, g *globalOptions, o *buildOptions, contextDir 
 // buildOptions turns flags into build.Options, failing on malformed input before any work.
 func (o *buildOptions) buildOptions(contextDir string) (build.Options, error) {
 	opts := build.Options{Buildfile: o.file, ContextDir: contextDir, Target: o.target, NoCache: o.noCache, Jobs: o.jobs,
-		Explain: o.explain}
+		Explain: o.explain, NoCacheFor: o.noCacheFor}
 	for _, t := range o.tags {
 		n, err := cache.ParseName(t)
 		if err != nil {

@@ -9,7 +9,7 @@ export KILN_ROOT
 
 DEMO_DEBS := busybox-static crun runc
 TEST_DEBS := busybox-static crun runc skopeo umoci docker-registry apache2-utils
-FUZZTIME ?= 5s
+FUZZTIME ?= 10s
 # Fuzz targets as package:Target; `make fuzz FUZZTIME=2m` runs each longer.
 FUZZ_TARGETS := ./build:FuzzParsePlan ./cache/layer:FuzzApply ./cache/layer:FuzzDecompress ./cache:FuzzParseName ./registry:FuzzLoad
 

@@ -16,25 +16,26 @@ import (
 
 // Options is everything one `kiln build` needs.
 type Options struct {
-	Buildfile   string    // path, "-" for Stdin, or "" to look for Buildfile/Dockerfile/Containerfile in the context
-	Stdin       io.Reader // read when Buildfile is "-"
-	ContextDir  string
-	Tags        []cache.Name
-	Target      string
-	BuildArgs   map[string]string
-	Labels      map[string]string
-	NoCache     bool
-	NoCacheFor  []string // --no-cache-filter: stage names or indexes whose steps always run
-	Jobs        int
-	Compression layer.Compression
-	Epoch       *time.Time
-	Store       *cache.Store
-	Resolver    Resolver
-	Runner      Runner
-	Report      Reporter
-	LogDir      string            // keeps each RUN step's whole output; see SolveOptions
-	Explain     bool              // report why each step missed the cache (EventExplain)
-	Secrets     map[string][]byte // RUN --mount=type=secret values by id (--secret)
+	Buildfile        string    // path, "-" for Stdin, or "" to look for Buildfile/Dockerfile/Containerfile in the context
+	Stdin            io.Reader // read when Buildfile is "-"
+	ContextDir       string
+	Tags             []cache.Name
+	Target           string
+	BuildArgs        map[string]string
+	Labels           map[string]string
+	NoCache          bool
+	NoCacheFor       []string // --no-cache-filter: stage names or indexes whose steps always run
+	Jobs             int
+	Compression      layer.Compression
+	CompressionLevel int // 0 = the layer package's fast default
+	Epoch            *time.Time
+	Store            *cache.Store
+	Resolver         Resolver
+	Runner           Runner
+	Report           Reporter
+	LogDir           string            // keeps each RUN step's whole output; see SolveOptions
+	Explain          bool              // report why each step missed the cache (EventExplain)
+	Secrets          map[string][]byte // RUN --mount=type=secret values by id (--secret)
 }
 
 // DefaultBuildfiles are looked for in the context, in order, when no -f is given.
@@ -87,7 +88,7 @@ func Build(ctx context.Context, o Options) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	so := SolveOptions{Store: o.Store, Compression: o.Compression, NoCache: o.NoCache, NoCacheIn: noCacheIn,
+	so := SolveOptions{Store: o.Store, Compression: o.Compression, Level: o.CompressionLevel, NoCache: o.NoCache, NoCacheIn: noCacheIn,
 		Jobs: o.Jobs, Epoch: o.Epoch, Runner: o.Runner, Report: o.Report, LogDir: o.LogDir,
 		Secrets: o.Secrets, ContextDir: bctx.Dir(), DownloadDir: downloads}
 	if o.Explain {

@@ -22,6 +22,7 @@ import (
 type SolveOptions struct {
 	Store       *cache.Store
 	Compression layer.Compression // encoding of new layers
+	Level       int               // compression level; 0 = default
 	NoCache     bool              // run every step even when the cache has it
 	NoCacheIn   map[int]bool      // run every step of these stages (by index) even when cached
 	Jobs        int               // steps executed at once; <= 0 means 1
@@ -221,7 +222,7 @@ func (s *solver) pack(ctx context.Context, fill func(*layer.Writer) error) (*lay
 		return nil, err
 	}
 	defer bw.Close()
-	p, err := layer.Pack(ctx, bw, s.opts.Compression, 0, layer.WriteOptions{SourceDateEpoch: s.opts.Epoch}, fill)
+	p, err := layer.Pack(ctx, bw, s.opts.Compression, s.opts.Level, layer.WriteOptions{SourceDateEpoch: s.opts.Epoch}, fill)
 	if err != nil {
 		return nil, err
 	}

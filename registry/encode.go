@@ -195,3 +195,22 @@ func copyCtx(ctx context.Context, dst io.Writer, src io.Reader) (int64, error) {
 		}
 	}
 }
+
+// Encode stores a copy of the stored image manifest with every layer in compression c
+// (WithCompression), for `kiln build --compression=estargz|zstd`, and returns the new
+// manifest's descriptor; the image itself when its layers already are encoded so.
+func Encode(ctx context.Context, s *cache.Store, manifest v1.Hash, opts ...Option) (v1.Descriptor, error) {
+	o, err := makeOptions(opts)
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	img, err := s.Image(manifest)
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	out, err := o.encodeForPush(ctx, s, img)
+	if err != nil {
+		return v1.Descriptor{}, fmt.Errorf("encode %s as %s: %w", manifest, o.compression, err)
+	}
+	return s.WriteImage(ctx, out)
+}

@@ -38,6 +38,7 @@ type buildOptions struct {
 	push         bool
 	reproducible bool
 	noCacheFor   []string
+	level        int
 }
 
 func newBuildCmd(g *globalOptions) *cobra.Command {
@@ -65,7 +66,8 @@ func newBuildCmd(g *globalOptions) *cobra.Command {
 	f.StringVar(&o.iidfile, "iidfile", "", "write the image ID to this file")
 	f.StringVar(&o.progress, "progress", "auto", "progress output: auto, plain, tty, json or quiet")
 	f.IntVar(&o.jobs, "jobs", goruntime.NumCPU(), "steps run at the same time")
-	f.StringVar(&o.compression, "compression", "gzip", "layer compression: gzip, zstd or uncompressed")
+	f.StringVar(&o.compression, "compression", "gzip", "layer compression: gzip, zstd, estargz or uncompressed")
+	f.IntVar(&o.level, "compression-level", 0, "compression level (gzip 1-9, zstd 1-22; 0 = kiln's fast default)")
 	f.StringVarP(&o.output, "output", "o", "", "also export the result: type=local,dest=DIR | type=tar|oci|docker,dest=FILE (- for stdout) | DIR")
 	f.StringArrayVar(&o.secrets, "secret", nil, "expose a secret to RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR")
 	f.StringVar(&o.pull, "pull", "missing", "base images: missing (pull when not in the store), always (check the registry) or never")
@@ -130,6 +132,11 @@ func runBuild(cmd *cobra.Command, g *globalOptions, o *buildOptions, contextDir 
 	if err != nil {
 		return err
 	}
+	if o.compression == "estargz" {
+		if img, err = toEStargz(cmd, s, img, opts.Tags); err != nil {
+			return err
+		}
+	}
 	if err := out.write(cmd.Context(), s, img, opts.Tags); err != nil {
 		return err
 	}
@@ -180,9 +187,12 @@ func (o *buildOptions) buildOptions(contextDir string) (build.Options, error) {
 	if opts.Secrets, err = readSecrets(o.secrets); err != nil {
 		return opts, usageError{err}
 	}
-	if opts.Compression, err = layer.ParseCompression(o.compression); err != nil {
-		return opts, usageError{err}
+	if o.compression != "estargz" { // estargz re-encodes the finished gzip image: see finishEncoding
+		if opts.Compression, err = layer.ParseCompression(o.compression); err != nil {
+			return opts, usageError{err}
+		}
 	}
+	opts.CompressionLevel = o.level
 	if opts.Epoch, err = sourceDateEpoch(); err != nil {
 		return opts, err
 	}
@@ -291,4 +301,35 @@ func pushTags(cmd *cobra.Command, g *globalOptions, s *cache.Store, tags []cache
 		fmt.Fprintf(cmd.ErrOrStderr(), "pushed %s@%s\n", t.Short(), desc.Digest)
 	}
 	return nil
+}
+
+// toEStargz re-encodes a built image's layers as eStargz (lazily pullable), stores that image
+// and moves the tags to it. Build steps keep gzip layers, so the cache serves both.
+func toEStargz(cmd *cobra.Command, s *cache.Store, img *build.Image, tags []cache.Name) (*build.Image, error) {
+	c, err := registry.ParseCompression("estargz")
+	if err != nil {
+		return nil, err
+	}
+	desc, err := registry.Encode(cmd.Context(), s, img.Manifest.Digest, registry.WithCompression(c))
+	if err != nil {
+		return nil, err
+	}
+	encoded, err := s.Image(desc.Digest)
+	if err != nil {
+		return nil, err
+	}
+	cf, err := encoded.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	id, err := encoded.ConfigName()
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range tags {
+		if err := s.Tag(cmd.Context(), t, desc); err != nil {
+			return nil, fmt.Errorf("tag %s: %w", t.Short(), err)
+		}
+	}
+	return &build.Image{Manifest: desc, ID: id, Config: cf}, nil
 }

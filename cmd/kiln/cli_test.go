@@ -335,3 +335,38 @@ func TestBuildOutputs(t *testing.T) {
 		t.Errorf("bad --output: exit %d", r.code)
 	}
 }
+
+func TestBuildCompressions(t *testing.T) {
+	root, ctxDir := t.TempDir(), t.TempDir()
+	writeTree(t, ctxDir, map[string]string{"Buildfile": "FROM scratch\nCOPY a /a\n", "a": strings.Repeat("data ", 1000)})
+	for _, c := range []string{"zstd", "estargz", "uncompressed"} {
+		ok(t, root, "build", "-q", "--compression", c, "--compression-level", "3", "--no-cache", "-t", "c:"+c, ctxDir)
+		var info []struct {
+			Layers []struct {
+				MediaType   string            `json:"mediaType"`
+				Annotations map[string]string `json:"annotations"`
+			}
+		}
+		if err := json.Unmarshal([]byte(ok(t, root, "inspect", "c:"+c).stdout), &info); err != nil || len(info) != 1 || len(info[0].Layers) != 1 {
+			t.Fatalf("inspect c:%s: %v %+v", c, err, info)
+		}
+		l := info[0].Layers[0]
+		switch c {
+		case "zstd":
+			if !strings.HasSuffix(l.MediaType, "+zstd") {
+				t.Errorf("zstd layer has media type %s", l.MediaType)
+			}
+		case "estargz":
+			if l.Annotations["containerd.io/snapshot/stargz/toc.digest"] == "" {
+				t.Errorf("estargz layer lacks the TOC digest annotation: %+v", l)
+			}
+		case "uncompressed":
+			if !strings.HasSuffix(l.MediaType, ".tar") {
+				t.Errorf("uncompressed layer has media type %s", l.MediaType)
+			}
+		}
+	}
+	if r := kiln(t, root, nil, "build", "--compression", "lz4", ctxDir); r.code != 2 {
+		t.Errorf("unknown compression: exit %d", r.code)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/registry"
 	"github.com/kiln-build/kiln/runtime"
 )
 
@@ -27,6 +28,7 @@ type runOptions struct {
 	name, workdir, user, hostname  string
 	entrypoint                     *string
 	network                        string
+	pull                           string
 	memory                         string
 	cpus                           float64
 	pidsLimit                      int64
@@ -72,6 +74,7 @@ func newRunCmd(g *globalOptions) *cobra.Command {
 	f.StringVarP(&o.user, "user", "u", "", "user[:group] (names or ids) to run as")
 	f.StringVar(&o.hostname, "hostname", "", "container hostname")
 	f.StringVar(&entrypoint, "entrypoint", "", "override the image's ENTRYPOINT (\"\" clears it)")
+	f.StringVar(&o.pull, "pull", "missing", "pull the image: missing (when not in the store), always or never")
 	f.StringVar(&o.network, "network", "host", "network: host (the host's) or none (loopback only)")
 	f.StringVarP(&o.memory, "memory", "m", "", "memory limit, e.g. 64m or 1g")
 	f.Float64Var(&o.cpus, "cpus", 0, "CPU limit in cores, e.g. 0.5")
@@ -98,7 +101,15 @@ func runContainer(cmd *cobra.Command, g *globalOptions, o *runOptions, ref strin
 		return 0, err
 	}
 	defer s.Close()
-	img, err := lookupImage(s, ref)
+	policy, err := registry.ParsePullPolicy(o.pull)
+	if err != nil {
+		return 0, err
+	}
+	res, err := g.resolver(s, policy, cmd.ErrOrStderr())
+	if err != nil {
+		return 0, err
+	}
+	img, err := res.Resolve(cmd.Context(), ref)
 	if err != nil {
 		return 0, err
 	}
@@ -141,18 +152,6 @@ func runContainer(cmd *cobra.Command, g *globalOptions, o *runOptions, ref strin
 		return 0, runErr
 	}
 	return int(code), nil
-}
-
-// lookupImage finds ref in the store, saying how to get it there when it is missing.
-func lookupImage(s *cache.Store, ref string) (v1.Image, error) {
-	desc, _, err := s.Lookup(ref)
-	if errors.Is(err, cache.ErrNotFound) {
-		return nil, fmt.Errorf("image %q not found in the local store: build it, pull it (`kiln pull %s`) or load it (`kiln load -i ARCHIVE`)", ref, ref)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return s.Image(desc.Digest)
 }
 
 // imageSnapshots unpacks (once, shared) every layer of img and lists them bottom first.

@@ -45,12 +45,7 @@ func newView(ctx context.Context, layers []layerRef) (*fsView, error) {
 }
 
 func (v *fsView) apply(ctx context.Context, l layerRef) error {
-	rc, err := l.open()
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	r, err := layer.Decompress(rc)
+	r, err := layer.OpenUncompressed(l.open)
 	if err != nil {
 		return err
 	}

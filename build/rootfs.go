@@ -94,12 +94,7 @@ func flatten(ctx context.Context, layers []layerRef, dir string) error {
 }
 
 func applyLayer(ctx context.Context, l layerRef, dir string) error {
-	rc, err := l.open()
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	r, err := layer.Decompress(rc)
+	r, err := layer.OpenUncompressed(l.open)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kiln-build/kiln/internal/ctxio"
 )
 
 // BlobWriter stages one blob under tmp/, hashing as it goes; Commit verifies and publishes it.
@@ -103,7 +105,7 @@ func (s *Store) WriteBlob(ctx context.Context, r io.Reader, want v1.Hash) (v1.Ha
 		return v1.Hash{}, 0, err
 	}
 	defer w.Close()
-	if _, err := copyCtx(ctx, w, r); err != nil {
+	if _, err := ctxio.Copy(ctx, w, r); err != nil {
 		return v1.Hash{}, 0, fmt.Errorf("write blob %s: %w", want, err)
 	}
 	return w.Commit(want)
@@ -170,29 +172,4 @@ func checkHash(h v1.Hash) error {
 		}
 	}
 	return nil
-}
-
-// copyCtx is io.Copy that gives up between chunks once ctx is cancelled.
-func copyCtx(ctx context.Context, dst io.Writer, src io.Reader) (int64, error) {
-	buf := make([]byte, 256<<10)
-	var n int64
-	for {
-		if err := ctx.Err(); err != nil {
-			return n, err
-		}
-		nr, rerr := src.Read(buf)
-		if nr > 0 {
-			nw, werr := dst.Write(buf[:nr])
-			n += int64(nw)
-			if werr != nil {
-				return n, werr
-			}
-		}
-		if rerr == io.EOF {
-			return n, nil
-		}
-		if rerr != nil {
-			return n, rerr
-		}
-	}
 }

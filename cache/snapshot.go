@@ -42,12 +42,7 @@ func (s *Store) unpackSnapshot(ctx context.Context, diffID v1.Hash, open func() 
 	if diffID.Algorithm != "sha256" {
 		return fmt.Errorf("unsupported diff ID algorithm %q", diffID.Algorithm)
 	}
-	rc, err := open()
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	tar, err := layer.Decompress(rc)
+	tar, err := layer.OpenUncompressed(open)
 	if err != nil {
 		return err
 	}

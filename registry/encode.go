@@ -17,6 +17,7 @@ import (
 
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/cache/layer"
+	"github.com/kiln-build/kiln/internal/ctxio"
 )
 
 // encodedState remembers re-encoded layers ("<source digest> <compression>" → descriptor)
@@ -124,7 +125,7 @@ func encodeStream(ctx context.Context, s *cache.Store, l v1.Descriptor, diffID v
 		return encoded{}, err
 	}
 	h := sha256.New()
-	if _, err := copyCtx(ctx, io.MultiWriter(comp, h), tarStream); err != nil {
+	if _, err := ctxio.Copy(ctx, io.MultiWriter(comp, h), tarStream); err != nil {
 		return encoded{}, err
 	}
 	if err := comp.Close(); err != nil {
@@ -168,31 +169,6 @@ func storeEncoded(s *cache.Store, key string, e encoded) {
 	m[key] = e
 	if data, err := json.Marshal(m); err == nil {
 		_ = s.WriteState(encodedState, data)
-	}
-}
-
-// copyCtx copies in 1 MiB chunks, stopping between chunks once ctx is done.
-func copyCtx(ctx context.Context, dst io.Writer, src io.Reader) (int64, error) {
-	buf := make([]byte, 1<<20)
-	var n int64
-	for {
-		if err := ctx.Err(); err != nil {
-			return n, err
-		}
-		nr, rerr := src.Read(buf)
-		if nr > 0 {
-			nw, werr := dst.Write(buf[:nr])
-			n += int64(nw)
-			if werr != nil {
-				return n, werr
-			}
-		}
-		if rerr == io.EOF {
-			return n, nil
-		}
-		if rerr != nil {
-			return n, rerr
-		}
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/cache/layer"
+	"github.com/kiln-build/kiln/internal/ctxio"
 )
 
 // encodeEStargz rebuilds a layer as eStargz. estargz.Build needs random access to the
@@ -40,7 +41,7 @@ func encodeEStargz(ctx context.Context, s *cache.Store, l v1.Descriptor) (encode
 		return encoded{}, err
 	}
 	defer bw.Close()
-	if _, err := copyCtx(ctx, bw, blob); err != nil {
+	if _, err := ctxio.Copy(ctx, bw, blob); err != nil {
 		return encoded{}, err
 	}
 	d, n, err := bw.Commit(v1.Hash{})
@@ -77,7 +78,7 @@ func spoolUncompressed(ctx context.Context, s *cache.Store, h v1.Hash, path stri
 	if err != nil {
 		return nil, 0, err
 	}
-	n, err := copyCtx(ctx, f, r)
+	n, err := ctxio.Copy(ctx, f, r)
 	if err != nil {
 		f.Close()
 		return nil, 0, fmt.Errorf("decompress layer %s: %w", h, err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/cache/layer"
+	"github.com/kiln-build/kiln/internal/ctxio"
 )
 
 // ExportTar streams the stored image's filesystem, its layers flattened with whiteouts
@@ -22,7 +23,7 @@ func ExportTar(ctx context.Context, s *cache.Store, manifest v1.Hash, w io.Write
 	}
 	rc := mutate.Extract(img)
 	defer rc.Close()
-	if err := copyContext(ctx, w, rc); err != nil {
+	if _, err := ctxio.Copy(ctx, w, rc); err != nil {
 		return fmt.Errorf("export %s: %w", manifest, err)
 	}
 	return nil
@@ -44,26 +45,4 @@ func ExportDir(ctx context.Context, s *cache.Store, manifest v1.Hash, dir string
 		return fmt.Errorf("export to %s: %w", dir, err)
 	}
 	return nil
-}
-
-// copyContext copies r to w in chunks, stopping when ctx ends.
-func copyContext(ctx context.Context, w io.Writer, r io.Reader) error {
-	buf := make([]byte, 1<<20)
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		n, err := r.Read(buf)
-		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
-				return werr
-			}
-		}
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/internal/ctxio"
 )
 
 // compressDockerImage gzips a docker-archive image's uncompressed layers once each, with
@@ -80,7 +81,7 @@ func gzipLayer(ctx context.Context, s *cache.Store, l v1.Layer, diffID v1.Hash, 
 		return v1.Descriptor{}, err
 	}
 	h := sha256.New()
-	if _, err := copyCtx(ctx, io.MultiWriter(zw, h), rc); err != nil {
+	if _, err := ctxio.Copy(ctx, io.MultiWriter(zw, h), rc); err != nil {
 		return v1.Descriptor{}, err
 	}
 	if err := zw.Close(); err != nil {

@@ -39,3 +39,32 @@ func Decompress(r io.Reader) (io.ReadCloser, error) {
 	}
 	return io.NopCloser(br), nil
 }
+
+// OpenUncompressed opens a layer blob through open and returns its uncompressed tar;
+// closing the result closes the blob too.
+func OpenUncompressed(open func() (io.ReadCloser, error)) (io.ReadCloser, error) {
+	rc, err := open()
+	if err != nil {
+		return nil, err
+	}
+	r, err := Decompress(rc)
+	if err != nil {
+		rc.Close()
+		return nil, err
+	}
+	return bothCloser{r, rc}, nil
+}
+
+// bothCloser reads from the decoder and closes the decoder, then the blob.
+type bothCloser struct {
+	io.ReadCloser
+	blob io.Closer
+}
+
+func (b bothCloser) Close() error {
+	err := b.ReadCloser.Close()
+	if cerr := b.blob.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

@@ -37,8 +37,12 @@ func (sb *stageBuilder) planURLs(ctx context.Context, sources []string, checksum
 			local = append(local, src)
 			continue
 		}
+		if isGitURL(src) {
+			local = append(local, src) // planGit takes these
+			continue
+		}
 		if !strings.HasPrefix(src, "http://") && !strings.HasPrefix(src, "https://") {
-			return nil, nil, fmt.Errorf("source %q: git sources are %w", src, errUnsupported)
+			return nil, nil, fmt.Errorf("source %q: unsupported URL scheme (use http, https or a git URL)", src)
 		}
 		u, err := url.Parse(src)
 		if err != nil {

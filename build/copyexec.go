@@ -41,7 +41,7 @@ func (s *solver) copyFiles(ctx context.Context, op *copyOp, parent *vresult, w *
 			return err
 		}
 	}
-	if len(op.urls) > 0 {
+	if len(op.urls) > 0 || len(op.git) > 0 {
 		withURLs := &selection{}
 		if sel != nil {
 			withURLs.roots = append(withURLs.roots, sel.roots...)
@@ -51,6 +51,13 @@ func (s *solver) copyFiles(ctx context.Context, op *copyOp, parent *vresult, w *
 				return err
 			}
 			withURLs.roots = append(withURLs.roots, u.root())
+		}
+		for _, g := range op.git {
+			gs, err := g.selection(ctx)
+			if err != nil {
+				return err
+			}
+			withURLs.roots = append(withURLs.roots, gs.roots...)
 		}
 		sel = withURLs
 	}

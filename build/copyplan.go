@@ -26,6 +26,7 @@ type copyOp struct {
 	from     *copyFrom
 	exclude  []string // --exclude patterns
 	urls     []*urlSource
+	git      []*gitSource
 	link     bool // --link: the layer is made on an empty filesystem, so it does not depend on the parent
 	parents  bool // --parents: keep each source's path under the destination
 }
@@ -79,12 +80,12 @@ func (sb *stageBuilder) copyFrom(ctx context.Context, ref string, sources []stri
 }
 
 func (sb *stageBuilder) addCmd(ctx context.Context, c *instructions.AddCommand) error {
-	if c.KeepGitDir != nil {
-		return fmt.Errorf("--keep-git-dir: git sources are %w", errUnsupported)
-	}
 	op := &copyOp{add: true, unpack: c.Unpack == nil || *c.Unpack, exclude: c.ExcludePatterns, link: c.Link}
 	urls, local, err := sb.planURLs(ctx, c.SourcePaths, c.Checksum)
 	if err != nil {
+		return err
+	}
+	if local, err = sb.planGit(ctx, op, local, c.KeepGitDir != nil && *c.KeepGitDir); err != nil {
 		return err
 	}
 	op.urls = urls
@@ -189,6 +190,10 @@ func (op *copyOp) keyInputs() []KeyInput {
 	for _, u := range op.urls {
 		in = append(in, KeyInput{Name: "url:" + u.url, Value: u.key()})
 	}
+	for _, g := range op.git {
+		in = append(in, KeyInput{Name: "git:" + g.url + "#" + g.ref + ":" + g.subdir,
+			Value: fmt.Sprintf("%s keep-git-dir=%t", g.commit, g.keepGitDir)})
+	}
 	if len(op.exclude) > 0 {
 		in = append(in, KeyInput{Name: "exclude", Value: strings.Join(op.exclude, "\x00")})
 	}
@@ -232,4 +237,24 @@ func validateChown(s string) error {
 func numericOwner(s string) bool {
 	u, g, _ := strings.Cut(s, ":")
 	return isNumeric(u) && (g == "" || isNumeric(g))
+}
+
+// planGit checks out the git sources among sources and returns the others.
+func (sb *stageBuilder) planGit(ctx context.Context, op *copyOp, sources []string, keep bool) ([]string, error) {
+	var local []string
+	for _, src := range sources {
+		if !isGitURL(src) {
+			local = append(local, src)
+			continue
+		}
+		g := parseGitSource(src, keep)
+		if err := g.fetch(ctx, sb.p.downloadDir()); err != nil {
+			return nil, err
+		}
+		op.git = append(op.git, g)
+	}
+	if keep && len(op.git) == 0 {
+		return nil, errors.New("--keep-git-dir applies only to git sources")
+	}
+	return local, nil
 }

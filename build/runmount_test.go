@@ -127,3 +127,19 @@ func TestRunCacheAndBindMounts(t *testing.T) {
 		t.Errorf("changing a bind-mounted file ran %d steps, want 1", r.count()-runs)
 	}
 }
+
+func TestRunReadWriteBindIsThrowaway(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: a read-write bind is an overlay mount")
+	}
+	f := newFixture(t)
+	r := &fakeRunner{}
+	f.write(map[string]string{"conf/app.conf": "orig"})
+	bf := "FROM base\nRUN --mount=type=bind,source=conf,target=/conf,rw append-mount /conf/app.conf +changed\n"
+	if _, _, err := f.build(bf, func(o *Options) { o.Runner = r }); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(f.dir, "conf/app.conf")); string(b) != "orig" {
+		t.Errorf("a rw bind wrote through to the context: %q", b)
+	}
+}

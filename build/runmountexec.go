@@ -14,6 +14,7 @@ import (
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/gofrs/flock"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"golang.org/x/sys/unix"
 )
 
 // preparedMounts holds what a RUN's mounts need while it runs, and releases it after.
@@ -84,10 +85,44 @@ func (s *solver) bindSource(ctx context.Context, m runMount, pm *preparedMounts)
 	if _, err := os.Stat(src); err != nil {
 		return "", fmt.Errorf("source %s: %w", m.source, err)
 	}
-	if !m.readOnly {
-		return "", errors.New("read-write bind mounts (rw) are not supported yet; bind read-only and copy what you need to change")
+	if m.readOnly {
+		return src, nil
 	}
-	return src, nil
+	return s.writableCopy(src, pm)
+}
+
+// writableCopy gives a rw bind its own copy-on-write view of src: writes are thrown away
+// after the step, as BuildKit does, and never reach the context or the source stage.
+func (s *solver) writableCopy(src string, pm *preparedMounts) (string, error) {
+	tmp, err := s.opts.Store.TempDir("bind-")
+	if err != nil {
+		return "", err
+	}
+	pm.releases = append(pm.releases, func() { _ = os.RemoveAll(tmp) })
+	fi, err := os.Stat(src)
+	if err != nil {
+		return "", err
+	}
+	if !fi.IsDir() {
+		dst := filepath.Join(tmp, "file")
+		data, err := os.ReadFile(src)
+		if err != nil {
+			return "", err
+		}
+		return dst, os.WriteFile(dst, data, fi.Mode().Perm())
+	}
+	upper, work, merged := filepath.Join(tmp, "upper"), filepath.Join(tmp, "work"), filepath.Join(tmp, "merged")
+	for _, d := range []string{upper, work, merged} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			return "", err
+		}
+	}
+	opts := "lowerdir=" + src + ",upperdir=" + upper + ",workdir=" + work
+	if err := unix.Mount("overlay", merged, "overlay", 0, opts); err != nil {
+		return "", fmt.Errorf("read-write bind mount needs overlayfs (root): %w", err)
+	}
+	pm.releases = append(pm.releases, func() { _ = unix.Unmount(merged, unix.MNT_DETACH) })
+	return merged, nil
 }
 
 // cacheDir returns the persistent directory of a cache mount, creating it with the

@@ -70,8 +70,16 @@ func (g *globalOptions) resolver(s *cache.Store, policy registry.PullPolicy, pro
 	return hintResolver{registry.NewResolver(s, opts...)}, nil
 }
 
-// blobProgress prints one line per blob event, docker pull style, safe for concurrent calls.
+// blobProgress reports blob transfers: bars on a terminal, one line per event otherwise.
 func blobProgress(w io.Writer, verb string) registry.ProgressFunc {
+	if isTerminal(w) {
+		return newBlobBars(w, verb)
+	}
+	return blobLines(w, verb)
+}
+
+// blobLines prints one line per blob event, docker pull style, safe for concurrent calls.
+func blobLines(w io.Writer, verb string) registry.ProgressFunc {
 	var mu sync.Mutex
 	return func(e registry.Event) {
 		var msg string

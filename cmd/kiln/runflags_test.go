@@ -2,6 +2,10 @@ package main
 
 import (
 	"os"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kiln-build/kiln/registry"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -92,5 +96,20 @@ func TestEnvFilesAndMerge(t *testing.T) {
 	}
 	if _, err := readEnvFiles([]string{filepath.Join(t.TempDir(), "none")}); err == nil {
 		t.Error("missing env file accepted")
+	}
+}
+
+func TestBlobBars(t *testing.T) {
+	var out strings.Builder
+	report := newBlobBars(&out, "Pulling")
+	h := v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("ab", 32)}
+	report(registry.Event{Digest: h, Kind: registry.EventStart, Total: 100})
+	report(registry.Event{Digest: h, Kind: registry.EventDone, Complete: 100, Total: 100})
+	if !strings.Contains(out.String(), "abababababab: Pulling [") || !strings.Contains(out.String(), "\x1b[1A") ||
+		!strings.HasSuffix(out.String(), "abababababab: Pulling complete\n") {
+		t.Errorf("bars: %q", out.String())
+	}
+	if got := bar("Pushing", 50, 100); !strings.Contains(got, "[===============>              ] 50B/100B") {
+		t.Errorf("bar: %q", got)
 	}
 }

@@ -2,14 +2,14 @@ package main
 
 import (
 	"os"
-
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-
-	"github.com/kiln-build/kiln/registry"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kiln-build/kiln/registry"
 )
 
 func TestParseVolume(t *testing.T) {

@@ -219,7 +219,7 @@ func TestBadInputLeavesStoreUntouched(t *testing.T) {
 		{"copy outside", "FROM scratch\nCOPY ../x /\n", "outside", nil},
 		{"bad chmod", "FROM scratch\nCOPY --chmod=u+q a /a\n", "chmod", nil},
 		{"bad chown", "FROM scratch\nCOPY --chown=nobody a /a\n", "nobody", nil},
-		{"missing image", "FROM nothere\nCOPY a /a\n", "kiln load", nil},
+		{"missing image", "FROM nothere\nCOPY a /a\n", "kiln load", []string{"build", "--pull=never", "-t", "bad", ""}},
 		{"invalid tag", "FROM scratch\n", "invalid tag", []string{"build", "-t", "UPPER/Case", ctxDir}},
 		{"corrupt archive", "", "load", []string{"load", "-i", corrupt}},
 	}
@@ -230,9 +230,12 @@ func TestBadInputLeavesStoreUntouched(t *testing.T) {
 				dir = t.TempDir()
 				writeTree(t, dir, map[string]string{"Buildfile": tc.buildfile, "a": "a"})
 			}
-			args := tc.args
-			if args == nil {
+			args := append([]string(nil), tc.args...)
+			switch {
+			case args == nil:
 				args = []string{"build", "-t", "bad", dir}
+			case args[len(args)-1] == "": // the case's own context dir goes last
+				args[len(args)-1] = dir
 			}
 			before := treeDigest(t, root)
 			r := kiln(t, root, nil, args...)

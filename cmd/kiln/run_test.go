@@ -53,7 +53,7 @@ func TestRunExitCodesAndOptions(t *testing.T) {
 	}{
 		{[]string{"run", "--rm", "busybox", "sh", "-c", "exit 7"}, 7, ""},
 		{[]string{"run", "--rm", "busybox", "no-such-command"}, 127, ""},
-		{[]string{"run", "--rm", "no-such-image"}, 125, ""},
+		{[]string{"run", "--rm", "--pull=never", "no-such-image"}, 125, ""},
 		{[]string{"run", "--rm", "--memory", "1x", "busybox", "true"}, 125, ""},
 		{[]string{"run", "--rm", "-e", "A=1", "-w", "/tmp", "-u", "nobody", "--hostname", "box", "busybox",
 			"sh", "-c", "echo $A $(pwd) $(id -u) $(hostname)"}, 0, "1 /tmp 65534 box"},

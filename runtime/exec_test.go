@@ -1,0 +1,144 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// startContainer runs s in the background until the test ends and waits until it runs.
+func startContainer(t *testing.T, s Spec) {
+	t.Helper()
+	if err := os.MkdirAll(s.Upper, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := Run(ctx, s)
+		done <- err
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		st, err := State(context.Background(), s.StateDir, s.ID)
+		if err == nil && st.Status == StatusRunning && st.Pid > 0 {
+			return
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("container exited early: %v", err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	t.Fatal("container did not start")
+}
+
+func TestExec(t *testing.T) {
+	forEachRuntime(t, func(t *testing.T, rt, state string) {
+		s := testSpec(t, rt, state, "sleep", "30")
+		s.Env = []string{"FROM_CONTAINER=1", "SHARED=container"}
+		s.Cwd = "/tmp"
+		startContainer(t, s)
+		cases := []struct {
+			name string
+			p    ExecSpec
+			want string
+			code ExitStatus
+		}{
+			{"echo", ExecSpec{Args: []string{"echo", "hi"}}, "hi\n", 0},
+			{"env", ExecSpec{Args: []string{"sh", "-c", "echo $FROM_CONTAINER $SHARED $EXTRA $HOME"},
+				Env: []string{"SHARED=exec", "EXTRA=x"}}, "1 exec x /root\n", 0},
+			{"container cwd", ExecSpec{Args: []string{"pwd"}}, "/tmp\n", 0},
+			{"cwd", ExecSpec{Args: []string{"pwd"}, Cwd: "/etc"}, "/etc\n", 0},
+			{"user name", ExecSpec{Args: []string{"sh", "-c", "id -u; id -g; echo $HOME"}, User: "nobody"}, "65534\n65534\n/nonexistent\n", 0},
+			{"user ids", ExecSpec{Args: []string{"sh", "-c", "id -u; id -g"}, User: "1234:5678"}, "1234\n5678\n", 0},
+			{"same pid namespace", ExecSpec{Args: []string{"sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '"}}, "sleep 30 ", 0},
+			{"same caps", ExecSpec{Args: []string{"grep", "CapEff", "/proc/self/status"}}, "CapEff:\t00000000a80425fb\n", 0},
+			{"no_new_privs", ExecSpec{Args: []string{"grep", "NoNewPrivs", "/proc/self/status"}}, "NoNewPrivs:\t1\n", 0},
+			{"seccomp", ExecSpec{Args: []string{"grep", "^Seccomp:", "/proc/self/status"}}, "Seccomp:\t2\n", 0},
+			{"exit code", ExecSpec{Args: []string{"sh", "-c", "exit 3"}}, "", 3},
+			{"signal", ExecSpec{Args: []string{"sh", "-c", "kill -9 $$"}}, "", 137},
+			{"not found", ExecSpec{Args: []string{"no-such-command"}}, "", 127},
+			{"not executable", ExecSpec{Args: []string{"/etc/passwd"}}, "", 126},
+		}
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				var out bytes.Buffer
+				c.p.Stdout, c.p.Stderr = &out, &bytes.Buffer{}
+				st, err := Exec(context.Background(), state, s.ID, c.p)
+				if err != nil {
+					t.Fatalf("Exec: %v", err)
+				}
+				if st != c.code || (c.code == 0 && out.String() != c.want) {
+					t.Errorf("status %d output %q, want %d %q", st, out.String(), c.code, c.want)
+				}
+			})
+		}
+	})
+}
+
+func TestExecErrors(t *testing.T) {
+	forEachRuntime(t, func(t *testing.T, rt, state string) {
+		_, err := Exec(context.Background(), state, "missing", ExecSpec{Args: []string{"true"}})
+		if !errors.Is(err, ErrNotRunning) || err.Error() != "container missing is not running" {
+			t.Errorf("exec in missing container: %v", err)
+		}
+		if _, err := State(context.Background(), state, "missing"); !errors.Is(err, ErrNotRunning) {
+			t.Errorf("state of missing container: %v", err)
+		}
+		if err := Kill(context.Background(), state, "missing", syscall.SIGTERM); !errors.Is(err, ErrNotRunning) {
+			t.Errorf("kill missing container: %v", err)
+		}
+		s := testSpec(t, rt, state, "sleep", "30")
+		startContainer(t, s)
+		_, err = Exec(context.Background(), state, s.ID, ExecSpec{Args: []string{"true"}, User: "nosuchuser"})
+		if err == nil || !strings.Contains(err.Error(), "unable to find user nosuchuser") {
+			t.Errorf("unknown user: %v", err)
+		}
+		if _, err := Exec(context.Background(), state, s.ID, ExecSpec{Args: []string{"true"}, Cwd: "rel"}); err == nil {
+			t.Error("relative cwd accepted")
+		}
+	})
+}
+
+func TestExecCancelAndKill(t *testing.T) {
+	forEachRuntime(t, func(t *testing.T, rt, state string) {
+		s := testSpec(t, rt, state, "sleep", "30")
+		startContainer(t, s)
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		// The shell traps nothing: SIGTERM ends it.
+		_, err := Exec(ctx, state, s.ID, ExecSpec{Args: []string{"sleep", "20"}, StopGrace: time.Second})
+		if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 5*time.Second {
+			t.Errorf("cancelled exec: %v after %v", err, time.Since(start))
+		}
+		out := &bytes.Buffer{}
+		if _, err := Exec(context.Background(), state, s.ID, ExecSpec{Args: []string{"ps", "-o", "args"}, Stdout: out}); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(out.String(), "sleep 20") {
+			t.Errorf("cancelled exec left its process:\n%s", out)
+		}
+		if err := Kill(context.Background(), state, s.ID, syscall.SIGKILL); err != nil {
+			t.Fatalf("Kill: %v", err)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			if _, err := State(context.Background(), state, s.ID); errors.Is(err, ErrNotRunning) {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Error("container still known after Kill")
+	})
+}

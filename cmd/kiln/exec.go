@@ -1,0 +1,122 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kiln-build/kiln/runtime"
+)
+
+type execOptions struct {
+	interactive, tty bool
+	user, workdir    string
+	env              []string
+}
+
+func newExecCmd(g *globalOptions) *cobra.Command {
+	o := &execOptions{}
+	c := &cobra.Command{
+		Use:   "exec [flags] CONTAINER COMMAND [ARG...]",
+		Short: "Run a command in a running container",
+		Long: "Run COMMAND inside a running container: its namespaces, cgroup, capabilities and seccomp filter,\n" +
+			"the container's environment plus -e, its user and working directory unless -u/-w say otherwise.\n" +
+			"CONTAINER is a name, an id or a unique id prefix. The exit code is the command's; 1 means kiln\n" +
+			"failed (e.g. the container is not running), 126 the command cannot be executed, 127 it was not found.",
+		Example: "  kiln exec web cat /etc/hostname\n  kiln exec -it web sh\n  kiln exec -u nobody -w /tmp -e A=1 web env",
+		Args:    argsRange(2, -1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			code, err := execInContainer(cmd, g, o, args[0], args[1:])
+			if err != nil {
+				return exitCodeError{code: 1, err: err}
+			}
+			if code != 0 {
+				return exitCodeError{code: code}
+			}
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.SetInterspersed(false) // flags after CONTAINER belong to the command
+	f.BoolVarP(&o.interactive, "interactive", "i", false, "keep standard input open")
+	f.BoolVarP(&o.tty, "tty", "t", false, "allocate a pseudo-terminal")
+	f.StringVarP(&o.user, "user", "u", "", "user[:group] (names or ids) to run as")
+	f.StringVarP(&o.workdir, "workdir", "w", "", "working directory inside the container")
+	f.StringArrayVarP(&o.env, "env", "e", nil, "set KEY=VALUE (KEY alone copies it from kiln's environment)")
+	return c
+}
+
+// execInContainer runs the command and returns its exit code.
+func execInContainer(cmd *cobra.Command, g *globalOptions, o *execOptions, ref string, args []string) (int, error) {
+	p := runtime.ExecSpec{Args: args, User: o.user, Cwd: o.workdir, Terminal: o.tty,
+		Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr()}
+	if o.workdir != "" && !strings.HasPrefix(o.workdir, "/") {
+		return 0, fmt.Errorf("invalid -w %q: the working directory must be absolute", o.workdir)
+	}
+	for _, e := range o.env {
+		v, err := envEntry(e)
+		if err != nil {
+			return 0, fmt.Errorf("-e: %w", err)
+		}
+		if v != "" {
+			p.Env = append(p.Env, v)
+		}
+	}
+	if o.interactive {
+		p.Stdin = cmd.InOrStdin()
+	}
+	id, err := lookupContainer(g.storeRoot(), ref)
+	if err != nil {
+		return 0, err
+	}
+	code, err := runtime.Exec(cmd.Context(), runtime.DefaultStateDir, id, p)
+	if errors.Is(err, runtime.ErrNotRunning) {
+		return 0, fmt.Errorf("container %s is not running", shortID(id))
+	}
+	return int(code), err
+}
+
+// lookupContainer resolves a name, full id or unique id prefix to a container id by reading
+// <root>/containers/. The lifecycle package is to own this lookup; until then names are known
+// only from container.json records.
+func lookupContainer(root, ref string) (string, error) {
+	if ref == "" {
+		return "", errors.New("no container given: name a container or id")
+	}
+	dir := filepath.Join(root, "containers")
+	if !strings.ContainsAny(ref, "/\\") && ref != "." && ref != ".." {
+		if fi, err := os.Stat(filepath.Join(dir, ref)); err == nil && fi.IsDir() {
+			return ref, nil
+		}
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("list containers: %w", err)
+	}
+	var byPrefix []string
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		var rec containerRecord
+		if data, err := os.ReadFile(filepath.Join(dir, e.Name(), "container.json")); err == nil &&
+			json.Unmarshal(data, &rec) == nil && rec.Name == ref {
+			return e.Name(), nil
+		}
+		if strings.HasPrefix(e.Name(), ref) {
+			byPrefix = append(byPrefix, e.Name())
+		}
+	}
+	switch len(byPrefix) {
+	case 1:
+		return byPrefix[0], nil
+	case 0:
+		return "", fmt.Errorf("no such container: %s (see the container dirs under %s)", ref, dir)
+	}
+	return "", fmt.Errorf("container id prefix %q is ambiguous (%d matches): give more characters", ref, len(byPrefix))
+}

@@ -16,6 +16,7 @@ type Image struct {
 	Manifest v1.Descriptor
 	ID       v1.Hash // the config digest, docker's image ID
 	Config   *v1.ConfigFile
+	Keys     []string // cache keys of every step solved for it (all stages), for --cache-to
 }
 
 // assemble writes the target stage's config and manifest (and any base layer blob the store

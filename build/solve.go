@@ -87,7 +87,16 @@ func Solve(ctx context.Context, g *Graph, opts SolveOptions) (*Image, error) {
 	if err := eg.Wait(); err != nil {
 		return nil, err
 	}
-	return s.assemble(ctx, g.Target)
+	img, err := s.assemble(ctx, g.Target)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range g.Vertices {
+		if v.Kind != SourceOp {
+			img.Keys = append(img.Keys, v.Key)
+		}
+	}
+	return img, nil
 }
 
 func (s *solver) run(ctx context.Context, v *Vertex) error {

@@ -39,6 +39,8 @@ type buildOptions struct {
 	reproducible bool
 	noCacheFor   []string
 	level        int
+	cacheFrom    []string
+	cacheTo      string
 }
 
 func newBuildCmd(g *globalOptions) *cobra.Command {
@@ -73,6 +75,8 @@ func newBuildCmd(g *globalOptions) *cobra.Command {
 	f.StringVar(&o.pull, "pull", "missing", "base images: missing (pull when not in the store), always (check the registry) or never")
 	f.Lookup("pull").NoOptDefVal = "always" // bare --pull means always, as docker
 	f.BoolVar(&o.reproducible, "check-reproducible", false, "build twice from scratch with SOURCE_DATE_EPOCH (default: the context's last git commit time) and fail, naming the files, if the images differ")
+	f.StringArrayVar(&o.cacheFrom, "cache-from", nil, "import build cache from a registry: type=registry,ref=REG/NAME:TAG (or just the ref)")
+	f.StringVar(&o.cacheTo, "cache-to", "", "export this build's cache to a registry: type=registry,ref=REG/NAME:TAG (or just the ref)")
 	f.BoolVar(&o.push, "push", false, "push every -t name to its registry after the build")
 	f.BoolVar(&o.explain, "explain", false, "say why each step that runs missed the cache (which file, variable or parent changed)")
 	f.StringVar(&o.metadata, "metadata-file", "", "write the image digest, config digest and names to this JSON file")
@@ -94,6 +98,11 @@ func runBuild(cmd *cobra.Command, g *globalOptions, o *buildOptions, contextDir 
 	out, err := parseOutput(o.output)
 	if err != nil {
 		return usageError{err}
+	}
+	if o.cacheTo != "" {
+		if _, err := cacheRef(o.cacheTo); err != nil {
+			return usageError{err}
+		}
 	}
 	s, err := g.openStore()
 	if err != nil {
@@ -123,6 +132,9 @@ func runBuild(cmd *cobra.Command, g *globalOptions, o *buildOptions, contextDir 
 	}
 	opts.Runner, opts.LogDir = runner, filepath.Join(s.Root(), "logs")
 	opts.Report = newReporter(mode, cmd.ErrOrStderr())
+	if err := importCaches(cmd, g, s, o.cacheFrom); err != nil {
+		return err
+	}
 	start := time.Now()
 	buildFn := build.Build
 	if o.reproducible {
@@ -142,6 +154,11 @@ func runBuild(cmd *cobra.Command, g *globalOptions, o *buildOptions, contextDir 
 	}
 	if o.push {
 		if err := pushTags(cmd, g, s, opts.Tags); err != nil {
+			return err
+		}
+	}
+	if o.cacheTo != "" {
+		if err := exportCache(cmd, g, s, img, o.cacheTo); err != nil {
 			return err
 		}
 	}

@@ -77,3 +77,28 @@ func TestPushPullAndBuildFromRegistry(t *testing.T) {
 		t.Errorf("pull of a missing image: exit %d %q", r.code, r.stderr)
 	}
 }
+
+// TestBuildCacheThroughRegistry: a CI machine exports its cache, a fresh one imports it and
+// builds with every step cached.
+func TestBuildCacheThroughRegistry(t *testing.T) {
+	addr := startRegistry(t)
+	ctxDir := t.TempDir()
+	writeTree(t, ctxDir, map[string]string{"Buildfile": "FROM scratch\nCOPY a /a\nCOPY b /b\nENV X=1\n", "a": "A", "b": "B"})
+	cacheRef := addr + "/team/app:buildcache"
+	first := ok(t, t.TempDir(), "build", "--progress=plain", "--cache-to", "type=registry,ref="+cacheRef, "-t", "app", ctxDir)
+	if !strings.Contains(first.stderr, "exported 2 cache records") {
+		t.Fatalf("export:\n%s", first.stderr)
+	}
+	fresh := t.TempDir()
+	second := ok(t, fresh, "build", "--progress=plain", "--cache-from", cacheRef, "-t", "app", ctxDir)
+	if n := strings.Count(second.stderr, "CACHED"); n != 2 {
+		t.Errorf("build with --cache-from: %d CACHED steps, want 2:\n%s", n, second.stderr)
+	}
+	if rows := imageRows(t, fresh); len(rows) != 1 || rows[0].Repository != "app" {
+		t.Errorf("the cache image must not stay tagged: %+v", rows)
+	}
+	r := ok(t, t.TempDir(), "build", "--progress=plain", "--cache-from", addr+"/team/none:x", ctxDir)
+	if !strings.Contains(r.stderr, "WARNING: --cache-from") {
+		t.Errorf("a missing cache must only warn:\n%s", r.stderr)
+	}
+}

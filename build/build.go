@@ -129,7 +129,7 @@ func (o *Options) parse() (*File, error) {
 	o.Buildfile = path
 	fh, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("Buildfile %s not found", path)
+		return nil, fmt.Errorf("the Buildfile %s was not found: check -f", path)
 	}
 	if err != nil {
 		return nil, err

@@ -136,7 +136,7 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 		return a.whiteout(dir, strings.TrimPrefix(base, whiteoutPrefix))
 	}
 	switch hdr.Typeflag {
-	case tar.TypeReg, tar.TypeRegA, tar.TypeDir, tar.TypeSymlink, tar.TypeLink,
+	case tar.TypeReg, tar.TypeDir, tar.TypeSymlink, tar.TypeLink,
 		tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
 	default:
 		return nil // PAX globals, sparse files and vendor types carry nothing to extract
@@ -215,7 +215,7 @@ func (a *applier) create(pfd int, base string, hdr *tar.Header, r io.Reader, kee
 			return nil
 		}
 		return unix.Mkdirat(pfd, base, 0o700)
-	case tar.TypeReg, tar.TypeRegA:
+	case tar.TypeReg: // archive/tar reports the old TypeRegA as TypeReg
 		return writeFile(pfd, base, &streamGuard{r: r, in: a.in, start: a.in.n})
 	case tar.TypeSymlink:
 		return unix.Symlinkat(hdr.Linkname, pfd, base)

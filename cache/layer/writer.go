@@ -51,7 +51,8 @@ func (w *Writer) WriteHeader(hdr *tar.Header) error {
 		}
 		h.PAXRecords = recs
 	}
-	h.Xattrs = nil //nolint:staticcheck // PAXRecords carry xattrs; Xattrs would duplicate them
+	//lint:ignore SA1019 clearing the deprecated field: PAXRecords carry xattrs, Xattrs would duplicate them
+	h.Xattrs = nil
 	w.entries++
 	return w.tw.WriteHeader(&h)
 }

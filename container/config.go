@@ -1,0 +1,89 @@
+package container
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kiln-build/kiln/runtime"
+)
+
+// Config is what a container is, fixed when it is created: config.json.
+type Config struct {
+	ID         string        `json:"Id"`
+	Name       string        `json:"Name,omitempty"`
+	Image      string        `json:"Image"`
+	Args       []string      `json:"Args"`
+	Created    time.Time     `json:"Created"`
+	Restart    RestartPolicy `json:"RestartPolicy"`
+	StopSignal string        `json:"StopSignal,omitempty"` // the image's STOPSIGNAL; "" = SIGTERM
+	// Spec is the runtime spec every start reuses; its streams are never stored.
+	Spec runtime.Spec `json:"Spec"`
+}
+
+// RestartMode names docker's restart policies.
+type RestartMode string
+
+// The restart policies of `kiln run --restart`.
+const (
+	RestartNo            RestartMode = "no"
+	RestartOnFailure     RestartMode = "on-failure"
+	RestartAlways        RestartMode = "always"
+	RestartUnlessStopped RestartMode = "unless-stopped"
+)
+
+// RestartPolicy says when the monitor starts a container again after it exits.
+type RestartPolicy struct {
+	Name              RestartMode `json:"Name"`
+	MaximumRetryCount int         `json:"MaximumRetryCount,omitempty"` // on-failure only; 0 = unlimited
+}
+
+// ParseRestartPolicy reads docker's --restart syntax: no, on-failure[:N], always, unless-stopped.
+func ParseRestartPolicy(v string) (RestartPolicy, error) {
+	name, max, hasMax := strings.Cut(v, ":")
+	p := RestartPolicy{Name: RestartMode(name)}
+	switch p.Name {
+	case "", RestartNo:
+		p.Name = RestartNo
+	case RestartAlways, RestartUnlessStopped:
+	case RestartOnFailure:
+		if hasMax {
+			n, err := strconv.Atoi(max)
+			if err != nil || n < 0 {
+				return p, fmt.Errorf("invalid restart policy %q: the maximum retry count must be a non-negative number", v)
+			}
+			p.MaximumRetryCount = n
+		}
+		return p, nil
+	default:
+		return p, fmt.Errorf("invalid restart policy %q: use no, on-failure[:max-retries], always or unless-stopped", v)
+	}
+	if hasMax {
+		return p, fmt.Errorf("invalid restart policy %q: only on-failure takes a maximum retry count", v)
+	}
+	return p, nil
+}
+
+// String is the policy in --restart syntax.
+func (p RestartPolicy) String() string {
+	if p.Name == RestartOnFailure && p.MaximumRetryCount > 0 {
+		return fmt.Sprintf("%s:%d", p.Name, p.MaximumRetryCount)
+	}
+	return string(p.Name)
+}
+
+// shouldRestart applies the policy to an exit: restarts counts the restarts done so far and
+// stopped says a user stopped the container (stop, kill, rm -f), which no policy overrides.
+func (p RestartPolicy) shouldRestart(code, restarts int, stopped bool) bool {
+	if stopped {
+		return false
+	}
+	switch p.Name {
+	case RestartAlways, RestartUnlessStopped:
+		return true
+	case RestartOnFailure:
+		return code != 0 && (p.MaximumRetryCount == 0 || restarts < p.MaximumRetryCount)
+	}
+	return false
+}

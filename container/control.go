@@ -1,0 +1,207 @@
+package container
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/moby/sys/mountinfo"
+
+	"github.com/kiln-build/kiln/runtime"
+)
+
+// stopRequest is stop.json: a user asked the container to stop (so no restart policy applies),
+// and how long it gets after its stop signal.
+type stopRequest struct {
+	Timeout time.Duration `json:"Timeout"`
+}
+
+func (m *monitor) stopRequested() bool {
+	_, err := os.Stat(filepath.Join(m.c.dir, stopFile))
+	return err == nil
+}
+
+// readStopRequest returns the requested timeout; a bare SIGTERM (no request) gets the runtime's
+// default grace period, as a foreground run's Ctrl-C always did.
+func (m *monitor) stopTimeout() time.Duration {
+	var req stopRequest
+	data, err := os.ReadFile(filepath.Join(m.c.dir, stopFile))
+	if err != nil || json.Unmarshal(data, &req) != nil {
+		return runtime.DefaultStopGrace
+	}
+	return max(req.Timeout, 0)
+}
+
+// stop sends the stop signal, waits the timeout (or until the run ends: runDone), then cancels
+// the run, after which the runtime kills what is left.
+func (m *monitor) stop(runDone context.Context, cancelRun context.CancelFunc) {
+	timeout := m.stopTimeout()
+	r, err := findRuntime(m.store.stateDir(), m.c.ID)
+	if err == nil {
+		err = r.kill(runDone, m.c.ID, m.c.stopSignal())
+	}
+	if err != nil || timeout == 0 {
+		cancelRun()
+		return
+	}
+	select {
+	case <-runDone.Done():
+	case <-time.After(timeout):
+		cancelRun()
+	}
+}
+
+// requestStop records that a user stopped the container, so its policy does not restart it.
+func (c *Container) requestStop(timeout time.Duration) error {
+	data, err := json.Marshal(stopRequest{Timeout: timeout})
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(c.dir, stopFile), data)
+}
+
+// Stop stops a running container: its stop signal, then SIGKILL after timeout. It returns
+// once the monitor has recorded the exit; stopping a stopped container does nothing.
+func (s *Store) Stop(ctx context.Context, c *Container, timeout time.Duration) error {
+	st, err := c.State()
+	if err != nil {
+		return err
+	}
+	if st.MonitorLost {
+		return s.cleanup(ctx, c)
+	}
+	if !st.Running() {
+		return nil
+	}
+	if err := c.requestStop(timeout); err != nil {
+		return fmt.Errorf("stop %s: %w", c.ShortID(), err)
+	}
+	if err := syscall.Kill(st.MonitorPid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("stop %s: signal monitor: %w", c.ShortID(), err)
+	}
+	return c.waitStopped(ctx, timeout+30*time.Second)
+}
+
+// waitStopped polls the state until the container is no longer running.
+func (c *Container) waitStopped(ctx context.Context, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		st, err := c.State()
+		if err != nil || !st.Running() {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("container %s did not stop within %s", c.ShortID(), limit)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// Kill sends sig to the container's main process. SIGKILL and the stop signal count as a user
+// stop: the restart policy does not bring the container back.
+func (s *Store) Kill(ctx context.Context, c *Container, sig syscall.Signal) error {
+	st, err := c.State()
+	if err != nil {
+		return err
+	}
+	if st.Status != StatusRunning || st.MonitorLost {
+		return fmt.Errorf("cannot kill container %s: container %s is not running", c.Name, c.ID)
+	}
+	if sig == syscall.SIGKILL || sig == c.stopSignal() {
+		if err := c.requestStop(0); err != nil {
+			return fmt.Errorf("kill %s: %w", c.ShortID(), err)
+		}
+	}
+	r, err := findRuntime(s.stateDir(), c.ID)
+	if err != nil {
+		return fmt.Errorf("kill %s: %w", c.ShortID(), err)
+	}
+	return r.kill(ctx, c.ID, sig)
+}
+
+// RunningError refuses to remove a running container without force, in docker's words.
+type RunningError struct{ Name string }
+
+func (e *RunningError) Error() string {
+	return fmt.Sprintf("cannot remove container \"/%s\": container is running: stop the container before removing or force remove", e.Name)
+}
+
+// Remove deletes a container and everything it left behind; force kills a running one first.
+func (s *Store) Remove(ctx context.Context, c *Container, force bool) error {
+	st, err := c.State()
+	if err != nil {
+		return err
+	}
+	if st.Running() && !force {
+		return &RunningError{Name: c.Name}
+	}
+	if st.Running() {
+		if err := s.Stop(ctx, c, 0); err != nil {
+			return err
+		}
+	}
+	if err := s.cleanup(ctx, c); err != nil {
+		return err
+	}
+	if mounted, err := mountinfo.Mounted(filepath.Join(c.Spec.BundleDir, "rootfs")); err == nil && mounted {
+		return fmt.Errorf("remove %s: its root filesystem is still mounted at %s/rootfs: unmount it and retry", c.ShortID(), c.Spec.BundleDir)
+	}
+	unlock, err := s.lock(ctx)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	gone := filepath.Join(s.dir, ".rm-"+c.ID) // out of sight first: no half-removed container is ever listed
+	if err := os.Rename(c.dir, gone); err != nil {
+		return fmt.Errorf("remove %s: %w", c.ShortID(), err)
+	}
+	if err := os.RemoveAll(gone); err != nil {
+		return fmt.Errorf("remove %s: %w", c.ShortID(), err)
+	}
+	return nil
+}
+
+// cleanup removes what a dead monitor left in the runtime (the container process, its rootfs
+// mount, cgroups); it does nothing when the runtime holds no record of the container.
+func (s *Store) cleanup(ctx context.Context, c *Container) error {
+	if _, err := findRuntime(s.stateDir(), c.ID); err != nil {
+		if _, err := os.Stat(filepath.Join(s.stateDir(), "owners", c.ID+".json")); err != nil {
+			return nil
+		}
+	}
+	if err := runtime.Cleanup(ctx, s.StateDir); err != nil {
+		return fmt.Errorf("clean up container %s: %w", c.ShortID(), err)
+	}
+	return nil
+}
+
+// Prune removes every container that is not running and returns their ids.
+func (s *Store) Prune(ctx context.Context) ([]string, error) {
+	all, err := s.List()
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	var errs []error
+	for _, c := range all {
+		st, err := c.State()
+		if err != nil || st.Running() || (st.Status == StatusCreated && processAlive(st.MonitorPid, st.MonitorStart)) {
+			continue
+		}
+		if err := s.Remove(ctx, c, false); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		removed = append(removed, c.ID)
+	}
+	return removed, errors.Join(errs...)
+}

@@ -1,0 +1,185 @@
+package container
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/gofrs/flock"
+
+	"github.com/kiln-build/kiln/runtime"
+)
+
+// Streams are where a supervised container's stdio goes besides its log (a foreground run's
+// terminal); nil fields go to the log alone (stdin: /dev/null).
+type Streams struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	Debug          io.Writer // the runtime's notes; nil = silent
+}
+
+// Restart backoff: docker's 100 ms doubling, capped lower so a crash loop stays observable.
+const (
+	restartDelay    = 100 * time.Millisecond
+	maxRestartDelay = 10 * time.Second
+)
+
+// Supervise runs the container, restarting it as its policy says, until it stays exited;
+// cancelling ctx stops it (see Stop). It records every step in state.json and returns the last
+// exit code. It is the body of the detached monitor (`kiln __monitor`) and of a foreground run.
+func (s *Store) Supervise(ctx context.Context, c *Container, io Streams) (int, error) {
+	lock := flock.New(filepath.Join(c.dir, monitorLock), flock.SetPermissions(0o600))
+	locked, err := lock.TryLock()
+	if err != nil || !locked {
+		return -1, fmt.Errorf("container %s already has a monitor: %v", c.ShortID(), err)
+	}
+	defer lock.Unlock() //nolint:errcheck // exiting releases it too
+	logs, err := OpenLog(c.LogPath(), 0, 0)
+	if err != nil {
+		return -1, err
+	}
+	defer logs.Close()
+	m := &monitor{store: s, c: c, logs: logs, io: io}
+	m.state = State{Status: StatusCreated, MonitorPid: os.Getpid(), MonitorStart: procStart(os.Getpid())}
+	return m.loop(ctx)
+}
+
+// monitor is one Supervise call: it alone writes the container's state.
+type monitor struct {
+	store *Store
+	c     *Container
+	logs  *LogWriter
+	io    Streams
+	state State
+}
+
+func (m *monitor) loop(ctx context.Context) (int, error) {
+	delay := restartDelay
+	for {
+		code, runErr := m.runOnce(ctx)
+		stopped := ctx.Err() != nil || m.stopRequested()
+		m.state.ExitCode, m.state.FinishedAt, m.state.Pid = code, time.Now().UTC(), 0
+		if runErr != nil && !stopped {
+			m.state.Error = runErr.Error()
+		}
+		restart := runErr == nil && m.c.Restart.shouldRestart(code, m.state.RestartCount, stopped)
+		m.state.Status = StatusExited
+		if restart {
+			m.state.Status = StatusRestarting
+		}
+		if err := writeState(m.c.dir, m.state); err != nil || !restart {
+			return code, errors.Join(m.state.runError(runErr, stopped), err)
+		}
+		if ran := m.state.FinishedAt.Sub(m.state.StartedAt); ran > 10*time.Second {
+			delay = restartDelay // it ran a while: not a crash loop
+		}
+		select {
+		case <-ctx.Done():
+			m.state.Status = StatusExited
+			return code, writeState(m.c.dir, m.state)
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, maxRestartDelay)
+		m.state.RestartCount++
+	}
+}
+
+// runError is the error Supervise reports: kiln's failures, not a stop the user asked for.
+func (s State) runError(runErr error, stopped bool) error {
+	if stopped {
+		return nil
+	}
+	return runErr
+}
+
+// runOnce runs the container once, records it running (and its pid once the runtime knows it),
+// and turns a stop request into the stop signal, then SIGKILL after the timeout.
+func (m *monitor) runOnce(ctx context.Context) (int, error) {
+	os.Remove(filepath.Join(m.c.dir, stopFile)) //nolint:errcheck // a stale request must not stop this run
+	m.state.Status, m.state.StartedAt, m.state.Error = StatusRunning, time.Now().UTC(), ""
+	if err := writeState(m.c.dir, m.state); err != nil {
+		return -1, err
+	}
+	out, errw := m.logs.Stream("stdout"), m.logs.Stream("stderr")
+	spec := m.c.Spec
+	spec.Stdin, spec.Stdout, spec.Stderr, spec.Debug = m.io.Stdin, tee(out, m.io.Stdout), tee(errw, m.io.Stderr), m.io.Debug
+	spec.StateDir = m.store.StateDir
+	spec.StopGrace = 100 * time.Millisecond // the stop timeout is applied before cancelling
+	runCtx, cancelRun := context.WithCancel(context.Background())
+	defer cancelRun()
+	done := make(chan runResult, 1)
+	go func() {
+		code, err := runtime.Run(runCtx, spec)
+		done <- runResult{int(code), err}
+	}()
+	res := m.wait(ctx, cancelRun, done)
+	out.Close()
+	errw.Close()
+	if res.err != nil && runCtx.Err() != nil && res.code >= 0 {
+		return res.code, nil // stopped as asked: the code is the container's own (143, 137)
+	}
+	if res.err != nil {
+		return exitKilnFailure, res.err
+	}
+	return res.code, nil
+}
+
+// exitKilnFailure is docker's code for a container kiln itself could not run.
+const exitKilnFailure = 125
+
+type runResult struct {
+	code int
+	err  error
+}
+
+// wait waits for the run to end, recording the container's pid and handling a stop request.
+func (m *monitor) wait(ctx context.Context, cancelRun context.CancelFunc, done <-chan runResult) runResult {
+	pids := make(chan int, 1)
+	pidCtx, stopPid := context.WithCancel(context.Background())
+	defer stopPid() // also tells a running stop sequence the run is over
+	go m.findPid(pidCtx, pids)
+	stopping := ctx.Done()
+	for {
+		select {
+		case res := <-done:
+			return res
+		case pid := <-pids:
+			m.state.Pid = pid
+			writeState(m.c.dir, m.state) //nolint:errcheck // the pid is a convenience; the exit record matters
+		case <-stopping:
+			stopping = nil
+			go m.stop(pidCtx, cancelRun)
+		}
+	}
+}
+
+// findPid asks the OCI runtime for the container's pid until it has been created.
+func (m *monitor) findPid(ctx context.Context, pids chan<- int) {
+	for delay := 5 * time.Millisecond; ctx.Err() == nil; delay = min(2*delay, 200*time.Millisecond) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		r, err := findRuntime(m.store.stateDir(), m.c.ID)
+		if err != nil {
+			continue
+		}
+		if pid, err := r.pid(ctx, m.c.ID); err == nil && pid > 0 {
+			pids <- pid
+			return
+		}
+	}
+}
+
+// tee sends a stream to the log and, when given, to a terminal too.
+func tee(log io.Writer, extra io.Writer) io.Writer {
+	if extra == nil {
+		return log
+	}
+	return io.MultiWriter(log, extra)
+}

@@ -1,0 +1,119 @@
+package container
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	units "github.com/docker/go-units"
+)
+
+// Status is where a container is in its life.
+type Status string
+
+// The statuses a container goes through; docker's names.
+const (
+	StatusCreated    Status = "created"
+	StatusRunning    Status = "running"
+	StatusRestarting Status = "restarting" // exited, the monitor is about to start it again
+	StatusExited     Status = "exited"
+)
+
+// State is state.json: what the container is doing now, written by its monitor.
+type State struct {
+	Status       Status    `json:"Status"`
+	MonitorPid   int       `json:"MonitorPid,omitempty"`
+	MonitorStart uint64    `json:"MonitorStart,omitempty"` // start time of MonitorPid: guards against pid reuse
+	Pid          int       `json:"Pid,omitempty"`          // the container's init process on the host, when known
+	StartedAt    time.Time `json:"StartedAt,omitzero"`
+	FinishedAt   time.Time `json:"FinishedAt,omitzero"`
+	ExitCode     int       `json:"ExitCode"`
+	RestartCount int       `json:"RestartCount"`
+	Error        string    `json:"Error,omitempty"` // why kiln could not run or watch the container
+	// MonitorLost is set by readers (never stored) when the monitor died without recording an
+	// exit: the container's fate is unknown.
+	MonitorLost bool `json:"MonitorLost,omitempty"`
+}
+
+// Running reports whether the container is up (or about to be restarted) under a live monitor.
+func (s State) Running() bool {
+	return (s.Status == StatusRunning || s.Status == StatusRestarting) && !s.MonitorLost
+}
+
+// Describe is docker's STATUS column: "Up 3 seconds", "Exited (0) 2 seconds ago", "Created".
+func (s State) Describe(now time.Time) string {
+	switch {
+	case s.MonitorLost:
+		return "Exited (unknown)"
+	case s.Status == StatusRunning:
+		return "Up " + units.HumanDuration(now.Sub(s.StartedAt))
+	case s.Status == StatusRestarting:
+		return fmt.Sprintf("Restarting (%d) %s ago", s.ExitCode, units.HumanDuration(now.Sub(s.FinishedAt)))
+	case s.Status == StatusExited && s.FinishedAt.IsZero():
+		return fmt.Sprintf("Exited (%d)", s.ExitCode)
+	case s.Status == StatusExited:
+		return fmt.Sprintf("Exited (%d) %s ago", s.ExitCode, units.HumanDuration(now.Sub(s.FinishedAt)))
+	}
+	return "Created"
+}
+
+// readState reads dir/state.json and checks the monitor it names is still alive.
+func readState(dir string) (State, error) {
+	var s State
+	data, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return State{Status: StatusCreated}, nil
+	}
+	if err != nil {
+		return s, fmt.Errorf("read container state: %w", err)
+	}
+	if err := json.Unmarshal(data, &s); err != nil {
+		return s, fmt.Errorf("read container state %s: %w", dir, err)
+	}
+	if s.Status != StatusExited && s.MonitorPid != 0 && !processAlive(s.MonitorPid, s.MonitorStart) {
+		s.MonitorLost = true
+	}
+	return s, nil
+}
+
+// writeState replaces dir/state.json atomically.
+func writeState(dir string, s State) error {
+	s.MonitorLost = false
+	data, err := json.Marshal(s)
+	if err != nil {
+		return fmt.Errorf("encode container state: %w", err)
+	}
+	if err := writeFileAtomic(filepath.Join(dir, stateFile), append(data, '\n')); err != nil {
+		return fmt.Errorf("write container state: %w", err)
+	}
+	return nil
+}
+
+// writeFileAtomic writes data next to path and renames it into place, so no reader ever sees a
+// partial file and a crash leaves either the old or the new content.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// isTemp reports whether a directory entry is a writeFileAtomic leftover.
+func isTemp(name string) bool { return strings.HasPrefix(name, ".") && strings.Contains(name, ".tmp-") }

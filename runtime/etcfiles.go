@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,17 +14,17 @@ import (
 
 // etcMounts writes /etc/hostname (and, without host networking, /etc/hosts and /etc/resolv.conf)
 // into the bundle and returns the bind mounts that place them, as docker does.
-func etcMounts(bundle, hostname string, network NetworkMode, readOnly bool) ([]specs.Mount, error) {
+func etcMounts(bundle, hostname string, network NetworkMode, ip netip.Addr, readOnly bool) ([]specs.Mount, error) {
 	if err := writeRunFile(filepath.Join(bundle, "hostname"), []byte(hostname+"\n")); err != nil {
 		return nil, err
 	}
 	hostsSrc, resolvSrc := "/etc/hosts", "/etc/resolv.conf"
 	if network != NetworkHost {
 		hostsSrc, resolvSrc = filepath.Join(bundle, "hosts"), filepath.Join(bundle, "resolv.conf")
-		if err := writeRunFile(hostsSrc, isolatedHosts(hostname)); err != nil {
+		if err := writeRunFile(hostsSrc, isolatedHosts(hostname, ip)); err != nil {
 			return nil, err
 		}
-		if err := writeRunFile(resolvSrc, isolatedResolvConf()); err != nil {
+		if err := writeRunFile(resolvSrc, isolatedResolvConf(network == NetworkBridge)); err != nil {
 			return nil, err
 		}
 	}
@@ -45,27 +46,42 @@ func etcMounts(bundle, hostname string, network NetworkMode, readOnly bool) ([]s
 	return out, nil
 }
 
-// isolatedHosts is docker's /etc/hosts for a container with its own network namespace.
-func isolatedHosts(hostname string) []byte {
-	return fmt.Appendf(nil, "127.0.0.1\tlocalhost %s\n::1\tlocalhost ip6-localhost ip6-loopback\n"+
-		"fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n", hostname)
+// isolatedHosts is docker's /etc/hosts for a container with its own network namespace; with a
+// bridge address the hostname resolves to it, else to loopback.
+func isolatedHosts(hostname string, ip netip.Addr) []byte {
+	local := "localhost " + hostname
+	if ip.IsValid() {
+		local = "localhost"
+	}
+	out := fmt.Appendf(nil, "127.0.0.1\t%s\n::1\tlocalhost ip6-localhost ip6-loopback\n"+
+		"fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n", local)
+	if ip.IsValid() {
+		out = fmt.Appendf(out, "%s\t%s\n", ip, hostname)
+	}
+	return out
 }
 
 // isolatedResolvConf copies the host's resolv.conf without loopback name servers, which would
 // point into the container's own empty loopback (docker does the same).
-func isolatedResolvConf() []byte {
-	data, err := os.ReadFile("/etc/resolv.conf")
-	if err != nil {
-		return nil
-	}
+// With fallback (a bridge network, which can reach the outside), a file left without name
+// servers gets docker's public defaults.
+func isolatedResolvConf(fallback bool) []byte {
+	data, _ := os.ReadFile("/etc/resolv.conf")
 	var out bytes.Buffer
+	servers := 0
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
-		if len(f) >= 2 && f[0] == "nameserver" && (strings.HasPrefix(f[1], "127.") || f[1] == "::1") {
-			continue
+		if len(f) >= 2 && f[0] == "nameserver" {
+			if strings.HasPrefix(f[1], "127.") || f[1] == "::1" {
+				continue
+			}
+			servers++
 		}
 		out.WriteString(sc.Text() + "\n")
+	}
+	if fallback && servers == 0 {
+		out.WriteString("nameserver 8.8.8.8\nnameserver 8.8.4.4\n")
 	}
 	return out.Bytes()
 }

@@ -14,6 +14,14 @@ import (
 // startContainer runs s in the background until the test ends and waits until it runs.
 func startContainer(t *testing.T, s Spec) {
 	t.Helper()
+	stop := runContainerInBackground(t, s)
+	t.Cleanup(func() { stop() })
+}
+
+// runContainerInBackground starts s, waits until it runs and returns the function that stops
+// it and returns Run's error.
+func runContainerInBackground(t *testing.T, s Spec) (stop func() error) {
+	t.Helper()
 	if err := os.MkdirAll(s.Upper, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -23,15 +31,20 @@ func startContainer(t *testing.T, s Spec) {
 		_, err := Run(ctx, s)
 		done <- err
 	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	var err error
+	stopped := false
+	stop = func() error {
+		if !stopped {
+			cancel()
+			err, stopped = <-done, true
+		}
+		return err
+	}
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
 		st, err := State(context.Background(), s.StateDir, s.ID)
 		if err == nil && st.Status == StatusRunning && st.Pid > 0 {
-			return
+			return stop
 		}
 		select {
 		case err := <-done:
@@ -39,7 +52,9 @@ func startContainer(t *testing.T, s Spec) {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+	cancel()
 	t.Fatal("container did not start")
+	return nil
 }
 
 func TestExec(t *testing.T) {

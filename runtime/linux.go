@@ -13,7 +13,11 @@ func linuxConfig(s Spec) *specs.Linux {
 		{Type: specs.MountNamespace}, {Type: specs.PIDNamespace}, {Type: specs.UTSNamespace},
 		{Type: specs.IPCNamespace}, {Type: specs.CgroupNamespace},
 	}
-	if s.Network != NetworkHost {
+	switch s.Network {
+	case NetworkHost:
+	case NetworkBridge: // pinned and wired up by Run before the runtime starts
+		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: netnsPath(s.StateDir, s.ID)})
+	default:
 		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace})
 	}
 	return &specs.Linux{

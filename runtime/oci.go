@@ -148,7 +148,7 @@ func processEnv(env []string, home string, terminal bool) []string {
 
 // allMounts orders docker's default mounts, the /etc files and the caller's mounts.
 func allMounts(s Spec, rootfs, hostname string) ([]specs.Mount, error) {
-	etc, err := etcMounts(s.BundleDir, hostname, s.Network, s.ReadOnlyRootfs)
+	etc, err := etcMounts(s.BundleDir, hostname, s.Network, s.ip, s.ReadOnlyRootfs)
 	if err != nil {
 		return nil, err
 	}

@@ -58,6 +58,12 @@ func runWith(ctx context.Context, r Runner, s Spec) (status ExitStatus, err erro
 		err = errors.Join(err, stubs.pruneUpper(), removeOwner(s.StateDir, s.ID))
 	}()
 	defer func() { err = errors.Join(err, stubs.remove()) }()
+	if s.Network == NetworkBridge {
+		if s.ip, err = attachNetwork(ctx, s); err != nil {
+			return -1, err
+		}
+		defer func() { err = errors.Join(err, detachNetwork(context.WithoutCancel(ctx), s.StateDir, s.ID)) }()
+	}
 	if _, err := WriteConfig(s, rootfs); err != nil {
 		return -1, err
 	}

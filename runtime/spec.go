@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"io"
+	"net/netip"
 	"time"
 )
 
@@ -23,8 +24,10 @@ type Spec struct {
 	Mounts         []Mount // extra bind and tmpfs mounts, applied after the defaults
 	ReadOnlyRootfs bool    // mount the rootfs read-only (overlay stays rw underneath, the view is ro)
 
-	Network   NetworkMode // NetworkNone (own netns with lo only) or NetworkHost
-	Resources Resources   // cgroup limits; zero values mean unlimited
+	Network   NetworkMode   // NetworkNone (own netns with lo only), NetworkHost or NetworkBridge
+	Ports     []PortMapping // host ports forwarded to the container (NetworkBridge only)
+	Bridge    Bridge        // the bridge NetworkBridge attaches to; zero = DefaultBridge
+	Resources Resources     // cgroup limits; zero values mean unlimited
 
 	CapAdd  []string // capabilities added to docker's default set ("ALL" for every capability)
 	CapDrop []string // capabilities removed from the set ("ALL" drops every default first)
@@ -43,6 +46,8 @@ type Spec struct {
 	Runtime   string        // "" = auto (crun when it works on this host, else runc), "crun", "runc" or a path
 	StopGrace time.Duration // how long a cancelled run gets after SIGTERM before SIGKILL; 0 = DefaultStopGrace
 	Debug     io.Writer     // receives notes on runtime choice and cleanup; nil = silent
+
+	ip netip.Addr // the container's bridge address once attached, for /etc/hosts
 }
 
 // Mount is one extra mount inside the container.
@@ -72,7 +77,29 @@ const (
 	NetworkNone NetworkMode = iota
 	// NetworkHost shares the host's network namespace (and its /etc/hosts and resolv.conf).
 	NetworkHost
+	// NetworkBridge gives the container its own network namespace with a veth on a host bridge,
+	// an address from the bridge's subnet, outbound NAT and Spec.Ports forwarded to it.
+	NetworkBridge
 )
+
+// Bridge names the host bridge of NetworkBridge and its subnet; the bridge takes the subnet's
+// first address and is the containers' gateway. One state dir owns a bridge: containers of
+// another state dir must use another bridge and subnet.
+type Bridge struct {
+	Name   string       // interface name (at most 15 bytes); "" = DefaultBridge.Name
+	Subnet netip.Prefix // IPv4 subnet; zero = DefaultBridge.Subnet
+}
+
+// DefaultBridge is the bridge `kiln run --network bridge` uses.
+var DefaultBridge = Bridge{Name: "kiln0", Subnet: netip.MustParsePrefix("10.89.0.0/24")}
+
+// PortMapping forwards HostIP:HostPort to the container's ContainerPort (docker's -p).
+type PortMapping struct {
+	HostIP        netip.Addr // invalid (zero) = every host address, loopback included
+	HostPort      uint16
+	ContainerPort uint16
+	Protocol      string // "tcp" or "udp"; "" = "tcp"
+}
 
 // SeccompMode selects the syscall filter of the container process.
 type SeccompMode int

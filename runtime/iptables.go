@@ -1,0 +1,169 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strconv"
+	"strings"
+)
+
+// natChain holds the DNAT rules of published ports; PREROUTING and OUTPUT jump to it for
+// traffic to a local address, so published ports work from other hosts and from this one.
+const natChain = "KILN"
+
+// ipRule is one iptables rule: table, chain and match/target arguments.
+type ipRule struct {
+	table, chain string
+	args         []string
+}
+
+// iptables runs the iptables binary, waiting for the xtables lock of concurrent users.
+func iptables(ctx context.Context, args ...string) ([]byte, error) {
+	path, err := exec.LookPath("iptables")
+	if err != nil {
+		return nil, errors.New("iptables not found: bridge networking needs it (apt-get install iptables)")
+	}
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, path, append([]string{"-w", "10"}, args...)...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return out, fmt.Errorf("iptables %s: %w: %s", strings.Join(args, " "), err, bytes.TrimSpace(stderr.Bytes()))
+	}
+	return out, nil
+}
+
+// bridgeRules are the rules every container on bridge b relies on: NAT out of the subnet, NAT of
+// locally originated traffic (so 127.0.0.1:port reaches a container, which would otherwise answer
+// its own loopback), forwarding to and from the bridge, and the jumps to natChain.
+func bridgeRules(b Bridge) []ipRule {
+	subnet, tag := b.Subnet.Masked().String(), []string{"-m", "comment", "--comment", "kiln bridge " + b.Name}
+	with := func(args ...string) []string { return append(args, tag...) }
+	return []ipRule{
+		{"nat", "PREROUTING", []string{"-m", "addrtype", "--dst-type", "LOCAL", "-j", natChain}},
+		{"nat", "OUTPUT", []string{"-m", "addrtype", "--dst-type", "LOCAL", "-j", natChain}},
+		{"nat", "POSTROUTING", with("-s", subnet, "!", "-o", b.Name, "-j", "MASQUERADE")},
+		{"nat", "POSTROUTING", with("-o", b.Name, "-m", "addrtype", "--src-type", "LOCAL", "-j", "MASQUERADE")},
+		{"filter", "FORWARD", with("-i", b.Name, "-j", "ACCEPT")},
+		{"filter", "FORWARD", with("-o", b.Name, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED,DNAT", "-j", "ACCEPT")},
+	}
+}
+
+// ensureBridgeRules installs the missing rules of bridgeRules; FORWARD rules go first so a
+// FORWARD policy of DROP (docker sets one) does not cut the bridge off.
+func ensureBridgeRules(ctx context.Context, b Bridge) error {
+	if _, err := iptables(ctx, "-t", "nat", "-S", natChain); err != nil {
+		if _, err := iptables(ctx, "-t", "nat", "-N", natChain); err != nil {
+			return fmt.Errorf("bridge %s: %w", b.Name, err)
+		}
+	}
+	for _, r := range bridgeRules(b) {
+		check := append([]string{"-t", r.table, "-C", r.chain}, r.args...)
+		if _, err := iptables(ctx, check...); err == nil {
+			continue
+		}
+		op := []string{"-t", r.table, "-A", r.chain}
+		if r.chain == "FORWARD" {
+			op = []string{"-t", r.table, "-I", r.chain, "1"}
+		}
+		if _, err := iptables(ctx, append(op, r.args...)...); err != nil {
+			return fmt.Errorf("bridge %s: %w", b.Name, err)
+		}
+	}
+	return nil
+}
+
+// removeBridgeRules deletes bridge b's own rules (the jumps to natChain stay for other bridges).
+func removeBridgeRules(ctx context.Context, b Bridge) error {
+	var errs []error
+	for _, r := range bridgeRules(b) {
+		if r.table == "nat" && (r.chain == "PREROUTING" || r.chain == "OUTPUT") {
+			continue
+		}
+		del := append([]string{"-t", r.table, "-D", r.chain}, r.args...)
+		if _, err := iptables(ctx, append([]string{"-t", r.table, "-C", r.chain}, r.args...)...); err == nil {
+			_, err = iptables(ctx, del...)
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// portTag marks a container's DNAT rules so they can be found and deleted after a crash.
+func portTag(id string) string { return "kiln:" + id }
+
+// portRule is the DNAT rule forwarding p to ip.
+func portRule(id string, ip string, p PortMapping) []string {
+	args := []string{}
+	if p.HostIP.IsValid() {
+		args = append(args, "-d", p.HostIP.String())
+	}
+	return append(args, "-p", p.proto(), "-m", p.proto(), "--dport", strconv.Itoa(int(p.HostPort)),
+		"-m", "comment", "--comment", portTag(id),
+		"-j", "DNAT", "--to-destination", ip+":"+strconv.Itoa(int(p.ContainerPort)))
+}
+
+// addPortRules forwards the container's published ports to its address.
+func addPortRules(ctx context.Context, r netRecord) error {
+	for _, p := range r.Ports {
+		if _, err := iptables(ctx, append([]string{"-t", "nat", "-A", natChain}, portRule(r.ID, r.IP.String(), p)...)...); err != nil {
+			return fmt.Errorf("publish port %s: %w", p.hostAddr(), err)
+		}
+	}
+	return nil
+}
+
+// deletePortRules removes every DNAT rule tagged with the container's id (also those of a
+// killed run that never wrote all of its record).
+func deletePortRules(ctx context.Context, id string) error {
+	out, err := iptables(ctx, "-t", "nat", "-S", natChain)
+	if err != nil {
+		return nil // no chain, no rules
+	}
+	var errs []error
+	for _, line := range strings.Split(string(out), "\n") {
+		f := splitRule(line)
+		if len(f) < 2 || f[0] != "-A" || !containsString(f, portTag(id)) {
+			continue
+		}
+		f[0] = "-D"
+		if _, err := iptables(ctx, append([]string{"-t", "nat"}, f...)...); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// splitRule splits a line of `iptables -S` into arguments; iptables quotes comments with
+// double quotes and escapes quotes and backslashes inside them.
+func splitRule(line string) []string {
+	var out []string
+	var cur strings.Builder
+	inQuote, inArg := false, false
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case c == '\\' && inQuote && i+1 < len(line):
+			i++
+			cur.WriteByte(line[i])
+		case c == '"':
+			inQuote, inArg = !inQuote, true
+		case (c == ' ' || c == '\t') && !inQuote:
+			if inArg {
+				out = append(out, cur.String())
+				cur.Reset()
+				inArg = false
+			}
+		default:
+			cur.WriteByte(c)
+			inArg = true
+		}
+	}
+	if inArg {
+		out = append(out, cur.String())
+	}
+	return out
+}

@@ -1,0 +1,129 @@
+package runtime
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/gofrs/flock"
+)
+
+// netRecord is what one container holds on a bridge: its address, host-side veth, pinned
+// namespace and forwarded ports. Written before any of them exists, so Cleanup can undo a
+// killed run's half-made network; removed after they are all gone.
+type netRecord struct {
+	ID     string        `json:"id"`
+	Bridge string        `json:"bridge"`
+	IP     netip.Addr    `json:"ip"`
+	Veth   string        `json:"veth"`
+	NetNS  string        `json:"netns"`
+	Ports  []PortMapping `json:"ports,omitempty"`
+}
+
+func netDir(stateDir string) string        { return filepath.Join(stateDir, "net") }
+func netRecordsDir(stateDir string) string { return filepath.Join(netDir(stateDir), "containers") }
+
+// lockNet takes the state dir's network lock: address allocation, port checks and iptables
+// edits of concurrent kiln processes are serialized by it.
+func lockNet(stateDir string) (*flock.Flock, error) {
+	if err := os.MkdirAll(netRecordsDir(stateDir), 0o700); err != nil {
+		return nil, fmt.Errorf("create network state dir: %w", err)
+	}
+	l := flock.New(filepath.Join(netDir(stateDir), "lock"))
+	if err := l.Lock(); err != nil {
+		return nil, fmt.Errorf("lock network state: %w", err)
+	}
+	return l, nil
+}
+
+// readNetRecords returns every container's network record under stateDir.
+func readNetRecords(stateDir string) ([]netRecord, error) {
+	ents, err := os.ReadDir(netRecordsDir(stateDir))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read network records: %w", err)
+	}
+	var out []netRecord
+	for _, e := range ents {
+		id, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || strings.HasPrefix(id, ".") {
+			continue
+		}
+		r := netRecord{ID: id}
+		if data, err := os.ReadFile(filepath.Join(netRecordsDir(stateDir), e.Name())); err == nil {
+			json.Unmarshal(data, &r) //nolint:errcheck // a torn record still names the container
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func writeNetRecord(stateDir string, r netRecord) error {
+	data, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encode network record: %w", err)
+	}
+	return writeRunFile(filepath.Join(netRecordsDir(stateDir), r.ID+".json"), data)
+}
+
+func removeNetRecord(stateDir, id string) error {
+	err := os.Remove(filepath.Join(netRecordsDir(stateDir), id+".json"))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove network record: %w", err)
+	}
+	return nil
+}
+
+// allocateIP picks the lowest free address of subnet after the gateway; the caller holds the lock.
+func allocateIP(records []netRecord, bridge string, subnet netip.Prefix) (netip.Addr, error) {
+	used := map[netip.Addr]bool{}
+	for _, r := range records {
+		if r.Bridge == bridge {
+			used[r.IP] = true
+		}
+	}
+	gw := subnet.Masked().Addr().Next()
+	for a := gw.Next(); subnet.Contains(a) && subnet.Contains(a.Next()); a = a.Next() { // skip broadcast
+		if !used[a] {
+			return a, nil
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("bridge %s: no free address in %s: stop containers or choose a larger subnet", bridge, subnet)
+}
+
+// checkPorts refuses host ports another container already forwards, as docker does.
+func checkPorts(records []netRecord, ports []PortMapping) error {
+	for _, p := range ports {
+		for _, r := range records {
+			for _, q := range r.Ports {
+				if q.proto() == p.proto() && q.HostPort == p.HostPort &&
+					(!q.HostIP.IsValid() || !p.HostIP.IsValid() || q.HostIP == p.HostIP) {
+					return fmt.Errorf("bind for %s failed: port is already allocated (by container %s)", p.hostAddr(), r.ID)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func (p PortMapping) proto() string {
+	if p.Protocol == "" {
+		return "tcp"
+	}
+	return p.Protocol
+}
+
+// hostAddr is docker's "0.0.0.0:8080" form for messages.
+func (p PortMapping) hostAddr() string {
+	ip := "0.0.0.0"
+	if p.HostIP.IsValid() {
+		ip = p.HostIP.String()
+	}
+	return netip.AddrPortFrom(netip.MustParseAddr(ip), p.HostPort).String()
+}

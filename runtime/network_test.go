@@ -1,0 +1,226 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+)
+
+// testBridge returns a bridge and subnet of this test alone (the real kiln0 may be in use) and
+// removes it and its rules when the test ends.
+func testBridge(t *testing.T) Bridge {
+	t.Helper()
+	if _, err := exec.LookPath("iptables"); err != nil {
+		t.Skip("needs iptables (apt-get install iptables)")
+	}
+	b := Bridge{Name: fmt.Sprintf("kt%06x", rand.N(1<<24)),
+		Subnet: netip.MustParsePrefix(fmt.Sprintf("10.251.%d.0/24", rand.N(250)))}
+	t.Cleanup(func() {
+		if err := errors.Join(removeBridgeRules(context.Background(), b), removeBridge(b)); err != nil {
+			t.Errorf("remove test bridge: %v", err)
+		}
+		if out, _ := iptables(context.Background(), "-t", "nat", "-S"); bytes.Contains(out, []byte(b.Name)) {
+			t.Errorf("rules of %s left:\n%s", b.Name, out)
+		}
+	})
+	return b
+}
+
+// freePort returns a TCP port nothing listens on right now.
+func freePort(t *testing.T) uint16 {
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return uint16(l.Addr().(*net.TCPAddr).Port)
+}
+
+const httpdScript = "mkdir -p /www && echo hello from $(hostname) > /www/index.html && exec httpd -f -p 80 -h /www"
+
+func bridgeSpec(t *testing.T, rt, state string, b Bridge, args ...string) Spec {
+	s := testSpec(t, rt, state, args...)
+	s.Network, s.Bridge = NetworkBridge, b
+	return s
+}
+
+func execOut(t *testing.T, state, id string, args ...string) string {
+	t.Helper()
+	var out, errb bytes.Buffer
+	st, err := Exec(context.Background(), state, id, ExecSpec{Args: args, Stdout: &out, Stderr: &errb})
+	if err != nil || st != 0 {
+		t.Fatalf("exec %v: status %d, %v\n%s%s", args, st, err, out.String(), errb.String())
+	}
+	return out.String()
+}
+
+func TestBridgePublishAndReach(t *testing.T) {
+	forEachRuntime(t, func(t *testing.T, rt, state string) {
+		b := testBridge(t)
+		port := freePort(t)
+		web := bridgeSpec(t, rt, state, b, "sh", "-c", httpdScript)
+		web.Hostname = "web"
+		web.Ports = []PortMapping{{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: port, ContainerPort: 80}}
+		stopWeb := runContainerInBackground(t, web)
+		defer stopWeb()
+		client := bridgeSpec(t, rt, state, b, "sleep", "30")
+		stopClient := runContainerInBackground(t, client)
+		defer stopClient()
+
+		webIP := b.Subnet.Addr().Next().Next() // the first container gets the first address
+		if hosts := execOut(t, state, web.ID, "cat", "/etc/hosts"); !strings.Contains(hosts, webIP.String()+"\tweb\n") {
+			t.Errorf("/etc/hosts lacks the container's address:\n%s", hosts)
+		}
+		if routes := execOut(t, state, client.ID, "ip", "route"); !strings.Contains(routes, "default via "+b.gateway().String()) {
+			t.Errorf("no default route via the bridge:\n%s", routes)
+		}
+		waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/", port), "hello from web\n")
+		if got := execOut(t, state, client.ID, "wget", "-qO-", "http://"+webIP.String()+"/"); got != "hello from web\n" {
+			t.Errorf("container to container: %q", got)
+		}
+		out, _ := iptables(context.Background(), "-t", "nat", "-S")
+		nat := strings.ReplaceAll(string(out), `"`, "") // iptables-nft quotes every comment, legacy only those with spaces
+		for _, want := range []string{"-s " + b.Subnet.String() + " ! -o " + b.Name + " -m comment --comment kiln bridge " + b.Name + " -j MASQUERADE",
+			fmt.Sprintf("-d 127.0.0.1/32 -p tcp -m tcp --dport %d -m comment --comment kiln:%s -j DNAT --to-destination %s:80", port, web.ID, webIP)} {
+			if !strings.Contains(nat, want) {
+				t.Errorf("nat table lacks %q:\n%s", want, nat)
+			}
+		}
+		if err := errors.Join(stopWeb(), stopClient()); !errors.Is(err, context.Canceled) {
+			t.Errorf("stop: %v", err)
+		}
+		assertNoNetwork(t, state, web.ID, client.ID)
+	})
+}
+
+// waitHTTP polls url until it answers want (httpd may still be starting).
+func waitHTTP(t *testing.T, url, want string) {
+	t.Helper()
+	c := http.Client{Timeout: 2 * time.Second}
+	var last string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		resp, err := c.Get(url)
+		if err != nil {
+			last = err.Error()
+			continue
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if string(body) == want {
+			return
+		}
+		last = fmt.Sprintf("%s: %q", resp.Status, body)
+	}
+	t.Errorf("GET %s: %s, want %q", url, last, want)
+}
+
+// assertNoNetwork checks that the containers left no veth, DNAT rule, pinned namespace or address.
+func assertNoNetwork(t *testing.T, state string, ids ...string) {
+	t.Helper()
+	nat, _ := iptables(context.Background(), "-t", "nat", "-S")
+	for _, id := range ids {
+		if _, err := netlink.LinkByName(vethName(id)); err == nil {
+			t.Errorf("veth %s left", vethName(id))
+		}
+		if bytes.Contains(nat, []byte(portTag(id))) {
+			t.Errorf("DNAT rules of %s left:\n%s", id, nat)
+		}
+		if _, err := os.Lstat(netnsPath(state, id)); !os.IsNotExist(err) {
+			t.Errorf("netns of %s left: %v", id, err)
+		}
+	}
+	if recs, _ := readNetRecords(state); len(recs) != 0 {
+		t.Errorf("addresses still allocated: %+v", recs)
+	}
+	if mounts, _ := os.ReadFile("/proc/self/mountinfo"); bytes.Contains(mounts, []byte(filepath.Join(state, "netns"))) {
+		t.Errorf("netns mounts left")
+	}
+}
+
+func TestBridgeCleanupAfterKill(t *testing.T) {
+	forEachRuntime(t, func(t *testing.T, rt, state string) {
+		b := testBridge(t)
+		ready := t.TempDir()
+		s := bridgeSpec(t, rt, state, b, "sh", "-c", "touch /ready/ok; exec sleep 100")
+		s.Mounts = []Mount{{Type: Bind, Source: ready, Target: "/ready"}}
+		s.Ports = []PortMapping{{HostPort: freePort(t), ContainerPort: 80, Protocol: "tcp"}}
+		os.MkdirAll(s.Upper, 0o755)
+		enc, _ := json.Marshal(s)
+		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
+		cmd.Env = append(os.Environ(), helperEnv+"="+string(enc))
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, filepath.Join(ready, "ok"))
+		cmd.Process.Kill()
+		cmd.Wait()
+		if _, err := netlink.LinkByName(vethName(s.ID)); err != nil {
+			t.Fatalf("the killed run should have left its veth: %v", err)
+		}
+		if err := Cleanup(context.Background(), state); err != nil {
+			t.Fatalf("Cleanup: %v", err)
+		}
+		assertNoLeftovers(t, rt, state, s)
+		assertNoNetwork(t, state, s.ID)
+	})
+}
+
+func TestBridgeAllocation(t *testing.T) {
+	subnet := netip.MustParsePrefix("10.9.0.0/29") // .1 gateway, .2-.6 containers, .7 broadcast
+	var recs []netRecord
+	for i := 2; i <= 6; i++ {
+		ip, err := allocateIP(recs, "b", subnet)
+		if err != nil || ip != netip.AddrFrom4([4]byte{10, 9, 0, byte(i)}) {
+			t.Fatalf("allocation %d: %v %v", i, ip, err)
+		}
+		recs = append(recs, netRecord{ID: fmt.Sprint(i), Bridge: "b", IP: ip})
+	}
+	if _, err := allocateIP(recs, "b", subnet); err == nil {
+		t.Error("allocated past the end of the subnet")
+	}
+	if ip, _ := allocateIP(recs, "other", subnet); ip.String() != "10.9.0.2" {
+		t.Errorf("another bridge's addresses are its own: %v", ip)
+	}
+	recs[1].Ports = []PortMapping{{HostPort: 8080, ContainerPort: 80}}
+	for _, c := range []struct {
+		p    PortMapping
+		fail bool
+	}{
+		{PortMapping{HostPort: 8080, ContainerPort: 81}, true},
+		{PortMapping{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 8080, ContainerPort: 81}, true},
+		{PortMapping{HostPort: 8080, ContainerPort: 81, Protocol: "udp"}, false},
+		{PortMapping{HostPort: 8081, ContainerPort: 80}, false},
+	} {
+		if err := checkPorts(recs, []PortMapping{c.p}); (err != nil) != c.fail {
+			t.Errorf("%+v: %v", c.p, err)
+		}
+	}
+}
+
+func TestSplitRule(t *testing.T) {
+	for line, want := range map[string][]string{
+		`-A KILN -p tcp -m comment --comment "kiln:t1" -j DNAT`: {"-A", "KILN", "-p", "tcp", "-m", "comment", "--comment", "kiln:t1", "-j", "DNAT"},
+		`-A X -m comment --comment "a \"b\" c"  -j ACCEPT`:      {"-A", "X", "-m", "comment", "--comment", `a "b" c`, "-j", "ACCEPT"},
+		`-A X -m comment --comment kiln:t2 -j DNAT`:             {"-A", "X", "-m", "comment", "--comment", "kiln:t2", "-j", "DNAT"},
+		`-A X --comment ""`: {"-A", "X", "--comment", ""},
+	} {
+		if got := splitRule(line); fmt.Sprint(got) != fmt.Sprint(want) || len(got) != len(want) {
+			t.Errorf("splitRule(%s) = %q, want %q", line, got, want)
+		}
+	}
+}

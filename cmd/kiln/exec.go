@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kiln-build/kiln/container"
 	"github.com/kiln-build/kiln/runtime"
 )
 
@@ -81,42 +81,30 @@ func execInContainer(cmd *cobra.Command, g *globalOptions, o *execOptions, ref s
 	return int(code), err
 }
 
-// lookupContainer resolves a name, full id or unique id prefix to a container id by reading
-// <root>/containers/. The lifecycle package is to own this lookup; until then names are known
-// only from container.json records.
+// lookupContainer resolves a name, full id or unique id prefix with the container store. A
+// foreground `kiln run` that records no container config yet is found by its id (prefix) alone.
 func lookupContainer(root, ref string) (string, error) {
-	if ref == "" {
-		return "", errors.New("no container given: name a container or id")
+	store, err := container.Open(root)
+	if err != nil {
+		return "", err
 	}
-	dir := filepath.Join(root, "containers")
-	if !strings.ContainsAny(ref, "/\\") && ref != "." && ref != ".." {
-		if fi, err := os.Stat(filepath.Join(dir, ref)); err == nil && fi.IsDir() {
-			return ref, nil
+	c, err := store.Get(ref)
+	var notFound *container.NotFoundError
+	if !errors.As(err, &notFound) {
+		if err != nil {
+			return "", err
 		}
+		return c.ID, nil
 	}
-	ents, err := os.ReadDir(dir)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("list containers: %w", err)
-	}
+	ents, _ := os.ReadDir(filepath.Join(root, "containers"))
 	var byPrefix []string
 	for _, e := range ents {
-		if !e.IsDir() {
-			continue
-		}
-		var rec containerRecord
-		if data, err := os.ReadFile(filepath.Join(dir, e.Name(), "container.json")); err == nil &&
-			json.Unmarshal(data, &rec) == nil && rec.Name == ref {
-			return e.Name(), nil
-		}
-		if strings.HasPrefix(e.Name(), ref) {
+		if e.IsDir() && ref != "" && !strings.HasPrefix(e.Name(), ".") && strings.HasPrefix(e.Name(), ref) {
 			byPrefix = append(byPrefix, e.Name())
 		}
 	}
-	switch len(byPrefix) {
-	case 1:
-		return byPrefix[0], nil
-	case 0:
-		return "", fmt.Errorf("no such container: %s (see the container dirs under %s)", ref, dir)
+	if len(byPrefix) != 1 {
+		return "", err // docker's "No such container", also for an ambiguous bare prefix
 	}
-	return "", fmt.Errorf("container id prefix %q is ambiguous (%d matches): give more characters", ref, len(byPrefix))
+	return byPrefix[0], nil
 }

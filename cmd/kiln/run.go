@@ -28,6 +28,7 @@ type runOptions struct {
 	name, workdir, user, hostname  string
 	entrypoint                     *string
 	network                        string
+	publish                        []string
 	pull                           string
 	memory                         string
 	cpus                           float64
@@ -45,7 +46,8 @@ func newRunCmd(g *globalOptions) *cobra.Command {
 		Short: "Run a command in a new container",
 		Long: "Run IMAGE's entrypoint and command (or COMMAND) in an isolated container: its own mount, PID,\n" +
 			"UTS, IPC and cgroup namespaces, docker's default capabilities and seccomp profile, through crun\n" +
-			"or runc. The network is the host's unless --network none. The exit code is the process's own;\n" +
+			"or runc. The network is the host's unless --network none or bridge (or -p, which implies bridge:\n" +
+			"an address on the kiln0 bridge, 10.89.0.0/24, with outbound NAT). The exit code is the process's own;\n" +
 			"125 means kiln itself failed, 126 the command cannot be executed, 127 it was not found.",
 		Example: "  kiln run --rm hello\n  kiln run --rm -it busybox sh\n  kiln run --rm -v $PWD:/data:ro --memory 64m busybox ls /data",
 		Args:    argsRange(1, -1),
@@ -75,7 +77,8 @@ func newRunCmd(g *globalOptions) *cobra.Command {
 	f.StringVar(&o.hostname, "hostname", "", "container hostname")
 	f.StringVar(&entrypoint, "entrypoint", "", "override the image's ENTRYPOINT (\"\" clears it)")
 	f.StringVar(&o.pull, "pull", "missing", "pull the image: missing (when not in the store), always or never")
-	f.StringVar(&o.network, "network", "host", "network: host (the host's) or none (loopback only)")
+	f.StringVar(&o.network, "network", "", "network: host (the default; bridge when -p is given), bridge (kiln0 with NAT) or none (loopback only)")
+	f.StringArrayVarP(&o.publish, "publish", "p", nil, "publish a port: [IP:]HOST-PORT:CONTAINER-PORT[/tcp|udp] (bridge network)")
 	f.StringVarP(&o.memory, "memory", "m", "", "memory limit, e.g. 64m or 1g")
 	f.Float64Var(&o.cpus, "cpus", 0, "CPU limit in cores, e.g. 0.5")
 	f.Int64Var(&o.pidsLimit, "pids-limit", 0, "maximum number of processes (0 = unlimited)")
@@ -228,13 +231,28 @@ func (o *runOptions) spec() (runtime.Spec, error) {
 	if o.workdir != "" && !strings.HasPrefix(o.workdir, "/") {
 		return sp, fmt.Errorf("invalid -w %q: the working directory must be absolute", o.workdir)
 	}
+	if o.network == "" && len(o.publish) > 0 {
+		o.network = "bridge"
+	}
 	switch o.network {
 	case "host", "":
 		sp.Network = runtime.NetworkHost
+	case "bridge":
+		sp.Network = runtime.NetworkBridge
 	case "none":
 		sp.Network = runtime.NetworkNone
 	default:
-		return sp, fmt.Errorf("invalid --network %q: use host or none (bridge networking is not supported yet)", o.network)
+		return sp, fmt.Errorf("invalid --network %q: use host, bridge or none", o.network)
+	}
+	for _, v := range o.publish {
+		p, err := parsePublish(v)
+		if err != nil {
+			return sp, err
+		}
+		sp.Ports = append(sp.Ports, p)
+	}
+	if len(sp.Ports) > 0 && sp.Network != runtime.NetworkBridge {
+		return sp, fmt.Errorf("-p needs --network bridge: with --network %s there is no container address to forward to", o.network)
 	}
 	if sp.Resources.Memory, err = parseMemory("--memory", o.memory); err != nil {
 		return sp, err

@@ -7,8 +7,8 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 KILN_ROOT ?= /var/lib/kiln
 export KILN_ROOT
 
-DEMO_DEBS := busybox-static crun runc
-TEST_DEBS := busybox-static crun runc skopeo umoci docker-registry apache2-utils git
+DEMO_DEBS := busybox-static crun runc iptables
+TEST_DEBS := busybox-static crun runc skopeo umoci docker-registry apache2-utils git iptables
 FUZZTIME ?= 10s
 # Fuzz targets as package:Target; `make fuzz FUZZTIME=2m` runs each longer.
 FUZZ_TARGETS := ./build:FuzzParsePlan ./cache/layer:FuzzApply ./cache/layer:FuzzApplyEntries ./cache/layer:FuzzDecompress ./cache:FuzzParseName ./registry:FuzzLoad ./runtime:FuzzResolveUser

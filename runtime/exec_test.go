@@ -20,7 +20,7 @@ func startContainer(t *testing.T, s Spec) {
 
 // runContainerInBackground starts s, waits until it runs and returns the function that stops
 // it and returns Run's error.
-func runContainerInBackground(t *testing.T, s Spec) (stop func() error) {
+func runContainerInBackground(t testing.TB, s Spec) (stop func() error) {
 	t.Helper()
 	if err := os.MkdirAll(s.Upper, 0o755); err != nil {
 		t.Fatal(err)

@@ -224,3 +224,44 @@ func TestSplitRule(t *testing.T) {
 		}
 	}
 }
+
+// Concurrent runs on one bridge get distinct addresses and leave nothing behind.
+func TestBridgeConcurrentRuns(t *testing.T) {
+	forEachRuntime(t, func(t *testing.T, rt, state string) {
+		b := testBridge(t)
+		const n = 4
+		specs := make([]Spec, n)
+		outs := make([]bytes.Buffer, n)
+		errs := make(chan error, n)
+		for i := range specs {
+			specs[i] = bridgeSpec(t, rt, state, b, "sh", "-c", "ip -4 addr show eth0 | grep -o 'inet [0-9.]*'")
+			os.MkdirAll(specs[i].Upper, 0o755)
+			specs[i].Stdout = &outs[i]
+			go func(s Spec) {
+				st, err := Run(context.Background(), s)
+				if err == nil && st != 0 {
+					err = fmt.Errorf("%s: status %d", s.ID, st)
+				}
+				errs <- err
+			}(specs[i])
+		}
+		for range specs {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		seen := map[string]bool{}
+		for i := range outs {
+			addr := strings.TrimSpace(outs[i].String())
+			if !strings.HasPrefix(addr, "inet "+strings.TrimSuffix(b.Subnet.Addr().String(), "0")) || seen[addr] {
+				t.Errorf("container %d: address %q (seen before: %v)", i, addr, seen[addr])
+			}
+			seen[addr] = true
+		}
+		ids := make([]string, n)
+		for i := range specs {
+			ids[i] = specs[i].ID
+		}
+		assertNoNetwork(t, state, ids...)
+	})
+}

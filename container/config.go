@@ -18,6 +18,7 @@ type Config struct {
 	Created    time.Time     `json:"Created"`
 	Restart    RestartPolicy `json:"RestartPolicy"`
 	StopSignal string        `json:"StopSignal,omitempty"` // the image's STOPSIGNAL; "" = SIGTERM
+	AutoRemove bool          `json:"AutoRemove,omitempty"` // --rm: removed as soon as it stays exited
 	// Spec is the runtime spec every start reuses; its streams are never stored.
 	Spec runtime.Spec `json:"Spec"`
 }

@@ -41,10 +41,7 @@ func (m *monitor) stopTimeout() time.Duration {
 // the run, after which the runtime kills what is left.
 func (m *monitor) stop(runDone context.Context, cancelRun context.CancelFunc) {
 	timeout := m.stopTimeout()
-	r, err := findRuntime(m.store.stateDir(), m.c.ID)
-	if err == nil {
-		err = r.kill(runDone, m.c.ID, m.c.stopSignal())
-	}
+	err := runtime.Kill(runDone, m.store.StateDir, m.c.ID, m.c.stopSignal())
 	if err != nil || timeout == 0 {
 		cancelRun()
 		return
@@ -121,11 +118,10 @@ func (s *Store) Kill(ctx context.Context, c *Container, sig syscall.Signal) erro
 			return fmt.Errorf("kill %s: %w", c.ShortID(), err)
 		}
 	}
-	r, err := findRuntime(s.stateDir(), c.ID)
-	if err != nil {
+	if err := runtime.Kill(ctx, s.StateDir, c.ID, sig); err != nil {
 		return fmt.Errorf("kill %s: %w", c.ShortID(), err)
 	}
-	return r.kill(ctx, c.ID, sig)
+	return nil
 }
 
 // RunningError refuses to remove a running container without force, in docker's words.
@@ -173,10 +169,13 @@ func (s *Store) Remove(ctx context.Context, c *Container, force bool) error {
 // cleanup removes what a dead monitor left in the runtime (the container process, its rootfs
 // mount, cgroups); it does nothing when the runtime holds no record of the container.
 func (s *Store) cleanup(ctx context.Context, c *Container) error {
-	if _, err := findRuntime(s.stateDir(), c.ID); err != nil {
-		if _, err := os.Stat(filepath.Join(s.stateDir(), "owners", c.ID+".json")); err != nil {
-			return nil
-		}
+	// The runtime package records each run's owner as <stateDir>/owners/<id>.json.
+	if _, err := os.Stat(filepath.Join(s.stateDir(), "owners", c.ID+".json")); err != nil {
+		return nil
+	}
+	if st, err := c.State(); err == nil && st.MonitorLost {
+		// The runtime counts an unreaped (zombie) monitor as alive and would skip its container.
+		waitReaped(ctx, st.MonitorPid, st.MonitorStart, 5*time.Second)
 	}
 	if err := runtime.Cleanup(ctx, s.StateDir); err != nil {
 		return fmt.Errorf("clean up container %s: %w", c.ShortID(), err)
@@ -204,4 +203,14 @@ func (s *Store) Prune(ctx context.Context) ([]string, error) {
 		removed = append(removed, c.ID)
 	}
 	return removed, errors.Join(errs...)
+}
+
+// waitReaped waits (up to limit) until a dead process has also been reaped by its parent.
+func waitReaped(ctx context.Context, pid int, start uint64, limit time.Duration) {
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline) && ctx.Err() == nil; {
+		if rawStart(pid) != start {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -139,7 +139,7 @@ func TestStoreNamesAndLookup(t *testing.T) {
 }
 
 func TestAmbiguousPrefix(t *testing.T) {
-	s, _ := newTestContainer(t, "a")
+	s, _ := newTestContainer(t, "first")
 	ctx := context.Background()
 	// Enough containers that two share a first hex digit.
 	for range 17 {

@@ -165,12 +165,8 @@ func (m *monitor) findPid(ctx context.Context, pids chan<- int) {
 			return
 		case <-time.After(delay):
 		}
-		r, err := findRuntime(m.store.stateDir(), m.c.ID)
-		if err != nil {
-			continue
-		}
-		if pid, err := r.pid(ctx, m.c.ID); err == nil && pid > 0 {
-			pids <- pid
+		if st, err := runtime.State(ctx, m.store.StateDir, m.c.ID); err == nil && st.Pid > 0 {
+			pids <- st.Pid
 			return
 		}
 	}

@@ -20,7 +20,7 @@ import (
 
 // Files of one container directory.
 const (
-	configFile  = "config.json"
+	configFile  = "container.json" // also read by kiln exec for names
 	stateFile   = "state.json"
 	logFile     = "log.json"
 	stopFile    = "stop.json"
@@ -29,7 +29,8 @@ const (
 
 // Store is the containers/ directory of a kiln store root.
 type Store struct {
-	dir string
+	dir      string
+	lockPath string
 	// StateDir is the runtime's state root the containers run under ("" = runtime.DefaultStateDir).
 	StateDir string
 }
@@ -40,7 +41,12 @@ func Open(root string) (*Store, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create containers dir: %w", err)
 	}
-	return &Store{dir: dir}, nil
+	// The lock lives with the store's other locks, so containers/ holds containers only.
+	locks := filepath.Join(root, "locks")
+	if err := os.MkdirAll(locks, 0o700); err != nil {
+		return nil, fmt.Errorf("create locks dir: %w", err)
+	}
+	return &Store{dir: dir, lockPath: filepath.Join(locks, "containers.lock")}, nil
 }
 
 // stateDir is the runtime state root, defaulted.
@@ -53,7 +59,7 @@ func (s *Store) stateDir() string {
 
 // lock serializes changes of names and the set of containers across kiln processes.
 func (s *Store) lock(ctx context.Context) (func(), error) {
-	l := flock.New(filepath.Join(s.dir, ".lock"), flock.SetPermissions(0o600))
+	l := flock.New(s.lockPath, flock.SetPermissions(0o600))
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if _, err := l.TryLockContext(ctx, 10*time.Millisecond); err != nil {

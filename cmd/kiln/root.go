@@ -88,7 +88,8 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 func commands(g *globalOptions) []*cobra.Command {
 	return []*cobra.Command{
 		newBuildCmd(g), newRunCmd(g), newExecCmd(g), newImagesCmd(g), newInspectCmd(g), newTagCmd(g), newRmiCmd(g),
-		newSaveCmd(g), newLoadCmd(g), newPullCmd(g), newPushCmd(g), newLoginCmd(g), newLogoutCmd(g), newPruneCmd(g), newSystemCmd(g), newVersionCmd(),
+		newSaveCmd(g), newLoadCmd(g), newPsCmd(g), newLogsCmd(g), newStopCmd(g), newKillCmd(g), newStartCmd(g),
+		newRestartCmd(g), newRmCmd(g), newContainerCmd(g), newMonitorCmd(g), newPullCmd(g), newPushCmd(g), newLoginCmd(g), newLogoutCmd(g), newPruneCmd(g), newSystemCmd(g), newVersionCmd(),
 	}
 }
 

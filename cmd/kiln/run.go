@@ -1,20 +1,17 @@
 package main
 
 import (
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
+	"context"
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
-	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/container"
 	"github.com/kiln-build/kiln/registry"
 	"github.com/kiln-build/kiln/runtime"
 )
@@ -25,7 +22,9 @@ const exitKilnError = 125
 
 type runOptions struct {
 	rm, interactive, tty, readOnly bool
+	detach                         bool
 	name, workdir, user, hostname  string
+	restart                        string
 	entrypoint                     *string
 	network                        string
 	publish                        []string
@@ -49,7 +48,7 @@ func newRunCmd(g *globalOptions) *cobra.Command {
 			"or runc. The network is the host's unless --network none or bridge (or -p, which implies bridge:\n" +
 			"an address on the kiln0 bridge, 10.89.0.0/24, with outbound NAT). The exit code is the process's own;\n" +
 			"125 means kiln itself failed, 126 the command cannot be executed, 127 it was not found.",
-		Example: "  kiln run --rm hello\n  kiln run --rm -it busybox sh\n  kiln run --rm -v $PWD:/data:ro --memory 64m busybox ls /data",
+		Example: "  kiln run --rm hello\n  kiln run -d --name web --restart=on-failure:3 app\n  kiln run --rm -it busybox sh\n  kiln run --rm -v $PWD:/data:ro --memory 64m busybox ls /data",
 		Args:    argsRange(1, -1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cmd.Flags().Changed("entrypoint") {
@@ -67,7 +66,9 @@ func newRunCmd(g *globalOptions) *cobra.Command {
 	}
 	f := c.Flags()
 	f.SetInterspersed(false) // flags after IMAGE belong to the container's command
-	f.BoolVar(&o.rm, "rm", false, "remove the container's filesystem when it exits")
+	f.BoolVar(&o.rm, "rm", false, "remove the container when it exits")
+	f.BoolVarP(&o.detach, "detach", "d", false, "run in the background under a monitor process and print the container id")
+	f.StringVar(&o.restart, "restart", "no", "restart policy: no, on-failure[:max-retries], always or unless-stopped")
 	f.BoolVarP(&o.interactive, "interactive", "i", false, "keep standard input open")
 	f.BoolVarP(&o.tty, "tty", "t", false, "allocate a pseudo-terminal")
 	f.BoolVar(&o.readOnly, "read-only", false, "mount the container's root filesystem read-only")
@@ -93,68 +94,100 @@ func newRunCmd(g *globalOptions) *cobra.Command {
 	return c
 }
 
-// runContainer runs one foreground container and returns its exit code.
+// runContainer creates a container and runs it in the foreground (returning its exit code) or,
+// with -d, under a detached monitor (printing its id).
 func runContainer(cmd *cobra.Command, g *globalOptions, o *runOptions, ref string, args []string) (int, error) {
-	spec, err := o.spec()
+	cfg, err := o.containerConfig(cmd, g, ref, args)
 	if err != nil {
 		return 0, err
 	}
-	s, err := g.openStore()
+	cs, err := container.Open(g.storeRoot())
 	if err != nil {
 		return 0, err
+	}
+	c, err := cs.Create(cmd.Context(), cfg)
+	if err != nil {
+		return 0, err
+	}
+	if o.detach {
+		if err := cs.Spawn(cmd.Context(), c, monitorArgv(g, c.ID)); err != nil {
+			return 0, err
+		}
+		fmt.Fprintln(cmd.OutOrStdout(), c.ID)
+		return 0, nil
+	}
+	streams := container.Streams{Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr()}
+	if o.interactive {
+		streams.Stdin = cmd.InOrStdin()
+	}
+	if g.debug {
+		streams.Debug = cmd.ErrOrStderr()
+	}
+	code, runErr := cs.Supervise(cmd.Context(), c, streams)
+	if o.rm {
+		if err := cs.Remove(context.WithoutCancel(cmd.Context()), c, true); err != nil {
+			runErr = errors.Join(runErr, fmt.Errorf("remove container %s: %w", c.ShortID(), err))
+		}
+	}
+	return code, runErr
+}
+
+// containerConfig resolves the image and the flags into the container's fixed configuration.
+func (o *runOptions) containerConfig(cmd *cobra.Command, g *globalOptions, ref string, args []string) (container.Config, error) {
+	var cfg container.Config
+	restart, err := container.ParseRestartPolicy(o.restart)
+	if err != nil {
+		return cfg, err
+	}
+	if err := o.checkDetach(restart); err != nil {
+		return cfg, err
+	}
+	spec, err := o.spec()
+	if err != nil {
+		return cfg, err
+	}
+	s, err := g.openStore()
+	if err != nil {
+		return cfg, err
 	}
 	defer s.Close()
 	policy, err := registry.ParsePullPolicy(o.pull)
 	if err != nil {
-		return 0, err
+		return cfg, err
 	}
 	res, err := g.resolver(s, policy, cmd.ErrOrStderr())
 	if err != nil {
-		return 0, err
+		return cfg, err
 	}
 	img, err := res.Resolve(cmd.Context(), ref)
 	if err != nil {
-		return 0, err
+		return cfg, err
 	}
-	cfg, err := img.ConfigFile()
+	icfg, err := img.ConfigFile()
 	if err != nil {
-		return 0, fmt.Errorf("image %s: %w", ref, err)
+		return cfg, fmt.Errorf("image %s: %w", ref, err)
 	}
-	if spec.Args, err = o.argv(cfg.Config, args); err != nil {
-		return 0, err
+	if spec.Args, err = o.argv(icfg.Config, args); err != nil {
+		return cfg, err
 	}
 	if spec.Lower, err = imageSnapshots(cmd, s, img); err != nil {
-		return 0, err
+		return cfg, err
 	}
-	fillFromConfig(&spec, cfg.Config)
-	c, err := newContainerDir(s.Root(), o.name)
-	if err != nil {
-		return 0, err
-	}
-	spec.ID, spec.Upper, spec.Work, spec.BundleDir = c.id, c.upper(), c.work(), c.bundle()
-	if spec.Hostname == "" {
-		spec.Hostname = c.id[:12]
-	}
-	spec.Stdout, spec.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
-	if o.interactive {
-		spec.Stdin = cmd.InOrStdin()
-	}
-	if g.debug {
-		spec.Debug = cmd.ErrOrStderr()
-	}
+	fillFromConfig(&spec, icfg.Config)
 	spec.Runtime = g.runtime
-	code, runErr := runtime.Run(cmd.Context(), spec)
-	if o.rm {
-		if err := os.RemoveAll(c.dir); err != nil && runErr == nil {
-			runErr = fmt.Errorf("remove container %s: %w", c.id[:12], err)
-		}
-	} else if err := c.record(ref, spec.Args, int(code)); err != nil && runErr == nil {
-		runErr = err
+	return container.Config{Name: o.name, Image: ref, Args: spec.Args, Restart: restart, AutoRemove: o.rm,
+		StopSignal: icfg.Config.StopSignal, Spec: spec}, nil
+}
+
+// checkDetach refuses flag combinations docker refuses, and attaching a detached container.
+func (o *runOptions) checkDetach(policy container.RestartPolicy) error {
+	if o.rm && policy.Name != container.RestartNo {
+		return errors.New("conflicting options: --restart and --rm: a container that restarts cannot also be removed when it exits")
 	}
-	if runErr != nil {
-		return 0, runErr
+	if o.detach && (o.tty || o.interactive) {
+		return errors.New("-d cannot be combined with -i or -t yet: kiln cannot attach to a detached container; use kiln exec -it")
 	}
-	return int(code), nil
+	return nil
 }
 
 // imageSnapshots unpacks (once, shared) every layer of img and lists them bottom first.
@@ -312,50 +345,9 @@ func (o *runOptions) seccomp(sp *runtime.Spec) error {
 	return nil
 }
 
-// containerDir is the on-disk state of one container: root/containers/<id>/.
-type containerDir struct {
-	id, name, dir string
-}
-
-func newContainerDir(root, name string) (*containerDir, error) {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return nil, err
-	}
-	id := hex.EncodeToString(b)
-	c := &containerDir{id: id, name: name, dir: filepath.Join(root, "containers", id)}
-	if err := os.MkdirAll(c.dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create container dir: %w", err)
-	}
-	// The upper dir's own mode becomes the mode of the container's "/": it must be 0755
-	// like any root directory, or no other user could resolve a path.
-	for _, d := range []string{c.upper(), c.work(), c.bundle()} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			return nil, fmt.Errorf("create container dir: %w", err)
-		}
-	}
-	return c, nil
-}
-
-func (c *containerDir) upper() string  { return filepath.Join(c.dir, "upper") }
-func (c *containerDir) work() string   { return filepath.Join(c.dir, "work") }
-func (c *containerDir) bundle() string { return filepath.Join(c.dir, "bundle") }
-
-// containerRecord is container.json: what a finished container was.
+// containerRecord is the part of a container's container.json that kiln exec reads to find
+// containers by name; the container package writes the whole record.
 type containerRecord struct {
-	ID       string    `json:"Id"`
-	Name     string    `json:"Name,omitempty"`
-	Image    string    `json:"Image"`
-	Args     []string  `json:"Args"`
-	ExitCode int       `json:"ExitCode"`
-	Finished time.Time `json:"FinishedAt"`
-}
-
-// record keeps what a finished container was, for later inspection and removal.
-func (c *containerDir) record(image string, args []string, code int) error {
-	data, err := json.Marshal(containerRecord{ID: c.id, Name: c.name, Image: image, Args: args, ExitCode: code, Finished: time.Now().UTC()})
-	if err != nil {
-		return err
-	}
-	return writeFileAtomic(filepath.Join(c.dir, "container.json"), append(data, '\n'))
+	ID   string `json:"Id"`
+	Name string `json:"Name,omitempty"`
 }

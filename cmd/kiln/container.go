@@ -1,0 +1,202 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kiln-build/kiln/container"
+	"github.com/kiln-build/kiln/runtime"
+)
+
+// openContainers opens the container store of --root.
+func (g *globalOptions) openContainers() (*container.Store, error) {
+	return container.Open(g.storeRoot())
+}
+
+// eachContainer applies fn to every named container, printing the name given as docker does,
+// and reports the failures together after trying them all.
+func eachContainer(cmd *cobra.Command, g *globalOptions, refs []string, fn func(*container.Store, *container.Container) error) error {
+	cs, err := g.openContainers()
+	if err != nil {
+		return err
+	}
+	var failed error
+	for _, ref := range refs {
+		c, err := cs.Get(ref)
+		if err == nil {
+			err = fn(cs, c)
+		}
+		if err != nil {
+			fmt.Fprintf(cmd.ErrOrStderr(), "kiln: %v\n", err)
+			failed = exitCodeError{code: 1}
+			continue
+		}
+		fmt.Fprintln(cmd.OutOrStdout(), ref)
+	}
+	return failed
+}
+
+func newContainerCmd(g *globalOptions) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "container",
+		Short: "Manage containers (inspect, prune, ls)",
+		Args:  argsRange(0, 0),
+		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	ls := newPsCmd(g)
+	ls.Use, ls.Aliases = "ls [-a] [-q] [--format table|json]", []string{"ps", "list"}
+	c.AddCommand(newContainerInspectCmd(g), newContainerPruneCmd(g), ls)
+	return c
+}
+
+func newContainerPruneCmd(g *globalOptions) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "prune [-f]",
+		Short: "Remove all stopped containers",
+		Args:  argsRange(0, 0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cs, err := g.openContainers()
+			if err != nil {
+				return err
+			}
+			ids, err := cs.Prune(cmd.Context())
+			out := cmd.OutOrStdout()
+			if len(ids) > 0 {
+				fmt.Fprintln(out, "Deleted Containers:")
+				for _, id := range ids {
+					fmt.Fprintln(out, id)
+				}
+			}
+			return err
+		},
+	}
+	c.Flags().BoolP("force", "f", false, "do not prompt for confirmation (kiln never prompts)")
+	return c
+}
+
+// containerInspect is `kiln container inspect`'s view, shaped like docker's.
+type containerInspect struct {
+	ID           string                 `json:"Id"`
+	Name         string                 `json:"Name"`
+	Created      time.Time              `json:"Created"`
+	Path         string                 `json:"Path"`
+	Args         []string               `json:"Args"`
+	Image        string                 `json:"Image"`
+	State        inspectState           `json:"State"`
+	RestartCount int                    `json:"RestartCount"`
+	LogPath      string                 `json:"LogPath"`
+	HostConfig   inspectHostConfig      `json:"HostConfig"`
+	Mounts       []inspectMount         `json:"Mounts"`
+	Config       inspectContainerConfig `json:"Config"`
+}
+
+type inspectState struct {
+	Status     string    `json:"Status"`
+	Running    bool      `json:"Running"`
+	Restarting bool      `json:"Restarting"`
+	Dead       bool      `json:"Dead"` // the monitor died: the container's fate is unknown
+	Pid        int       `json:"Pid"`
+	MonitorPid int       `json:"MonitorPid"`
+	ExitCode   int       `json:"ExitCode"`
+	Error      string    `json:"Error"`
+	StartedAt  time.Time `json:"StartedAt"`
+	FinishedAt time.Time `json:"FinishedAt"`
+}
+
+type inspectHostConfig struct {
+	RestartPolicy  container.RestartPolicy `json:"RestartPolicy"`
+	AutoRemove     bool                    `json:"AutoRemove"`
+	ReadonlyRootfs bool                    `json:"ReadonlyRootfs"`
+	NetworkMode    string                  `json:"NetworkMode"`
+	Memory         int64                   `json:"Memory"`
+	NanoCpus       int64                   `json:"NanoCpus"`
+	PidsLimit      int64                   `json:"PidsLimit"`
+	CapAdd         []string                `json:"CapAdd"`
+	CapDrop        []string                `json:"CapDrop"`
+}
+
+type inspectMount struct {
+	Type        string `json:"Type"`
+	Source      string `json:"Source"`
+	Destination string `json:"Destination"`
+	RW          bool   `json:"RW"`
+}
+
+type inspectContainerConfig struct {
+	Hostname   string   `json:"Hostname"`
+	User       string   `json:"User"`
+	Env        []string `json:"Env"`
+	Cmd        []string `json:"Cmd"`
+	WorkingDir string   `json:"WorkingDir"`
+	StopSignal string   `json:"StopSignal,omitempty"`
+}
+
+func newContainerInspectCmd(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "inspect CONTAINER [CONTAINER...]",
+		Short: "Show details of containers as JSON",
+		Args:  argsRange(1, -1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cs, err := g.openContainers()
+			if err != nil {
+				return err
+			}
+			out := []containerInspect{}
+			for _, ref := range args {
+				c, err := cs.Get(ref)
+				if err != nil {
+					return err
+				}
+				st, err := c.State()
+				if err != nil {
+					return err
+				}
+				out = append(out, inspectContainer(c, st))
+			}
+			enc := json.NewEncoder(cmd.OutOrStdout())
+			enc.SetIndent("", "    ")
+			return enc.Encode(out)
+		},
+	}
+}
+
+// inspectContainer assembles the docker-shaped record of one container.
+func inspectContainer(c *container.Container, st container.State) containerInspect {
+	sp := c.Spec
+	status := string(st.Status)
+	if st.MonitorLost {
+		status = "dead"
+	}
+	ci := containerInspect{ID: c.ID, Name: "/" + c.Name, Created: c.Created, Args: c.Args[1:], Path: c.Args[0],
+		Image: c.Image, RestartCount: st.RestartCount, LogPath: c.LogPath(), Mounts: []inspectMount{},
+		State: inspectState{Status: status, Running: st.Running() && st.Status == container.StatusRunning,
+			Restarting: st.Running() && st.Status == container.StatusRestarting, Dead: st.MonitorLost, Pid: st.Pid,
+			MonitorPid: st.MonitorPid, ExitCode: st.ExitCode, Error: st.Error, StartedAt: st.StartedAt, FinishedAt: st.FinishedAt},
+		HostConfig: inspectHostConfig{RestartPolicy: c.Restart, AutoRemove: c.AutoRemove, ReadonlyRootfs: sp.ReadOnlyRootfs,
+			NetworkMode: networkName(sp.Network), Memory: sp.Resources.Memory, NanoCpus: int64(sp.Resources.CPUs * 1e9),
+			PidsLimit: sp.Resources.PidsLimit, CapAdd: sp.CapAdd, CapDrop: sp.CapDrop},
+		Config: inspectContainerConfig{Hostname: sp.Hostname, User: sp.User, Env: sp.Env, Cmd: c.Args, WorkingDir: sp.Cwd, StopSignal: c.StopSignal},
+	}
+	if st.MonitorLost {
+		ci.State.ExitCode = -1
+	}
+	for _, m := range sp.Mounts {
+		typ := "bind"
+		if m.Type == runtime.Tmpfs {
+			typ = "tmpfs"
+		}
+		ci.Mounts = append(ci.Mounts, inspectMount{Type: typ, Source: m.Source, Destination: m.Target, RW: !m.ReadOnly})
+	}
+	return ci
+}
+
+// networkName is docker's name for a network mode.
+func networkName(n runtime.NetworkMode) string {
+	if n == runtime.NetworkHost {
+		return "host"
+	}
+	return "none"
+}

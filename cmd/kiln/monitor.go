@@ -1,0 +1,54 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kiln-build/kiln/container"
+)
+
+// monitorCmdName is the hidden verb `kiln run -d` and `kiln start` re-execute kiln with.
+const monitorCmdName = "__monitor"
+
+// monitorArgv is the command line of a detached monitor for container id.
+func monitorArgv(g *globalOptions, id string) []string {
+	exe, err := os.Executable()
+	if err != nil {
+		exe = os.Args[0]
+	}
+	return []string{exe, "--root", g.storeRoot(), monitorCmdName, id}
+}
+
+func newMonitorCmd(g *globalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:    monitorCmdName + " ID",
+		Short:  "Own a detached container: run it, log it, restart it (internal)",
+		Hidden: true,
+		Args:   argsRange(1, 1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			// SIGTERM is `kiln stop`'s request; handled here too, whatever main installed.
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, os.Interrupt)
+			defer stop()
+			signal.Ignore(syscall.SIGHUP, syscall.SIGPIPE)
+			cs, err := container.Open(g.storeRoot())
+			if err != nil {
+				return err
+			}
+			c, err := cs.Get(args[0])
+			if err != nil {
+				return err
+			}
+			// Its stderr is containers/<id>/monitor.log: kiln's own failures land there.
+			_, err = cs.Supervise(ctx, c, container.Streams{})
+			if c.AutoRemove {
+				err = errors.Join(err, cs.Remove(context.WithoutCancel(ctx), c, true))
+			}
+			return err
+		},
+	}
+}

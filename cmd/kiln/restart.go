@@ -1,0 +1,32 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kiln-build/kiln/container"
+)
+
+func newRestartCmd(g *globalOptions) *cobra.Command {
+	var timeout int
+	c := &cobra.Command{
+		Use:   "restart [-t SECONDS] CONTAINER [CONTAINER...]",
+		Short: "Stop and start containers again",
+		Args:  argsRange(1, -1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if timeout < 0 {
+				return usageError{fmt.Errorf("invalid -t %d: the timeout must not be negative", timeout)}
+			}
+			return eachContainer(cmd, g, args, func(cs *container.Store, c *container.Container) error {
+				if err := cs.Stop(cmd.Context(), c, time.Duration(timeout)*time.Second); err != nil {
+					return err
+				}
+				return startContainer(cmd, g, cs, c)
+			})
+		},
+	}
+	c.Flags().IntVarP(&timeout, "time", "t", 10, "seconds to wait for the stop before killing the container")
+	return c
+}

@@ -1,0 +1,24 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/kiln-build/kiln/container"
+)
+
+func newRmCmd(g *globalOptions) *cobra.Command {
+	var force bool
+	c := &cobra.Command{
+		Use:   "rm [-f] CONTAINER [CONTAINER...]",
+		Short: "Remove containers",
+		Long:  "Remove each container's directory, log and filesystem changes. -f kills a running one first.",
+		Args:  argsRange(1, -1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return eachContainer(cmd, g, args, func(cs *container.Store, c *container.Container) error {
+				return cs.Remove(cmd.Context(), c, force)
+			})
+		},
+	}
+	c.Flags().BoolVarP(&force, "force", "f", false, "kill and remove a running container")
+	return c
+}

@@ -1,0 +1,31 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kiln-build/kiln/container"
+)
+
+func newStopCmd(g *globalOptions) *cobra.Command {
+	var timeout int
+	c := &cobra.Command{
+		Use:   "stop [-t SECONDS] CONTAINER [CONTAINER...]",
+		Short: "Stop running containers",
+		Long: "Send each container its stop signal (the image's STOPSIGNAL, else SIGTERM), then SIGKILL after\n" +
+			"-t seconds. A stopped container is not restarted by its restart policy.",
+		Args: argsRange(1, -1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if timeout < 0 {
+				return usageError{fmt.Errorf("invalid -t %d: the timeout must not be negative", timeout)}
+			}
+			return eachContainer(cmd, g, args, func(cs *container.Store, c *container.Container) error {
+				return cs.Stop(cmd.Context(), c, time.Duration(timeout)*time.Second)
+			})
+		},
+	}
+	c.Flags().IntVarP(&timeout, "time", "t", 10, "seconds to wait before killing the container")
+	return c
+}

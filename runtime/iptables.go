@@ -47,12 +47,15 @@ func bridgeRules(b Bridge) []ipRule {
 		{"nat", "OUTPUT", []string{"-m", "addrtype", "--dst-type", "LOCAL", "-j", natChain}},
 		{"nat", "POSTROUTING", with("-s", subnet, "!", "-o", b.Name, "-j", "MASQUERADE")},
 		{"nat", "POSTROUTING", with("-o", b.Name, "-m", "addrtype", "--src-type", "LOCAL", "-j", "MASQUERADE")},
+		// route_localnet would let a container with a raw socket reach the host's 127.0.0.1
+		// services (CVE-2020-8558): only replies to the host's own connections may come in.
+		{"filter", "INPUT", with("-i", b.Name, "-d", "127.0.0.0/8", "-m", "conntrack", "!", "--ctstate", "RELATED,ESTABLISHED", "-j", "DROP")},
 		{"filter", "FORWARD", with("-i", b.Name, "-j", "ACCEPT")},
 		{"filter", "FORWARD", with("-o", b.Name, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED,DNAT", "-j", "ACCEPT")},
 	}
 }
 
-// ensureBridgeRules installs the missing rules of bridgeRules; FORWARD rules go first so a
+// ensureBridgeRules installs the missing rules of bridgeRules; filter rules go first so a
 // FORWARD policy of DROP (docker sets one) does not cut the bridge off.
 func ensureBridgeRules(ctx context.Context, b Bridge) error {
 	if _, err := iptables(ctx, "-t", "nat", "-S", natChain); err != nil {
@@ -66,7 +69,7 @@ func ensureBridgeRules(ctx context.Context, b Bridge) error {
 			continue
 		}
 		op := []string{"-t", r.table, "-A", r.chain}
-		if r.chain == "FORWARD" {
+		if r.table == "filter" {
 			op = []string{"-t", r.table, "-I", r.chain, "1"}
 		}
 		if _, err := iptables(ctx, append(op, r.args...)...); err != nil {

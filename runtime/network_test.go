@@ -34,7 +34,8 @@ func testBridge(t *testing.T) Bridge {
 		if err := errors.Join(removeBridgeRules(context.Background(), b), removeBridge(b)); err != nil {
 			t.Errorf("remove test bridge: %v", err)
 		}
-		if out, _ := iptables(context.Background(), "-t", "nat", "-S"); bytes.Contains(out, []byte(b.Name)) {
+		nat, _ := iptables(context.Background(), "-t", "nat", "-S")
+		if out, _ := iptables(context.Background(), "-S"); bytes.Contains(append(out, nat...), []byte(b.Name)) {
 			t.Errorf("rules of %s left:\n%s", b.Name, out)
 		}
 	})
@@ -94,11 +95,14 @@ func TestBridgePublishAndReach(t *testing.T) {
 			t.Errorf("container to container: %q", got)
 		}
 		out, _ := iptables(context.Background(), "-t", "nat", "-S")
+		filter, _ := iptables(context.Background(), "-S")
+		out = append(out, filter...)
 		nat := strings.ReplaceAll(string(out), `"`, "") // iptables-nft quotes every comment, legacy only those with spaces
 		for _, want := range []string{"-s " + b.Subnet.String() + " ! -o " + b.Name + " -m comment --comment kiln bridge " + b.Name + " -j MASQUERADE",
+			"-d 127.0.0.0/8 -i " + b.Name + " -m conntrack ! --ctstate RELATED,ESTABLISHED -m comment --comment kiln bridge " + b.Name + " -j DROP",
 			fmt.Sprintf("-d 127.0.0.1/32 -p tcp -m tcp --dport %d -m comment --comment kiln:%s -j DNAT --to-destination %s:80", port, web.ID, webIP)} {
 			if !strings.Contains(nat, want) {
-				t.Errorf("nat table lacks %q:\n%s", want, nat)
+				t.Errorf("rules lack %q:\n%s", want, nat)
 			}
 		}
 		if err := errors.Join(stopWeb(), stopClient()); !errors.Is(err, context.Canceled) {

@@ -190,3 +190,31 @@ func TestLogsFollowAndBadInput(t *testing.T) {
 		t.Errorf("foreground container: %q", st)
 	}
 }
+
+func TestKillSignalAndStopSignal(t *testing.T) {
+	requireContainers(t)
+	root, ctxDir := busyboxRoot(t), t.TempDir()
+	writeTree(t, ctxDir, map[string]string{"Buildfile": "FROM busybox\nSTOPSIGNAL SIGUSR1\n"})
+	ok(t, root, "build", "--progress=plain", "-t", "usr1", ctxDir)
+	script := `trap "echo got hup" HUP; trap "echo bye; exit 0" USR1; echo ready; while true; do sleep 0.05; done`
+	ok(t, root, "run", "-d", "--name", "sig", "usr1", "sh", "-c", script)
+	waitFor(t, "ready", func() bool { return strings.Contains(kiln(t, root, nil, "logs", "sig").stdout, "ready") })
+	ok(t, root, "kill", "-s", "HUP", "sig")
+	waitFor(t, "the HUP trap", func() bool { return strings.Contains(kiln(t, root, nil, "logs", "sig").stdout, "got hup") })
+	if !inspectOne(t, root, "sig").State.Running {
+		t.Fatal("HUP stopped the container")
+	}
+	start := time.Now()
+	ok(t, root, "stop", "sig") // STOPSIGNAL USR1 ends it at once, well before the 10 s timeout
+	if in := inspectOne(t, root, "sig"); in.State.ExitCode != 0 || time.Since(start) > 5*time.Second ||
+		!strings.HasSuffix(ok(t, root, "logs", "sig").stdout, "bye\n") {
+		t.Errorf("stop with STOPSIGNAL USR1: exit %d after %v", in.State.ExitCode, time.Since(start))
+	}
+	if r := kiln(t, root, nil, "kill", "sig"); r.code != 1 || !strings.Contains(r.stderr, "is not running") {
+		t.Errorf("kill of a stopped container: exit %d, %s", r.code, r.stderr)
+	}
+	if r := kiln(t, root, nil, "kill", "-s", "NOPE", "sig"); r.code != 2 {
+		t.Errorf("kill -s NOPE: exit %d, %s", r.code, r.stderr)
+	}
+	ok(t, root, "rm", "sig")
+}

@@ -65,7 +65,9 @@ func TestStopDuringSuperviseWithFollower(t *testing.T) {
 	}()
 	var followed bytes.Buffer
 	followDone := make(chan error, 1)
-	go func() { followDone <- c.Logs(context.Background(), LogOptions{Follow: true, Tail: -1}, &followed, &followed) }()
+	go func() {
+		followDone <- c.Logs(context.Background(), LogOptions{Follow: true, Tail: -1}, &followed, &followed)
+	}()
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if st, _ := c.State(); st.Pid > 0 {
 			break

@@ -20,7 +20,7 @@ import (
 
 // Files of one container directory.
 const (
-	configFile  = "container.json" // also read by kiln exec for names
+	configFile  = "container.json"
 	stateFile   = "state.json"
 	logFile     = "log.json"
 	stopFile    = "stop.json"

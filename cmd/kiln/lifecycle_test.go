@@ -218,3 +218,23 @@ func TestKillSignalAndStopSignal(t *testing.T) {
 	}
 	ok(t, root, "rm", "sig")
 }
+
+// TestLifecycleTimings logs how long each verb of run -d → ps → stop → rm takes (go test -v).
+func TestLifecycleTimings(t *testing.T) {
+	requireContainers(t)
+	root := busyboxRoot(t)
+	verbs := [][]string{{"run", "-d", "--name", "b", "busybox", "sleep", "30"}, {"ps", "-a"}, {"logs", "b"},
+		{"stop", "-t", "0", "b"}, {"start", "b"}, {"rm", "-f", "b"}}
+	const rounds = 3
+	total := make([]time.Duration, len(verbs))
+	for range rounds {
+		for i, v := range verbs {
+			start := time.Now()
+			ok(t, root, v...)
+			total[i] += time.Since(start)
+		}
+	}
+	for i, v := range verbs {
+		t.Logf("kiln %-6s %v", v[0], (total[i] / rounds).Round(time.Millisecond))
+	}
+}

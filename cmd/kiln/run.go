@@ -344,10 +344,3 @@ func (o *runOptions) seccomp(sp *runtime.Spec) error {
 	}
 	return nil
 }
-
-// containerRecord is the part of a container's container.json that kiln exec reads to find
-// containers by name; the container package writes the whole record.
-type containerRecord struct {
-	ID   string `json:"Id"`
-	Name string `json:"Name,omitempty"`
-}

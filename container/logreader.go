@@ -64,7 +64,9 @@ func (c *Container) follow(ctx context.Context, p *logPrinter, cur **os.File, pe
 		if err != nil {
 			return err
 		}
-		done := !st.Running() && st.Status != StatusCreated
+		// A container that was just created may be about to start: wait for it a while.
+		starting := st.Status == StatusCreated && time.Since(c.Created) < time.Minute
+		done := !st.Running() && !starting
 		if pending, err = c.drain(p, cur, pending); err != nil || done {
 			return err
 		}

@@ -160,3 +160,32 @@ func TestAmbiguousPrefix(t *testing.T) {
 	}
 	t.Fatal("no shared prefix among 18 ids")
 }
+
+func TestConcurrentCreatesOfOneNameHaveOneWinner(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 8
+	errs := make(chan error, n)
+	for range n {
+		go func() {
+			_, err := s.Create(context.Background(), Config{Name: "dup"})
+			errs <- err
+		}()
+	}
+	wins := 0
+	for range n {
+		err := <-errs
+		var nc *NameConflictError
+		switch {
+		case err == nil:
+			wins++
+		case !errorsAs(err, &nc):
+			t.Errorf("unexpected error: %v", err)
+		}
+	}
+	if list, _ := s.List(); wins != 1 || len(list) != 1 {
+		t.Errorf("%d creates won, %d containers exist; want 1", wins, len(list))
+	}
+}

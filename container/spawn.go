@@ -26,6 +26,7 @@ func (s *Store) Spawn(ctx context.Context, c *Container, argv []string) error {
 	defer logf.Close()
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stderr = logf // Stdin and Stdout stay nil: /dev/null
+	cmd.Dir = "/"     // pin no directory (or mount) of the caller's for the container's lifetime
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	since := time.Now()
 	if err := cmd.Start(); err != nil {
@@ -54,8 +55,8 @@ func (c *Container) waitStarted(ctx context.Context, since time.Time, exited <-c
 		}
 		select {
 		case err := <-exited:
-			if st, _ := c.State(); st.FinishedAt.After(since) {
-				return nil
+			if st, _ := c.State(); st.FinishedAt.After(since) || st.Running() {
+				return nil // it ran, or another start's monitor owns it
 			}
 			return fmt.Errorf("the monitor of container %s exited (%v): see %s", c.ShortID(), err, filepath.Join(c.dir, monitorLogFile))
 		case <-ctx.Done():

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -21,7 +22,11 @@ func monitorArgv(g *globalOptions, id string) []string {
 	if err != nil {
 		exe = os.Args[0]
 	}
-	return []string{exe, "--root", g.storeRoot(), monitorCmdName, id}
+	root := g.storeRoot()
+	if abs, err := filepath.Abs(root); err == nil {
+		root = abs // the monitor runs in "/"
+	}
+	return []string{exe, "--root", root, monitorCmdName, id}
 }
 
 func newMonitorCmd(g *globalOptions) *cobra.Command {

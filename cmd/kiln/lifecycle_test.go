@@ -181,6 +181,9 @@ func TestLogsFollowAndBadInput(t *testing.T) {
 			t.Errorf("%s nope: exit %d, %s", verb, r.code, r.stderr)
 		}
 	}
+	if r := kiln(t, root, nil, "run", "-d", "--name", "missing", "busybox", "no-such-command"); r.code != 127 || r.stdout != "" {
+		t.Errorf("run -d of a missing command: exit %d, stdout %q, stderr %s", r.code, r.stdout, r.stderr)
+	}
 	if r := kiln(t, root, nil, "run", "--rm", "--restart", "always", "busybox", "true"); r.code != 125 {
 		t.Errorf("--rm with --restart: exit %d", r.code)
 	}

@@ -11,14 +11,18 @@ OUT=${OUT:-docs/benchmarks.md}
 WORK=$(mktemp -d /var/tmp/kiln-bench.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 KILN=$PWD/bin/kiln
+# Debian's docker.io client has BuildKit built in; a newer client elsewhere on PATH may lack buildx.
+DOCKER=/usr/bin/docker
+# crun 1.8 refuses hybrid cgroup hosts; buildah then needs runc, as kiln picks on its own.
+BUILDAH_RUNTIME=${BUILDAH_RUNTIME:-$(command -v runc || echo crun)}
 
 sh scripts/install-deps.sh docker.io buildah busybox-static bc >&2
 make build >&2
 
 start_dockerd() {
-	if docker info >/dev/null 2>&1; then return; fi
+	if $DOCKER info >/dev/null 2>&1; then return; fi
 	(dockerd >"$WORK/dockerd.log" 2>&1 &)
-	for _ in $(seq 100); do docker info >/dev/null 2>&1 && return; sleep 0.2; done
+	for _ in $(seq 100); do $DOCKER info >/dev/null 2>&1 && return; sleep 0.2; done
 	echo "dockerd did not start; see $WORK/dockerd.log" >&2; exit 1
 }
 
@@ -27,7 +31,7 @@ make_base() {
 	cp /bin/busybox examples/busybox/busybox
 	KILN_ROOT=$WORK/base $KILN build -q -t busybox examples/busybox >/dev/null
 	KILN_ROOT=$WORK/base $KILN save -o "$WORK/busybox.tar" busybox
-	if [[ $TOOLS == *buildkit* ]]; then docker load -q -i "$WORK/busybox.tar" >/dev/null; fi
+	if [[ $TOOLS == *buildkit* ]]; then $DOCKER load -q -i "$WORK/busybox.tar" >/dev/null; fi
 	if [[ $TOOLS == *buildah* ]]; then
 		buildah pull -q docker-archive:"$WORK/busybox.tar" >/dev/null
 		buildah tag "$(buildah images -q docker.io/library/busybox:latest 2>/dev/null || buildah images -q | head -1)" busybox:latest 2>/dev/null || true
@@ -61,21 +65,26 @@ edit_file() { # the file each context's "edit" phase changes
 reset_cache() { # cold: no build cache, base image still present
 	case $1 in
 	kiln) rm -rf "$WORK/kroot" && KILN_ROOT=$WORK/kroot $KILN load -i "$WORK/busybox.tar" >/dev/null ;;
-	buildkit) docker builder prune -af >/dev/null; docker rmi -f bench >/dev/null 2>&1 || true ;;
+	buildkit) $DOCKER builder prune -af >/dev/null; $DOCKER rmi -f bench >/dev/null 2>&1 || true ;;
 	buildah) buildah rmi -f bench >/dev/null 2>&1 || true; buildah rmi --prune >/dev/null 2>&1 || true ;;
 	esac
 }
 
-build_once() { # prints seconds
-	local tool=$1 ctx=$WORK/ctx/$2 start end
+build_once() { # prints seconds; a failing build stops the benchmark with its output
+	local tool=$1 ctx=$WORK/ctx/$2 start end rc=0
 	start=$(date +%s.%N)
 	case $tool in
-	kiln) KILN_ROOT=$WORK/kroot $KILN build -q -t bench -f "$ctx/Dockerfile" "$ctx" >/dev/null ;;
-	buildkit) DOCKER_BUILDKIT=1 docker build -q -t bench "$ctx" >/dev/null ;;
-	buildah) buildah build --layers -q -t bench "$ctx" >/dev/null 2>&1 ;;
+	kiln) KILN_ROOT=$WORK/kroot $KILN build -q -t bench -f "$ctx/Dockerfile" "$ctx" >"$WORK/out" 2>&1 || rc=$? ;;
+	buildkit) DOCKER_BUILDKIT=1 $DOCKER build -q -t bench "$ctx" >"$WORK/out" 2>&1 || rc=$? ;;
+	buildah) buildah build --runtime "$BUILDAH_RUNTIME" --layers -q -t bench "$ctx" >"$WORK/out" 2>&1 || rc=$? ;;
 	esac
 	end=$(date +%s.%N)
-	echo "$end - $start" | bc
+	if [ "$rc" != 0 ]; then
+		echo "$tool failed to build $2:" >&2
+		cat "$WORK/out" >&2
+		exit 1
+	fi
+	echo "$end - $start" | bc | sed 's/^\./0./'
 }
 
 median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'; }
@@ -107,7 +116,7 @@ ratio() { [[ -n ${2:-} && $2 != 0 ]] && echo "scale=2; $1 / $2" | bc | sed 's/^\
 	echo
 	echo "Measured by \`scripts/bench-compare.sh\` on $(date -u +%Y-%m-%d), $(nproc) cores, $(uname -r);"
 	echo "median of $RUNS runs, seconds, wall clock. kiln $($KILN version | cut -d' ' -f2),"
-	echo "$(docker --version 2>/dev/null || echo docker: n/a), $(buildah --version 2>/dev/null || echo buildah: n/a)."
+	echo "$($DOCKER --version 2>/dev/null || echo docker: n/a), $(buildah --version 2>/dev/null || echo buildah: n/a)."
 	echo "Contexts: **small** (RUN + COPY + RUN), **big** (COPY of 20,000 small files and one 200 MB file),"
 	echo "**slow** (a 2 s RUN before a COPY of the edited file). Phases: cold (no build cache, base image"
 	echo "present), no-op rebuild, rebuild after editing one file."

@@ -87,8 +87,8 @@ func procStart(pid int) uint64 {
 		return 0
 	}
 	f := strings.Fields(string(data[i+1:]))
-	if len(f) < 20 {
-		return 0
+	if len(f) < 20 || f[0] == "Z" || f[0] == "X" {
+		return 0 // a zombie's run is over: only its parent has not reaped it yet
 	}
 	n, _ := strconv.ParseUint(f[19], 10, 64)
 	return n

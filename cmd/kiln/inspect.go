@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -31,7 +32,8 @@ type imageInspect struct {
 func newInspectCmd(g *globalOptions) *cobra.Command {
 	return &cobra.Command{
 		Use:   "inspect NAME|ID [NAME|ID...]",
-		Short: "Show details of images as JSON",
+		Short: "Show details of containers or images as JSON",
+		Long:  "Show details of containers (state, pid, exit code, mounts, network) or images (config, history,\nlayers) as a JSON array. Like docker, a container of that name or id wins over an image.",
 		Args:  argsRange(1, -1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := g.openStore()
@@ -39,13 +41,30 @@ func newInspectCmd(g *globalOptions) *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			var out []imageInspect
+			cs, err := g.openContainers()
+			if err != nil {
+				return err
+			}
+			out := []json.RawMessage{}
 			for _, ref := range args {
-				info, err := inspectImage(s, ref)
+				var info any
+				if c, cerr := cs.Get(ref); cerr == nil {
+					st, err := c.State()
+					if err != nil {
+						return err
+					}
+					info = inspectContainer(c, st)
+				} else if info, err = inspectImage(s, ref); err != nil {
+					if strings.HasPrefix(err.Error(), "no such image") {
+						return fmt.Errorf("no such container or image: %s", ref)
+					}
+					return err
+				}
+				raw, err := json.Marshal(info)
 				if err != nil {
 					return err
 				}
-				out = append(out, info)
+				out = append(out, raw)
 			}
 			enc := json.NewEncoder(cmd.OutOrStdout())
 			enc.SetIndent("", "    ")

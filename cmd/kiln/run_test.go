@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -149,5 +150,24 @@ func TestKilledBuildsLeaveAUsableStore(t *testing.T) {
 	}
 	if strings.Contains(string(mounts), root) {
 		t.Errorf("mounts left under the store:\n%s", mounts)
+	}
+}
+
+func TestInspectContainerOrImage(t *testing.T) {
+	requireContainers(t)
+	root := busyboxRoot(t)
+	ok(t, root, "run", "--name", "done", "busybox", "true")
+	var info []map[string]any
+	if err := json.Unmarshal([]byte(ok(t, root, "inspect", "done", "busybox").stdout), &info); err != nil || len(info) != 2 {
+		t.Fatalf("inspect: %v %v", err, info)
+	}
+	if _, ok := info[0]["State"]; !ok {
+		t.Errorf("container inspect lacks State: %v", info[0])
+	}
+	if _, ok := info[1]["RootFS"]; !ok {
+		t.Errorf("image inspect lacks RootFS: %v", info[1])
+	}
+	if r := kiln(t, root, nil, "inspect", "nothing"); r.code != 1 || !strings.Contains(r.stderr, "no such container or image") {
+		t.Errorf("inspect nothing: %d %s", r.code, r.stderr)
 	}
 }

@@ -83,7 +83,7 @@ func Build(ctx context.Context, o Options) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	ex := newExplainer(o.Store, g, filepath.Join(bctx.Dir(), f.Name), o.Target)
+	ex := newExplainer(o.Store, g, filepath.Join(bctx.Dir(), f.Name), o.Target, o.Explain)
 	noCacheIn, err := stageSet(f, o.NoCacheFor)
 	if err != nil {
 		return nil, err

@@ -28,13 +28,13 @@ type explainer struct {
 	ids   map[*Vertex]string
 }
 
-// newExplainer loads the previous build's steps; a missing or unreadable record only
-// means there is nothing to compare with.
-func newExplainer(state StateStore, g *Graph, buildfile, target string) *explainer {
+// newExplainer prepares to compare with the previous build; load reads that build's steps
+// (only --explain needs them). A missing or unreadable record means nothing to compare with.
+func newExplainer(state StateStore, g *Graph, buildfile, target string, load bool) *explainer {
 	sum := sha256.Sum256([]byte(buildfile + "\x00" + target))
 	e := &explainer{state: state, name: "explain-" + hex.EncodeToString(sum[:8]) + ".json",
 		prev: map[string]stepRecord{}, ids: stepIDs(g)}
-	if state == nil {
+	if state == nil || !load {
 		return e
 	}
 	if data, err := state.ReadState(e.name); err == nil {
@@ -77,9 +77,19 @@ func record(v *Vertex) stepRecord {
 	return r
 }
 
-// save remembers this build's steps for the next --explain.
+// save remembers this build's steps for the next --explain. A small sum of the keys
+// written beside the record lets a no-op rebuild skip encoding every copied file's digest.
 func (e *explainer) save(g *Graph) error {
 	if e.state == nil {
+		return nil
+	}
+	h := sha256.New()
+	for _, v := range g.Vertices {
+		h.Write([]byte(e.ids[v] + "=" + v.Key + "\n"))
+	}
+	keys := []byte(hex.EncodeToString(h.Sum(nil)))
+	sumName := strings.TrimSuffix(e.name, ".json") + ".sum"
+	if old, err := e.state.ReadState(sumName); err == nil && string(old) == string(keys) {
 		return nil
 	}
 	out := map[string]stepRecord{}
@@ -92,7 +102,10 @@ func (e *explainer) save(g *Graph) error {
 	if err != nil {
 		return err
 	}
-	return e.state.WriteState(e.name, data)
+	if err := e.state.WriteState(e.name, data); err != nil {
+		return err
+	}
+	return e.state.WriteState(sumName, keys)
 }
 
 // why says what made v miss the cache, compared with the previous build.

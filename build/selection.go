@@ -28,6 +28,7 @@ type fileEntry struct {
 	uid    int    // owner, kept when owned (COPY --from without --chown)
 	gid    int
 	owned  bool
+	info   fs.FileInfo // from the walk, so hashing does not stat every file again
 }
 
 // copyRoot is one matched source: a file (copied as itself) or a directory (its contents).
@@ -143,7 +144,7 @@ func (c *Context) walk(ctx context.Context, ctxRel, abs, rel string, out *[]file
 }
 
 func entryOf(rel, abs string, fi fs.FileInfo) (fileEntry, error) {
-	e := fileEntry{rel: rel, abs: abs, mode: fi.Mode(), size: fi.Size(), mtime: fi.ModTime()}
+	e := fileEntry{rel: rel, abs: abs, mode: fi.Mode(), size: fi.Size(), mtime: fi.ModTime(), info: fi}
 	if fi.Mode()&fs.ModeSymlink != 0 {
 		target, err := os.Readlink(abs)
 		if err != nil {
@@ -172,12 +173,16 @@ func (c *Context) hashAll(ctx context.Context, sel *selection) error {
 				if err := gctx.Err(); err != nil {
 					return err
 				}
-				fi, err := os.Lstat(e.abs)
-				if err != nil {
-					return err
+				fi := e.info
+				if fi == nil {
+					var err error
+					if fi, err = os.Lstat(e.abs); err != nil {
+						return err
+					}
 				}
 				rel, _ := filepath.Rel(c.dir, e.abs)
-				e.digest, err = c.stats.digest(filepath.ToSlash(rel), e.abs, fi)
+				d, err := c.stats.digest(filepath.ToSlash(rel), e.abs, fi)
+				e.digest = d
 				return err
 			})
 		}

@@ -45,8 +45,8 @@ func newRunCmd(g *globalOptions) *cobra.Command {
 		Short: "Run a command in a new container",
 		Long: "Run IMAGE's entrypoint and command (or COMMAND) in an isolated container: its own mount, PID,\n" +
 			"UTS, IPC and cgroup namespaces, docker's default capabilities and seccomp profile, through crun\n" +
-			"or runc. The network is the host's unless --network none or bridge (or -p, which implies bridge:\n" +
-			"an address on the kiln0 bridge, 10.89.0.0/24, with outbound NAT). The exit code is the process's own;\n" +
+			"or runc. The network is a bridge (an address on kiln0, 10.89.0.0/24, with outbound NAT; -p publishes\n" +
+			"ports) unless --network host or none. The exit code is the process's own;\n" +
 			"125 means kiln itself failed, 126 the command cannot be executed, 127 it was not found.",
 		Example: "  kiln run --rm hello\n  kiln run -d --name web --restart=on-failure:3 app\n  kiln run --rm -it busybox sh\n  kiln run --rm -v $PWD:/data:ro --memory 64m busybox ls /data",
 		Args:    argsRange(1, -1),
@@ -82,7 +82,7 @@ func newRunCmd(g *globalOptions) *cobra.Command {
 	f.StringVar(&o.hostname, "hostname", "", "container hostname")
 	f.StringVar(&entrypoint, "entrypoint", "", "override the image's ENTRYPOINT (\"\" clears it)")
 	f.StringVar(&o.pull, "pull", "missing", "pull the image: missing (when not in the store), always or never")
-	f.StringVar(&o.network, "network", "", "network: host (the default; bridge when -p is given), bridge (kiln0 with NAT) or none (loopback only)")
+	f.StringVar(&o.network, "network", "", "network: bridge (the default: kiln0 with NAT), host or none (loopback only)")
 	f.StringArrayVarP(&o.publish, "publish", "p", nil, "publish a port: [IP:]HOST-PORT:CONTAINER-PORT[/tcp|udp] (bridge network)")
 	f.StringVarP(&o.memory, "memory", "m", "", "memory limit, e.g. 64m or 1g")
 	f.Float64Var(&o.cpus, "cpus", 0, "CPU limit in cores, e.g. 0.5")
@@ -272,13 +272,10 @@ func (o *runOptions) spec() (runtime.Spec, error) {
 	if o.workdir != "" && !strings.HasPrefix(o.workdir, "/") {
 		return sp, fmt.Errorf("invalid -w %q: the working directory must be absolute", o.workdir)
 	}
-	if o.network == "" && len(o.publish) > 0 {
-		o.network = "bridge"
-	}
 	switch o.network {
-	case "host", "":
+	case "host":
 		sp.Network = runtime.NetworkHost
-	case "bridge":
+	case "bridge", "":
 		sp.Network = runtime.NetworkBridge
 	case "none":
 		sp.Network = runtime.NetworkNone

@@ -1,57 +1,19 @@
 package cache
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/kiln-build/kiln/internal/atomicfile"
 )
 
-// writeFileAtomic puts data under path so readers see either the old file or the whole new
-// one, even across a crash: temp file in tmpDir → fsync → rename → fsync the parent dir.
+// writeFileAtomic puts data under path through a temp file in tmpDir (see atomicfile).
 func writeFileAtomic(tmpDir, path string, data []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(tmpDir, "."+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			_ = f.Close()
-			_ = os.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("write %s: %w", tmp, err)
-	}
-	if err := f.Chmod(perm); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", tmp, err)
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	ok = true
-	return syncDir(filepath.Dir(path))
+	return atomicfile.Write(path, data, atomicfile.Options{Perm: perm, TmpDir: tmpDir})
 }
 
 // syncDir makes a rename or unlink in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync dir %s: %w", dir, err)
-	}
-	return nil
-}
+func syncDir(dir string) error { return atomicfile.SyncDir(dir) }
 
 // removeAllAtomic deletes a tree so that a crash midway never leaves a partial tree under
 // its final name: it is first renamed into the staging dir, then removed from there.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/moby/sys/mountinfo"
 
+	"github.com/kiln-build/kiln/internal/atomicfile"
 	"github.com/kiln-build/kiln/runtime"
 )
 
@@ -59,7 +60,7 @@ func (c *Container) requestStop(timeout time.Duration) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(c.dir, stopFile), data)
+	return atomicfile.Write(filepath.Join(c.dir, stopFile), data, atomicfile.Options{Perm: 0o600})
 }
 
 // Stop stops a running container: its stop signal, then SIGKILL after timeout. It returns

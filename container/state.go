@@ -9,6 +9,8 @@ import (
 	"time"
 
 	units "github.com/docker/go-units"
+
+	"github.com/kiln-build/kiln/internal/atomicfile"
 )
 
 // Status is where a container is in its life.
@@ -86,30 +88,8 @@ func writeState(dir string, s State) error {
 	if err != nil {
 		return fmt.Errorf("encode container state: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(dir, stateFile), append(data, '\n')); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, stateFile), append(data, '\n'), atomicfile.Options{Perm: 0o600}); err != nil {
 		return fmt.Errorf("write container state: %w", err)
 	}
 	return nil
-}
-
-// writeFileAtomic writes data next to path and renames it into place, so no reader ever sees a
-// partial file and a crash leaves either the old or the new content.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

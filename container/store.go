@@ -15,6 +15,7 @@ import (
 
 	"github.com/gofrs/flock"
 
+	"github.com/kiln-build/kiln/internal/atomicfile"
 	"github.com/kiln-build/kiln/runtime"
 )
 
@@ -142,7 +143,7 @@ func (s *Store) materialize(cfg Config) (*Container, error) {
 	}
 	data, err := json.MarshalIndent(c.Config, "", "  ")
 	if err == nil {
-		err = writeFileAtomic(filepath.Join(tmp, configFile), append(data, '\n'))
+		err = atomicfile.Write(filepath.Join(tmp, configFile), append(data, '\n'), atomicfile.Options{Perm: 0o600})
 	}
 	if err == nil {
 		err = writeState(tmp, State{Status: StatusCreated})

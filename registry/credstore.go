@@ -12,6 +12,8 @@ import (
 	"github.com/docker/docker-credential-helpers/client"
 	"github.com/docker/docker-credential-helpers/credentials"
 	"github.com/google/go-containerregistry/pkg/authn"
+
+	"github.com/kiln-build/kiln/internal/atomicfile"
 )
 
 // dockerConfigPath is where docker keeps config.json: $DOCKER_CONFIG, else ~/.docker.
@@ -147,36 +149,5 @@ func (c dockerConfig) save(path string, auths map[string]json.RawMessage) error 
 	if target, err := filepath.EvalSymlinks(path); err == nil {
 		path = target // keep a symlinked config.json a symlink, as docker does
 	}
-	return writeFileAtomic(path, data, 0o600)
-}
-
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return nil
+	return atomicfile.Write(path, data, atomicfile.Options{Perm: 0o600})
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/kiln-build/kiln/internal/atomicfile"
 )
 
 // etcMounts writes /etc/hostname (and, without host networking, /etc/hosts and /etc/resolv.conf)
@@ -87,34 +89,13 @@ func isolatedResolvConf(fallback bool) []byte {
 }
 
 // writeFileAtomic writes via temp file, fsync and rename so no half-written file is visible.
-func writeFileAtomic(name string, data []byte) error { return writeFile(name, data, true) }
+func writeFileAtomic(name string, data []byte) error {
+	return atomicfile.Write(name, data, atomicfile.Options{})
+}
 
-// writeRunFile is writeFileAtomic without the fsync, for files that live only as long as one run
-// (bundle files, owner records): a process crash still never sees a torn file, and after an OS
-// crash they are stale anyway. Saves milliseconds per container start.
-func writeRunFile(name string, data []byte) error { return writeFile(name, data, false) }
-
-func writeFile(name string, data []byte, sync bool) error {
-	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(0o644)
-	}
-	if err == nil && sync {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), name)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	return nil
+// writeRunFile is writeFileAtomic without the fsyncs, for files that live only as long as one
+// run (bundle files, owner records): a process crash still never sees a torn file, and after
+// an OS crash they are stale anyway. Saves milliseconds per container start.
+func writeRunFile(name string, data []byte) error {
+	return atomicfile.Write(name, data, atomicfile.Options{NoSync: true})
 }

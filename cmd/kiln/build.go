@@ -14,6 +14,7 @@ import (
 	"github.com/kiln-build/kiln/build"
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/cache/layer"
+	"github.com/kiln-build/kiln/internal/atomicfile"
 	"github.com/kiln-build/kiln/registry"
 	"github.com/kiln-build/kiln/runtime"
 )
@@ -168,7 +169,7 @@ func runBuild(cmd *cobra.Command, g *globalOptions, o *buildOptions, contextDir 
 		}
 	}
 	if o.iidfile != "" {
-		if err := writeFileAtomic(o.iidfile, []byte(img.ID.String())); err != nil {
+		if err := atomicfile.Write(o.iidfile, []byte(img.ID.String()), atomicfile.Options{Perm: 0o600}); err != nil {
 			return fmt.Errorf("write --iidfile: %w", err)
 		}
 	}

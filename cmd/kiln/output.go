@@ -10,6 +10,7 @@ import (
 
 	"github.com/kiln-build/kiln/build"
 	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/internal/atomicfile"
 	"github.com/kiln-build/kiln/registry"
 )
 
@@ -117,5 +118,5 @@ func writeMetadata(path string, img *build.Image, tags []cache.Name) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, append(data, '\n'))
+	return atomicfile.Write(path, append(data, '\n'), atomicfile.Options{Perm: 0o600})
 }

@@ -1,0 +1,67 @@
+// Package atomicfile replaces files so that readers see either the old or the whole new
+// content, even across a crash: temp file → write → fsync → rename → fsync of the directory.
+package atomicfile
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// Options tune Write; the zero value writes mode 0644 through a temp file beside path.
+type Options struct {
+	Perm   os.FileMode // 0 means 0644
+	TmpDir string      // where the temp file goes (same filesystem as path); "" = path's dir
+	NoSync bool        // skip both fsyncs, for files that do not outlive an OS crash anyway
+}
+
+// Write puts data at path atomically.
+func Write(path string, data []byte, o Options) error {
+	dir := o.TmpDir
+	if dir == "" {
+		dir = filepath.Dir(path)
+	}
+	perm := o.Perm
+	if perm == 0 {
+		perm = 0o644
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	err = f.Chmod(perm)
+	if err == nil {
+		_, err = f.Write(data)
+	}
+	if err == nil && !o.NoSync {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if o.NoSync {
+		return nil
+	}
+	return SyncDir(filepath.Dir(path))
+}
+
+// SyncDir makes a rename or unlink in dir durable.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync dir %s: %w", dir, err)
+	}
+	return nil
+}

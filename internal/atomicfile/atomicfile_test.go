@@ -1,0 +1,31 @@
+package atomicfile
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestWrite(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	for _, o := range []Options{{}, {Perm: 0o600, NoSync: true}, {TmpDir: t.TempDir()}} {
+		if err := Write(p, []byte("data"), o); err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Stat(p)
+		want := o.Perm
+		if want == 0 {
+			want = 0o644
+		}
+		if err != nil || fi.Mode().Perm() != want {
+			t.Errorf("%+v: %v %v", o, fi.Mode(), err)
+		}
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("temp files left: %v", ents)
+	}
+	if err := Write(filepath.Join(dir, "missing", "f"), nil, Options{}); err == nil {
+		t.Error("write into a missing dir succeeded")
+	}
+}

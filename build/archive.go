@@ -13,19 +13,15 @@ import (
 	"path"
 	"strings"
 
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
 
 	"github.com/kiln-build/kiln/cache/layer"
 )
 
-// Magic numbers of the compressions ADD understands.
+// Magic numbers of the compressions ADD understands beyond layers' own (gzip, zstd).
 var (
-	magicGzip  = []byte{0x1f, 0x8b}
 	magicBzip2 = []byte("BZh")
 	magicXz    = []byte{0xfd, '7', 'z', 'X', 'Z', 0x00}
-	magicZstd  = []byte{0x28, 0xb5, 0x2f, 0xfd}
 )
 
 // isArchive reports whether a local file is a tar archive, plain or compressed, which ADD
@@ -45,25 +41,38 @@ func isArchive(p string) bool {
 	return err == nil
 }
 
-// decompressAny detects the compression by magic number.
+// decompressAny detects the compression by magic number: bzip2 and xz here, gzip, zstd and
+// plain tar as for layers.
 func decompressAny(br *bufio.Reader) (io.ReadCloser, error) {
 	head, _ := br.Peek(6)
 	switch {
-	case bytes.HasPrefix(head, magicGzip):
-		return gzip.NewReader(br)
 	case bytes.HasPrefix(head, magicBzip2):
 		return io.NopCloser(bzip2.NewReader(br)), nil
 	case bytes.HasPrefix(head, magicXz):
 		r, err := xz.NewReader(br)
 		return io.NopCloser(r), err
-	case bytes.HasPrefix(head, magicZstd):
-		d, err := zstd.NewReader(br)
-		if err != nil {
-			return nil, err
-		}
-		return d.IOReadCloser(), nil
 	}
-	return io.NopCloser(br), nil
+	return layer.Decompress(br)
+}
+
+// eachEntry calls fn for every entry of the tar stream r, stopping when ctx ends.
+func eachEntry(ctx context.Context, r io.Reader, fn func(*tar.Header, io.Reader) error) error {
+	tr := tar.NewReader(r)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(hdr, tr); err != nil {
+			return err
+		}
+	}
 }
 
 // extractArchive writes an archive's entries under dest. Names are confined to dest; hard
@@ -79,20 +88,9 @@ func extractArchive(ctx context.Context, e *fileEntry, dest string, chown bool, 
 		return err
 	}
 	defer r.Close()
-	tr := tar.NewReader(r)
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("read archive: %w", err)
-		}
+	err = eachEntry(ctx, r, func(hdr *tar.Header, content io.Reader) error {
 		if !rebaseEntry(hdr, dest) {
-			continue
+			return nil
 		}
 		if chown {
 			hdr.Uid, hdr.Gid = uid, gid
@@ -102,11 +100,15 @@ func extractArchive(ctx context.Context, e *fileEntry, dest string, chown bool, 
 			return err
 		}
 		if hdr.Typeflag == tar.TypeReg {
-			if _, err := io.Copy(w, tr); err != nil {
-				return err
-			}
+			_, err := io.Copy(w, content)
+			return err
 		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("read archive: %w", err)
 	}
+	return nil
 }
 
 // rebaseEntry moves an archive entry under dest; it reports false for entries to skip.

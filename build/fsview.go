@@ -3,7 +3,6 @@ package build
 import (
 	"archive/tar"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -50,22 +49,7 @@ func (v *fsView) apply(ctx context.Context, l layerRef) error {
 		return err
 	}
 	defer r.Close()
-	tr := tar.NewReader(r)
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if err := v.add(hdr, tr); err != nil {
-			return err
-		}
-	}
+	return eachEntry(ctx, r, v.add)
 }
 
 func (v *fsView) add(hdr *tar.Header, r io.Reader) error {

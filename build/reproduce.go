@@ -50,11 +50,11 @@ func DiffImages(ctx context.Context, s *cache.Store, a, b *Image) ([]string, err
 		if da == db {
 			continue
 		}
-		ea, err := layerEntries(la[i].Uncompressed)
+		ea, err := layerEntries(ctx, la[i].Uncompressed)
 		if err != nil {
 			return nil, err
 		}
-		eb, err := layerEntries(lb[i].Uncompressed)
+		eb, err := layerEntries(ctx, lb[i].Uncompressed)
 		if err != nil {
 			return nil, err
 		}
@@ -66,32 +66,26 @@ func DiffImages(ctx context.Context, s *cache.Store, a, b *Image) ([]string, err
 // entry summarizes one tar entry for comparison.
 type entry struct{ meta, content string }
 
-func layerEntries(open func() (io.ReadCloser, error)) (map[string]entry, error) {
+func layerEntries(ctx context.Context, open func() (io.ReadCloser, error)) (map[string]entry, error) {
 	rc, err := open()
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
 	out := map[string]entry{}
-	tr := tar.NewReader(rc)
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			return out, nil
-		}
-		if err != nil {
-			return nil, err
-		}
+	err = eachEntry(ctx, rc, func(hdr *tar.Header, content io.Reader) error {
 		h := sha256.New()
-		if _, err := io.Copy(h, tr); err != nil {
-			return nil, err
+		if _, err := io.Copy(h, content); err != nil {
+			return err
 		}
 		out["/"+hdr.Name] = entry{
 			meta: fmt.Sprintf("type %c mode %o owner %d:%d link %q mtime %d xattrs %v", hdr.Typeflag, hdr.Mode,
 				hdr.Uid, hdr.Gid, hdr.Linkname, hdr.ModTime.Unix(), hdr.PAXRecords),
 			content: hex.EncodeToString(h.Sum(nil)),
 		}
-	}
+		return nil
+	})
+	return out, err
 }
 
 func entryDiffs(n int, a, b map[string]entry) []string {

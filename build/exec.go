@@ -81,7 +81,8 @@ func heredocData(f instructions.ShellInlineFile) string {
 	return f.Data
 }
 
-// Runner executes RUN steps in containers; NewRuntimeRunner adapts the runtime package.
+// Runner executes RUN steps in containers (RuntimeRunner adapts the runtime package). When
+// Run returns, Upper must hold only what the command changed: no mount points it created.
 type Runner interface {
 	Run(ctx context.Context, req RunRequest) error
 }
@@ -153,7 +154,6 @@ func (s *solver) exec(ctx context.Context, v *Vertex, op *execOp, parent *vresul
 	if err := s.opts.Runner.Run(ctx, req); err != nil {
 		return nil, fmt.Errorf("%s: %w%s", strings.Join(op.args, " "), err, out.tail())
 	}
-	removeMountStubs(upper, lower, pm.mounts)
 	p, err := s.pack(ctx, func(w *layer.Writer) error { return layer.Diff(ctx, upper, w) })
 	if err != nil {
 		return nil, err

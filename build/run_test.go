@@ -44,12 +44,6 @@ func (r *fakeRunner) Run(ctx context.Context, req RunRequest) error {
 		}
 	}
 	fmt.Fprintf(req.Output, "running %s\n", script)
-	for _, m := range req.Mounts { // the runtime creates missing mount points in the rootfs
-		stub := filepath.Join(req.Upper, m.Target)
-		if _, err := os.Stat(stub); err != nil {
-			_ = os.MkdirAll(stub, 0o755)
-		}
-	}
 	mountSource := func(p string) string {
 		for _, m := range req.Mounts {
 			if rel, err := filepath.Rel(m.Target, p); err == nil && !strings.HasPrefix(rel, "..") {

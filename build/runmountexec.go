@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
@@ -191,38 +190,4 @@ func (s *solver) secretFile(m runMount, file string, pm *preparedMounts) (string
 	}
 	pm.secrets = append(pm.secrets, val)
 	return file, false, nil
-}
-
-// removeMountStubs deletes, from a step's upper dir, the empty files and directories the
-// runtime created as mount points: they were not written by the command and must not
-// become part of the layer (BuildKit does the same).
-func removeMountStubs(upper string, lower []string, mounts []RunMount) {
-	for _, m := range mounts {
-		for p := m.Target; p != "/" && p != "."; p = path.Dir(p) {
-			if existsInLower(lower, p) {
-				break
-			}
-			full := filepath.Join(upper, filepath.FromSlash(p))
-			fi, err := os.Lstat(full)
-			if err != nil {
-				break
-			}
-			if !fi.IsDir() && fi.Size() != 0 {
-				break
-			}
-			if err := os.Remove(full); err != nil { // fails, as wanted, on a non-empty dir
-				break
-			}
-		}
-	}
-}
-
-// existsInLower reports whether p exists in any layer below the step.
-func existsInLower(lower []string, p string) bool {
-	for _, l := range lower {
-		if _, err := os.Lstat(filepath.Join(l, filepath.FromSlash(p))); err == nil {
-			return true
-		}
-	}
-	return false
 }

@@ -13,7 +13,8 @@ import (
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/gofrs/flock"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
-	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/runtime"
 )
 
 // preparedMounts holds what a RUN's mounts need while it runs, and releases it after.
@@ -110,17 +111,11 @@ func (s *solver) writableCopy(src string, pm *preparedMounts) (string, error) {
 		}
 		return dst, os.WriteFile(dst, data, fi.Mode().Perm())
 	}
-	upper, work, merged := filepath.Join(tmp, "upper"), filepath.Join(tmp, "work"), filepath.Join(tmp, "merged")
-	for _, d := range []string{upper, work, merged} {
-		if err := os.Mkdir(d, 0o755); err != nil {
-			return "", err
-		}
-	}
-	opts := "lowerdir=" + src + ",upperdir=" + upper + ",workdir=" + work
-	if err := unix.Mount("overlay", merged, "overlay", 0, opts); err != nil {
+	merged, release, err := runtime.MountLayers(tmp, []string{src})
+	if err != nil {
 		return "", fmt.Errorf("read-write bind mount needs overlayfs (root): %w", err)
 	}
-	pm.releases = append(pm.releases, func() { _ = unix.Unmount(merged, unix.MNT_DETACH) })
+	pm.releases = append(pm.releases, func() { _ = release() })
 	return merged, nil
 }
 

@@ -107,3 +107,18 @@ func unmountRootfs(bundle string) error {
 	}
 	return nil
 }
+
+// MountLayers mounts layer dirs (bottom first) as one filesystem at <dir>/rootfs for reading,
+// e.g. a stage that COPY --from reads: an overlay with a throwaway upper dir under dir, so any
+// number of layers mounts. release unmounts it; the caller removes dir.
+func MountLayers(dir string, lower []string) (rootfs string, release func() error, err error) {
+	upper := filepath.Join(dir, "upper")
+	if err := os.MkdirAll(upper, 0o755); err != nil {
+		return "", nil, err
+	}
+	rootfs, err = mountRootfs(dir, lower, upper, filepath.Join(dir, "work"))
+	if err != nil {
+		return "", nil, err
+	}
+	return rootfs, func() error { return unmountRootfs(dir) }, nil
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/internal/testregistry"
 )
 
 const benchImageSize = 50 << 20
@@ -62,7 +63,7 @@ func storeRandomImage(b *testing.B, s *cache.Store) {
 // skopeo doing the same copies for comparison. Every iteration uses a fresh repository
 // (push) or a fresh store (pull), so nothing is skipped.
 func BenchmarkRegistry50MB(b *testing.B) {
-	host := startDockerRegistry(b)
+	host := testregistry.Start(b)
 	s := openStore(b)
 	storeRandomImage(b, s)
 	ctx := context.Background()
@@ -75,7 +76,7 @@ func BenchmarkRegistry50MB(b *testing.B) {
 		b.SetBytes(benchImageSize)
 		for range b.N {
 			b.StopTimer()
-			fresh := startDockerRegistry(b)
+			fresh := testregistry.Start(b)
 			b.StartTimer()
 			if _, err := Push(ctx, s, "bench", fresh+"/bench/push:1"); err != nil {
 				b.Fatal(err)
@@ -107,7 +108,7 @@ func BenchmarkRegistry50MB(b *testing.B) {
 		b.SetBytes(benchImageSize)
 		for range b.N {
 			b.StopTimer()
-			fresh := startDockerRegistry(b)
+			fresh := testregistry.Start(b)
 			b.StartTimer()
 			skopeo(b, "copy", "--dest-tls-verify=false", "oci:"+s.Root()+":docker.io/library/bench:latest", "docker://"+fresh+"/bench/skopeo:1")
 		}

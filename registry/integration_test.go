@@ -13,10 +13,12 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/kiln-build/kiln/internal/testregistry"
 )
 
 func TestDockerRegistryPushPull(t *testing.T) {
-	host := startDockerRegistry(t)
+	host := testregistry.Start(t)
 	src := openStore(t)
 	local := storeBusybox(t, src, "busybox")
 	pushed, err := Push(context.Background(), src, "busybox", host+"/kiln/bb:v1")
@@ -53,7 +55,7 @@ func TestPullWhatSkopeoPushed(t *testing.T) {
 	if _, err := exec.LookPath("skopeo"); err != nil {
 		t.Skip("needs skopeo")
 	}
-	host := startDockerRegistry(t)
+	host := testregistry.Start(t)
 	src := openStore(t)
 	local := storeBusybox(t, src, "busybox")
 	// The store is an OCI layout: skopeo reads it directly.
@@ -74,7 +76,7 @@ func TestPullWhatSkopeoPushed(t *testing.T) {
 }
 
 func TestCrossRepositoryMount(t *testing.T) {
-	backend := startDockerRegistry(t)
+	backend := testregistry.Start(t)
 	var mounts, uploads atomic.Int64
 	target, _ := url.Parse("http://" + backend)
 	proxy := httputil.NewSingleHostReverseProxy(target)
@@ -110,7 +112,7 @@ func TestCrossRepositoryMount(t *testing.T) {
 }
 
 func TestLoginAgainstHtpasswd(t *testing.T) {
-	host := startDockerRegistry(t, "alice:s3cret")
+	host := testregistry.Start(t, "alice:s3cret")
 	home := t.TempDir()
 	t.Setenv("HOME", home)
 	t.Setenv("DOCKER_CONFIG", filepath.Join(home, "docker"))

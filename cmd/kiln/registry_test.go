@@ -1,53 +1,14 @@
 package main
 
 import (
-	"fmt"
-	"net"
-	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/kiln-build/kiln/internal/testregistry"
 )
 
-// startRegistry runs Debian's docker-registry on a free loopback port until the test ends.
-func startRegistry(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("docker-registry")
-	if err != nil {
-		t.Skip("docker-registry not installed (make test installs it)")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	dir := t.TempDir()
-	cfg := fmt.Sprintf("version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\nlog:\n  level: error\n", dir, addr)
-	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve", filepath.Join(dir, "config.yml"))
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	for range 100 {
-		if resp, err := http.Get("http://" + addr + "/v2/"); err == nil {
-			resp.Body.Close()
-			return addr
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("docker-registry did not start on %s", addr)
-	return ""
-}
-
 func TestPushPullAndBuildFromRegistry(t *testing.T) {
-	addr := startRegistry(t)
+	addr := testregistry.Start(t)
 	src := busyboxRoot(t)
 	ref := addr + "/team/busybox:1"
 	pushed := ok(t, src, "push", "busybox", ref)
@@ -81,7 +42,7 @@ func TestPushPullAndBuildFromRegistry(t *testing.T) {
 // TestBuildCacheThroughRegistry: a CI machine exports its cache, a fresh one imports it and
 // builds with every step cached.
 func TestBuildCacheThroughRegistry(t *testing.T) {
-	addr := startRegistry(t)
+	addr := testregistry.Start(t)
 	ctxDir := t.TempDir()
 	writeTree(t, ctxDir, map[string]string{"Buildfile": "FROM scratch\nCOPY a /a\nCOPY b /b\nENV X=1\n", "a": "A", "b": "B"})
 	cacheRef := addr + "/team/app:buildcache"

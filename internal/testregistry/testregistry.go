@@ -1,4 +1,5 @@
-package registry
+// Package testregistry starts Debian's docker-registry for tests that need a real registry.
+package testregistry
 
 import (
 	"fmt"
@@ -12,10 +13,10 @@ import (
 	"time"
 )
 
-// startDockerRegistry runs Debian's docker-registry (distribution 2.8) on a free loopback
+// Start runs Debian's docker-registry (distribution 2.8) on a free loopback
 // port with a temporary storage dir; with users ("name:password"), it requires htpasswd
 // basic auth. It returns "127.0.0.1:PORT".
-func startDockerRegistry(t testing.TB, users ...string) string {
+func Start(t testing.TB, users ...string) string {
 	t.Helper()
 	bin, err := exec.LookPath("docker-registry")
 	if err != nil {

@@ -16,7 +16,7 @@ FUZZMINIMIZE ?= 100x
 # Fuzz targets as package:Target; `make fuzz FUZZTIME=2m` runs each longer.
 FUZZ_TARGETS := ./build:FuzzParsePlan ./cache/layer:FuzzApply ./cache/layer:FuzzApplyEntries ./cache/layer:FuzzDecompress ./cache:FuzzParseName ./registry:FuzzLoad ./runtime:FuzzResolveUser
 
-.PHONY: build demo test unit fuzz bench bench-compare lint deps-demo deps-test clean
+.PHONY: build demo test unit fuzz stress bench bench-compare lint deps-demo deps-test clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/kiln
@@ -40,6 +40,10 @@ demo: deps-demo build
 test: deps-test lint
 	$(GO) test -race -count=1 -timeout 20m ./...
 	@$(MAKE) --no-print-directory fuzz
+
+# The crash suite at full strength: 1,000 SIGKILLed builds (make test kills 100).
+stress: deps-test
+	KILN_KILLS=1000 $(GO) test -count=1 -timeout 60m -run '^TestKillLoop$$' -v ./cmd/kiln
 
 unit:
 	$(GO) test -short ./...

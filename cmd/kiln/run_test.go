@@ -3,13 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"math/rand/v2"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/internal/testimage"
@@ -115,41 +111,6 @@ func TestCheckReproducible(t *testing.T) {
 	}
 	if r := kiln(t, root, nil, "inspect", "notrepro"); r.code == 0 {
 		t.Error("an irreproducible build was tagged")
-	}
-}
-
-// TestKilledBuildsLeaveAUsableStore SIGKILLs kiln builds at random points; the next build
-// must succeed with the right result and leave no mount behind.
-func TestKilledBuildsLeaveAUsableStore(t *testing.T) {
-	requireContainers(t)
-	if testing.Short() {
-		t.Skip("kills 20 builds")
-	}
-	root, ctxDir := busyboxRoot(t), t.TempDir()
-	for i := range 20 {
-		writeTree(t, ctxDir, map[string]string{
-			"Buildfile": "FROM busybox\nRUN sleep 0.1 && echo a > /a\nCOPY f /f\nRUN cat /a /f > /g\nCMD [\"cat\", \"/g\"]\n",
-			"f":         fmt.Sprintf("try %d\n", i),
-		})
-		cmd := exec.Command(os.Args[0], "build", "-q", "-t", "k", ctxDir)
-		cmd.Env = append(os.Environ(), execEnv+"=1", "KILN_ROOT="+root)
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(time.Duration(rand.IntN(400)) * time.Millisecond)
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	}
-	ok(t, root, "build", "-q", "-t", "k", ctxDir)
-	if out := ok(t, root, "run", "--rm", "k").stdout; out != "a\ntry 19\n" {
-		t.Errorf("after killed builds the image prints %q", out)
-	}
-	mounts, err := os.ReadFile("/proc/self/mountinfo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(string(mounts), root) {
-		t.Errorf("mounts left under the store:\n%s", mounts)
 	}
 }
 

@@ -104,11 +104,12 @@ type RunRequest struct {
 
 // RunMount is a RUN --mount, prepared: a host path bound at Target, or a tmpfs.
 type RunMount struct {
-	Source   string // host file or directory; "" for a tmpfs
+	Source   string // host file or directory; "" for a tmpfs or a secret
 	Target   string // absolute path in the container
 	ReadOnly bool
 	Tmpfs    bool
 	Options  []string // tmpfs options such as size=64m
+	Secret   *Secret  // a read-only file whose content must never reach the disk
 }
 
 // ExitError reports a RUN command that exited with a non-zero code.
@@ -138,7 +139,7 @@ func (s *solver) exec(ctx context.Context, v *Vertex, op *execOp, parent *vresul
 			return nil, err
 		}
 	}
-	pm, err := s.prepareMounts(ctx, op, tmp)
+	pm, err := s.prepareMounts(ctx, op)
 	if err != nil {
 		return nil, err
 	}

@@ -54,7 +54,14 @@ func (r *fakeRunner) Run(ctx context.Context, req RunRequest) error {
 	}
 	switch {
 	case strings.HasPrefix(script, "cat-mount "): // cat-mount PATH: print a mounted file
-		b, err := os.ReadFile(mountSource(strings.Fields(script)[1]))
+		p := strings.Fields(script)[1]
+		for _, m := range req.Mounts {
+			if m.Secret != nil && m.Target == p {
+				fmt.Fprintf(req.Output, "content: %s\n", m.Secret.Data)
+				return nil
+			}
+		}
+		b, err := os.ReadFile(mountSource(p))
 		if err != nil {
 			return err
 		}

@@ -31,10 +31,10 @@ func (pm *preparedMounts) release() {
 }
 
 // prepareMounts makes each --mount's source: context paths, other stages' filesystems,
-// persistent cache dirs, secret files. tmp is the step's private staging dir.
-func (s *solver) prepareMounts(ctx context.Context, op *execOp, tmp string) (*preparedMounts, error) {
+// persistent cache dirs, in-memory secret files.
+func (s *solver) prepareMounts(ctx context.Context, op *execOp) (*preparedMounts, error) {
 	pm := &preparedMounts{}
-	for i, m := range op.mounts {
+	for _, m := range op.mounts {
 		rm := RunMount{Target: m.target, ReadOnly: m.readOnly}
 		var err error
 		switch m.typ {
@@ -49,7 +49,7 @@ func (s *solver) prepareMounts(ctx context.Context, op *execOp, tmp string) (*pr
 			}
 		case instructions.MountTypeSecret:
 			var skip bool
-			rm.Source, skip, err = s.secretFile(m, filepath.Join(tmp, fmt.Sprintf("secret-%d", i)), pm)
+			rm.Secret, skip, err = s.secretFile(m, pm)
 			if skip {
 				continue
 			}
@@ -165,24 +165,23 @@ func (s *solver) cacheDir(m runMount, pm *preparedMounts) (string, bool, error) 
 	return dir, m.readOnly, nil
 }
 
-// secretFile writes a secret given with `kiln build --secret` into the step's staging dir.
-func (s *solver) secretFile(m runMount, file string, pm *preparedMounts) (string, bool, error) {
+// Secret is a secret file's content and ownership for a RUN step; the runner keeps it in memory.
+type Secret struct {
+	Data     []byte
+	Mode     fs.FileMode
+	UID, GID int
+}
+
+// secretFile hands a secret given with `kiln build --secret` to the runner as an in-memory
+// file: it is never written to the store, so no crash can leave its plaintext on disk (#10.5).
+func (s *solver) secretFile(m runMount, pm *preparedMounts) (*Secret, bool, error) {
 	val, ok := s.opts.Secrets[m.secretID]
 	if !ok {
 		if m.required {
-			return "", false, fmt.Errorf("secret %q is required: pass it with --secret id=%s,src=FILE", m.secretID, m.secretID)
+			return nil, false, fmt.Errorf("secret %q is required: pass it with --secret id=%s,src=FILE", m.secretID, m.secretID)
 		}
-		return "", true, nil
-	}
-	if err := os.WriteFile(file, val, fs.FileMode(m.mode)); err != nil {
-		return "", false, err
-	}
-	if err := os.Chmod(file, fs.FileMode(m.mode)); err != nil {
-		return "", false, err
-	}
-	if err := os.Lchown(file, m.uid, m.gid); err != nil && os.Geteuid() == 0 {
-		return "", false, err
+		return nil, true, nil
 	}
 	pm.secrets = append(pm.secrets, val)
-	return file, false, nil
+	return &Secret{Data: val, Mode: fs.FileMode(m.mode), UID: m.uid, GID: m.gid}, false, nil
 }

@@ -2,10 +2,12 @@ package build
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 
+	"github.com/kiln-build/kiln/internal/passwd"
 	"github.com/kiln-build/kiln/runtime"
 )
 
@@ -30,7 +32,15 @@ func (r RuntimeRunner) Run(ctx context.Context, req RunRequest) error {
 		network = runtime.NetworkNone
 	}
 	var mounts []runtime.Mount
+	var files []runtime.File
 	for _, m := range req.Mounts {
+		if sec := m.Secret; sec != nil {
+			if sec.UID < 0 || sec.UID > passwd.MaxID || sec.GID < 0 || sec.GID > passwd.MaxID {
+				return fmt.Errorf("secret at %s: uid and gid must be from 0 to %d", m.Target, uint64(passwd.MaxID))
+			}
+			files = append(files, runtime.File{Target: m.Target, Data: sec.Data, Mode: sec.Mode, UID: uint32(sec.UID), GID: uint32(sec.GID)})
+			continue
+		}
 		rm := runtime.Mount{Type: runtime.Bind, Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly, Options: m.Options}
 		if m.Tmpfs {
 			rm.Type = runtime.Tmpfs
@@ -39,7 +49,7 @@ func (r RuntimeRunner) Run(ctx context.Context, req RunRequest) error {
 	}
 	code, err := runtime.Run(ctx, runtime.Spec{
 		ID: req.ID, Lower: req.Lower, Upper: req.Upper, Work: req.Work, BundleDir: bundle, StateDir: r.StateDir,
-		Args: req.Args, Env: req.Env, Cwd: req.Cwd, User: req.User, Hostname: buildHostname, Mounts: mounts,
+		Args: req.Args, Env: req.Env, Cwd: req.Cwd, User: req.User, Hostname: buildHostname, Mounts: mounts, Files: files,
 		Network: network, Stdout: req.Output, Stderr: req.Output, Runtime: r.Runtime, Debug: r.Debug,
 	})
 	if err != nil {

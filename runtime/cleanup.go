@@ -36,6 +36,7 @@ func Cleanup(ctx context.Context, stateDir string) error {
 	}
 	errs = append(errs, cleanupRuntimes(ctx, stateDir, live))
 	errs = append(errs, cleanupNetworks(ctx, stateDir, live))
+	errs = append(errs, cleanupFiles(stateDir, live))
 	errs = append(errs, cleanupProbes(stateDir))
 	errs = append(errs, cleanupCgroups(live))
 	return errors.Join(errs...)
@@ -62,6 +63,9 @@ func cleanupOwner(ctx context.Context, stateDir string, o owner) error {
 		if err := unmountRootfs(o.Bundle); err != nil {
 			return fmt.Errorf("clean up container %s: %w", o.ID, err)
 		}
+	}
+	if err := unmountFiles(stateDir, o.ID); err != nil {
+		return fmt.Errorf("clean up container %s: %w", o.ID, err)
 	}
 	if err := detachNetwork(ctx, stateDir, o.ID); err != nil {
 		return fmt.Errorf("clean up container %s: %w", o.ID, err)

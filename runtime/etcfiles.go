@@ -3,7 +3,9 @@ package runtime
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -14,38 +16,55 @@ import (
 	"github.com/kiln-build/kiln/internal/atomicfile"
 )
 
-// etcMounts writes /etc/hostname (and, without host networking, /etc/hosts and /etc/resolv.conf)
-// into the bundle and returns the bind mounts that place them, as docker does.
+// etcMounts writes /etc/hostname, /etc/hosts and /etc/resolv.conf into the bundle and returns the
+// bind mounts that place them, as docker does. With the host network the last two are copies of
+// the host's: the container may change its own, never the host's (issue 10.1).
 func etcMounts(bundle, hostname string, network NetworkMode, ip netip.Addr, readOnly bool) ([]specs.Mount, error) {
-	if err := writeRunFile(filepath.Join(bundle, "hostname"), []byte(hostname+"\n")); err != nil {
-		return nil, err
-	}
-	hostsSrc, resolvSrc := "/etc/hosts", "/etc/resolv.conf"
-	if network != NetworkHost {
-		hostsSrc, resolvSrc = filepath.Join(bundle, "hosts"), filepath.Join(bundle, "resolv.conf")
-		if err := writeRunFile(hostsSrc, isolatedHosts(hostname, ip)); err != nil {
+	hosts, resolv := isolatedHosts(hostname, ip), isolatedResolvConf(network == NetworkBridge)
+	if network == NetworkHost {
+		var err error
+		if hosts, err = hostEtcFile("/etc/hosts"); err != nil {
 			return nil, err
 		}
-		if err := writeRunFile(resolvSrc, isolatedResolvConf(network == NetworkBridge)); err != nil {
+		if resolv, err = hostEtcFile("/etc/resolv.conf"); err != nil {
 			return nil, err
 		}
 	}
+	files := []struct {
+		name string
+		data []byte
+	}{{"hostname", []byte(hostname + "\n")}, {"hosts", hosts}, {"resolv.conf", resolv}}
 	var out []specs.Mount
-	add := func(src, dst string) {
+	for _, f := range files {
+		if f.data == nil {
+			continue // the host has none: neither has the container
+		}
+		src := filepath.Join(bundle, f.name)
+		if err := writeRunFile(src, f.data); err != nil {
+			return nil, err
+		}
 		opts := []string{"rbind", "rprivate"}
 		if readOnly {
 			opts = append(opts, "ro")
 		}
-		out = append(out, specs.Mount{Destination: dst, Type: "bind", Source: src, Options: opts})
-	}
-	add(filepath.Join(bundle, "hostname"), "/etc/hostname")
-	if _, err := os.Stat(hostsSrc); err == nil {
-		add(hostsSrc, "/etc/hosts")
-	}
-	if _, err := os.Stat(resolvSrc); err == nil {
-		add(resolvSrc, "/etc/resolv.conf")
+		out = append(out, specs.Mount{Destination: "/etc/" + f.name, Type: "bind", Source: src, Options: opts})
 	}
 	return out, nil
+}
+
+// hostEtcFile reads one of the host's own /etc files for a container's copy; nil when missing.
+func hostEtcFile(name string) ([]byte, error) {
+	data, err := os.ReadFile(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the host's %s for the container: %w", name, err)
+	}
+	if data == nil {
+		data = []byte{}
+	}
+	return data, nil
 }
 
 // isolatedHosts is docker's /etc/hosts for a container with its own network namespace; with a
@@ -85,7 +104,7 @@ func isolatedResolvConf(fallback bool) []byte {
 	if fallback && servers == 0 {
 		out.WriteString("nameserver 8.8.8.8\nnameserver 8.8.4.4\n")
 	}
-	return out.Bytes()
+	return append([]byte{}, out.Bytes()...) // never nil: an empty file is still the container's own
 }
 
 // writeFileAtomic writes via temp file, fsync and rename so no half-written file is visible.

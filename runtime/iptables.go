@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -129,7 +130,7 @@ func deletePortRules(ctx context.Context, id string) error {
 	var errs []error
 	for _, line := range strings.Split(string(out), "\n") {
 		f := splitRule(line)
-		if len(f) < 2 || f[0] != "-A" || !containsString(f, portTag(id)) {
+		if len(f) < 2 || f[0] != "-A" || !slices.Contains(f, portTag(id)) {
 			continue
 		}
 		f[0] = "-D"

@@ -109,6 +109,7 @@ func TestCleanupAfterKill(t *testing.T) {
 		s := testSpec(t, rt, state, "sh", "-c", "touch /ready/ok; exec sleep 100")
 		s.Mounts = []Mount{{Type: Bind, Source: ready, Target: "/ready"}}
 		s.Resources.PidsLimit = 50
+		s.Files = []File{{Target: "/run/secrets/token", Data: []byte("s3cr3t")}}
 		os.MkdirAll(s.Upper, 0o755)
 		enc, _ := json.Marshal(s)
 		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
@@ -122,11 +123,15 @@ func TestCleanupAfterKill(t *testing.T) {
 		if mounted, _ := mountinfo.Mounted(filepath.Join(s.BundleDir, "rootfs")); !mounted {
 			t.Fatal("the killed run should have left its rootfs mounted")
 		}
+		if mounted, _ := mountinfo.Mounted(filesDir(state, s.ID)); !mounted {
+			t.Error("the killed run's in-memory files should still be mounted")
+		}
 		pid := containerPid(t, rt, state, s.ID)
 		if err := Cleanup(context.Background(), state); err != nil {
 			t.Fatalf("Cleanup: %v", err)
 		}
 		assertNoLeftovers(t, rt, state, s)
+		assertNoFiles(t, state, s.ID)
 		time.Sleep(50 * time.Millisecond)
 		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
 			if st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); !strings.Contains(string(st), " Z ") {

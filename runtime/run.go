@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -44,15 +45,28 @@ func runWith(ctx context.Context, r Runner, s Spec) (status ExitStatus, err erro
 	if err := writeOwner(s.StateDir, o); err != nil {
 		return -1, err
 	}
+	files, err := mountFiles(s)
+	if err != nil {
+		removeOwner(s.StateDir, s.ID) //nolint:errcheck // nothing is mounted; the record is harmless
+		return -1, err
+	}
+	s.Mounts = append(slices.Clip(s.Mounts), files...)
 	rootfs, err := mountRootfs(s.BundleDir, s.Lower, s.Upper, s.Work)
 	if err != nil {
-		removeOwner(s.StateDir, s.ID) //nolint:errcheck // nothing was mounted; the record is harmless
+		if ferr := unmountFiles(s.StateDir, s.ID); ferr != nil {
+			return -1, errors.Join(err, ferr) // keep the record: Cleanup retries
+		}
+		removeOwner(s.StateDir, s.ID) //nolint:errcheck // nothing is mounted; the record is harmless
 		return -1, err
 	}
 	stubs := findStubs(rootfs, s)
 	defer func() {
 		if uerr := unmountRootfs(s.BundleDir); uerr != nil {
 			err = errors.Join(err, uerr) // keep the record: Cleanup retries the unmount
+			return
+		}
+		if ferr := unmountFiles(s.StateDir, s.ID); ferr != nil {
+			err = errors.Join(err, ferr) // keep the record: Cleanup retries
 			return
 		}
 		err = errors.Join(err, stubs.pruneUpper(), removeOwner(s.StateDir, s.ID))

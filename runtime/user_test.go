@@ -1,10 +1,16 @@
 package runtime
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestResolveUser(t *testing.T) {
@@ -77,6 +83,48 @@ func FuzzResolveUser(f *testing.F) {
 		resolveUser(rootfs, spec) //nolint:errcheck // only panics matter here
 		if _, err := resolveUser(rootfs, "12345:678"); err != nil {
 			t.Fatalf("numeric ids must resolve: %v", err)
+		}
+	})
+}
+
+// A FIFO, a device or a huge file as the image's /etc/passwd or /etc/group fails the run at
+// once with an error naming the file, with or without a user given (issue 10.3): it used to
+// block kiln forever in open(2).
+func TestRunHostileAccountFiles(t *testing.T) {
+	forEachRuntime(t, func(t *testing.T, rt, state string) {
+		kinds := map[string]func(string) error{
+			"fifo":   func(p string) error { return unix.Mkfifo(p, 0o644) },
+			"device": func(p string) error { return unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(1, 5))) },
+			"huge": func(p string) error {
+				f, err := os.Create(p)
+				if err == nil {
+					err = errors.Join(f.Truncate(1<<30), f.Close())
+				}
+				return err
+			},
+		}
+		for kind, mk := range kinds {
+			for _, file := range []string{"passwd", "group"} {
+				for _, user := range []string{"", "nobody", "1000:1000"} {
+					layer := t.TempDir()
+					os.Mkdir(filepath.Join(layer, "etc"), 0o755)
+					if err := mk(filepath.Join(layer, "etc", file)); err != nil {
+						t.Fatal(err)
+					}
+					s := testSpec(t, rt, state, "true")
+					s.Lower = append(s.Lower, layer)
+					s.User = user
+					os.MkdirAll(s.Upper, 0o755)
+					ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+					_, err := Run(ctx, s)
+					timedOut := ctx.Err() != nil
+					cancel()
+					if err == nil || !strings.Contains(err.Error(), "/etc/"+file) || timedOut {
+						t.Errorf("%s /etc/%s, user %q: err %v, want an error naming the file", kind, file, user, err)
+					}
+					assertNoLeftovers(t, rt, state, s)
+				}
+			}
 		}
 	})
 }

@@ -80,10 +80,8 @@ func create(root string) (*Store, error) {
 		return nil, fmt.Errorf("open store %s: %w", root, err)
 	}
 	s := &Store{root: abs, opened: time.Now()}
-	for _, d := range []string{s.blobDir(), s.snapDir(), s.recordDir(), s.tmpDir(), s.lockDir()} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return nil, fmt.Errorf("create store %s: %w", abs, err)
-		}
+	if err := s.makeDirs(); err != nil {
+		return nil, fmt.Errorf("create store %s: %w", abs, err)
 	}
 	if err := s.initLayout(); err != nil {
 		return nil, fmt.Errorf("create store %s: %w", abs, err)

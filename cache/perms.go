@@ -21,7 +21,7 @@ func (s *Store) layoutDirs() []string {
 		filepath.Join(s.root, "blobs"), s.blobDir(),
 		s.snapDir(),
 		filepath.Join(s.root, "cache"), filepath.Join(s.root, "cache", "index"), s.recordDir(),
-		s.tmpDir(),
+		s.tmpRoot(),
 		s.lockDir(),
 	}
 }

@@ -67,7 +67,7 @@ func (s *Store) GC(ctx context.Context, opts GCOptions) (GCStats, error) {
 	if !opts.DryRun {
 		// Whatever predates this exclusive Open was abandoned; the margin covers the
 		// filesystem's coarse timestamps, which may lag the clock.
-		s.cleanTmp(s.opened.Add(-time.Second))
+		cleanLegacyTmp(s.tmpRoot(), s.opened.Add(-time.Second))
 	}
 	return st, nil
 }

@@ -25,7 +25,7 @@ func (s *Store) WriteState(name string, data []byte) error {
 	if err := checkStateName(name); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(s.stateDir(), 0o755); err != nil {
+	if err := ensureDir(s.stateDir()); err != nil {
 		return fmt.Errorf("write state %s: %w", name, err)
 	}
 	if old, err := os.ReadFile(filepath.Join(s.stateDir(), name)); err == nil && bytes.Equal(old, data) {

@@ -28,6 +28,7 @@ type Store struct {
 	gcLock    *flock.Flock
 	exclusive bool
 	opened    time.Time
+	stage     *staging // this Store's staging under tmp/
 	// gcMu keeps this Store's own writers out while its GC deletes.
 	gcMu sync.RWMutex
 }
@@ -41,12 +42,14 @@ func Open(root string) (*Store, error) {
 	}
 	// Nobody else holding the store means whatever is left in tmp/ was abandoned.
 	if ok, err := s.gcLock.TryLock(); err == nil && ok {
-		s.cleanTmp(time.Now().Add(-staleAge))
+		cleanLegacyTmp(s.tmpRoot(), time.Now().Add(-staleAge))
 		if err := s.gcLock.Unlock(); err != nil {
+			s.stage.close()
 			return nil, fmt.Errorf("unlock %s: %w", s.gcLock.Path(), err)
 		}
 	}
 	if err := s.gcLock.RLock(); err != nil {
+		s.stage.close()
 		return nil, fmt.Errorf("lock store %s: %w", root, err)
 	}
 	return s, nil
@@ -64,6 +67,7 @@ func OpenExclusive(root string) (*Store, error) {
 		return nil, fmt.Errorf("lock store %s: %w", root, err)
 	}
 	if !ok {
+		s.stage.close()
 		return nil, fmt.Errorf("open %s exclusively: %w", root, ErrInUse)
 	}
 	s.exclusive = true
@@ -80,15 +84,18 @@ func create(root string) (*Store, error) {
 		return nil, fmt.Errorf("open store %s: %w", root, err)
 	}
 	s := &Store{root: abs, opened: time.Now()}
-	for _, d := range []string{s.blobDir(), s.snapDir(), s.recordDir(), s.tmpDir(), s.lockDir()} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return nil, fmt.Errorf("create store %s: %w", abs, err)
-		}
-	}
-	if err := s.initLayout(); err != nil {
+	if err := s.makeDirs(); err != nil {
 		return nil, fmt.Errorf("create store %s: %w", abs, err)
 	}
-	s.gcLock = flock.New(filepath.Join(abs, "gc.lock"), flock.SetPermissions(0o644))
+	sweepDeadOwners(s.tmpRoot())
+	if s.stage, err = newStaging(s.tmpRoot()); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", abs, err)
+	}
+	if err := s.initLayout(); err != nil {
+		s.stage.close()
+		return nil, fmt.Errorf("create store %s: %w", abs, err)
+	}
+	s.gcLock = flock.New(filepath.Join(abs, "gc.lock"), flock.SetPermissions(0o600))
 	return s, nil
 }
 
@@ -113,10 +120,15 @@ func (s *Store) initLayout() error {
 	return nil
 }
 
-// Close releases the store lock; the Store must not be used afterwards.
+// Close removes what this Store left staged and releases the store lock; the Store (and
+// any TempDir it made) must not be used afterwards.
 func (s *Store) Close() error {
+	stageErr := s.stage.close()
 	if err := s.gcLock.Close(); err != nil {
 		return fmt.Errorf("unlock store %s: %w", s.root, err)
+	}
+	if stageErr != nil {
+		return fmt.Errorf("close store %s: remove staging: %w", s.root, stageErr)
 	}
 	return nil
 }
@@ -124,8 +136,10 @@ func (s *Store) Close() error {
 // Root is the absolute path of the store, for messages and for tools that read the layout.
 func (s *Store) Root() string { return s.root }
 
-// TempDir makes a fresh directory under root/tmp, on the same filesystem as snapshots, so a
-// finished tree (e.g. a RUN step's upper dir) can be adopted by rename.
+// TempDir makes a fresh directory in this Store's staging under root/tmp, on the same
+// filesystem as snapshots, so a finished tree (e.g. a RUN step's upper dir) can be adopted by
+// rename. It lives until the caller removes it or the Store is closed, and no longer than
+// this process: the next Open of any kiln process removes a dead owner's staging.
 func (s *Store) TempDir(prefix string) (string, error) {
 	d, err := os.MkdirTemp(s.tmpDir(), prefix+"*")
 	if err != nil {
@@ -134,29 +148,11 @@ func (s *Store) TempDir(prefix string) (string, error) {
 	return d, nil
 }
 
-// cleanTmp removes staging entries last modified before cutoff; errors are ignored because
-// a leftover is only wasted space and the next Open or GC tries again.
-func (s *Store) cleanTmp(cutoff time.Time) (removed int) {
-	ents, err := os.ReadDir(s.tmpDir())
-	if err != nil {
-		return 0
-	}
-	for _, e := range ents {
-		info, err := e.Info()
-		if err != nil || !info.ModTime().Before(cutoff) {
-			continue
-		}
-		if removeTree(filepath.Join(s.tmpDir(), e.Name())) == nil {
-			removed++
-		}
-	}
-	return removed
-}
-
 func (s *Store) blobDir() string       { return filepath.Join(s.root, "blobs", "sha256") }
 func (s *Store) snapDir() string       { return filepath.Join(s.root, "snapshots") }
 func (s *Store) recordDir() string     { return filepath.Join(s.root, "cache", "index", "sha256") }
-func (s *Store) tmpDir() string        { return filepath.Join(s.root, "tmp") }
+func (s *Store) tmpRoot() string       { return filepath.Join(s.root, "tmp") }
+func (s *Store) tmpDir() string        { return s.stage.dir }
 func (s *Store) lockDir() string       { return filepath.Join(s.root, "locks") }
 func (s *Store) indexPath() string     { return filepath.Join(s.root, "index.json") }
 func (s *Store) indexLockPath() string { return filepath.Join(s.root, "index.lock") }

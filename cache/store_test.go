@@ -62,8 +62,13 @@ func TestOpenCleansStaleTmp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stale, _ := s.TempDir("old-")
-	recent, _ := s.TempDir("new-")
+	// Entries directly under tmp/ are an older kiln's, owned by nobody.
+	stale, recent := filepath.Join(s.tmpRoot(), "old-1"), filepath.Join(s.tmpRoot(), "new-1")
+	for _, d := range []string{stale, recent} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
 	past := time.Now().Add(-2 * time.Hour)
 	os.Chtimes(stale, past, past)
 

@@ -153,7 +153,7 @@ const (
 )
 
 // childModes are the jobs a re-executed test binary can do, by mode name.
-var childModes = map[string]func(id string) error{"tag": tagChild}
+var childModes = map[string]func(id string) error{"tag": tagChild, "stage": stageChild}
 
 func TestMain(m *testing.M) {
 	if v := os.Getenv(childEnv); v != "" {

@@ -298,3 +298,16 @@ func TestBuildErrorsLeaveStoreUntouched(t *testing.T) {
 		t.Errorf("failed builds changed the tags: %v → %v", before, after)
 	}
 }
+
+// logs joins the output of every step.
+func (e *events) logs() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var b strings.Builder
+	for _, ev := range e.all {
+		if ev.Kind == EventLog {
+			b.Write(ev.Data)
+		}
+	}
+	return b.String()
+}

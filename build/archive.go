@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path"
 	"strings"
 
@@ -26,8 +25,8 @@ var (
 
 // isArchive reports whether a local file is a tar archive, plain or compressed, which ADD
 // extracts instead of copying (docker's rule: by content, not by file name).
-func isArchive(p string) bool {
-	f, err := os.Open(p)
+func isArchive(e *fileEntry) bool {
+	f, err := e.open()
 	if err != nil {
 		return false
 	}
@@ -78,7 +77,7 @@ func eachEntry(ctx context.Context, r io.Reader, fn func(*tar.Header, io.Reader)
 // extractArchive writes an archive's entries under dest. Names are confined to dest; hard
 // links are rewritten to the same place. Ownership is kept unless --chown was given.
 func extractArchive(ctx context.Context, e *fileEntry, dest string, chown bool, uid, gid int, w *layer.Writer) error {
-	f, err := os.Open(e.abs)
+	f, err := e.open()
 	if err != nil {
 		return err
 	}

@@ -90,7 +90,7 @@ func Build(ctx context.Context, o Options) (*Image, error) {
 	}
 	so := SolveOptions{Store: o.Store, Compression: o.Compression, Level: o.CompressionLevel, NoCache: o.NoCache, NoCacheIn: noCacheIn,
 		Jobs: o.Jobs, Epoch: o.Epoch, Runner: o.Runner, Report: o.Report, LogDir: o.LogDir,
-		Secrets: o.Secrets, ContextDir: bctx.Dir(), DownloadDir: downloads}
+		Secrets: o.Secrets, Context: bctx, DownloadDir: downloads}
 	if o.Explain {
 		so.explain = ex
 	}

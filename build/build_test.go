@@ -298,3 +298,40 @@ func TestBuildErrorsLeaveStoreUntouched(t *testing.T) {
 		t.Errorf("failed builds changed the tags: %v → %v", before, after)
 	}
 }
+
+// logs joins the output of every step.
+func (e *events) logs() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var b strings.Builder
+	for _, ev := range e.all {
+		if ev.Kind == EventLog {
+			b.Write(ev.Data)
+		}
+	}
+	return b.String()
+}
+
+// TestCopyChownRange pins #10.6: an id outside 0..2^32-2 is refused with the Buildfile line,
+// never wrapped to root (with --chmod=4755 that made a setuid-root file).
+func TestCopyChownRange(t *testing.T) {
+	f := newFixture(t)
+	f.write(map[string]string{"a": "a"})
+	for _, chown := range []string{"4294967296", "-1", "4294967295", "0:-1", "1000:4294967296", "99999999999999999999"} {
+		_, _, err := f.build("FROM base\n\nCOPY --chown="+chown+" --chmod=4755 a /a\n", nil)
+		if err == nil || !strings.Contains(err.Error(), "Buildfile:3") || !strings.Contains(err.Error(), "out of range") {
+			t.Errorf("--chown=%s: %v, want an out-of-range error at Buildfile:3", chown, err)
+		}
+	}
+	_, _, err := f.build("FROM base\nRUN --mount=type=cache,target=/c,uid=4294967295 true\n", func(o *Options) { o.Runner = &fakeRunner{} })
+	if err == nil || !strings.Contains(err.Error(), "Buildfile:2") || !strings.Contains(err.Error(), "out of range") {
+		t.Errorf("cache mount uid=2^32-1: %v", err)
+	}
+	img, _, err := f.build("FROM base\nCOPY --chown=4294967294:0 a /a\n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.files(img)["/a"]; got != "0 0644 4294967294:0 a" {
+		t.Errorf("/a = %q", got)
+	}
+}

@@ -8,10 +8,10 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strings"
 
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
+	"golang.org/x/sync/errgroup"
 )
 
 // StateStore keeps small build-side state between runs (the context's stat cache).
@@ -24,6 +24,7 @@ type StateStore interface {
 type Context struct {
 	dir   string
 	pm    *patternmatcher.PatternMatcher // nil when nothing is ignored
+	sel   *selector                      // over the context, hiding ignored paths
 	stats *statCache
 }
 
@@ -40,11 +41,28 @@ func OpenContext(dir string, ignore []string, state StateStore) (*Context, error
 	if fi, err := os.Stat(abs); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("build context %s: not a directory", dir)
 	}
-	c := &Context{dir: abs, stats: loadStatCache(state, abs)}
+	root, err := os.OpenRoot(abs)
+	if err != nil {
+		return nil, fmt.Errorf("build context %s: %w", dir, err)
+	}
+	c, err := newContext(root.FS().(tree), abs, ignore, state)
+	if err != nil {
+		return nil, fmt.Errorf("build context %s: %w", dir, err)
+	}
+	return c, nil
+}
+
+// newContext is a context over any tree (an in-memory one in tests and fuzzing); dir is its
+// host path.
+func newContext(fsys tree, dir string, ignore []string, state StateStore) (*Context, error) {
+	c := &Context{dir: dir, stats: loadStatCache(state, dir)}
+	c.sel = &selector{fsys: fsys, host: dir, what: "build context"}
 	if len(ignore) > 0 {
-		if c.pm, err = patternmatcher.New(ignore); err != nil {
-			return nil, fmt.Errorf("build context %s: .dockerignore: %w", dir, err)
+		pm, err := patternmatcher.New(ignore)
+		if err != nil {
+			return nil, fmt.Errorf(".dockerignore: %w", err)
 		}
+		c.pm, c.sel.hidden = pm, c.hidden
 	}
 	return c, nil
 }
@@ -81,100 +99,91 @@ func (c *Context) Dir() string { return c.dir }
 // Save persists the stat cache; errors are not fatal to a build, so the caller may ignore them.
 func (c *Context) Save() error { return c.stats.save() }
 
-// ignored reports whether rel (slash path relative to the context) is excluded by .dockerignore.
-func (c *Context) ignored(rel string) (bool, error) {
-	if c.pm == nil || rel == "." || rel == "" {
-		return false, nil
-	}
-	return c.pm.MatchesOrParentMatches(rel)
-}
-
-// cleanSource turns a COPY source into a slash path relative to the context, refusing escapes.
-func cleanSource(src string) (string, error) {
-	p := path.Clean("/" + filepath.ToSlash(src))
-	if strings.HasPrefix(path.Clean(filepath.ToSlash(src)), "../") || path.Clean(filepath.ToSlash(src)) == ".." {
-		return "", fmt.Errorf("source %q is outside the build context", src)
-	}
-	p = strings.TrimPrefix(p, "/")
-	if p == "" {
-		p = "."
-	}
-	return p, nil
-}
-
-// resolveInContext follows symlinks in rel (relative to the context) and returns the
-// resolved relative path, failing when the link leads outside the context.
-func (c *Context) resolveInContext(rel string) (string, error) {
-	abs := filepath.Join(c.dir, filepath.FromSlash(rel))
-	real, err := filepath.EvalSymlinks(abs)
+// hidden reports whether rel does not exist for the build: it is ignored, and it is not a
+// directory that "!" patterns may re-include something inside of.
+func (c *Context) hidden(rel string, isDir bool) bool {
+	ig, err := c.pm.MatchesOrParentMatches(rel)
 	if err != nil {
-		// A dangling link: say whether it points out of the context or just at nothing.
-		if target, lerr := os.Readlink(abs); lerr == nil && !c.contains(filepath.Join(filepath.Dir(abs), target)) {
-			return "", fmt.Errorf("source %q leads outside the build context", rel)
-		}
-		return "", fmt.Errorf("source %q: %w", rel, err)
+		return true // a pattern that cannot be matched hides rather than leaks
 	}
-	if !c.contains(real) {
-		return "", fmt.Errorf("source %q leads outside the build context", rel)
-	}
-	r, _ := filepath.Rel(c.dir, real)
-	return filepath.ToSlash(r), nil
+	return ig && !(isDir && c.pm.Exclusions())
 }
 
-// contains reports whether the absolute path p is the context dir or inside it.
-func (c *Context) contains(p string) bool {
-	if !filepath.IsAbs(p) {
-		return true
+// hashWorkers bounds parallel file reads while hashing: enough to overlap I/O on small files.
+const hashWorkers = 8
+
+// Select expands COPY sources against the context and hashes the selected files. Ignored
+// paths do not exist for it, whichever link or pattern names them.
+func (c *Context) Select(ctx context.Context, sources []string) (*selection, error) {
+	sel, err := c.sel.selectSources(ctx, sources)
+	if err != nil {
+		return nil, err
 	}
-	r, err := filepath.Rel(c.dir, filepath.Clean(p))
-	return err == nil && r != ".." && !strings.HasPrefix(r, ".."+string(filepath.Separator))
+	if err := c.hashAll(ctx, sel); err != nil {
+		return nil, err
+	}
+	return sel, nil
 }
 
-// skipRoot reports whether an ignored source must be skipped: an ignored directory still
-// counts when "!" patterns may re-include something inside it.
-func (c *Context) skipRoot(rel string) (bool, error) {
-	ig, err := c.ignored(rel)
-	if err != nil || !ig {
-		return false, err
-	}
-	if c.pm.Exclusions() {
-		if fi, err := os.Stat(filepath.Join(c.dir, filepath.FromSlash(rel))); err == nil && fi.IsDir() {
-			return false, nil
-		}
-	}
-	return true, nil
-}
-
-// glob expands a source pattern against the context, skipping ignored paths. Matches are sorted.
-func (c *Context) glob(ctx context.Context, pattern string) ([]string, error) {
-	if !hasMeta(pattern) {
-		if skip, err := c.skipRoot(pattern); err != nil || skip {
-			return nil, err
-		}
-		if _, err := os.Lstat(filepath.Join(c.dir, filepath.FromSlash(pattern))); err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil, nil
+// hashAll fills the digests of regular files in parallel, then the selection's digest.
+func (c *Context) hashAll(ctx context.Context, sel *selection) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(hashWorkers)
+	sel.files = 0
+	for ri := range sel.roots {
+		for ei := range sel.roots[ri].entries {
+			e := &sel.roots[ri].entries[ei]
+			if !e.mode.IsRegular() {
+				continue
 			}
-			return nil, err
-		}
-		return []string{pattern}, nil
-	}
-	matches, err := fs.Glob(os.DirFS(c.dir), pattern)
-	if err != nil {
-		return nil, fmt.Errorf("source pattern %q: %w", pattern, err)
-	}
-	out := matches[:0]
-	for _, m := range matches {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		if skip, err := c.skipRoot(m); err != nil {
-			return nil, err
-		} else if !skip {
-			out = append(out, m)
+			sel.files++
+			g.Go(func() error {
+				if err := gctx.Err(); err != nil {
+					return err
+				}
+				d, err := c.stats.digest(e.src, e.info, e.open)
+				e.digest = d
+				return err
+			})
 		}
 	}
-	return out, nil
+	if err := g.Wait(); err != nil {
+		return fmt.Errorf("hash build context: %w", err)
+	}
+	sel.digest = sel.sum()
+	return nil
 }
 
-func hasMeta(p string) bool { return strings.ContainsAny(p, `*?[\`) }
+// hiddenUnder lists the top-most hidden paths below the context directory dir, relative to
+// it: what a view of dir must leave out. Only directory entries are read, no file.
+func (c *Context) hiddenUnder(ctx context.Context, dir string) ([]string, error) {
+	if c.pm == nil {
+		return nil, nil
+	}
+	var out []string
+	var walk func(d string) error
+	walk = func(d string) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		des, err := c.sel.fsys.ReadDir(d)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", filepath.Join(c.dir, d), err)
+		}
+		for _, de := range des {
+			p := path.Join(d, de.Name())
+			if c.hidden(p, de.IsDir()) {
+				rel, _ := filepath.Rel(dir, p)
+				out = append(out, filepath.ToSlash(rel))
+				continue
+			}
+			if de.IsDir() {
+				if err := walk(p); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	return out, walk(dir)
+}

@@ -3,8 +3,10 @@ package build
 import (
 	"context"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -157,7 +159,7 @@ func TestStatCacheSkipsUnchangedFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	fi, _ := os.Lstat(p)
-	if _, err := c.stats.digest("f", p, fi); err != nil {
+	if _, err := c.stats.digest("f", fi, func() (io.ReadCloser, error) { return os.Open(p) }); err != nil {
 		t.Fatal(err)
 	}
 	// The entry is racy (ctime just now), so it must not be remembered yet.
@@ -175,17 +177,59 @@ func TestStatCacheSkipsUnchangedFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d, err := c2.stats.digest("f", p, fi); err != nil || d != "sha256:forged" {
+	if d, err := c2.stats.digest("f", fi, func() (io.ReadCloser, error) { return os.Open(p) }); err != nil || d != "sha256:forged" {
 		t.Fatalf("persisted entry not used: %q %v", d, err)
 	}
 	if err := os.WriteFile(p, []byte("changed"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	fi, _ = os.Lstat(p)
-	if d, _ := c2.stats.digest("f", p, fi); d == "sha256:forged" {
+	if d, _ := c2.stats.digest("f", fi, func() (io.ReadCloser, error) { return os.Open(p) }); d == "sha256:forged" {
 		t.Fatal("changed file answered from the stat cache")
 	}
 	if _, err := state.ReadState("missing"); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatal("memState broken")
+	}
+}
+
+// TestIgnoredFilesUnreachableThroughLinks pins .dockerignore (#10.4): an ignored file does
+// not exist for the build, whichever symlink or glob leads to it; links are copied as links.
+func TestIgnoredFilesUnreachableThroughLinks(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{
+		"secret.txt": "s3cret", "ok.txt": "ok", "alias": "->secret.txt", "linkdir": "->.",
+		"abs": "->" + filepath.Join(dir, "secret.txt"), "sub/deep": "->../linkdir/secret.txt",
+		"private/key": "k",
+	})
+	c, err := OpenContext(dir, []string{"secret.txt", "private"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, src := range []string{"alias", "linkdir/secret.txt", "abs", "sub/deep", "linkdir/linkdir/secret.txt", "linkdir/private/key", "linkdir/private"} {
+		if sel, err := c.Select(ctx, []string{src}); err == nil || !strings.Contains(err.Error(), "not found") {
+			t.Errorf("Select(%q) = %v, %v: want not found", src, sel, err)
+		}
+	}
+	for _, srcs := range [][]string{{"."}, {"linkdir"}, {"linkdir/*"}, {"*"}, {"linkdir/linkdir/"}} {
+		sel, err := c.Select(ctx, srcs)
+		if err != nil {
+			t.Fatalf("Select(%q): %v", srcs, err)
+		}
+		for _, r := range sel.roots {
+			for _, e := range r.entries {
+				if e.mode.IsRegular() && (strings.Contains(e.src, "secret") || strings.Contains(e.src, "private")) {
+					t.Errorf("Select(%q) reads ignored %s as %s", srcs, e.src, path.Join(r.name, e.rel))
+				}
+			}
+		}
+	}
+	// The link itself is copied as a link, as BuildKit does: its target string is not content.
+	sel, err := c.Select(ctx, []string{"sub"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sel.roots[0].entries; len(got) != 1 || got[0].link != "../linkdir/secret.txt" {
+		t.Errorf("sub lists %+v, want the link deep", got)
 	}
 }

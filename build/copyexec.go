@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path"
 	"sort"
 	"strings"
@@ -164,7 +163,7 @@ func (op *copyOp) addRoot(r *copyRoot, dest string, destIsDir bool, uid, gid int
 			if destIsDir && !op.parents {
 				target = path.Join(dest, r.name)
 			}
-			if op.add && op.unpack && !r.noUnpack && e.mode.IsRegular() && isArchive(e.abs) {
+			if op.add && op.unpack && !r.noUnpack && e.mode.IsRegular() && isArchive(e) {
 				archives = append(archives, e)
 				continue
 			}
@@ -232,7 +231,7 @@ func writeEntries(ctx context.Context, out map[string]*outEntry, w *layer.Writer
 
 // copyChecked streams a context file into the layer and fails if it changed since it was hashed.
 func copyChecked(w io.Writer, e *fileEntry, buf []byte) error {
-	f, err := os.Open(e.abs)
+	f, err := e.open()
 	if err != nil {
 		return err
 	}

@@ -221,7 +221,8 @@ func (op *copyOp) keyInputs() []KeyInput {
 	return in
 }
 
-// validateChown checks the user[:group] syntax; names are resolved in the image later.
+// validateChown checks the user[:group] syntax and the range of numeric ids; names are
+// resolved in the image later.
 func validateChown(s string) error {
 	if s == "" {
 		return nil
@@ -229,6 +230,27 @@ func validateChown(s string) error {
 	u, g, hasGroup := strings.Cut(s, ":")
 	if u == "" || (hasGroup && g == "") || strings.Count(s, ":") > 1 {
 		return fmt.Errorf("invalid --chown=%s: use user, uid, user:group or uid:gid", s)
+	}
+	for _, id := range []string{u, g} {
+		if err := checkID(id); err != nil {
+			return fmt.Errorf("invalid --chown=%s: %w", s, err)
+		}
+	}
+	return nil
+}
+
+// maxID is the largest uid or gid a file can have: 2^32-1 is chown(2)'s "leave unchanged".
+const maxID = 1<<32 - 2
+
+// checkID refuses a number (or what looks like one, signed) outside 0..maxID, so that no id
+// wraps to root; names pass, they are looked up in the image.
+func checkID(s string) error {
+	digits := strings.TrimLeft(s, "+-")
+	if !isNumeric(digits) {
+		return nil
+	}
+	if n, err := strconv.ParseUint(s, 10, 64); err != nil || n > maxID {
+		return fmt.Errorf("id %s is out of range 0..%d", s, uint64(maxID))
 	}
 	return nil
 }

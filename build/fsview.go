@@ -102,9 +102,6 @@ func (v *fsView) removeUnder(p string, self bool) {
 	}
 }
 
-// maxLinkHops bounds symlink resolution, as the kernel's ELOOP does.
-const maxLinkHops = 40
-
 // resolve follows symlinks in p (absolute, inside the view's root, never above it) and returns
 // the resolved path and its entry; ok is false when the resolved path does not exist.
 func (v *fsView) resolve(p string) (string, viewEntry, bool) {

@@ -71,6 +71,11 @@ func (sb *stageBuilder) planMount(ctx context.Context, m *instructions.Mount) (r
 	if rm.target == "/" {
 		return rm, errors.New("cannot mount over /")
 	}
+	for _, id := range []*uint64{m.UID, m.GID} {
+		if id != nil && *id > maxID {
+			return rm, fmt.Errorf("id %d is out of range 0..%d", *id, uint64(maxID))
+		}
+	}
 	if m.UID != nil {
 		rm.uid = int(*m.UID)
 	}

@@ -143,3 +143,33 @@ func TestRunReadWriteBindIsThrowaway(t *testing.T) {
 		t.Errorf("a rw bind wrote through to the context: %q", b)
 	}
 }
+
+// TestRunBindHidesIgnoredFiles pins #10.4 for RUN --mount=type=bind from the context: ignored
+// files are not in the mount, directly or through a link, while the rest is.
+func TestRunBindHidesIgnoredFiles(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the view of the context is an overlay mount")
+	}
+	f := newFixture(t)
+	r := &fakeRunner{}
+	f.write(map[string]string{".dockerignore": "secret.txt\nd/*.key\n", "secret.txt": "s3cret", "ok.txt": "ok",
+		"linkdir": "->.", "d/a.key": "k", "d/b.txt": "b"})
+	for _, p := range []string{"/ctx/secret.txt", "/ctx/linkdir/secret.txt", "/ctx/d/a.key", "/ctx/linkdir/d/a.key"} {
+		for _, rw := range []string{"", ",rw"} {
+			_, _, err := f.build("FROM base\nRUN --mount=type=bind,target=/ctx"+rw+" cat-mount "+p+"\n", func(o *Options) { o.Runner = r })
+			if err == nil || !strings.Contains(err.Error(), "no such file") {
+				t.Errorf("bind%s: %s readable: %v", rw, p, err)
+			}
+		}
+	}
+	_, ev, err := f.build("FROM base\nRUN --mount=type=bind,target=/ctx cat-mount /ctx/linkdir/d/b.txt\n", func(o *Options) { o.Runner = r })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(ev.logs(), "content: b") {
+		t.Errorf("a file that is not ignored is missing from the bind: %q", ev.logs())
+	}
+	if fi, err := os.Stat(filepath.Join(f.dir, "secret.txt")); err != nil || fi.Size() != 6 {
+		t.Errorf("the context itself changed: %v", err)
+	}
+}

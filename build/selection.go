@@ -4,22 +4,27 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
 	"sort"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/moby/patternmatcher"
-	"golang.org/x/sync/errgroup"
 )
 
 // fileEntry is one file, dir or symlink selected for a COPY.
 type fileEntry struct {
 	rel    string // slash path below the copy root; "" is the root itself
-	abs    string
+	abs    string // host path, for messages (and reading, when fsys is nil)
+	fsys   fs.FS  // the tree the entry was selected from; nil for downloads
+	src    string // path of the entry inside fsys
 	mode   fs.FileMode
 	size   int64
 	mtime  time.Time
@@ -31,6 +36,15 @@ type fileEntry struct {
 	info   fs.FileInfo // from the walk, so hashing does not stat every file again
 }
 
+// open reads the entry's content through the tree it was selected from, so a path swapped
+// for a symlink after selection still cannot lead out of that tree.
+func (e *fileEntry) open() (io.ReadCloser, error) {
+	if e.fsys != nil {
+		return e.fsys.Open(e.src)
+	}
+	return os.Open(e.abs)
+}
+
 // copyRoot is one matched source: a file (copied as itself) or a directory (its contents).
 type copyRoot struct {
 	name     string // base name of the source, the file name inside a destination directory
@@ -40,102 +54,300 @@ type copyRoot struct {
 	noUnpack bool // an ADD URL download: copied as a file even when it is an archive
 }
 
-// selection is everything one COPY takes from the context, and its content digest.
+// selection is everything one COPY takes from its source tree, and its content digest.
 type selection struct {
 	roots  []copyRoot
 	digest string
 	files  int
 }
 
-// hashWorkers bounds parallel file reads while hashing: enough to overlap I/O on small files.
-const hashWorkers = 8
+// tree is a directory tree COPY sources are selected from: the build context, another
+// stage's filesystem or a git checkout. Names are slash paths relative to its root.
+type tree interface {
+	fs.ReadLinkFS
+	ReadDir(name string) ([]fs.DirEntry, error)
+}
 
-// Select expands COPY sources against the context and hashes the selected files.
-func (c *Context) Select(ctx context.Context, sources []string) (*selection, error) {
-	sel := &selection{}
-	for _, src := range sources {
-		pattern, err := cleanSource(src)
+// selector is the one source selector: it expands sources in a tree, resolving symlinks
+// itself one element at a time, so that every path it passes through is confined and
+// checked against hidden — a path hidden (by .dockerignore) does not exist for the build,
+// whichever link or glob leads to it.
+type selector struct {
+	fsys   tree
+	host   string                            // the tree's host path, for messages and absolute links into the context
+	rooted bool                              // links resolve as if the tree were "/" (a rootfs); else leaving it is an error
+	owned  bool                              // keep the files' owners (COPY --from)
+	hidden func(rel string, isDir bool) bool // paths that do not exist for the build; nil hides nothing
+	what   string                            // "build context", "stage x", for messages
+}
+
+// openSelector selects from the host directory dir through an os.Root, which confines
+// every read to it.
+func openSelector(dir, what string, rooted, owned bool) (*selector, error) {
+	r, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	return &selector{fsys: r.FS().(tree), host: dir, rooted: rooted, owned: owned, what: what}, nil
+}
+
+// errNotFound marks a path that does not exist for the build (missing or hidden).
+var errNotFound = errors.New("not found")
+
+// maxLinkHops bounds symlink resolution, as the kernel's ELOOP does.
+const maxLinkHops = 40
+
+// resolve follows the symlinks in rel (a clean slash path; the last element only when
+// follow is set) and returns the symlink-free path ("." for the root) and its Lstat info.
+func (s *selector) resolve(rel string, follow bool) (string, fs.FileInfo, error) {
+	parts := splitPath(rel)
+	cur, hops := "", 0
+	var fi fs.FileInfo
+	for len(parts) > 0 {
+		el := parts[0]
+		parts = parts[1:]
+		switch el {
+		case "", ".":
+			continue
+		case "..":
+			if cur == "" && !s.rooted {
+				return "", nil, fmt.Errorf("source %q leads outside the %s", rel, s.what)
+			}
+			cur, fi = parentOf(cur), nil
+			continue
+		}
+		next := path.Join(cur, el)
+		info, err := s.fsys.Lstat(next)
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+			return next, nil, errNotFound
+		}
+		if err != nil {
+			return "", nil, fmt.Errorf("source %q: %w", rel, err)
+		}
+		if s.hidden != nil && s.hidden(next, info.IsDir()) {
+			return next, nil, errNotFound
+		}
+		if info.Mode()&fs.ModeSymlink != 0 && (len(parts) > 0 || follow) {
+			if hops++; hops > maxLinkHops {
+				return "", nil, fmt.Errorf("source %q: too many levels of symbolic links", rel)
+			}
+			target, err := s.fsys.ReadLink(next)
+			if err != nil {
+				return "", nil, fmt.Errorf("source %q: %w", rel, err)
+			}
+			if path.IsAbs(target) {
+				if target, err = s.absLink(rel, target); err != nil {
+					return "", nil, err
+				}
+				cur = ""
+			}
+			parts = append(splitPath(target), parts...)
+			continue
+		}
+		if len(parts) > 0 && !info.IsDir() {
+			return next, nil, errNotFound
+		}
+		cur, fi = next, info
+	}
+	if cur == "" {
+		cur = "."
+	}
+	if fi == nil {
+		info, err := s.fsys.Lstat(cur)
+		if err != nil {
+			return "", nil, fmt.Errorf("source %q: %w", rel, err)
+		}
+		fi = info
+	}
+	return cur, fi, nil
+}
+
+// absLink turns an absolute link target into a path from the tree's root: in a rootfs it
+// is one already; in the context only a host path inside the context is.
+func (s *selector) absLink(rel, target string) (string, error) {
+	if s.rooted {
+		return target, nil
+	}
+	r, err := filepath.Rel(s.host, filepath.Clean(filepath.FromSlash(target)))
+	if s.host == "" || err != nil || r == ".." || strings.HasPrefix(r, ".."+string(filepath.Separator)) {
+		return "", fmt.Errorf("source %q leads outside the %s", rel, s.what)
+	}
+	return filepath.ToSlash(r), nil
+}
+
+func splitPath(p string) []string { return strings.Split(strings.Trim(p, "/"), "/") }
+
+func parentOf(p string) string {
+	if d := path.Dir(p); d != "." {
+		return d
+	}
+	return ""
+}
+
+// match is a source path that exists for the build, with what it resolves to.
+type match struct {
+	path string // as matched: its base name is the file name COPY uses
+	real string // symlink-free
+	info fs.FileInfo
+}
+
+// glob expands a slash pattern one element at a time, listing only directories that
+// resolve inside the tree; matches that do not exist for the build are dropped. Sorted.
+func (s *selector) glob(ctx context.Context, pattern string) ([]match, error) {
+	paths := []string{"."}
+	if pattern != "." {
+		for _, el := range strings.Split(pattern, "/") {
+			var next []string
+			for _, dir := range paths {
+				if err := ctx.Err(); err != nil {
+					return nil, err
+				}
+				found, err := s.matchIn(dir, el)
+				if err != nil {
+					return nil, err
+				}
+				next = append(next, found...)
+			}
+			paths = next
+		}
+	}
+	sort.Strings(paths)
+	var out []match
+	for _, p := range paths {
+		real, fi, err := s.resolve(p, true)
+		if errors.Is(err, errNotFound) {
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
-		matches, err := c.glob(ctx, pattern)
+		out = append(out, match{path: p, real: real, info: fi})
+	}
+	return out, nil
+}
+
+// matchIn lists the names in dir matching el (a literal or a glob element).
+func (s *selector) matchIn(dir, el string) ([]string, error) {
+	if !hasMeta(el) {
+		return []string{path.Join(dir, el)}, nil
+	}
+	real, fi, err := s.resolve(dir, true)
+	if errors.Is(err, errNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !fi.IsDir() {
+		return nil, nil
+	}
+	des, err := s.fsys.ReadDir(real)
+	if err != nil {
+		return nil, nil // gone since: nothing matches below it
+	}
+	var out []string
+	for _, de := range des {
+		ok, err := path.Match(el, de.Name())
+		if err != nil {
+			return nil, fmt.Errorf("source pattern element %q: %w", el, err)
+		}
+		if ok {
+			out = append(out, path.Join(dir, de.Name()))
+		}
+	}
+	return out, nil
+}
+
+func hasMeta(p string) bool { return strings.ContainsAny(p, `*?[\`) }
+
+// cleanPattern turns a source into a clean slash pattern relative to the tree; "../" at
+// the top is refused outside a rootfs.
+func (s *selector) cleanPattern(src string) (string, error) {
+	p := path.Clean(filepath.ToSlash(src))
+	if !s.rooted && (p == ".." || strings.HasPrefix(p, "../")) {
+		return "", fmt.Errorf("source %q is outside the %s", src, s.what)
+	}
+	if p = strings.TrimPrefix(path.Clean("/"+p), "/"); p == "" {
+		p = "."
+	}
+	return p, nil
+}
+
+// selectSources expands sources and lists the files of each match (unhashed).
+func (s *selector) selectSources(ctx context.Context, sources []string) (*selection, error) {
+	sel := &selection{}
+	for _, src := range sources {
+		pattern, err := s.cleanPattern(src)
+		if err != nil {
+			return nil, err
+		}
+		matches, err := s.glob(ctx, pattern)
 		if err != nil {
 			return nil, err
 		}
 		if len(matches) == 0 {
-			return nil, fmt.Errorf("source %q not found in build context", src)
+			return nil, fmt.Errorf("source %q not found in %s", src, s.what)
 		}
 		for _, m := range matches {
-			root, err := c.selectRoot(ctx, m)
+			root, err := s.selectRoot(ctx, m)
 			if err != nil {
 				return nil, err
 			}
 			sel.roots = append(sel.roots, root)
 		}
 	}
-	if err := c.hashAll(ctx, sel); err != nil {
-		return nil, err
-	}
 	return sel, nil
 }
 
-// selectRoot follows a top-level symlink (as docker does) and lists a directory's contents.
-func (c *Context) selectRoot(ctx context.Context, rel string) (copyRoot, error) {
-	real, err := c.resolveInContext(rel)
-	if err != nil {
-		return copyRoot{}, err
-	}
-	abs := filepath.Join(c.dir, filepath.FromSlash(real))
-	fi, err := os.Stat(abs)
-	if err != nil {
-		return copyRoot{}, fmt.Errorf("source %q: %w", rel, err)
-	}
-	root := copyRoot{name: path.Base(rel), path: rel, isDir: fi.IsDir()}
-	if !fi.IsDir() {
-		e, err := entryOf("", abs, fi)
+// selectRoot lists one match: a file as itself (a top-level symlink followed, as docker
+// does), a directory by its contents.
+func (s *selector) selectRoot(ctx context.Context, m match) (copyRoot, error) {
+	root := copyRoot{name: path.Base(m.path), path: m.path, isDir: m.info.IsDir()}
+	if !root.isDir {
+		e, err := s.entry("", m.real, m.info)
 		if err != nil {
 			return copyRoot{}, err
 		}
 		root.entries = []fileEntry{e}
 		return root, nil
 	}
-	err = c.walk(ctx, real, abs, "", &root.entries)
+	err := s.walk(ctx, m.real, "", &root.entries)
 	return root, err
 }
 
-// walk lists dir's contents in sorted order, skipping ignored paths.
-func (c *Context) walk(ctx context.Context, ctxRel, abs, rel string, out *[]fileEntry) error {
+// walk lists dir's contents in sorted order, skipping hidden paths; links are listed as
+// links, never followed.
+func (s *selector) walk(ctx context.Context, dir, rel string, out *[]fileEntry) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	des, err := os.ReadDir(abs)
+	des, err := s.fsys.ReadDir(dir)
 	if err != nil {
-		return fmt.Errorf("read %s: %w", abs, err)
+		return fmt.Errorf("read %s: %w", path.Join(s.host, dir), err)
 	}
 	for _, de := range des {
-		childCtx := path.Join(ctxRel, de.Name())
-		ig, err := c.ignored(childCtx)
-		if err != nil {
-			return err
-		}
-		// An ignored dir is still walked when "!" patterns may re-include something inside it.
-		if ig && !(de.IsDir() && c.pm.Exclusions()) {
+		child, childRel := path.Join(dir, de.Name()), path.Join(rel, de.Name())
+		// A hidden dir is still walked when "!" patterns may re-include something inside it.
+		hidden := s.hidden != nil && s.hidden(child, false)
+		if hidden && (!de.IsDir() || s.hidden(child, true)) {
 			continue
 		}
 		fi, err := de.Info()
 		if err != nil {
 			return err
 		}
-		childAbs, childRel := filepath.Join(abs, de.Name()), path.Join(rel, de.Name())
-		if !ig {
-			e, err := entryOf(childRel, childAbs, fi)
+		if !hidden {
+			e, err := s.entry(childRel, child, fi)
+			if errors.Is(err, errSkipEntry) {
+				continue
+			}
 			if err != nil {
 				return err
 			}
 			*out = append(*out, e)
 		}
 		if de.IsDir() {
-			if err := c.walk(ctx, childCtx, childAbs, childRel, out); err != nil {
+			if err := s.walk(ctx, child, childRel, out); err != nil {
 				return err
 			}
 		}
@@ -143,10 +355,19 @@ func (c *Context) walk(ctx context.Context, ctxRel, abs, rel string, out *[]file
 	return nil
 }
 
-func entryOf(rel, abs string, fi fs.FileInfo) (fileEntry, error) {
-	e := fileEntry{rel: rel, abs: abs, mode: fi.Mode(), size: fi.Size(), mtime: fi.ModTime(), info: fi}
+// errSkipEntry marks overlay whiteouts left in a single-layer view: they hide nothing.
+var errSkipEntry = errors.New("skip")
+
+// entry describes the tree path src (listed as rel); owners are kept when s.owned.
+func (s *selector) entry(rel, src string, fi fs.FileInfo) (fileEntry, error) {
+	abs := filepath.Join(s.host, filepath.FromSlash(src))
+	e := fileEntry{rel: rel, abs: abs, fsys: s.fsys, src: src, mode: fi.Mode(), size: fi.Size(), mtime: fi.ModTime(), info: fi}
+	st, _ := fi.Sys().(*syscall.Stat_t)
+	if s.owned && fi.Mode()&fs.ModeCharDevice != 0 && st != nil && st.Rdev == 0 {
+		return e, errSkipEntry
+	}
 	if fi.Mode()&fs.ModeSymlink != 0 {
-		target, err := os.Readlink(abs)
+		target, err := s.fsys.ReadLink(src)
 		if err != nil {
 			return e, err
 		}
@@ -155,43 +376,21 @@ func entryOf(rel, abs string, fi fs.FileInfo) (fileEntry, error) {
 	if !fi.Mode().IsRegular() && !fi.IsDir() && fi.Mode()&fs.ModeSymlink == 0 {
 		return e, fmt.Errorf("%s: cannot copy special file (%s)", abs, fi.Mode().Type())
 	}
+	if s.owned && st != nil {
+		e.uid, e.gid, e.owned = int(st.Uid), int(st.Gid), true
+	}
 	return e, nil
 }
 
-// hashAll fills the digests of regular files in parallel, then the selection's digest.
-func (c *Context) hashAll(ctx context.Context, sel *selection) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(hashWorkers)
-	for ri := range sel.roots {
-		for ei := range sel.roots[ri].entries {
-			e := &sel.roots[ri].entries[ei]
-			if !e.mode.IsRegular() {
-				continue
-			}
-			sel.files++
-			g.Go(func() error {
-				if err := gctx.Err(); err != nil {
-					return err
-				}
-				fi := e.info
-				if fi == nil {
-					var err error
-					if fi, err = os.Lstat(e.abs); err != nil {
-						return err
-					}
-				}
-				rel, _ := filepath.Rel(c.dir, e.abs)
-				d, err := c.stats.digest(filepath.ToSlash(rel), e.abs, fi)
-				e.digest = d
-				return err
-			})
-		}
+// selectFrom expands COPY --from sources inside rootfs, another stage's or an image's
+// filesystem. Paths resolve as if rootfs were "/", so a symlink in the source can never
+// reach the host; ownership is kept, as BuildKit does for --from.
+func selectFrom(ctx context.Context, rootfs, what string, sources []string) (*selection, error) {
+	s, err := openSelector(rootfs, what, true, true)
+	if err != nil {
+		return nil, err
 	}
-	if err := g.Wait(); err != nil {
-		return fmt.Errorf("hash build context: %w", err)
-	}
-	sel.digest = sel.sum()
-	return nil
+	return s.selectSources(ctx, sources)
 }
 
 // sum is the selection's content digest: names, types, permissions, link targets and file

@@ -31,7 +31,7 @@ type SolveOptions struct {
 	Report      Reporter          // progress; may be nil
 	LogDir      string            // where each RUN step's whole output is kept as <cache key>.log; "" keeps none
 	Secrets     map[string][]byte // RUN --mount=type=secret values by id; never stored or logged
-	ContextDir  string            // the build context, for RUN --mount=type=bind sources
+	Context     *Context          // the build context, for RUN --mount=type=bind sources
 	DownloadDir string            // where ADD <url> downloads go; "" = os.TempDir()
 	explain     *explainer        // set by Build with Options.Explain: report why steps miss the cache
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -58,6 +57,9 @@ func loadStatCache(state StateStore, dir string) *statCache {
 }
 
 func keyOf(fi fs.FileInfo) (statKey, bool) {
+	if fi == nil {
+		return statKey{}, false
+	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok {
 		return statKey{}, false
@@ -66,8 +68,9 @@ func keyOf(fi fs.FileInfo) (statKey, bool) {
 		Mode: st.Mode}, true
 }
 
-// digest returns the sha256 of the file at abs, from the cache when its stat data is unchanged.
-func (c *statCache) digest(rel, abs string, fi fs.FileInfo) (string, error) {
+// digest returns the sha256 of the file at rel (read through open), from the cache when its
+// stat data fi is unchanged.
+func (c *statCache) digest(rel string, fi fs.FileInfo, open func() (io.ReadCloser, error)) (string, error) {
 	key, ok := keyOf(fi)
 	c.mu.Lock()
 	e, hit := c.entries[rel]
@@ -76,7 +79,7 @@ func (c *statCache) digest(rel, abs string, fi fs.FileInfo) (string, error) {
 	if ok && hit && e.Key == key {
 		return e.Digest, nil
 	}
-	d, err := hashFile(abs)
+	d, err := hashFile(rel, open)
 	if err != nil {
 		return "", err
 	}
@@ -93,8 +96,8 @@ func (c *statCache) digest(rel, abs string, fi fs.FileInfo) (string, error) {
 // allocation-bound.
 var hashBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
-func hashFile(abs string) (string, error) {
-	f, err := os.Open(abs)
+func hashFile(rel string, open func() (io.ReadCloser, error)) (string, error) {
+	f, err := open()
 	if err != nil {
 		return "", err
 	}
@@ -103,7 +106,7 @@ func hashFile(abs string) (string, error) {
 	buf := hashBufs.Get().(*[]byte)
 	defer hashBufs.Put(buf)
 	if _, err := io.CopyBuffer(h, f, *buf); err != nil {
-		return "", fmt.Errorf("hash %s: %w", abs, err)
+		return "", fmt.Errorf("hash %s: %w", rel, err)
 	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }

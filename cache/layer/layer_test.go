@@ -289,8 +289,12 @@ func TestPackFailureReleasesEncoders(t *testing.T) {
 			}
 		}
 	}
-	time.Sleep(50 * time.Millisecond) // let finished encoder goroutines exit
-	if n := runtime.NumGoroutine(); n > before+4 {
+	// Finished encoder goroutines exit shortly after Pack returns: poll until they have.
+	n := runtime.NumGoroutine()
+	for deadline := time.Now().Add(5 * time.Second); n > before+4 && time.Now().Before(deadline); n = runtime.NumGoroutine() {
+		runtime.Gosched()
+	}
+	if n > before+4 {
 		t.Errorf("%d goroutines after 40 failed packs, %d before", n, before)
 	}
 }

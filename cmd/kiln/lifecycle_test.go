@@ -117,8 +117,10 @@ func TestRestartPolicyOnFailure(t *testing.T) {
 	}
 	// A stopped container with restart=always stays stopped; start brings it back.
 	ok(t, root, "run", "-d", "--name", "svc", "--restart", "always", "busybox", "sleep", "30")
+	monitor := inspectOne(t, root, "svc").State.MonitorPid
 	ok(t, root, "stop", "-t", "0", "svc")
-	time.Sleep(300 * time.Millisecond)
+	// Its monitor ends without restarting it; afterwards nothing can restart it any more.
+	waitFor(t, "the monitor to exit", func() bool { return syscall.Kill(monitor, 0) != nil })
 	if st := inspectOne(t, root, "svc").State; st.Status != "exited" {
 		t.Errorf("always-restart container after stop: %+v", st)
 	}

@@ -3,6 +3,7 @@ package layer
 import (
 	"archive/tar"
 	"bytes"
+	"io"
 	"context"
 	"os"
 	"path/filepath"
@@ -137,16 +138,28 @@ func FuzzDecompress(f *testing.F) {
 		_ = w.Close()
 		f.Add(buf.Bytes())
 	}
+	// One encoder of each kind per worker, reset for every input: making them costs far more
+	// than a small input's round trip.
+	type resetter interface {
+		io.WriteCloser
+		Reset(io.Writer)
+	}
+	encoders := map[Compression]resetter{}
+	for _, c := range []Compression{Gzip, Zstd} {
+		w, err := compressor(io.Discard, c, 0)
+		must(f, err)
+		encoders[c] = w.(resetter)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		drain(t, data)
 		if len(data) > 64<<10 {
-			return // the round trip needs no big inputs, and encoders per input are costly
+			return // the round trip needs no big inputs
 		}
 		for _, c := range []Compression{Gzip, Zstd} {
 			var buf bytes.Buffer
-			w, err := compressor(&buf, c, 0)
-			must(t, err)
-			_, err = w.Write(data)
+			w := encoders[c]
+			w.Reset(&buf)
+			_, err := w.Write(data)
 			must(t, err)
 			must(t, w.Close())
 			rc, err := Decompress(&buf)

@@ -38,20 +38,19 @@ func (m *monitor) stopTimeout() time.Duration {
 	return max(req.Timeout, 0)
 }
 
-// stop sends the stop signal, waits the timeout (or until the run ends: runDone), then cancels
-// the run, after which the runtime kills what is left.
-func (m *monitor) stop(runDone context.Context, cancelRun context.CancelFunc) {
+// stop sends the container its stop signal and waits the timeout for the run to end (done),
+// then kills it.
+func (m *monitor) stop(ctr *runtime.Container, done <-chan runResult) runResult {
 	timeout := m.stopTimeout()
-	err := runtime.Kill(runDone, m.store.StateDir, m.c.ID, m.c.stopSignal())
-	if err != nil || timeout == 0 {
-		cancelRun()
-		return
+	if err := ctr.Kill(context.Background(), m.c.stopSignal()); err == nil && timeout > 0 {
+		select {
+		case res := <-done:
+			return res
+		case <-time.After(timeout):
+		}
 	}
-	select {
-	case <-runDone.Done():
-	case <-time.After(timeout):
-		cancelRun()
-	}
+	ctr.Kill(context.Background(), syscall.SIGKILL) //nolint:errcheck // it may have exited just now
+	return <-done
 }
 
 // requestStop records that a user stopped the container, so its policy does not restart it.
@@ -65,13 +64,13 @@ func (c *Container) requestStop(timeout time.Duration) error {
 
 // Stop stops a running container: its stop signal, then SIGKILL after timeout. It returns
 // once the monitor has recorded the exit; stopping a stopped container does nothing.
-func (s *Store) Stop(ctx context.Context, c *Container, timeout time.Duration) error {
+func (s *Store) Stop(ctx context.Context, rt *runtime.Runtime, c *Container, timeout time.Duration) error {
 	st, err := c.State()
 	if err != nil {
 		return err
 	}
 	if st.MonitorLost {
-		return s.cleanup(ctx, c)
+		return s.cleanup(ctx, rt, c)
 	}
 	if !st.Running() {
 		return nil
@@ -106,7 +105,7 @@ func (c *Container) waitStopped(ctx context.Context, limit time.Duration) error 
 
 // Kill sends sig to the container's main process. SIGKILL and the stop signal count as a user
 // stop: the restart policy does not bring the container back.
-func (s *Store) Kill(ctx context.Context, c *Container, sig syscall.Signal) error {
+func (s *Store) Kill(ctx context.Context, rt *runtime.Runtime, c *Container, sig syscall.Signal) error {
 	st, err := c.State()
 	if err != nil {
 		return err
@@ -119,7 +118,11 @@ func (s *Store) Kill(ctx context.Context, c *Container, sig syscall.Signal) erro
 			return fmt.Errorf("kill %s: %w", c.ShortID(), err)
 		}
 	}
-	if err := runtime.Kill(ctx, s.StateDir, c.ID, sig); err != nil {
+	ctr, err := rt.Load(c.ID)
+	if err == nil {
+		err = ctr.Kill(ctx, sig)
+	}
+	if err != nil {
 		return fmt.Errorf("kill %s: %w", c.ShortID(), err)
 	}
 	return nil
@@ -133,7 +136,7 @@ func (e *RunningError) Error() string {
 }
 
 // Remove deletes a container and everything it left behind; force kills a running one first.
-func (s *Store) Remove(ctx context.Context, c *Container, force bool) error {
+func (s *Store) Remove(ctx context.Context, rt *runtime.Runtime, c *Container, force bool) error {
 	st, err := c.State()
 	if err != nil {
 		return err
@@ -142,11 +145,11 @@ func (s *Store) Remove(ctx context.Context, c *Container, force bool) error {
 		return &RunningError{Name: c.Name}
 	}
 	if st.Running() {
-		if err := s.Stop(ctx, c, 0); err != nil {
+		if err := s.Stop(ctx, rt, c, 0); err != nil {
 			return err
 		}
 	}
-	if err := s.cleanup(ctx, c); err != nil {
+	if err := s.cleanup(ctx, rt, c); err != nil {
 		return err
 	}
 	if mounted, err := mountinfo.Mounted(filepath.Join(c.Spec.BundleDir, "rootfs")); err == nil && mounted {
@@ -168,24 +171,20 @@ func (s *Store) Remove(ctx context.Context, c *Container, force bool) error {
 }
 
 // cleanup removes what a dead monitor left in the runtime (the container process, its rootfs
-// mount, cgroups); it does nothing when the runtime holds no record of the container.
-func (s *Store) cleanup(ctx context.Context, c *Container) error {
-	// The runtime package records each run's owner as <stateDir>/owners/<id>.json.
-	if _, err := os.Stat(filepath.Join(s.stateDir(), "owners", c.ID+".json")); err != nil {
-		return nil
-	}
+// mount, cgroups); the runtime leaves what live kiln processes own alone.
+func (s *Store) cleanup(ctx context.Context, rt *runtime.Runtime, c *Container) error {
 	if st, err := c.State(); err == nil && st.MonitorLost {
 		// The runtime counts an unreaped (zombie) monitor as alive and would skip its container.
 		waitReaped(ctx, st.MonitorPid, st.MonitorStart, 5*time.Second)
 	}
-	if err := runtime.Cleanup(ctx, s.StateDir); err != nil {
+	if err := rt.Cleanup(ctx); err != nil {
 		return fmt.Errorf("clean up container %s: %w", c.ShortID(), err)
 	}
 	return nil
 }
 
 // Prune removes every container that is not running and returns their ids.
-func (s *Store) Prune(ctx context.Context) ([]string, error) {
+func (s *Store) Prune(ctx context.Context, rt *runtime.Runtime) ([]string, error) {
 	all, err := s.List()
 	if err != nil {
 		return nil, err
@@ -197,7 +196,7 @@ func (s *Store) Prune(ctx context.Context) ([]string, error) {
 		if err != nil || st.Running() || (st.Status == StatusCreated && processAlive(st.MonitorPid, st.MonitorStart)) {
 			continue
 		}
-		if err := s.Remove(ctx, c, false); err != nil {
+		if err := s.Remove(ctx, rt, c, false); err != nil {
 			errs = append(errs, err)
 			continue
 		}

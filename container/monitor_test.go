@@ -35,7 +35,7 @@ func newRunnable(t *testing.T, restart RestartPolicy, args ...string) (*Store, *
 func TestSuperviseRestartsAndRecords(t *testing.T) {
 	s, c := newRunnable(t, RestartPolicy{Name: RestartOnFailure, MaximumRetryCount: 1}, "sh", "-c", "echo run; exit 4")
 	var out bytes.Buffer
-	code, err := s.Supervise(context.Background(), c, Streams{Stdout: &out})
+	code, err := s.Supervise(context.Background(), testRuntime(t), c, Streams{Stdout: &out})
 	if err != nil || code != 4 {
 		t.Fatalf("Supervise = %d, %v", code, err)
 	}
@@ -60,7 +60,7 @@ func TestStopDuringSuperviseWithFollower(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		code, err := s.Supervise(ctx, c, Streams{})
+		code, err := s.Supervise(ctx, testRuntime(t), c, Streams{})
 		done <- result{code, err}
 	}()
 	var followed bytes.Buffer
@@ -91,7 +91,23 @@ func TestStopDuringSuperviseWithFollower(t *testing.T) {
 	if st, _ := c.State(); st.Status != StatusExited || st.RestartCount != 0 {
 		t.Errorf("restart=always came back after a stop: %+v", st)
 	}
-	if err := s.Remove(context.Background(), c, false); err != nil {
+	if err := s.Remove(context.Background(), testRuntime(t), c, false); err != nil {
 		t.Fatal(err)
 	}
 }
+
+// testRuntime is one runtime per test, with its own state dir.
+func testRuntime(t *testing.T) *runtime.Runtime {
+	t.Helper()
+	if rt, ok := runtimes[t.Name()]; ok {
+		return rt
+	}
+	rt, err := runtime.New(runtime.Options{StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtimes[t.Name()] = rt
+	return rt
+}
+
+var runtimes = map[string]*runtime.Runtime{}

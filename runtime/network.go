@@ -26,12 +26,12 @@ func attachNetwork(ctx context.Context, s Spec) (netip.Addr, error) {
 	if err := checkPortSpecs(s.Ports); err != nil {
 		return netip.Addr{}, err
 	}
-	l, err := lockNet(s.StateDir)
+	l, err := lockNet(s.stateDir)
 	if err != nil {
 		return netip.Addr{}, err
 	}
 	defer l.Unlock()
-	records, err := readNetRecords(s.StateDir)
+	records, err := readNetRecords(s.stateDir)
 	if err != nil {
 		return netip.Addr{}, err
 	}
@@ -45,12 +45,12 @@ func attachNetwork(ctx context.Context, s Spec) (netip.Addr, error) {
 	if err := checkHostPortsFree(s.Ports); err != nil {
 		return netip.Addr{}, err
 	}
-	rec := netRecord{ID: s.ID, Bridge: b.Name, IP: ip, Veth: vethName(s.ID), NetNS: netnsPath(s.StateDir, s.ID), Ports: s.Ports}
-	if err := writeNetRecord(s.StateDir, rec); err != nil {
+	rec := netRecord{ID: s.ID, Bridge: b.Name, IP: ip, Veth: vethName(s.ID), NetNS: netnsPath(s.stateDir, s.ID), Ports: s.Ports}
+	if err := writeNetRecord(s.stateDir, rec); err != nil {
 		return netip.Addr{}, err
 	}
 	if err := setupNetwork(ctx, b, rec); err != nil {
-		return netip.Addr{}, errors.Join(fmt.Errorf("container %s network: %w", s.ID, err), detachLocked(context.WithoutCancel(ctx), s.StateDir, rec))
+		return netip.Addr{}, errors.Join(fmt.Errorf("container %s network: %w", s.ID, err), detachLocked(context.WithoutCancel(ctx), s.stateDir, rec))
 	}
 	return ip, nil
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/gofrs/flock"
@@ -42,8 +43,21 @@ func (s *Store) Supervise(ctx context.Context, rt *runtime.Runtime, c *Container
 		return -1, err
 	}
 	defer logs.Close()
-	m := &monitor{rt: rt, c: c, logs: logs, io: io}
+	m := &monitor{rt: rt, c: c, logs: logs, io: io, reqs: make(chan controlReq), closed: make(chan struct{})}
 	m.state = State{Status: StatusCreated, MonitorPid: os.Getpid(), MonitorStart: procStart(os.Getpid())}
+	l, err := m.listen()
+	if err != nil {
+		return -1, err
+	}
+	go m.serve(l, m.reqs)
+	defer func() {
+		close(m.closed)
+		m.closeControl(l)
+		for _, req := range m.pending {
+			req.answer <- nil // the exit is recorded: the stop is done
+			<-req.written     // before this process may exit
+		}
+	}()
 	return m.loop(ctx)
 }
 
@@ -54,13 +68,18 @@ type monitor struct {
 	logs  *LogWriter
 	io    Streams
 	state State
+
+	reqs     chan controlReq // from the control socket
+	closed   chan struct{}   // closed when the monitor no longer reads reqs
+	userStop bool            // a user stopped the container: no restart policy applies
+	pending  []controlReq    // stop requests, answered once the exit is recorded
 }
 
 func (m *monitor) loop(ctx context.Context) (int, error) {
 	delay := restartDelay
 	for {
 		code, runErr := m.runOnce(ctx)
-		stopped := ctx.Err() != nil || m.stopRequested()
+		stopped := ctx.Err() != nil || m.userStop
 		m.state.ExitCode, m.state.FinishedAt, m.state.Pid = code, time.Now().UTC(), 0
 		if runErr != nil && !stopped {
 			m.state.Error = runErr.Error()
@@ -76,14 +95,32 @@ func (m *monitor) loop(ctx context.Context) (int, error) {
 		if ran := m.state.FinishedAt.Sub(m.state.StartedAt); ran > 10*time.Second {
 			delay = restartDelay // it ran a while: not a crash loop
 		}
-		select {
-		case <-ctx.Done():
+		if m.waitRestart(ctx, delay) {
 			m.state.Status = StatusExited
 			return code, writeState(m.c.dir, m.state)
-		case <-time.After(delay):
 		}
 		delay = min(2*delay, maxRestartDelay)
 		m.state.RestartCount++
+	}
+}
+
+// waitRestart waits out the restart delay; true means the container was stopped meanwhile.
+func (m *monitor) waitRestart(ctx context.Context, delay time.Duration) bool {
+	timer := time.NewTimer(delay)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return true
+		case <-timer.C:
+			return false
+		case req := <-m.reqs:
+			if req.Op == "stop" {
+				m.userStop, m.pending = true, append(m.pending, req)
+				return true
+			}
+			req.answer <- fmt.Errorf("container %s is restarting, not running", m.c.ShortID())
+		}
 	}
 }
 
@@ -98,7 +135,6 @@ func (s State) runError(runErr error, stopped bool) error {
 // runOnce runs the container once, records it running with its pid, and turns a stop request
 // into the stop signal, then SIGKILL after the timeout.
 func (m *monitor) runOnce(ctx context.Context) (int, error) {
-	os.Remove(filepath.Join(m.c.dir, stopFile)) //nolint:errcheck // a stale request must not stop this run
 	m.state.Status, m.state.StartedAt, m.state.Error = StatusRunning, time.Now().UTC(), ""
 	if err := writeState(m.c.dir, m.state); err != nil {
 		return -1, err
@@ -122,16 +158,37 @@ func (m *monitor) runOnce(ctx context.Context) (int, error) {
 		code, err := ctr.Wait(context.WithoutCancel(ctx))
 		done <- runResult{int(code), err}
 	}()
-	var res runResult
-	select {
-	case res = <-done:
-	case <-ctx.Done():
-		res = m.stop(ctr, done)
-	}
+	res := m.wait(ctx, ctr, done)
 	if res.err != nil {
 		return exitKilnFailure, res.err
 	}
 	return res.code, nil
+}
+
+// wait waits for the run to end, serving control requests meanwhile; a SIGTERM of the
+// monitor (ctx) stops the container with the default grace period, as Ctrl-C always did.
+func (m *monitor) wait(ctx context.Context, ctr *runtime.Container, done <-chan runResult) runResult {
+	for {
+		select {
+		case res := <-done:
+			return res
+		case <-ctx.Done():
+			return m.stop(ctr, done, runtime.DefaultStopGrace)
+		case req := <-m.reqs:
+			switch sig := syscall.Signal(req.Signal); req.Op {
+			case "stop":
+				m.userStop, m.pending = true, append(m.pending, req)
+				return m.stop(ctr, done, max(req.Timeout, 0))
+			case "kill":
+				if sig == syscall.SIGKILL || sig == m.c.stopSignal() {
+					m.userStop = true
+				}
+				req.answer <- ctr.Kill(ctx, sig)
+			default:
+				req.answer <- fmt.Errorf("unknown request %q", req.Op)
+			}
+		}
+	}
 }
 
 // exitKilnFailure is docker's code for a container kiln itself could not run.

@@ -76,11 +76,13 @@ func TestStopDuringSuperviseWithFollower(t *testing.T) {
 			t.Fatal("no pid recorded")
 		}
 	}
-	// Stop signals this very process; the test stands in for the monitor's signal handler.
-	if err := c.requestStop(200 * time.Millisecond); err != nil {
+	// Stop asks the monitor through its control socket and returns once the exit is recorded.
+	if err := s.Stop(context.Background(), testRuntime(t), c, 200*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	cancel()
+	if st, _ := c.State(); st.Running() {
+		t.Errorf("Stop returned before the exit was recorded: %+v", st)
+	}
 	res := <-done
 	if res.err != nil || res.code != 137 { // sleep as pid 1 ignores SIGTERM: killed after the timeout
 		t.Errorf("stopped Supervise = %d, %v", res.code, res.err)

@@ -42,9 +42,6 @@ func New(o Options) (*Runtime, error) {
 	return &Runtime{stateDir: o.StateDir, want: o.Runtime, debug: orDiscard(o.Debug)}, nil
 }
 
-// StateDir is the runtime's state root.
-func (rt *Runtime) StateDir() string { return rt.stateDir }
-
 // pick returns the OCI runtime, choosing it once per Runtime.
 func (rt *Runtime) pick(ctx context.Context) (*ociRunner, error) {
 	rt.mu.Lock()

@@ -3,7 +3,6 @@ package build
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 
@@ -14,11 +13,9 @@ import (
 // buildHostname is the hostname RUN steps see; fixed so that builds are reproducible.
 const buildHostname = "kiln-build"
 
-// RuntimeRunner runs RUN steps as isolated containers through the runtime package.
+// RuntimeRunner runs RUN steps as isolated containers with the process's one runtime.
 type RuntimeRunner struct {
-	Runtime  string    // OCI runtime name or path; "" lets the runtime package choose
-	StateDir string    // runtime state root; "" = runtime.DefaultStateDir
-	Debug    io.Writer // runtime choice and cleanup notes; nil = silent
+	Runtime *runtime.Runtime
 }
 
 // Run executes req over its layers; a non-zero exit becomes an *ExitError.
@@ -47,10 +44,10 @@ func (r RuntimeRunner) Run(ctx context.Context, req RunRequest) error {
 		}
 		mounts = append(mounts, rm)
 	}
-	code, err := runtime.Run(ctx, runtime.Spec{
-		ID: req.ID, Lower: req.Lower, Upper: req.Upper, Work: req.Work, BundleDir: bundle, StateDir: r.StateDir,
+	code, err := r.Runtime.Run(ctx, runtime.Spec{
+		ID: req.ID, Lower: req.Lower, Upper: req.Upper, Work: req.Work, BundleDir: bundle,
 		Args: req.Args, Env: req.Env, Cwd: req.Cwd, User: req.User, Hostname: buildHostname, Mounts: mounts, Files: files,
-		Network: network, Stdout: req.Output, Stderr: req.Output, Runtime: r.Runtime, Debug: r.Debug,
+		Network: network, Stdout: req.Output, Stderr: req.Output,
 	})
 	if err != nil {
 		return err

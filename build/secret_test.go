@@ -13,6 +13,7 @@ import (
 
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/internal/testimage"
+	"github.com/kiln-build/kiln/runtime"
 )
 
 // scanningRunner runs steps in real containers and, when a step prints "scan-now" (while its
@@ -75,7 +76,11 @@ func TestRunSecretNeverOnDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	const secret = "pl41nt3xt-s3cr3t-value"
-	r := &scanningRunner{Runner: RuntimeRunner{StateDir: t.TempDir()}, root: f.store.Root(), needle: secret}
+	rt, err := runtime.New(runtime.Options{StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &scanningRunner{Runner: RuntimeRunner{Runtime: rt}, root: f.store.Root(), needle: secret}
 	bf := "FROM busybox\nRUN --mount=type=secret,id=token,mode=0400 grep -q 3cr3t-val /run/secrets/token && echo scan-now\n" // a fragment: the command is on disk
 	var out strings.Builder
 	_, _, err = f.build(bf, func(o *Options) {

@@ -5,108 +5,182 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/moby/sys/mountinfo"
 
-	"github.com/kiln-build/kiln/internal/atomicfile"
 	"github.com/kiln-build/kiln/runtime"
 )
 
-// stopRequest is stop.json: a user asked the container to stop (so no restart policy applies),
-// and how long it gets after its stop signal.
-type stopRequest struct {
-	Timeout time.Duration `json:"Timeout"`
+// controlSocket is the monitor's unix socket in the container's directory: `kiln stop` and
+// `kiln kill` ask the monitor, which holds the running container, instead of leaving files.
+const controlSocket = "control.sock"
+
+// request is one control message; the monitor answers with a reply when it is done.
+type request struct {
+	Op      string        `json:"op"`                // "stop" or "kill"
+	Timeout time.Duration `json:"timeout,omitempty"` // stop: how long after the stop signal until SIGKILL
+	Signal  int           `json:"signal,omitempty"`  // kill: the signal
 }
 
-func (m *monitor) stopRequested() bool {
-	_, err := os.Stat(filepath.Join(m.c.dir, stopFile))
-	return err == nil
+type reply struct {
+	Error string `json:"error,omitempty"`
 }
 
-// readStopRequest returns the requested timeout; a bare SIGTERM (no request) gets the runtime's
-// default grace period, as a foreground run's Ctrl-C always did.
-func (m *monitor) stopTimeout() time.Duration {
-	var req stopRequest
-	data, err := os.ReadFile(filepath.Join(m.c.dir, stopFile))
-	if err != nil || json.Unmarshal(data, &req) != nil {
-		return runtime.DefaultStopGrace
+// controlReq is a request on its way to the monitor's loop, with where the answer goes.
+type controlReq struct {
+	request
+	answer  chan<- error
+	written <-chan struct{} // closed once the answer reached the client
+}
+
+// listen opens the monitor's control socket (the lock makes this monitor its only owner).
+func (m *monitor) listen() (*net.UnixListener, error) {
+	os.Remove(filepath.Join(m.c.dir, controlSocket)) //nolint:errcheck // a killed monitor's
+	var l *net.UnixListener
+	err := inDir(m.c.dir, func(dir string) error {
+		var err error
+		l, err = net.ListenUnix("unix", &net.UnixAddr{Name: filepath.Join(dir, controlSocket), Net: "unix"})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("container %s: control socket: %w", m.c.ShortID(), err)
 	}
-	return max(req.Timeout, 0)
+	l.SetUnlinkOnClose(false) // the name may be a /proc path: remove by the real one
+	return l, nil
 }
 
-// stop sends the stop signal, waits the timeout (or until the run ends: runDone), then cancels
-// the run, after which the runtime kills what is left.
-func (m *monitor) stop(runDone context.Context, cancelRun context.CancelFunc) {
-	timeout := m.stopTimeout()
-	err := runtime.Kill(runDone, m.store.StateDir, m.c.ID, m.c.stopSignal())
-	if err != nil || timeout == 0 {
-		cancelRun()
-		return
-	}
-	select {
-	case <-runDone.Done():
-	case <-time.After(timeout):
-		cancelRun()
+// serve hands each connection's request to the loop and writes back its answer.
+func (m *monitor) serve(l *net.UnixListener, reqs chan<- controlReq) {
+	for {
+		conn, err := l.AcceptUnix()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer conn.Close()
+			var req request
+			if err := json.NewDecoder(conn).Decode(&req); err != nil {
+				return
+			}
+			answer, written := make(chan error, 1), make(chan struct{})
+			defer close(written)
+			select {
+			case reqs <- controlReq{req, answer, written}:
+			case <-m.closed:
+				answer <- fmt.Errorf("container %s is not running", m.c.ShortID())
+			}
+			var rep reply
+			if err := <-answer; err != nil {
+				rep.Error = err.Error()
+			}
+			json.NewEncoder(conn).Encode(rep) //nolint:errcheck // the client may have given up
+		}()
 	}
 }
 
-// requestStop records that a user stopped the container, so its policy does not restart it.
-func (c *Container) requestStop(timeout time.Duration) error {
-	data, err := json.Marshal(stopRequest{Timeout: timeout})
+// closeControl stops serving: later clients see the monitor gone and read the final state.
+func (m *monitor) closeControl(l *net.UnixListener) {
+	os.Remove(filepath.Join(m.c.dir, controlSocket)) //nolint:errcheck // gone already is fine
+	l.Close()
+}
+
+// inDir runs fn with a short name for dir (through /proc/self/fd), since a unix socket's path
+// is limited to 107 bytes and store roots can be deep.
+func inDir(dir string, fn func(short string) error) error {
+	if len(dir)+len(controlSocket) < 100 {
+		return fn(dir)
+	}
+	d, err := os.Open(dir)
 	if err != nil {
 		return err
 	}
-	return atomicfile.Write(filepath.Join(c.dir, stopFile), data, atomicfile.Options{Perm: 0o600})
+	defer d.Close()
+	return fn("/proc/self/fd/" + strconv.Itoa(int(d.Fd())))
 }
 
-// Stop stops a running container: its stop signal, then SIGKILL after timeout. It returns
-// once the monitor has recorded the exit; stopping a stopped container does nothing.
-func (s *Store) Stop(ctx context.Context, c *Container, timeout time.Duration) error {
+// ask sends req to c's monitor and waits for its answer; errNoMonitor when none listens.
+func (c *Container) ask(ctx context.Context, req request) error {
+	var conn net.Conn
+	err := inDir(c.dir, func(dir string) error {
+		var err error
+		var d net.Dialer
+		conn, err = d.DialContext(ctx, "unix", filepath.Join(dir, controlSocket))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("%w: %v", errNoMonitor, err)
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) }) //nolint:errcheck // unblocks the read
+	defer stop()
+	if err := json.NewEncoder(conn).Encode(req); err != nil {
+		return fmt.Errorf("container %s: ask monitor: %w", c.ShortID(), err)
+	}
+	var rep reply
+	if err := json.NewDecoder(conn).Decode(&rep); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("container %s: the monitor did not answer: %w", c.ShortID(), err)
+	}
+	if rep.Error != "" {
+		return errors.New(rep.Error)
+	}
+	return nil
+}
+
+// errNoMonitor says no monitor listens: it has exited (or is just exiting).
+var errNoMonitor = errors.New("no monitor listens")
+
+// stop sends the container its stop signal and waits the timeout for the run to end (done),
+// then kills it.
+func (m *monitor) stop(ctr *runtime.Container, done <-chan runResult, timeout time.Duration) runResult {
+	if err := ctr.Kill(context.Background(), m.c.stopSignal()); err == nil && timeout > 0 {
+		select {
+		case res := <-done:
+			return res
+		case <-time.After(timeout):
+		}
+	}
+	ctr.Kill(context.Background(), syscall.SIGKILL) //nolint:errcheck // it may have exited just now
+	return <-done
+}
+
+// Stop stops a running container: its stop signal, then SIGKILL after timeout; no restart policy
+// brings it back. It returns once the monitor has recorded the exit; stopping a stopped
+// container does nothing.
+func (s *Store) Stop(ctx context.Context, rt *runtime.Runtime, c *Container, timeout time.Duration) error {
 	st, err := c.State()
 	if err != nil {
 		return err
 	}
 	if st.MonitorLost {
-		return s.cleanup(ctx, c)
+		return s.cleanup(ctx, rt, c)
 	}
 	if !st.Running() {
 		return nil
 	}
-	if err := c.requestStop(timeout); err != nil {
+	err = c.ask(ctx, request{Op: "stop", Timeout: timeout})
+	if errors.Is(err, errNoMonitor) {
+		if st, serr := c.State(); serr == nil && (!st.Running() || st.MonitorLost) {
+			return nil // it exited meanwhile
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("stop %s: %w", c.ShortID(), err)
 	}
-	if err := syscall.Kill(st.MonitorPid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("stop %s: signal monitor: %w", c.ShortID(), err)
-	}
-	return c.waitStopped(ctx, timeout+30*time.Second)
-}
-
-// waitStopped polls the state until the container is no longer running.
-func (c *Container) waitStopped(ctx context.Context, limit time.Duration) error {
-	deadline := time.Now().Add(limit)
-	for {
-		st, err := c.State()
-		if err != nil || !st.Running() {
-			return err
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("container %s did not stop within %s", c.ShortID(), limit)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	return nil
 }
 
 // Kill sends sig to the container's main process. SIGKILL and the stop signal count as a user
 // stop: the restart policy does not bring the container back.
-func (s *Store) Kill(ctx context.Context, c *Container, sig syscall.Signal) error {
+func (s *Store) Kill(ctx context.Context, rt *runtime.Runtime, c *Container, sig syscall.Signal) error {
 	st, err := c.State()
 	if err != nil {
 		return err
@@ -114,12 +188,7 @@ func (s *Store) Kill(ctx context.Context, c *Container, sig syscall.Signal) erro
 	if st.Status != StatusRunning || st.MonitorLost {
 		return fmt.Errorf("cannot kill container %s: container %s is not running", c.Name, c.ID)
 	}
-	if sig == syscall.SIGKILL || sig == c.stopSignal() {
-		if err := c.requestStop(0); err != nil {
-			return fmt.Errorf("kill %s: %w", c.ShortID(), err)
-		}
-	}
-	if err := runtime.Kill(ctx, s.StateDir, c.ID, sig); err != nil {
+	if err := c.ask(ctx, request{Op: "kill", Signal: int(sig)}); err != nil {
 		return fmt.Errorf("kill %s: %w", c.ShortID(), err)
 	}
 	return nil
@@ -133,7 +202,7 @@ func (e *RunningError) Error() string {
 }
 
 // Remove deletes a container and everything it left behind; force kills a running one first.
-func (s *Store) Remove(ctx context.Context, c *Container, force bool) error {
+func (s *Store) Remove(ctx context.Context, rt *runtime.Runtime, c *Container, force bool) error {
 	st, err := c.State()
 	if err != nil {
 		return err
@@ -142,11 +211,11 @@ func (s *Store) Remove(ctx context.Context, c *Container, force bool) error {
 		return &RunningError{Name: c.Name}
 	}
 	if st.Running() {
-		if err := s.Stop(ctx, c, 0); err != nil {
+		if err := s.Stop(ctx, rt, c, 0); err != nil {
 			return err
 		}
 	}
-	if err := s.cleanup(ctx, c); err != nil {
+	if err := s.cleanup(ctx, rt, c); err != nil {
 		return err
 	}
 	if mounted, err := mountinfo.Mounted(filepath.Join(c.Spec.BundleDir, "rootfs")); err == nil && mounted {
@@ -168,24 +237,20 @@ func (s *Store) Remove(ctx context.Context, c *Container, force bool) error {
 }
 
 // cleanup removes what a dead monitor left in the runtime (the container process, its rootfs
-// mount, cgroups); it does nothing when the runtime holds no record of the container.
-func (s *Store) cleanup(ctx context.Context, c *Container) error {
-	// The runtime package records each run's owner as <stateDir>/owners/<id>.json.
-	if _, err := os.Stat(filepath.Join(s.stateDir(), "owners", c.ID+".json")); err != nil {
-		return nil
-	}
+// mount, cgroups); the runtime leaves what live kiln processes own alone.
+func (s *Store) cleanup(ctx context.Context, rt *runtime.Runtime, c *Container) error {
 	if st, err := c.State(); err == nil && st.MonitorLost {
 		// The runtime counts an unreaped (zombie) monitor as alive and would skip its container.
 		waitReaped(ctx, st.MonitorPid, st.MonitorStart, 5*time.Second)
 	}
-	if err := runtime.Cleanup(ctx, s.StateDir); err != nil {
+	if err := rt.Cleanup(ctx); err != nil {
 		return fmt.Errorf("clean up container %s: %w", c.ShortID(), err)
 	}
 	return nil
 }
 
 // Prune removes every container that is not running and returns their ids.
-func (s *Store) Prune(ctx context.Context) ([]string, error) {
+func (s *Store) Prune(ctx context.Context, rt *runtime.Runtime) ([]string, error) {
 	all, err := s.List()
 	if err != nil {
 		return nil, err
@@ -197,7 +262,7 @@ func (s *Store) Prune(ctx context.Context) ([]string, error) {
 		if err != nil || st.Running() || (st.Status == StatusCreated && processAlive(st.MonitorPid, st.MonitorStart)) {
 			continue
 		}
-		if err := s.Remove(ctx, c, false); err != nil {
+		if err := s.Remove(ctx, rt, c, false); err != nil {
 			errs = append(errs, err)
 			continue
 		}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/gofrs/flock"
@@ -19,7 +20,6 @@ import (
 type Streams struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
-	Debug          io.Writer // the runtime's notes; nil = silent
 }
 
 // Restart backoff: docker's 100 ms doubling, capped lower so a crash loop stays observable.
@@ -28,10 +28,10 @@ const (
 	maxRestartDelay = 10 * time.Second
 )
 
-// Supervise runs the container, restarting it as its policy says, until it stays exited;
+// Supervise runs the container with rt, restarting it as its policy says, until it stays exited;
 // cancelling ctx stops it (see Stop). It records every step in state.json and returns the last
 // exit code. It is the body of the detached monitor (`kiln __monitor`) and of a foreground run.
-func (s *Store) Supervise(ctx context.Context, c *Container, io Streams) (int, error) {
+func (s *Store) Supervise(ctx context.Context, rt *runtime.Runtime, c *Container, io Streams) (int, error) {
 	lock := flock.New(filepath.Join(c.dir, monitorLock), flock.SetPermissions(0o600))
 	locked, err := lock.TryLock()
 	if err != nil || !locked {
@@ -43,25 +43,43 @@ func (s *Store) Supervise(ctx context.Context, c *Container, io Streams) (int, e
 		return -1, err
 	}
 	defer logs.Close()
-	m := &monitor{store: s, c: c, logs: logs, io: io}
+	m := &monitor{rt: rt, c: c, logs: logs, io: io, reqs: make(chan controlReq), closed: make(chan struct{})}
 	m.state = State{Status: StatusCreated, MonitorPid: os.Getpid(), MonitorStart: procStart(os.Getpid())}
+	l, err := m.listen()
+	if err != nil {
+		return -1, err
+	}
+	go m.serve(l, m.reqs)
+	defer func() {
+		close(m.closed)
+		m.closeControl(l)
+		for _, req := range m.pending {
+			req.answer <- nil // the exit is recorded: the stop is done
+			<-req.written     // before this process may exit
+		}
+	}()
 	return m.loop(ctx)
 }
 
 // monitor is one Supervise call: it alone writes the container's state.
 type monitor struct {
-	store *Store
+	rt    *runtime.Runtime
 	c     *Container
 	logs  *LogWriter
 	io    Streams
 	state State
+
+	reqs     chan controlReq // from the control socket
+	closed   chan struct{}   // closed when the monitor no longer reads reqs
+	userStop bool            // a user stopped the container: no restart policy applies
+	pending  []controlReq    // stop requests, answered once the exit is recorded
 }
 
 func (m *monitor) loop(ctx context.Context) (int, error) {
 	delay := restartDelay
 	for {
 		code, runErr := m.runOnce(ctx)
-		stopped := ctx.Err() != nil || m.stopRequested()
+		stopped := ctx.Err() != nil || m.userStop
 		m.state.ExitCode, m.state.FinishedAt, m.state.Pid = code, time.Now().UTC(), 0
 		if runErr != nil && !stopped {
 			m.state.Error = runErr.Error()
@@ -77,14 +95,32 @@ func (m *monitor) loop(ctx context.Context) (int, error) {
 		if ran := m.state.FinishedAt.Sub(m.state.StartedAt); ran > 10*time.Second {
 			delay = restartDelay // it ran a while: not a crash loop
 		}
-		select {
-		case <-ctx.Done():
+		if m.waitRestart(ctx, delay) {
 			m.state.Status = StatusExited
 			return code, writeState(m.c.dir, m.state)
-		case <-time.After(delay):
 		}
 		delay = min(2*delay, maxRestartDelay)
 		m.state.RestartCount++
+	}
+}
+
+// waitRestart waits out the restart delay; true means the container was stopped meanwhile.
+func (m *monitor) waitRestart(ctx context.Context, delay time.Duration) bool {
+	timer := time.NewTimer(delay)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return true
+		case <-timer.C:
+			return false
+		case req := <-m.reqs:
+			if req.Op == "stop" {
+				m.userStop, m.pending = true, append(m.pending, req)
+				return true
+			}
+			req.answer <- fmt.Errorf("container %s is restarting, not running", m.c.ShortID())
+		}
 	}
 }
 
@@ -96,36 +132,63 @@ func (s State) runError(runErr error, stopped bool) error {
 	return runErr
 }
 
-// runOnce runs the container once, records it running (and its pid once the runtime knows it),
-// and turns a stop request into the stop signal, then SIGKILL after the timeout.
+// runOnce runs the container once, records it running with its pid, and turns a stop request
+// into the stop signal, then SIGKILL after the timeout.
 func (m *monitor) runOnce(ctx context.Context) (int, error) {
-	os.Remove(filepath.Join(m.c.dir, stopFile)) //nolint:errcheck // a stale request must not stop this run
 	m.state.Status, m.state.StartedAt, m.state.Error = StatusRunning, time.Now().UTC(), ""
 	if err := writeState(m.c.dir, m.state); err != nil {
 		return -1, err
 	}
 	out, errw := m.logs.Stream("stdout"), m.logs.Stream("stderr")
+	defer out.Close()
+	defer errw.Close()
 	spec := m.c.Spec
-	spec.Stdin, spec.Stdout, spec.Stderr, spec.Debug = m.io.Stdin, tee(out, m.io.Stdout), tee(errw, m.io.Stderr), m.io.Debug
-	spec.StateDir = m.store.StateDir
-	spec.StopGrace = 100 * time.Millisecond // the stop timeout is applied before cancelling
-	runCtx, cancelRun := context.WithCancel(context.Background())
-	defer cancelRun()
+	spec.Stdin, spec.Stdout, spec.Stderr = m.io.Stdin, tee(out, m.io.Stdout), tee(errw, m.io.Stderr)
+	// The container's lifetime is the monitor's to end (stop signal, timeout, SIGKILL), not a context's.
+	ctr, err := m.rt.Start(context.WithoutCancel(ctx), spec)
+	if err != nil {
+		return exitKilnFailure, err
+	}
+	if st, err := ctr.State(ctx); err == nil {
+		m.state.Pid = st.Pid
+		writeState(m.c.dir, m.state) //nolint:errcheck // the pid is a convenience; the exit record matters
+	}
 	done := make(chan runResult, 1)
 	go func() {
-		code, err := runtime.Run(runCtx, spec)
+		code, err := ctr.Wait(context.WithoutCancel(ctx))
 		done <- runResult{int(code), err}
 	}()
-	res := m.wait(ctx, cancelRun, done)
-	out.Close()
-	errw.Close()
-	if res.err != nil && runCtx.Err() != nil && res.code >= 0 {
-		return res.code, nil // stopped as asked: the code is the container's own (143, 137)
-	}
+	res := m.wait(ctx, ctr, done)
 	if res.err != nil {
 		return exitKilnFailure, res.err
 	}
 	return res.code, nil
+}
+
+// wait waits for the run to end, serving control requests meanwhile; a SIGTERM of the
+// monitor (ctx) stops the container with the default grace period, as Ctrl-C always did.
+func (m *monitor) wait(ctx context.Context, ctr *runtime.Container, done <-chan runResult) runResult {
+	for {
+		select {
+		case res := <-done:
+			return res
+		case <-ctx.Done():
+			return m.stop(ctr, done, runtime.DefaultStopGrace)
+		case req := <-m.reqs:
+			switch sig := syscall.Signal(req.Signal); req.Op {
+			case "stop":
+				m.userStop, m.pending = true, append(m.pending, req)
+				return m.stop(ctr, done, max(req.Timeout, 0))
+			case "kill":
+				if sig == syscall.SIGKILL || sig == m.c.stopSignal() {
+					m.userStop = true
+				}
+				req.answer <- ctr.Kill(ctx, sig)
+			default:
+				req.answer <- fmt.Errorf("unknown request %q", req.Op)
+			}
+		}
+	}
 }
 
 // exitKilnFailure is docker's code for a container kiln itself could not run.
@@ -134,42 +197,6 @@ const exitKilnFailure = 125
 type runResult struct {
 	code int
 	err  error
-}
-
-// wait waits for the run to end, recording the container's pid and handling a stop request.
-func (m *monitor) wait(ctx context.Context, cancelRun context.CancelFunc, done <-chan runResult) runResult {
-	pids := make(chan int, 1)
-	pidCtx, stopPid := context.WithCancel(context.Background())
-	defer stopPid() // also tells a running stop sequence the run is over
-	go m.findPid(pidCtx, pids)
-	stopping := ctx.Done()
-	for {
-		select {
-		case res := <-done:
-			return res
-		case pid := <-pids:
-			m.state.Pid = pid
-			writeState(m.c.dir, m.state) //nolint:errcheck // the pid is a convenience; the exit record matters
-		case <-stopping:
-			stopping = nil
-			go m.stop(pidCtx, cancelRun)
-		}
-	}
-}
-
-// findPid asks the OCI runtime for the container's pid until it has been created.
-func (m *monitor) findPid(ctx context.Context, pids chan<- int) {
-	for delay := 5 * time.Millisecond; ctx.Err() == nil; delay = min(2*delay, 200*time.Millisecond) {
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(delay):
-		}
-		if st, err := runtime.State(ctx, m.store.StateDir, m.c.ID); err == nil && st.Pid > 0 {
-			pids <- st.Pid
-			return
-		}
-	}
 }
 
 // tee sends a stream to the log and, when given, to a terminal too.

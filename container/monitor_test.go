@@ -35,7 +35,7 @@ func newRunnable(t *testing.T, restart RestartPolicy, args ...string) (*Store, *
 func TestSuperviseRestartsAndRecords(t *testing.T) {
 	s, c := newRunnable(t, RestartPolicy{Name: RestartOnFailure, MaximumRetryCount: 1}, "sh", "-c", "echo run; exit 4")
 	var out bytes.Buffer
-	code, err := s.Supervise(context.Background(), c, Streams{Stdout: &out})
+	code, err := s.Supervise(context.Background(), testRuntime(t), c, Streams{Stdout: &out})
 	if err != nil || code != 4 {
 		t.Fatalf("Supervise = %d, %v", code, err)
 	}
@@ -60,7 +60,7 @@ func TestStopDuringSuperviseWithFollower(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		code, err := s.Supervise(ctx, c, Streams{})
+		code, err := s.Supervise(ctx, testRuntime(t), c, Streams{})
 		done <- result{code, err}
 	}()
 	var followed bytes.Buffer
@@ -76,11 +76,13 @@ func TestStopDuringSuperviseWithFollower(t *testing.T) {
 			t.Fatal("no pid recorded")
 		}
 	}
-	// Stop signals this very process; the test stands in for the monitor's signal handler.
-	if err := c.requestStop(200 * time.Millisecond); err != nil {
+	// Stop asks the monitor through its control socket and returns once the exit is recorded.
+	if err := s.Stop(context.Background(), testRuntime(t), c, 200*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	cancel()
+	if st, _ := c.State(); st.Running() {
+		t.Errorf("Stop returned before the exit was recorded: %+v", st)
+	}
 	res := <-done
 	if res.err != nil || res.code != 137 { // sleep as pid 1 ignores SIGTERM: killed after the timeout
 		t.Errorf("stopped Supervise = %d, %v", res.code, res.err)
@@ -91,7 +93,23 @@ func TestStopDuringSuperviseWithFollower(t *testing.T) {
 	if st, _ := c.State(); st.Status != StatusExited || st.RestartCount != 0 {
 		t.Errorf("restart=always came back after a stop: %+v", st)
 	}
-	if err := s.Remove(context.Background(), c, false); err != nil {
+	if err := s.Remove(context.Background(), testRuntime(t), c, false); err != nil {
 		t.Fatal(err)
 	}
 }
+
+// testRuntime is one runtime per test, with its own state dir.
+func testRuntime(t *testing.T) *runtime.Runtime {
+	t.Helper()
+	if rt, ok := runtimes[t.Name()]; ok {
+		return rt
+	}
+	rt, err := runtime.New(runtime.Options{StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtimes[t.Name()] = rt
+	return rt
+}
+
+var runtimes = map[string]*runtime.Runtime{}

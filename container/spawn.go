@@ -18,7 +18,6 @@ const monitorLogFile = "monitor.log"
 // `kiln __monitor ID`) in its own session with stdio on /dev/null, and waits until the container
 // has started, or has exited at once, or the monitor failed.
 func (s *Store) Spawn(ctx context.Context, c *Container, argv []string) error {
-	os.Remove(filepath.Join(c.dir, stopFile)) //nolint:errcheck // an old stop request does not apply to this start
 	logf, err := os.OpenFile(filepath.Join(c.dir, monitorLogFile), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return fmt.Errorf("start monitor: %w", err)

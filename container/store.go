@@ -126,7 +126,7 @@ func (s *Store) materialize(cfg Config) (*Container, error) {
 	tmp := filepath.Join(s.dir, ".new-"+cfg.ID)
 	sp := &c.Spec
 	sp.ID, sp.Upper, sp.Work, sp.BundleDir = cfg.ID, filepath.Join(c.dir, "upper"), filepath.Join(c.dir, "work"), filepath.Join(c.dir, "bundle")
-	sp.Stdin, sp.Stdout, sp.Stderr, sp.Debug = nil, nil, nil, nil
+	sp.Stdin, sp.Stdout, sp.Stderr = nil, nil, nil
 	if sp.Hostname == "" {
 		sp.Hostname = cfg.ID[:12]
 	}

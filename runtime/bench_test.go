@@ -18,14 +18,15 @@ func BenchmarkRunTrue(b *testing.B) {
 			state := b.TempDir()
 			requireRuntime(b, rt, state)
 			base := b.TempDir()
+			r := testRuntime(b, rt, state)
 			var times []time.Duration
 			for i := 0; b.Loop(); i++ {
 				dir := filepath.Join(base, fmt.Sprint(i))
 				s := Spec{ID: fmt.Sprintf("bench%d", i), Lower: []string{lowerDir(b)}, Upper: filepath.Join(dir, "upper"),
-					Work: filepath.Join(dir, "work"), BundleDir: filepath.Join(dir, "bundle"), StateDir: state, Args: []string{"true"}, Runtime: rt}
+					Work: filepath.Join(dir, "work"), BundleDir: filepath.Join(dir, "bundle"), Args: []string{"true"}}
 				os.MkdirAll(s.Upper, 0o755)
 				start := time.Now()
-				if st, err := Run(context.Background(), s); err != nil || st != 0 {
+				if st, err := r.Run(context.Background(), s); err != nil || st != 0 {
 					b.Fatalf("status %d: %v", st, err)
 				}
 				times = append(times, time.Since(start))

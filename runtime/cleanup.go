@@ -11,13 +11,11 @@ import (
 	"time"
 )
 
-// Cleanup removes what killed kiln processes left behind under stateDir ("" = DefaultStateDir):
-// containers still known to the runtime, their rootfs mounts and their cgroups. Runs owned by a
-// living kiln process are left alone, so it is safe to call at every start.
-func Cleanup(ctx context.Context, stateDir string) error {
-	if stateDir == "" {
-		stateDir = DefaultStateDir
-	}
+// Cleanup removes what killed kiln processes left behind under the state dir: containers still
+// known to the runtime, their rootfs mounts, in-memory files, networks and cgroups. Runs owned
+// by a living kiln process are left alone, so it is safe to call at every start.
+func (rt *Runtime) Cleanup(ctx context.Context) error {
+	stateDir := rt.stateDir
 	owners, err := readOwners(stateDir)
 	if err != nil {
 		return err
@@ -45,17 +43,9 @@ func Cleanup(ctx context.Context, stateDir string) error {
 // cleanupOwner kills and deletes a dead owner's container, then unmounts its rootfs.
 func cleanupOwner(ctx context.Context, stateDir string, o owner) error {
 	if o.Runtime != "" {
-		r, err := runnerFor(o.Runtime, stateDir)
-		if err != nil {
-			return fmt.Errorf("clean up container %s: %w", o.ID, err)
-		}
-		if o.Root != "" && o.Root != r.root {
-			copied := *r // the cached runner is shared: never change its root in place
-			copied.root = o.Root
-			r = &copied
-		}
-		r.Kill(ctx, o.ID, syscall.SIGKILL) //nolint:errcheck // it may have exited already
-		if err := r.Delete(ctx, o.ID); err != nil {
+		r := ownerRunner(o)
+		r.kill(ctx, o.ID, syscall.SIGKILL) //nolint:errcheck // it may have exited already
+		if err := r.delete(ctx, o.ID); err != nil {
 			return fmt.Errorf("clean up container %s: %w", o.ID, err)
 		}
 	}
@@ -86,7 +76,7 @@ func cleanupRuntimes(ctx context.Context, stateDir string, live map[string]bool)
 			continue
 		}
 		r := newOCIRunner(path, "", root)
-		ids, err := r.List(ctx)
+		ids, err := r.list(ctx)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -95,8 +85,8 @@ func cleanupRuntimes(ctx context.Context, stateDir string, live map[string]bool)
 			if live[id] {
 				continue
 			}
-			r.Kill(ctx, id, syscall.SIGKILL) //nolint:errcheck // it may have exited already
-			if err := r.Delete(ctx, id); err != nil {
+			r.kill(ctx, id, syscall.SIGKILL) //nolint:errcheck // it may have exited already
+			if err := r.delete(ctx, id); err != nil {
 				errs = append(errs, err)
 			}
 		}

@@ -31,30 +31,27 @@ type ExecSpec struct {
 	StopGrace time.Duration // how long a cancelled exec gets after SIGTERM before SIGKILL; 0 = DefaultStopGrace
 }
 
-// Exec runs p in running container id under stateDir ("" = DefaultStateDir) and returns its exit
-// status, mapped like Run's (127 not found, 126 not executable, 128+n after signal n). A container
-// that is not running yields a *NotRunningError. Cancelling ctx stops the process.
-func Exec(ctx context.Context, stateDir, id string, p ExecSpec) (ExitStatus, error) {
+// Exec runs p in the running container and returns its exit status, mapped like Run's (127 not
+// found, 126 not executable, 128+n after signal n). A container that is not running yields a
+// *NotRunningError. Cancelling ctx stops the process.
+func (c *Container) Exec(ctx context.Context, p ExecSpec) (ExitStatus, error) {
+	id := c.id
 	if len(p.Args) == 0 {
 		return -1, fmt.Errorf("exec in %s: no command given", id)
 	}
 	if p.Cwd != "" && !path.IsAbs(p.Cwd) {
 		return -1, fmt.Errorf("working directory %q: must be an absolute path", p.Cwd)
 	}
-	r, o, err := ownedRunner(stateDir, id)
-	if err != nil {
-		return -1, err
-	}
-	if st, err := r.state(ctx, id); err != nil {
+	if st, err := c.State(ctx); err != nil {
 		return -1, err
 	} else if st.Status != StatusRunning {
 		return -1, &NotRunningError{ID: id}
 	}
-	proc, err := execProcessSpec(o.Bundle, p)
+	proc, err := execProcessSpec(c.bundle, p)
 	if err != nil {
 		return -1, fmt.Errorf("exec in %s: %w", id, err)
 	}
-	file, cleanup, err := writeProcessFile(o.Bundle, proc)
+	file, cleanup, err := writeProcessFile(c.bundle, proc)
 	if err != nil {
 		return -1, fmt.Errorf("exec in %s: %w", id, err)
 	}
@@ -63,8 +60,8 @@ func Exec(ctx context.Context, stateDir, id string, p ExecSpec) (ExitStatus, err
 	if grace <= 0 {
 		grace = DefaultStopGrace
 	}
-	stdio := Stdio{Stdin: p.Stdin, Stdout: p.Stdout, Stderr: p.Stderr, Terminal: p.Terminal}
-	code, err := r.execProcess(ctx, id, file, grace, stdio)
+	sio := stdio{Stdin: p.Stdin, Stdout: p.Stdout, Stderr: p.Stderr, Terminal: p.Terminal}
+	code, err := c.runner.execProcess(ctx, id, file, grace, sio)
 	if ctx.Err() != nil {
 		return ExitStatus(code), fmt.Errorf("exec in %s stopped: %w", id, context.Cause(ctx))
 	}

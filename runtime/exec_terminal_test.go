@@ -31,7 +31,7 @@ func TestExecTerminal(t *testing.T) {
 		go func() { io.Copy(&out, pty); close(copied) }()
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		st, err := Exec(ctx, state, s.ID, ExecSpec{Args: []string{"sh", "-c", "test -t 0 && test -t 1 && echo is-a-tty; echo TERM=$TERM"},
+		st, err := execIn(ctx, t, state, s.ID, ExecSpec{Args: []string{"sh", "-c", "test -t 0 && test -t 1 && echo is-a-tty; echo TERM=$TERM"},
 			Terminal: true, Stdin: slave, Stdout: slave, Stderr: slave})
 		if err != nil || st != 0 {
 			t.Fatalf("status %d: %v", st, err)

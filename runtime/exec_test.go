@@ -18,43 +18,32 @@ func startContainer(t *testing.T, s Spec) {
 	t.Cleanup(func() { stop() })
 }
 
-// runContainerInBackground starts s, waits until it runs and returns the function that stops
-// it and returns Run's error.
+// runContainerInBackground starts s and returns the function that stops it and returns Run's error.
 func runContainerInBackground(t testing.TB, s Spec) (stop func() error) {
 	t.Helper()
 	if err := os.MkdirAll(s.Upper, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		_, err := Run(ctx, s)
-		done <- err
-	}()
-	var err error
+	c, err := rtOf(s).Start(ctx, s)
+	if err != nil {
+		cancel()
+		t.Fatalf("Start: %v", err)
+	}
+	if st, err := c.State(ctx); err != nil || st.Pid <= 0 {
+		cancel()
+		t.Fatalf("container exited early: %v", err)
+	}
+	var runErr error
 	stopped := false
-	stop = func() error {
+	return func() error {
 		if !stopped {
 			cancel()
-			err, stopped = <-done, true
+			_, runErr = c.Wait(context.Background())
+			stopped = true
 		}
-		return err
+		return runErr
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		st, err := State(context.Background(), s.StateDir, s.ID)
-		if err == nil && st.Status == StatusRunning && st.Pid > 0 {
-			return stop
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("container exited early: %v", err)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	cancel()
-	t.Fatal("container did not start")
-	return nil
 }
 
 func TestExec(t *testing.T) {
@@ -89,7 +78,7 @@ func TestExec(t *testing.T) {
 			t.Run(c.name, func(t *testing.T) {
 				var out bytes.Buffer
 				c.p.Stdout, c.p.Stderr = &out, &bytes.Buffer{}
-				st, err := Exec(context.Background(), state, s.ID, c.p)
+				st, err := execIn(context.Background(), t, state, s.ID, c.p)
 				if err != nil {
 					t.Fatalf("Exec: %v", err)
 				}
@@ -103,23 +92,23 @@ func TestExec(t *testing.T) {
 
 func TestExecErrors(t *testing.T) {
 	forEachRuntime(t, func(t *testing.T, rt, state string) {
-		_, err := Exec(context.Background(), state, "missing", ExecSpec{Args: []string{"true"}})
+		_, err := execIn(context.Background(), t, state, "missing", ExecSpec{Args: []string{"true"}})
 		if !errors.Is(err, ErrNotRunning) || err.Error() != "container missing is not running" {
 			t.Errorf("exec in missing container: %v", err)
 		}
-		if _, err := State(context.Background(), state, "missing"); !errors.Is(err, ErrNotRunning) {
+		if _, err := stateOf(t, state, "missing"); !errors.Is(err, ErrNotRunning) {
 			t.Errorf("state of missing container: %v", err)
 		}
-		if err := Kill(context.Background(), state, "missing", syscall.SIGTERM); !errors.Is(err, ErrNotRunning) {
+		if err := killIn(t, state, "missing", syscall.SIGTERM); !errors.Is(err, ErrNotRunning) {
 			t.Errorf("kill missing container: %v", err)
 		}
 		s := testSpec(t, rt, state, "sleep", "30")
 		startContainer(t, s)
-		_, err = Exec(context.Background(), state, s.ID, ExecSpec{Args: []string{"true"}, User: "nosuchuser"})
+		_, err = execIn(context.Background(), t, state, s.ID, ExecSpec{Args: []string{"true"}, User: "nosuchuser"})
 		if err == nil || !strings.Contains(err.Error(), "unable to find user nosuchuser") {
 			t.Errorf("unknown user: %v", err)
 		}
-		if _, err := Exec(context.Background(), state, s.ID, ExecSpec{Args: []string{"true"}, Cwd: "rel"}); err == nil {
+		if _, err := execIn(context.Background(), t, state, s.ID, ExecSpec{Args: []string{"true"}, Cwd: "rel"}); err == nil {
 			t.Error("relative cwd accepted")
 		}
 	})
@@ -133,23 +122,23 @@ func TestExecCancelAndKill(t *testing.T) {
 		defer cancel()
 		start := time.Now()
 		// The shell traps nothing: SIGTERM ends it.
-		_, err := Exec(ctx, state, s.ID, ExecSpec{Args: []string{"sleep", "20"}, StopGrace: time.Second})
+		_, err := execIn(ctx, t, state, s.ID, ExecSpec{Args: []string{"sleep", "20"}, StopGrace: time.Second})
 		if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 5*time.Second {
 			t.Errorf("cancelled exec: %v after %v", err, time.Since(start))
 		}
 		out := &bytes.Buffer{}
-		if _, err := Exec(context.Background(), state, s.ID, ExecSpec{Args: []string{"ps", "-o", "args"}, Stdout: out}); err != nil {
+		if _, err := execIn(context.Background(), t, state, s.ID, ExecSpec{Args: []string{"ps", "-o", "args"}, Stdout: out}); err != nil {
 			t.Fatal(err)
 		}
 		if strings.Contains(out.String(), "sleep 20") {
 			t.Errorf("cancelled exec left its process:\n%s", out)
 		}
-		if err := Kill(context.Background(), state, s.ID, syscall.SIGKILL); err != nil {
+		if err := killIn(t, state, s.ID, syscall.SIGKILL); err != nil {
 			t.Fatalf("Kill: %v", err)
 		}
 		deadline := time.Now().Add(10 * time.Second)
 		for time.Now().Before(deadline) {
-			if _, err := State(context.Background(), state, s.ID); errors.Is(err, ErrNotRunning) {
+			if _, err := stateOf(t, state, s.ID); errors.Is(err, ErrNotRunning) {
 				return
 			}
 			time.Sleep(20 * time.Millisecond)

@@ -30,7 +30,7 @@ func mountFiles(s Spec) ([]Mount, error) {
 	if len(s.Files) == 0 {
 		return nil, nil
 	}
-	dir := filesDir(s.StateDir, s.ID)
+	dir := filesDir(s.stateDir, s.ID)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create in-memory files dir: %w", err)
 	}
@@ -57,7 +57,7 @@ func mountFiles(s Spec) ([]Mount, error) {
 			err = os.Chmod(src, mode)
 		}
 		if err != nil {
-			return nil, errors.Join(fmt.Errorf("write in-memory file for %s: %w", f.Target, err), unmountFiles(s.StateDir, s.ID))
+			return nil, errors.Join(fmt.Errorf("write in-memory file for %s: %w", f.Target, err), unmountFiles(s.stateDir, s.ID))
 		}
 		out = append(out, Mount{Type: Bind, Source: src, Target: f.Target, ReadOnly: true})
 	}

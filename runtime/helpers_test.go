@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -30,11 +32,11 @@ func requireRuntime(t testing.TB, name, stateDir string) {
 	if err != nil {
 		t.Skipf("%s not installed", name)
 	}
-	r, err := runnerFor(path, stateDir)
+	r, info, err := runnerFor(path, stateDir)
 	if err != nil {
 		t.Skipf("%s: %v", name, err)
 	}
-	if reason := probe(context.Background(), r, stateDir); reason != "" {
+	if reason := probe(context.Background(), r, info, stateDir); reason != "" {
 		t.Skipf("%s does not work on this host: %s", name, reason)
 	}
 }
@@ -59,15 +61,14 @@ func lowerDir(t testing.TB) string {
 func testSpec(t testing.TB, runtime, stateDir string, args ...string) Spec {
 	t.Helper()
 	dir := t.TempDir()
+	specRuntimes.Store("t"+filepath.Base(dir), testRuntime(t, runtime, stateDir))
 	return Spec{
 		ID:        "t" + filepath.Base(dir),
 		Lower:     []string{lowerDir(t)},
 		Upper:     filepath.Join(dir, "upper"),
 		Work:      filepath.Join(dir, "work"),
 		BundleDir: filepath.Join(dir, "bundle"),
-		StateDir:  stateDir,
 		Args:      args,
-		Runtime:   runtime,
 		StopGrace: 500 * time.Millisecond,
 	}
 }
@@ -82,7 +83,7 @@ func run(t testing.TB, s Spec) (ExitStatus, string) {
 	s.Stdout, s.Stderr = &out, &out
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	st, err := Run(ctx, s)
+	st, err := rtOf(s).Run(ctx, s)
 	if err != nil {
 		t.Fatalf("Run(%v): %v\n%s", s.Args, err, out.String())
 	}
@@ -95,4 +96,58 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(busyboxLower)
 	}
 	os.Exit(code)
+}
+
+// specRuntimes maps the ids of testSpec's specs to the Runtime they run with (tests only).
+var specRuntimes sync.Map
+
+// testRuntime is the Runtime of one OCI runtime and state dir, one per test state dir.
+func testRuntime(t testing.TB, name, stateDir string) *Runtime {
+	t.Helper()
+	key := name + "\x00" + stateDir
+	if r, ok := specRuntimes.Load(key); ok {
+		return r.(*Runtime)
+	}
+	r, err := New(Options{StateDir: stateDir, Runtime: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	specRuntimes.Store(key, r)
+	return r
+}
+
+// rtOf is the Runtime testSpec chose for s.
+func rtOf(s Spec) *Runtime {
+	r, ok := specRuntimes.Load(s.ID)
+	if !ok {
+		panic("spec " + s.ID + " was not made by testSpec")
+	}
+	return r.(*Runtime)
+}
+
+// stateRT is a Runtime over stateDir for Load and Cleanup, which need no particular OCI runtime.
+func stateRT(t testing.TB, stateDir string) *Runtime { return testRuntime(t, "", stateDir) }
+
+func stateOf(t testing.TB, stateDir, id string) (ContainerState, error) {
+	c, err := stateRT(t, stateDir).Load(id)
+	if err != nil {
+		return ContainerState{}, err
+	}
+	return c.State(context.Background())
+}
+
+func execIn(ctx context.Context, t testing.TB, stateDir, id string, p ExecSpec) (ExitStatus, error) {
+	c, err := stateRT(t, stateDir).Load(id)
+	if err != nil {
+		return -1, err
+	}
+	return c.Exec(ctx, p)
+}
+
+func killIn(t testing.TB, stateDir, id string, sig syscall.Signal) error {
+	c, err := stateRT(t, stateDir).Load(id)
+	if err != nil {
+		return err
+	}
+	return c.Kill(context.Background(), sig)
 }

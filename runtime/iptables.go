@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -57,14 +59,38 @@ func bridgeRules(b Bridge) []ipRule {
 }
 
 // ensureBridgeRules installs the missing rules of bridgeRules; filter rules go first so a
-// FORWARD policy of DROP (docker sets one) does not cut the bridge off.
-func ensureBridgeRules(ctx context.Context, b Bridge) error {
+// FORWARD policy of DROP (docker sets one) does not cut the bridge off. Once they are all in
+// place on this boot (a marker under stateDir), later containers check one canary rule only:
+// each iptables exec costs milliseconds, and a flushed table loses the canary too.
+func ensureBridgeRules(ctx context.Context, stateDir string, b Bridge) error {
+	rules := bridgeRules(b)
+	marker, boot := filepath.Join(netDir(stateDir), "rules-"+b.Name), bootID()
+	if data, err := os.ReadFile(marker); err == nil && string(data) == boot {
+		canary := rules[2] // the subnet's MASQUERADE
+		if _, err := iptables(ctx, append([]string{"-t", canary.table, "-C", canary.chain}, canary.args...)...); err == nil {
+			return nil
+		}
+	}
+	if err := installBridgeRules(ctx, b, rules); err != nil {
+		return err
+	}
+	writeRunFile(marker, []byte(boot)) //nolint:errcheck // without it the next run checks every rule
+	return nil
+}
+
+// bootID names this boot: markers of an earlier boot are stale.
+func bootID() string {
+	data, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	return strings.TrimSpace(string(data))
+}
+
+func installBridgeRules(ctx context.Context, b Bridge, rules []ipRule) error {
 	if _, err := iptables(ctx, "-t", "nat", "-S", natChain); err != nil {
 		if _, err := iptables(ctx, "-t", "nat", "-N", natChain); err != nil {
 			return fmt.Errorf("bridge %s: %w", b.Name, err)
 		}
 	}
-	for _, r := range bridgeRules(b) {
+	for _, r := range rules {
 		check := append([]string{"-t", r.table, "-C", r.chain}, r.args...)
 		if _, err := iptables(ctx, check...); err == nil {
 			continue

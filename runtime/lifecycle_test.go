@@ -28,7 +28,7 @@ func TestRunCancel(t *testing.T) {
 			cancel()
 		}()
 		start := time.Now()
-		st, err := Run(ctx, s)
+		st, err := rtOf(s).Run(ctx, s)
 		if !errors.Is(err, context.Canceled) {
 			t.Fatalf("err %v, want context.Canceled", err)
 		}
@@ -100,7 +100,7 @@ func TestHelperProcess(t *testing.T) {
 	if err := json.Unmarshal([]byte(data), &s); err != nil {
 		t.Fatal(err)
 	}
-	Run(context.Background(), s) //nolint:errcheck // killed before it returns
+	testRuntime(t, os.Getenv(helperEnv+"_RT"), os.Getenv(helperEnv+"_STATE")).Run(context.Background(), s) //nolint:errcheck // killed before it returns
 }
 
 func TestCleanupAfterKill(t *testing.T) {
@@ -113,7 +113,7 @@ func TestCleanupAfterKill(t *testing.T) {
 		os.MkdirAll(s.Upper, 0o755)
 		enc, _ := json.Marshal(s)
 		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
-		cmd.Env = append(os.Environ(), helperEnv+"="+string(enc))
+		cmd.Env = append(os.Environ(), helperEnv+"="+string(enc), helperEnv+"_RT="+rt, helperEnv+"_STATE="+state)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -127,7 +127,7 @@ func TestCleanupAfterKill(t *testing.T) {
 			t.Error("the killed run's in-memory files should still be mounted")
 		}
 		pid := containerPid(t, rt, state, s.ID)
-		if err := Cleanup(context.Background(), state); err != nil {
+		if err := stateRT(t, state).Cleanup(context.Background()); err != nil {
 			t.Fatalf("Cleanup: %v", err)
 		}
 		assertNoLeftovers(t, rt, state, s)

@@ -19,15 +19,16 @@ func BenchmarkRunBridge(b *testing.B) {
 	br := Bridge{Name: fmt.Sprintf("kb%d", os.Getpid()%100000), Subnet: netip.MustParsePrefix("10.252.7.0/24")}
 	defer func() { removeBridgeRules(context.Background(), br); removeBridge(br) }()
 	base := b.TempDir()
+	r := testRuntime(b, rt, state)
 	var times []time.Duration
 	for i := 0; b.Loop(); i++ {
 		dir := filepath.Join(base, fmt.Sprint(i))
 		s := Spec{ID: fmt.Sprintf("nb%d", i), Lower: []string{lowerDir(b)}, Upper: filepath.Join(dir, "upper"),
-			Work: filepath.Join(dir, "work"), BundleDir: filepath.Join(dir, "bundle"), StateDir: state, Args: []string{"true"},
-			Runtime: rt, Network: NetworkBridge, Bridge: br, Ports: []PortMapping{{HostPort: 39999, ContainerPort: 80}}}
+			Work: filepath.Join(dir, "work"), BundleDir: filepath.Join(dir, "bundle"), Args: []string{"true"},
+			Network: NetworkBridge, Bridge: br, Ports: []PortMapping{{HostPort: 39999, ContainerPort: 80}}}
 		os.MkdirAll(s.Upper, 0o755)
 		start := time.Now()
-		if st, err := Run(context.Background(), s); err != nil || st != 0 {
+		if st, err := r.Run(context.Background(), s); err != nil || st != 0 {
 			b.Fatalf("status %d: %v", st, err)
 		}
 		times = append(times, time.Since(start))
@@ -46,7 +47,7 @@ func BenchmarkExec(b *testing.B) {
 	var times []time.Duration
 	for b.Loop() {
 		start := time.Now()
-		if st, err := Exec(context.Background(), state, s.ID, ExecSpec{Args: []string{"true"}}); err != nil || st != 0 {
+		if st, err := execIn(context.Background(), b, state, s.ID, ExecSpec{Args: []string{"true"}}); err != nil || st != 0 {
 			b.Fatalf("status %d: %v", st, err)
 		}
 		times = append(times, time.Since(start))

@@ -26,12 +26,12 @@ func attachNetwork(ctx context.Context, s Spec) (netip.Addr, error) {
 	if err := checkPortSpecs(s.Ports); err != nil {
 		return netip.Addr{}, err
 	}
-	l, err := lockNet(s.StateDir)
+	l, err := lockNet(s.stateDir)
 	if err != nil {
 		return netip.Addr{}, err
 	}
 	defer l.Unlock()
-	records, err := readNetRecords(s.StateDir)
+	records, err := readNetRecords(s.stateDir)
 	if err != nil {
 		return netip.Addr{}, err
 	}
@@ -45,12 +45,12 @@ func attachNetwork(ctx context.Context, s Spec) (netip.Addr, error) {
 	if err := checkHostPortsFree(s.Ports); err != nil {
 		return netip.Addr{}, err
 	}
-	rec := netRecord{ID: s.ID, Bridge: b.Name, IP: ip, Veth: vethName(s.ID), NetNS: netnsPath(s.StateDir, s.ID), Ports: s.Ports}
-	if err := writeNetRecord(s.StateDir, rec); err != nil {
+	rec := netRecord{ID: s.ID, Bridge: b.Name, IP: ip, Veth: vethName(s.ID), NetNS: netnsPath(s.stateDir, s.ID), Ports: s.Ports}
+	if err := writeNetRecord(s.stateDir, rec); err != nil {
 		return netip.Addr{}, err
 	}
-	if err := setupNetwork(ctx, b, rec); err != nil {
-		return netip.Addr{}, errors.Join(fmt.Errorf("container %s network: %w", s.ID, err), detachLocked(context.WithoutCancel(ctx), s.StateDir, rec))
+	if err := setupNetwork(ctx, s.stateDir, b, rec); err != nil {
+		return netip.Addr{}, errors.Join(fmt.Errorf("container %s network: %w", s.ID, err), detachLocked(context.WithoutCancel(ctx), s.stateDir, rec, true))
 	}
 	return ip, nil
 }
@@ -68,15 +68,19 @@ func detachNetwork(ctx context.Context, stateDir, id string) error {
 	}
 	for _, r := range records {
 		if r.ID == id {
-			return detachLocked(ctx, stateDir, r)
+			return detachLocked(ctx, stateDir, r, true)
 		}
 	}
 	return nil
 }
 
 // detachLocked removes port rules, veth and namespace, then the record; the caller holds the lock.
-func detachLocked(ctx context.Context, stateDir string, r netRecord) error {
-	errs := []error{deletePortRules(ctx, r.ID)}
+// complete says this process wrote r, so it names every port rule: none means no iptables scan.
+func detachLocked(ctx context.Context, stateDir string, r netRecord, complete bool) error {
+	var errs []error
+	if len(r.Ports) > 0 || !complete {
+		errs = append(errs, deletePortRules(ctx, r.ID))
+	}
 	if r.Veth == "" {
 		r.Veth = vethName(r.ID)
 	}
@@ -96,12 +100,12 @@ func detachLocked(ctx context.Context, stateDir string, r netRecord) error {
 }
 
 // setupNetwork builds what rec describes on bridge b.
-func setupNetwork(ctx context.Context, b Bridge, rec netRecord) error {
+func setupNetwork(ctx context.Context, stateDir string, b Bridge, rec netRecord) error {
 	br, err := ensureBridge(b)
 	if err != nil {
 		return err
 	}
-	if err := ensureBridgeRules(ctx, b); err != nil {
+	if err := ensureBridgeRules(ctx, stateDir, b); err != nil {
 		return err
 	}
 	if err := createNetns(rec.NetNS); err != nil {
@@ -229,7 +233,7 @@ func cleanupNetworks(ctx context.Context, stateDir string, live map[string]bool)
 	for _, r := range records {
 		known[r.ID] = true
 		if !live[r.ID] {
-			errs = append(errs, detachLocked(ctx, stateDir, r))
+			errs = append(errs, detachLocked(ctx, stateDir, r, false))
 		}
 	}
 	for _, e := range pinned {

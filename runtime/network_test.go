@@ -63,7 +63,7 @@ func bridgeSpec(t *testing.T, rt, state string, b Bridge, args ...string) Spec {
 func execOut(t *testing.T, state, id string, args ...string) string {
 	t.Helper()
 	var out, errb bytes.Buffer
-	st, err := Exec(context.Background(), state, id, ExecSpec{Args: args, Stdout: &out, Stderr: &errb})
+	st, err := execIn(context.Background(), t, state, id, ExecSpec{Args: args, Stdout: &out, Stderr: &errb})
 	if err != nil || st != 0 {
 		t.Fatalf("exec %v: status %d, %v\n%s%s", args, st, err, out.String(), errb.String())
 	}
@@ -166,7 +166,7 @@ func TestBridgeCleanupAfterKill(t *testing.T) {
 		os.MkdirAll(s.Upper, 0o755)
 		enc, _ := json.Marshal(s)
 		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
-		cmd.Env = append(os.Environ(), helperEnv+"="+string(enc))
+		cmd.Env = append(os.Environ(), helperEnv+"="+string(enc), helperEnv+"_RT="+rt, helperEnv+"_STATE="+state)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -176,7 +176,7 @@ func TestBridgeCleanupAfterKill(t *testing.T) {
 		if _, err := netlink.LinkByName(vethName(s.ID)); err != nil {
 			t.Fatalf("the killed run should have left its veth: %v", err)
 		}
-		if err := Cleanup(context.Background(), state); err != nil {
+		if err := stateRT(t, state).Cleanup(context.Background()); err != nil {
 			t.Fatalf("Cleanup: %v", err)
 		}
 		assertNoLeftovers(t, rt, state, s)
@@ -242,7 +242,7 @@ func TestBridgeConcurrentRuns(t *testing.T) {
 			os.MkdirAll(specs[i].Upper, 0o755)
 			specs[i].Stdout = &outs[i]
 			go func(s Spec) {
-				st, err := Run(context.Background(), s)
+				st, err := rtOf(s).Run(context.Background(), s)
 				if err == nil && st != 0 {
 					err = fmt.Errorf("%s: status %d", s.ID, st)
 				}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,23 +12,29 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
+
+	"golang.org/x/sys/unix"
 )
 
-// probeCache remembers verdicts within this process; the file cache keeps them across runs.
-var probeCache sync.Map // key → probeVerdict
+// runtimeInfo is what kiln knows about one runtime binary on this boot, cached on disk under
+// <state>/probe/: its version and, once probed, whether it works here. Keyed by the binary's
+// identity and the boot id, so an upgrade or reboot asks again and a warm start asks nothing.
+type runtimeInfo struct {
+	Version string `json:"version"`
+	Probed  bool   `json:"probed,omitempty"`
+	Reason  string `json:"reason,omitempty"` // why the probe failed; "" = it works
+}
 
-type probeVerdict struct{ reason string } // reason == "" means the runtime works
-
-// pickRunner resolves Spec.Runtime to a working runner. Auto prefers crun (about 3x faster to
-// start than runc) when a probe shows it works on this host, else runc, and says why in debug.
-func pickRunner(ctx context.Context, stateDir, want string, debug io.Writer) (Runner, error) {
+// pickRunner resolves want ("" = auto) to a working runner. Auto prefers crun (about 3x faster
+// to start than runc) when a probe shows it works on this host, else runc, and says why in debug.
+func pickRunner(ctx context.Context, stateDir, want string, debug io.Writer) (*ociRunner, error) {
 	if want != "" {
 		path, err := exec.LookPath(want)
 		if err != nil {
 			return nil, fmt.Errorf("OCI runtime %q not found: install crun or runc, or pass a path: %w", want, err)
 		}
-		return runnerFor(path, stateDir)
+		r, _, err := runnerFor(path, stateDir)
+		return r, err
 	}
 	var notes []string
 	for _, name := range []string{"crun", "runc"} {
@@ -36,83 +43,88 @@ func pickRunner(ctx context.Context, stateDir, want string, debug io.Writer) (Ru
 			notes = append(notes, name+": not installed")
 			continue
 		}
-		r, err := runnerFor(path, stateDir)
+		r, info, err := runnerFor(path, stateDir)
 		if err != nil {
 			notes = append(notes, err.Error())
 			continue
 		}
-		reason := probe(ctx, r, stateDir)
+		reason := probe(ctx, r, info, stateDir)
 		if reason == "" {
 			return r, nil
 		}
-		fmt.Fprintf(orDiscard(debug), "runtime: %s does not work on this host (%s); trying the next one\n", r.Name(), reason)
-		notes = append(notes, r.Name()+": "+reason)
+		fmt.Fprintf(orDiscard(debug), "runtime: %s does not work on this host (%s); trying the next one\n", r.name, reason)
+		notes = append(notes, r.name+": "+reason)
 	}
 	return nil, fmt.Errorf("no working OCI runtime (install crun or runc): %s", strings.Join(notes, "; "))
 }
 
-// runners caches runnerFor by binary and state dir: asking for the version costs an exec per run.
-var runners sync.Map // path+"\x00"+stateDir → *ociRunner
-
-// runnerFor builds the runner for a runtime binary with state under <stateDir>/<name>.
-func runnerFor(path, stateDir string) (*ociRunner, error) {
-	key := path + "\x00" + stateDir
-	if r, ok := runners.Load(key); ok {
-		return r.(*ociRunner), nil
-	}
-	r, err := newRunnerFor(path, stateDir)
-	if err == nil {
-		runners.Store(key, r)
-	}
-	return r, err
-}
-
-func newRunnerFor(path, stateDir string) (*ociRunner, error) {
-	out, err := exec.Command(path, "--version").Output()
-	if err != nil {
-		return nil, fmt.Errorf("%s --version: %w", path, err)
-	}
-	version := "unknown"
-	if f := strings.Fields(strings.SplitN(string(out), "\n", 2)[0]); len(f) >= 3 {
-		version = f[2]
+// runnerFor builds the runner for a runtime binary with state under <stateDir>/<name>, asking
+// the binary for its version only when the on-disk cache does not know it.
+func runnerFor(path, stateDir string) (*ociRunner, runtimeInfo, error) {
+	info, ok := readRuntimeInfo(stateDir, path)
+	if !ok {
+		out, err := exec.Command(path, "--version").Output()
+		if err != nil {
+			return nil, info, fmt.Errorf("%s --version: %w", path, err)
+		}
+		info.Version = "unknown"
+		if f := strings.Fields(strings.SplitN(string(out), "\n", 2)[0]); len(f) >= 3 {
+			info.Version = f[2]
+		}
+		writeRuntimeInfo(stateDir, path, info)
 	}
 	root := filepath.Join(stateDir, filepath.Base(path))
 	if err := os.MkdirAll(root, 0o700); err != nil {
-		return nil, fmt.Errorf("create runtime state dir: %w", err)
+		return nil, info, fmt.Errorf("create runtime state dir: %w", err)
 	}
-	return newOCIRunner(path, version, root), nil
+	return newOCIRunner(path, info.Version, root), info, nil
 }
 
-// probe runs a container whose command does not exist: a runtime that reaches the exec (and so
-// got past namespaces, mounts and cgroups) works. The verdict is cached by runtime and boot.
-func probe(ctx context.Context, r *ociRunner, stateDir string) string {
-	key := probeKey(r)
-	if v, ok := probeCache.Load(key); ok {
-		return v.(probeVerdict).reason
+// probe runs a container whose command does not exist, once per binary and boot: a runtime
+// that reaches the exec (and so got past namespaces, mounts and cgroups) works.
+func probe(ctx context.Context, r *ociRunner, info runtimeInfo, stateDir string) string {
+	if info.Probed {
+		return info.Reason
 	}
-	file := filepath.Join(stateDir, "probe", key)
-	if data, err := os.ReadFile(file); err == nil {
-		reason := strings.TrimPrefix(strings.TrimPrefix(strings.TrimSpace(string(data)), "ok"), "fail: ")
-		probeCache.Store(key, probeVerdict{reason})
-		return reason
-	}
-	reason := runProbe(ctx, r, stateDir)
-	probeCache.Store(key, probeVerdict{reason})
-	if err := os.MkdirAll(filepath.Dir(file), 0o700); err == nil {
-		verdict := "ok\n"
-		if reason != "" {
-			verdict = "fail: " + reason + "\n"
-		}
-		writeFileAtomic(file, []byte(verdict)) //nolint:errcheck // best effort: a lost cache only costs a probe
-	}
-	return reason
+	info.Probed, info.Reason = true, runProbe(ctx, r, stateDir)
+	writeRuntimeInfo(stateDir, r.path, info)
+	return info.Reason
 }
 
-// probeKey identifies a runtime binary on this boot: a new version or reboot probes again.
-func probeKey(r *ociRunner) string {
+// runtimeInfoFile names the cache record of the binary at path on this boot; "" if it cannot be stat'ed.
+func runtimeInfoFile(stateDir, path string) string {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return ""
+	}
 	boot, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	h := sha256.Sum256([]byte(r.path + "\x00" + r.name + "\x00" + strings.TrimSpace(string(boot))))
-	return hex.EncodeToString(h[:8])
+	id := fmt.Sprintf("%s\x00%d:%d:%d:%d.%d:%d.%d\x00%s", path, st.Dev, st.Ino, st.Size,
+		st.Mtim.Sec, st.Mtim.Nsec, st.Ctim.Sec, st.Ctim.Nsec, strings.TrimSpace(string(boot)))
+	h := sha256.Sum256([]byte(id))
+	return filepath.Join(stateDir, "probe", hex.EncodeToString(h[:8])+".json")
+}
+
+func readRuntimeInfo(stateDir, path string) (runtimeInfo, bool) {
+	var info runtimeInfo
+	file := runtimeInfoFile(stateDir, path)
+	if file == "" {
+		return info, false
+	}
+	data, err := os.ReadFile(file)
+	if err != nil || json.Unmarshal(data, &info) != nil || info.Version == "" {
+		return runtimeInfo{}, false
+	}
+	return info, true
+}
+
+// writeRuntimeInfo records info; best effort: a lost record only costs a --version or a probe.
+func writeRuntimeInfo(stateDir, path string, info runtimeInfo) {
+	file := runtimeInfoFile(stateDir, path)
+	data, err := json.Marshal(info)
+	if file == "" || err != nil || os.MkdirAll(filepath.Dir(file), 0o700) != nil {
+		return
+	}
+	writeFileAtomic(file, append(data, '\n')) //nolint:errcheck // best effort, see above
 }
 
 const probeCommand = "/.kiln-probe"
@@ -134,8 +146,8 @@ func runProbe(ctx context.Context, r *ociRunner, stateDir string) string {
 		return err.Error()
 	}
 	id := filepath.Base(bundle)
-	_, err = r.Run(bundle, id, Stdio{})
-	r.Delete(ctx, id) //nolint:errcheck // the probe container normally never exists after run
+	_, err = r.run(bundle, id, stdio{})
+	r.delete(ctx, id) //nolint:errcheck // the probe container normally never exists after run
 	var se *StartError
 	switch {
 	case err == nil:

@@ -7,134 +7,76 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"syscall"
-	"time"
 )
 
 // Run runs the container described by s in the foreground and returns its process's exit status
 // (128+n after signal n; 127 when the command is not found and 126 when it cannot be executed,
-// as in docker). Cancelling ctx stops the container (SIGTERM, then SIGKILL after s.StopGrace);
-// the rootfs is unmounted and the runtime state removed in every case. The error reports kiln's
-// or the runtime's failures and cancellation, never a non-zero exit of the process.
-func Run(ctx context.Context, s Spec) (ExitStatus, error) {
-	if s.StateDir == "" {
-		s.StateDir = DefaultStateDir
-	}
-	if err := os.MkdirAll(s.StateDir, 0o700); err != nil {
-		return -1, fmt.Errorf("create runtime state dir: %w", err)
-	}
-	r, err := pickRunner(ctx, s.StateDir, s.Runtime, s.Debug)
+// as in docker): Start, then Wait. Cancelling ctx stops the container (SIGTERM, then SIGKILL
+// after s.StopGrace); the rootfs is unmounted and the runtime state removed in every case. The
+// error reports kiln's or the runtime's failures and cancellation, never a non-zero exit.
+func (rt *Runtime) Run(ctx context.Context, s Spec) (ExitStatus, error) {
+	c, err := rt.Start(ctx, s)
 	if err != nil {
 		return -1, err
 	}
-	return runWith(ctx, r, s)
+	return c.Wait(context.WithoutCancel(ctx)) // ctx stops the container; Wait sees it through
 }
 
-// runWith prepares the bundle, runs the container with r and tears everything down again.
-func runWith(ctx context.Context, r Runner, s Spec) (status ExitStatus, err error) {
-	if err := checkSpec(s); err != nil {
-		return -1, err
-	}
+// prepare records the owner, mounts the in-memory files and the rootfs, attaches the network and
+// writes config.json; teardown undoes all of it (keeping the owner record for Cleanup when an
+// unmount fails).
+func (rt *Runtime) prepare(ctx context.Context, r *ociRunner, s *Spec) (teardown func() error, err error) {
 	if err := os.MkdirAll(s.BundleDir, 0o700); err != nil {
-		return -1, fmt.Errorf("create bundle dir: %w", err)
+		return nil, fmt.Errorf("create bundle dir: %w", err)
 	}
-	o := owner{ID: s.ID, Bundle: s.BundleDir}
-	if or, ok := r.(*ociRunner); ok {
-		o.Runtime, o.Root = or.path, or.root
+	if err := writeOwner(s.stateDir, owner{ID: s.ID, Bundle: s.BundleDir, Runtime: r.path, Root: r.root}); err != nil {
+		return nil, err
 	}
-	if err := writeOwner(s.StateDir, o); err != nil {
-		return -1, err
-	}
-	files, err := mountFiles(s)
+	files, err := mountFiles(*s)
 	if err != nil {
-		removeOwner(s.StateDir, s.ID) //nolint:errcheck // nothing is mounted; the record is harmless
-		return -1, err
+		removeOwner(s.stateDir, s.ID) //nolint:errcheck // nothing is mounted; the record is harmless
+		return nil, err
 	}
 	s.Mounts = append(slices.Clip(s.Mounts), files...)
 	rootfs, err := mountRootfs(s.BundleDir, s.Lower, s.Upper, s.Work)
 	if err != nil {
-		if ferr := unmountFiles(s.StateDir, s.ID); ferr != nil {
-			return -1, errors.Join(err, ferr) // keep the record: Cleanup retries
+		if ferr := unmountFiles(s.stateDir, s.ID); ferr != nil {
+			return nil, errors.Join(err, ferr) // keep the record: Cleanup retries
 		}
-		removeOwner(s.StateDir, s.ID) //nolint:errcheck // nothing is mounted; the record is harmless
-		return -1, err
+		removeOwner(s.stateDir, s.ID) //nolint:errcheck // nothing is mounted; the record is harmless
+		return nil, err
 	}
-	stubs := findStubs(rootfs, s)
-	defer func() {
-		if uerr := unmountRootfs(s.BundleDir); uerr != nil {
-			err = errors.Join(err, uerr) // keep the record: Cleanup retries the unmount
-			return
+	stubs := findStubs(rootfs, *s)
+	bridged := false
+	teardown = func() error {
+		var errs []error
+		if bridged {
+			errs = append(errs, detachNetwork(context.WithoutCancel(ctx), s.stateDir, s.ID))
 		}
-		if ferr := unmountFiles(s.StateDir, s.ID); ferr != nil {
-			err = errors.Join(err, ferr) // keep the record: Cleanup retries
-			return
+		errs = append(errs, stubs.remove())
+		if err := unmountRootfs(s.BundleDir); err != nil {
+			return errors.Join(append(errs, err)...) // keep the record: Cleanup retries the unmount
 		}
-		err = errors.Join(err, stubs.pruneUpper(), removeOwner(s.StateDir, s.ID))
-	}()
-	defer func() { err = errors.Join(err, stubs.remove()) }()
+		if err := unmountFiles(s.stateDir, s.ID); err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+		return errors.Join(append(errs, stubs.pruneUpper(), removeOwner(s.stateDir, s.ID))...)
+	}
 	if s.Network == NetworkBridge {
-		if s.ip, err = attachNetwork(ctx, s); err != nil {
-			return -1, err
+		bridged = true // a half-made attachment is undone too
+		if s.ip, err = attachNetwork(ctx, *s); err != nil {
+			return nil, errors.Join(err, teardown())
 		}
-		defer func() { err = errors.Join(err, detachNetwork(context.WithoutCancel(ctx), s.StateDir, s.ID)) }()
 	}
-	if _, err := WriteConfig(s, rootfs); err != nil {
-		return -1, err
+	if _, err := WriteConfig(*s, rootfs); err != nil {
+		return nil, errors.Join(err, teardown())
 	}
-	return runContainer(ctx, r, s)
+	return teardown, nil
 }
 
 type runResult struct {
 	code int
 	err  error
-}
-
-// runContainer runs the bundle and stops the container when ctx is cancelled.
-func runContainer(ctx context.Context, r Runner, s Spec) (ExitStatus, error) {
-	done := make(chan runResult, 1)
-	go func() {
-		code, err := r.Run(s.BundleDir, s.ID, Stdio{Stdin: s.Stdin, Stdout: s.Stdout, Stderr: s.Stderr, Terminal: s.Terminal})
-		done <- runResult{code, err}
-	}()
-	select {
-	case res := <-done:
-		return exitStatus(res, s.ID)
-	case <-ctx.Done():
-	}
-	res := stopContainer(r, s, done)
-	if err := r.Delete(context.Background(), s.ID); err != nil {
-		return ExitStatus(res.code), errors.Join(fmt.Errorf("container %s: %w", s.ID, context.Cause(ctx)), err)
-	}
-	return ExitStatus(res.code), fmt.Errorf("container %s stopped: %w", s.ID, context.Cause(ctx))
-}
-
-// stopContainer sends SIGTERM, then SIGKILL after the grace period, retrying while the runtime
-// may still be creating the container, until the foreground run returns.
-func stopContainer(r Runner, s Spec, done <-chan runResult) runResult {
-	grace := s.StopGrace
-	if grace <= 0 {
-		grace = DefaultStopGrace
-	}
-	deadline := time.Now().Add(grace)
-	termSent := false
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if !termSent || time.Now().After(deadline) {
-			sig := syscall.SIGTERM
-			if termSent {
-				sig = syscall.SIGKILL
-			}
-			kctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			termSent = r.Kill(kctx, s.ID, sig) == nil || termSent
-			cancel()
-		}
-		select {
-		case res := <-done:
-			return res
-		case <-tick.C:
-		}
-	}
 }
 
 // exitStatus maps the runtime's failure to exec the command onto docker's 127 and 126.

@@ -4,12 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -42,13 +39,13 @@ func (r *ociRunner) state(ctx context.Context, id string) (ContainerState, error
 // execProcess runs the process described by processFile in container id and waits for it.
 // Cancelling ctx sends SIGTERM to the process, SIGKILL after grace. The exit code is the
 // process's; a *StartError when the runtime could not start it.
-func (r *ociRunner) execProcess(ctx context.Context, id, processFile string, grace time.Duration, stdio Stdio) (int, error) {
+func (r *ociRunner) execProcess(ctx context.Context, id, processFile string, grace time.Duration, sio stdio) (int, error) {
 	logFile, pidFile := processFile+".log", processFile+".pid"
 	args := append([]string{"--root", r.root}, r.logFlag(logFile)...)
 	args = append(args, "exec", "--process", processFile, "--pid-file", pidFile, id)
 	cmd := exec.Command(r.path, args...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdio.Stdin, stdio.Stdout, stdio.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: !stdio.Terminal}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = sio.Stdin, sio.Stdout, sio.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: !sio.Terminal}
 	if err := cmd.Start(); err != nil {
 		return -1, fmt.Errorf("start %s exec: %w", r.name, err)
 	}
@@ -57,67 +54,29 @@ func (r *ociRunner) execProcess(ctx context.Context, id, processFile string, gra
 	err := cmd.Wait()
 	close(done)
 	stop()
-	var exit *exec.ExitError
-	if err != nil && !errors.As(err, &exit) {
-		return -1, fmt.Errorf("%s exec: %w", r.name, err)
-	}
-	code := cmd.ProcessState.ExitCode()
-	if code == -1 {
-		return -1, fmt.Errorf("%s exec: %s", r.name, cmd.ProcessState)
-	}
-	if code != 0 {
-		if msg := runtimeError(logFile); msg != "" {
-			return code, &StartError{Msg: msg}
-		}
-	}
-	return code, nil
+	return r.result(err, cmd, logFile)
 }
 
 // stopExec signals the exec'd process itself (through a pidfd, so a reused pid is never hit):
 // SIGKILL on the runtime would leave it running inside the container.
 func stopExec(runtimeProc *os.Process, pidFile string, grace time.Duration, done <-chan struct{}) {
-	deadline := time.Now().Add(grace)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	pidfd := -1
-	for pidfd < 0 {
-		pidfd = openPidFile(pidFile)
-		if pidfd >= 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			runtimeProc.Kill() //nolint:errcheck // the runtime has not started the process after all this time
-			return
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	pidfd, _, _ := waitPidFile(ctx, pidFile, done)
+	if pidfd < 0 {
 		select {
 		case <-done:
-			return
-		case <-tick.C:
+		default:
+			runtimeProc.Kill() //nolint:errcheck // the runtime has not started the process after all this time
 		}
+		return
 	}
 	defer unix.Close(pidfd)
 	unix.PidfdSendSignal(pidfd, unix.SIGTERM, nil, 0) //nolint:errcheck // it may have exited
 	select {
 	case <-done:
 		return
-	case <-time.After(time.Until(deadline)):
+	case <-ctx.Done():
 	}
 	unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0) //nolint:errcheck // it may have exited
-}
-
-// openPidFile returns a pidfd for the pid in file, -1 while the file is missing or incomplete.
-func openPidFile(file string) int {
-	data, err := os.ReadFile(file)
-	if err != nil {
-		return -1
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
-	if err != nil || pid <= 0 {
-		return -1
-	}
-	fd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
-		return -1
-	}
-	return fd
 }

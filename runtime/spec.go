@@ -13,7 +13,6 @@ type Spec struct {
 	Upper     string   // writable overlay upperdir; holds whole files after the run (for layer diffs)
 	Work      string   // overlay workdir on the same filesystem as Upper
 	BundleDir string   // caller-owned dir for config.json, generated /etc files and the rootfs mountpoint
-	StateDir  string   // kiln's runtime state root (owner records, runtime --root); "" = DefaultStateDir
 
 	Args     []string // argv of the container process; Args[0] is looked up in PATH inside the container
 	Env      []string // KEY=value environment; PATH defaults to docker's when absent
@@ -44,11 +43,10 @@ type Spec struct {
 	Stdout   io.Writer // nil = discarded
 	Stderr   io.Writer // nil = discarded
 
-	Runtime   string        // "" = auto (crun when it works on this host, else runc), "crun", "runc" or a path
 	StopGrace time.Duration // how long a cancelled run gets after SIGTERM before SIGKILL; 0 = DefaultStopGrace
-	Debug     io.Writer     // receives notes on runtime choice and cleanup; nil = silent
 
-	ip netip.Addr // the container's bridge address once attached, for /etc/hosts
+	ip       netip.Addr // the container's bridge address once attached, for /etc/hosts
+	stateDir string     // the Runtime's state dir, set by Start
 }
 
 // Mount is one extra mount inside the container.

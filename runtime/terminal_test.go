@@ -37,7 +37,7 @@ func TestRunTerminal(t *testing.T) {
 		os.MkdirAll(s.Upper, 0o755)
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		st, err := Run(ctx, s)
+		st, err := rtOf(s).Run(ctx, s)
 		if err != nil || st != 0 {
 			t.Fatalf("status %d: %v", st, err)
 		}

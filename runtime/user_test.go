@@ -116,7 +116,7 @@ func TestRunHostileAccountFiles(t *testing.T) {
 					s.User = user
 					os.MkdirAll(s.Upper, 0o755)
 					ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-					_, err := Run(ctx, s)
+					_, err := rtOf(s).Run(ctx, s)
 					timedOut := ctx.Err() != nil
 					cancel()
 					if err == nil || !strings.Contains(err.Error(), "/etc/"+file) || timedOut {

@@ -16,7 +16,6 @@ import (
 	"github.com/kiln-build/kiln/cache/layer"
 	"github.com/kiln-build/kiln/internal/atomicfile"
 	"github.com/kiln-build/kiln/registry"
-	"github.com/kiln-build/kiln/runtime"
 )
 
 type buildOptions struct {
@@ -123,14 +122,15 @@ func runBuild(cmd *cobra.Command, g *globalOptions, o *buildOptions, contextDir 
 		return err
 	}
 	opts.Resolver = res
+	rt, err := g.containerRuntime(cmd)
+	if err != nil {
+		return err
+	}
 	// Containers of killed kiln runs would hold mounts and cgroups forever: collect them first.
-	if err := runtime.Cleanup(cmd.Context(), ""); err != nil && g.debug {
+	if err := rt.Cleanup(cmd.Context()); err != nil && g.debug {
 		fmt.Fprintf(cmd.ErrOrStderr(), "cleanup of earlier runs: %v\n", err)
 	}
-	runner := build.RuntimeRunner{Runtime: g.runtime}
-	if g.debug {
-		runner.Debug = cmd.ErrOrStderr()
-	}
+	runner := build.RuntimeRunner{Runtime: rt}
 	opts.Runner, opts.LogDir = runner, filepath.Join(s.Root(), "logs")
 	opts.Report = newReporter(mode, cmd.ErrOrStderr())
 	if err := importCaches(cmd, g, s, o.cacheFrom); err != nil {

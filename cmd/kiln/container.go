@@ -18,8 +18,12 @@ func (g *globalOptions) openContainers() (*container.Store, error) {
 
 // eachContainer applies fn to every named container, printing the name given as docker does,
 // and reports the failures together after trying them all.
-func eachContainer(cmd *cobra.Command, g *globalOptions, refs []string, fn func(*container.Store, *container.Container) error) error {
+func eachContainer(cmd *cobra.Command, g *globalOptions, refs []string, fn func(*container.Store, *runtime.Runtime, *container.Container) error) error {
 	cs, err := g.openContainers()
+	if err != nil {
+		return err
+	}
+	rt, err := g.containerRuntime(cmd)
 	if err != nil {
 		return err
 	}
@@ -27,7 +31,7 @@ func eachContainer(cmd *cobra.Command, g *globalOptions, refs []string, fn func(
 	for _, ref := range refs {
 		c, err := cs.Get(ref)
 		if err == nil {
-			err = fn(cs, c)
+			err = fn(cs, rt, c)
 		}
 		if err != nil {
 			fmt.Fprintf(cmd.ErrOrStderr(), "kiln: %v\n", err)
@@ -62,7 +66,11 @@ func newContainerPruneCmd(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ids, err := cs.Prune(cmd.Context())
+			rt, err := g.containerRuntime(cmd)
+			if err != nil {
+				return err
+			}
+			ids, err := cs.Prune(cmd.Context(), rt)
 			out := cmd.OutOrStdout()
 			if len(ids) > 0 {
 				fmt.Fprintln(out, "Deleted Containers:")

@@ -74,7 +74,15 @@ func execInContainer(cmd *cobra.Command, g *globalOptions, o *execOptions, ref s
 	if err != nil {
 		return 0, err
 	}
-	code, err := runtime.Exec(cmd.Context(), runtime.DefaultStateDir, id, p)
+	rt, err := g.containerRuntime(cmd)
+	if err != nil {
+		return 0, err
+	}
+	var code runtime.ExitStatus
+	ctr, err := rt.Load(id)
+	if err == nil {
+		code, err = ctr.Exec(cmd.Context(), p)
+	}
 	if errors.Is(err, runtime.ErrNotRunning) {
 		return 0, fmt.Errorf("container %s is not running", shortID(id))
 	}

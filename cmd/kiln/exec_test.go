@@ -39,10 +39,18 @@ func startRun(t *testing.T, root string, args ...string) (string, *exec.Cmd) {
 		cmd.Process.Signal(syscall.SIGTERM)
 		cmd.Wait()
 	})
+	rt, err := runtime.New(runtime.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		ents, _ := os.ReadDir(filepath.Join(root, "containers"))
 		for _, e := range ents {
-			st, err := runtime.State(context.Background(), "", e.Name())
+			c, err := rt.Load(e.Name())
+			if err != nil {
+				continue
+			}
+			st, err := c.State(context.Background())
 			if err == nil && st.Status == runtime.StatusRunning {
 				return e.Name(), cmd
 			}

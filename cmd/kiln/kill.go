@@ -4,6 +4,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/container"
+	"github.com/kiln-build/kiln/runtime"
 )
 
 func newKillCmd(g *globalOptions) *cobra.Command {
@@ -18,8 +19,8 @@ func newKillCmd(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return usageError{err}
 			}
-			return eachContainer(cmd, g, args, func(cs *container.Store, c *container.Container) error {
-				return cs.Kill(cmd.Context(), c, sig)
+			return eachContainer(cmd, g, args, func(cs *container.Store, rt *runtime.Runtime, c *container.Container) error {
+				return cs.Kill(cmd.Context(), rt, c, sig)
 			})
 		},
 	}

@@ -26,7 +26,11 @@ func monitorArgv(g *globalOptions, id string) []string {
 	if abs, err := filepath.Abs(root); err == nil {
 		root = abs // the monitor runs in "/"
 	}
-	return []string{exe, "--root", root, monitorCmdName, id}
+	argv := []string{exe, "--root", root}
+	if g.runtime != "" {
+		argv = append(argv, "--runtime", g.runtime) // the monitor runs the container with the same runtime
+	}
+	return append(argv, monitorCmdName, id)
 }
 
 func newMonitorCmd(g *globalOptions) *cobra.Command {
@@ -48,10 +52,14 @@ func newMonitorCmd(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			rt, err := g.containerRuntime(cmd)
+			if err != nil {
+				return err
+			}
 			// Its stderr is containers/<id>/monitor.log: kiln's own failures land there.
-			_, err = cs.Supervise(ctx, c, container.Streams{})
+			_, err = cs.Supervise(ctx, rt, c, container.Streams{})
 			if c.AutoRemove {
-				err = errors.Join(err, cs.Remove(context.WithoutCancel(ctx), c, true))
+				err = errors.Join(err, cs.Remove(context.WithoutCancel(ctx), rt, c, true))
 			}
 			return err
 		},

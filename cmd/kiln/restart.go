@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/container"
+	"github.com/kiln-build/kiln/runtime"
 )
 
 func newRestartCmd(g *globalOptions) *cobra.Command {
@@ -19,11 +20,11 @@ func newRestartCmd(g *globalOptions) *cobra.Command {
 			if timeout < 0 {
 				return usageError{fmt.Errorf("invalid -t %d: the timeout must not be negative", timeout)}
 			}
-			return eachContainer(cmd, g, args, func(cs *container.Store, c *container.Container) error {
-				if err := cs.Stop(cmd.Context(), c, time.Duration(timeout)*time.Second); err != nil {
+			return eachContainer(cmd, g, args, func(cs *container.Store, rt *runtime.Runtime, c *container.Container) error {
+				if err := cs.Stop(cmd.Context(), rt, c, time.Duration(timeout)*time.Second); err != nil {
 					return err
 				}
-				return startContainer(cmd, g, cs, c)
+				return startContainer(cmd, g, cs, rt, c)
 			})
 		},
 	}

@@ -4,6 +4,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/container"
+	"github.com/kiln-build/kiln/runtime"
 )
 
 func newRmCmd(g *globalOptions) *cobra.Command {
@@ -14,8 +15,8 @@ func newRmCmd(g *globalOptions) *cobra.Command {
 		Long:  "Remove each container's directory, log and filesystem changes. -f kills a running one first.",
 		Args:  argsRange(1, -1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return eachContainer(cmd, g, args, func(cs *container.Store, c *container.Container) error {
-				return cs.Remove(cmd.Context(), c, force)
+			return eachContainer(cmd, g, args, func(cs *container.Store, rt *runtime.Runtime, c *container.Container) error {
+				return cs.Remove(cmd.Context(), rt, c, force)
 			})
 		},
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/runtime"
 )
 
 // globalOptions are the flags every command shares.
@@ -19,6 +20,24 @@ type globalOptions struct {
 	debug    bool
 	runtime  string // OCI runtime for RUN steps and containers: "", crun, runc or a path
 	registry registryFlags
+	rt       *runtime.Runtime // the process's one runtime, made on first use
+}
+
+// containerRuntime is the process's one container runtime (--runtime; notes with --debug).
+func (g *globalOptions) containerRuntime(cmd *cobra.Command) (*runtime.Runtime, error) {
+	if g.rt != nil {
+		return g.rt, nil
+	}
+	var debug io.Writer
+	if g.debug {
+		debug = cmd.ErrOrStderr()
+	}
+	rt, err := runtime.New(runtime.Options{Runtime: g.runtime, Debug: debug})
+	if err != nil {
+		return nil, err
+	}
+	g.rt = rt
+	return rt, nil
 }
 
 // openStore opens the image store named by --root (or KILN_ROOT, or the default).

@@ -128,12 +128,13 @@ func runContainer(cmd *cobra.Command, g *globalOptions, o *runOptions, ref strin
 	if o.interactive {
 		streams.Stdin = cmd.InOrStdin()
 	}
-	if g.debug {
-		streams.Debug = cmd.ErrOrStderr()
+	rt, err := g.containerRuntime(cmd)
+	if err != nil {
+		return 0, err
 	}
-	code, runErr := cs.Supervise(cmd.Context(), c, streams)
+	code, runErr := cs.Supervise(cmd.Context(), rt, c, streams)
 	if o.rm {
-		if err := cs.Remove(context.WithoutCancel(cmd.Context()), c, true); err != nil {
+		if err := cs.Remove(context.WithoutCancel(cmd.Context()), rt, c, true); err != nil {
 			runErr = errors.Join(runErr, fmt.Errorf("remove container %s: %w", c.ShortID(), err))
 		}
 	}
@@ -182,7 +183,6 @@ func (o *runOptions) containerConfig(cmd *cobra.Command, g *globalOptions, ref s
 		return cfg, err
 	}
 	fillFromConfig(&spec, icfg.Config)
-	spec.Runtime = g.runtime
 	return container.Config{Name: o.name, Image: ref, Args: spec.Args, Restart: restart, AutoRemove: o.rm,
 		StopSignal: icfg.Config.StopSignal, Spec: spec}, nil
 }

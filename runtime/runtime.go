@@ -1,0 +1,88 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+)
+
+// Options configure a Runtime. Isolation modes and id maps (rootless) will join them.
+type Options struct {
+	StateDir string    // runtime state root (owner records, runtime --root, probes); "" = DefaultStateDir
+	Runtime  string    // OCI runtime: "" = auto (crun when it works on this host, else runc), "crun", "runc" or a path
+	Debug    io.Writer // receives notes on runtime choice and cleanup; nil = silent
+}
+
+// Runtime runs containers with one OCI runtime under one state dir; make one per process with New.
+type Runtime struct {
+	stateDir, want string
+	debug          io.Writer
+
+	mu     sync.Mutex
+	runner *ociRunner // picked on first use; probes and versions come from the on-disk cache
+}
+
+// New returns a Runtime for o. It runs nothing: the OCI runtime is chosen when first needed.
+func New(o Options) (*Runtime, error) {
+	if o.StateDir == "" {
+		o.StateDir = DefaultStateDir
+	}
+	if !filepath.IsAbs(o.StateDir) {
+		abs, err := filepath.Abs(o.StateDir)
+		if err != nil {
+			return nil, fmt.Errorf("runtime state dir %s: %w", o.StateDir, err)
+		}
+		o.StateDir = abs
+	}
+	return &Runtime{stateDir: o.StateDir, want: o.Runtime, debug: orDiscard(o.Debug)}, nil
+}
+
+// pick returns the OCI runtime, choosing it once per Runtime.
+func (rt *Runtime) pick(ctx context.Context) (*ociRunner, error) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if rt.runner != nil {
+		return rt.runner, nil
+	}
+	if err := os.MkdirAll(rt.stateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create runtime state dir: %w", err)
+	}
+	r, err := pickRunner(ctx, rt.stateDir, rt.want, rt.debug)
+	if err != nil {
+		return nil, err
+	}
+	rt.runner = r
+	return r, nil
+}
+
+// Load returns a handle on container id run by a live kiln process (this one or another) under
+// this state dir, for State, Kill and Exec; Wait is only for containers this process started.
+// A container without a live owner (never started, exited, or its kiln killed) yields a
+// *NotRunningError.
+func (rt *Runtime) Load(id string) (*Container, error) {
+	if !idPattern.MatchString(id) {
+		return nil, fmt.Errorf("container id %q: use letters, digits, '_', '.' and '-'", id)
+	}
+	data, err := os.ReadFile(filepath.Join(ownersDir(rt.stateDir), id+".json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, &NotRunningError{ID: id}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read owner record of %s: %w", id, err)
+	}
+	o := owner{ID: id}
+	if err := json.Unmarshal(data, &o); err != nil || !o.alive() || o.Runtime == "" {
+		return nil, &NotRunningError{ID: id}
+	}
+	return &Container{rt: rt, id: id, bundle: o.Bundle, runner: ownerRunner(o)}, nil
+}
+
+// ownerRunner is the runner named by an owner record, without asking the binary anything.
+func ownerRunner(o owner) *ociRunner {
+	return newOCIRunner(o.Runtime, "", o.Root)
+}

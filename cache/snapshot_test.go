@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -14,6 +15,8 @@ import (
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kiln-build/kiln/cache/layer"
 )
 
 // gzipLayer makes a gzip layer blob from name → content and returns it with its diff ID.
@@ -132,5 +135,19 @@ func TestCommitSnapshot(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(got, "x")); string(b) != "x" {
 		t.Errorf("existing snapshot replaced: %q", b)
+	}
+}
+
+// A layer past the decompression limit fails with a clear error and leaves nothing behind.
+func TestSnapshotRefusesDecompressionBomb(t *testing.T) {
+	t.Setenv(layer.MaxSizeEnv, "1m")
+	s := openStore(t)
+	blob, diffID := gzipLayer(t, map[string]string{"zeros": strings.Repeat("\x00", 4<<20)})
+	_, err := s.Snapshot(context.Background(), diffID, func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(blob)), nil })
+	if !errors.Is(err, layer.ErrTooLarge) || !strings.Contains(err.Error(), layer.MaxSizeEnv) {
+		t.Fatalf("Snapshot of a %d-byte blob holding 4 MiB: %v", len(blob), err)
+	}
+	if s.HasSnapshot(diffID) || countFiles(t, s.tmpDir()) != 0 {
+		t.Fatalf("snapshot kept=%v, staging entries %d", s.HasSnapshot(diffID), countFiles(t, s.tmpDir()))
 	}
 }

@@ -16,28 +16,48 @@ var (
 )
 
 // Decompress detects gzip, zstd or a plain tar by its first bytes and returns the
-// uncompressed stream. Closing it releases the decoder, not r.
+// uncompressed stream, bounded by LimitsFromEnv. Closing it releases the decoder, not r.
 func Decompress(r io.Reader) (io.ReadCloser, error) {
-	br := bufio.NewReaderSize(r, 1<<20)
+	lim, err := LimitsFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	return DecompressLimited(r, lim)
+}
+
+// DecompressLimited is Decompress with explicit limits: reading past them fails with an
+// error wrapping ErrTooLarge.
+func DecompressLimited(r io.Reader, lim Limits) (io.ReadCloser, error) {
+	in := &countingReader{r: r}
+	br := bufio.NewReaderSize(in, 1<<20)
 	head, err := br.Peek(4)
 	if err != nil && err != io.EOF {
 		return nil, fmt.Errorf("read layer: %w", err)
 	}
+	var rc io.ReadCloser
 	switch {
 	case bytes.HasPrefix(head, gzipMagic):
 		zr, err := gzip.NewReader(br)
 		if err != nil {
 			return nil, fmt.Errorf("read gzip layer: %w", err)
 		}
-		return zr, nil
+		rc = zr
 	case bytes.HasPrefix(head, zstdMagic):
 		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
 		if err != nil {
 			return nil, fmt.Errorf("read zstd layer: %w", err)
 		}
-		return zr.IOReadCloser(), nil
+		rc = zr.IOReadCloser()
+	default:
+		rc = io.NopCloser(br)
 	}
-	return io.NopCloser(br), nil
+	return readCloser{&limitReader{r: rc, in: in, lim: lim}, rc}, nil
+}
+
+// readCloser joins a reader with the closer of what it reads from.
+type readCloser struct {
+	io.Reader
+	io.Closer
 }
 
 // OpenUncompressed opens a layer blob through open and returns its uncompressed tar;

@@ -75,8 +75,9 @@ func eachEntry(ctx context.Context, r io.Reader, fn func(*tar.Header, io.Reader)
 }
 
 // extractArchive writes an archive's entries under dest. Names are confined to dest; hard
-// links are rewritten to the same place. Ownership is kept unless --chown was given.
-func extractArchive(ctx context.Context, e *fileEntry, dest string, chown bool, uid, gid int, w *layer.Writer) error {
+// links are rewritten to the same place; an entry that check refuses fails the ADD.
+// Ownership is kept unless --chown was given.
+func extractArchive(ctx context.Context, e *fileEntry, dest string, chown bool, uid, gid int, check *layer.Checker, w *layer.Writer) error {
 	f, err := e.open()
 	if err != nil {
 		return err
@@ -95,6 +96,9 @@ func extractArchive(ctx context.Context, e *fileEntry, dest string, chown bool, 
 			hdr.Uid, hdr.Gid = uid, gid
 		}
 		hdr.Uname, hdr.Gname = "", ""
+		if err := check.Check(hdr); err != nil {
+			return err
+		}
 		if err := w.WriteHeader(hdr); err != nil {
 			return err
 		}

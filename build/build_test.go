@@ -335,3 +335,71 @@ func TestCopyChownRange(t *testing.T) {
 		t.Errorf("/a = %q", got)
 	}
 }
+
+// tarOf makes a tar of headers; regular files get their name as content.
+func tarOf(t *testing.T, hdrs ...*tar.Header) string {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, h := range hdrs {
+		if h.Typeflag == tar.TypeReg {
+			h.Size = int64(len(h.Name))
+		}
+		if h.Mode == 0 {
+			h.Mode = 0o644
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		if h.Typeflag == tar.TypeReg {
+			tw.Write([]byte(h.Name))
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.String()
+}
+
+// TestAddRefusesArchivesThatCannotUnpack pins #10.8b: ADD of a local archive that the
+// unpacker would refuse fails the build at its line, instead of storing an image that never
+// unpacks; a valid archive with a hard link still builds and unpacks.
+func TestAddRefusesArchivesThatCannotUnpack(t *testing.T) {
+	f := newFixture(t)
+	reg := func(n string) *tar.Header { return &tar.Header{Name: n, Typeflag: tar.TypeReg} }
+	hostile := map[string]string{
+		"link-missing.tar": tarOf(t, &tar.Header{Name: "a", Typeflag: tar.TypeLink, Linkname: "nowhere"}),
+		"link-dir.tar":     tarOf(t, &tar.Header{Name: "d/", Typeflag: tar.TypeDir, Mode: 0o755}, &tar.Header{Name: "l", Typeflag: tar.TypeLink, Linkname: "d"}),
+		"under-file.tar":   tarOf(t, reg("f"), reg("f/x")),
+	}
+	hostile["good.tar"] = tarOf(t, reg("f"), &tar.Header{Name: "h", Typeflag: tar.TypeLink, Linkname: "f"})
+	f.write(hostile)
+	for name := range hostile {
+		if name == "good.tar" {
+			continue
+		}
+		_, _, err := f.build("FROM base\nADD "+name+" /x/\n", nil)
+		if err == nil || !strings.Contains(err.Error(), "Buildfile:2: ADD") {
+			t.Errorf("ADD %s: %v, want it refused at Buildfile:2", name, err)
+		}
+	}
+	img, _, err := f.build("FROM base\nADD good.tar /x/\n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := f.store.Image(img.Manifest.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, _ := im.Layers()
+	for _, l := range ls {
+		rc, err := l.Uncompressed()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := layer.Apply(context.Background(), rc, t.TempDir(), layer.ApplyOptions{}); err != nil {
+			t.Errorf("layer of a valid ADD does not unpack: %v", err)
+		}
+		rc.Close()
+	}
+}

@@ -107,8 +107,18 @@ func (s *solver) copyFiles(ctx context.Context, op *copyOp, parent *vresult, w *
 	if err := writeEntries(ctx, out, w); err != nil {
 		return err
 	}
+	// An archive's entries must pass the rules every snapshot is unpacked with, or the
+	// image would store fine and never unpack.
+	var check layer.Checker
+	if len(archives) > 0 {
+		for _, name := range sortedKeys(out) {
+			if err := check.Check(&out[name].hdr); err != nil {
+				return err
+			}
+		}
+	}
 	for _, a := range archives {
-		if err := extractArchive(ctx, a, dest, op.chown != "", uid, gid, w); err != nil {
+		if err := extractArchive(ctx, a, dest, op.chown != "", uid, gid, &check, w); err != nil {
 			return fmt.Errorf("ADD %s: %w", a.abs, err)
 		}
 	}

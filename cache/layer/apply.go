@@ -112,20 +112,29 @@ func cleanName(name string) (string, error) {
 	return strings.TrimPrefix(path.Clean("/"+name), "/"), nil
 }
 
+// checkHeader applies the rules of one entry's header alone and returns its clean name.
+func checkHeader(hdr *tar.Header) (string, error) {
+	name, err := cleanName(hdr.Name)
+	if err != nil {
+		return "", err
+	}
+	for k := range hdr.PAXRecords {
+		if strings.HasPrefix(k, "GNU.sparse.") {
+			// A sparse map can declare exabytes of zeros in a few bytes; layers never need it.
+			return "", errors.New("sparse files are not supported in layers")
+		}
+	}
+	return name, nil
+}
+
 // entry applies one tar entry.
 func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
-	name, err := cleanName(hdr.Name)
+	name, err := checkHeader(hdr)
 	if err != nil {
 		return err
 	}
 	if name == "" {
 		return nil // the layer's root: dir itself stays as the caller made it
-	}
-	for k := range hdr.PAXRecords {
-		if strings.HasPrefix(k, "GNU.sparse.") {
-			// A sparse map can declare exabytes of zeros in a few bytes; layers never need it.
-			return errors.New("sparse files are not supported in layers")
-		}
 	}
 	dir, base := path.Split(name)
 	dir = strings.TrimSuffix(dir, "/")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -40,10 +41,12 @@ func TestKillLoop(t *testing.T) {
 		t.Skip("kills 100 builds")
 	}
 	root, ctxDir := busyboxRoot(t), t.TempDir()
+	t.Setenv(secretEnv, "kill-loop-secret-4b1d")
 	kills, n := 0, killCount(t)
 	for i := range n {
 		writeTree(t, ctxDir, map[string]string{
-			"Buildfile": "FROM busybox\nARG N\nRUN echo $N > /a\nCOPY f /f\nRUN cat /a /f > /g\nCMD [\"cat\", \"/g\"]\n",
+			"Buildfile": "FROM busybox\nARG N\nRUN --mount=type=secret,id=s,required cat /run/secrets/s >/dev/null && echo $N > /a\n" +
+				"COPY f /f\nRUN cat /a /f > /g\nCMD [\"cat\", \"/g\"]\n",
 			"f":         fmt.Sprintf("try %d\n", i),
 		})
 		if killBuildAfter(t, root, ctxDir, i, rand.IntN(10)) { // a whole build prints 10 lines
@@ -54,19 +57,51 @@ func TestKillLoop(t *testing.T) {
 	if kills < n/2 {
 		t.Errorf("only %d of %d builds were killed before they finished: the loop does not exercise crashes", kills, n)
 	}
-	ok(t, root, "build", "-q", "--build-arg", "N=last", "-t", "k", ctxDir)
+	ok(t, root, "build", "-q", "--secret", "id=s,env="+secretEnv, "--build-arg", "N=last", "-t", "k", ctxDir)
 	if out := ok(t, root, "run", "--rm", "k").stdout; out != fmt.Sprintf("last\ntry %d\n", n-1) {
 		t.Errorf("after killed builds the image prints %q", out)
 	}
 	checkStoreWhole(t, root)
 	checkNothingLeft(t, root)
+	checkNoSecret(t, root)
+	// Every kiln process sweeps dead processes' staging when it opens the store: after the
+	// last commands nothing of the killed builds is left under tmp/.
+	if left, _ := os.ReadDir(filepath.Join(root, "tmp")); len(left) > 0 {
+		var names []string
+		for _, e := range left {
+			names = append(names, e.Name())
+		}
+		t.Errorf("tmp/ holds %d entries after the killed builds: %v", len(left), names)
+	}
+}
+
+// secretEnv holds the killed builds' secret, which must never reach the store's disk.
+const secretEnv = "KILN_TEST_KILL_SECRET"
+
+// checkNoSecret fails when any file under root holds the secret's plaintext.
+func checkNoSecret(t *testing.T, root string) {
+	t.Helper()
+	secret := []byte(os.Getenv(secretEnv))
+	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err == nil && bytes.Contains(data, secret) {
+			t.Errorf("%s holds the build secret", p)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // killBuildAfter starts a build and SIGKILLs it once it has printed lines lines of progress;
 // it reports whether the kill came before the build ended by itself.
 func killBuildAfter(t *testing.T, root, ctxDir string, i, lines int) bool {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "build", "--progress=plain", "--build-arg", fmt.Sprintf("N=%d", i), "-t", "k", ctxDir)
+	cmd := exec.Command(os.Args[0], "build", "--progress=plain", "--secret", "id=s,env="+secretEnv, "--build-arg", fmt.Sprintf("N=%d", i), "-t", "k", ctxDir)
 	cmd.Env = append(os.Environ(), execEnv+"=1", "KILN_ROOT="+root)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -47,7 +47,7 @@ func TestKillLoop(t *testing.T) {
 		writeTree(t, ctxDir, map[string]string{
 			"Buildfile": "FROM busybox\nARG N\nRUN --mount=type=secret,id=s,required cat /run/secrets/s >/dev/null && echo $N > /a\n" +
 				"COPY f /f\nRUN cat /a /f > /g\nCMD [\"cat\", \"/g\"]\n",
-			"f":         fmt.Sprintf("try %d\n", i),
+			"f": fmt.Sprintf("try %d\n", i),
 		})
 		if killBuildAfter(t, root, ctxDir, i, rand.IntN(10)) { // a whole build prints 10 lines
 			kills++

@@ -35,14 +35,14 @@ func (pm *preparedMounts) release() {
 
 // prepareMounts makes each --mount's source: context paths, other stages' filesystems,
 // persistent cache dirs, secret files. tmp is the step's private staging dir.
-func (s *solver) prepareMounts(ctx context.Context, op *execOp, tmp string) (*preparedMounts, error) {
+func (s *env) prepareMounts(ctx context.Context, op *execOp, deps []*vresult, tmp string) (*preparedMounts, error) {
 	pm := &preparedMounts{}
 	for i, m := range op.mounts {
 		rm := RunMount{Target: m.target, ReadOnly: m.readOnly}
 		var err error
 		switch m.typ {
 		case instructions.MountTypeBind:
-			rm.Source, err = s.bindSource(ctx, m, pm)
+			rm.Source, err = s.bindSource(ctx, m, deps, pm)
 		case instructions.MountTypeCache:
 			rm.Source, rm.ReadOnly, err = s.cacheDir(m, pm)
 		case instructions.MountTypeTmpfs:
@@ -69,11 +69,11 @@ func (s *solver) prepareMounts(ctx context.Context, op *execOp, tmp string) (*pr
 
 // bindSource resolves a bind's source inside the context or the --from filesystem; the
 // path resolves as if that tree were "/", so no symlink leads out of it.
-func (s *solver) bindSource(ctx context.Context, m runMount, pm *preparedMounts) (string, error) {
+func (s *env) bindSource(ctx context.Context, m runMount, deps []*vresult, pm *preparedMounts) (string, error) {
 	if m.sel != nil {
 		return s.contextBind(ctx, m, pm)
 	}
-	rootfs, release, err := s.stageRootfs(ctx, s.result(m.from).layers)
+	rootfs, release, err := s.stageRootfs(ctx, deps[m.dep].layers)
 	if err != nil {
 		return "", err
 	}
@@ -95,7 +95,7 @@ func (s *solver) bindSource(ctx context.Context, m runMount, pm *preparedMounts)
 // overlay of the directory under a small layer of whiteouts for the top-most ignored paths,
 // so nothing is copied however large the context is. Without ignored paths below the
 // source, a read-only bind is the directory itself.
-func (s *solver) contextBind(ctx context.Context, m runMount, pm *preparedMounts) (string, error) {
+func (s *env) contextBind(ctx context.Context, m runMount, pm *preparedMounts) (string, error) {
 	c := s.opts.Context
 	if c == nil {
 		return "", errors.New("no build context to bind from")
@@ -124,7 +124,7 @@ func (s *solver) contextBind(ctx context.Context, m runMount, pm *preparedMounts
 // writableCopy gives a bind its own copy-on-write view of src without the paths in hidden
 // (relative to src): writes are thrown away after the step, as BuildKit does, and never
 // reach the context or the source stage.
-func (s *solver) writableCopy(src string, hidden []string, pm *preparedMounts) (string, error) {
+func (s *env) writableCopy(src string, hidden []string, pm *preparedMounts) (string, error) {
 	tmp, err := s.opts.Store.TempDir("bind-")
 	if err != nil {
 		return "", err
@@ -161,7 +161,7 @@ func (s *solver) writableCopy(src string, hidden []string, pm *preparedMounts) (
 // cacheDir returns the persistent directory of a cache mount, creating it with the
 // requested owner and mode. sharing=locked holds a lock for the step's duration; private
 // falls back to a throwaway dir while another step uses the cache.
-func (s *solver) cacheDir(m runMount, pm *preparedMounts) (string, bool, error) {
+func (s *env) cacheDir(m runMount, pm *preparedMounts) (string, bool, error) {
 	sum := sha256.Sum256([]byte(m.cacheID))
 	base := filepath.Join(s.opts.Store.Root(), "cache", "mounts")
 	dir := filepath.Join(base, hex.EncodeToString(sum[:16]))
@@ -205,7 +205,7 @@ func (s *solver) cacheDir(m runMount, pm *preparedMounts) (string, bool, error) 
 }
 
 // secretFile writes a secret given with `kiln build --secret` into the step's staging dir.
-func (s *solver) secretFile(m runMount, file string, pm *preparedMounts) (string, bool, error) {
+func (s *env) secretFile(m runMount, file string, pm *preparedMounts) (string, bool, error) {
 	val, ok := s.opts.Secrets[m.secretID]
 	if !ok {
 		if m.required {

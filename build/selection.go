@@ -406,6 +406,20 @@ func (sel *selection) sum() string {
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }
 
+// fileDigests maps each selected path to its mode, digest and link target, for --explain.
+func (sel *selection) fileDigests() map[string]string {
+	if sel == nil {
+		return nil
+	}
+	out := map[string]string{}
+	for _, root := range sel.roots {
+		for _, f := range root.entries {
+			out[path.Join(root.name, f.rel)] = fmt.Sprintf("%o %s%s", uint32(f.mode), f.digest, f.link)
+		}
+	}
+	return out
+}
+
 // names lists the selected paths (root name joined with entry path), sorted.
 func (sel *selection) names() []string {
 	var out []string

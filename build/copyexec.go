@@ -54,11 +54,14 @@ func (op *copyOp) sources(ctx context.Context, e *env, in inputs) (*selection, f
 		if err != nil {
 			return nil, nil, err
 		}
-		release = rel
-		if sel, err = selectFrom(ctx, rootfs, op.from.what, op.from.sources); err == nil {
-			err = sel.exclude(op.exclude)
-		}
+		var closeFrom func()
+		sel, closeFrom, err = selectFrom(ctx, rootfs, op.from.what, op.from.sources)
 		if err != nil {
+			rel()
+			return nil, nil, err
+		}
+		release = func() { closeFrom(); rel() }
+		if err := sel.exclude(op.exclude); err != nil {
 			release()
 			return nil, nil, err
 		}
@@ -79,11 +82,13 @@ func (op *copyOp) sources(ctx context.Context, e *env, in inputs) (*selection, f
 		all.roots = append(all.roots, u.root(d))
 	}
 	for _, g := range op.git {
-		gs, err := g.selection(ctx)
+		gs, closeGit, err := g.selection(ctx)
 		if err != nil {
 			release()
 			return nil, nil, err
 		}
+		prev := release
+		release = func() { closeGit(); prev() }
 		all.roots = append(all.roots, gs.roots...)
 	}
 	return all, release, nil

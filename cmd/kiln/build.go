@@ -69,7 +69,7 @@ func newBuildCmd(g *globalOptions) *cobra.Command {
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only the image ID")
 	f.StringVar(&o.iidfile, "iidfile", "", "write the image ID to this file")
 	f.StringVar(&o.progress, "progress", "auto", "progress output: auto, plain, tty, json or quiet")
-	f.IntVar(&o.jobs, "jobs", goruntime.NumCPU(), "steps run at the same time")
+	f.IntVar(&o.jobs, "jobs", 4*goruntime.NumCPU(), "steps run at the same time (packing layers is bounded by the CPUs separately)")
 	f.StringVar(&o.compression, "compression", "gzip", "layer compression: gzip, zstd, estargz or uncompressed")
 	f.IntVar(&o.level, "compression-level", 0, "compression level (gzip 1-9, zstd 1-22; 0 = kiln's fast default)")
 	f.StringVarP(&o.output, "output", "o", "", "also export the result: type=local,dest=DIR | type=tar|oci|docker,dest=FILE (- for stdout) | DIR")

@@ -158,3 +158,20 @@ func BenchmarkCopyChain(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkHiddenUnder20k measures listing what a context bind mount must hide (the
+// whiteout layer's contents) in a 20,000-file context: directory entries only, no copy.
+func BenchmarkHiddenUnder20k(b *testing.B) {
+	dir := makeContext20k(b)
+	c, err := OpenContext(dir, []string{"**/f1*.txt", "d09*"}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	for b.Loop() {
+		hidden, err := c.hiddenUnder(context.Background(), ".")
+		if err != nil || len(hidden) == 0 {
+			b.Fatal(len(hidden), err)
+		}
+	}
+}

@@ -81,7 +81,6 @@ type selector struct {
 	what   string                            // "build context", "stage x", for messages
 }
 
-
 // errNotFound marks a path that does not exist for the build (missing or hidden).
 var errNotFound = errors.New("not found")
 

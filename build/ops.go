@@ -45,6 +45,7 @@ type inputs struct {
 type env struct {
 	opts  SolveOptions
 	views *viewCache
+	hides *hideCache
 	cpu   *semaphore.Weighted
 	rep   func(Event)
 	v     *Vertex

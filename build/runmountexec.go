@@ -10,6 +10,8 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
+	"sync"
 	"syscall"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
@@ -17,6 +19,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"golang.org/x/sys/unix"
 
+	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/runtime"
 )
 
@@ -88,7 +91,7 @@ func (s *env) bindSource(ctx context.Context, m runMount, deps []*vresult, pm *p
 	if m.readOnly {
 		return src, nil
 	}
-	return s.writableCopy(src, nil, pm)
+	return s.writableCopy(src, "", pm)
 }
 
 // contextBind gives a bind of a context directory a view without the ignored paths: an
@@ -109,22 +112,66 @@ func (s *env) contextBind(ctx context.Context, m runMount, pm *preparedMounts) (
 		return "", fmt.Errorf("source %s: %w", m.source, err)
 	}
 	src := filepath.Join(c.dir, filepath.FromSlash(real))
-	var hidden []string
+	hide := ""
 	if fi.IsDir() {
-		if hidden, err = c.hiddenUnder(ctx, real); err != nil {
+		if hide, err = s.hides.layer(ctx, c, real); err != nil {
 			return "", err
 		}
 	}
-	if m.readOnly && len(hidden) == 0 {
+	if m.readOnly && hide == "" {
 		return src, nil
 	}
-	return s.writableCopy(src, hidden, pm)
+	return s.writableCopy(src, hide, pm)
 }
 
-// writableCopy gives a bind its own copy-on-write view of src without the paths in hidden
-// (relative to src): writes are thrown away after the step, as BuildKit does, and never
-// reach the context or the source stage.
-func (s *env) writableCopy(src string, hidden []string, pm *preparedMounts) (string, error) {
+// hideCache makes the whiteout layer of each context directory that RUN steps bind once
+// per build: listing a large context and creating its whiteouts is the costly part.
+type hideCache struct {
+	store *cache.Store
+	mu    sync.Mutex
+	dir   string            // holds the layers; made on first use, removed by close
+	made  map[string]string // context directory → its whiteout layer; "" when it hides nothing
+}
+
+func newHideCache(store *cache.Store) *hideCache {
+	return &hideCache{store: store, made: map[string]string{}}
+}
+
+// layer returns the whiteout layer hiding what is ignored below the context directory real.
+func (h *hideCache) layer(ctx context.Context, c *Context, real string) (string, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if l, ok := h.made[real]; ok {
+		return l, nil
+	}
+	hidden, err := c.hiddenUnder(ctx, real)
+	if err != nil || len(hidden) == 0 {
+		h.made[real] = ""
+		return "", err
+	}
+	if h.dir == "" {
+		if h.dir, err = h.store.TempDir("hide-"); err != nil {
+			return "", err
+		}
+	}
+	l := filepath.Join(h.dir, strconv.Itoa(len(h.made)))
+	if err := whiteoutLayer(filepath.Join(c.dir, filepath.FromSlash(real)), l, hidden); err != nil {
+		return "", fmt.Errorf("hide .dockerignore'd paths from the bind mount (needs root): %w", err)
+	}
+	h.made[real] = l
+	return l, nil
+}
+
+func (h *hideCache) close() {
+	if h.dir != "" {
+		_ = os.RemoveAll(h.dir)
+	}
+}
+
+// writableCopy gives a bind its own copy-on-write view of src, under the whiteout layer
+// hide when there is one: writes are thrown away after the step, as BuildKit does, and
+// never reach the context or the source stage.
+func (s *env) writableCopy(src, hide string, pm *preparedMounts) (string, error) {
 	tmp, err := s.opts.Store.TempDir("bind-")
 	if err != nil {
 		return "", err
@@ -143,12 +190,8 @@ func (s *env) writableCopy(src string, hidden []string, pm *preparedMounts) (str
 		return dst, os.WriteFile(dst, data, fi.Mode().Perm())
 	}
 	lower := []string{src}
-	if len(hidden) > 0 {
-		wh := filepath.Join(tmp, "hidden")
-		if err := whiteoutLayer(src, wh, hidden); err != nil {
-			return "", fmt.Errorf("hide .dockerignore'd paths from the bind mount (needs root): %w", err)
-		}
-		lower = append(lower, wh)
+	if hide != "" {
+		lower = append(lower, hide)
 	}
 	merged, release, err := runtime.MountLayers(tmp, lower)
 	if err != nil {

@@ -60,6 +60,7 @@ type solver struct {
 	jobs    *semaphore.Weighted // ops executing at once (RUN steps mostly wait on their containers)
 	cpu     *semaphore.Weighted // CPU-heavy work at once (packing layers): one per CPU
 	views   *viewCache
+	hides   *hideCache
 	repMu   sync.Mutex
 }
 
@@ -74,7 +75,8 @@ func Solve(ctx context.Context, g *Graph, opts SolveOptions) (*Image, error) {
 	}
 	s := &solver{opts: opts, g: g, index: map[*Vertex]int{}, results: map[*Vertex]*vresult{},
 		done: map[*Vertex]chan struct{}{}, jobs: semaphore.NewWeighted(int64(opts.Jobs)),
-		cpu: semaphore.NewWeighted(int64(goruntime.GOMAXPROCS(0))), views: newViewCache(opts.Store)}
+		cpu: semaphore.NewWeighted(int64(goruntime.GOMAXPROCS(0))), views: newViewCache(opts.Store), hides: newHideCache(opts.Store)}
+	defer s.hides.close()
 	for i, v := range g.Vertices {
 		s.index[v] = i + 1
 		s.done[v] = make(chan struct{})
@@ -158,7 +160,7 @@ func (s *solver) result(v *Vertex) *vresult {
 
 // env is what v's op may use.
 func (s *solver) env(v *Vertex) *env {
-	return &env{opts: s.opts, views: s.views, cpu: s.cpu, rep: s.report, v: v, index: s.index[v]}
+	return &env{opts: s.opts, views: s.views, hides: s.hides, cpu: s.cpu, rep: s.report, v: v, index: s.index[v]}
 }
 
 // solveVertex answers v from the cache or executes its op, recording new results in the cache.

@@ -94,19 +94,19 @@ func runGit(ctx context.Context, dir string, args ...string) (string, error) {
 }
 
 // selection lists the checkout (or its subdir) as a directory source owned like a context file.
-func (g *gitSource) selection(ctx context.Context) (*selection, error) {
+func (g *gitSource) selection(ctx context.Context) (*selection, func(), error) {
 	src := g.subdir
 	if src == "" {
 		src = "."
 	}
-	sel, err := selectFrom(ctx, g.dir, "git repository "+g.url, []string{src})
+	sel, closeFn, err := selectFrom(ctx, g.dir, "git repository "+g.url, []string{src})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for ri := range sel.roots {
 		for ei := range sel.roots[ri].entries {
 			sel.roots[ri].entries[ei].owned = false // docker: files from git are root's unless --chown
 		}
 	}
-	return sel, nil
+	return sel, closeFn, nil
 }

@@ -19,12 +19,17 @@ import (
 // urlSource is one ADD <http(s) URL>.
 type urlSource struct {
 	url      string
-	checksum string // --checksum=sha256:…, verified on download; the key uses it without downloading
-	name     string // base name of the URL path: the file name inside a destination directory
-	file     string // downloaded content, once fetched
-	digest   string
-	size     int64
-	mtime    time.Time
+	checksum string    // --checksum=sha256:…, verified on download; the key uses it without downloading
+	name     string    // base name of the URL path: the file name inside a destination directory
+	planned  *download // fetched while planning (no checksum: the content is the key)
+}
+
+// download is a fetched URL's content.
+type download struct {
+	file   string
+	digest string
+	size   int64
+	mtime  time.Time
 }
 
 // planURLs splits ADD sources into URLs and local paths, downloading URLs that have no
@@ -66,9 +71,11 @@ func (sb *stageBuilder) planURLs(ctx context.Context, sources []string, checksum
 		return urls, local, nil
 	}
 	for _, us := range urls {
-		if err := us.fetch(ctx, sb.p.downloadDir()); err != nil {
+		d, err := us.fetch(ctx, sb.p.downloadDir())
+		if err != nil {
 			return nil, nil, err
 		}
+		us.planned = d
 	}
 	return urls, local, nil
 }
@@ -78,51 +85,51 @@ func (us *urlSource) key() string {
 	if us.checksum != "" {
 		return us.checksum
 	}
-	return us.digest
+	return us.planned.digest
 }
 
 // fetch downloads the URL into dir, hashing it, and checks the checksum when there is one.
 // Last-Modified becomes the file's mtime, as docker does.
-func (us *urlSource) fetch(ctx context.Context, dir string) error {
-	if us.file != "" {
-		return nil
+func (us *urlSource) fetch(ctx context.Context, dir string) (*download, error) {
+	if us.planned != nil {
+		return us.planned, nil
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, us.url, nil)
 	if err != nil {
-		return fmt.Errorf("ADD %s: %w", us.url, err)
+		return nil, fmt.Errorf("ADD %s: %w", us.url, err)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("ADD %s: %w", us.url, err)
+		return nil, fmt.Errorf("ADD %s: %w", us.url, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("ADD %s: the server answered %s", us.url, resp.Status)
+		return nil, fmt.Errorf("ADD %s: the server answered %s", us.url, resp.Status)
 	}
 	f, err := os.CreateTemp(dir, "url-*")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer f.Close()
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(f, h), resp.Body)
 	if err != nil {
-		return fmt.Errorf("ADD %s: download: %w", us.url, err)
+		return nil, fmt.Errorf("ADD %s: download: %w", us.url, err)
 	}
 	digest := "sha256:" + hex.EncodeToString(h.Sum(nil))
 	if us.checksum != "" && digest != us.checksum {
-		return fmt.Errorf("ADD %s: checksum mismatch: the download has %s, --checksum says %s", us.url, digest, us.checksum)
+		return nil, fmt.Errorf("ADD %s: checksum mismatch: the download has %s, --checksum says %s", us.url, digest, us.checksum)
 	}
-	us.file, us.digest, us.size, us.mtime = f.Name(), digest, n, time.Unix(0, 0).UTC()
+	d := &download{file: f.Name(), digest: digest, size: n, mtime: time.Unix(0, 0).UTC()}
 	if lm, err := http.ParseTime(resp.Header.Get("Last-Modified")); err == nil {
-		us.mtime = lm
+		d.mtime = lm
 	}
-	return nil
+	return d, nil
 }
 
 // root makes the downloaded file a copy source: mode 0600 unless --chmod, never unpacked.
-func (us *urlSource) root() copyRoot {
-	e := fileEntry{abs: us.file, mode: fs.FileMode(0o600), size: us.size, mtime: us.mtime, digest: us.digest}
+func (us *urlSource) root(d *download) copyRoot {
+	e := fileEntry{abs: d.file, mode: fs.FileMode(0o600), size: d.size, mtime: d.mtime, digest: d.digest}
 	return copyRoot{name: us.name, path: us.name, entries: []fileEntry{e}, noUnpack: true}
 }
 

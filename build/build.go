@@ -69,6 +69,7 @@ func Build(ctx context.Context, o Options) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer bctx.Close()
 	warn := func(msg string) { o.report(Event{Kind: EventWarning, Time: time.Now(), Data: []byte(msg)}) }
 	for _, w := range f.Warnings {
 		warn(w)

@@ -26,6 +26,7 @@ type Context struct {
 	pm    *patternmatcher.PatternMatcher // nil when nothing is ignored
 	sel   *selector                      // over the context, hiding ignored paths
 	stats *statCache
+	root  *os.Root // nil for an in-memory context
 }
 
 // OpenContext opens dir as a build context. ignore holds .dockerignore patterns; state, when not
@@ -47,8 +48,10 @@ func OpenContext(dir string, ignore []string, state StateStore) (*Context, error
 	}
 	c, err := newContext(root.FS().(tree), abs, ignore, state)
 	if err != nil {
+		root.Close()
 		return nil, fmt.Errorf("build context %s: %w", dir, err)
 	}
+	c.root = root
 	return c, nil
 }
 
@@ -95,6 +98,14 @@ func ReadIgnoreFile(contextDir, buildfile string) ([]string, error) {
 
 // Dir is the absolute, symlink-free path of the context.
 func (c *Context) Dir() string { return c.dir }
+
+// Close releases the context directory; files selected from it cannot be read afterwards.
+func (c *Context) Close() error {
+	if c.root == nil {
+		return nil
+	}
+	return c.root.Close()
+}
 
 // Save persists the stat cache; errors are not fatal to a build, so the caller may ignore them.
 func (c *Context) Save() error { return c.stats.save() }

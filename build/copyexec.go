@@ -23,51 +23,80 @@ type outEntry struct {
 	data []byte     // content of heredoc files
 }
 
-// copyFiles writes the layer of a COPY/ADD: missing parent directories, the selected files,
-// heredoc files, then the contents of local archives for ADD.
-func (s *solver) copyFiles(ctx context.Context, op *copyOp, parent *vresult, w *layer.Writer) error {
-	sel := op.sel
-	if op.from != nil {
-		rootfs, release, err := s.stageRootfs(ctx, s.result(op.from.vertex).layers)
-		if err != nil {
-			return err
-		}
-		defer release()
-		if sel, err = selectFrom(ctx, rootfs, op.from.what, op.from.sources); err != nil {
-			return err
-		}
-		if err := sel.exclude(op.exclude); err != nil {
-			return err
-		}
+func (op *copyOp) exec(ctx context.Context, e *env, in inputs) (*vresult, error) {
+	sel, release, err := op.sources(ctx, e, in)
+	if err != nil {
+		return nil, err
 	}
-	if len(op.urls) > 0 || len(op.git) > 0 {
-		withURLs := &selection{}
-		if sel != nil {
-			withURLs.roots = append(withURLs.roots, sel.roots...)
-		}
-		for _, u := range op.urls {
-			if err := u.fetch(ctx, s.downloadDir()); err != nil {
-				return err
-			}
-			withURLs.roots = append(withURLs.roots, u.root())
-		}
-		for _, g := range op.git {
-			gs, err := g.selection(ctx)
-			if err != nil {
-				return err
-			}
-			withURLs.roots = append(withURLs.roots, gs.roots...)
-		}
-		sel = withURLs
-	}
-	base := parent.layers
+	defer release()
+	base := in.parent.layers
 	if op.link {
 		base = nil // the layer must not depend on what is below it
 	}
-	view, err := newView(ctx, base)
+	view, err := e.view(ctx, base)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	return e.packLayer(ctx, in.parent, func(w *layer.Writer) error { return op.write(ctx, sel, view, w) })
+}
+
+// sources is everything the COPY/ADD copies: the context files selected while planning, or
+// the files of the --from filesystem (kept readable until release), then downloads and git
+// checkouts.
+func (op *copyOp) sources(ctx context.Context, e *env, in inputs) (*selection, func(), error) {
+	sel, release := op.sel, func() {}
+	if op.from != nil {
+		var layers []layerRef
+		if op.from.vertex != nil {
+			layers = in.deps[0].layers
+		}
+		rootfs, rel, err := e.stageRootfs(ctx, layers)
+		if err != nil {
+			return nil, nil, err
+		}
+		var closeFrom func()
+		sel, closeFrom, err = selectFrom(ctx, rootfs, op.from.what, op.from.sources)
+		if err != nil {
+			rel()
+			return nil, nil, err
+		}
+		release = func() { closeFrom(); rel() }
+		if err := sel.exclude(op.exclude); err != nil {
+			release()
+			return nil, nil, err
+		}
+	}
+	if len(op.urls) == 0 && len(op.git) == 0 {
+		return sel, release, nil
+	}
+	all := &selection{}
+	if sel != nil {
+		all.roots = append(all.roots, sel.roots...)
+	}
+	for _, u := range op.urls {
+		d, err := u.fetch(ctx, e.downloadDir())
+		if err != nil {
+			release()
+			return nil, nil, err
+		}
+		all.roots = append(all.roots, u.root(d))
+	}
+	for _, g := range op.git {
+		gs, closeGit, err := g.selection(ctx)
+		if err != nil {
+			release()
+			return nil, nil, err
+		}
+		prev := release
+		release = func() { closeGit(); prev() }
+		all.roots = append(all.roots, gs.roots...)
+	}
+	return all, release, nil
+}
+
+// write writes the layer of a COPY/ADD over view: missing parent directories, the selected
+// files, heredoc files, then the contents of local archives for ADD.
+func (op *copyOp) write(ctx context.Context, sel *selection, view *fsView, w *layer.Writer) error {
 	uid, gid, err := view.resolveOwner(op.chown, false)
 	if err != nil {
 		return err
@@ -255,23 +284,4 @@ func copyChecked(w io.Writer, e *fileEntry, buf []byte) error {
 		return fmt.Errorf("%s changed during the build; run the build again", e.abs)
 	}
 	return nil
-}
-
-// mkdir writes the layer of a WORKDIR: the directory and its missing parents, owned by USER.
-func (s *solver) mkdir(ctx context.Context, op *mkdirOp, parent *vresult, w *layer.Writer) error {
-	view, err := newView(ctx, parent.layers)
-	if err != nil {
-		return err
-	}
-	target, _, _ := view.resolve(op.path)
-	if view.isDir(target) {
-		return nil
-	}
-	uid, gid, err := view.resolveOwner(op.user, true)
-	if err != nil {
-		return err
-	}
-	out := map[string]*outEntry{}
-	addMissingDirs(view, target, uid, gid, time.Now(), out)
-	return writeEntries(ctx, out, w)
 }

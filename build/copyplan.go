@@ -140,12 +140,11 @@ func (sb *stageBuilder) planCopy(ctx context.Context, op *copyOp, sd instruction
 		}
 		op.sel.digest = op.sel.sum()
 	}
-	v := &Vertex{Kind: CopyOp, Name: sb.name(), Stage: sb.st.Index, Line: sb.instr.Line,
-		Parent: sb.ps.Tip, Inputs: op.keyInputs(), op: op, Linked: op.link}
+	var deps []*Vertex
 	if op.from != nil && op.from.vertex != nil {
-		v.Deps = []*Vertex{op.from.vertex}
+		deps = []*Vertex{op.from.vertex}
 	}
-	v = sb.p.add(v)
+	v := sb.p.add(ctx, sb.vertex(op, deps...))
 	sb.ps.Tip = v
 	sb.step(v)
 	return nil
@@ -174,7 +173,13 @@ func (op *copyOp) setDest(sd instructions.SourcesAndDest, workdir string) error 
 	return nil
 }
 
-func (op *copyOp) keyInputs() []KeyInput {
+// cacheKey covers the instruction's flags, the selected files' digest and, for --from,
+// the source's key (deps[0]): the same key means the same files.
+func (op *copyOp) cacheKey(_ context.Context, deps []string) opKey {
+	return opKey{kind: CopyOp, inputs: op.keyInputs(deps), files: op.sel.fileDigests, parentFree: op.link}
+}
+
+func (op *copyOp) keyInputs(deps []string) []KeyInput {
 	instr := "COPY"
 	if op.add {
 		instr = "ADD"
@@ -207,10 +212,9 @@ func (op *copyOp) keyInputs() []KeyInput {
 		in = append(in, KeyInput{Name: "context", Value: op.sel.digest})
 	}
 	if f := op.from; f != nil {
-		// The source's key stands for its content: same key, same files.
 		src := "scratch"
 		if f.vertex != nil {
-			src = f.vertex.Key
+			src = deps[0]
 		}
 		in = append(in, KeyInput{Name: "from", Value: src}, KeyInput{Name: "from-sources", Value: strings.Join(f.sources, "\x00")})
 	}

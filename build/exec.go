@@ -2,6 +2,7 @@ package build
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -33,22 +34,34 @@ func (sb *stageBuilder) run(ctx context.Context, c *instructions.RunCommand) err
 	env := append(append([]string(nil), sb.ps.Args...), cfg.Env...)
 	op := &execOp{args: args, env: env, user: cfg.User, workdir: cfg.WorkingDir,
 		network: string(instructions.GetNetwork(c))}
-	in := []KeyInput{{Name: "args", Value: strings.Join(args, "\x00")}, {Name: "user", Value: op.user},
-		{Name: "workdir", Value: op.workdir}, {Name: "network", Value: op.network}}
-	for _, e := range env {
-		k, v, _ := strings.Cut(e, "=")
-		in = append(in, KeyInput{Name: "env:" + k, Value: v})
-	}
-	mounts, mkeys, deps, err := sb.planMounts(ctx, c)
+	mounts, deps, err := sb.planMounts(ctx, c)
 	if err != nil {
 		return err
 	}
 	op.mounts = mounts
-	in = append(in, mkeys...)
-	v := sb.p.add(&Vertex{Kind: ExecOp, Name: sb.name(), Stage: sb.st.Index, Line: sb.instr.Line,
-		Parent: sb.ps.Tip, Deps: deps, Inputs: in, op: op})
+	v := sb.p.add(ctx, sb.vertex(op, deps...))
 	sb.ps.Tip = v
 	sb.step(v)
+	return nil
+}
+
+func (op *execOp) cacheKey(_ context.Context, deps []string) opKey {
+	in := []KeyInput{{Name: "args", Value: strings.Join(op.args, "\x00")}, {Name: "user", Value: op.user},
+		{Name: "workdir", Value: op.workdir}, {Name: "network", Value: op.network}}
+	for _, e := range op.env {
+		k, v, _ := strings.Cut(e, "=")
+		in = append(in, KeyInput{Name: "env:" + k, Value: v})
+	}
+	for _, m := range op.mounts {
+		in = append(in, KeyInput{Name: "mount:" + m.target, Value: m.keyValue(deps)})
+	}
+	return opKey{kind: ExecOp, inputs: in}
+}
+
+func (op *execOp) check(opts *SolveOptions) error {
+	if opts.Runner == nil {
+		return errors.New("RUN steps need a container runtime, and none is configured")
+	}
 	return nil
 }
 
@@ -118,10 +131,10 @@ type ExitError struct{ Code int }
 func (e *ExitError) Error() string { return fmt.Sprintf("exit code %d", e.Code) }
 
 // exec runs a RUN step over snapshots of its parent layers and packs the upper dir.
-func (s *solver) exec(ctx context.Context, v *Vertex, op *execOp, parent *vresult) (*layer.Packed, error) {
-	st := s.opts.Store
+func (op *execOp) exec(ctx context.Context, e *env, in inputs) (*vresult, error) {
+	st := e.opts.Store
 	var lower []string
-	for _, l := range parent.layers {
+	for _, l := range in.parent.layers {
 		dir, err := st.Snapshot(ctx, l.diffID, l.open)
 		if err != nil {
 			return nil, fmt.Errorf("prepare layer %s: %w", l.diffID, err)
@@ -139,23 +152,23 @@ func (s *solver) exec(ctx context.Context, v *Vertex, op *execOp, parent *vresul
 			return nil, err
 		}
 	}
-	pm, err := s.prepareMounts(ctx, op)
+	pm, err := e.prepareMounts(ctx, op, in.deps)
 	if err != nil {
 		return nil, err
 	}
 	defer pm.release()
-	out := &logWriter{s: s, index: s.index[v], name: v.Name, redact: pm.secrets}
-	if err := out.openLog(s.opts.LogDir, v.Key); err != nil {
+	out := &logWriter{e: e, redact: pm.secrets}
+	if err := out.openLog(e.opts.LogDir, e.v.Key); err != nil {
 		return nil, err
 	}
 	defer out.close()
-	req := RunRequest{ID: "kiln-build-" + strings.TrimPrefix(v.Key, "sha256:")[:12] + "-" + strconv.Itoa(os.Getpid()),
+	req := RunRequest{ID: "kiln-build-" + strings.TrimPrefix(e.v.Key, "sha256:")[:12] + "-" + strconv.Itoa(os.Getpid()),
 		Lower: lower, Upper: upper, Work: work, Args: op.args, Env: op.env, User: op.user, Cwd: op.workdir,
 		Network: op.network, Mounts: pm.mounts, Output: out}
-	if err := s.opts.Runner.Run(ctx, req); err != nil {
+	if err := e.opts.Runner.Run(ctx, req); err != nil {
 		return nil, fmt.Errorf("%s: %w%s", strings.Join(op.args, " "), err, out.tail())
 	}
-	p, err := s.pack(ctx, func(w *layer.Writer) error { return layer.Diff(ctx, upper, w) })
+	p, err := e.pack(ctx, func(w *layer.Writer) error { return layer.Diff(ctx, upper, w) })
 	if err != nil {
 		return nil, err
 	}
@@ -164,5 +177,5 @@ func (s *solver) exec(ctx context.Context, v *Vertex, op *execOp, parent *vresul
 			return nil, err
 		}
 	}
-	return p, nil
+	return e.layerResult(in.parent, p), nil
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"path"
 	"sort"
 	"strings"
 )
@@ -63,16 +62,11 @@ func record(v *Vertex) stepRecord {
 	for _, d := range v.Deps {
 		r.Deps = append(r.Deps, d.Key)
 	}
-	for _, in := range v.Inputs {
+	for _, in := range v.key.inputs {
 		r.Inputs[in.Name] = in.Value
 	}
-	if op, ok := v.op.(*copyOp); ok && op.sel != nil {
-		r.Files = map[string]string{}
-		for _, root := range op.sel.roots {
-			for _, f := range root.entries {
-				r.Files[path.Join(root.name, f.rel)] = fmt.Sprintf("%o %s%s", uint32(f.mode), f.digest, f.link)
-			}
-		}
+	if v.key.files != nil {
+		r.Files = v.key.files()
 	}
 	return r
 }
@@ -94,7 +88,7 @@ func (e *explainer) save(g *Graph) error {
 	}
 	out := map[string]stepRecord{}
 	for _, v := range g.Vertices {
-		if v.Kind != SourceOp {
+		if !v.key.uncached {
 			out[e.ids[v]] = record(v)
 		}
 	}
@@ -121,7 +115,7 @@ func (e *explainer) why(v *Vertex) string {
 	var reasons []string
 	if v.Parent != nil && prev.Parent != v.Parent.Key {
 		what := "the step before it changed"
-		if v.Parent.Kind == SourceOp {
+		if v.Parent.key.kind == SourceOp {
 			what = "the base image changed"
 		}
 		reasons = append(reasons, what)

@@ -5,9 +5,18 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
+	"maps"
+	"os"
 	"path"
+	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/cache/layer"
 )
 
@@ -33,12 +42,78 @@ var viewFiles = map[string]bool{"etc/passwd": true, "etc/group": true}
 // maxViewFile bounds how much of an account file is kept.
 const maxViewFile = 4 << 20
 
-func newView(ctx context.Context, layers []layerRef) (*fsView, error) {
-	v := &fsView{entries: map[string]viewEntry{}, files: map[string][]byte{}}
+// viewCache memoizes the views of a build's layer chains, so that each layer is read at
+// most once per build however many COPY and WORKDIR steps sit on it. A view is shared: no
+// one changes it once made.
+type viewCache struct {
+	store *cache.Store
+	mu    sync.Mutex
+	calls map[string]*viewCall // by chain: the layers' diff IDs, bottom first
+}
+
+type viewCall struct {
+	done chan struct{}
+	view *fsView
+	err  error
+}
+
+func newViewCache(store *cache.Store) *viewCache {
+	return &viewCache{store: store, calls: map[string]*viewCall{}}
+}
+
+// get returns the view of layers, making it from the view of all but the top layer.
+func (c *viewCache) get(ctx context.Context, layers []layerRef) (*fsView, error) {
+	var key strings.Builder
 	for _, l := range layers {
-		if err := v.apply(ctx, l); err != nil {
-			return nil, fmt.Errorf("read layer %s: %w", l.desc.Digest, err)
+		key.WriteString(l.diffID.Hex)
+	}
+	c.mu.Lock()
+	call, ok := c.calls[key.String()]
+	if !ok {
+		call = &viewCall{done: make(chan struct{})}
+		c.calls[key.String()] = call
+	}
+	c.mu.Unlock()
+	if ok {
+		select {
+		case <-call.done:
+			return call.view, call.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
+	}
+	call.view, call.err = c.make(ctx, layers)
+	if call.err != nil {
+		c.mu.Lock()
+		delete(c.calls, key.String()) // a later step may retry (this one may have been cancelled)
+		c.mu.Unlock()
+	}
+	close(call.done)
+	return call.view, call.err
+}
+
+func (c *viewCache) make(ctx context.Context, layers []layerRef) (*fsView, error) {
+	if len(layers) == 0 {
+		return &fsView{entries: map[string]viewEntry{}, files: map[string][]byte{}}, nil
+	}
+	below, err := c.get(ctx, layers[:len(layers)-1])
+	if err != nil {
+		return nil, err
+	}
+	v := &fsView{entries: maps.Clone(below.entries), files: maps.Clone(below.files)}
+	top := layers[len(layers)-1]
+	// An unpacked snapshot is read by its directory entries, far cheaper than decompressing
+	// the blob; only root's snapshots hold whiteouts, so only then do they say everything.
+	if os.Geteuid() == 0 && c.store != nil && c.store.HasSnapshot(top.diffID) {
+		if dir, err := c.store.Snapshot(ctx, top.diffID, top.open); err == nil {
+			if err := v.applySnapshot(ctx, dir); err != nil {
+				return nil, fmt.Errorf("read snapshot %s: %w", top.diffID, err)
+			}
+			return v, nil
+		}
+	}
+	if err := v.apply(ctx, top); err != nil {
+		return nil, fmt.Errorf("read layer %s: %w", top.desc.Digest, err)
 	}
 	return v, nil
 }
@@ -82,6 +157,73 @@ func (v *fsView) add(hdr *tar.Header, r io.Reader) error {
 		v.files[name] = data
 	}
 	return nil
+}
+
+// applySnapshot adds an unpacked layer (overlay whiteouts: 0/0 character devices and
+// opaque directories) to the view.
+func (v *fsView) applySnapshot(ctx context.Context, dir string) error {
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		name := filepath.ToSlash(rel)
+		if name == "." {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		st, _ := fi.Sys().(*syscall.Stat_t)
+		if st == nil {
+			return fmt.Errorf("%s: no stat data", p)
+		}
+		e := viewEntry{mode: int64(fileModeBits(fi.Mode())), uid: int(st.Uid), gid: int(st.Gid)}
+		switch m := fi.Mode(); {
+		case m&fs.ModeCharDevice != 0 && st.Rdev == 0:
+			v.removeUnder(name, true)
+			return nil
+		case m.IsDir():
+			e.typ = tar.TypeDir
+			if val := make([]byte, 1); getOpaque(p, val) && val[0] == 'y' {
+				v.removeUnder(name, false)
+			}
+		case m&fs.ModeSymlink != 0:
+			e.typ = tar.TypeSymlink
+			if e.link, err = os.Readlink(p); err != nil {
+				return err
+			}
+		case m.IsRegular():
+			e.typ = tar.TypeReg
+		case m&fs.ModeCharDevice != 0:
+			e.typ = tar.TypeChar
+		case m&fs.ModeDevice != 0:
+			e.typ = tar.TypeBlock
+		default:
+			e.typ = tar.TypeFifo
+		}
+		v.entries[name] = e
+		if viewFiles[name] && e.typ == tar.TypeReg {
+			f, err := os.Open(p)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if v.files[name], err = io.ReadAll(io.LimitReader(f, maxViewFile)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func getOpaque(p string, val []byte) bool {
+	n, err := unix.Lgetxattr(p, "trusted.overlay.opaque", val)
+	return err == nil && n == 1
 }
 
 // removeUnder deletes p's children (and p itself when self is set).

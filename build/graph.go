@@ -1,6 +1,7 @@
 package build
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -43,19 +44,21 @@ type KeyInput struct {
 	Value string // a digest or a literal value
 }
 
-// Vertex is one filesystem-changing step of the graph.
+// Vertex is one filesystem-changing step of the graph: an op and where its inputs come from.
 type Vertex struct {
-	Key    string // "sha256:…" over keyVersion, Kind, Inputs and the parents' keys
-	Kind   OpKind
+	Key    string // "sha256:…" over keyVersion, the op's key and the inputs' keys
 	Name   string // display name, e.g. "[2/4] COPY app /app"
+	Instr  string // the instruction, for errors: "COPY", "RUN", …
 	Stage  int
 	Line   int
-	Inputs []KeyInput
-	Parent *Vertex   // the filesystem this step starts from (nil for SourceOp)
-	Deps   []*Vertex // other vertices whose results this step reads (COPY --from)
-	Linked bool      // COPY --link: the key leaves the parent out, so the layer survives a new base
+	Parent *Vertex   // the filesystem this step starts from (nil for a base image)
+	Deps   []*Vertex // other vertices whose results this step reads (COPY --from, bind mounts)
 	op     op
+	key    opKey // the op's key inputs, kept for --explain
 }
+
+// Inputs are the op's own key inputs, for --explain and tests.
+func (v *Vertex) Inputs() []KeyInput { return v.key.inputs }
 
 // Graph is the planned build: the vertices of every stage reachable from the target.
 type Graph struct {
@@ -65,17 +68,23 @@ type Graph struct {
 	Target   *PlannedStage
 }
 
-// computeKey fills v.Key from its kind, inputs and the keys of its parent and deps.
-func (v *Vertex) computeKey() {
+// computeKey asks the op for its key and fills v.Key from it and the keys of v's parent
+// and deps.
+func (v *Vertex) computeKey(ctx context.Context) {
+	deps := make([]string, len(v.Deps))
+	for i, d := range v.Deps {
+		deps[i] = d.Key
+	}
+	v.key = v.op.cacheKey(ctx, deps)
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00", keyVersion, v.Kind)
-	if v.Parent != nil && !v.Linked {
+	fmt.Fprintf(h, "%s\x00%s\x00", keyVersion, v.key.kind)
+	if v.Parent != nil && !v.key.parentFree {
 		fmt.Fprintf(h, "parent\x00%s\x00", v.Parent.Key)
 	}
 	for _, d := range v.Deps {
 		fmt.Fprintf(h, "dep\x00%s\x00", d.Key)
 	}
-	for _, in := range v.Inputs {
+	for _, in := range v.key.inputs {
 		fmt.Fprintf(h, "%d:%s\x00%d:%s\x00", len(in.Name), in.Name, len(in.Value), in.Value)
 	}
 	v.Key = "sha256:" + hex.EncodeToString(h.Sum(nil))
@@ -87,14 +96,14 @@ func (g *Graph) Dump() string {
 	ids := map[*Vertex]int{}
 	for i, v := range g.Vertices {
 		ids[v] = i
-		fmt.Fprintf(&b, "v%d %s stage=%d line=%d %s\n", i, v.Kind, v.Stage, v.Line, v.Name)
+		fmt.Fprintf(&b, "v%d %s stage=%d line=%d %s\n", i, v.key.kind, v.Stage, v.Line, v.Name)
 		if v.Parent != nil {
 			fmt.Fprintf(&b, "  parent v%d\n", ids[v.Parent])
 		}
 		for _, d := range v.Deps {
 			fmt.Fprintf(&b, "  dep v%d\n", ids[d])
 		}
-		ins := append([]KeyInput(nil), v.Inputs...)
+		ins := append([]KeyInput(nil), v.key.inputs...)
 		sort.SliceStable(ins, func(i, j int) bool { return ins[i].Name < ins[j].Name })
 		for _, in := range ins {
 			fmt.Fprintf(&b, "  %s = %q\n", in.Name, in.Value)

@@ -15,9 +15,7 @@ const tailLines = 20
 
 // logWriter forwards a step's output as progress events and keeps its tail for errors.
 type logWriter struct {
-	s      *solver
-	index  int
-	name   string
+	e      *env     // the step's: events go out under its vertex
 	file   *os.File // the step's whole output, when SolveOptions.LogDir is set
 	redact [][]byte // secret values, replaced in output before it goes anywhere
 	mu     sync.Mutex
@@ -54,7 +52,7 @@ func (w *logWriter) Write(p []byte) (int, error) {
 			p = bytes.ReplaceAll(p, sec, []byte("****"))
 		}
 	}
-	w.s.report(Event{Kind: EventLog, Index: w.index, Name: w.name, Time: time.Now(), Data: append([]byte(nil), p...)})
+	w.e.report(Event{Kind: EventLog, Time: time.Now(), Data: append([]byte(nil), p...)})
 	w.mu.Lock()
 	if w.file != nil {
 		_, _ = w.file.Write(p) // a full disk must not fail the step; the tail is still kept

@@ -36,7 +36,7 @@ func (sb *stageBuilder) dispatch(ctx context.Context, in Instruction) error {
 	case *instructions.MaintainerCommand:
 		sb.ps.Config.Author = c.Maintainer
 	case *instructions.WorkdirCommand:
-		return sb.workdir(c.Path)
+		return sb.workdir(ctx, c.Path)
 	case *instructions.UserCommand:
 		cfg.User = c.User
 	case *instructions.CmdCommand:
@@ -114,7 +114,7 @@ func (sb *stageBuilder) cmdline(c instructions.ShellDependantCmdLine) []string {
 }
 
 // workdir sets WorkingDir and plans the directory's creation, as docker does.
-func (sb *stageBuilder) workdir(p string) error {
+func (sb *stageBuilder) workdir(ctx context.Context, p string) error {
 	cfg := &sb.ps.Config.Config
 	if !path.IsAbs(p) {
 		base := cfg.WorkingDir
@@ -124,12 +124,16 @@ func (sb *stageBuilder) workdir(p string) error {
 		p = path.Join(base, p)
 	}
 	cfg.WorkingDir = path.Clean(p)
-	v := sb.p.add(&Vertex{Kind: MkdirOp, Name: sb.name(), Stage: sb.st.Index, Line: sb.instr.Line,
-		Parent: sb.ps.Tip, Inputs: []KeyInput{{Name: "path", Value: cfg.WorkingDir}, {Name: "user", Value: cfg.User}},
-		op: &mkdirOp{path: cfg.WorkingDir, user: cfg.User}})
+	v := sb.p.add(ctx, sb.vertex(&mkdirOp{path: cfg.WorkingDir, user: cfg.User}))
 	sb.ps.Tip = v
 	sb.step(v)
 	return nil
+}
+
+// vertex is a vertex for o made by the current instruction, over the stage's filesystem.
+func (sb *stageBuilder) vertex(o op, deps ...*Vertex) *Vertex {
+	return &Vertex{Name: sb.name(), Instr: strings.ToUpper(sb.instr.Command.Name()), Stage: sb.st.Index,
+		Line: sb.instr.Line, Parent: sb.ps.Tip, Deps: deps, op: o}
 }
 
 // name is the display name of the current instruction's vertex: "[stage 2/5] COPY a b".

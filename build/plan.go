@@ -172,8 +172,8 @@ func (p *planner) stage(ctx context.Context, i int) (*PlannedStage, error) {
 
 // add puts v into the graph, or returns the identical vertex planned before (same key),
 // so identical steps in different stages are solved once.
-func (p *planner) add(v *Vertex) *Vertex {
-	v.computeKey()
+func (p *planner) add(ctx context.Context, v *Vertex) *Vertex {
+	v.computeKey(ctx)
 	if old, ok := p.byKey[v.Key]; ok {
 		return old
 	}

@@ -17,7 +17,7 @@ var forceFlatten = false
 // a function that releases it. As root it mounts the layers' snapshots as an overlay
 // (runtime.MountLayers), so nothing is copied; otherwise it applies the layers into a
 // temporary directory.
-func (s *solver) stageRootfs(ctx context.Context, layers []layerRef) (string, func(), error) {
+func (s *env) stageRootfs(ctx context.Context, layers []layerRef) (string, func(), error) {
 	st := s.opts.Store
 	tmp, err := st.TempDir("from-")
 	if err != nil {

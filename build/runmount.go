@@ -20,6 +20,7 @@ type runMount struct {
 	sel    *selection // bind from the context: what the key covers
 	source string     // bind: path inside the context or the --from filesystem
 	from   *Vertex    // bind from a stage or image (nil with what == "" means the context)
+	dep    int        // from's index in the vertex's deps; -1 for none
 	what   string     // "stage x", "image y" for messages
 
 	cacheID  string // cache: the persistent directory's id
@@ -32,23 +33,23 @@ type runMount struct {
 	required bool
 }
 
-// planMounts resolves a RUN's --mount flags; their key inputs go into the step's key.
-func (sb *stageBuilder) planMounts(ctx context.Context, c *instructions.RunCommand) ([]runMount, []KeyInput, []*Vertex, error) {
+// planMounts resolves a RUN's --mount flags and the vertices bind mounts read from.
+func (sb *stageBuilder) planMounts(ctx context.Context, c *instructions.RunCommand) ([]runMount, []*Vertex, error) {
 	var out []runMount
-	var keys []KeyInput
 	var deps []*Vertex
 	for _, m := range instructions.GetMounts(c) {
 		rm, err := sb.planMount(ctx, m)
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("--mount type=%s: %w", m.Type, err)
+			return nil, nil, fmt.Errorf("--mount type=%s: %w", m.Type, err)
 		}
+		rm.dep = -1
 		if rm.from != nil {
+			rm.dep = len(deps)
 			deps = append(deps, rm.from)
 		}
 		out = append(out, rm)
-		keys = append(keys, KeyInput{Name: "mount:" + rm.target, Value: rm.keyValue()})
 	}
-	return out, keys, deps, nil
+	return out, deps, nil
 }
 
 func (sb *stageBuilder) planMount(ctx context.Context, m *instructions.Mount) (runMount, error) {
@@ -147,7 +148,7 @@ func (sb *stageBuilder) planBind(ctx context.Context, m *instructions.Mount, rm 
 
 // keyValue is what the step's cache key records of the mount: never a secret's content,
 // never a cache mount's content (BuildKit's rule: caches are an optimization).
-func (m runMount) keyValue() string {
+func (m runMount) keyValue(deps []string) string {
 	parts := []string{string(m.typ), "ro=" + strconv.FormatBool(m.readOnly)}
 	switch m.typ {
 	case instructions.MountTypeBind:
@@ -155,8 +156,8 @@ func (m runMount) keyValue() string {
 		if m.sel != nil {
 			parts = append(parts, "context="+m.sel.digest)
 		}
-		if m.from != nil {
-			parts = append(parts, "from="+m.from.Key)
+		if m.dep >= 0 {
+			parts = append(parts, "from="+deps[m.dep])
 		}
 	case instructions.MountTypeCache:
 		parts = append(parts, "id="+m.cacheID, "sharing="+string(m.sharing),

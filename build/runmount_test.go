@@ -169,6 +169,12 @@ func TestRunBindHidesIgnoredFiles(t *testing.T) {
 	if !strings.Contains(ev.logs(), "content: b") {
 		t.Errorf("a file that is not ignored is missing from the bind: %q", ev.logs())
 	}
+	// The second step in a build reuses the first one's whiteout layer, which still hides.
+	_, _, err = f.build("FROM base\nRUN --mount=type=bind,target=/ctx cat-mount /ctx/ok.txt\n"+
+		"RUN --mount=type=bind,target=/c2 cat-mount /c2/linkdir/secret.txt\n", func(o *Options) { o.Runner = r })
+	if err == nil || !strings.Contains(err.Error(), "Buildfile:3") || !strings.Contains(err.Error(), "no such file") {
+		t.Errorf("second bind of the build: %v", err)
+	}
 	if fi, err := os.Stat(filepath.Join(f.dir, "secret.txt")); err != nil || fi.Size() != 6 {
 		t.Errorf("the context itself changed: %v", err)
 	}

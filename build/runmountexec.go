@@ -8,14 +8,11 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
-	"syscall"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/gofrs/flock"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
-	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/runtime"
 )
@@ -35,14 +32,14 @@ func (pm *preparedMounts) release() {
 
 // prepareMounts makes each --mount's source: context paths, other stages' filesystems,
 // persistent cache dirs, in-memory secret files.
-func (s *solver) prepareMounts(ctx context.Context, op *execOp) (*preparedMounts, error) {
+func (s *env) prepareMounts(ctx context.Context, op *execOp, deps []*vresult) (*preparedMounts, error) {
 	pm := &preparedMounts{}
 	for _, m := range op.mounts {
 		rm := RunMount{Target: m.target, ReadOnly: m.readOnly}
 		var err error
 		switch m.typ {
 		case instructions.MountTypeBind:
-			rm.Source, err = s.bindSource(ctx, m, pm)
+			rm.Source, err = s.bindSource(ctx, m, deps, pm)
 		case instructions.MountTypeCache:
 			rm.Source, rm.ReadOnly, err = s.cacheDir(m, pm)
 		case instructions.MountTypeTmpfs:
@@ -69,11 +66,11 @@ func (s *solver) prepareMounts(ctx context.Context, op *execOp) (*preparedMounts
 
 // bindSource resolves a bind's source inside the context or the --from filesystem; the
 // path resolves as if that tree were "/", so no symlink leads out of it.
-func (s *solver) bindSource(ctx context.Context, m runMount, pm *preparedMounts) (string, error) {
+func (s *env) bindSource(ctx context.Context, m runMount, deps []*vresult, pm *preparedMounts) (string, error) {
 	if m.sel != nil {
 		return s.contextBind(ctx, m, pm)
 	}
-	rootfs, release, err := s.stageRootfs(ctx, s.result(m.from).layers)
+	rootfs, release, err := s.stageRootfs(ctx, deps[m.dep].layers)
 	if err != nil {
 		return "", err
 	}
@@ -88,43 +85,13 @@ func (s *solver) bindSource(ctx context.Context, m runMount, pm *preparedMounts)
 	if m.readOnly {
 		return src, nil
 	}
-	return s.writableCopy(src, nil, pm)
+	return s.writableCopy(src, "", pm)
 }
 
-// contextBind gives a bind of a context directory a view without the ignored paths: an
-// overlay of the directory under a small layer of whiteouts for the top-most ignored paths,
-// so nothing is copied however large the context is. Without ignored paths below the
-// source, a read-only bind is the directory itself.
-func (s *solver) contextBind(ctx context.Context, m runMount, pm *preparedMounts) (string, error) {
-	c := s.opts.Context
-	if c == nil {
-		return "", errors.New("no build context to bind from")
-	}
-	pattern, err := c.sel.cleanPattern(m.source)
-	if err != nil {
-		return "", err
-	}
-	real, fi, err := c.sel.resolve(pattern, true)
-	if err != nil {
-		return "", fmt.Errorf("source %s: %w", m.source, err)
-	}
-	src := filepath.Join(c.dir, filepath.FromSlash(real))
-	var hidden []string
-	if fi.IsDir() {
-		if hidden, err = c.hiddenUnder(ctx, real); err != nil {
-			return "", err
-		}
-	}
-	if m.readOnly && len(hidden) == 0 {
-		return src, nil
-	}
-	return s.writableCopy(src, hidden, pm)
-}
-
-// writableCopy gives a bind its own copy-on-write view of src without the paths in hidden
-// (relative to src): writes are thrown away after the step, as BuildKit does, and never
-// reach the context or the source stage.
-func (s *solver) writableCopy(src string, hidden []string, pm *preparedMounts) (string, error) {
+// writableCopy gives a bind its own copy-on-write view of src, under the whiteout layer
+// hide when there is one: writes are thrown away after the step, as BuildKit does, and
+// never reach the context or the source stage.
+func (s *env) writableCopy(src, hide string, pm *preparedMounts) (string, error) {
 	tmp, err := s.opts.Store.TempDir("bind-")
 	if err != nil {
 		return "", err
@@ -143,12 +110,8 @@ func (s *solver) writableCopy(src string, hidden []string, pm *preparedMounts) (
 		return dst, os.WriteFile(dst, data, fi.Mode().Perm())
 	}
 	lower := []string{src}
-	if len(hidden) > 0 {
-		wh := filepath.Join(tmp, "hidden")
-		if err := whiteoutLayer(src, wh, hidden); err != nil {
-			return "", fmt.Errorf("hide .dockerignore'd paths from the bind mount (needs root): %w", err)
-		}
-		lower = append(lower, wh)
+	if hide != "" {
+		lower = append(lower, hide)
 	}
 	merged, release, err := runtime.MountLayers(tmp, lower)
 	if err != nil {
@@ -161,7 +124,7 @@ func (s *solver) writableCopy(src string, hidden []string, pm *preparedMounts) (
 // cacheDir returns the persistent directory of a cache mount, creating it with the
 // requested owner and mode. sharing=locked holds a lock for the step's duration; private
 // falls back to a throwaway dir while another step uses the cache.
-func (s *solver) cacheDir(m runMount, pm *preparedMounts) (string, bool, error) {
+func (s *env) cacheDir(m runMount, pm *preparedMounts) (string, bool, error) {
 	sum := sha256.Sum256([]byte(m.cacheID))
 	base := filepath.Join(s.opts.Store.Root(), "cache", "mounts")
 	dir := filepath.Join(base, hex.EncodeToString(sum[:16]))
@@ -213,7 +176,7 @@ type Secret struct {
 
 // secretFile hands a secret given with `kiln build --secret` to the runner as an in-memory
 // file: it is never written to the store, so no crash can leave its plaintext on disk (#10.5).
-func (s *solver) secretFile(m runMount, pm *preparedMounts) (*Secret, bool, error) {
+func (s *env) secretFile(m runMount, pm *preparedMounts) (*Secret, bool, error) {
 	val, ok := s.opts.Secrets[m.secretID]
 	if !ok {
 		if m.required {
@@ -223,44 +186,4 @@ func (s *solver) secretFile(m runMount, pm *preparedMounts) (*Secret, bool, erro
 	}
 	pm.secrets = append(pm.secrets, val)
 	return &Secret{Data: val, Mode: fs.FileMode(m.mode), UID: m.uid, GID: m.gid}, false, nil
-}
-
-// whiteoutLayer makes dir an overlay layer that deletes each path of hidden (relative to
-// src) from the layer below: overlay whiteouts (0/0 character devices), inside directories
-// that carry src's own modes and owners so the merged view keeps them.
-func whiteoutLayer(src, dir string, hidden []string) error {
-	dirs := map[string]bool{}
-	for _, h := range hidden {
-		for d := path.Dir(h); d != "." && !dirs[d]; d = path.Dir(d) {
-			dirs[d] = true
-		}
-		p := filepath.Join(dir, filepath.FromSlash(h))
-		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
-			return err
-		}
-		if err := unix.Mknod(p, unix.S_IFCHR, 0); err != nil {
-			return err
-		}
-	}
-	dirs["."] = true
-	for d := range dirs {
-		fi, err := os.Lstat(filepath.Join(src, filepath.FromSlash(d)))
-		if err != nil {
-			return err
-		}
-		p := filepath.Join(dir, filepath.FromSlash(d))
-		st, _ := fi.Sys().(*syscall.Stat_t)
-		if st != nil {
-			if err := os.Lchown(p, int(st.Uid), int(st.Gid)); err != nil {
-				return err
-			}
-		}
-		if err := os.Chmod(p, fi.Mode()&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)); err != nil {
-			return err
-		}
-		if err := os.Chtimes(p, fi.ModTime(), fi.ModTime()); err != nil {
-			return err
-		}
-	}
-	return nil
 }

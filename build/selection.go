@@ -81,16 +81,6 @@ type selector struct {
 	what   string                            // "build context", "stage x", for messages
 }
 
-// openSelector selects from the host directory dir through an os.Root, which confines
-// every read to it.
-func openSelector(dir, what string, rooted, owned bool) (*selector, error) {
-	r, err := os.OpenRoot(dir)
-	if err != nil {
-		return nil, err
-	}
-	return &selector{fsys: r.FS().(tree), host: dir, rooted: rooted, owned: owned, what: what}, nil
-}
-
 // errNotFound marks a path that does not exist for the build (missing or hidden).
 var errNotFound = errors.New("not found")
 
@@ -383,14 +373,20 @@ func (s *selector) entry(rel, src string, fi fs.FileInfo) (fileEntry, error) {
 }
 
 // selectFrom expands COPY --from sources inside rootfs, another stage's or an image's
-// filesystem. Paths resolve as if rootfs were "/", so a symlink in the source can never
-// reach the host; ownership is kept, as BuildKit does for --from.
-func selectFrom(ctx context.Context, rootfs, what string, sources []string) (*selection, error) {
-	s, err := openSelector(rootfs, what, true, true)
+// filesystem, read through an os.Root until closeFn. Paths resolve as if rootfs were "/",
+// so a symlink in the source can never reach the host; ownership is kept, as BuildKit does
+// for --from.
+func selectFrom(ctx context.Context, rootfs, what string, sources []string) (sel *selection, closeFn func(), err error) {
+	r, err := os.OpenRoot(rootfs)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return s.selectSources(ctx, sources)
+	s := &selector{fsys: r.FS().(tree), host: rootfs, rooted: true, owned: true, what: what}
+	if sel, err = s.selectSources(ctx, sources); err != nil {
+		r.Close()
+		return nil, nil, err
+	}
+	return sel, func() { r.Close() }, nil
 }
 
 // sum is the selection's content digest: names, types, permissions, link targets and file
@@ -404,6 +400,20 @@ func (sel *selection) sum() string {
 		}
 	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))
+}
+
+// fileDigests maps each selected path to its mode, digest and link target, for --explain.
+func (sel *selection) fileDigests() map[string]string {
+	if sel == nil {
+		return nil
+	}
+	out := map[string]string{}
+	for _, root := range sel.roots {
+		for _, f := range root.entries {
+			out[path.Join(root.name, f.rel)] = fmt.Sprintf("%o %s%s", uint32(f.mode), f.digest, f.link)
+		}
+	}
+	return out
 }
 
 // names lists the selected paths (root name joined with entry path), sorted.

@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	goruntime "runtime"
 	"sync"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/types"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/semaphore"
 
@@ -57,7 +57,10 @@ type solver struct {
 	mu      sync.Mutex
 	results map[*Vertex]*vresult
 	done    map[*Vertex]chan struct{}
-	sem     *semaphore.Weighted
+	jobs    *semaphore.Weighted // ops executing at once (RUN steps mostly wait on their containers)
+	cpu     *semaphore.Weighted // CPU-heavy work at once (packing layers): one per CPU
+	views   *viewCache
+	hides   *hideCache
 	repMu   sync.Mutex
 }
 
@@ -71,12 +74,16 @@ func Solve(ctx context.Context, g *Graph, opts SolveOptions) (*Image, error) {
 		opts.Jobs = 1
 	}
 	s := &solver{opts: opts, g: g, index: map[*Vertex]int{}, results: map[*Vertex]*vresult{},
-		done: map[*Vertex]chan struct{}{}, sem: semaphore.NewWeighted(int64(opts.Jobs))}
+		done: map[*Vertex]chan struct{}{}, jobs: semaphore.NewWeighted(int64(opts.Jobs)),
+		cpu: semaphore.NewWeighted(int64(goruntime.GOMAXPROCS(0))), views: newViewCache(opts.Store), hides: newHideCache(opts.Store)}
+	defer s.hides.close()
 	for i, v := range g.Vertices {
 		s.index[v] = i + 1
 		s.done[v] = make(chan struct{})
-		if v.Kind == ExecOp && opts.Runner == nil {
-			return nil, errAt(g.File, v.Line, "RUN", errors.New("RUN steps need a container runtime, and none is configured"))
+		if pf, ok := v.op.(preflight); ok {
+			if err := pf.check(&s.opts); err != nil {
+				return nil, errAt(g.File, v.Line, v.Instr, err)
+			}
 		}
 	}
 	// One goroutine per vertex waits for its inputs; the semaphore bounds how many work at once.
@@ -92,7 +99,7 @@ func Solve(ctx context.Context, g *Graph, opts SolveOptions) (*Image, error) {
 		return nil, err
 	}
 	for _, v := range g.Vertices {
-		if v.Kind != SourceOp {
+		if !v.key.uncached {
 			img.Keys = append(img.Keys, v.Key)
 		}
 	}
@@ -110,10 +117,10 @@ func (s *solver) run(ctx context.Context, v *Vertex) error {
 			return ctx.Err()
 		}
 	}
-	if err := s.sem.Acquire(ctx, 1); err != nil {
+	if err := s.jobs.Acquire(ctx, 1); err != nil {
 		return err
 	}
-	defer s.sem.Release(1)
+	defer s.jobs.Release(1)
 	start := time.Now()
 	s.report(Event{Kind: EventStarted, Index: s.index[v], Name: v.Name, Time: start})
 	res, cached, err := s.solveVertex(ctx, v)
@@ -151,15 +158,20 @@ func (s *solver) result(v *Vertex) *vresult {
 	return s.results[v]
 }
 
-// solveVertex answers v from the cache or executes it, recording new results in the cache.
+// env is what v's op may use.
+func (s *solver) env(v *Vertex) *env {
+	return &env{opts: s.opts, views: s.views, hides: s.hides, cpu: s.cpu, rep: s.report, v: v, index: s.index[v]}
+}
+
+// solveVertex answers v from the cache or executes its op, recording new results in the cache.
 func (s *solver) solveVertex(ctx context.Context, v *Vertex) (*vresult, bool, error) {
-	if src, ok := v.op.(*sourceOp); ok {
-		res, err := sourceLayers(src)
-		return res, false, err
+	in := inputs{parent: s.result(v.Parent)}
+	for _, d := range v.Deps {
+		in.deps = append(in.deps, s.result(d))
 	}
-	parent := s.result(v.Parent)
-	if !s.opts.NoCache && !s.opts.NoCacheIn[v.Stage] {
-		if res, ok := s.cached(v, parent); ok {
+	cacheable := !v.key.uncached && !s.opts.NoCache && !s.opts.NoCacheIn[v.Stage]
+	if cacheable {
+		if res, ok := s.cached(v, in.parent); ok {
 			return res, true, nil
 		}
 		if s.opts.explain != nil {
@@ -167,26 +179,14 @@ func (s *solver) solveVertex(ctx context.Context, v *Vertex) (*vresult, bool, er
 				Data: []byte(s.opts.explain.why(v))})
 		}
 	}
-	packed, err := s.execute(ctx, v, parent)
+	res, err := v.op.exec(ctx, s.env(v), in)
 	if err != nil {
-		return nil, false, errAt(s.g.File, v.Line, opName(v), err)
+		return nil, false, errAt(s.g.File, v.Line, v.Instr, err)
 	}
-	return s.record(v, parent, packed)
-}
-
-func opName(v *Vertex) string {
-	switch o := v.op.(type) {
-	case *copyOp:
-		if o.add {
-			return "ADD"
-		}
-		return "COPY"
-	case *mkdirOp:
-		return "WORKDIR"
-	case *execOp:
-		return "RUN"
+	if v.key.uncached {
+		return res, false, nil
 	}
-	return ""
+	return s.record(v, res)
 }
 
 // cached looks v's key up; a record whose layer blob was pruned is a miss.
@@ -200,38 +200,47 @@ func (s *solver) cached(v *Vertex, parent *vresult) (*vresult, bool) {
 		if !s.opts.Store.HasBlob(rec.Layer.Digest) {
 			return nil, false
 		}
-		res.layers = append(append([]layerRef(nil), parent.layers...), s.storedLayer(*rec.Layer, rec.DiffID))
+		res.layers = append(append([]layerRef(nil), parent.layers...), storedLayer(s.opts.Store, *rec.Layer, rec.DiffID))
 		res.added = true
 	}
 	return res, true
 }
 
-func (s *solver) storedLayer(desc v1.Descriptor, diffID v1.Hash) layerRef {
-	st := s.opts.Store
+func storedLayer(st *cache.Store, desc v1.Descriptor, diffID v1.Hash) layerRef {
 	return layerRef{desc: desc, diffID: diffID, open: func() (io.ReadCloser, error) { return st.OpenBlob(desc.Digest) }}
 }
 
-// execute runs v's op, writing its layer (if any) into the store.
-func (s *solver) execute(ctx context.Context, v *Vertex, parent *vresult) (*layer.Packed, error) {
-	switch o := v.op.(type) {
-	case *copyOp:
-		return s.pack(ctx, func(w *layer.Writer) error { return s.copyFiles(ctx, o, parent, w) })
-	case *mkdirOp:
-		return s.pack(ctx, func(w *layer.Writer) error { return s.mkdir(ctx, o, parent, w) })
-	case *execOp:
-		return s.exec(ctx, v, o, parent)
+// record stores a fresh result in the cache index: the layer it added, if any.
+func (s *solver) record(v *Vertex, res *vresult) (*vresult, bool, error) {
+	now := time.Now().UTC()
+	if s.opts.Epoch != nil {
+		now = s.opts.Epoch.UTC()
 	}
-	return nil, fmt.Errorf("vertex %s: unknown op %T", v.Name, v.op)
+	rec := cache.CacheRecord{Created: now}
+	res.created = now
+	if res.added {
+		top := res.layers[len(res.layers)-1]
+		rec.Layer, rec.DiffID = &top.desc, top.diffID
+	}
+	if err := s.opts.Store.CachePut(v.Key, rec); err != nil {
+		return nil, false, fmt.Errorf("record cache for %s: %w", v.Name, err)
+	}
+	return res, false, nil
 }
 
 // pack writes a layer through fill into a new blob; an empty layer stores nothing.
-func (s *solver) pack(ctx context.Context, fill func(*layer.Writer) error) (*layer.Packed, error) {
-	bw, err := s.opts.Store.NewBlobWriter()
+// Compression is the CPU-heavy part of a build, so it holds one of the CPU slots.
+func (e *env) pack(ctx context.Context, fill func(*layer.Writer) error) (*layer.Packed, error) {
+	if err := e.cpu.Acquire(ctx, 1); err != nil {
+		return nil, err
+	}
+	defer e.cpu.Release(1)
+	bw, err := e.opts.Store.NewBlobWriter()
 	if err != nil {
 		return nil, err
 	}
 	defer bw.Close()
-	p, err := layer.Pack(ctx, bw, s.opts.Compression, s.opts.Level, layer.WriteOptions{SourceDateEpoch: s.opts.Epoch}, fill)
+	p, err := layer.Pack(ctx, bw, e.opts.Compression, e.opts.Level, layer.WriteOptions{SourceDateEpoch: e.opts.Epoch}, fill)
 	if err != nil {
 		return nil, err
 	}
@@ -244,71 +253,11 @@ func (s *solver) pack(ctx context.Context, fill func(*layer.Writer) error) (*lay
 	return &p, nil
 }
 
-// record stores a fresh result in the cache index and returns it.
-func (s *solver) record(v *Vertex, parent *vresult, p *layer.Packed) (*vresult, bool, error) {
-	now := time.Now().UTC()
-	if s.opts.Epoch != nil {
-		now = s.opts.Epoch.UTC()
-	}
-	rec := cache.CacheRecord{Created: now}
-	res := &vresult{layers: parent.layers, created: now}
-	if p != nil && !p.Empty {
-		desc := v1.Descriptor{MediaType: p.MediaType, Digest: p.Digest, Size: p.Size}
-		rec.Layer, rec.DiffID = &desc, p.DiffID
-		res.layers = append(append([]layerRef(nil), parent.layers...), s.storedLayer(desc, p.DiffID))
-		res.added = true
-	}
-	if err := s.opts.Store.CachePut(v.Key, rec); err != nil {
-		return nil, false, fmt.Errorf("record cache for %s: %w", v.Name, err)
-	}
-	return res, false, nil
+func (e *env) storedLayer(p *layer.Packed) layerRef {
+	return storedLayer(e.opts.Store, v1.Descriptor{MediaType: p.MediaType, Digest: p.Digest, Size: p.Size}, p.DiffID)
 }
 
-// sourceLayers lists a base image's layers as a chain.
-func sourceLayers(src *sourceOp) (*vresult, error) {
-	ls, err := src.image.Layers()
-	if err != nil {
-		return nil, fmt.Errorf("layers of %s: %w", src.ref, err)
-	}
-	res := &vresult{}
-	for _, l := range ls {
-		d, err := l.Digest()
-		if err != nil {
-			return nil, fmt.Errorf("layer of %s: %w", src.ref, err)
-		}
-		diffID, err := l.DiffID()
-		if err != nil {
-			return nil, fmt.Errorf("layer %s of %s: %w", d, src.ref, err)
-		}
-		size, err := l.Size()
-		if err != nil {
-			return nil, fmt.Errorf("layer %s of %s: %w", d, src.ref, err)
-		}
-		mt, err := l.MediaType()
-		if err != nil {
-			return nil, fmt.Errorf("layer %s of %s: %w", d, src.ref, err)
-		}
-		res.layers = append(res.layers, layerRef{desc: v1.Descriptor{MediaType: ociLayerType(mt), Digest: d, Size: size},
-			diffID: diffID, open: l.Compressed})
-	}
-	return res, nil
-}
-
-// ociLayerType maps docker layer media types to their OCI equivalents (same bytes), so that
-// kiln's OCI manifests never mix the two families.
-func ociLayerType(mt types.MediaType) types.MediaType {
-	switch mt {
-	case types.DockerLayer:
-		return types.OCILayer
-	case types.DockerUncompressedLayer:
-		return types.OCIUncompressedLayer
-	case types.DockerForeignLayer:
-		return types.OCIRestrictedLayer
-	}
-	return mt
-}
-
-func (s *solver) downloadDir() string {
+func (s *env) downloadDir() string {
 	if s.opts.DownloadDir != "" {
 		return s.opts.DownloadDir
 	}

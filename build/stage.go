@@ -165,8 +165,8 @@ func (sb *stageBuilder) source(ctx context.Context, ref string) (v1.Image, *Vert
 	if err != nil {
 		return nil, nil, fmt.Errorf("image %s: %w", ref, err)
 	}
-	v := sb.p.add(&Vertex{Kind: SourceOp, Name: "FROM " + ref, Stage: sb.st.Index, Line: sb.st.Line,
-		Inputs: []KeyInput{{Name: "image", Value: dig.String()}}, op: &sourceOp{ref: ref, image: img}})
+	v := sb.p.add(ctx, &Vertex{Name: "FROM " + ref, Instr: "FROM", Stage: sb.st.Index, Line: sb.st.Line,
+		op: &sourceOp{ref: ref, digest: dig.String(), image: img}})
 	return img, v, nil
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -67,7 +68,7 @@ func newBuildCmd(g *globalOptions) *cobra.Command {
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only the image ID")
 	f.StringVar(&o.iidfile, "iidfile", "", "write the image ID to this file")
 	f.StringVar(&o.progress, "progress", "auto", "progress output: auto, plain, tty, json or quiet")
-	f.IntVar(&o.jobs, "jobs", goruntime.NumCPU(), "steps run at the same time")
+	f.IntVar(&o.jobs, "jobs", 4*goruntime.NumCPU(), "steps run at the same time (packing layers is bounded by the CPUs separately)")
 	f.StringVar(&o.compression, "compression", "gzip", "layer compression: gzip, zstd, estargz or uncompressed")
 	f.IntVar(&o.level, "compression-level", 0, "compression level (gzip 1-9, zstd 1-22; 0 = kiln's fast default)")
 	f.StringVarP(&o.output, "output", "o", "", "also export the result: type=local,dest=DIR | type=tar|oci|docker,dest=FILE (- for stdout) | DIR")
@@ -91,80 +92,84 @@ func runBuild(cmd *cobra.Command, g *globalOptions, o *buildOptions, contextDir 
 	if o.quiet {
 		mode = progressQuiet
 	}
-	opts, err := o.buildOptions(contextDir)
+	po, out, policy, err := o.pipelineOptions(contextDir)
 	if err != nil {
 		return err
-	}
-	out, err := parseOutput(o.output)
-	if err != nil {
-		return usageError{err}
-	}
-	if o.cacheTo != "" {
-		if _, err := cacheRef(o.cacheTo); err != nil {
-			return usageError{err}
-		}
 	}
 	s, err := g.openStore()
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	opts.Store, opts.Stdin = s, cmd.InOrStdin()
+	if err := g.wireBuild(cmd, &po, s, policy); err != nil {
+		return err
+	}
+	po.Report = newReporter(mode, cmd.ErrOrStderr())
+	po.Export = func(ctx context.Context, img *build.Image, tags []cache.Name) error {
+		return out.write(ctx, s, img, tags)
+	}
+	start := time.Now()
+	img, err := build.Pipeline(cmd.Context(), po)
+	if err != nil {
+		return err
+	}
+	return o.report(cmd, img, po.Tags, mode == progressQuiet, start)
+}
+
+// pipelineOptions turns flags into the pipeline's options, failing on malformed input
+// before any work.
+func (o *buildOptions) pipelineOptions(contextDir string) (build.PipelineOptions, output, registry.PullPolicy, error) {
+	opts, err := o.buildOptions(contextDir)
+	po := build.PipelineOptions{Options: opts, EStargz: o.compression == "estargz", Push: o.push, Reproducible: o.reproducible}
+	if err != nil {
+		return po, output{}, 0, err
+	}
+	out, err := parseOutput(o.output)
+	if err != nil {
+		return po, out, 0, usageError{err}
+	}
 	policy, err := registry.ParsePullPolicy(o.pull)
 	if err != nil {
-		return usageError{err}
+		return po, out, 0, usageError{err}
 	}
 	if o.push && len(opts.Tags) == 0 {
-		return usageError{fmt.Errorf("--push needs at least one -t REGISTRY/NAME:TAG")}
+		return po, out, 0, usageError{fmt.Errorf("--push needs at least one -t REGISTRY/NAME:TAG")}
 	}
+	if po.CacheFrom, err = cacheRefs(o.cacheFrom); err == nil && o.cacheTo != "" {
+		po.CacheTo, err = cacheRef(o.cacheTo)
+	}
+	if err != nil {
+		return po, out, 0, usageError{err}
+	}
+	return po, out, policy, nil
+}
+
+// wireBuild plugs the store, the registry, the runtime and the terminal into a pipeline.
+func (g *globalOptions) wireBuild(cmd *cobra.Command, po *build.PipelineOptions, s *cache.Store, policy registry.PullPolicy) error {
 	res, err := g.resolver(s, policy, cmd.ErrOrStderr())
 	if err != nil {
 		return err
 	}
-	opts.Resolver = res
 	rt, err := g.containerRuntime(cmd)
 	if err != nil {
 		return err
 	}
-	// Containers of killed kiln runs would hold mounts and cgroups forever: collect them first.
-	if err := rt.Cleanup(cmd.Context()); err != nil && g.debug {
-		fmt.Fprintf(cmd.ErrOrStderr(), "cleanup of earlier runs: %v\n", err)
-	}
-	runner := build.RuntimeRunner{Runtime: rt}
-	opts.Runner, opts.LogDir = runner, filepath.Join(s.Root(), "logs")
-	opts.Report = newReporter(mode, cmd.ErrOrStderr())
-	if err := importCaches(cmd, g, s, o.cacheFrom); err != nil {
-		return err
-	}
-	start := time.Now()
-	buildFn := build.Build
-	if o.reproducible {
-		buildFn = checkReproducible(cmd, contextDir)
-	}
-	img, err := buildFn(cmd.Context(), opts)
-	if err != nil {
-		return err
-	}
-	if o.compression == "estargz" {
-		if img, err = toEStargz(cmd, s, img, opts.Tags); err != nil {
-			return err
+	po.Store, po.Stdin, po.Resolver, po.Runner = s, cmd.InOrStdin(), res, build.RuntimeRunner{Runtime: rt}
+	po.LogDir, po.Notes = filepath.Join(s.Root(), "logs"), cmd.ErrOrStderr()
+	po.Registry = buildRegistry{g: g, s: s, progress: cmd.ErrOrStderr()}
+	po.Cleanup = func(ctx context.Context) {
+		// Containers of killed kiln runs would hold mounts and cgroups forever: collect them first.
+		if err := rt.Cleanup(ctx); err != nil && g.debug {
+			fmt.Fprintf(cmd.ErrOrStderr(), "cleanup of earlier runs: %v\n", err)
 		}
 	}
-	if err := out.write(cmd.Context(), s, img, opts.Tags); err != nil {
-		return err
-	}
-	if o.push {
-		if err := pushTags(cmd, g, s, opts.Tags); err != nil {
-			return err
-		}
-	}
-	if o.cacheTo != "" {
-		if err := exportCache(cmd, g, s, img, o.cacheTo); err != nil {
-			return err
-		}
-	}
+	return nil
+}
+
+// report writes --metadata-file and --iidfile and says what was built.
+func (o *buildOptions) report(cmd *cobra.Command, img *build.Image, tags []cache.Name, quiet bool, start time.Time) error {
 	if o.metadata != "" {
-		if err := writeMetadata(o.metadata, img, opts.Tags); err != nil {
+		if err := writeMetadata(o.metadata, img, tags); err != nil {
 			return fmt.Errorf("write --metadata-file: %w", err)
 		}
 	}
@@ -173,12 +178,12 @@ func runBuild(cmd *cobra.Command, g *globalOptions, o *buildOptions, contextDir 
 			return fmt.Errorf("write --iidfile: %w", err)
 		}
 	}
-	if mode == progressQuiet {
+	if quiet {
 		fmt.Fprintln(cmd.OutOrStdout(), img.ID)
 		return nil
 	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "writing image %s (manifest %s) in %.2fs\n", img.ID, img.Manifest.Digest, time.Since(start).Seconds())
-	for _, t := range opts.Tags {
+	for _, t := range tags {
 		fmt.Fprintf(cmd.ErrOrStderr(), "naming to %s\n", t.Short())
 	}
 	return nil
@@ -302,52 +307,4 @@ func readSecrets(flags []string) (map[string][]byte, error) {
 		}
 	}
 	return out, nil
-}
-
-// pushTags pushes the freshly built image under each of its names.
-func pushTags(cmd *cobra.Command, g *globalOptions, s *cache.Store, tags []cache.Name) error {
-	opts, err := g.registry.options()
-	if err != nil {
-		return err
-	}
-	opts = append(opts, registry.WithProgress(blobProgress(cmd.ErrOrStderr(), "Pushing")))
-	for _, t := range tags {
-		desc, err := registry.Push(cmd.Context(), s, t.String(), t.String(), opts...)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(cmd.ErrOrStderr(), "pushed %s@%s\n", t.Short(), desc.Digest)
-	}
-	return nil
-}
-
-// toEStargz re-encodes a built image's layers as eStargz (lazily pullable), stores that image
-// and moves the tags to it. Build steps keep gzip layers, so the cache serves both.
-func toEStargz(cmd *cobra.Command, s *cache.Store, img *build.Image, tags []cache.Name) (*build.Image, error) {
-	c, err := registry.ParseCompression("estargz")
-	if err != nil {
-		return nil, err
-	}
-	desc, err := registry.Encode(cmd.Context(), s, img.Manifest.Digest, registry.WithCompression(c))
-	if err != nil {
-		return nil, err
-	}
-	encoded, err := s.Image(desc.Digest)
-	if err != nil {
-		return nil, err
-	}
-	cf, err := encoded.ConfigFile()
-	if err != nil {
-		return nil, err
-	}
-	id, err := encoded.ConfigName()
-	if err != nil {
-		return nil, err
-	}
-	for _, t := range tags {
-		if err := s.Tag(cmd.Context(), t, desc); err != nil {
-			return nil, fmt.Errorf("tag %s: %w", t.Short(), err)
-		}
-	}
-	return &build.Image{Manifest: desc, ID: id, Config: cf}, nil
 }

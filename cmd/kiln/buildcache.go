@@ -1,12 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"strings"
 
-	"github.com/spf13/cobra"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
-	"github.com/kiln-build/kiln/build"
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/registry"
 )
@@ -36,41 +37,55 @@ func cacheRef(v string) (string, error) {
 	return ref, nil
 }
 
-// importCaches pulls each --cache-from cache image into the local cache index; an
-// unreachable cache only costs a cold build, so it warns instead of failing.
-func importCaches(cmd *cobra.Command, g *globalOptions, s *cache.Store, refs []string) error {
-	for _, v := range refs {
+// cacheRefs reads each --cache-from value.
+func cacheRefs(vs []string) ([]string, error) {
+	var out []string
+	for _, v := range vs {
 		ref, err := cacheRef(v)
 		if err != nil {
-			return usageError{err}
+			return nil, err
 		}
-		opts, err := g.registry.options()
-		if err != nil {
-			return err
-		}
-		n, err := registry.ImportCache(cmd.Context(), s, ref, opts...)
-		if err != nil {
-			fmt.Fprintf(cmd.ErrOrStderr(), "WARNING: --cache-from %s: %v\n", ref, err)
-			continue
-		}
-		fmt.Fprintf(cmd.ErrOrStderr(), "imported %d cache records from %s\n", n, ref)
+		out = append(out, ref)
 	}
-	return nil
+	return out, nil
 }
 
-func exportCache(cmd *cobra.Command, g *globalOptions, s *cache.Store, img *build.Image, v string) error {
-	ref, err := cacheRef(v)
+// buildRegistry is the registry as a build pipeline uses it, with the --registry flags.
+type buildRegistry struct {
+	g        *globalOptions
+	s        *cache.Store
+	progress io.Writer
+}
+
+func (r buildRegistry) ImportCache(ctx context.Context, ref string) (int, error) {
+	opts, err := r.g.registry.options()
 	if err != nil {
-		return usageError{err}
+		return 0, err
 	}
-	opts, err := g.registry.options()
+	return registry.ImportCache(ctx, r.s, ref, opts...)
+}
+
+func (r buildRegistry) ExportCache(ctx context.Context, keys []string, ref string) (int, error) {
+	opts, err := r.g.registry.options()
 	if err != nil {
-		return err
+		return 0, err
 	}
-	n, err := registry.ExportCache(cmd.Context(), s, img.Keys, ref, opts...)
+	return registry.ExportCache(ctx, r.s, keys, ref, opts...)
+}
+
+func (r buildRegistry) Push(ctx context.Context, n cache.Name) (v1.Descriptor, error) {
+	opts, err := r.g.registry.options()
 	if err != nil {
-		return err
+		return v1.Descriptor{}, err
 	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "exported %d cache records to %s\n", n, ref)
-	return nil
+	opts = append(opts, registry.WithProgress(blobProgress(r.progress, "Pushing")))
+	return registry.Push(ctx, r.s, n.String(), n.String(), opts...)
+}
+
+func (r buildRegistry) EncodeEStargz(ctx context.Context, manifest v1.Hash) (v1.Descriptor, error) {
+	c, err := registry.ParseCompression("estargz")
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	return registry.Encode(ctx, r.s, manifest, registry.WithCompression(c))
 }

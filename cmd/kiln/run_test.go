@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -130,5 +131,24 @@ func TestInspectContainerOrImage(t *testing.T) {
 	}
 	if r := kiln(t, root, nil, "inspect", "nothing"); r.code != 1 || !strings.Contains(r.stderr, "no such container or image") {
 		t.Errorf("inspect nothing: %d %s", r.code, r.stderr)
+	}
+}
+
+// TestBuildBindMountHidesIgnoredFiles runs #10.4's case in real containers: through a
+// RUN --mount=type=bind of the context, an ignored file is absent, also behind a symlink,
+// while the rest of the context is there.
+func TestBuildBindMountHidesIgnoredFiles(t *testing.T) {
+	requireContainers(t)
+	root, ctxDir := busyboxRoot(t), t.TempDir()
+	writeTree(t, ctxDir, map[string]string{".dockerignore": "secret.txt\n", "secret.txt": "s3cret", "ok.txt": "fine"})
+	if err := os.Symlink(".", filepath.Join(ctxDir, "linkdir")); err != nil {
+		t.Fatal(err)
+	}
+	bf := "FROM busybox\nRUN --mount=type=bind,target=/ctx cat /ctx/linkdir/ok.txt > /ok && " +
+		"! cat /ctx/secret.txt && ! cat /ctx/linkdir/secret.txt && ! ls /ctx | grep secret\nCMD [\"cat\", \"/ok\"]\n"
+	writeTree(t, ctxDir, map[string]string{"Buildfile": bf})
+	ok(t, root, "build", "--progress=plain", "-t", "bound", ctxDir)
+	if r := ok(t, root, "run", "--rm", "bound"); strings.TrimSpace(r.stdout) != "fine" {
+		t.Errorf("the bind lacked ok.txt: %q", r.stdout)
 	}
 }

@@ -1,0 +1,188 @@
+package build
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kiln-build/kiln/cache"
+)
+
+// Registry is what a build pipeline needs of a registry; cmd passes the registry package in,
+// so build never imports it.
+type Registry interface {
+	ImportCache(ctx context.Context, ref string) (int, error)
+	ExportCache(ctx context.Context, keys []string, ref string) (int, error)
+	Push(ctx context.Context, name cache.Name) (v1.Descriptor, error)
+	// EncodeEStargz stores a copy of the image with eStargz layers and returns its manifest.
+	EncodeEStargz(ctx context.Context, manifest v1.Hash) (v1.Descriptor, error)
+}
+
+// PipelineOptions are a whole `kiln build`: the build and what happens around it.
+type PipelineOptions struct {
+	Options
+	Registry     Registry                                                       // needed for CacheFrom, CacheTo, EStargz and Push
+	CacheFrom    []string                                                       // cache images to import first; an unreachable one only warns
+	CacheTo      string                                                         // cache image to export this build's steps to
+	EStargz      bool                                                           // re-encode the layers as eStargz and move the tags to that image
+	Push         bool                                                           // push every tag after the build
+	Reproducible bool                                                           // build twice from scratch and fail, naming files, if the images differ
+	Export       func(ctx context.Context, img *Image, tags []cache.Name) error // --output; nil exports nothing
+	Cleanup      func(ctx context.Context)                                      // collects what killed earlier runs left; nil skips
+	Notes        io.Writer                                                      // one-line notes (cache counts, pushes, warnings); nil = none
+}
+
+// Pipeline runs a whole build: cleanup of killed runs, cache import, the build (twice with
+// Reproducible), eStargz re-encoding and re-tagging, export, push and cache export.
+func Pipeline(ctx context.Context, o PipelineOptions) (*Image, error) {
+	if o.Registry == nil && (len(o.CacheFrom) > 0 || o.CacheTo != "" || o.EStargz || o.Push) {
+		return nil, errors.New("build pipeline: cache import/export, eStargz and push need a registry")
+	}
+	if o.Cleanup != nil {
+		o.Cleanup(ctx)
+	}
+	for _, ref := range o.CacheFrom {
+		if n, err := o.Registry.ImportCache(ctx, ref); err != nil {
+			o.note("WARNING: --cache-from %s: %v", ref, err)
+		} else {
+			o.note("imported %d cache records from %s", n, ref)
+		}
+	}
+	build := Build
+	if o.Reproducible {
+		build = o.checkReproducible
+	}
+	img, err := build(ctx, o.Options)
+	if err != nil {
+		return nil, err
+	}
+	if o.EStargz {
+		if img, err = o.toEStargz(ctx, img); err != nil {
+			return nil, err
+		}
+	}
+	if o.Export != nil {
+		if err := o.Export(ctx, img, o.Tags); err != nil {
+			return nil, err
+		}
+	}
+	return img, o.publish(ctx, img)
+}
+
+// publish pushes the tags and exports the build cache, as asked.
+func (o *PipelineOptions) publish(ctx context.Context, img *Image) error {
+	for _, t := range o.Tags {
+		if !o.Push {
+			break
+		}
+		desc, err := o.Registry.Push(ctx, t)
+		if err != nil {
+			return err
+		}
+		o.note("pushed %s@%s", t.Short(), desc.Digest)
+	}
+	if o.CacheTo == "" {
+		return nil
+	}
+	n, err := o.Registry.ExportCache(ctx, img.Keys, o.CacheTo)
+	if err != nil {
+		return err
+	}
+	o.note("exported %d cache records to %s", n, o.CacheTo)
+	return nil
+}
+
+func (o *PipelineOptions) note(format string, args ...any) {
+	if o.Notes != nil {
+		fmt.Fprintf(o.Notes, format+"\n", args...)
+	}
+}
+
+// toEStargz re-encodes a built image's layers as eStargz (lazily pullable) and moves the
+// tags to it. Build steps keep gzip layers, so the cache serves both.
+func (o *PipelineOptions) toEStargz(ctx context.Context, img *Image) (*Image, error) {
+	desc, err := o.Registry.EncodeEStargz(ctx, img.Manifest.Digest)
+	if err != nil {
+		return nil, err
+	}
+	encoded, err := o.Store.Image(desc.Digest)
+	if err != nil {
+		return nil, err
+	}
+	cf, err := encoded.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	id, err := encoded.ConfigName()
+	if err != nil {
+		return nil, err
+	}
+	if err := o.tag(ctx, desc); err != nil {
+		return nil, err
+	}
+	return &Image{Manifest: desc, ID: id, Config: cf, Keys: img.Keys}, nil
+}
+
+func (o *PipelineOptions) tag(ctx context.Context, desc v1.Descriptor) error {
+	for _, t := range o.Tags {
+		if err := o.Store.Tag(ctx, t, desc); err != nil {
+			return fmt.Errorf("tag %s: %w", t.Short(), err)
+		}
+	}
+	return nil
+}
+
+// checkReproducible builds twice with every step run and a fixed SOURCE_DATE_EPOCH (the
+// context's last commit time unless set), failing when the two images differ; the tags go
+// on the second image only once both agree.
+func (o *PipelineOptions) checkReproducible(ctx context.Context, opts Options) (*Image, error) {
+	if opts.Epoch == nil {
+		epoch, err := gitCommitTime(ctx, opts.ContextDir)
+		if err != nil {
+			return nil, fmt.Errorf("--check-reproducible: set SOURCE_DATE_EPOCH (%w)", err)
+		}
+		opts.Epoch = &epoch
+	}
+	opts.Tags, opts.NoCache = nil, true
+	first, err := Build(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	second, err := Build(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	if first.Manifest.Digest != second.Manifest.Digest {
+		diffs, err := DiffImages(ctx, opts.Store, first, second)
+		if err != nil {
+			return nil, err
+		}
+		if len(diffs) > 20 {
+			diffs = append(diffs[:20], fmt.Sprintf("… and %d more", len(diffs)-20))
+		}
+		return nil, fmt.Errorf("the build is not reproducible: %s and %s differ:\n  %s",
+			first.Manifest.Digest, second.Manifest.Digest, strings.Join(diffs, "\n  "))
+	}
+	o.note("reproducible: both builds gave %s", second.Manifest.Digest)
+	return second, o.tag(ctx, second.Manifest)
+}
+
+// gitCommitTime is the committer time of HEAD when dir is in a git checkout.
+func gitCommitTime(ctx context.Context, dir string) (time.Time, error) {
+	out, err := exec.CommandContext(ctx, "git", "-C", dir, "log", "-1", "--format=%ct").Output()
+	if err != nil {
+		return time.Time{}, errors.New("the context is not a git checkout with commits")
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("git commit time %q: %w", out, err)
+	}
+	return time.Unix(n, 0).UTC(), nil
+}

@@ -3,8 +3,6 @@ package registry
 import (
 	"context"
 	"net/http"
-	"net/http/httptest"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,21 +18,13 @@ func (fr *faultyRegistry) wrongLength(match func(*http.Request) bool, delta int)
 		if !match(r) {
 			return false
 		}
-		rec := httptest.NewRecorder()
-		fr.inner.ServeHTTP(rec, r)
-		body := rec.Body.Bytes()
-		for k, v := range rec.Header() {
-			w.Header()[k] = v
-		}
-		n := max(len(body)+delta, 0)
-		w.Header().Set("Content-Length", strconv.Itoa(n))
-		w.WriteHeader(rec.Code)
+		body := fr.replay(w, r, func(n int) int { return max(n+delta, 0) })
 		if delta > 0 {
 			w.Write(body)
 			resetConn(w) // the client waits for bytes that never come
 			return true
 		}
-		w.Write(body[:n])
+		w.Write(body[:max(len(body)+delta, 0)])
 		return true
 	}
 }
@@ -46,14 +36,7 @@ func (fr *faultyRegistry) stall(match func(*http.Request) bool) fault {
 		if !match(r) {
 			return false
 		}
-		rec := httptest.NewRecorder()
-		fr.inner.ServeHTTP(rec, r)
-		body := rec.Body.Bytes()
-		for k, v := range rec.Header() {
-			w.Header()[k] = v
-		}
-		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-		w.WriteHeader(rec.Code)
+		body := fr.replay(w, r, func(n int) int { return n })
 		w.Write(body[:len(body)/2])
 		w.(http.Flusher).Flush()
 		<-r.Context().Done()

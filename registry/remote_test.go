@@ -50,14 +50,7 @@ func (fr *faultyRegistry) mangled(n int64, match func(*http.Request) bool, f fun
 		if !match(r) || seen.Add(1) > n {
 			return false
 		}
-		rec := httptest.NewRecorder()
-		fr.inner.ServeHTTP(rec, r)
-		body := rec.Body.Bytes()
-		for k, v := range rec.Header() {
-			w.Header()[k] = v
-		}
-		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-		w.WriteHeader(rec.Code)
+		body := fr.replay(w, r, func(n int) int { return n })
 		if truncate {
 			w.Write(body[:len(body)/2])
 			resetConn(w)
@@ -66,6 +59,20 @@ func (fr *faultyRegistry) mangled(n int64, match func(*http.Request) bool, f fun
 		w.Write(f(body))
 		return true
 	}
+}
+
+// replay serves r with the real registry but sends only the status and headers, declaring the
+// Content-Length that length makes of the body's; the caller writes (some of) the body it returns.
+func (fr *faultyRegistry) replay(w http.ResponseWriter, r *http.Request, length func(int) int) []byte {
+	rec := httptest.NewRecorder()
+	fr.inner.ServeHTTP(rec, r)
+	body := rec.Body.Bytes()
+	for k, v := range rec.Header() {
+		w.Header()[k] = v
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(length(len(body))))
+	w.WriteHeader(rec.Code)
+	return body
 }
 
 func newFaultyRegistry(t *testing.T) *faultyRegistry {

@@ -124,7 +124,7 @@ func (s *solver) writableCopy(src string, pm *preparedMounts) (string, error) {
 // falls back to a throwaway dir while another step uses the cache.
 func (s *solver) cacheDir(m runMount, pm *preparedMounts) (string, bool, error) {
 	sum := sha256.Sum256([]byte(m.cacheID))
-	base := filepath.Join(s.opts.Store.Root(), "cache", "mounts")
+	base := s.opts.Store.Mounts()
 	dir := filepath.Join(base, hex.EncodeToString(sum[:16]))
 	if err := os.MkdirAll(base, 0o700); err != nil {
 		return "", false, err

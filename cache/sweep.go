@@ -80,7 +80,7 @@ func (s *Store) sweepLocks() {
 	}
 	for _, e := range ents {
 		hex, ok := strings.CutSuffix(e.Name(), ".lock")
-		if ok && !exists(filepath.Join(s.snapDir(), hex)) {
+		if ok && len(hex) == 64 && isHex(hex) && !exists(filepath.Join(s.snapDir(), hex)) {
 			_ = os.Remove(filepath.Join(s.lockDir(), e.Name()))
 		}
 	}

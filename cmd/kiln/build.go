@@ -131,7 +131,7 @@ func runBuild(cmd *cobra.Command, g *globalOptions, o *buildOptions, contextDir 
 	if g.debug {
 		runner.Debug = cmd.ErrOrStderr()
 	}
-	opts.Runner, opts.LogDir = runner, filepath.Join(s.Root(), "logs")
+	opts.Runner, opts.LogDir = runner, s.Logs()
 	opts.Report = newReporter(mode, cmd.ErrOrStderr())
 	if err := importCaches(cmd, g, s, o.cacheFrom); err != nil {
 		return err

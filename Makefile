@@ -11,7 +11,7 @@ DEMO_DEBS := busybox-static crun runc iptables
 TEST_DEBS := busybox-static crun runc skopeo umoci docker-registry apache2-utils git iptables
 FUZZTIME ?= 10s
 # Fuzz targets as package:Target; `make fuzz FUZZTIME=2m` runs each longer.
-FUZZ_TARGETS := ./build:FuzzParsePlan ./cache/layer:FuzzApply ./cache/layer:FuzzApplyEntries ./cache/layer:FuzzDecompress ./cache:FuzzParseName ./registry:FuzzLoad ./runtime:FuzzResolveUser
+FUZZ_TARGETS := ./build:FuzzParsePlan ./cache/layer:FuzzApply ./cache/layer:FuzzApplyEntries ./cache/layer:FuzzDecompress ./cache:FuzzParseName ./registry:FuzzLoad ./runtime:FuzzResolveUser ./container:FuzzDecodeRecord
 
 .PHONY: build demo test unit fuzz bench bench-compare lint deps-demo deps-test clean
 

@@ -74,7 +74,7 @@ func (s *Store) PutLease(l Lease) error {
 	if err != nil {
 		return fmt.Errorf("encode lease %s: %w", l.ID, err)
 	}
-	if err := writeFileAtomic(s.tmpDir(), s.leasePath(l.ID), data, 0o600); err != nil {
+	if err := s.writeFileAtomic(s.leasePath(l.ID), data, 0o600); err != nil {
 		return fmt.Errorf("write lease %s: %w", l.ID, err)
 	}
 	return nil

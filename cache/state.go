@@ -48,7 +48,7 @@ func (s *Store) UpdateState(ctx context.Context, name string, fn func(old []byte
 		if old != nil && bytes.Equal(old, data) {
 			return nil // unchanged: skip the fsyncs
 		}
-		if err := writeFileAtomic(s.tmpDir(), p, data, 0o600); err != nil {
+		if err := s.writeFileAtomic(p, data, 0o600); err != nil {
 			return fmt.Errorf("write state %s: %w", name, err)
 		}
 		return nil

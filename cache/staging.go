@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -115,7 +116,13 @@ func sweepOwner(tmp, lockName string) bool {
 		return false // alive
 	}
 	owner := strings.TrimSuffix(strings.TrimSuffix(lockName, newSuffix), lockSuffix)
-	if removeTree(filepath.Join(tmp, owner)) != nil {
+	dir := filepath.Join(tmp, owner)
+	// A killed RUN step can leave a mount in its staging (a rootfs overlay, a bind): removing
+	// through it could reach what it shows. The runtime's cleanup unmounts; a later Open removes.
+	if mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir)); err != nil || len(mounts) > 0 {
+		return false
+	}
+	if removeTree(dir) != nil {
 		return false
 	}
 	return os.Remove(p) == nil

@@ -119,7 +119,7 @@ func sweepOwner(tmp, lockName string) bool {
 	dir := filepath.Join(tmp, owner)
 	// A killed RUN step can leave a mount in its staging (a rootfs overlay, a bind): removing
 	// through it could reach what it shows. The runtime's cleanup unmounts; a later Open removes.
-	if mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir)); err != nil || len(mounts) > 0 {
+	if hasMounts(dir) {
 		return false
 	}
 	if removeTree(dir) != nil {
@@ -140,7 +140,7 @@ func cleanLegacyTmp(tmp string, cutoff time.Time) (removed int) {
 			continue
 		}
 		info, err := e.Info()
-		if err != nil || !info.ModTime().Before(cutoff) {
+		if err != nil || !info.ModTime().Before(cutoff) || hasMounts(filepath.Join(tmp, e.Name())) {
 			continue
 		}
 		if removeTree(filepath.Join(tmp, e.Name())) == nil {
@@ -148,4 +148,10 @@ func cleanLegacyTmp(tmp string, cutoff time.Time) (removed int) {
 		}
 	}
 	return removed
+}
+
+// hasMounts reports whether anything is mounted at or below dir (or whether that is unknown).
+func hasMounts(dir string) bool {
+	mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
+	return err != nil || len(mounts) > 0
 }

@@ -126,7 +126,7 @@ func (s *env) writableCopy(src, hide string, pm *preparedMounts) (string, error)
 // falls back to a throwaway dir while another step uses the cache.
 func (s *env) cacheDir(m runMount, pm *preparedMounts) (string, bool, error) {
 	sum := sha256.Sum256([]byte(m.cacheID))
-	base := filepath.Join(s.opts.Store.Root(), "cache", "mounts")
+	base := s.opts.Store.Mounts()
 	dir := filepath.Join(base, hex.EncodeToString(sum[:16]))
 	if err := os.MkdirAll(base, 0o700); err != nil {
 		return "", false, err

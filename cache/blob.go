@@ -28,7 +28,11 @@ type BlobWriter struct {
 
 // NewBlobWriter starts a blob; the caller must Commit or Close it.
 func (s *Store) NewBlobWriter() (*BlobWriter, error) {
-	f, err := os.CreateTemp(s.tmpDir(), "blob-")
+	tmp, err := s.tmpDir()
+	if err != nil {
+		return nil, fmt.Errorf("create blob: %w", err)
+	}
+	f, err := os.CreateTemp(tmp, "blob-")
 	if err != nil {
 		return nil, fmt.Errorf("create blob: %w", err)
 	}

@@ -39,7 +39,7 @@ func TestBlobRoundTrip(t *testing.T) {
 	if _, _, err := s.WriteBlob(context.Background(), iotestErrReader{}, want); err != nil {
 		t.Fatalf("rewrite of present blob read its source: %v", err)
 	}
-	if countFiles(t, s.tmpDir()) != 0 {
+	if countFiles(t, stagingDir(t, s)) != 0 {
 		t.Fatal("tmp not empty after commits")
 	}
 }
@@ -58,7 +58,7 @@ func TestBlobMismatchStoresNothing(t *testing.T) {
 	if n := countFiles(t, s.blobDir()); n != 0 {
 		t.Fatalf("%d blobs stored after mismatch", n)
 	}
-	if n := countFiles(t, s.tmpDir()); n != 0 {
+	if n := countFiles(t, stagingDir(t, s)); n != 0 {
 		t.Fatalf("%d temp files left after mismatch", n)
 	}
 }
@@ -79,7 +79,7 @@ func TestBlobWriterAbandoned(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if n := countFiles(t, s.tmpDir()); n != 0 {
+	if n := countFiles(t, stagingDir(t, s)); n != 0 {
 		t.Fatalf("Close left %d temp files", n)
 	}
 	if _, _, err := w.Commit(v1.Hash{}); err == nil {
@@ -128,7 +128,7 @@ func TestWriteBlobCancelled(t *testing.T) {
 	if _, _, err := s.WriteBlob(ctx, strings.NewReader("x"), v1.Hash{}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("want context.Canceled, got %v", err)
 	}
-	if countFiles(t, s.blobDir())+countFiles(t, s.tmpDir()) != 0 {
+	if countFiles(t, s.blobDir())+countFiles(t, stagingDir(t, s)) != 0 {
 		t.Fatal("cancelled write left files")
 	}
 }

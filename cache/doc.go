@@ -5,9 +5,18 @@
 // content-addressed or goes temp file → fsync → rename, so nothing half-written is ever
 // visible under a final name, and file locks (flock) order the few shared mutations:
 //
-//	gc.lock      shared by every open Store, exclusive for GC (see OpenExclusive)
-//	index.lock   exclusive while index.json (the tag list) is rewritten
-//	locks/<hex>  exclusive while one snapshot is unpacked, so concurrent callers unpack once
+//	gc.lock            shared by every open Store, exclusive for GC (see OpenExclusive)
+//	index.lock         exclusive while index.json (the tag list) is rewritten
+//	locks/<hex>.lock   exclusive while one snapshot is unpacked, so concurrent callers unpack once
+//	locks/state-*.lock exclusive across one read-modify-write of a state file (UpdateState)
+//	tmp/o-<id>.lock    held by the Store whose staging is tmp/o-<id>/: a lock anyone can take
+//	                   marks a dead owner, whose staging any Open removes
+//
+// The store owns every path under its root and hands out places (Containers, Logs, Mounts,
+// Locks); no other package joins paths under Root. Anything that uses data holds a Lease
+// (leases/<id>.json), and GC keeps what any live lease names: a container's lease is held by
+// its directory, so `kiln rm` ends it. A running build holds its Store open, which keeps GC
+// out altogether. The root and its directories are 0700: unpacked layers hold setuid files.
 //
 // Tags live in index.json as manifest descriptors annotated with the full normalized name
 // (org.opencontainers.image.ref.name and io.containerd.image.name both hold

@@ -7,9 +7,13 @@ import (
 	"github.com/kiln-build/kiln/internal/atomicfile"
 )
 
-// writeFileAtomic puts data under path through a temp file in tmpDir (see atomicfile).
-func writeFileAtomic(tmpDir, path string, data []byte, perm os.FileMode) error {
-	return atomicfile.Write(path, data, atomicfile.Options{Perm: perm, TmpDir: tmpDir})
+// writeFileAtomic puts data under path through a temp file in the Store's staging (see atomicfile).
+func (s *Store) writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	tmp, err := s.tmpDir()
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(path, data, atomicfile.Options{Perm: perm, TmpDir: tmp})
 }
 
 // syncDir makes a rename or unlink in dir durable.
@@ -17,8 +21,12 @@ func syncDir(dir string) error { return atomicfile.SyncDir(dir) }
 
 // removeAllAtomic deletes a tree so that a crash midway never leaves a partial tree under
 // its final name: it is first renamed into the staging dir, then removed from there.
-func removeAllAtomic(tmpDir, path string) error {
-	grave, err := os.MkdirTemp(tmpDir, "rm-")
+func (s *Store) removeAllAtomic(path string) error {
+	tmp, err := s.tmpDir()
+	if err != nil {
+		return err
+	}
+	grave, err := os.MkdirTemp(tmp, "rm-")
 	if err != nil {
 		return err
 	}

@@ -24,9 +24,9 @@ type GCStats struct {
 	Bytes                          int64 // blob and snapshot bytes
 }
 
-// GC removes cache records per opts, then every blob and snapshot that neither a tagged
-// image (index.json: manifests, index children, configs, layers) nor a kept cache record
-// references, and abandoned staging entries. It needs a Store from OpenExclusive, so no
+// GC removes cache records per opts, then every blob and snapshot that no tagged image
+// (index.json: manifests, index children, configs, layers), no live lease (a container's
+// image and snapshots) and no kept cache record references, and abandoned staging entries. It needs a Store from OpenExclusive, so no
 // other kiln process can be using what it deletes; the Store's own other methods wait.
 func (s *Store) GC(ctx context.Context, opts GCOptions) (GCStats, error) {
 	if !s.exclusive {
@@ -37,6 +37,9 @@ func (s *Store) GC(ctx context.Context, opts GCOptions) (GCStats, error) {
 	var st GCStats
 	live, err := s.imageRoots()
 	if err != nil {
+		return st, fmt.Errorf("gc: %w", err)
+	}
+	if err := s.leaseRoots(live); err != nil {
 		return st, fmt.Errorf("gc: %w", err)
 	}
 	recs, err := s.loadRecords()
@@ -65,6 +68,7 @@ func (s *Store) GC(ctx context.Context, opts GCOptions) (GCStats, error) {
 		return st, fmt.Errorf("gc: %w", err)
 	}
 	if !opts.DryRun {
+		s.sweepLeases()
 		// Whatever predates this exclusive Open was abandoned; the margin covers the
 		// filesystem's coarse timestamps, which may lag the clock.
 		cleanLegacyTmp(s.tmpRoot(), s.opened.Add(-time.Second))

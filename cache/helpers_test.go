@@ -53,3 +53,13 @@ func countFiles(t testing.TB, dir string) int {
 	}
 	return len(ents)
 }
+
+// stagingDir is s's own staging dir under tmp/.
+func stagingDir(t testing.TB, s *Store) string {
+	t.Helper()
+	d, err := s.tmpDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}

@@ -23,6 +23,7 @@ func (s *Store) layoutDirs() []string {
 		filepath.Join(s.root, "cache"), filepath.Join(s.root, "cache", "index"), s.recordDir(),
 		s.tmpRoot(),
 		s.lockDir(),
+		s.stateDir(), s.Mounts(), s.Containers(), s.Logs(), s.leaseDir(),
 	}
 }
 
@@ -43,11 +44,13 @@ func (s *Store) makeDirs() error {
 // ensureDir makes d with dirMode, or fixes its mode when it exists. The mode is set with an
 // explicit chmod, so no umask decides it.
 func ensureDir(d string) error {
-	err := os.Mkdir(d, dirMode)
-	if err != nil && !errors.Is(err, os.ErrExist) {
-		return err
-	}
 	fi, err := os.Stat(d)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := os.Mkdir(d, dirMode); err != nil && !errors.Is(err, os.ErrExist) {
+			return err
+		}
+		fi, err = os.Stat(d)
+	}
 	if err != nil {
 		return err
 	}

@@ -9,13 +9,21 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
 // otherUser creates an unprivileged user for the test and returns a command prefix that runs
 // as it; it skips without root or without useradd and setpriv.
 func otherUser(t *testing.T) []string {
+	as, _ := otherUserIDs(t)
+	return as
+}
+
+// otherUserIDs is otherUser that also returns the user.
+func otherUserIDs(t *testing.T) ([]string, *user.User) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("creating a second user and switching to it needs root")
@@ -34,7 +42,7 @@ func otherUser(t *testing.T) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return []string{"setpriv", "--reuid=" + u.Uid, "--regid=" + u.Gid, "--clear-groups", "--"}
+	return []string{"setpriv", "--reuid=" + u.Uid, "--regid=" + u.Gid, "--clear-groups", "--"}, u
 }
 
 // openDir makes a temp dir that every user may enter, unlike t.TempDir's 0700 ones, so that
@@ -122,5 +130,55 @@ func TestOpenRepairsOpenModes(t *testing.T) {
 		if fi.Mode().Perm() != 0o700 {
 			t.Errorf("%s: mode %v after Open, want 0700", d, fi.Mode().Perm())
 		}
+	}
+}
+
+// openChild opens and closes the store, as any kiln command does.
+func openChild(string) error {
+	s, err := Open(os.Getenv(childRoot))
+	if err != nil {
+		return err
+	}
+	return s.Close()
+}
+
+// A non-root user's own store (rootless kiln) is theirs alone: owned by them, 0700.
+func TestUserStoreIsTheirs(t *testing.T) {
+	as, u := otherUserIDs(t)
+	dir := openDir(t)
+	// The test binary lives in a 0700 build dir: give the user a copy.
+	exe := filepath.Join(dir, "cache.test")
+	data, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(exe, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	home := filepath.Join(dir, "home")
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	if err := os.Mkdir(home, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(home, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Join(home, ".local", "share", "kiln")
+	cmd := exec.Command(as[0], append(as[1:], exe, "-test.run=^$")...)
+	cmd.Env = append(os.Environ(), childEnv+"=open:0", childRoot+"="+root)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("open as %s: %v: %s", u.Username, err, out)
+	}
+	fi, err := os.Stat(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if int(st.Uid) != uid || fi.Mode().Perm() != 0o700 {
+		t.Errorf("%s: owner %d mode %v, want %d and 0700", root, st.Uid, fi.Mode().Perm(), uid)
+	}
+	if parent, err := os.Stat(filepath.Dir(root)); err != nil || parent.Mode().Perm() != 0o755 {
+		t.Errorf("parents of the store are not left at the usual 0755: %v %v", parent.Mode(), err)
 	}
 }

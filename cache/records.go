@@ -100,7 +100,7 @@ func (s *Store) CachePut(key string, rec CacheRecord) error {
 	if rec.Layer != nil && !s.HasBlob(rec.Layer.Digest) {
 		return fmt.Errorf("cache record %s: layer %s is not in the store: %w", key, rec.Layer.Digest, ErrNotFound)
 	}
-	if err := writeFileAtomic(s.tmpDir(), p, data, 0o644); err != nil {
+	if err := s.writeFileAtomic(p, data, 0o644); err != nil {
 		return fmt.Errorf("write cache record %s: %w", key, err)
 	}
 	return nil

@@ -115,3 +115,13 @@ func syncFS(path string) error {
 	}
 	return nil
 }
+
+// SnapshotDiffID is the diff ID of the snapshot at dir (a path Snapshot returned), so a
+// holder of snapshot paths can lease them; ok is false for any other path.
+func (s *Store) SnapshotDiffID(dir string) (v1.Hash, bool) {
+	name := filepath.Base(dir)
+	if filepath.Dir(filepath.Clean(dir)) != s.snapDir() || len(name) != 64 || !isHex(name) {
+		return v1.Hash{}, false
+	}
+	return v1.Hash{Algorithm: "sha256", Hex: name}, true
+}

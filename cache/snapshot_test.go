@@ -103,7 +103,7 @@ func TestSnapshotRejectsWrongDiffID(t *testing.T) {
 	if s.HasSnapshot(other) {
 		t.Error("a snapshot with the wrong content became visible")
 	}
-	if n := countFiles(t, s.tmpDir()); n != 0 {
+	if n := countFiles(t, stagingDir(t, s)); n != 0 {
 		t.Errorf("%d staging entries left behind", n)
 	}
 }
@@ -147,7 +147,7 @@ func TestSnapshotRefusesDecompressionBomb(t *testing.T) {
 	if !errors.Is(err, layer.ErrTooLarge) || !strings.Contains(err.Error(), layer.MaxSizeEnv) {
 		t.Fatalf("Snapshot of a %d-byte blob holding 4 MiB: %v", len(blob), err)
 	}
-	if s.HasSnapshot(diffID) || countFiles(t, s.tmpDir()) != 0 {
-		t.Fatalf("snapshot kept=%v, staging entries %d", s.HasSnapshot(diffID), countFiles(t, s.tmpDir()))
+	if s.HasSnapshot(diffID) || countFiles(t, stagingDir(t, s)) != 0 {
+		t.Fatalf("snapshot kept=%v, staging entries %d", s.HasSnapshot(diffID), countFiles(t, stagingDir(t, s)))
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -115,7 +116,13 @@ func sweepOwner(tmp, lockName string) bool {
 		return false // alive
 	}
 	owner := strings.TrimSuffix(strings.TrimSuffix(lockName, newSuffix), lockSuffix)
-	if removeTree(filepath.Join(tmp, owner)) != nil {
+	dir := filepath.Join(tmp, owner)
+	// A killed RUN step can leave a mount in its staging (a rootfs overlay, a bind): removing
+	// through it could reach what it shows. The runtime's cleanup unmounts; a later Open removes.
+	if hasMounts(dir) {
+		return false
+	}
+	if removeTree(dir) != nil {
 		return false
 	}
 	return os.Remove(p) == nil
@@ -133,7 +140,7 @@ func cleanLegacyTmp(tmp string, cutoff time.Time) (removed int) {
 			continue
 		}
 		info, err := e.Info()
-		if err != nil || !info.ModTime().Before(cutoff) {
+		if err != nil || !info.ModTime().Before(cutoff) || hasMounts(filepath.Join(tmp, e.Name())) {
 			continue
 		}
 		if removeTree(filepath.Join(tmp, e.Name())) == nil {
@@ -141,4 +148,10 @@ func cleanLegacyTmp(tmp string, cutoff time.Time) (removed int) {
 		}
 	}
 	return removed
+}
+
+// hasMounts reports whether anything is mounted at or below dir (or whether that is unknown).
+func hasMounts(dir string) bool {
+	mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
+	return err != nil || len(mounts) > 0
 }

@@ -95,12 +95,12 @@ func TestOpenSweepsDeadOwnersStaging(t *testing.T) {
 		}
 	}
 	ents, _ := os.ReadDir(s.tmpRoot())
-	if len(ents) != 6 { // dir + lock each for holder, the live child and s
+	if len(ents) != 4 { // dir + lock each for holder and the live child; s staged nothing
 		var names []string
 		for _, e := range ents {
 			names = append(names, e.Name())
 		}
-		t.Errorf("tmp/ holds %v, want 3 owners with their locks", names)
+		t.Errorf("tmp/ holds %v, want 2 owners with their locks", names)
 	}
 }
 
@@ -119,5 +119,53 @@ func TestCloseRemovesOwnStaging(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(filepath.Join(root, "tmp")); len(ents) != 0 {
 		t.Fatalf("tmp/ after Close: %v", ents)
+	}
+}
+
+// A dead owner's staging with something still mounted in it stays until it is unmounted:
+// removing through a mount could reach what the mount shows.
+func TestSweepSkipsStagingWithMounts(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a tmpfs needs root")
+	}
+	root := filepath.Join(t.TempDir(), "root")
+	killed, dead := startStager(t, root)
+	_ = killed.Process.Signal(syscall.SIGKILL)
+	_ = killed.Wait()
+	mnt := filepath.Join(dead, "rootfs")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, ""); err != nil {
+		t.Skipf("cannot mount tmpfs: %v", err)
+	}
+	mounted := true
+	t.Cleanup(func() {
+		if mounted {
+			_ = syscall.Unmount(mnt, syscall.MNT_DETACH)
+		}
+	})
+	if err := os.WriteFile(filepath.Join(mnt, "shown"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if !exists(filepath.Join(mnt, "shown")) {
+		t.Fatal("sweep removed files through a mount")
+	}
+	if err := syscall.Unmount(mnt, 0); err != nil {
+		t.Fatal(err)
+	}
+	mounted = false
+	s, err = Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if exists(dead) {
+		t.Fatal("unmounted dead staging kept")
 	}
 }

@@ -2,7 +2,10 @@ package cache
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,16 +25,34 @@ func (s *Store) ReadState(name string) ([]byte, error) {
 
 // WriteState replaces the state file name atomically (temp file, fsync, rename).
 func (s *Store) WriteState(name string, data []byte) error {
+	return s.UpdateState(context.Background(), name, func([]byte) ([]byte, error) { return data, nil })
+}
+
+// UpdateState replaces the state file name with what fn makes of its current content (nil
+// when there is none), holding the file's lock across kiln processes so that concurrent
+// read-modify-write cycles do not lose each other's changes.
+func (s *Store) UpdateState(ctx context.Context, name string, fn func(old []byte) ([]byte, error)) error {
 	if err := checkStateName(name); err != nil {
 		return err
 	}
-	if err := ensureDir(s.stateDir()); err != nil {
-		return fmt.Errorf("write state %s: %w", name, err)
-	}
-	if old, err := os.ReadFile(filepath.Join(s.stateDir(), name)); err == nil && bytes.Equal(old, data) {
-		return nil // unchanged: skip the fsyncs
-	}
-	return writeFileAtomic(s.tmpDir(), filepath.Join(s.stateDir(), name), data, 0o644)
+	p := filepath.Join(s.stateDir(), name)
+	return withFileLock(ctx, filepath.Join(s.lockDir(), "state-"+name+".lock"), func() error {
+		old, err := os.ReadFile(p)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("read state %s: %w", name, err)
+		}
+		data, err := fn(old)
+		if err != nil {
+			return err
+		}
+		if old != nil && bytes.Equal(old, data) {
+			return nil // unchanged: skip the fsyncs
+		}
+		if err := s.writeFileAtomic(p, data, 0o600); err != nil {
+			return fmt.Errorf("write state %s: %w", name, err)
+		}
+		return nil
+	})
 }
 
 // checkStateName keeps state names to one plain path element.

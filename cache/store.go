@@ -28,7 +28,11 @@ type Store struct {
 	gcLock    *flock.Flock
 	exclusive bool
 	opened    time.Time
-	stage     *staging // this Store's staging under tmp/
+	// stage is this Store's staging under tmp/, made on first use: most commands never
+	// stage anything, and creating a file and a directory costs about a millisecond here.
+	stageOnce sync.Once
+	stage     *staging
+	stageErr  error
 	// gcMu keeps this Store's own writers out while its GC deletes.
 	gcMu sync.RWMutex
 }
@@ -44,12 +48,11 @@ func Open(root string) (*Store, error) {
 	if ok, err := s.gcLock.TryLock(); err == nil && ok {
 		cleanLegacyTmp(s.tmpRoot(), time.Now().Add(-staleAge))
 		if err := s.gcLock.Unlock(); err != nil {
-			s.stage.close()
 			return nil, fmt.Errorf("unlock %s: %w", s.gcLock.Path(), err)
 		}
 	}
 	if err := s.gcLock.RLock(); err != nil {
-		s.stage.close()
+		s.closeStaging()
 		return nil, fmt.Errorf("lock store %s: %w", root, err)
 	}
 	return s, nil
@@ -67,7 +70,7 @@ func OpenExclusive(root string) (*Store, error) {
 		return nil, fmt.Errorf("lock store %s: %w", root, err)
 	}
 	if !ok {
-		s.stage.close()
+		s.closeStaging()
 		return nil, fmt.Errorf("open %s exclusively: %w", root, ErrInUse)
 	}
 	s.exclusive = true
@@ -88,11 +91,8 @@ func create(root string) (*Store, error) {
 		return nil, fmt.Errorf("create store %s: %w", abs, err)
 	}
 	sweepDeadOwners(s.tmpRoot())
-	if s.stage, err = newStaging(s.tmpRoot()); err != nil {
-		return nil, fmt.Errorf("open store %s: %w", abs, err)
-	}
 	if err := s.initLayout(); err != nil {
-		s.stage.close()
+		s.closeStaging()
 		return nil, fmt.Errorf("create store %s: %w", abs, err)
 	}
 	s.gcLock = flock.New(filepath.Join(abs, "gc.lock"), flock.SetPermissions(0o600))
@@ -103,7 +103,7 @@ func create(root string) (*Store, error) {
 func (s *Store) initLayout() error {
 	marker := filepath.Join(s.root, "oci-layout")
 	if _, err := os.Stat(marker); os.IsNotExist(err) {
-		if err := writeFileAtomic(s.tmpDir(), marker, []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644); err != nil {
+		if err := s.writeFileAtomic(marker, []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644); err != nil {
 			return err
 		}
 	}
@@ -114,7 +114,7 @@ func (s *Store) initLayout() error {
 			if _, err := os.Stat(s.indexPath()); err == nil {
 				return nil
 			}
-			return writeFileAtomic(s.tmpDir(), s.indexPath(), data, 0o644)
+			return s.writeFileAtomic(s.indexPath(), data, 0o644)
 		})
 	}
 	return nil
@@ -123,7 +123,7 @@ func (s *Store) initLayout() error {
 // Close removes what this Store left staged and releases the store lock; the Store (and
 // any TempDir it made) must not be used afterwards.
 func (s *Store) Close() error {
-	stageErr := s.stage.close()
+	stageErr := s.closeStaging()
 	if err := s.gcLock.Close(); err != nil {
 		return fmt.Errorf("unlock store %s: %w", s.root, err)
 	}
@@ -141,18 +141,39 @@ func (s *Store) Root() string { return s.root }
 // rename. It lives until the caller removes it or the Store is closed, and no longer than
 // this process: the next Open of any kiln process removes a dead owner's staging.
 func (s *Store) TempDir(prefix string) (string, error) {
-	d, err := os.MkdirTemp(s.tmpDir(), prefix+"*")
+	tmp, err := s.tmpDir()
+	if err != nil {
+		return "", err
+	}
+	d, err := os.MkdirTemp(tmp, prefix+"*")
 	if err != nil {
 		return "", fmt.Errorf("create temp dir: %w", err)
 	}
 	return d, nil
 }
 
-func (s *Store) blobDir() string       { return filepath.Join(s.root, "blobs", "sha256") }
-func (s *Store) snapDir() string       { return filepath.Join(s.root, "snapshots") }
-func (s *Store) recordDir() string     { return filepath.Join(s.root, "cache", "index", "sha256") }
-func (s *Store) tmpRoot() string       { return filepath.Join(s.root, "tmp") }
-func (s *Store) tmpDir() string        { return s.stage.dir }
+func (s *Store) blobDir() string   { return filepath.Join(s.root, "blobs", "sha256") }
+func (s *Store) snapDir() string   { return filepath.Join(s.root, "snapshots") }
+func (s *Store) recordDir() string { return filepath.Join(s.root, "cache", "index", "sha256") }
+func (s *Store) tmpRoot() string   { return filepath.Join(s.root, "tmp") }
+
+// tmpDir is this Store's staging dir, made on first use.
+func (s *Store) tmpDir() (string, error) {
+	s.stageOnce.Do(func() { s.stage, s.stageErr = newStaging(s.tmpRoot()) })
+	if s.stageErr != nil {
+		return "", s.stageErr
+	}
+	return s.stage.dir, nil
+}
+
+// closeStaging removes this Store's staging, if it made any.
+func (s *Store) closeStaging() error {
+	s.stageOnce.Do(func() {}) // no staging from now on
+	if s.stage == nil {
+		return nil
+	}
+	return s.stage.close()
+}
 func (s *Store) lockDir() string       { return filepath.Join(s.root, "locks") }
 func (s *Store) indexPath() string     { return filepath.Join(s.root, "index.json") }
 func (s *Store) indexLockPath() string { return filepath.Join(s.root, "index.lock") }

@@ -58,7 +58,7 @@ func (s *Store) sweepSnapshots(ctx context.Context, live liveSet, dryRun bool, s
 		p := filepath.Join(s.snapDir(), e.Name())
 		size := treeSize(p)
 		if !dryRun {
-			if err := removeAllAtomic(s.tmpDir(), p); err != nil {
+			if err := s.removeAllAtomic(p); err != nil {
 				return fmt.Errorf("remove snapshot %s: %w", e.Name(), err)
 			}
 		}
@@ -80,7 +80,7 @@ func (s *Store) sweepLocks() {
 	}
 	for _, e := range ents {
 		hex, ok := strings.CutSuffix(e.Name(), ".lock")
-		if ok && !exists(filepath.Join(s.snapDir(), hex)) {
+		if ok && len(hex) == 64 && isHex(hex) && !exists(filepath.Join(s.snapDir(), hex)) {
 			_ = os.Remove(filepath.Join(s.lockDir(), e.Name()))
 		}
 	}

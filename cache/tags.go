@@ -133,7 +133,7 @@ func (s *Store) updateIndex(ctx context.Context, fn func(*v1.IndexManifest) (boo
 		if err != nil {
 			return fmt.Errorf("encode image index: %w", err)
 		}
-		if err := writeFileAtomic(s.tmpDir(), s.indexPath(), data, 0o644); err != nil {
+		if err := s.writeFileAtomic(s.indexPath(), data, 0o644); err != nil {
 			return fmt.Errorf("write image index: %w", err)
 		}
 		return nil

@@ -153,7 +153,7 @@ const (
 )
 
 // childModes are the jobs a re-executed test binary can do, by mode name.
-var childModes = map[string]func(id string) error{"tag": tagChild, "stage": stageChild}
+var childModes = map[string]func(id string) error{"tag": tagChild, "stage": stageChild, "open": openChild}
 
 func TestMain(m *testing.M) {
 	if v := os.Getenv(childEnv); v != "" {

@@ -6,21 +6,25 @@ import (
 	"strings"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
 	"github.com/kiln-build/kiln/runtime"
 )
 
-// Config is what a container is, fixed when it is created: config.json.
+// Config is what a container is, fixed when it is created. On disk it is the versioned
+// record of record.go (container.json), never this struct.
 type Config struct {
-	ID         string        `json:"Id"`
-	Name       string        `json:"Name,omitempty"`
-	Image      string        `json:"Image"`
-	Args       []string      `json:"Args"`
-	Created    time.Time     `json:"Created"`
-	Restart    RestartPolicy `json:"RestartPolicy"`
-	StopSignal string        `json:"StopSignal,omitempty"` // the image's STOPSIGNAL; "" = SIGTERM
-	AutoRemove bool          `json:"AutoRemove,omitempty"` // --rm: removed as soon as it stays exited
+	ID          string
+	Name        string
+	Image       string  // the reference the user gave
+	ImageDigest v1.Hash // the manifest resolved from Image, leased in the store while the container exists
+	Args        []string
+	Created     time.Time
+	Restart     RestartPolicy
+	StopSignal  string // the image's STOPSIGNAL; "" = SIGTERM
+	AutoRemove  bool   // --rm: removed as soon as it stays exited
 	// Spec is the runtime spec every start reuses; its streams are never stored.
-	Spec runtime.Spec `json:"Spec"`
+	Spec runtime.Spec
 }
 
 // RestartMode names docker's restart policies.

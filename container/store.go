@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/gofrs/flock"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/internal/atomicfile"
 	"github.com/kiln-build/kiln/runtime"
 )
@@ -28,26 +30,24 @@ const (
 	monitorLock = "monitor.lock"
 )
 
-// Store is the containers/ directory of a kiln store root.
+// Store is the containers/ place of a kiln store.
 type Store struct {
+	root     string // the kiln store's root, to open it for leases
 	dir      string
 	lockPath string
 	// StateDir is the runtime's state root the containers run under ("" = runtime.DefaultStateDir).
 	StateDir string
 }
 
-// Open returns the container store under root (a kiln store root), creating containers/.
+// Open returns the container store of the kiln store at root.
 func Open(root string) (*Store, error) {
-	dir := filepath.Join(root, "containers")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create containers dir: %w", err)
+	st, err := cache.Open(root)
+	if err != nil {
+		return nil, err
 	}
+	defer st.Close()
 	// The lock lives with the store's other locks, so containers/ holds containers only.
-	locks := filepath.Join(root, "locks")
-	if err := os.MkdirAll(locks, 0o700); err != nil {
-		return nil, fmt.Errorf("create locks dir: %w", err)
-	}
-	return &Store{dir: dir, lockPath: filepath.Join(locks, "containers.lock")}, nil
+	return &Store{root: st.Root(), dir: st.Containers(), lockPath: filepath.Join(st.Locks(), "containers.lock")}, nil
 }
 
 // stateDir is the runtime state root, defaulted.
@@ -116,13 +116,51 @@ func (s *Store) Create(ctx context.Context, cfg Config) (*Container, error) {
 	if cfg.Created.IsZero() {
 		cfg.Created = time.Now().UTC()
 	}
-	return s.materialize(cfg)
+	// The image store stays open (so no GC runs) from the check that the image's snapshots
+	// are there, through the lease, until the container exists.
+	st, err := cache.Open(s.root)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	for _, l := range cfg.Spec.Lower {
+		if _, err := os.Stat(l); err != nil {
+			return nil, fmt.Errorf("image %s: a layer was removed while the container was being created; run it again: %w", cfg.Image, err)
+		}
+	}
+	c := &Container{Config: cfg, dir: filepath.Join(s.dir, cfg.ID)}
+	if err := st.PutLease(c.lease(st)); err != nil {
+		return nil, err
+	}
+	if err := s.materialize(c); err != nil {
+		_ = st.DeleteLease(c.leaseID())
+		return nil, err
+	}
+	return c, nil
+}
+
+// leaseID names the container's lease in the image store.
+func (c *Container) leaseID() string { return "container-" + c.ID }
+
+// lease keeps the container's image and snapshots for as long as its directory exists:
+// `kiln rm` ends it by removing the directory, whatever kills kiln on the way.
+func (c *Container) lease(st *cache.Store) cache.Lease {
+	l := cache.Lease{ID: c.leaseID(), Holder: c.dir, Created: c.Created}
+	if c.ImageDigest != (v1.Hash{}) {
+		l.Images = []v1.Hash{c.ImageDigest}
+	}
+	for _, dir := range c.Spec.Lower {
+		if h, ok := st.SnapshotDiffID(dir); ok {
+			l.DiffIDs = append(l.DiffIDs, h)
+		}
+	}
+	return l
 }
 
 // materialize builds the directory under a hidden name and renames it into place, so a crash
 // never leaves a half-made container visible.
-func (s *Store) materialize(cfg Config) (*Container, error) {
-	c := &Container{Config: cfg, dir: filepath.Join(s.dir, cfg.ID)}
+func (s *Store) materialize(c *Container) error {
+	cfg := c.Config
 	tmp := filepath.Join(s.dir, ".new-"+cfg.ID)
 	sp := &c.Spec
 	sp.ID, sp.Upper, sp.Work, sp.BundleDir = cfg.ID, filepath.Join(c.dir, "upper"), filepath.Join(c.dir, "work"), filepath.Join(c.dir, "bundle")
@@ -131,20 +169,17 @@ func (s *Store) materialize(cfg Config) (*Container, error) {
 		sp.Hostname = cfg.ID[:12]
 	}
 	if err := os.Mkdir(tmp, 0o700); err != nil {
-		return nil, fmt.Errorf("create container dir: %w", err)
+		return fmt.Errorf("create container dir: %w", err)
 	}
 	// The upper dir's own mode becomes the mode of the container's "/": it must be 0755 like
 	// any root directory, or no other user could resolve a path.
 	for _, d := range []string{"upper", "work", "bundle"} {
 		if err := os.Mkdir(filepath.Join(tmp, d), 0o755); err != nil {
 			os.RemoveAll(tmp)
-			return nil, fmt.Errorf("create container dir: %w", err)
+			return fmt.Errorf("create container dir: %w", err)
 		}
 	}
-	data, err := json.MarshalIndent(c.Config, "", "  ")
-	if err == nil {
-		err = atomicfile.Write(filepath.Join(tmp, configFile), append(data, '\n'), atomicfile.Options{Perm: 0o600})
-	}
+	err := writeRecord(tmp, c.Config)
 	if err == nil {
 		err = writeState(tmp, State{Status: StatusCreated})
 	}
@@ -153,9 +188,33 @@ func (s *Store) materialize(cfg Config) (*Container, error) {
 	}
 	if err != nil {
 		os.RemoveAll(tmp)
-		return nil, fmt.Errorf("create container %s: %w", cfg.ID[:12], err)
+		return fmt.Errorf("create container %s: %w", cfg.ID[:12], err)
 	}
-	return c, nil
+	return nil
+}
+
+// writeRecord replaces dir/container.json with cfg in the current format.
+func writeRecord(dir string, cfg Config) error {
+	data, err := json.MarshalIndent(toRecord(cfg), "", "  ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(filepath.Join(dir, configFile), append(data, '\n'), atomicfile.Options{Perm: 0o600})
+}
+
+// IDs lists the ids of every container directory, including one whose record is unreadable.
+func (s *Store) IDs() ([]string, error) {
+	ents, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	var ids []string
+	for _, e := range ents {
+		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+			ids = append(ids, e.Name())
+		}
+	}
+	return ids, nil
 }
 
 // List returns every container, newest first.
@@ -182,18 +241,40 @@ func (s *Store) List() ([]*Container, error) {
 	return out, nil
 }
 
-// load reads containers/<id>/config.json.
+// load reads containers/<id>/container.json. A record of the first release's format is
+// migrated: rewritten in the current one, with the lease that format did not have.
 func (s *Store) load(id string) (*Container, error) {
 	dir := filepath.Join(s.dir, id)
-	data, err := os.ReadFile(filepath.Join(dir, configFile))
+	p := filepath.Join(dir, configFile)
+	data, err := os.ReadFile(p)
 	if err != nil {
 		return nil, err
 	}
-	c := &Container{dir: dir}
-	if err := json.Unmarshal(data, &c.Config); err != nil {
-		return nil, fmt.Errorf("read container %s: %w", id, err)
+	cfg, legacy, err := decodeRecord(data)
+	if err != nil {
+		return nil, fmt.Errorf("read container record %s: %w; remove the directory %s if the container is not needed", p, err, dir)
+	}
+	c := &Container{Config: cfg, dir: dir}
+	if legacy {
+		s.migrate(c)
 	}
 	return c, nil
+}
+
+// migrate leases a first-release container's image and snapshots and rewrites its record.
+// It is best effort: failing, the container still works and the next load tries again.
+func (s *Store) migrate(c *Container) {
+	st, err := cache.Open(s.root)
+	if err != nil {
+		return
+	}
+	defer st.Close()
+	if desc, _, err := st.Lookup(c.Image); err == nil {
+		c.ImageDigest = desc.Digest
+	}
+	if st.PutLease(c.lease(st)) == nil {
+		_ = writeRecord(c.dir, c.Config)
+	}
 }
 
 // Get finds a container the way docker does: by full id, by name (with or without a leading

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -28,8 +27,6 @@ const encodedState = "registry-encoded.json"
 // gzipLevel trades a little size for speed: klauspost's level 5 compresses about as well as
 // gzip -6 at several times its speed; the output is deterministic, so digests are stable.
 const gzipLevel = 5
-
-var encodedMu sync.Mutex
 
 // encoded is the result of re-encoding one layer.
 type encoded struct {
@@ -142,34 +139,32 @@ func encodeStream(ctx context.Context, s *cache.Store, l v1.Descriptor, diffID v
 }
 
 func lookupEncoded(s *cache.Store, key string) (encoded, bool) {
-	encodedMu.Lock()
-	defer encodedMu.Unlock()
-	m := readEncoded(s)
-	e, ok := m[key]
+	data, _ := s.ReadState(encodedState)
+	e, ok := decodeEncoded(data)[key]
 	return e, ok && s.HasBlob(e.Desc.Digest)
 }
 
-func readEncoded(s *cache.Store) map[string]encoded {
+// decodeEncoded reads the record; a damaged or missing one is empty.
+func decodeEncoded(data []byte) map[string]encoded {
 	m := map[string]encoded{}
-	if data, err := s.ReadState(encodedState); err == nil {
-		_ = json.Unmarshal(data, &m) // a damaged hint file is simply empty
+	_ = json.Unmarshal(data, &m)
+	if m == nil {
+		m = map[string]encoded{}
 	}
 	return m
 }
 
 func storeEncoded(s *cache.Store, key string, e encoded) {
-	encodedMu.Lock()
-	defer encodedMu.Unlock()
-	m := readEncoded(s)
-	for k, v := range m { // forget results whose blobs GC collected
-		if !s.HasBlob(v.Desc.Digest) {
-			delete(m, k)
+	_ = s.UpdateState(context.Background(), encodedState, func(old []byte) ([]byte, error) {
+		m := decodeEncoded(old)
+		for k, v := range m { // forget results whose blobs GC collected
+			if !s.HasBlob(v.Desc.Digest) {
+				delete(m, k)
+			}
 		}
-	}
-	m[key] = e
-	if data, err := json.Marshal(m); err == nil {
-		_ = s.WriteState(encodedState, data)
-	}
+		m[key] = e
+		return json.Marshal(m)
+	})
 }
 
 // Encode stores a copy of the stored image manifest with every layer in compression c

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
@@ -24,6 +25,7 @@ func explain(err error, what, registry string) error {
 	if !errors.As(err, &te) {
 		return err
 	}
+	err = dropTLSFallback(err, te)
 	switch {
 	case te.StatusCode == http.StatusUnauthorized || hasCode(te, transport.UnauthorizedErrorCode):
 		return fmt.Errorf("%w to access %s: run `kiln login %s` (%v)", ErrUnauthorized, what, registry, err)
@@ -31,6 +33,8 @@ func explain(err error, what, registry string) error {
 		return fmt.Errorf("%w to %s by %s: check that your account may use this repository (`kiln login %s`) (%v)", ErrDenied, what, registry, registry, err)
 	case te.StatusCode == http.StatusNotFound || hasCode(te, transport.ManifestUnknownErrorCode) || hasCode(te, transport.NameUnknownErrorCode):
 		return fmt.Errorf("%w: image %s not found in %s: check the name and tag (%v)", ErrNotFound, what, registry, err)
+	case te.StatusCode >= 500:
+		return fmt.Errorf("registry %s failed (HTTP %d) for %s, also on retry: try again later, or ask its operator (%w)", registry, te.StatusCode, what, err)
 	}
 	return err
 }
@@ -42,4 +46,18 @@ func hasCode(te *transport.Error, code transport.ErrorCode) bool {
 		}
 	}
 	return false
+}
+
+// dropTLSFallback keeps only the registry's answer when go-containerregistry tried an insecure
+// registry over HTTPS first and then got an HTTP status over plain HTTP: the HTTPS attempt's
+// error ("server gave HTTP response to HTTPS client", "tls: first record does not look like a
+// TLS handshake") says nothing about the failure and used to hide the real status behind it.
+func dropTLSFallback(err error, te *transport.Error) error {
+	if te.Request == nil || te.Request.URL == nil || te.Request.URL.Scheme != "http" {
+		return err
+	}
+	if msg := err.Error(); msg != te.Error() && strings.Contains(msg, "https://") {
+		return te
+	}
+	return err
 }

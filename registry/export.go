@@ -39,10 +39,25 @@ func ExportDir(ctx context.Context, s *cache.Store, manifest v1.Hash, dir string
 	if err != nil {
 		return fmt.Errorf("export %s: %w", manifest, err)
 	}
-	rc := mutate.Extract(img)
-	defer rc.Close()
-	if _, err := layer.Apply(ctx, rc, dir, layer.ApplyOptions{Whiteouts: layer.DeleteWhiteouts}); err != nil {
-		return fmt.Errorf("export to %s: %w", dir, err)
+	layers, err := img.Layers()
+	if err != nil {
+		return fmt.Errorf("export %s: %w", manifest, err)
+	}
+	// Layer by layer through cache/layer, so the decompression limits hold here too.
+	for _, l := range layers {
+		if err := applyLayer(ctx, l, dir); err != nil {
+			return fmt.Errorf("export to %s: %w", dir, err)
+		}
 	}
 	return nil
+}
+
+func applyLayer(ctx context.Context, l v1.Layer, dir string) error {
+	r, err := layer.OpenUncompressed(l.Compressed)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	_, err = layer.Apply(ctx, r, dir, layer.ApplyOptions{Whiteouts: layer.DeleteWhiteouts})
+	return err
 }

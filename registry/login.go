@@ -107,7 +107,10 @@ func (o *options) verifyLogin(ctx context.Context, host, user, pass string) erro
 // loginError says plainly that the credentials were refused.
 func loginError(err error, host string) error {
 	var te *transport.Error
-	if errors.As(err, &te) && (te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden) {
+	if errors.As(err, &te) {
+		err = dropTLSFallback(err, te)
+	}
+	if te != nil && (te.StatusCode == http.StatusUnauthorized || te.StatusCode == http.StatusForbidden) {
 		return fmt.Errorf("%w: %s refused the username or password (%v)", ErrUnauthorized, host, err)
 	}
 	if strings.Contains(err.Error(), "UNAUTHORIZED") {

@@ -1,10 +1,10 @@
 package registry
 
 import (
+	"context"
 	"encoding/json"
 	"slices"
 	"strings"
-	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
@@ -22,10 +22,6 @@ const (
 	maxBlobs        = 20000
 )
 
-// mountsMu orders read-modify-write of the record within this process; across processes
-// the last writer wins, which only loses hints.
-var mountsMu sync.Mutex
-
 // mountRecord maps a blob digest to repositories ("host/path") that hold it, newest first.
 type mountRecord struct {
 	Blobs map[string][]string `json:"blobs"`
@@ -33,9 +29,14 @@ type mountRecord struct {
 }
 
 func readMounts(s *cache.Store) mountRecord {
+	data, _ := s.ReadState(mountsState)
+	return decodeMounts(data)
+}
+
+// decodeMounts reads the record; a damaged or missing one is empty.
+func decodeMounts(data []byte) mountRecord {
 	rec := mountRecord{Blobs: map[string][]string{}}
-	data, err := s.ReadState(mountsState)
-	if err != nil || json.Unmarshal(data, &rec) != nil || rec.Blobs == nil {
+	if json.Unmarshal(data, &rec) != nil || rec.Blobs == nil {
 		return mountRecord{Blobs: map[string][]string{}}
 	}
 	return rec
@@ -57,22 +58,20 @@ func recordSources(s *cache.Store, img v1.Image, repo string) {
 }
 
 func recordBlobs(s *cache.Store, digests []v1.Hash, repo string) {
-	mountsMu.Lock()
-	defer mountsMu.Unlock()
-	rec := readMounts(s)
-	for _, d := range digests {
-		k := d.String()
-		repos := slices.DeleteFunc(rec.Blobs[k], func(r string) bool { return r == repo })
-		rec.Blobs[k] = append([]string{repo}, repos[:min(len(repos), maxReposPerBlob-1)]...)
-		rec.Order = append(slices.DeleteFunc(rec.Order, func(o string) bool { return o == k }), k)
-	}
-	for len(rec.Order) > maxBlobs {
-		delete(rec.Blobs, rec.Order[0])
-		rec.Order = rec.Order[1:]
-	}
-	if data, err := json.Marshal(rec); err == nil {
-		_ = s.WriteState(mountsState, data)
-	}
+	_ = s.UpdateState(context.Background(), mountsState, func(old []byte) ([]byte, error) {
+		rec := decodeMounts(old)
+		for _, d := range digests {
+			k := d.String()
+			repos := slices.DeleteFunc(rec.Blobs[k], func(r string) bool { return r == repo })
+			rec.Blobs[k] = append([]string{repo}, repos[:min(len(repos), maxReposPerBlob-1)]...)
+			rec.Order = append(slices.DeleteFunc(rec.Order, func(o string) bool { return o == k }), k)
+		}
+		for len(rec.Order) > maxBlobs {
+			delete(rec.Blobs, rec.Order[0])
+			rec.Order = rec.Order[1:]
+		}
+		return json.Marshal(rec)
+	})
 }
 
 // mountSource finds another repository on the same registry known to hold d.

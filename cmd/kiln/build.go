@@ -155,7 +155,7 @@ func (g *globalOptions) wireBuild(cmd *cobra.Command, po *build.PipelineOptions,
 		return err
 	}
 	po.Store, po.Stdin, po.Resolver, po.Runner = s, cmd.InOrStdin(), res, build.RuntimeRunner{Runtime: rt}
-	po.LogDir, po.Notes = filepath.Join(s.Root(), "logs"), cmd.ErrOrStderr()
+	po.LogDir, po.Notes = s.Logs(), cmd.ErrOrStderr()
 	po.Registry = buildRegistry{g: g, s: s, progress: cmd.ErrOrStderr()}
 	po.Cleanup = func(ctx context.Context) {
 		// Containers of killed kiln runs would hold mounts and cgroups forever: collect them first.

@@ -3,8 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -104,11 +102,11 @@ func lookupContainer(root, ref string) (string, error) {
 		}
 		return c.ID, nil
 	}
-	ents, _ := os.ReadDir(filepath.Join(root, "containers"))
+	ids, _ := store.IDs()
 	var byPrefix []string
-	for _, e := range ents {
-		if e.IsDir() && ref != "" && !strings.HasPrefix(e.Name(), ".") && strings.HasPrefix(e.Name(), ref) {
-			byPrefix = append(byPrefix, e.Name())
+	for _, id := range ids {
+		if ref != "" && strings.HasPrefix(id, ref) {
+			byPrefix = append(byPrefix, id)
 		}
 	}
 	if len(byPrefix) != 1 {

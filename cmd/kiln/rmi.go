@@ -16,8 +16,10 @@ func newRmiCmd(g *globalOptions) *cobra.Command {
 		Use:   "rmi [-f] NAME|ID...",
 		Short: "Remove image tags, and the data no other image or cache entry uses",
 		Long: "Remove image tags. Given an image ID, remove every tag of that image (with -f when there are\n" +
-			"several). Blobs and snapshots that nothing references any more are deleted right away when no\n" +
-			"other kiln process is using the store, and otherwise by the next `kiln prune`.",
+			"several). The last tag of an image a container uses stays unless -f, which removes the tag and\n" +
+			"keeps the data until the container is removed. Blobs and snapshots that nothing references any\n" +
+			"more are deleted right away when no other kiln process is using the store, and otherwise by the\n" +
+			"next `kiln prune`.",
 		Args: argsRange(1, -1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := g.openStore()
@@ -26,7 +28,7 @@ func newRmiCmd(g *globalOptions) *cobra.Command {
 			}
 			var failed []string
 			for _, ref := range args {
-				names, err := untag(cmd, s, ref, force)
+				names, err := s.RemoveImage(cmd.Context(), ref, force)
 				if err != nil {
 					failed = append(failed, err.Error())
 					continue
@@ -45,45 +47,8 @@ func newRmiCmd(g *globalOptions) *cobra.Command {
 			return nil
 		},
 	}
-	c.Flags().BoolVarP(&force, "force", "f", false, "remove all tags of an image ID even when it has several")
+	c.Flags().BoolVarP(&force, "force", "f", false, "remove all tags of an image ID even when it has several, or one a container uses")
 	return c
-}
-
-// untag removes ref's tag, or every tag of the image when ref is an ID or digest.
-func untag(cmd *cobra.Command, s *cache.Store, ref string, force bool) ([]cache.Name, error) {
-	desc, name, err := s.Lookup(ref)
-	if errors.Is(err, cache.ErrNotFound) {
-		return nil, fmt.Errorf("no such image: %s", ref)
-	}
-	if err != nil {
-		return nil, err
-	}
-	byTag := false
-	if n, perr := cache.ParseName(ref); perr == nil && n.String() == name.String() && n.Digest() == "" {
-		byTag = true
-	}
-	targets := []cache.Name{name}
-	if !byTag {
-		tagged, err := s.List()
-		if err != nil {
-			return nil, err
-		}
-		targets = nil
-		for _, t := range tagged {
-			if t.Descriptor.Digest == desc.Digest {
-				targets = append(targets, t.Name)
-			}
-		}
-		if len(targets) > 1 && !force {
-			return nil, fmt.Errorf("image %s is referenced by %d tags: remove them by name, or use -f", ref, len(targets))
-		}
-	}
-	for _, n := range targets {
-		if err := s.Untag(cmd.Context(), n); err != nil && !errors.Is(err, cache.ErrNotFound) {
-			return nil, fmt.Errorf("untag %s: %w", n.Short(), err)
-		}
-	}
-	return targets, nil
 }
 
 // sweep deletes what no tag or cache record references, if no other kiln process holds the store.

@@ -183,7 +183,11 @@ func (o *runOptions) containerConfig(cmd *cobra.Command, g *globalOptions, ref s
 		return cfg, err
 	}
 	fillFromConfig(&spec, icfg.Config)
-	return container.Config{Name: o.name, Image: ref, Args: spec.Args, Restart: restart, AutoRemove: o.rm,
+	digest, err := img.Digest()
+	if err != nil {
+		return cfg, fmt.Errorf("image %s: %w", ref, err)
+	}
+	return container.Config{Name: o.name, Image: ref, ImageDigest: digest, Args: spec.Args, Restart: restart, AutoRemove: o.rm,
 		StopSignal: icfg.Config.StopSignal, Spec: spec}, nil
 }
 

@@ -1,0 +1,271 @@
+package container
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kiln-build/kiln/runtime"
+)
+
+// recordVersion is the format of container.json that this kiln writes. Version 0 (no
+// "version" key) is the first release's, a serialized runtime.Spec; it is read and migrated.
+const recordVersion = 1
+
+// record is container.json: kiln's own versioned format, so that renaming a field of a Go
+// API type (runtime.Spec) never breaks existing containers.
+type record struct {
+	Version     int           `json:"version"`
+	ID          string        `json:"id"`
+	Name        string        `json:"name,omitempty"`
+	Image       string        `json:"image"`
+	ImageDigest string        `json:"imageDigest,omitempty"` // the manifest the container's lease keeps
+	Args        []string      `json:"args"`
+	Created     time.Time     `json:"created"`
+	Restart     RestartPolicy `json:"restartPolicy"`
+	StopSignal  string        `json:"stopSignal,omitempty"`
+	AutoRemove  bool          `json:"autoRemove,omitempty"`
+	Spec        recordSpec    `json:"spec"`
+}
+
+// recordSpec is the stored part of runtime.Spec: everything but streams and debug output.
+type recordSpec struct {
+	Lower          []string        `json:"lower"`
+	Upper          string          `json:"upper"`
+	Work           string          `json:"work"`
+	BundleDir      string          `json:"bundleDir"`
+	Env            []string        `json:"env,omitempty"`
+	Cwd            string          `json:"cwd,omitempty"`
+	User           string          `json:"user,omitempty"`
+	Hostname       string          `json:"hostname,omitempty"`
+	Mounts         []recordMount   `json:"mounts,omitempty"`
+	ReadOnlyRootfs bool            `json:"readOnlyRootfs,omitempty"`
+	Network        string          `json:"network"` // none, host or bridge
+	Ports          []recordPort    `json:"ports,omitempty"`
+	BridgeName     string          `json:"bridgeName,omitempty"`
+	BridgeSubnet   string          `json:"bridgeSubnet,omitempty"`
+	Resources      recordResources `json:"resources,omitzero"`
+	CapAdd         []string        `json:"capAdd,omitempty"`
+	CapDrop        []string        `json:"capDrop,omitempty"`
+	NewPrivileges  bool            `json:"newPrivileges,omitempty"`
+	Seccomp        string          `json:"seccomp"` // default, unconfined or profile
+	SeccompProfile string          `json:"seccompProfile,omitempty"`
+	Terminal       bool            `json:"terminal,omitempty"`
+	StopGraceNS    int64           `json:"stopGraceNs,omitempty"`
+}
+
+type recordMount struct {
+	Type     string   `json:"type"` // bind or tmpfs
+	Source   string   `json:"source,omitempty"`
+	Target   string   `json:"target"`
+	ReadOnly bool     `json:"readOnly,omitempty"`
+	Options  []string `json:"options,omitempty"`
+}
+
+type recordPort struct {
+	HostIP        string `json:"hostIP,omitempty"`
+	HostPort      uint16 `json:"hostPort"`
+	ContainerPort uint16 `json:"containerPort"`
+	Protocol      string `json:"protocol,omitempty"`
+}
+
+type recordResources struct {
+	Memory    int64   `json:"memory,omitempty"`
+	CPUs      float64 `json:"cpus,omitempty"`
+	PidsLimit int64   `json:"pidsLimit,omitempty"`
+}
+
+// Names of the enums on disk; an index is the runtime's value.
+var (
+	networkNames = []string{runtime.NetworkNone: "none", runtime.NetworkHost: "host", runtime.NetworkBridge: "bridge"}
+	seccompNames = []string{runtime.SeccompDefault: "default", runtime.SeccompUnconfined: "unconfined", runtime.SeccompProfileFile: "profile"}
+	mountNames   = []string{runtime.Bind: "bind", runtime.Tmpfs: "tmpfs"}
+)
+
+func enumName[T ~int](names []string, v T) string {
+	if int(v) >= 0 && int(v) < len(names) {
+		return names[v]
+	}
+	return fmt.Sprint(int(v))
+}
+
+func enumValue[T ~int](names []string, s, what string) (T, error) {
+	for i, n := range names {
+		if n == s {
+			return T(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown %s %q", what, s)
+}
+
+// toRecord is cfg as stored.
+func toRecord(cfg Config) record {
+	sp := cfg.Spec
+	r := record{Version: recordVersion, ID: cfg.ID, Name: cfg.Name, Image: cfg.Image, Args: cfg.Args, Created: cfg.Created,
+		Restart: cfg.Restart, StopSignal: cfg.StopSignal, AutoRemove: cfg.AutoRemove}
+	if cfg.ImageDigest != (v1.Hash{}) {
+		r.ImageDigest = cfg.ImageDigest.String()
+	}
+	r.Spec = recordSpec{Lower: sp.Lower, Upper: sp.Upper, Work: sp.Work, BundleDir: sp.BundleDir,
+		Env: sp.Env, Cwd: sp.Cwd, User: sp.User, Hostname: sp.Hostname, ReadOnlyRootfs: sp.ReadOnlyRootfs,
+		Network: enumName(networkNames, sp.Network), BridgeName: sp.Bridge.Name,
+		Resources: recordResources{Memory: sp.Resources.Memory, CPUs: sp.Resources.CPUs, PidsLimit: sp.Resources.PidsLimit},
+		CapAdd:    sp.CapAdd, CapDrop: sp.CapDrop, NewPrivileges: sp.NewPrivileges,
+		Seccomp: enumName(seccompNames, sp.Seccomp), SeccompProfile: sp.SeccompProfile, Terminal: sp.Terminal,
+		StopGraceNS: int64(sp.StopGrace)}
+	if sp.Bridge.Subnet.IsValid() {
+		r.Spec.BridgeSubnet = sp.Bridge.Subnet.String()
+	}
+	for _, m := range sp.Mounts {
+		r.Spec.Mounts = append(r.Spec.Mounts, recordMount{Type: enumName(mountNames, m.Type), Source: m.Source,
+			Target: m.Target, ReadOnly: m.ReadOnly, Options: m.Options})
+	}
+	for _, p := range sp.Ports {
+		rp := recordPort{HostPort: p.HostPort, ContainerPort: p.ContainerPort, Protocol: p.Protocol}
+		if p.HostIP.IsValid() {
+			rp.HostIP = p.HostIP.String()
+		}
+		r.Spec.Ports = append(r.Spec.Ports, rp)
+	}
+	return r
+}
+
+// config is the record in memory; it fails on values this kiln does not know.
+func (r record) config() (Config, error) {
+	cfg := Config{ID: r.ID, Name: r.Name, Image: r.Image, Args: r.Args, Created: r.Created, Restart: r.Restart,
+		StopSignal: r.StopSignal, AutoRemove: r.AutoRemove}
+	var err error
+	if r.ImageDigest != "" {
+		if cfg.ImageDigest, err = v1.NewHash(r.ImageDigest); err != nil {
+			return cfg, fmt.Errorf("image digest: %w", err)
+		}
+	}
+	rs := r.Spec
+	sp := runtime.Spec{ID: r.ID, Lower: rs.Lower, Upper: rs.Upper, Work: rs.Work, BundleDir: rs.BundleDir,
+		Args: r.Args, Env: rs.Env, Cwd: rs.Cwd, User: rs.User, Hostname: rs.Hostname, ReadOnlyRootfs: rs.ReadOnlyRootfs,
+		Resources: runtime.Resources{Memory: rs.Resources.Memory, CPUs: rs.Resources.CPUs, PidsLimit: rs.Resources.PidsLimit},
+		CapAdd:    rs.CapAdd, CapDrop: rs.CapDrop, NewPrivileges: rs.NewPrivileges, SeccompProfile: rs.SeccompProfile,
+		Terminal: rs.Terminal, StopGrace: time.Duration(rs.StopGraceNS)}
+	if sp.Network, err = enumValue[runtime.NetworkMode](networkNames, rs.Network, "network"); err != nil {
+		return cfg, err
+	}
+	if sp.Seccomp, err = enumValue[runtime.SeccompMode](seccompNames, rs.Seccomp, "seccomp mode"); err != nil {
+		return cfg, err
+	}
+	sp.Bridge.Name = rs.BridgeName
+	if rs.BridgeSubnet != "" {
+		if sp.Bridge.Subnet, err = netip.ParsePrefix(rs.BridgeSubnet); err != nil {
+			return cfg, fmt.Errorf("bridge subnet: %w", err)
+		}
+	}
+	for _, m := range rs.Mounts {
+		t, err := enumValue[runtime.MountType](mountNames, m.Type, "mount type")
+		if err != nil {
+			return cfg, err
+		}
+		sp.Mounts = append(sp.Mounts, runtime.Mount{Type: t, Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly, Options: m.Options})
+	}
+	for _, p := range rs.Ports {
+		mp := runtime.PortMapping{HostPort: p.HostPort, ContainerPort: p.ContainerPort, Protocol: p.Protocol}
+		if p.HostIP != "" {
+			if mp.HostIP, err = netip.ParseAddr(p.HostIP); err != nil {
+				return cfg, fmt.Errorf("port host IP: %w", err)
+			}
+		}
+		sp.Ports = append(sp.Ports, mp)
+	}
+	cfg.Spec = sp
+	return cfg, nil
+}
+
+// legacyRecord is the first release's container.json (version 0): Config with a runtime.Spec
+// serialized under Go's field names, pinned here so that the runtime can change.
+type legacyRecord struct {
+	ID         string        `json:"Id"`
+	Name       string        `json:"Name"`
+	Image      string        `json:"Image"`
+	Args       []string      `json:"Args"`
+	Created    time.Time     `json:"Created"`
+	Restart    RestartPolicy `json:"RestartPolicy"`
+	StopSignal string        `json:"StopSignal"`
+	AutoRemove bool          `json:"AutoRemove"`
+	Spec       struct {
+		Lower, Env, CapAdd, CapDrop                                           []string
+		Upper, Work, BundleDir, StateDir, Cwd, User, Hostname, SeccompProfile string
+		Runtime                                                               string
+		ReadOnlyRootfs, NewPrivileges, Terminal                               bool
+		Network, Seccomp                                                      int
+		StopGrace                                                             int64
+		Mounts                                                                []struct {
+			Type           int
+			Source, Target string
+			ReadOnly       bool
+			Options        []string
+		}
+		Ports []struct {
+			HostIP                  string
+			HostPort, ContainerPort uint16
+			Protocol                string
+		}
+		Bridge    struct{ Name, Subnet string }
+		Resources struct {
+			Memory    int64
+			CPUs      float64
+			PidsLimit int64
+		}
+	} `json:"Spec"`
+}
+
+// migrate turns the first release's record into the current one.
+func (l legacyRecord) migrate() record {
+	s := l.Spec
+	r := record{Version: recordVersion, ID: l.ID, Name: l.Name, Image: l.Image, Args: l.Args, Created: l.Created,
+		Restart: l.Restart, StopSignal: l.StopSignal, AutoRemove: l.AutoRemove}
+	r.Spec = recordSpec{Lower: s.Lower, Upper: s.Upper, Work: s.Work, BundleDir: s.BundleDir,
+		Env: s.Env, Cwd: s.Cwd, User: s.User, Hostname: s.Hostname, ReadOnlyRootfs: s.ReadOnlyRootfs,
+		Network: enumName(networkNames, runtime.NetworkMode(s.Network)), Seccomp: enumName(seccompNames, runtime.SeccompMode(s.Seccomp)),
+		BridgeName: s.Bridge.Name, BridgeSubnet: s.Bridge.Subnet, CapAdd: s.CapAdd, CapDrop: s.CapDrop,
+		NewPrivileges: s.NewPrivileges, SeccompProfile: s.SeccompProfile, Terminal: s.Terminal,
+		StopGraceNS: s.StopGrace, Resources: recordResources{Memory: s.Resources.Memory, CPUs: s.Resources.CPUs, PidsLimit: s.Resources.PidsLimit}}
+	for _, m := range s.Mounts {
+		r.Spec.Mounts = append(r.Spec.Mounts, recordMount{Type: enumName(mountNames, runtime.MountType(m.Type)), Source: m.Source,
+			Target: m.Target, ReadOnly: m.ReadOnly, Options: m.Options})
+	}
+	for _, p := range s.Ports {
+		r.Spec.Ports = append(r.Spec.Ports, recordPort{HostIP: p.HostIP, HostPort: p.HostPort, ContainerPort: p.ContainerPort, Protocol: p.Protocol})
+	}
+	return r
+}
+
+// decodeRecord reads container.json of either format; legacy says it was the old one.
+func decodeRecord(data []byte) (cfg Config, legacy bool, err error) {
+	var head struct {
+		Version *int `json:"version"`
+	}
+	if err := json.Unmarshal(data, &head); err != nil {
+		return cfg, false, err
+	}
+	var r record
+	switch {
+	case head.Version == nil:
+		var l legacyRecord
+		if err := json.Unmarshal(data, &l); err != nil {
+			return cfg, true, fmt.Errorf("first-release format: %w", err)
+		}
+		r, legacy = l.migrate(), true
+	case *head.Version == recordVersion:
+		if err := json.Unmarshal(data, &r); err != nil {
+			return cfg, false, err
+		}
+	default:
+		return cfg, false, fmt.Errorf("format version %d, this kiln reads up to %d: upgrade kiln", *head.Version, recordVersion)
+	}
+	if r.ID == "" {
+		return cfg, legacy, fmt.Errorf("no container id")
+	}
+	cfg, err = r.config()
+	return cfg, legacy, err
+}

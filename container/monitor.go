@@ -135,10 +135,7 @@ func (s State) runError(runErr error, stopped bool) error {
 // runOnce runs the container once, records it running with its pid, and turns a stop request
 // into the stop signal, then SIGKILL after the timeout.
 func (m *monitor) runOnce(ctx context.Context) (int, error) {
-	m.state.Status, m.state.StartedAt, m.state.Error = StatusRunning, time.Now().UTC(), ""
-	if err := writeState(m.c.dir, m.state); err != nil {
-		return -1, err
-	}
+	m.state.StartedAt = time.Now().UTC()
 	out, errw := m.logs.Stream("stdout"), m.logs.Stream("stderr")
 	defer out.Close()
 	defer errw.Close()
@@ -149,9 +146,15 @@ func (m *monitor) runOnce(ctx context.Context) (int, error) {
 	if err != nil {
 		return exitKilnFailure, err
 	}
+	// Recorded once the container exists, with its pid: one write, not two.
+	m.state.Status, m.state.Error, m.state.Pid = StatusRunning, "", 0
 	if st, err := ctr.State(ctx); err == nil {
 		m.state.Pid = st.Pid
-		writeState(m.c.dir, m.state) //nolint:errcheck // the pid is a convenience; the exit record matters
+	}
+	if err := writeState(m.c.dir, m.state); err != nil {
+		ctr.Kill(ctx, syscall.SIGKILL)       //nolint:errcheck // unrecorded, it must not run on
+		ctr.Wait(context.WithoutCancel(ctx)) //nolint:errcheck // its end is this error's
+		return exitKilnFailure, err
 	}
 	done := make(chan runResult, 1)
 	go func() {

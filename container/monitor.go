@@ -20,6 +20,8 @@ import (
 type Streams struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
+	// Started, when set, is called once the first start is recorded (running, or exited).
+	Started func()
 }
 
 // Restart backoff: docker's 100 ms doubling, capped lower so a crash loop stays observable.
@@ -89,7 +91,9 @@ func (m *monitor) loop(ctx context.Context) (int, error) {
 		if restart {
 			m.state.Status = StatusRestarting
 		}
-		if err := writeState(m.c.dir, m.state); err != nil || !restart {
+		err := writeState(m.c.dir, m.state)
+		m.reportStarted()
+		if err != nil || !restart {
 			return code, errors.Join(m.state.runError(runErr, stopped), err)
 		}
 		if ran := m.state.FinishedAt.Sub(m.state.StartedAt); ran > 10*time.Second {
@@ -101,6 +105,14 @@ func (m *monitor) loop(ctx context.Context) (int, error) {
 		}
 		delay = min(2*delay, maxRestartDelay)
 		m.state.RestartCount++
+	}
+}
+
+// reportStarted tells Streams.Started of the first recorded start, once.
+func (m *monitor) reportStarted() {
+	if f := m.io.Started; f != nil {
+		m.io.Started = nil
+		f()
 	}
 }
 
@@ -151,7 +163,11 @@ func (m *monitor) runOnce(ctx context.Context) (int, error) {
 	if st, err := ctr.State(ctx); err == nil {
 		m.state.Pid = st.Pid
 	}
-	if err := writeState(m.c.dir, m.state); err != nil {
+	err = writeState(m.c.dir, m.state)
+	if m.state.Pid > 0 {
+		m.reportStarted() // else it exited at once: reported with its exit
+	}
+	if err != nil {
 		ctr.Kill(ctx, syscall.SIGKILL)       //nolint:errcheck // unrecorded, it must not run on
 		ctr.Wait(context.WithoutCancel(ctx)) //nolint:errcheck // its end is this error's
 		return exitKilnFailure, err

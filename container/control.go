@@ -215,8 +215,11 @@ func (s *Store) Remove(ctx context.Context, rt *runtime.Runtime, c *Container, f
 			return err
 		}
 	}
-	if err := s.cleanup(ctx, rt, c); err != nil {
-		return err
+	// A monitor that ended normally tore its container down; only a lost one leaves work.
+	if st.MonitorLost {
+		if err := s.cleanup(ctx, rt, c); err != nil {
+			return err
+		}
 	}
 	if mounted, err := mountinfo.Mounted(filepath.Join(c.Spec.BundleDir, "rootfs")); err == nil && mounted {
 		return fmt.Errorf("remove %s: its root filesystem is still mounted at %s/rootfs: unmount it and retry", c.ShortID(), c.Spec.BundleDir)

@@ -20,6 +20,8 @@ import (
 type Streams struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
+	// Started, when set, is called once the first start is recorded (running, or exited).
+	Started func()
 }
 
 // Restart backoff: docker's 100 ms doubling, capped lower so a crash loop stays observable.
@@ -89,7 +91,9 @@ func (m *monitor) loop(ctx context.Context) (int, error) {
 		if restart {
 			m.state.Status = StatusRestarting
 		}
-		if err := writeState(m.c.dir, m.state); err != nil || !restart {
+		err := writeState(m.c.dir, m.state)
+		m.reportStarted()
+		if err != nil || !restart {
 			return code, errors.Join(m.state.runError(runErr, stopped), err)
 		}
 		if ran := m.state.FinishedAt.Sub(m.state.StartedAt); ran > 10*time.Second {
@@ -101,6 +105,14 @@ func (m *monitor) loop(ctx context.Context) (int, error) {
 		}
 		delay = min(2*delay, maxRestartDelay)
 		m.state.RestartCount++
+	}
+}
+
+// reportStarted tells Streams.Started of the first recorded start, once.
+func (m *monitor) reportStarted() {
+	if f := m.io.Started; f != nil {
+		m.io.Started = nil
+		f()
 	}
 }
 
@@ -135,10 +147,7 @@ func (s State) runError(runErr error, stopped bool) error {
 // runOnce runs the container once, records it running with its pid, and turns a stop request
 // into the stop signal, then SIGKILL after the timeout.
 func (m *monitor) runOnce(ctx context.Context) (int, error) {
-	m.state.Status, m.state.StartedAt, m.state.Error = StatusRunning, time.Now().UTC(), ""
-	if err := writeState(m.c.dir, m.state); err != nil {
-		return -1, err
-	}
+	m.state.StartedAt = time.Now().UTC()
 	out, errw := m.logs.Stream("stdout"), m.logs.Stream("stderr")
 	defer out.Close()
 	defer errw.Close()
@@ -149,9 +158,19 @@ func (m *monitor) runOnce(ctx context.Context) (int, error) {
 	if err != nil {
 		return exitKilnFailure, err
 	}
+	// Recorded once the container exists, with its pid: one write, not two.
+	m.state.Status, m.state.Error, m.state.Pid = StatusRunning, "", 0
 	if st, err := ctr.State(ctx); err == nil {
 		m.state.Pid = st.Pid
-		writeState(m.c.dir, m.state) //nolint:errcheck // the pid is a convenience; the exit record matters
+	}
+	err = writeState(m.c.dir, m.state)
+	if m.state.Pid > 0 {
+		m.reportStarted() // else it exited at once: reported with its exit
+	}
+	if err != nil {
+		ctr.Kill(ctx, syscall.SIGKILL)       //nolint:errcheck // unrecorded, it must not run on
+		ctr.Wait(context.WithoutCancel(ctx)) //nolint:errcheck // its end is this error's
+		return exitKilnFailure, err
 	}
 	done := make(chan runResult, 1)
 	go func() {

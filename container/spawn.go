@@ -14,6 +14,11 @@ import (
 // monitorLogFile receives the detached monitor's own stderr: kiln's failures, not the container's.
 const monitorLogFile = "monitor.log"
 
+// ReadyEnv names the environment variable that tells a spawned monitor which descriptor to
+// report on: it writes one byte there once its first start is recorded (running with its pid, or
+// exited), so Spawn waits on a pipe instead of polling state.json.
+const ReadyEnv = "KILN_MONITOR_READY_FD"
+
 // Spawn starts a detached monitor for c by running argv (kiln re-executing itself as
 // `kiln __monitor ID`) in its own session with stdio on /dev/null, and waits until the container
 // has started, or has exited at once, or the monitor failed.
@@ -23,47 +28,48 @@ func (s *Store) Spawn(ctx context.Context, c *Container, argv []string) error {
 		return fmt.Errorf("start monitor: %w", err)
 	}
 	defer logf.Close()
+	ready, readyW, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("start monitor: %w", err)
+	}
+	defer ready.Close()
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stderr = logf // Stdin and Stdout stay nil: /dev/null
 	cmd.Dir = "/"     // pin no directory (or mount) of the caller's for the container's lifetime
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.ExtraFiles = []*os.File{readyW} // fd 3
+	cmd.Env = append(os.Environ(), ReadyEnv+"=3")
 	since := time.Now()
-	if err := cmd.Start(); err != nil {
+	err = cmd.Start()
+	readyW.Close() // the monitor holds the only write end now: its exit means EOF
+	if err != nil {
 		return fmt.Errorf("start monitor: %w", err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }() // reaps the monitor should it die while we wait
-	return c.waitStarted(ctx, since, exited)
+	go cmd.Wait() //nolint:errcheck // reaps the monitor should it die while we wait
+	said := make(chan bool, 1)
+	go func() {
+		n, _ := ready.Read(make([]byte, 1))
+		said <- n == 1
+	}()
+	select {
+	case ok := <-said:
+		return c.started(since, ok)
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
-// waitStarted polls the state until this start shows: a pid, an exit, or a failure.
-func (c *Container) waitStarted(ctx context.Context, since time.Time, exited <-chan error) error {
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		st, err := c.State()
-		if err != nil {
-			return err
-		}
-		switch {
-		case st.Error != "" && st.FinishedAt.After(since):
-			return errors.New(st.Error)
-		case st.Status == StatusRunning && st.Pid > 0 && st.StartedAt.After(since):
-			return nil
-		case st.Status != StatusRunning && st.FinishedAt.After(since):
-			return nil // it ran and exited already (or waits to restart)
-		}
-		select {
-		case err := <-exited:
-			if st, _ := c.State(); st.FinishedAt.After(since) || st.Running() {
-				return nil // it ran, or another start's monitor owns it
-			}
-			return fmt.Errorf("the monitor of container %s exited (%v): see %s", c.ShortID(), err, filepath.Join(c.dir, monitorLogFile))
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(10 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("container %s did not start within a minute: see %s", c.ShortID(), filepath.Join(c.dir, monitorLogFile))
-		}
+// started reads what the monitor recorded of this start; ok says it reported one.
+func (c *Container) started(since time.Time, ok bool) error {
+	st, err := c.State()
+	if err != nil {
+		return err
 	}
+	switch {
+	case st.Error != "" && st.FinishedAt.After(since):
+		return errors.New(st.Error)
+	case ok || st.FinishedAt.After(since) || st.Running():
+		return nil // it runs or ran (or another start's monitor owns it)
+	}
+	return fmt.Errorf("the monitor of container %s exited before starting it: see %s", c.ShortID(), filepath.Join(c.dir, monitorLogFile))
 }

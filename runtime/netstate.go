@@ -81,7 +81,7 @@ func removeNetRecord(stateDir, id string) error {
 }
 
 // allocateIP picks the lowest free address of subnet after the gateway; the caller holds the lock.
-func allocateIP(records []netRecord, bridge string, subnet netip.Prefix) (netip.Addr, error) {
+func allocateIP(records []netRecord, bridge string, subnet netip.Prefix, after netip.Addr) (netip.Addr, error) {
 	used := map[netip.Addr]bool{}
 	for _, r := range records {
 		if r.Bridge == bridge {
@@ -89,12 +89,33 @@ func allocateIP(records []netRecord, bridge string, subnet netip.Prefix) (netip.
 		}
 	}
 	gw := subnet.Masked().Addr().Next()
+	var free []netip.Addr
 	for a := gw.Next(); subnet.Contains(a) && subnet.Contains(a.Next()); a = a.Next() { // skip broadcast
 		if !used[a] {
+			free = append(free, a)
+		}
+	}
+	if len(free) == 0 {
+		return netip.Addr{}, fmt.Errorf("bridge %s: no free address in %s: stop containers or choose a larger subnet", bridge, subnet)
+	}
+	for _, a := range free {
+		if after.IsValid() && a.Compare(after) > 0 {
 			return a, nil
 		}
 	}
-	return netip.Addr{}, fmt.Errorf("bridge %s: no free address in %s: stop containers or choose a larger subnet", bridge, subnet)
+	return free[0], nil // wrapped around
+}
+
+// lastIP is the address a bridge handed out last: allocation goes on after it, so a released
+// address (whose namespace the kernel may still be tearing down) is not reused at once.
+func lastIP(stateDir, bridge string) netip.Addr {
+	data, _ := os.ReadFile(filepath.Join(netDir(stateDir), "last-"+bridge))
+	a, _ := netip.ParseAddr(strings.TrimSpace(string(data)))
+	return a
+}
+
+func setLastIP(stateDir, bridge string, a netip.Addr) {
+	writeRunFile(filepath.Join(netDir(stateDir), "last-"+bridge), []byte(a.String())) //nolint:errcheck // lost: allocation restarts at the bottom
 }
 
 // checkPorts refuses host ports another container already forwards, as docker does.

@@ -35,10 +35,11 @@ func attachNetwork(ctx context.Context, s Spec) (netip.Addr, error) {
 	if err != nil {
 		return netip.Addr{}, err
 	}
-	ip, err := allocateIP(records, b.Name, b.Subnet)
+	ip, err := allocateIP(records, b.Name, b.Subnet, lastIP(s.stateDir, b.Name))
 	if err != nil {
 		return netip.Addr{}, err
 	}
+	setLastIP(s.stateDir, b.Name, ip)
 	if err := checkPorts(records, s.Ports); err != nil {
 		return netip.Addr{}, err
 	}
@@ -84,7 +85,10 @@ func detachLocked(ctx context.Context, stateDir string, r netRecord, complete bo
 	if r.Veth == "" {
 		r.Veth = vethName(r.ID)
 	}
-	if link, err := netlink.LinkByName(r.Veth); err == nil {
+	// Deleting a veth waits for RCU grace periods (20-30 ms here). After a run the namespace
+	// dies with its last user once unpinned, and the kernel then removes the pair in the
+	// background; only a half-made or leftover attachment is deleted by hand.
+	if link, err := netlink.LinkByName(r.Veth); err == nil && !complete {
 		if err := netlink.LinkDel(link); err != nil {
 			errs = append(errs, fmt.Errorf("remove veth %s: %w", r.Veth, err))
 		}

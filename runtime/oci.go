@@ -97,6 +97,9 @@ func defaultHostname(s Spec) string {
 // process builds the OCI process: argv, environment, user, capabilities and rlimits.
 func process(s Spec, rootfs string) (*specs.Process, error) {
 	u, err := resolveUser(rootfs, s.User)
+	if err != nil && s.User == "" {
+		return nil, fmt.Errorf("container user: %w", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("user %q: %w", s.User, err)
 	}

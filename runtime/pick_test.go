@@ -81,3 +81,32 @@ func TestPickRunnerWarmExecsNothing(t *testing.T) {
 		t.Errorf("a warm pick ran the runtime:\n%s", data)
 	}
 }
+
+// A warm Run execs the OCI runtime once, for the container: no --version, no state polling.
+// Each Runtime is new, as in a new kiln process: what it knows comes from the disk cache.
+func TestWarmRunExecsRuntimeOnce(t *testing.T) {
+	state := t.TempDir()
+	requireRuntime(t, "runc", state)
+	real, _ := exec.LookPath("runc")
+	bin, calls := t.TempDir(), filepath.Join(t.TempDir(), "calls")
+	script := "#!/bin/sh\necho \"$*\" >> " + calls + "\nexec " + real + " \"$@\"\n"
+	if err := os.WriteFile(filepath.Join(bin, "runc"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		rt, err := New(Options{StateDir: state, Runtime: filepath.Join(bin, "runc")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.Remove(calls)
+		s := testSpec(t, "runc", state, "true")
+		os.MkdirAll(s.Upper, 0o755)
+		if st, err := rt.Run(context.Background(), s); err != nil || st != 0 {
+			t.Fatalf("run %d: status %d, %v", i, st, err)
+		}
+	}
+	data, _ := os.ReadFile(calls)
+	if lines := strings.Split(strings.TrimSpace(string(data)), "\n"); len(lines) != 1 || !strings.Contains(lines[0], " run ") {
+		t.Errorf("a warm run execed the runtime %d times:\n%s", len(lines), data)
+	}
+}

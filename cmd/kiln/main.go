@@ -9,11 +9,17 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	// The first signal cancels ctx and every command winds down cleanly; from then on the
-	// default action is back, so a second Ctrl-C or SIGTERM ends kiln even if something hangs.
-	context.AfterFunc(ctx, stop)
+	ctx, stop := signalContext()
 	code := execute(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
+}
+
+// signalContext is cancelled by the first SIGINT or SIGTERM, and every command winds down
+// cleanly; from then on the default action is back, so a second signal ends kiln even if
+// something hangs.
+func signalContext() (context.Context, context.CancelFunc) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	context.AfterFunc(ctx, stop)
+	return ctx, stop
 }

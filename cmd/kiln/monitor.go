@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -57,11 +58,27 @@ func newMonitorCmd(g *globalOptions) *cobra.Command {
 				return err
 			}
 			// Its stderr is containers/<id>/monitor.log: kiln's own failures land there.
-			_, err = cs.Supervise(ctx, rt, c, container.Streams{})
+			_, err = cs.Supervise(ctx, rt, c, container.Streams{Started: spawnerReady()})
 			if c.AutoRemove {
 				err = errors.Join(err, cs.Remove(context.WithoutCancel(ctx), rt, c, true))
 			}
 			return err
 		},
+	}
+}
+
+// spawnerReady returns what tells the kiln that spawned this monitor the container started: one
+// byte on the descriptor named by container.ReadyEnv (nil when not spawned so).
+func spawnerReady() func() {
+	fd, err := strconv.Atoi(os.Getenv(container.ReadyEnv))
+	os.Unsetenv(container.ReadyEnv) //nolint:errcheck // nothing below needs it
+	if err != nil || fd < 3 {
+		return nil
+	}
+	f := os.NewFile(uintptr(fd), "ready")
+	syscall.CloseOnExec(fd) // the OCI runtime must not inherit it
+	return func() {
+		f.Write([]byte{1}) //nolint:errcheck // a spawner that gave up reads nothing
+		f.Close()
 	}
 }

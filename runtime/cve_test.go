@@ -331,3 +331,26 @@ func TestCVE_2024_23652_MountStubTeardown(t *testing.T) {
 		}
 	})
 }
+
+// TestCVE_2026_41579_DevSymlink: runc before 1.3.6 set up /dev (device nodes, ptmx, the
+// /dev/fd links) through an image's /dev symlink before pivot_root, so on the host. An image
+// whose /dev, /proc or /sys is a symlink to a host directory must leave that directory alone.
+func TestCVE_2026_41579_DevSymlink(t *testing.T) {
+	forEachRuntime(t, func(t *testing.T, rt, state string) {
+		canary := makeRuntimeCanary(t)
+		for _, d := range []string{"dev", "proc", "sys"} {
+			for _, target := range []string{runtimeCanary + "/x", "../../../../../.." + runtimeCanary + "/y"} {
+				s := testSpec(t, rt, state, "true")
+				s.Lower = append(s.Lower, layerDir(t, map[string]string{d: "->" + target}))
+				if err := os.MkdirAll(s.Upper, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				st, err := Run(ctx, s)
+				cancel()
+				t.Logf("/%s -> %s: status %d, %v", d, target, st, err)
+				checkRuntimeCanary(t, canary)
+			}
+		}
+	})
+}

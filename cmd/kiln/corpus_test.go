@@ -58,8 +58,16 @@ func kilnWithin(t *testing.T, d time.Duration, root string, args ...string) resu
 	return result{code: code, stdout: out.String(), stderr: errb.String()}
 }
 
-// makeCanary (re)creates the directory every corpus escape aims at and returns its fingerprint.
+// makeCanary creates the directory every corpus escape aims at, for the test's duration, and
+// returns its fingerprint.
 func makeCanary(t *testing.T) string {
+	t.Helper()
+	t.Cleanup(func() { os.RemoveAll(corpus.Canary) })
+	return resetCanary(t)
+}
+
+// resetCanary recreates the canary after a case changed it.
+func resetCanary(t *testing.T) string {
 	t.Helper()
 	if err := os.RemoveAll(corpus.Canary); err != nil {
 		t.Fatal(err)
@@ -74,7 +82,6 @@ func makeCanary(t *testing.T) string {
 		}
 		writeTree(t, corpus.Canary, map[string]string{name: content})
 	}
-	t.Cleanup(func() { os.RemoveAll(corpus.Canary) })
 	return treeDigest(t, corpus.Canary)
 }
 
@@ -190,7 +197,7 @@ func TestMaliciousCorpus(t *testing.T) {
 					assertNoContainerDirs(t, root)
 					if got := treeDigest(t, corpus.Canary); got != canary {
 						t.Errorf("the canary %s changed:\nbefore:\n%s\nafter:\n%s", corpus.Canary, canary, got)
-						canary = makeCanary(t)
+						canary = resetCanary(t)
 					}
 				})
 			}

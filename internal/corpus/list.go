@@ -71,6 +71,16 @@ func Cases() []Case {
 			Layers:   []Layer{layer(symlink("etc/passwd", Canary+"/passwd"), symlink("etc/group", Canary+"/group"))},
 			RunFlags: []string{"-u", "kilncanary"}},
 
+		{Name: "etc-symlink-to-host", Expect: RefusedOrContained, Want: "done",
+			Doc:    "/etc -> /tmp/kiln-canary-corpus: kiln's /etc/hosts, resolv.conf and hostname mounts must land inside",
+			Layers: []Layer{layer(Entry{Name: ".wh.etc"}), layer(symlink("etc", Canary))}},
+		{Name: "dev-symlink-to-host", Expect: RefusedAtRun, Want: "/dev is a symlink",
+			Doc:    "/dev -> /tmp/kiln-canary-corpus/dir (runc <1.3.6 set up /dev through it on the host, CVE-2026-41579)",
+			Layers: []Layer{layer(symlink("dev", Canary+"/dir"))}},
+		{Name: "dev-proc-sys-symlinks", Expect: RefusedAtRun, Want: "is a symlink",
+			Doc:    "/proc -> /tmp/kiln-canary-corpus, /sys -> ../../tmp/kiln-canary-corpus/empty, /run -> the canary",
+			Layers: []Layer{layer(symlink("proc", Canary), symlink("sys", "../../../.."+Canary+"/empty"), symlink("run", Canary))}},
+
 		// Hard links.
 		{Name: "hardlink-dotdot", Expect: RefusedAtRun, Want: "invalid hard link target",
 			Doc:    "a hard link to ../../../../tmp/kiln-canary-corpus/passwd",

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
@@ -25,15 +26,17 @@ func (s *Store) WriteImage(ctx context.Context, img v1.Image) (v1.Descriptor, er
 	if err := s.writeLayers(ctx, img); err != nil {
 		return v1.Descriptor{}, fmt.Errorf("write image %s: %w", desc.Digest, err)
 	}
-	cfgName, err := img.ConfigName()
+	// The manifest's config descriptor, not ConfigName: for some images (an OCI layout)
+	// ConfigName hashes the config bytes, which would store a config the manifest does not name.
+	m, err := img.Manifest()
 	if err != nil {
-		return v1.Descriptor{}, fmt.Errorf("write image %s: config digest: %w", desc.Digest, err)
+		return v1.Descriptor{}, fmt.Errorf("write image %s: manifest: %w", desc.Digest, err)
 	}
 	cfg, err := img.RawConfigFile()
 	if err != nil {
 		return v1.Descriptor{}, fmt.Errorf("write image %s: config: %w", desc.Digest, err)
 	}
-	if _, _, err := s.WriteBlob(ctx, bytes.NewReader(cfg), cfgName); err != nil {
+	if err := s.writeDescribed(ctx, bytes.NewReader(cfg), m.Config.Digest, m.Config.Size); err != nil {
 		return v1.Descriptor{}, fmt.Errorf("write image %s: config: %w", desc.Digest, err)
 	}
 	raw, err := img.RawManifest()
@@ -72,15 +75,28 @@ func (s *Store) writeLayer(ctx context.Context, l v1.Layer) error {
 	if s.HasBlob(d) {
 		return nil
 	}
+	size, err := l.Size()
+	if err != nil {
+		return fmt.Errorf("layer %s: size: %w", d, err)
+	}
 	rc, err := l.Compressed()
 	if err != nil {
 		return fmt.Errorf("layer %s: %w", d, err)
 	}
 	defer rc.Close()
-	if _, _, err := s.WriteBlob(ctx, rc, d); err != nil {
+	if err := s.writeDescribed(ctx, rc, d, size); err != nil {
 		return fmt.Errorf("layer %s: %w", d, err)
 	}
 	return nil
+}
+
+// writeDescribed stores a blob that must match its descriptor's digest and size.
+func (s *Store) writeDescribed(ctx context.Context, r io.Reader, d v1.Hash, size int64) error {
+	_, got, err := s.WriteBlob(ctx, r, d)
+	if err == nil && got != size {
+		err = fmt.Errorf("blob %s has %d bytes, its descriptor says %d: the image is corrupt", d, got, size)
+	}
+	return err
 }
 
 // WriteIndex stores an image index, every child image or index it lists, and finally the

@@ -22,6 +22,24 @@ var maskedPaths = []string{
 // readonlyPaths are docker's: kernel knobs a container may read but never write.
 var readonlyPaths = []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
 
+// systemDirs are where the runtime mounts procfs, the /dev tmpfs and sysfs.
+var systemDirs = []string{"dev", "proc", "sys"}
+
+// checkSystemDirs refuses a rootfs whose /dev, /proc or /sys is a symlink: runc before 1.3.6
+// set up /dev (device nodes, ptmx, the fd links) through such a link on the host
+// (CVE-2026-41579), and no working image needs one.
+func checkSystemDirs(rootfs string) error {
+	for _, d := range systemDirs {
+		fi, err := os.Lstat(filepath.Join(rootfs, d))
+		if err != nil || fi.Mode()&os.ModeSymlink == 0 {
+			continue
+		}
+		target, _ := os.Readlink(filepath.Join(rootfs, d))
+		return fmt.Errorf("the image's /%s is a symlink (to %s), which the runtime would follow on the host: make /%s a directory in the image", d, target, d)
+	}
+	return nil
+}
+
 // defaultMounts are docker's standard filesystems in every container.
 func defaultMounts() []specs.Mount {
 	return []specs.Mount{

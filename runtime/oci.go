@@ -39,6 +39,9 @@ func generateConfig(s Spec, rootfs string) (*specs.Spec, error) {
 	if err := checkSpec(s); err != nil {
 		return nil, err
 	}
+	if err := checkSystemDirs(rootfs); err != nil {
+		return nil, err
+	}
 	proc, err := process(s, rootfs)
 	if err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -32,6 +33,7 @@ func mountRootfs(bundle string, lower []string, upper, work string) (string, err
 	if err := os.MkdirAll(work, 0o700); err != nil {
 		return "", fmt.Errorf("create overlay workdir: %w", err)
 	}
+	lower = topmostOnce(lower)
 	err := errors.ErrUnsupported
 	if !forceLegacyMount {
 		err = mountOverlayFD(rootfs, lower, upper, work)
@@ -43,6 +45,22 @@ func mountRootfs(bundle string, lower []string, upper, work string) (string, err
 		return "", fmt.Errorf("mount overlay rootfs (%d layers): %w", len(lower), err)
 	}
 	return rootfs, nil
+}
+
+// topmostOnce drops all but the highest occurrence of a layer listed more than once (an image may
+// repeat a layer; overlay refuses a lower dir twice with ELOOP). The result is the same tree: the
+// higher copy already covers everything the lower one showed.
+func topmostOnce(lower []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for i := len(lower) - 1; i >= 0; i-- {
+		if !seen[lower[i]] {
+			seen[lower[i]] = true
+			out = append(out, lower[i])
+		}
+	}
+	slices.Reverse(out)
+	return out
 }
 
 // mountOverlayFD uses fsopen/fsconfig with one "lowerdir+" per layer (Linux 6.8+), which has no

@@ -105,17 +105,61 @@ func (st *stubs) addParent(p string) {
 // empty and non-opaque in the upper dir; removing it lets the lower dir show through unchanged,
 // so the layer diff stays free of it.
 func (st *stubs) pruneUpper() error {
+	if len(st.parents) == 0 {
+		return nil
+	}
+	upper, err := unix.Open(st.upper, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open upper dir to prune stub parents: %w", err)
+	}
+	defer unix.Close(upper)
 	paths := slices.Clone(st.parents)
 	slices.SortFunc(paths, func(a, b string) int { return strings.Count(b, "/") - strings.Count(a, "/") })
 	for _, p := range paths {
-		dir := filepath.Join(st.upper, p)
-		if opaque, _ := unix.Lgetxattr(dir, "trusted.overlay.opaque", make([]byte, 8)); opaque > 0 {
-			continue
-		}
-		if err := unix.Rmdir(dir); err != nil && !errors.Is(err, unix.ENOTEMPTY) && !errors.Is(err, unix.ENOENT) &&
-			!errors.Is(err, unix.ENOTDIR) && !errors.Is(err, unix.EEXIST) {
+		if err := pruneDir(upper, strings.TrimPrefix(p, "/")); err != nil {
 			return fmt.Errorf("prune %s from upper dir: %w", p, err)
 		}
 	}
 	return nil
+}
+
+// noLinks resolves inside the upper dir without following any symlink: the container may have
+// replaced a stub's parent by a link to a host directory (CVE-2024-23652 in BuildKit), and what
+// is reached through a link is not the directory kiln's mounts made.
+var noLinks = &unix.OpenHow{Flags: unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC,
+	Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS}
+
+// pruneDir removes rel from the upper dir when it is an empty, non-opaque directory reached
+// without symlinks; anything else is left alone.
+func pruneDir(upper int, rel string) error {
+	fd, err := unix.Openat2(upper, rel, noLinks)
+	if err != nil {
+		return ignoreGone(err)
+	}
+	opaque, _ := unix.Fgetxattr(fd, "trusted.overlay.opaque", make([]byte, 8))
+	unix.Close(fd)
+	if opaque > 0 {
+		return nil
+	}
+	dir, base := path.Split(rel)
+	if dir == "" {
+		dir = "."
+	}
+	pfd, err := unix.Openat2(upper, dir, noLinks)
+	if err != nil {
+		return ignoreGone(err)
+	}
+	defer unix.Close(pfd)
+	return ignoreGone(unix.Unlinkat(pfd, base, unix.AT_REMOVEDIR))
+}
+
+// ignoreGone drops the errors of a directory that is gone, not empty, not a directory or
+// reached only through a link.
+func ignoreGone(err error) error {
+	for _, e := range []error{unix.ENOTEMPTY, unix.ENOENT, unix.ENOTDIR, unix.EEXIST, unix.ELOOP, unix.EXDEV} {
+		if errors.Is(err, e) {
+			return nil
+		}
+	}
+	return err
 }

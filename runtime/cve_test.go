@@ -159,15 +159,15 @@ echo finished`
 		for i := range 20 {
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			var eout bytes.Buffer
-			st, err := Exec(ctx, state, s.ID, ExecSpec{Args: []string{"/evil"}, Stdout: &eout, Stderr: &eout})
+			st, err := execIn(ctx, t, state, s.ID, ExecSpec{Args: []string{"/evil"}, Stdout: &eout, Stderr: &eout})
 			if i == 0 { // a patched runtime cannot even run itself from inside: its exe is out of reach
 				t.Logf("exec of #!/proc/self/exe: status %d, err %v, %q", st, err, eout.String())
 			}
-			_, _ = Exec(ctx, state, s.ID, ExecSpec{Args: []string{"true"}})
+			_, _ = execIn(ctx, t, state, s.ID, ExecSpec{Args: []string{"true"}})
 			cancel()
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		_, _ = Exec(ctx, state, s.ID, ExecSpec{Args: []string{"touch", "/stop"}})
+		_, _ = execIn(ctx, t, state, s.ID, ExecSpec{Args: []string{"touch", "/stop"}})
 		cancel()
 		if err := stop(); err != nil {
 			t.Logf("stop: %v", err)
@@ -223,7 +223,7 @@ func TestCVE_2024_21626_LeakedFdsAndCwd(t *testing.T) {
 			var out bytes.Buffer
 			s.Stdout, s.Stderr = &out, &out
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			st, err := Run(ctx, s)
+			st, err := rtOf(s).Run(ctx, s)
 			cancel()
 			if err == nil && st == 0 && (strings.Contains(out.String(), "KILN-CANARY-SECRET") || strings.Contains(out.String(), "LEAKED")) {
 				t.Errorf("cwd %s: the process reached the host or holds kiln's descriptors:\n%s", s.Cwd, out.String())
@@ -235,7 +235,7 @@ func TestCVE_2024_21626_LeakedFdsAndCwd(t *testing.T) {
 		for n := 3; n <= 9; n++ {
 			var out bytes.Buffer
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			st, err := Exec(ctx, state, s.ID, ExecSpec{Args: []string{"sh", "-c", probe}, Cwd: fmt.Sprintf("/proc/self/fd/%d", n), Stdout: &out, Stderr: &out})
+			st, err := execIn(ctx, t, state, s.ID, ExecSpec{Args: []string{"sh", "-c", probe}, Cwd: fmt.Sprintf("/proc/self/fd/%d", n), Stdout: &out, Stderr: &out})
 			cancel()
 			if err == nil && st == 0 && (strings.Contains(out.String(), "KILN-CANARY-SECRET") || strings.Contains(out.String(), "LEAKED")) {
 				t.Errorf("exec with cwd /proc/self/fd/%d: the process reached the host or holds kiln's descriptors:\n%s", n, out.String())
@@ -244,7 +244,7 @@ func TestCVE_2024_21626_LeakedFdsAndCwd(t *testing.T) {
 		// [ -e ] only stats, so the check itself opens no descriptor.
 		var out bytes.Buffer
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		st, err := Exec(ctx, state, s.ID, ExecSpec{Args: []string{"sh", "-c", "for i in $(seq 0 64); do [ -e /proc/self/fd/$i ] && echo -n \"$i \"; done; true"}, Stdout: &out, Stderr: &out})
+		st, err := execIn(ctx, t, state, s.ID, ExecSpec{Args: []string{"sh", "-c", "for i in $(seq 0 64); do [ -e /proc/self/fd/$i ] && echo -n \"$i \"; done; true"}, Stdout: &out, Stderr: &out})
 		cancel()
 		if err != nil || st != 0 || out.String() != "0 1 2 " {
 			t.Errorf("exec'd process: status %d, err %v, fds %q; want only 0 1 2", st, err, out.String())
@@ -346,7 +346,7 @@ func TestCVE_2026_41579_DevSymlink(t *testing.T) {
 					t.Fatal(err)
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				st, err := Run(ctx, s)
+				st, err := rtOf(s).Run(ctx, s)
 				cancel()
 				t.Logf("/%s -> %s: status %d, %v", d, target, st, err)
 				checkRuntimeCanary(t, canary)

@@ -168,7 +168,9 @@ func (s *Store) Stop(ctx context.Context, rt *runtime.Runtime, c *Container, tim
 	}
 	err = c.ask(ctx, request{Op: "stop", Timeout: timeout})
 	if err != nil && ctx.Err() == nil {
-		if st, serr := c.State(); serr == nil && (!st.Running() || st.MonitorLost) {
+		if st, serr := c.State(); serr == nil && st.MonitorLost {
+			return s.cleanup(ctx, rt, c) // the monitor died meanwhile
+		} else if serr == nil && !st.Running() {
 			return nil // it exited meanwhile (or another stop ended it)
 		}
 	}

@@ -167,9 +167,11 @@ func (s *Store) Stop(ctx context.Context, rt *runtime.Runtime, c *Container, tim
 		return nil
 	}
 	err = c.ask(ctx, request{Op: "stop", Timeout: timeout})
-	if errors.Is(err, errNoMonitor) {
-		if st, serr := c.State(); serr == nil && (!st.Running() || st.MonitorLost) {
-			return nil // it exited meanwhile
+	if err != nil && ctx.Err() == nil {
+		if st, serr := c.State(); serr == nil && st.MonitorLost {
+			return s.cleanup(ctx, rt, c) // the monitor died meanwhile
+		} else if serr == nil && !st.Running() {
+			return nil // it exited meanwhile (or another stop ended it)
 		}
 	}
 	if err != nil {

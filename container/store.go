@@ -18,7 +18,6 @@ import (
 
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/internal/atomicfile"
-	"github.com/kiln-build/kiln/runtime"
 )
 
 // Files of one container directory.
@@ -26,7 +25,6 @@ const (
 	configFile  = "container.json"
 	stateFile   = "state.json"
 	logFile     = "log.json"
-	stopFile    = "stop.json"
 	monitorLock = "monitor.lock"
 )
 
@@ -35,8 +33,6 @@ type Store struct {
 	root     string // the kiln store's root, to open it for leases
 	dir      string
 	lockPath string
-	// StateDir is the runtime's state root the containers run under ("" = runtime.DefaultStateDir).
-	StateDir string
 }
 
 // Open returns the container store of the kiln store at root.
@@ -48,14 +44,6 @@ func Open(root string) (*Store, error) {
 	defer st.Close()
 	// The lock lives with the store's other locks, so containers/ holds containers only.
 	return &Store{root: st.Root(), dir: st.Containers(), lockPath: filepath.Join(st.Locks(), "containers.lock")}, nil
-}
-
-// stateDir is the runtime state root, defaulted.
-func (s *Store) stateDir() string {
-	if s.StateDir == "" {
-		return runtime.DefaultStateDir
-	}
-	return s.StateDir
 }
 
 // lock serializes changes of names and the set of containers across kiln processes.
@@ -200,21 +188,6 @@ func writeRecord(dir string, cfg Config) error {
 		return err
 	}
 	return atomicfile.Write(filepath.Join(dir, configFile), append(data, '\n'), atomicfile.Options{Perm: 0o600})
-}
-
-// IDs lists the ids of every container directory, including one whose record is unreadable.
-func (s *Store) IDs() ([]string, error) {
-	ents, err := os.ReadDir(s.dir)
-	if err != nil {
-		return nil, fmt.Errorf("list containers: %w", err)
-	}
-	var ids []string
-	for _, e := range ents {
-		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
-			ids = append(ids, e.Name())
-		}
-	}
-	return ids, nil
 }
 
 // List returns every container, newest first.

@@ -1,6 +1,9 @@
 package runtime
 
 import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
 	"os"
 	"testing"
 
@@ -32,5 +35,13 @@ func assertNoFiles(t *testing.T, state, id string) {
 	}
 	if _, err := os.Stat(filesDir(state, id)); !os.IsNotExist(err) {
 		t.Errorf("in-memory files dir of %s left: %v", id, err)
+	}
+}
+
+// A Spec written to disk (a container record) never carries its in-memory files.
+func TestSpecNeverEncodesFiles(t *testing.T) {
+	data, err := json.Marshal(Spec{ID: "x", Files: []File{{Target: "/run/secrets/t", Data: []byte("s3cr3t")}}})
+	if err != nil || bytes.Contains(data, []byte("s3cr3t")) || bytes.Contains(data, []byte(base64.StdEncoding.EncodeToString([]byte("s3cr3t")))) {
+		t.Errorf("encoded spec %s (%v)", data, err)
 	}
 }

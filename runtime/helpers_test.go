@@ -3,6 +3,7 @@ package runtime
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -61,9 +62,11 @@ func lowerDir(t testing.TB) string {
 func testSpec(t testing.TB, runtime, stateDir string, args ...string) Spec {
 	t.Helper()
 	dir := t.TempDir()
-	specRuntimes.Store("t"+filepath.Base(dir), testRuntime(t, runtime, stateDir))
+	// Cgroups are global: the pid keeps ids apart from other test binaries running at once.
+	id := fmt.Sprintf("t%d-%s", os.Getpid(), filepath.Base(dir))
+	specRuntimes.Store(id, testRuntime(t, runtime, stateDir))
 	return Spec{
-		ID:        "t" + filepath.Base(dir),
+		ID:        id,
 		Lower:     []string{lowerDir(t)},
 		Upper:     filepath.Join(dir, "upper"),
 		Work:      filepath.Join(dir, "work"),

@@ -100,6 +100,9 @@ func TestHelperProcess(t *testing.T) {
 	if err := json.Unmarshal([]byte(data), &s); err != nil {
 		t.Fatal(err)
 	}
+	if files := os.Getenv(helperEnv + "_FILES"); files != "" {
+		json.Unmarshal([]byte(files), &s.Files) //nolint:errcheck // the test sees what is missing
+	}
 	testRuntime(t, os.Getenv(helperEnv+"_RT"), os.Getenv(helperEnv+"_STATE")).Run(context.Background(), s) //nolint:errcheck // killed before it returns
 }
 
@@ -113,7 +116,8 @@ func TestCleanupAfterKill(t *testing.T) {
 		os.MkdirAll(s.Upper, 0o755)
 		enc, _ := json.Marshal(s)
 		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$")
-		cmd.Env = append(os.Environ(), helperEnv+"="+string(enc), helperEnv+"_RT="+rt, helperEnv+"_STATE="+state)
+		files, _ := json.Marshal(s.Files) // a Spec never encodes its in-memory files
+		cmd.Env = append(os.Environ(), helperEnv+"="+string(enc), helperEnv+"_RT="+rt, helperEnv+"_STATE="+state, helperEnv+"_FILES="+string(files))
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/gofrs/flock"
 )
@@ -29,12 +31,12 @@ func netRecordsDir(stateDir string) string { return filepath.Join(netDir(stateDi
 
 // lockNet takes the state dir's network lock: address allocation, port checks and iptables
 // edits of concurrent kiln processes are serialized by it.
-func lockNet(stateDir string) (*flock.Flock, error) {
+func lockNet(ctx context.Context, stateDir string) (*flock.Flock, error) {
 	if err := os.MkdirAll(netRecordsDir(stateDir), 0o700); err != nil {
 		return nil, fmt.Errorf("create network state dir: %w", err)
 	}
 	l := flock.New(filepath.Join(netDir(stateDir), "lock"))
-	if err := l.Lock(); err != nil {
+	if _, err := l.TryLockContext(ctx, 5*time.Millisecond); err != nil { // a signal ends the wait
 		return nil, fmt.Errorf("lock network state: %w", err)
 	}
 	return l, nil

@@ -26,7 +26,7 @@ func attachNetwork(ctx context.Context, s Spec) (netip.Addr, error) {
 	if err := checkPortSpecs(s.Ports); err != nil {
 		return netip.Addr{}, err
 	}
-	l, err := lockNet(s.stateDir)
+	l, err := lockNet(ctx, s.stateDir)
 	if err != nil {
 		return netip.Addr{}, err
 	}
@@ -58,7 +58,7 @@ func attachNetwork(ctx context.Context, s Spec) (netip.Addr, error) {
 
 // detachNetwork undoes attachNetwork for container id; a container without a network is fine.
 func detachNetwork(ctx context.Context, stateDir, id string) error {
-	l, err := lockNet(stateDir)
+	l, err := lockNet(ctx, stateDir)
 	if err != nil {
 		return err
 	}
@@ -224,7 +224,7 @@ func cleanupNetworks(ctx context.Context, stateDir string, live map[string]bool)
 	if len(records) == 0 && len(pinned) == 0 {
 		return nil // the common case: no lock, no netlink
 	}
-	l, err := lockNet(stateDir)
+	l, err := lockNet(ctx, stateDir)
 	if err != nil {
 		return err
 	}

@@ -146,8 +146,8 @@ func runProbe(ctx context.Context, r *ociRunner, stateDir string) string {
 		return err.Error()
 	}
 	id := filepath.Base(bundle)
-	_, err = r.run(bundle, id, stdio{})
-	r.delete(ctx, id) //nolint:errcheck // the probe container normally never exists after run
+	_, err = r.run(ctx, bundle, id, stdio{})
+	r.delete(context.WithoutCancel(ctx), id) //nolint:errcheck // the probe container normally never exists after run
 	var se *StartError
 	switch {
 	case err == nil:

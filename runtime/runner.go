@@ -69,10 +69,15 @@ func (r *ociRunner) runCmd(bundle, id, pidFile string, io stdio) (*exec.Cmd, str
 	return cmd, logFile
 }
 
-// run runs the container to its end (the probe's way).
-func (r *ociRunner) run(bundle, id string, io stdio) (int, error) {
+// run runs the container to its end (the probe's way); cancelling ctx kills the runtime.
+func (r *ociRunner) run(ctx context.Context, bundle, id string, io stdio) (int, error) {
 	cmd, logFile := r.runCmd(bundle, id, "", io)
-	return r.result(cmd.Run(), cmd, logFile)
+	if err := cmd.Start(); err != nil {
+		return -1, fmt.Errorf("%s: %w", r.name, err)
+	}
+	stop := context.AfterFunc(ctx, func() { cmd.Process.Kill() }) //nolint:errcheck // it may have exited
+	defer stop()
+	return r.result(cmd.Wait(), cmd, logFile)
 }
 
 // result turns the end of a runtime process into the container's exit code; a *StartError

@@ -21,7 +21,7 @@ type Spec struct {
 	Hostname string   // container hostname; "" = the first 12 characters of ID
 
 	Mounts         []Mount // extra bind and tmpfs mounts, applied after the defaults
-	Files          []File  // read-only files kept in memory only (secrets), mounted after Mounts
+	Files          []File  `json:"-"` // read-only files kept in memory only (secrets), mounted after Mounts; never encoded
 	ReadOnlyRootfs bool    // mount the rootfs read-only (overlay stays rw underneath, the view is ro)
 
 	Network   NetworkMode   // NetworkNone (own netns with lo only), NetworkHost or NetworkBridge

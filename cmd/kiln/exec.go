@@ -87,30 +87,16 @@ func execInContainer(cmd *cobra.Command, g *globalOptions, o *execOptions, ref s
 	return int(code), err
 }
 
-// lookupContainer resolves a name, full id or unique id prefix with the container store. A
-// foreground `kiln run` that records no container config yet is found by its id (prefix) alone.
+// lookupContainer resolves a name, full id or unique id prefix with the container store (a
+// foreground `kiln run` records its container there too).
 func lookupContainer(root, ref string) (string, error) {
 	store, err := container.Open(root)
 	if err != nil {
 		return "", err
 	}
 	c, err := store.Get(ref)
-	var notFound *container.NotFoundError
-	if !errors.As(err, &notFound) {
-		if err != nil {
-			return "", err
-		}
-		return c.ID, nil
+	if err != nil {
+		return "", err
 	}
-	ids, _ := store.IDs()
-	var byPrefix []string
-	for _, id := range ids {
-		if ref != "" && strings.HasPrefix(id, ref) {
-			byPrefix = append(byPrefix, id)
-		}
-	}
-	if len(byPrefix) != 1 {
-		return "", err // docker's "No such container", also for an ambiguous bare prefix
-	}
-	return byPrefix[0], nil
+	return c.ID, nil
 }

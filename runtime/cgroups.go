@@ -61,21 +61,15 @@ func cgroupParents() []string {
 	return out
 }
 
-// cleanupCgroups removes empty kiln/<id> cgroups of containers no live run owns. A cgroup that
-// still has processes is reported, not killed: the runtime's delete owns that job.
-func cleanupCgroups(live map[string]bool) error {
+// cleanupCgroups removes the empty kiln/<id> cgroups of the given dead runs. It never sweeps
+// cgroups it has no owner record for: cgroup paths are global to the host, so another state
+// dir's run (or one whose runtime just created its cgroup, still empty) may own them. A cgroup
+// that still has processes is reported, not killed: the runtime's delete owns that job.
+func cleanupCgroups(dead []string) error {
 	var errs []error
 	for _, parent := range cgroupParents() {
-		entries, err := os.ReadDir(parent)
-		if err != nil {
-			continue
-		}
-		for _, e := range entries {
-			if !e.IsDir() || live[e.Name()] {
-				continue
-			}
-			dir := filepath.Join(parent, e.Name())
-			// EBUSY: processes still live there, so it is no leftover (maybe another state dir's).
+		for _, id := range dead {
+			dir := filepath.Join(parent, id)
 			if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, syscall.EBUSY) {
 				errs = append(errs, fmt.Errorf("remove leftover cgroup %s: %w", dir, err))
 			}

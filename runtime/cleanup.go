@@ -20,24 +20,44 @@ func (rt *Runtime) Cleanup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	live := map[string]bool{}
+	live := &liveRuns{stateDir: stateDir, known: map[string]bool{}}
 	var errs []error
+	var dead []string
 	for _, o := range owners {
 		if o.alive() {
-			live[o.ID] = true
+			live.known[o.ID] = true
 			continue
 		}
 		if err := cleanupOwner(ctx, stateDir, o); err != nil {
 			errs = append(errs, err)
-			live[o.ID] = true // keep its cgroups until the container is really gone
+			live.known[o.ID] = true // keep its cgroups until the container is really gone
+			continue
 		}
+		dead = append(dead, o.ID)
 	}
 	errs = append(errs, cleanupRuntimes(ctx, stateDir, live))
 	errs = append(errs, cleanupNetworks(ctx, stateDir, live))
 	errs = append(errs, cleanupFiles(stateDir, live))
 	errs = append(errs, cleanupProbes(stateDir))
-	errs = append(errs, cleanupCgroups(live))
+	errs = append(errs, cleanupCgroups(dead))
 	return errors.Join(errs...)
+}
+
+// liveRuns says which containers a living kiln process owns. A run that started after Cleanup
+// read the owner records is not in known, but its owner record was written before its runtime
+// state, network or cgroup existed: so whatever a sweep finds and known lacks is checked
+// against a fresh read of that one record before it is touched.
+type liveRuns struct {
+	stateDir string
+	known    map[string]bool
+}
+
+func (l *liveRuns) has(id string) bool {
+	if l.known[id] {
+		return true
+	}
+	o, ok := readOwner(l.stateDir, id)
+	return ok && o.alive()
 }
 
 // cleanupOwner kills and deletes a dead owner's container, then unmounts its rootfs.
@@ -64,7 +84,7 @@ func cleanupOwner(ctx context.Context, stateDir string, o owner) error {
 }
 
 // cleanupRuntimes deletes containers in kiln's runtime state roots that no live run owns.
-func cleanupRuntimes(ctx context.Context, stateDir string, live map[string]bool) error {
+func cleanupRuntimes(ctx context.Context, stateDir string, live *liveRuns) error {
 	var errs []error
 	for _, name := range []string{"crun", "runc"} {
 		root := filepath.Join(stateDir, name)
@@ -82,7 +102,7 @@ func cleanupRuntimes(ctx context.Context, stateDir string, live map[string]bool)
 			continue
 		}
 		for _, id := range ids {
-			if live[id] {
+			if live.has(id) {
 				continue
 			}
 			r.kill(ctx, id, syscall.SIGKILL) //nolint:errcheck // it may have exited already
@@ -96,13 +116,13 @@ func cleanupRuntimes(ctx context.Context, stateDir string, live map[string]bool)
 
 // hasForeignState reports whether a runtime state root holds a container (crun and runc
 // keep one directory per container) that no live run owns.
-func hasForeignState(root string, live map[string]bool) bool {
+func hasForeignState(root string, live *liveRuns) bool {
 	ents, err := os.ReadDir(root)
 	if err != nil {
 		return false
 	}
 	for _, e := range ents {
-		if e.IsDir() && !live[e.Name()] {
+		if e.IsDir() && !live.has(e.Name()) {
 			return true
 		}
 	}

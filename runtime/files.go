@@ -81,14 +81,14 @@ func unmountFiles(stateDir, id string) error {
 }
 
 // cleanupFiles drops the in-memory files of every run that no live kiln process owns.
-func cleanupFiles(stateDir string, live map[string]bool) error {
+func cleanupFiles(stateDir string, live *liveRuns) error {
 	ents, err := os.ReadDir(filepath.Join(stateDir, "files"))
 	if err != nil {
 		return nil // none yet
 	}
 	var errs []error
 	for _, e := range ents {
-		if !live[e.Name()] {
+		if !live.has(e.Name()) {
 			errs = append(errs, unmountFiles(stateDir, e.Name()))
 		}
 	}

@@ -215,7 +215,7 @@ func checkHostPortsFree(ports []PortMapping) error {
 
 // cleanupNetworks removes the networks of containers no live run owns, and namespaces pinned
 // by runs killed before they wrote a record.
-func cleanupNetworks(ctx context.Context, stateDir string, live map[string]bool) error {
+func cleanupNetworks(ctx context.Context, stateDir string, live *liveRuns) error {
 	records, err := readNetRecords(stateDir)
 	if err != nil {
 		return err
@@ -236,12 +236,12 @@ func cleanupNetworks(ctx context.Context, stateDir string, live map[string]bool)
 	known := map[string]bool{}
 	for _, r := range records {
 		known[r.ID] = true
-		if !live[r.ID] {
+		if !live.has(r.ID) {
 			errs = append(errs, detachLocked(ctx, stateDir, r, false))
 		}
 	}
 	for _, e := range pinned {
-		if !live[e.Name()] && !known[e.Name()] {
+		if !live.has(e.Name()) && !known[e.Name()] {
 			errs = append(errs, removeNetns(filepath.Join(stateDir, "netns", e.Name())))
 		}
 	}

@@ -70,6 +70,17 @@ func readOwners(stateDir string) ([]owner, error) {
 	return out, nil
 }
 
+// readOwner reads container id's owner record; ok is false when there is none.
+func readOwner(stateDir, id string) (o owner, ok bool) {
+	data, err := os.ReadFile(filepath.Join(ownersDir(stateDir), id+".json"))
+	if err != nil {
+		return owner{}, false
+	}
+	o = owner{ID: id}
+	json.Unmarshal(data, &o) //nolint:errcheck // written by rename, never torn; garbage reads as dead
+	return o, true
+}
+
 // alive reports whether the owner process still runs (same pid and start time).
 func (o owner) alive() bool {
 	return o.PID > 0 && o.Start != 0 && procStart(o.PID) == o.Start

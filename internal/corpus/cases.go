@@ -62,6 +62,8 @@ type Case struct {
 	// config is written and before its manifest is.
 	DiffIDs func([]string) []string
 	Tamper  func(*Image)
+	// Config changes the image's run config (user, working dir, volumes).
+	Config func(*RunConfig)
 	// RunFlags go to `kiln run` before the image; Script is what the container's busybox sh runs
 	// (DefaultScript when empty).
 	RunFlags []string
@@ -119,7 +121,7 @@ func (c Case) Image() (*Image, error) {
 	if c.DiffIDs != nil {
 		diffIDs = c.DiffIDs(diffIDs)
 	}
-	if err := img.setConfig(diffIDs); err != nil {
+	if err := img.setConfig(diffIDs, c.Config); err != nil {
 		return nil, err
 	}
 	if c.Tamper != nil {

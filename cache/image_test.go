@@ -6,10 +6,13 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/static"
@@ -187,4 +190,75 @@ func checkLayers(t *testing.T, img v1.Image) {
 			}
 		}
 	}
+}
+
+// TestWriteImageChecksDescriptors: an image whose config or layer differs from what its
+// manifest names (a tampered OCI layout) is refused, and its manifest never stored. ConfigName
+// of a layout image hashes the config bytes, so checking against it alone let the config
+// through under another digest.
+func TestWriteImageChecksDescriptors(t *testing.T) {
+	for _, name := range []string{"config-digest-mismatch", "size-mismatch", "layer-digest-mismatch"} {
+		t.Run(name, func(t *testing.T) {
+			img := corpusImage(t, filepath.Join("..", "testdata", "malicious", name+".oci.tar"))
+			s := openStore(t)
+			if _, err := s.WriteImage(context.Background(), img); err == nil {
+				t.Fatal("tampered image accepted")
+			}
+			if d, _ := img.Digest(); s.HasBlob(d) {
+				t.Error("its manifest was stored")
+			}
+		})
+	}
+}
+
+// corpusImage opens the one image of an oci-archive from the malicious corpus.
+func corpusImage(t *testing.T, archive string) v1.Image {
+	t.Helper()
+	f, err := os.Open(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	dir := t.TempDir()
+	tr := tar.NewReader(f)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(dir, filepath.FromSlash(hdr.Name)) // the corpus's own archive names
+		if hdr.Typeflag == tar.TypeDir {
+			if err := os.MkdirAll(p, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		data, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lp, err := layout.FromPath(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := lp.ImageIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := idx.IndexManifest()
+	if err != nil || len(m.Manifests) != 1 {
+		t.Fatalf("index: %v %+v", err, m)
+	}
+	img, err := lp.Image(m.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
 }

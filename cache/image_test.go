@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
+	"github.com/kiln-build/kiln/internal/corpus"
 	"github.com/kiln-build/kiln/internal/testimage"
 )
 
@@ -214,30 +215,18 @@ func TestWriteImageChecksDescriptors(t *testing.T) {
 // corpusImage opens the one image of an oci-archive from the malicious corpus.
 func corpusImage(t *testing.T, archive string) v1.Image {
 	t.Helper()
-	f, err := os.Open(archive)
+	raw, err := os.ReadFile(archive)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	members, err := corpus.Members(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
-	tr := tar.NewReader(f)
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := filepath.Join(dir, filepath.FromSlash(hdr.Name)) // the corpus's own archive names
-		if hdr.Typeflag == tar.TypeDir {
-			if err := os.MkdirAll(p, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		data, err := io.ReadAll(tr)
-		if err != nil {
+	for name, data := range members { // the corpus's own archive names
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.WriteFile(p, data, 0o644); err != nil {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -88,31 +87,19 @@ func resetCanary(t *testing.T) string {
 // ociPieces reads an oci-archive's raw blobs (by digest, unverified) and its manifest.
 func ociPieces(t *testing.T, archive []byte) (manifest []byte, blobs map[string][]byte) {
 	t.Helper()
+	members, err := corpus.Members(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
 	blobs = map[string][]byte{}
-	var index []byte
-	tr := tar.NewReader(bytes.NewReader(archive))
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, err := io.ReadAll(tr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if hex, ok := strings.CutPrefix(hdr.Name, "blobs/sha256/"); ok && hex != "" {
+	for name, data := range members {
+		if hex, ok := strings.CutPrefix(name, "blobs/sha256/"); ok {
 			blobs["sha256:"+hex] = data
-		}
-		if hdr.Name == "index.json" {
-			index = data
 		}
 	}
 	var idx struct{ Manifests []struct{ Digest string } }
-	if err := json.Unmarshal(index, &idx); err != nil || len(idx.Manifests) != 1 {
-		t.Fatalf("corpus index.json: %v %s", err, index)
+	if err := json.Unmarshal(members["index.json"], &idx); err != nil || len(idx.Manifests) != 1 {
+		t.Fatalf("corpus index.json: %v %s", err, members["index.json"])
 	}
 	return blobs[idx.Manifests[0].Digest], blobs
 }

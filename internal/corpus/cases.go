@@ -130,15 +130,6 @@ func (c Case) Image() (*Image, error) {
 	return img, img.setManifest()
 }
 
-// Archive packs the case as f.
-func (c Case) Archive(f Format) ([]byte, error) {
-	img, err := c.Image()
-	if err != nil {
-		return nil, err
-	}
-	return img.archive(f, c.Ref())
-}
-
 // archives packs the case in each of its formats, building the image once.
 func (c Case) archives() (map[Format][]byte, error) {
 	img, err := c.Image()

@@ -180,6 +180,7 @@ func TestMaliciousCorpus(t *testing.T) {
 					}
 					checkCase(t, c, root, ref, ingest)
 					checkNothingLeft(t, root)
+					checkNotMounted(t, corpus.Canary)
 					checkSetuidUnreachable(t, root)
 					assertNoContainerDirs(t, root)
 					if got := treeDigest(t, corpus.Canary); got != canary {
@@ -267,5 +268,19 @@ func checkSetuidUnreachable(t *testing.T, root string) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// checkNotMounted fails for a mount at or under dir on the host.
+func checkNotMounted(t *testing.T, dir string) {
+	t.Helper()
+	mounts, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(mounts), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
+			t.Errorf("mount on the host at %s: %s", f[4], line)
+		}
 	}
 }

@@ -162,6 +162,8 @@ func TestMaliciousCorpus(t *testing.T) {
 	requireContainers(t)
 	canary := makeCanary(t)
 	addr, blobs := hostileRegistry(t)
+	// One export dir for every case: each case's tree lands on the links earlier ones left.
+	exportDir := filepath.Join(t.TempDir(), "export")
 	for _, c := range corpus.Cases() {
 		t.Run(c.Name, func(t *testing.T) {
 			for _, via := range []string{string(corpus.DockerArchive), string(corpus.OCIArchive), "registry"} {
@@ -179,6 +181,9 @@ func TestMaliciousCorpus(t *testing.T) {
 						ingest = kilnWithin(t, commandDeadline, root, "load", "-i", filepath.Join(corpusDir, c.FileName(corpus.Format(via))))
 					}
 					checkCase(t, c, root, ref, ingest)
+					if ingest.code == 0 && via == string(corpus.DockerArchive) {
+						exportCase(t, root, ref, exportDir)
+					}
 					checkNothingLeft(t, root)
 					checkNotMounted(t, corpus.Canary)
 					checkSetuidUnreachable(t, root)
@@ -282,5 +287,20 @@ func checkNotMounted(t *testing.T, dir string) {
 		if f := strings.Fields(line); len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
 			t.Errorf("mount on the host at %s: %s", f[4], line)
 		}
+	}
+}
+
+// exportCase runs `kiln build -o type=local` and `-o type=tar` of an image that is just the
+// case: the flattened tree must stay inside the export dir, whatever it already holds.
+func exportCase(t *testing.T, root, ref, exportDir string) {
+	t.Helper()
+	ctxDir := t.TempDir()
+	writeTree(t, ctxDir, map[string]string{"Buildfile": "FROM " + ref + "\n"})
+	for _, out := range []string{"type=local,dest=" + exportDir, "type=tar,dest=" + filepath.Join(ctxDir, "out.tar")} {
+		r := kilnWithin(t, commandDeadline, root, "build", "-q", "--pull=never", "-o", out, ctxDir)
+		if r.code != 0 && errorLine(r.stderr) == "" {
+			t.Errorf("export %s: exit %d without an error line:\n%s", out, r.code, r.stderr)
+		}
+		t.Logf("export %s: exit %d %s", out, r.code, errorLine(r.stderr))
 	}
 }

@@ -35,10 +35,16 @@ const commandDeadline = 90 * time.Second
 // then sent SIGTERM (which must end kiln cleanly), and SIGKILL 10 s later.
 func kilnWithin(t *testing.T, d time.Duration, root string, args ...string) result {
 	t.Helper()
+	return kilnEnvWithin(t, d, root, nil, args...)
+}
+
+// kilnEnvWithin is kilnWithin with extra environment variables.
+func kilnEnvWithin(t *testing.T, d time.Duration, root string, env []string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], args...)
-	cmd.Env = append(os.Environ(), execEnv+"=1", "KILN_ROOT="+root)
+	cmd.Env = append(append(os.Environ(), execEnv+"=1", "KILN_ROOT="+root), env...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
 	var out, errb bytes.Buffer
@@ -176,13 +182,13 @@ func TestMaliciousCorpus(t *testing.T) {
 					ref := c.Ref()
 					if via == "registry" {
 						ref = putCase(t, addr, blobs, c)
-						ingest = kilnWithin(t, commandDeadline, root, "pull", ref)
+						ingest = kilnEnvWithin(t, commandDeadline, root, c.Env, "pull", ref)
 					} else {
-						ingest = kilnWithin(t, commandDeadline, root, "load", "-i", filepath.Join(corpusDir, c.FileName(corpus.Format(via))))
+						ingest = kilnEnvWithin(t, commandDeadline, root, c.Env, "load", "-i", filepath.Join(corpusDir, c.FileName(corpus.Format(via))))
 					}
 					checkCase(t, c, root, ref, ingest)
 					if ingest.code == 0 && via == string(corpus.DockerArchive) {
-						exportCase(t, root, ref, exportDir)
+						exportCase(t, root, ref, exportDir, c.Env)
 					}
 					checkNothingLeft(t, root)
 					checkNotMounted(t, corpus.Canary)
@@ -224,7 +230,7 @@ func checkCase(t *testing.T, c corpus.Case, root, ref string, ingest result) {
 	checkStoreWhole(t, root)
 	args := append([]string{"run", "--rm", "--pull=never", "-v", testimage.BusyboxPath + ":" + corpus.Busybox + ":ro"}, c.RunFlags...)
 	args = append(args, ref, corpus.Busybox, "sh", "-c", c.RunScript())
-	r := kilnWithin(t, commandDeadline, root, args...)
+	r := kilnEnvWithin(t, commandDeadline, root, c.Env, args...)
 	if strings.Contains(r.stdout+r.stderr, corpus.CanarySecret) {
 		t.Errorf("the container saw the canary's content:\n%s%s", r.stdout, r.stderr)
 	}
@@ -292,12 +298,12 @@ func checkNotMounted(t *testing.T, dir string) {
 
 // exportCase runs `kiln build -o type=local` and `-o type=tar` of an image that is just the
 // case: the flattened tree must stay inside the export dir, whatever it already holds.
-func exportCase(t *testing.T, root, ref, exportDir string) {
+func exportCase(t *testing.T, root, ref, exportDir string, env []string) {
 	t.Helper()
 	ctxDir := t.TempDir()
 	writeTree(t, ctxDir, map[string]string{"Buildfile": "FROM " + ref + "\n"})
 	for _, out := range []string{"type=local,dest=" + exportDir, "type=tar,dest=" + filepath.Join(ctxDir, "out.tar")} {
-		r := kilnWithin(t, commandDeadline, root, "build", "-q", "--pull=never", "-o", out, ctxDir)
+		r := kilnEnvWithin(t, commandDeadline, root, env, "build", "-q", "--pull=never", "-o", out, ctxDir)
 		if r.code != 0 && errorLine(r.stderr) == "" {
 			t.Errorf("export %s: exit %d without an error line:\n%s", out, r.code, r.stderr)
 		}

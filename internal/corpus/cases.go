@@ -68,6 +68,8 @@ type Case struct {
 	// (DefaultScript when empty).
 	RunFlags []string
 	Script   string
+	// Env is set for every kiln command of the case (e.g. a low decompression limit).
+	Env []string
 }
 
 // DefaultScript reads and writes the paths the corpus attacks, from inside the container.

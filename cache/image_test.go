@@ -6,16 +6,20 @@ import (
 	"context"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"testing"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
+	"github.com/kiln-build/kiln/internal/corpus"
 	"github.com/kiln-build/kiln/internal/testimage"
 )
 
@@ -187,4 +191,63 @@ func checkLayers(t *testing.T, img v1.Image) {
 			}
 		}
 	}
+}
+
+// TestWriteImageChecksDescriptors: an image whose config or layer differs from what its
+// manifest names (a tampered OCI layout) is refused, and its manifest never stored. ConfigName
+// of a layout image hashes the config bytes, so checking against it alone let the config
+// through under another digest.
+func TestWriteImageChecksDescriptors(t *testing.T) {
+	for _, name := range []string{"config-digest-mismatch", "size-mismatch", "layer-digest-mismatch"} {
+		t.Run(name, func(t *testing.T) {
+			img := corpusImage(t, filepath.Join("..", "testdata", "malicious", name+".oci.tar"))
+			s := openStore(t)
+			if _, err := s.WriteImage(context.Background(), img); err == nil {
+				t.Fatal("tampered image accepted")
+			}
+			if d, _ := img.Digest(); s.HasBlob(d) {
+				t.Error("its manifest was stored")
+			}
+		})
+	}
+}
+
+// corpusImage opens the one image of an oci-archive from the malicious corpus.
+func corpusImage(t *testing.T, archive string) v1.Image {
+	t.Helper()
+	raw, err := os.ReadFile(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
+	members, err := corpus.Members(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for name, data := range members { // the corpus's own archive names
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lp, err := layout.FromPath(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := lp.ImageIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := idx.IndexManifest()
+	if err != nil || len(m.Manifests) != 1 {
+		t.Fatalf("index: %v %+v", err, m)
+	}
+	img, err := lp.Image(m.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -36,10 +35,16 @@ const commandDeadline = 90 * time.Second
 // then sent SIGTERM (which must end kiln cleanly), and SIGKILL 10 s later.
 func kilnWithin(t *testing.T, d time.Duration, root string, args ...string) result {
 	t.Helper()
+	return kilnEnvWithin(t, d, root, nil, args...)
+}
+
+// kilnEnvWithin is kilnWithin with extra environment variables.
+func kilnEnvWithin(t *testing.T, d time.Duration, root string, env []string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], args...)
-	cmd.Env = append(os.Environ(), execEnv+"=1", "KILN_ROOT="+root)
+	cmd.Env = append(append(os.Environ(), execEnv+"=1", "KILN_ROOT="+root), env...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
 	var out, errb bytes.Buffer
@@ -88,31 +93,19 @@ func resetCanary(t *testing.T) string {
 // ociPieces reads an oci-archive's raw blobs (by digest, unverified) and its manifest.
 func ociPieces(t *testing.T, archive []byte) (manifest []byte, blobs map[string][]byte) {
 	t.Helper()
+	members, err := corpus.Members(archive)
+	if err != nil {
+		t.Fatal(err)
+	}
 	blobs = map[string][]byte{}
-	var index []byte
-	tr := tar.NewReader(bytes.NewReader(archive))
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, err := io.ReadAll(tr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if hex, ok := strings.CutPrefix(hdr.Name, "blobs/sha256/"); ok && hex != "" {
+	for name, data := range members {
+		if hex, ok := strings.CutPrefix(name, "blobs/sha256/"); ok {
 			blobs["sha256:"+hex] = data
-		}
-		if hdr.Name == "index.json" {
-			index = data
 		}
 	}
 	var idx struct{ Manifests []struct{ Digest string } }
-	if err := json.Unmarshal(index, &idx); err != nil || len(idx.Manifests) != 1 {
-		t.Fatalf("corpus index.json: %v %s", err, index)
+	if err := json.Unmarshal(members["index.json"], &idx); err != nil || len(idx.Manifests) != 1 {
+		t.Fatalf("corpus index.json: %v %s", err, members["index.json"])
 	}
 	return blobs[idx.Manifests[0].Digest], blobs
 }
@@ -175,6 +168,8 @@ func TestMaliciousCorpus(t *testing.T) {
 	requireContainers(t)
 	canary := makeCanary(t)
 	addr, blobs := hostileRegistry(t)
+	// One export dir for every case: each case's tree lands on the links earlier ones left.
+	exportDir := filepath.Join(t.TempDir(), "export")
 	for _, c := range corpus.Cases() {
 		t.Run(c.Name, func(t *testing.T) {
 			for _, via := range []string{string(corpus.DockerArchive), string(corpus.OCIArchive), "registry"} {
@@ -187,12 +182,16 @@ func TestMaliciousCorpus(t *testing.T) {
 					ref := c.Ref()
 					if via == "registry" {
 						ref = putCase(t, addr, blobs, c)
-						ingest = kilnWithin(t, commandDeadline, root, "pull", ref)
+						ingest = kilnEnvWithin(t, commandDeadline, root, c.Env, "pull", ref)
 					} else {
-						ingest = kilnWithin(t, commandDeadline, root, "load", "-i", filepath.Join(corpusDir, c.FileName(corpus.Format(via))))
+						ingest = kilnEnvWithin(t, commandDeadline, root, c.Env, "load", "-i", filepath.Join(corpusDir, c.FileName(corpus.Format(via))))
 					}
 					checkCase(t, c, root, ref, ingest)
+					if ingest.code == 0 && via == string(corpus.DockerArchive) {
+						exportCase(t, root, ref, exportDir, c.Env)
+					}
 					checkNothingLeft(t, root)
+					checkNotMounted(t, corpus.Canary)
 					checkSetuidUnreachable(t, root)
 					assertNoContainerDirs(t, root)
 					if got := treeDigest(t, corpus.Canary); got != canary {
@@ -231,7 +230,7 @@ func checkCase(t *testing.T, c corpus.Case, root, ref string, ingest result) {
 	checkStoreWhole(t, root)
 	args := append([]string{"run", "--rm", "--pull=never", "-v", testimage.BusyboxPath + ":" + corpus.Busybox + ":ro"}, c.RunFlags...)
 	args = append(args, ref, corpus.Busybox, "sh", "-c", c.RunScript())
-	r := kilnWithin(t, commandDeadline, root, args...)
+	r := kilnEnvWithin(t, commandDeadline, root, c.Env, args...)
 	if strings.Contains(r.stdout+r.stderr, corpus.CanarySecret) {
 		t.Errorf("the container saw the canary's content:\n%s%s", r.stdout, r.stderr)
 	}
@@ -280,5 +279,34 @@ func checkSetuidUnreachable(t *testing.T, root string) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// checkNotMounted fails for a mount at or under dir on the host.
+func checkNotMounted(t *testing.T, dir string) {
+	t.Helper()
+	mounts, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(mounts), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
+			t.Errorf("mount on the host at %s: %s", f[4], line)
+		}
+	}
+}
+
+// exportCase runs `kiln build -o type=local` and `-o type=tar` of an image that is just the
+// case: the flattened tree must stay inside the export dir, whatever it already holds.
+func exportCase(t *testing.T, root, ref, exportDir string, env []string) {
+	t.Helper()
+	ctxDir := t.TempDir()
+	writeTree(t, ctxDir, map[string]string{"Buildfile": "FROM " + ref + "\n"})
+	for _, out := range []string{"type=local,dest=" + exportDir, "type=tar,dest=" + filepath.Join(ctxDir, "out.tar")} {
+		r := kilnEnvWithin(t, commandDeadline, root, env, "build", "-q", "--pull=never", "-o", out, ctxDir)
+		if r.code != 0 && errorLine(r.stderr) == "" {
+			t.Errorf("export %s: exit %d without an error line:\n%s", out, r.code, r.stderr)
+		}
+		t.Logf("export %s: exit %d %s", out, r.code, errorLine(r.stderr))
 	}
 }

@@ -48,6 +48,7 @@ func freshCanary(t *testing.T) string {
 
 func checkCanary(t *testing.T, before, out string) {
 	t.Helper()
+	checkNotMounted(t, corpus.Canary)
 	if after := canaryState(t); after != before {
 		t.Errorf("the host canary %s changed:\nbefore:\n%s\nafter:\n%s", corpus.Canary, before, after)
 	}

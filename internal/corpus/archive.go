@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"encoding/json"
+	"io"
 	"strings"
 )
 
@@ -92,4 +93,26 @@ func (img *Image) archive(f Format, ref string) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// Members returns an archive's regular files by name, as stored (nothing is verified), so
+// tests can serve or lay out a case's pieces without kiln's own readers.
+func Members(archive []byte) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	tr := tar.NewReader(bytes.NewReader(archive))
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if hdr.Typeflag != tar.TypeReg {
+			continue
+		}
+		if out[hdr.Name], err = io.ReadAll(tr); err != nil {
+			return nil, err
+		}
+	}
 }

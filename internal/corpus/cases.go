@@ -62,10 +62,14 @@ type Case struct {
 	// config is written and before its manifest is.
 	DiffIDs func([]string) []string
 	Tamper  func(*Image)
+	// Config changes the image's run config (user, working dir, volumes).
+	Config func(*RunConfig)
 	// RunFlags go to `kiln run` before the image; Script is what the container's busybox sh runs
 	// (DefaultScript when empty).
 	RunFlags []string
 	Script   string
+	// Env is set for every kiln command of the case (e.g. a low decompression limit).
+	Env []string
 }
 
 // DefaultScript reads and writes the paths the corpus attacks, from inside the container.
@@ -119,22 +123,13 @@ func (c Case) Image() (*Image, error) {
 	if c.DiffIDs != nil {
 		diffIDs = c.DiffIDs(diffIDs)
 	}
-	if err := img.setConfig(diffIDs); err != nil {
+	if err := img.setConfig(diffIDs, c.Config); err != nil {
 		return nil, err
 	}
 	if c.Tamper != nil {
 		c.Tamper(img)
 	}
 	return img, img.setManifest()
-}
-
-// Archive packs the case as f.
-func (c Case) Archive(f Format) ([]byte, error) {
-	img, err := c.Image()
-	if err != nil {
-		return nil, err
-	}
-	return img.archive(f, c.Ref())
 }
 
 // archives packs the case in each of its formats, building the image once.

@@ -161,26 +161,35 @@ func buildImage(layers []Layer) (*Image, []string, error) {
 	return img, diffIDs, nil
 }
 
+// RunConfig is the part of an image config a case may make hostile.
+type RunConfig struct {
+	Env        []string            `json:"Env"`
+	Cmd        []string            `json:"Cmd"`
+	User       string              `json:"User,omitempty"`
+	WorkingDir string              `json:"WorkingDir,omitempty"`
+	Volumes    map[string]struct{} `json:"Volumes,omitempty"`
+}
+
 // config is the image config: the fields a runnable image needs, nothing more.
 type config struct {
-	Architecture string `json:"architecture"`
-	OS           string `json:"os"`
-	Config       struct {
-		Env []string `json:"Env"`
-		Cmd []string `json:"Cmd"`
-	} `json:"config"`
-	RootFS struct {
+	Architecture string    `json:"architecture"`
+	OS           string    `json:"os"`
+	Config       RunConfig `json:"config"`
+	RootFS       struct {
 		Type    string   `json:"type"`
 		DiffIDs []string `json:"diff_ids"`
 	} `json:"rootfs"`
 }
 
-// setConfig writes the config with these diff IDs.
-func (img *Image) setConfig(diffIDs []string) error {
+// setConfig writes the config with these diff IDs, changed by edit when it is set.
+func (img *Image) setConfig(diffIDs []string, edit func(*RunConfig)) error {
 	var c config
 	c.Architecture, c.OS = "amd64", "linux"
 	c.Config.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
 	c.Config.Cmd = []string{"/bin/sh"}
+	if edit != nil {
+		edit(&c.Config)
+	}
 	c.RootFS.Type, c.RootFS.DiffIDs = "layers", diffIDs
 	raw, err := json.Marshal(c)
 	if err != nil {

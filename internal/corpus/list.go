@@ -81,6 +81,35 @@ func Cases() []Case {
 			Doc:    "/proc -> /tmp/kiln-canary-corpus, /sys -> ../../tmp/kiln-canary-corpus/empty, /run -> the canary",
 			Layers: []Layer{layer(symlink("proc", Canary), symlink("sys", "../../../.."+Canary+"/empty"), symlink("run", Canary))}},
 
+		{Name: "etc-files-symlinks", Expect: Contained, Want: "done",
+			Doc: "/etc/hosts, resolv.conf and hostname are links to canary files: kiln's own copies go inside",
+			Layers: []Layer{layer(symlink("etc/hosts", Canary+"/secret"), symlink("etc/resolv.conf", Canary+"/passwd"),
+				symlink("etc/hostname", Canary+"/group"))},
+			Script: "$B cat /etc/hosts /etc/resolv.conf /etc/hostname; $B echo pwned > /etc/hosts; $B echo done"},
+
+		// Hostile run configs.
+		{Name: "config-workdir-procfd", Expect: RefusedAtRun, Want: "/proc/self/fd/7",
+			Doc:    "WorkingDir /proc/self/fd/7, which reached the host through a leaked fd in runc < 1.1.12 (CVE-2024-21626)",
+			Config: func(c *RunConfig) { c.WorkingDir = "/proc/self/fd/7" }},
+		{Name: "config-workdir-climb", Expect: Contained, Want: "/tmp/kiln-canary-corpus/new",
+			Doc:    "WorkingDir /../../../tmp/kiln-canary-corpus/new: kiln creates it inside the rootfs",
+			Config: func(c *RunConfig) { c.WorkingDir = "/../../../../../.." + Canary + "/new" },
+			Script: "$B pwd"},
+		{Name: "config-workdir-through-link", Expect: RefusedAtRun, Want: "create working directory",
+			Doc:    "WorkingDir /wd/new/deeper where /wd -> the canary: creating it must not follow the link on the host",
+			Layers: []Layer{layer(symlink("wd", Canary))},
+			Config: func(c *RunConfig) { c.WorkingDir = "/wd/new/deeper" }},
+		{Name: "config-volumes-through-link", Expect: Contained, Want: "done",
+			Doc:    "Volumes /wd/vol and /../../tmp/kiln-canary-corpus/vol where /wd -> the canary",
+			Layers: []Layer{layer(symlink("wd", Canary))},
+			Config: func(c *RunConfig) {
+				c.Volumes = map[string]struct{}{"/wd/vol": {}, "/../../../.." + Canary + "/vol": {}}
+			}},
+		{Name: "config-user-canary", Expect: RefusedAtRun, Want: "kilncanary",
+			Doc:    "User kilncanary, which only the canary's passwd (where /etc/passwd links) has",
+			Layers: []Layer{layer(symlink("etc/passwd", Canary+"/passwd"))},
+			Config: func(c *RunConfig) { c.User = "kilncanary" }},
+
 		// Hard links.
 		{Name: "hardlink-dotdot", Expect: RefusedAtRun, Want: "invalid hard link target",
 			Doc:    "a hard link to ../../../../tmp/kiln-canary-corpus/passwd",
@@ -228,9 +257,9 @@ func Cases() []Case {
 
 		// Bombs.
 		{Name: "decompression-bomb", Expect: RefusedOrContained, Want: "done",
-			Doc:    "a gzip layer of 128 KiB that inflates to 128 MiB of zeros (refused when a decompression limit is set)",
+			Doc:    "a gzip layer of 128 KiB that inflates to 128 MiB of zeros (refused under KILN_LAYER_MAX_SIZE=64m where kiln has that limit)",
 			Layers: []Layer{layer(Entry{Name: "bomb", Zeros: 128 << 20})},
-			Script: "$B echo done"},
+			Script: "$B echo done", Env: []string{"KILN_LAYER_MAX_SIZE=64m"}},
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -65,8 +66,15 @@ func TestExportDirFlattensWithinLimits(t *testing.T) {
 		t.Errorf("b = %q, want the upper layer's 3", b)
 	}
 	t.Setenv(layer.MaxSizeEnv, "1m")
-	err = ExportDir(ctx, s, desc.Digest, filepath.Join(t.TempDir(), "out2"))
+	parent := t.TempDir()
+	err = ExportDir(ctx, s, desc.Digest, filepath.Join(parent, "out2"))
 	if !errors.Is(err, layer.ErrTooLarge) {
 		t.Fatalf("export past the limit: %v", err)
+	}
+	if left, _ := os.ReadDir(parent); len(left) != 0 {
+		t.Errorf("a failed export into a new dir left %v", left)
+	}
+	if err := ExportTar(ctx, s, desc.Digest, io.Discard); !errors.Is(err, layer.ErrTooLarge) {
+		t.Errorf("tar export past the limit: %v", err)
 	}
 }

@@ -32,7 +32,7 @@ func (sb *stageBuilder) run(ctx context.Context, c *instructions.RunCommand) err
 	cfg := &sb.ps.Config.Config
 	args := sb.runArgs(c)
 	env := append(append([]string(nil), sb.ps.Args...), cfg.Env...)
-	op := &execOp{args: args, env: env, user: cfg.User, workdir: cfg.WorkingDir,
+	op := &execOp{args: args, env: env, user: cfg.User, workdir: sb.cwd(),
 		network: string(instructions.GetNetwork(c))}
 	mounts, deps, err := sb.planMounts(ctx, c)
 	if err != nil {

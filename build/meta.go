@@ -113,21 +113,27 @@ func (sb *stageBuilder) cmdline(c instructions.ShellDependantCmdLine) []string {
 	return append(append([]string(nil), sb.ps.shell...), strings.Join(c.CmdLine, " "))
 }
 
-// workdir sets WorkingDir and plans the directory's creation, as docker does.
+// workdir sets WorkingDir and plans the directory's creation, as docker does: an absolute
+// path is kept as written ("/tmp/" stays "/tmp/"), a relative one is joined to the previous.
 func (sb *stageBuilder) workdir(ctx context.Context, p string) error {
 	cfg := &sb.ps.Config.Config
 	if !path.IsAbs(p) {
-		base := cfg.WorkingDir
-		if base == "" {
-			base = "/"
-		}
-		p = path.Join(base, p)
+		p = path.Join("/", cfg.WorkingDir, p)
 	}
-	cfg.WorkingDir = path.Clean(p)
-	v := sb.p.add(ctx, sb.vertex(&mkdirOp{path: cfg.WorkingDir, user: cfg.User}))
+	cfg.WorkingDir = p
+	v := sb.p.add(ctx, sb.vertex(&mkdirOp{path: sb.cwd(), user: cfg.User}))
 	sb.ps.Tip = v
 	sb.step(v)
 	return nil
+}
+
+// cwd is the clean working directory ("" when unset), what keys and containers use, so a
+// WORKDIR written with a trailing slash keys the same as one without.
+func (sb *stageBuilder) cwd() string {
+	if wd := sb.ps.Config.Config.WorkingDir; wd != "" {
+		return path.Clean(wd)
+	}
+	return ""
 }
 
 // vertex is a vertex for o made by the current instruction, over the stage's filesystem.

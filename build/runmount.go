@@ -62,11 +62,7 @@ func (sb *stageBuilder) planMount(ctx context.Context, m *instructions.Mount) (r
 		return rm, errors.New("target is required")
 	}
 	if !path.IsAbs(target) {
-		wd := sb.ps.Config.Config.WorkingDir
-		if wd == "" {
-			wd = "/"
-		}
-		target = path.Join(wd, target)
+		target = path.Join("/", sb.cwd(), target)
 	}
 	rm.target = path.Clean(target)
 	if rm.target == "/" {

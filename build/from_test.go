@@ -118,6 +118,32 @@ COPY --parents src/a/x.go src/b /p/
 	}
 }
 
+// TestCopyExcludeRelativeToSource: --exclude patterns match inside each source, as BuildKit
+// does (moby/buildkit#5509): *.log drops dir3/drop.log but not dir3/sub/deep.log.
+func TestCopyExcludeRelativeToSource(t *testing.T) {
+	f := newFixture(t)
+	f.write(map[string]string{"dir3/drop.log": "d", "dir3/keep.txt": "k", "dir3/sub/deep.log": "l", "dir3/sub/gone/x": "x",
+		"home.txt": "h", "homer.bin": "b"})
+	img, _, err := f.build(`FROM scratch
+COPY --exclude=*.log --exclude=sub/gone dir3/ /excl/
+COPY --exclude=*.txt hom* /h/
+`, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := f.files(img)
+	for _, p := range []string{"/excl/keep.txt", "/excl/sub/deep.log", "/h/homer.bin"} {
+		if _, ok := got[p]; !ok {
+			t.Errorf("%s missing: %v", p, got)
+		}
+	}
+	for _, p := range []string{"/excl/drop.log", "/excl/sub/gone", "/excl/sub/gone/x", "/h/home.txt"} {
+		if _, ok := got[p]; ok {
+			t.Errorf("%s was not excluded", p)
+		}
+	}
+}
+
 // TestCopyLinkSurvivesBaseChange: a COPY --link layer is keyed without its parent, so a new
 // base image reuses it, and it sits on top of whatever base is used.
 func TestCopyLinkSurvivesBaseChange(t *testing.T) {

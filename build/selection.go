@@ -48,7 +48,7 @@ func (e *fileEntry) open() (io.ReadCloser, error) {
 // copyRoot is one matched source: a file (copied as itself) or a directory (its contents).
 type copyRoot struct {
 	name     string // base name of the source, the file name inside a destination directory
-	path     string // the matched source path (relative to the context or source root), for --parents and --exclude
+	path     string // the matched source path (relative to the context or source root), for --parents
 	isDir    bool
 	entries  []fileEntry
 	noUnpack bool // an ADD URL download: copied as a file even when it is an archive
@@ -428,8 +428,9 @@ func (sel *selection) names() []string {
 	return out
 }
 
-// exclude drops the entries (and whole sources) matching COPY --exclude patterns, which
-// match paths relative to the context or source root like .dockerignore lines.
+// exclude drops the entries matching COPY --exclude patterns. As BuildKit does, patterns
+// match paths relative to each source (moby/buildkit#5509), like .dockerignore lines inside
+// it; a source itself is matched by its name, so `--exclude=*.txt hom*` drops the .txt ones.
 func (sel *selection) exclude(patterns []string) error {
 	if len(patterns) == 0 {
 		return nil
@@ -440,16 +441,18 @@ func (sel *selection) exclude(patterns []string) error {
 	}
 	roots := sel.roots[:0]
 	for _, r := range sel.roots {
-		if skip, err := pm.MatchesOrParentMatches(r.path); err != nil {
+		if skip, err := pm.MatchesOrParentMatches(r.name); err != nil {
 			return err
 		} else if skip {
 			continue
 		}
 		entries := r.entries[:0]
 		for _, e := range r.entries {
-			skip, err := pm.MatchesOrParentMatches(path.Join(r.path, e.rel))
-			if err != nil {
-				return err
+			skip := false
+			if e.rel != "" {
+				if skip, err = pm.MatchesOrParentMatches(e.rel); err != nil {
+					return err
+				}
 			}
 			if !skip {
 				entries = append(entries, e)

@@ -103,6 +103,52 @@ func TestSelectGlobsIgnoreAndSymlinks(t *testing.T) {
 	}
 }
 
+// TestSelectDoubleStarHiddenAndEmptyWildcards: "**" matches any number of directories (zero
+// too), hidden names match "*", and a wildcard that matches nothing is skipped beside others,
+// as docker does; a missing plain source, or nothing matched at all, still fails.
+func TestSelectDoubleStarHiddenAndEmptyWildcards(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{
+		"e/sub/a.txt": "a", "e/x/y/asub/b.txt": "b", "e/x/z/c.txt": "c", "e/x/y/asub/d.md": "d",
+		".hidden": "h", ".hdir/f": "f", "a.txt": "a", "sub-1/f": "s", "x1.txt": "x", "ignored/n.txt": "n",
+	})
+	c, err := OpenContext(dir, []string{"ignored"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		srcs []string
+		want []string
+		err  string
+	}{
+		{srcs: []string{"e/**/*sub/*.txt"}, want: []string{"a.txt", "b.txt"}},
+		{srcs: []string{"e/**/**/*sub/*.txt"}, want: []string{"a.txt", "b.txt"}},
+		{srcs: []string{"**/*.txt"}, want: []string{"a.txt", "a.txt", "b.txt", "c.txt", "x1.txt"}},
+		{srcs: []string{"e/**"}, want: []string{"sub/a.txt", "x/y", "x/y/asub", "x/y/asub/b.txt", "x/y/asub/d.md", "x/z", "x/z/c.txt"}},
+		{srcs: []string{".h*"}, want: []string{".hdir/f", ".hidden"}},
+		{srcs: []string{"*"}, want: []string{".hdir/f", ".hidden", "a.txt", "e/sub", "e/sub/a.txt", "e/x", "e/x/y", "e/x/y/asub", "e/x/y/asub/b.txt", "e/x/y/asub/d.md", "e/x/z", "e/x/z/c.txt", "sub-1/f", "x1.txt"}},
+		{srcs: []string{"a.txt", "sub-*", "x?.txt", "missing*"}, want: []string{"a.txt", "sub-1/f", "x1.txt"}},
+		{srcs: []string{"a.txt", "missing.txt", "nope*"}, err: `source "missing.txt" not found in build context`},
+		{srcs: []string{"nope*", "none?"}, err: `source "nope*" not found in build context`},
+		{srcs: []string{"ignored/*"}, err: `source "ignored/*" not found in build context`},
+	} {
+		sel, err := c.Select(context.Background(), tc.srcs)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("Select(%q) error = %v, want %q", tc.srcs, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("Select(%q): %v", tc.srcs, err)
+			continue
+		}
+		if got := sel.names(); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("Select(%q) = %q, want %q", tc.srcs, got, tc.want)
+		}
+	}
+}
+
 func TestSelectDigestTracksContentNotTime(t *testing.T) {
 	dir := t.TempDir()
 	writeTree(t, dir, map[string]string{"f": "one", "d/g": "two"})

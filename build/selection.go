@@ -182,28 +182,48 @@ type match struct {
 }
 
 // glob expands a slash pattern one element at a time, listing only directories that
-// resolve inside the tree; matches that do not exist for the build are dropped. Sorted.
+// resolve inside the tree; matches that do not exist for the build are dropped. A "**"
+// element matches any number of directories, zero included, as moby/patternmatcher does
+// (a last "**" needs one level, so it is "*"); a match below a matched directory is dropped,
+// since the directory brings it. Sorted.
 func (s *selector) glob(ctx context.Context, pattern string) ([]match, error) {
 	paths := []string{"."}
 	if pattern != "." {
-		for _, el := range strings.Split(pattern, "/") {
+		els := strings.Split(pattern, "/")
+		for i, el := range els {
 			var next []string
+			seen := map[string]bool{}
 			for _, dir := range paths {
 				if err := ctx.Err(); err != nil {
 					return nil, err
 				}
-				found, err := s.matchIn(dir, el)
+				var found []string
+				var err error
+				if el == "**" && i < len(els)-1 {
+					found, err = s.dirsUnder(ctx, dir)
+				} else {
+					found, err = s.matchIn(dir, el)
+				}
 				if err != nil {
 					return nil, err
 				}
-				next = append(next, found...)
+				for _, f := range found {
+					if !seen[f] {
+						seen[f] = true
+						next = append(next, f)
+					}
+				}
 			}
 			paths = next
 		}
 	}
 	sort.Strings(paths)
 	var out []match
+	dirs := map[string]bool{}
 	for _, p := range paths {
+		if underAny(dirs, p) {
+			continue
+		}
 		real, fi, err := s.resolve(p, true)
 		if errors.Is(err, errNotFound) {
 			continue
@@ -211,9 +231,25 @@ func (s *selector) glob(ctx context.Context, pattern string) ([]match, error) {
 		if err != nil {
 			return nil, err
 		}
+		if fi.IsDir() {
+			dirs[p] = true
+		}
 		out = append(out, match{path: p, real: real, info: fi})
 	}
 	return out, nil
+}
+
+// underAny reports whether p lies below one of dirs.
+func underAny(dirs map[string]bool, p string) bool {
+	for d := parentOf(p); len(dirs) > 0; d = parentOf(d) {
+		if dirs[d] || (d == "" && dirs["."]) {
+			return true
+		}
+		if d == "" {
+			return false
+		}
+	}
+	return false
 }
 
 // matchIn lists the names in dir matching el (a literal or a glob element).
@@ -248,6 +284,41 @@ func (s *selector) matchIn(dir, el string) ([]string, error) {
 	return out, nil
 }
 
+// dirsUnder lists dir and every directory below it that exists for the build, for "**";
+// links are not followed, as a walk does not follow them.
+func (s *selector) dirsUnder(ctx context.Context, dir string) ([]string, error) {
+	real, fi, err := s.resolve(dir, true)
+	if errors.Is(err, errNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !fi.IsDir() {
+		return nil, nil
+	}
+	out := []string{dir}
+	des, err := s.fsys.ReadDir(real)
+	if err != nil {
+		return out, nil // gone since: nothing below it
+	}
+	for _, de := range des {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		child := path.Join(real, de.Name())
+		if !de.IsDir() || (s.hidden != nil && s.hidden(child, true)) {
+			continue
+		}
+		below, err := s.dirsUnder(ctx, path.Join(dir, de.Name()))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, below...)
+	}
+	return out, nil
+}
+
 func hasMeta(p string) bool { return strings.ContainsAny(p, `*?[\`) }
 
 // cleanPattern turns a source into a clean slash pattern relative to the tree; "../" at
@@ -266,6 +337,7 @@ func (s *selector) cleanPattern(src string) (string, error) {
 // selectSources expands sources and lists the files of each match (unhashed).
 func (s *selector) selectSources(ctx context.Context, sources []string) (*selection, error) {
 	sel := &selection{}
+	empty := "" // the first wildcard that matched nothing
 	for _, src := range sources {
 		pattern, err := s.cleanPattern(src)
 		if err != nil {
@@ -276,7 +348,14 @@ func (s *selector) selectSources(ctx context.Context, sources []string) (*select
 			return nil, err
 		}
 		if len(matches) == 0 {
-			return nil, fmt.Errorf("source %q not found in %s", src, s.what)
+			// A wildcard that matches nothing is skipped, as docker does, unless nothing matches.
+			if !hasMeta(pattern) {
+				return nil, fmt.Errorf("source %q not found in %s", src, s.what)
+			}
+			if empty == "" {
+				empty = src
+			}
+			continue
 		}
 		for _, m := range matches {
 			root, err := s.selectRoot(ctx, m)
@@ -285,6 +364,9 @@ func (s *selector) selectSources(ctx context.Context, sources []string) (*select
 			}
 			sel.roots = append(sel.roots, root)
 		}
+	}
+	if len(sel.roots) == 0 && empty != "" {
+		return nil, fmt.Errorf("source %q not found in %s: no source files were specified", empty, s.what)
 	}
 	return sel, nil
 }

@@ -149,6 +149,42 @@ func TestSelectDoubleStarHiddenAndEmptyWildcards(t *testing.T) {
 	}
 }
 
+// TestSelectAllowlistHidesDirsWithoutReincluded: with "**" then "!folder2/file", an ignored
+// directory exists for the build only as the parent of something re-included, as in BuildKit:
+// folder1 (holding nothing re-included) is not found, folder2 brings only its file.
+func TestSelectAllowlistHidesDirsWithoutReincluded(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"folder1/other": "o", "folder1/deep/x": "x", "folder2/file": "f", "folder2/drop": "d",
+		"folder3/a/b/file": "k", "top": "t"})
+	c, err := OpenContext(dir, []string{"**", "!folder2/file", "!folder3/a/b/file"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, src := range []string{"folder1", "folder1/deep", "top"} {
+		if _, err := c.Select(ctx, []string{src}); err == nil || !strings.Contains(err.Error(), "not found in build context") {
+			t.Errorf("Select(%s) error = %v, want not found", src, err)
+		}
+	}
+	for src, want := range map[string][]string{"folder2": {"folder2/file"}, "folder3": {"folder3/a/b/file"}, "folder*": {"folder2/file", "folder3/a/b/file"}} {
+		sel, err := c.Select(ctx, []string{src})
+		if err != nil {
+			t.Errorf("Select(%s): %v", src, err)
+			continue
+		}
+		if got := sel.names(); !reflect.DeepEqual(got, want) {
+			t.Errorf("Select(%s) = %q, want %q", src, got, want)
+		}
+	}
+	hidden, err := c.hiddenUnder(ctx, ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"folder1", "folder2/drop", "top"}; !reflect.DeepEqual(hidden, want) {
+		t.Errorf("hiddenUnder = %q, want %q", hidden, want)
+	}
+}
+
 func TestSelectDigestTracksContentNotTime(t *testing.T) {
 	dir := t.TempDir()
 	writeTree(t, dir, map[string]string{"f": "one", "d/g": "two"})

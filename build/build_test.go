@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -176,6 +177,33 @@ CMD ["main"]
 	}
 	if n := len(img.Config.History); n != 1+7 {
 		t.Errorf("history has %d entries, want 8: %+v", n, img.Config.History)
+	}
+}
+
+// TestBuildHistoryExpandsVariables: created_by is BuildKit's text, variables expanded.
+func TestBuildHistoryExpandsVariables(t *testing.T) {
+	f := newFixture(t)
+	f.write(map[string]string{"a": "1"})
+	img, _, err := f.build(`FROM base
+ARG VERSION=1.0
+LABEL version=${VERSION}
+ENV DIR=/opt/v$VERSION
+WORKDIR $DIR/
+COPY --chmod=0600 a $DIR/a
+USER app
+CMD run $VERSION
+`, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, h := range img.Config.History[1:] {
+		got = append(got, h.CreatedBy)
+	}
+	want := []string{"ARG VERSION=1.0", "LABEL version=1.0", "ENV DIR=/opt/v1.0", "WORKDIR /opt/v1.0/",
+		"COPY --chmod=0600 a /opt/v1.0/a # buildkit", "USER app", `CMD ["/bin/sh" "-c" "run $VERSION"]`}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("created_by:\n got %q\nwant %q", got, want)
 	}
 }
 

@@ -21,7 +21,6 @@ func (sb *stageBuilder) dispatch(ctx context.Context, in Instruction) error {
 	switch c := in.Command.(type) {
 	case *instructions.ArgCommand:
 		sb.arg(c)
-		return nil // BuildKit writes no history for ARG
 	case *instructions.EnvCommand:
 		for _, kv := range c.Env {
 			cfg.Env = kvList(cfg.Env).set(kv.Key, kv.Value)
@@ -85,7 +84,120 @@ func (sb *stageBuilder) dispatch(ctx context.Context, in Instruction) error {
 
 // step records a history entry for the current instruction.
 func (sb *stageBuilder) step(v *Vertex) {
-	sb.ps.Steps = append(sb.ps.Steps, Step{CreatedBy: sb.instr.Source, Vertex: v})
+	sb.ps.Steps = append(sb.ps.Steps, Step{CreatedBy: sb.createdBy(), Vertex: v})
+}
+
+// createdBy is the current instruction's history text in BuildKit's words: after variable
+// expansion and with the values the config took ("LABEL version=1.0", not "${VERSION}");
+// steps that run or copy end in " # buildkit" as BuildKit's do.
+func (sb *stageBuilder) createdBy() string {
+	cfg := &sb.ps.Config.Config
+	switch c := sb.instr.Command.(type) {
+	case *instructions.ArgCommand:
+		parts := make([]string, 0, len(c.Args))
+		for _, a := range c.Args {
+			if v, ok := sb.ps.Args.Get(a.Key); ok {
+				parts = append(parts, a.Key+"="+v)
+			} else {
+				parts = append(parts, a.Key)
+			}
+		}
+		return "ARG " + strings.Join(parts, " ")
+	case *instructions.EnvCommand:
+		return "ENV" + kvPairs(c.Env)
+	case *instructions.LabelCommand:
+		return "LABEL" + kvPairs(c.Labels)
+	case *instructions.MaintainerCommand:
+		return "MAINTAINER " + c.Maintainer
+	case *instructions.WorkdirCommand:
+		return "WORKDIR " + cfg.WorkingDir
+	case *instructions.UserCommand:
+		return "USER " + c.User
+	case *instructions.CmdCommand:
+		return fmt.Sprintf("CMD %q", cfg.Cmd)
+	case *instructions.EntrypointCommand:
+		return fmt.Sprintf("ENTRYPOINT %q", cfg.Entrypoint)
+	case *instructions.ExposeCommand:
+		return fmt.Sprintf("EXPOSE %v", exposedList(c.Ports))
+	case *instructions.VolumeCommand:
+		return fmt.Sprintf("VOLUME %v", c.Volumes)
+	case *instructions.StopSignalCommand:
+		return "STOPSIGNAL " + c.Signal
+	case *instructions.ShellCommand:
+		return fmt.Sprintf("SHELL %v", c.Shell)
+	case *instructions.HealthCheckCommand:
+		h := c.Health
+		return fmt.Sprintf("HEALTHCHECK {Test:%v Interval:%v Timeout:%v StartPeriod:%v StartInterval:%v Retries:%d}",
+			h.Test, h.Interval, h.Timeout, h.StartPeriod, h.StartInterval, h.Retries)
+	case *instructions.RunCommand:
+		return "RUN " + sb.runHistory(c) + " # buildkit"
+	case *instructions.CopyCommand:
+		return copyHistory("COPY", c.Parents, c.Chown, c.Chmod, c.SourcesAndDest)
+	case *instructions.AddCommand:
+		return copyHistory("ADD", false, c.Chown, c.Chmod, c.SourcesAndDest)
+	}
+	return sb.instr.Source
+}
+
+func kvPairs(kvs instructions.KeyValuePairs) string {
+	var b strings.Builder
+	for _, kv := range kvs {
+		b.WriteString(" " + kv.String())
+	}
+	return b.String()
+}
+
+// runHistory is BuildKit's RUN text: the build args in scope as "|N K=V…", then the argv.
+func (sb *stageBuilder) runHistory(c *instructions.RunCommand) string {
+	var parts []string
+	env := kvList(sb.ps.Config.Config.Env)
+	for _, a := range sb.ps.Args {
+		k, v, _ := strings.Cut(a, "=")
+		if ev, ok := env.Get(k); ok {
+			v = ev
+		}
+		parts = append(parts, k+"="+v)
+	}
+	if len(parts) > 0 {
+		parts = append([]string{fmt.Sprintf("|%d", len(parts))}, parts...)
+	}
+	return strings.Join(append(parts, sb.runArgs(c)...), " ")
+}
+
+func copyHistory(name string, parents bool, chown, chmod string, sd instructions.SourcesAndDest) string {
+	var b strings.Builder
+	b.WriteString(name)
+	if parents {
+		b.WriteString(" --parents")
+	}
+	if chown != "" {
+		b.WriteString(" --chown=" + chown)
+	}
+	if chmod != "" {
+		b.WriteString(" --chmod=" + chmod)
+	}
+	for _, src := range sd.SourcePaths {
+		b.WriteString(" " + src)
+	}
+	for _, src := range sd.SourceContents {
+		b.WriteString(" <<" + src.Path)
+	}
+	return b.String() + " " + sd.DestPath + " # buildkit"
+}
+
+// exposedList is EXPOSE's ports as "port/proto", ranges spread, in the order written; expose
+// has validated them.
+func exposedList(ports []string) []string {
+	var out []string
+	for _, p := range ports {
+		cfg := &v1.Config{}
+		if expose(cfg, []string{p}) == nil {
+			keys := sortedKeys(cfg.ExposedPorts)
+			sort.SliceStable(keys, func(i, j int) bool { return len(keys[i]) < len(keys[j]) }) // numeric order in a range
+			out = append(out, keys...)
+		}
+	}
+	return out
 }
 
 // arg declares build args in the stage: --build-arg, then the default, then the global value.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path"
 	"strings"
 
@@ -74,10 +75,13 @@ func eachEntry(ctx context.Context, r io.Reader, fn func(*tar.Header, io.Reader)
 	}
 }
 
-// extractArchive writes an archive's entries under dest. Names are confined to dest; hard
+// extractArchive writes an archive's entries under dest, as docker does: extracted as if
+// dest were the root, so a link in the archive to ".." or to an absolute path stays a link
+// and later entries through it land inside dest, never outside it. layer.Apply does that
+// resolution into a staging directory under tmp, layer.Diff reads the result back. Hard
 // links are rewritten to the same place; an entry that check refuses fails the ADD.
 // Ownership is kept unless --chown was given.
-func extractArchive(ctx context.Context, e *fileEntry, dest string, chown bool, uid, gid int, check *layer.Checker, w *layer.Writer) error {
+func extractArchive(ctx context.Context, e *fileEntry, dest, tmp string, chown bool, uid, gid int, check *layer.Checker, w *layer.Writer) error {
 	f, err := e.open()
 	if err != nil {
 		return err
@@ -88,7 +92,26 @@ func extractArchive(ctx context.Context, e *fileEntry, dest string, chown bool, 
 		return err
 	}
 	defer r.Close()
-	err = eachEntry(ctx, r, func(hdr *tar.Header, content io.Reader) error {
+	stage, err := os.MkdirTemp(tmp, "unpack-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(stage)
+	if err := applyClamped(ctx, r, stage); err != nil {
+		return fmt.Errorf("read archive: %w", err)
+	}
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		lw := layer.NewWriter(pw, layer.WriteOptions{})
+		err := layer.Diff(ctx, stage, lw)
+		if err == nil {
+			err = lw.Close()
+		}
+		pw.CloseWithError(err)
+	}()
+	err = eachEntry(ctx, pr, func(hdr *tar.Header, content io.Reader) error {
 		if !rebaseEntry(hdr, dest) {
 			return nil
 		}
@@ -108,10 +131,41 @@ func extractArchive(ctx context.Context, e *fileEntry, dest string, chown bool, 
 		}
 		return nil
 	})
+	pr.CloseWithError(errors.New("archive read stopped")) // ends the writer if we stopped early
+	<-done
 	if err != nil {
 		return fmt.Errorf("read archive: %w", err)
 	}
 	return nil
+}
+
+// applyClamped extracts the archive r into dir with layer.Apply, its names made relative to
+// dir first ("../x" is "x"), as an extraction chrooted into the destination sees them.
+func applyClamped(ctx context.Context, r io.Reader, dir string) error {
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tw := tar.NewWriter(pw)
+		err := eachEntry(ctx, r, func(hdr *tar.Header, content io.Reader) error {
+			if !rebaseEntry(hdr, "/") {
+				return nil
+			}
+			if err := tw.WriteHeader(hdr); err != nil {
+				return err
+			}
+			_, err := io.Copy(tw, content)
+			return err
+		})
+		if err == nil {
+			err = tw.Close()
+		}
+		pw.CloseWithError(err)
+	}()
+	_, err := layer.Apply(ctx, pr, dir, layer.ApplyOptions{Whiteouts: layer.DeleteWhiteouts})
+	pr.CloseWithError(errors.New("archive extraction stopped")) // ends the reader if Apply stopped early
+	<-done
+	return err
 }
 
 // rebaseEntry moves an archive entry under dest; it reports false for entries to skip.

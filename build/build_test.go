@@ -389,6 +389,41 @@ func tarOf(t *testing.T, hdrs ...*tar.Header) string {
 	return buf.String()
 }
 
+// TestAddArchiveResolvesInsideDest: a local archive is extracted as if the destination were
+// the root, as docker does: links to ".." or "/" stay links and entries through them land
+// inside the destination.
+func TestAddArchiveResolvesInsideDest(t *testing.T) {
+	f := newFixture(t)
+	f.write(map[string]string{"t.tar": tarOf(t,
+		&tar.Header{Name: "symldir1", Typeflag: tar.TypeSymlink, Linkname: ".."},
+		&tar.Header{Name: "symldir1/etc/", Typeflag: tar.TypeDir, Mode: 0o755},
+		&tar.Header{Name: "symldir1/etc/myfile", Typeflag: tar.TypeReg},
+		&tar.Header{Name: "abs", Typeflag: tar.TypeSymlink, Linkname: "/"},
+		&tar.Header{Name: "abs/x", Typeflag: tar.TypeReg},
+	)})
+	img, _, err := f.build("FROM base\nADD t.tar /testsubdir\n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := f.files(img)
+	for p, want := range map[string]string{
+		"/testsubdir/symldir1":   "2 0777 0:0  ..",
+		"/testsubdir/abs":        "2 0777 0:0  /",
+		"/testsubdir/etc/myfile": "0 0644 0:0 symldir1/etc/myfile",
+		"/testsubdir/x":          "0 0644 0:0 abs/x",
+		"/testsubdir/etc":        "5 0755 0:0",
+	} {
+		if got[p] != want {
+			t.Errorf("%s = %q, want %q", p, got[p], want)
+		}
+	}
+	for _, p := range []string{"/etc/myfile", "/x", "/testsubdir/symldir1/etc/myfile"} {
+		if _, ok := got[p]; ok {
+			t.Errorf("%s extracted outside the destination: %v", p, got)
+		}
+	}
+}
+
 // TestAddRefusesArchivesThatCannotUnpack pins #10.8b: ADD of a local archive that the
 // unpacker would refuse fails the build at its line, instead of storing an image that never
 // unpacks; a valid archive with a hard link still builds and unpacks.

@@ -168,6 +168,9 @@ func (op *execOp) exec(ctx context.Context, e *env, in inputs) (*vresult, error)
 	if err := e.opts.Runner.Run(ctx, req); err != nil {
 		return nil, fmt.Errorf("%s: %w%s", strings.Join(op.args, " "), err, out.tail())
 	}
+	if err := e.keepCacheTargets(ctx, op, in.parent.layers, upper); err != nil {
+		return nil, err
+	}
 	p, err := e.pack(ctx, func(w *layer.Writer) error { return layer.Diff(ctx, upper, w) })
 	if err != nil {
 		return nil, err

@@ -254,28 +254,42 @@ func (sb *stageBuilder) vertex(o op, deps ...*Vertex) *Vertex {
 		Line: sb.instr.Line, Parent: sb.ps.Tip, Deps: deps, op: o}
 }
 
-// name is the display name of the current instruction's vertex: "[stage 2/5] COPY a b".
+// name is the display name of the current instruction's vertex: "[stage-2 2/5] COPY a b".
 func (sb *stageBuilder) name() string {
+	text := strings.Join(strings.Fields(sb.instr.Source), " ")
+	if len(text) > 120 {
+		text = text[:117] + "..."
+	}
+	if sb.onbuild {
+		text = "ONBUILD " + text
+	}
+	return sb.stepPrefix() + text
+}
+
+// stepPrefix numbers the next shown step of the stage, as BuildKit does: "[2/5] ", "[ 2/12] ",
+// "[build 3/4] "; the count is the stage's FROM image and its ADD, COPY, RUN and WORKDIR steps.
+func (sb *stageBuilder) stepPrefix() string {
 	label := ""
 	if sb.st.Name != "" {
 		label = sb.st.Name + " "
 	} else if len(sb.p.f.Stages) > 1 {
 		label = "stage-" + strconv.Itoa(sb.st.Index) + " "
 	}
+	sb.index++
+	total := max(sb.total, sb.index)
+	return fmt.Sprintf("[%s%*d/%d] ", label, len(strconv.Itoa(total)), sb.index, total)
+}
+
+// countSteps counts the instructions that show as numbered steps.
+func countSteps(ins []Instruction) int {
 	n := 0
-	for i, in := range sb.st.Instructions {
-		if in.Line == sb.instr.Line {
-			n = i + 2 // FROM is step 1
+	for _, in := range ins {
+		switch in.Command.(type) {
+		case *instructions.AddCommand, *instructions.CopyCommand, *instructions.RunCommand, *instructions.WorkdirCommand:
+			n++
 		}
 	}
-	text := strings.Join(strings.Fields(sb.instr.Source), " ")
-	if len(text) > 120 {
-		text = text[:117] + "..."
-	}
-	if n == 0 {
-		return fmt.Sprintf("[%sONBUILD] %s", label, text)
-	}
-	return fmt.Sprintf("[%s%d/%d] %s", label, n, len(sb.st.Instructions)+1, text)
+	return n
 }
 
 // expose adds ports ("80", "80/udp", "8000-8002/tcp") to ExposedPorts in docker's "port/proto" form.

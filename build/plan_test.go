@@ -195,3 +195,42 @@ func TestPlanGolden(t *testing.T) {
 		})
 	}
 }
+
+// TestStepNumbersCountShownSteps: [i/N] counts what is shown, as BuildKit: the FROM image and
+// each ADD, COPY, RUN and WORKDIR, ONBUILD triggers included; ENV and the like take no number.
+func TestStepNumbersCountShownSteps(t *testing.T) {
+	ar := txtar.Parse([]byte(`-- Buildfile --
+FROM base
+ENV A=1
+WORKDIR /w
+LABEL x=y
+COPY f .
+USER app
+RUN a
+RUN b
+RUN c
+RUN d
+RUN e
+RUN f
+RUN g
+CMD ["x"]
+-- f --
+f
+`))
+	dump, err := planArchive(t, ar)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, l := range strings.Split(dump, "\n") {
+		if strings.HasPrefix(l, "v") {
+			_, name, _ := strings.Cut(l, "[")
+			got = append(got, "["+name)
+		}
+	}
+	want := []string{"[ 1/10] FROM base", "[ 2/10] WORKDIR /w", "[ 3/10] COPY f .", "[ 4/10] RUN a", "[ 5/10] RUN b",
+		"[ 6/10] RUN c", "[ 7/10] RUN d", "[ 8/10] RUN e", "[ 9/10] RUN f", "[10/10] RUN g"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("step names:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -135,7 +135,7 @@ func TestRunStepsAndCache(t *testing.T) {
 		t.Fatalf("no-op rebuild ran steps again (%d runs): %v", r.count(), err)
 	}
 	for name, k := range ev.kinds() {
-		if strings.HasPrefix(name, "[") && k != EventCached {
+		if strings.HasPrefix(name, "[") && !strings.Contains(name, "] FROM ") && k != EventCached {
 			t.Errorf("no-op rebuild: %s not cached", name)
 		}
 	}

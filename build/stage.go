@@ -24,6 +24,12 @@ type stageBuilder struct {
 	lex    *shell.Lex
 	cmdSet bool // CMD was set in this stage, so a later ENTRYPOINT keeps it
 	instr  Instruction
+
+	// Step numbers as BuildKit counts them: FROM an image, then each ADD, COPY, RUN and
+	// WORKDIR (ONBUILD triggers included); other instructions show no step.
+	index, total int
+	fromV        *Vertex // the FROM image's vertex, when this stage made it
+	onbuild      bool    // the current instruction is a base image's trigger
 }
 
 func (sb *stageBuilder) plan(ctx context.Context) (*PlannedStage, error) {
@@ -32,11 +38,16 @@ func (sb *stageBuilder) plan(ctx context.Context) (*PlannedStage, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, in := range append(triggers, sb.st.Instructions...) {
+	sb.total = countSteps(triggers) + countSteps(sb.st.Instructions)
+	if v := sb.fromV; v != nil {
+		sb.total++
+		v.Name = sb.stepPrefix() + v.Name
+	}
+	for i, in := range append(triggers, sb.st.Instructions...) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		sb.instr = in
+		sb.instr, sb.onbuild = in, i < len(triggers)
 		if err := sb.dispatch(ctx, in); err != nil {
 			return nil, errAt(sb.p.f.Name, in.Line, strings.ToUpper(in.Command.Name()), err)
 		}
@@ -165,8 +176,12 @@ func (sb *stageBuilder) source(ctx context.Context, ref string) (v1.Image, *Vert
 	if err != nil {
 		return nil, nil, fmt.Errorf("image %s: %w", ref, err)
 	}
-	v := sb.p.add(ctx, &Vertex{Name: "FROM " + ref, Instr: "FROM", Stage: sb.st.Index, Line: sb.st.Line,
-		op: &sourceOp{ref: ref, digest: dig.String(), image: img}})
+	nv := &Vertex{Name: "FROM " + ref, Instr: "FROM", Stage: sb.st.Index, Line: sb.st.Line,
+		op: &sourceOp{ref: ref, digest: dig.String(), image: img}}
+	v := sb.p.add(ctx, nv)
+	if v == nv {
+		sb.fromV = v // numbered once the stage's step count is known
+	}
 	return img, v, nil
 }
 

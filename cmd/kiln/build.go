@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
@@ -101,7 +102,8 @@ func runBuild(cmd *cobra.Command, g *globalOptions, o *buildOptions, contextDir 
 		return err
 	}
 	defer s.Close()
-	if err := g.wireBuild(cmd, &po, s, policy); err != nil {
+	notes := noteWriter(mode, cmd.ErrOrStderr())
+	if err := g.wireBuild(cmd, &po, s, policy, notes); err != nil {
 		return err
 	}
 	po.Report = newReporter(mode, cmd.ErrOrStderr())
@@ -113,7 +115,7 @@ func runBuild(cmd *cobra.Command, g *globalOptions, o *buildOptions, contextDir 
 	if err != nil {
 		return err
 	}
-	return o.report(cmd, img, po.Tags, mode == progressQuiet, start)
+	return o.report(cmd, notes, img, po.Tags, mode == progressQuiet, start)
 }
 
 // pipelineOptions turns flags into the pipeline's options, failing on malformed input
@@ -144,9 +146,10 @@ func (o *buildOptions) pipelineOptions(contextDir string) (build.PipelineOptions
 	return po, out, policy, nil
 }
 
-// wireBuild plugs the store, the registry, the runtime and the terminal into a pipeline.
-func (g *globalOptions) wireBuild(cmd *cobra.Command, po *build.PipelineOptions, s *cache.Store, policy registry.PullPolicy) error {
-	res, err := g.resolver(s, policy, cmd.ErrOrStderr())
+// wireBuild plugs the store, the registry, the runtime and the terminal into a pipeline;
+// notes takes their messages.
+func (g *globalOptions) wireBuild(cmd *cobra.Command, po *build.PipelineOptions, s *cache.Store, policy registry.PullPolicy, notes io.Writer) error {
+	res, err := g.resolver(s, policy, notes)
 	if err != nil {
 		return err
 	}
@@ -155,19 +158,19 @@ func (g *globalOptions) wireBuild(cmd *cobra.Command, po *build.PipelineOptions,
 		return err
 	}
 	po.Store, po.Stdin, po.Resolver, po.Runner = s, cmd.InOrStdin(), res, build.RuntimeRunner{Runtime: rt}
-	po.LogDir, po.Notes = filepath.Join(s.Root(), "logs"), cmd.ErrOrStderr()
-	po.Registry = buildRegistry{g: g, s: s, progress: cmd.ErrOrStderr()}
+	po.LogDir, po.Notes = filepath.Join(s.Root(), "logs"), notes
+	po.Registry = buildRegistry{g: g, s: s, progress: notes}
 	po.Cleanup = func(ctx context.Context) {
 		// Containers of killed kiln runs would hold mounts and cgroups forever: collect them first.
 		if err := rt.Cleanup(ctx); err != nil && g.debug {
-			fmt.Fprintf(cmd.ErrOrStderr(), "cleanup of earlier runs: %v\n", err)
+			fmt.Fprintf(notes, "cleanup of earlier runs: %v\n", err)
 		}
 	}
 	return nil
 }
 
 // report writes --metadata-file and --iidfile and says what was built.
-func (o *buildOptions) report(cmd *cobra.Command, img *build.Image, tags []cache.Name, quiet bool, start time.Time) error {
+func (o *buildOptions) report(cmd *cobra.Command, notes io.Writer, img *build.Image, tags []cache.Name, quiet bool, start time.Time) error {
 	if o.metadata != "" {
 		if err := writeMetadata(o.metadata, img, tags); err != nil {
 			return fmt.Errorf("write --metadata-file: %w", err)
@@ -182,9 +185,9 @@ func (o *buildOptions) report(cmd *cobra.Command, img *build.Image, tags []cache
 		fmt.Fprintln(cmd.OutOrStdout(), img.ID)
 		return nil
 	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "writing image %s (manifest %s) in %.2fs\n", img.ID, img.Manifest.Digest, time.Since(start).Seconds())
+	fmt.Fprintf(notes, "writing image %s (manifest %s) in %.2fs\n", img.ID, img.Manifest.Digest, time.Since(start).Seconds())
 	for _, t := range tags {
-		fmt.Fprintf(cmd.ErrOrStderr(), "naming to %s\n", t.Short())
+		fmt.Fprintf(notes, "naming to %s\n", t.Short())
 	}
 	return nil
 }

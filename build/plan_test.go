@@ -234,3 +234,16 @@ f
 		t.Errorf("step names:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+func TestCheckPlatform(t *testing.T) {
+	for _, p := range []string{"", "local", HostPlatform, strings.ToUpper(HostPlatform)} {
+		if err := CheckPlatform(p); err != nil {
+			t.Errorf("CheckPlatform(%q): %v", p, err)
+		}
+	}
+	for _, p := range []string{"linux/s390x", "windows/amd64", "linux", "linux/amd64/v9x", "darwin/arm64"} {
+		if err := CheckPlatform(p); err == nil || !strings.Contains(err.Error(), "host platform") {
+			t.Errorf("CheckPlatform(%q) = %v, want the host-only error", p, err)
+		}
+	}
+}

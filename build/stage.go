@@ -156,11 +156,30 @@ func (sb *stageBuilder) checkPlatform() error {
 	if err != nil {
 		return err
 	}
-	host := "linux/" + goruntime.GOARCH
-	if plat != host && plat != "" {
-		return fmt.Errorf("--platform=%s: kiln builds for the host platform (%s) only; multi-platform builds are not supported yet", plat, host)
+	return CheckPlatform(plat)
+}
+
+// HostPlatform is the one platform kiln builds and runs: linux and the host's architecture.
+var HostPlatform = "linux/" + goruntime.GOARCH
+
+// CheckPlatform accepts a --platform value only when it names the host platform ("" and
+// "local" do too), with the error that says so otherwise.
+func CheckPlatform(plat string) error {
+	if plat == "" || plat == "local" {
+		return nil
 	}
-	return nil
+	parts := strings.Split(strings.ToLower(plat), "/")
+	if len(parts) >= 2 {
+		arch := map[string]string{"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64"}[parts[1]]
+		if arch == "" {
+			arch = parts[1]
+		}
+		variantOK := len(parts) == 2 || len(parts) == 3 && arch == "arm64" && parts[2] == "v8"
+		if parts[0] == "linux" && arch == goruntime.GOARCH && variantOK {
+			return nil
+		}
+	}
+	return fmt.Errorf("--platform=%s: kiln builds for the host platform (%s) only; multi-platform builds are not supported yet", plat, HostPlatform)
 }
 
 // source resolves an image and adds its source vertex.

@@ -81,6 +81,7 @@ func newBuildCmd(g *globalOptions) *cobra.Command {
 	f.StringVar(&o.cacheTo, "cache-to", "", "export this build's cache to a registry: type=registry,ref=REG/NAME:TAG (or just the ref)")
 	f.BoolVar(&o.push, "push", false, "push every -t name to its registry after the build")
 	f.BoolVar(&o.explain, "explain", false, "say why each step that runs missed the cache (which file, variable or parent changed)")
+	platformFlag(c)
 	f.StringVar(&o.metadata, "metadata-file", "", "write the image digest, config digest and names to this JSON file")
 	return c
 }

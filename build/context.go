@@ -40,11 +40,11 @@ func OpenContext(dir string, ignore []string, state StateStore) (*Context, error
 	if err != nil {
 		return nil, fmt.Errorf("build context %s: %w", dir, err)
 	}
+	if err := checkContextDir(dir); err != nil {
+		return nil, err
+	}
 	if abs, err = filepath.EvalSymlinks(abs); err != nil {
 		return nil, fmt.Errorf("build context %s: %w", dir, err)
-	}
-	if fi, err := os.Stat(abs); err != nil || !fi.IsDir() {
-		return nil, fmt.Errorf("build context %s: not a directory", dir)
 	}
 	root, err := os.OpenRoot(abs)
 	if err != nil {

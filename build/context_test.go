@@ -315,3 +315,19 @@ func TestIgnoredFilesUnreachableThroughLinks(t *testing.T) {
 		t.Errorf("sub lists %+v, want the link deep", got)
 	}
 }
+
+// TestContextDirMessages: a context directory that does not exist, or is a file, says so,
+// rather than "no Buildfile in DIR".
+func TestContextDirMessages(t *testing.T) {
+	dir := t.TempDir()
+	missing, file := filepath.Join(dir, "nope"), filepath.Join(dir, "f")
+	writeTree(t, dir, map[string]string{"f": "x"})
+	for _, tc := range []struct{ dir, want string }{{missing, "does not exist"}, {file, "is not a directory"}} {
+		if _, err := FindBuildfile(tc.dir, ""); err == nil || !strings.Contains(err.Error(), "build context "+tc.dir+" "+tc.want) {
+			t.Errorf("FindBuildfile(%s): %v, want %q", tc.dir, err, tc.want)
+		}
+		if _, err := OpenContext(tc.dir, nil, nil); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("OpenContext(%s): %v, want %q", tc.dir, err, tc.want)
+		}
+	}
+}

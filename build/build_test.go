@@ -156,18 +156,14 @@ CMD ["main"]
 		t.Fatal(err)
 	}
 	got := f.files(img)
-	for path, want := range map[string]string{
+	wantFiles(t, got, map[string]string{
 		"/srv":                "5 0755 0:0",
 		"/srv/app":            "5 0755 0:0",
 		"/srv/app/main.sh":    "0 0644 0:0 echo hi",
 		"/srv/app/lib/x":      "0 0644 0:0 x",
 		"/usr/local/bin/main": "0 0700 1000:1500 echo hi",
 		"/etc/motd":           "0 0644 0:0 welcome to /home/app",
-	} {
-		if got[path] != want {
-			t.Errorf("%s = %q, want %q", path, got[path], want)
-		}
-	}
+	})
 	if _, ok := got["/srv/app/README.md"]; ok {
 		t.Error(".dockerignore'd file was copied")
 	}
@@ -364,6 +360,16 @@ func TestCopyChownRange(t *testing.T) {
 	}
 }
 
+// wantFiles checks that the image files got (from fixture.files) include want, path by path.
+func wantFiles(t *testing.T, got, want map[string]string) {
+	t.Helper()
+	for _, p := range sortedKeys(want) {
+		if got[p] != want[p] {
+			t.Errorf("%s = %q, want %q", p, got[p], want[p])
+		}
+	}
+}
+
 // tarOf makes a tar of headers; regular files get their name as content.
 func tarOf(t *testing.T, hdrs ...*tar.Header) string {
 	t.Helper()
@@ -406,17 +412,13 @@ func TestAddArchiveResolvesInsideDest(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := f.files(img)
-	for p, want := range map[string]string{
+	wantFiles(t, got, map[string]string{
 		"/testsubdir/symldir1":   "2 0777 0:0  ..",
 		"/testsubdir/abs":        "2 0777 0:0  /",
 		"/testsubdir/etc/myfile": "0 0644 0:0 symldir1/etc/myfile",
 		"/testsubdir/x":          "0 0644 0:0 abs/x",
 		"/testsubdir/etc":        "5 0755 0:0",
-	} {
-		if got[p] != want {
-			t.Errorf("%s = %q, want %q", p, got[p], want)
-		}
-	}
+	})
 	for _, p := range []string{"/etc/myfile", "/x", "/testsubdir/symldir1/etc/myfile"} {
 		if _, ok := got[p]; ok {
 			t.Errorf("%s extracted outside the destination: %v", p, got)

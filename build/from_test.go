@@ -43,7 +43,7 @@ COPY --from=base /etc/passwd /passwd
 				t.Fatal(err)
 			}
 			got := f.files(img)
-			for path, want := range map[string]string{
+			wantFiles(t, got, map[string]string{
 				"/a.txt":         "0 0644 0:0 A",
 				"/d/b.txt":       "0 0644 0:0 B",
 				"/d/sub/c.txt":   "0 0644 0:0 C",
@@ -51,11 +51,7 @@ COPY --from=base /etc/passwd /passwd
 				"/txt/extra.txt": "0 0644 0:0 extra",
 				"/kept-owner":    "0 0644 7:8 A",
 				"/chowned":       "0 0644 1:2 A",
-			} {
-				if got[path] != want {
-					t.Errorf("%s = %q, want %q", path, got[path], want)
-				}
-			}
+			})
 			if !strings.Contains(got["/passwd"], "app:x:1000") {
 				t.Errorf("COPY --from=base /etc/passwd = %q", got["/passwd"])
 			}
@@ -98,7 +94,7 @@ COPY --parents src/a/x.go src/b /p/
 		t.Fatal(err)
 	}
 	got := f.files(img)
-	for p, want := range map[string]string{
+	wantFiles(t, got, map[string]string{
 		"/bin/run":      "0 0704 0:0 r", // 0644 → u+x → 0744 → g-r → 0704
 		"/bin/tool":     "0 0700 0:0 t", // 0640 → 0740 → 0700
 		"/src/a/x.go":   "0 0644 0:0 x",
@@ -106,11 +102,7 @@ COPY --parents src/a/x.go src/b /p/
 		"/p/src/a/x.go": "0 0644 0:0 x",
 		"/p/src/b/y.go": "0 0644 0:0 y",
 		"/p/src/a":      "5 0755 0:0",
-	} {
-		if got[p] != want {
-			t.Errorf("%s = %q, want %q", p, got[p], want)
-		}
-	}
+	})
 	for _, p := range []string{"/src/a/x_test.go", "/src/z.md", "/z.md"} {
 		if _, ok := got[p]; ok {
 			t.Errorf("%s was not excluded", p)

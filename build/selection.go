@@ -257,19 +257,9 @@ func (s *selector) matchIn(dir, el string) ([]string, error) {
 	if !hasMeta(el) {
 		return []string{path.Join(dir, el)}, nil
 	}
-	real, fi, err := s.resolve(dir, true)
-	if errors.Is(err, errNotFound) {
-		return nil, nil
-	}
+	_, des, err := s.listDir(dir)
 	if err != nil {
 		return nil, err
-	}
-	if !fi.IsDir() {
-		return nil, nil
-	}
-	des, err := s.fsys.ReadDir(real)
-	if err != nil {
-		return nil, nil // gone since: nothing matches below it
 	}
 	var out []string
 	for _, de := range des {
@@ -284,24 +274,31 @@ func (s *selector) matchIn(dir, el string) ([]string, error) {
 	return out, nil
 }
 
+// listDir lists dir when it is a directory that exists for the build, with its
+// symlink-free path; "" and no entries when it is not one (or is gone since).
+func (s *selector) listDir(dir string) (string, []fs.DirEntry, error) {
+	real, fi, err := s.resolve(dir, true)
+	if errors.Is(err, errNotFound) {
+		return "", nil, nil
+	}
+	if err != nil || !fi.IsDir() {
+		return "", nil, err
+	}
+	des, err := s.fsys.ReadDir(real)
+	if err != nil {
+		return "", nil, nil // gone since: nothing below it
+	}
+	return real, des, nil
+}
+
 // dirsUnder lists dir and every directory below it that exists for the build, for "**";
 // links are not followed, as a walk does not follow them.
 func (s *selector) dirsUnder(ctx context.Context, dir string) ([]string, error) {
-	real, fi, err := s.resolve(dir, true)
-	if errors.Is(err, errNotFound) {
-		return nil, nil
-	}
-	if err != nil {
+	real, des, err := s.listDir(dir)
+	if err != nil || real == "" {
 		return nil, err
 	}
-	if !fi.IsDir() {
-		return nil, nil
-	}
 	out := []string{dir}
-	des, err := s.fsys.ReadDir(real)
-	if err != nil {
-		return out, nil // gone since: nothing below it
-	}
 	for _, de := range des {
 		if err := ctx.Err(); err != nil {
 			return nil, err

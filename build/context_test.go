@@ -139,7 +139,8 @@ func TestSelectDoubleStarHiddenAndEmptyWildcards(t *testing.T) {
 
 // TestSelectAllowlistHidesDirsWithoutReincluded: with "**" then "!folder2/file", an ignored
 // directory exists for the build only as the parent of something re-included, as in BuildKit:
-// folder1 (holding nothing re-included) is not found, folder2 brings only its file.
+// folder1 (holding nothing re-included) is not found, folder2 brings only its file, folder3
+// its file and the directories on the way.
 func TestSelectAllowlistHidesDirsWithoutReincluded(t *testing.T) {
 	dir := t.TempDir()
 	writeTree(t, dir, map[string]string{"folder1/other": "o", "folder1/deep/x": "x", "folder2/file": "f", "folder2/drop": "d",
@@ -154,7 +155,7 @@ func TestSelectAllowlistHidesDirsWithoutReincluded(t *testing.T) {
 			t.Errorf("Select(%s) error = %v, want not found", src, err)
 		}
 	}
-	for src, want := range map[string][]string{"folder2": {"folder2/file"}, "folder3": {"folder3/a/b/file"}, "folder*": {"folder2/file", "folder3/a/b/file"}} {
+	for src, want := range map[string][]string{"folder2": {"folder2/file"}, "folder3": {"folder3/a", "folder3/a/b", "folder3/a/b/file"}, "folder*": {"folder2/file", "folder3/a", "folder3/a/b", "folder3/a/b/file"}} {
 		sel, err := c.Select(ctx, []string{src})
 		if err != nil {
 			t.Errorf("Select(%s): %v", src, err)

@@ -396,25 +396,23 @@ func (s *selector) walk(ctx context.Context, dir, rel string, out *[]fileEntry) 
 	}
 	for _, de := range des {
 		child, childRel := path.Join(dir, de.Name()), path.Join(rel, de.Name())
-		// A hidden dir is still walked when "!" patterns may re-include something inside it.
-		hidden := s.hidden != nil && s.hidden(child, false)
-		if hidden && (!de.IsDir() || s.hidden(child, true)) {
+		// An ignored directory still exists, with its own metadata, as the parent of what
+		// "!" patterns re-include in it (BuildKit sends it so).
+		if s.hidden != nil && s.hidden(child, de.IsDir()) {
 			continue
 		}
 		fi, err := de.Info()
 		if err != nil {
 			return err
 		}
-		if !hidden {
-			e, err := s.entry(childRel, child, fi)
-			if errors.Is(err, errSkipEntry) {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			*out = append(*out, e)
+		e, err := s.entry(childRel, child, fi)
+		if errors.Is(err, errSkipEntry) {
+			continue
 		}
+		if err != nil {
+			return err
+		}
+		*out = append(*out, e)
 		if de.IsDir() {
 			if err := s.walk(ctx, child, childRel, out); err != nil {
 				return err

@@ -128,7 +128,15 @@ type RunMount struct {
 // ExitError reports a RUN command that exited with a non-zero code.
 type ExitError struct{ Code int }
 
-func (e *ExitError) Error() string { return fmt.Sprintf("exit code %d", e.Code) }
+func (e *ExitError) Error() string {
+	switch e.Code {
+	case 127: // the runtime's "not found", as docker maps it
+		return "exit code 127: the command was not found; check its path and the image's PATH"
+	case 126:
+		return "exit code 126: the command cannot be executed; check that it is an executable file for this platform"
+	}
+	return fmt.Sprintf("exit code %d", e.Code)
+}
 
 // exec runs a RUN step over snapshots of its parent layers and packs the upper dir.
 func (op *execOp) exec(ctx context.Context, e *env, in inputs) (*vresult, error) {

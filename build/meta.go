@@ -69,6 +69,7 @@ func (sb *stageBuilder) dispatch(ctx context.Context, in Instruction) error {
 			StartPeriod: h.StartPeriod, Retries: h.Retries}
 	case *instructions.OnbuildCommand:
 		cfg.OnBuild = append(cfg.OnBuild, c.Expression)
+		return nil // BuildKit writes no history for ONBUILD
 	case *instructions.CopyCommand:
 		return sb.copyCmd(ctx, c)
 	case *instructions.AddCommand:

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +25,17 @@ func TestPlainProgressKeepsLinesWhole(t *testing.T) {
 	want := "#2 [2/2] RUN x\n#2 0.000 hello\n#2 0.000 world\n#2 0.000 \n#2 0.000 tail\n#2 DONE 1.0s\n"
 	if out.String() != want {
 		t.Errorf("plain output:\n%q\nwant:\n%q", out.String(), want)
+	}
+}
+
+// TestTTYProgressKeepsLinesWhole: the live view's tail joins a line cut between chunks.
+func TestTTYProgressKeepsLinesWhole(t *testing.T) {
+	v := &ttyView{w: io.Discard, start: time.Now(), steps: map[int]*ttyStep{}}
+	for _, chunk := range []string{"hel", "lo\nwor", "ld\n", "a\nb\n", "c"} {
+		v.handle(build.Event{Kind: build.EventLog, Index: 2, Data: []byte(chunk), Time: time.Now()})
+	}
+	if got, want := strings.Join(v.steps[2].tail, "|"), "hello|world|a|b|c"; got != want {
+		t.Errorf("tail %q, want %q", got, want)
 	}
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -113,6 +114,10 @@ func runBuild(cmd *cobra.Command, g *globalOptions, o *buildOptions, contextDir 
 	}
 	start := time.Now()
 	img, err := build.Pipeline(cmd.Context(), po)
+	if err != nil && mode == progressJSON { // the error is a JSON line too; the exit code stays 1
+		_ = json.NewEncoder(cmd.ErrOrStderr()).Encode(eventJSON{Time: time.Now(), Kind: "error", Error: err.Error()})
+		return exitCodeError{code: 1}
+	}
 	if err != nil {
 		return err
 	}

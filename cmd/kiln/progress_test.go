@@ -81,4 +81,15 @@ func TestBuildProgressJSONOnly(t *testing.T) {
 	if !kinds["note"] || !kinds["done"] {
 		t.Errorf("kinds %v, want steps and notes:\n%s", kinds, r.stderr)
 	}
+	writeTree(t, ctxDir, map[string]string{"Buildfile": "FROM scratch\nCOPY missing /m\n"})
+	r = kiln(t, root, nil, "build", "--progress=json", ctxDir)
+	var last eventJSON
+	for _, l := range strings.Split(strings.TrimSpace(r.stderr), "\n") {
+		if err := json.Unmarshal([]byte(l), &last); err != nil {
+			t.Errorf("failed build: not a JSON line: %q", l)
+		}
+	}
+	if r.code != 1 || last.Kind != "error" || !strings.Contains(last.Error, `"missing" not found`) {
+		t.Errorf("failed build: exit %d, last line %+v", r.code, last)
+	}
 }

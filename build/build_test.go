@@ -187,8 +187,10 @@ ENV DIR=/opt/v$VERSION
 WORKDIR $DIR/
 COPY --chmod=0600 a $DIR/a
 USER app
+ARG EMPTY
+RUN echo $VERSION
 CMD run $VERSION
-`, nil)
+`, func(o *Options) { o.Runner = &fakeRunner{} })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +199,8 @@ CMD run $VERSION
 		got = append(got, h.CreatedBy)
 	}
 	want := []string{"ARG VERSION=1.0", "LABEL version=1.0", "ENV DIR=/opt/v1.0", "WORKDIR /opt/v1.0/",
-		"COPY --chmod=0600 a /opt/v1.0/a # buildkit", "USER app", `CMD ["/bin/sh" "-c" "run $VERSION"]`}
+		"COPY --chmod=0600 a /opt/v1.0/a # buildkit", "USER app", "ARG EMPTY",
+		"RUN |2 VERSION=1.0 EMPTY= /bin/sh -c echo $VERSION # buildkit", `CMD ["/bin/sh" "-c" "run $VERSION"]`}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("created_by:\n got %q\nwant %q", got, want)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -148,14 +149,15 @@ func kvPairs(kvs instructions.KeyValuePairs) string {
 	return b.String()
 }
 
-// runHistory is BuildKit's RUN text: the build args in scope as "|N K=V…", then the argv.
+// runHistory is BuildKit's RUN text: the stage's ARGs as "|N K=V…" (ENV wins, unset is
+// empty), then the argv.
 func (sb *stageBuilder) runHistory(c *instructions.RunCommand) string {
 	var parts []string
 	env := kvList(sb.ps.Config.Config.Env)
-	for _, a := range sb.ps.Args {
-		k, v, _ := strings.Cut(a, "=")
-		if ev, ok := env.Get(k); ok {
-			v = ev
+	for _, k := range sb.argNames {
+		v, ok := env.Get(k)
+		if !ok {
+			v, _ = sb.ps.Args.Get(k)
 		}
 		parts = append(parts, k+"="+v)
 	}
@@ -204,6 +206,9 @@ func exposedList(ports []string) []string {
 // arg declares build args in the stage: --build-arg, then the default, then the global value.
 func (sb *stageBuilder) arg(c *instructions.ArgCommand) {
 	for _, kv := range c.Args {
+		if !slices.Contains(sb.argNames, kv.Key) {
+			sb.argNames = append(sb.argNames, kv.Key)
+		}
 		val, ok := sb.p.opts.BuildArgs[kv.Key]
 		if ok {
 			sb.p.usedArgs[kv.Key] = true

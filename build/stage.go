@@ -28,8 +28,9 @@ type stageBuilder struct {
 	// Step numbers as BuildKit counts them: FROM an image, then each ADD, COPY, RUN and
 	// WORKDIR (ONBUILD triggers included); other instructions show no step.
 	index, total int
-	fromV        *Vertex // the FROM image's vertex, when this stage made it
-	onbuild      bool    // the current instruction is a base image's trigger
+	fromV        *Vertex  // the FROM image's vertex, when this stage made it
+	onbuild      bool     // the current instruction is a base image's trigger
+	argNames     []string // ARGs declared in the stage, in order, for RUN's history
 }
 
 func (sb *stageBuilder) plan(ctx context.Context) (*PlannedStage, error) {

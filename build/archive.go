@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path"
 	"strings"
 
@@ -77,11 +76,12 @@ func eachEntry(ctx context.Context, r io.Reader, fn func(*tar.Header, io.Reader)
 
 // extractArchive writes an archive's entries under dest, as docker does: extracted as if
 // dest were the root, so a link in the archive to ".." or to an absolute path stays a link
-// and later entries through it land inside dest, never outside it. layer.Apply does that
-// resolution into a staging directory under tmp, layer.Diff reads the result back. Hard
-// links are rewritten to the same place; an entry that check refuses fails the ADD.
-// Ownership is kept unless --chown was given.
-func extractArchive(ctx context.Context, e *fileEntry, dest, tmp string, chown bool, uid, gid int, check *layer.Checker, w *layer.Writer) error {
+// and later entries through it land inside dest, never outside it. The entries stream
+// straight into the layer; a view of what the archive made so far resolves each name with
+// fsView's resolver (links followed inside the root). Hard links are rewritten to the same
+// place; an entry that check refuses fails the ADD. Ownership is kept unless --chown was
+// given.
+func extractArchive(ctx context.Context, e *fileEntry, dest string, chown bool, uid, gid int, check *layer.Checker, w *layer.Writer) error {
 	f, err := e.open()
 	if err != nil {
 		return err
@@ -92,33 +92,18 @@ func extractArchive(ctx context.Context, e *fileEntry, dest, tmp string, chown b
 		return err
 	}
 	defer r.Close()
-	stage, err := os.MkdirTemp(tmp, "unpack-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(stage)
-	if err := applyClamped(ctx, r, stage); err != nil {
-		return fmt.Errorf("read archive: %w", err)
-	}
-	pr, pw := io.Pipe()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		lw := layer.NewWriter(pw, layer.WriteOptions{})
-		err := layer.Diff(ctx, stage, lw)
-		if err == nil {
-			err = lw.Close()
-		}
-		pw.CloseWithError(err)
-	}()
-	err = eachEntry(ctx, pr, func(hdr *tar.Header, content io.Reader) error {
-		if !rebaseEntry(hdr, dest) {
+	made := &fsView{entries: map[string]viewEntry{}}
+	err = eachEntry(ctx, r, func(hdr *tar.Header, content io.Reader) error {
+		if !extractable(hdr.Typeflag) || !made.place(hdr) || !rebaseEntry(hdr, dest) {
 			return nil
 		}
 		if chown {
 			hdr.Uid, hdr.Gid = uid, gid
 		}
 		hdr.Uname, hdr.Gname = "", ""
+		if hdr.Typeflag == tar.TypeSymlink {
+			hdr.Mode = 0o777 // what extracting it on Linux gives, whatever the archive says
+		}
 		if err := check.Check(hdr); err != nil {
 			return err
 		}
@@ -131,41 +116,42 @@ func extractArchive(ctx context.Context, e *fileEntry, dest, tmp string, chown b
 		}
 		return nil
 	})
-	pr.CloseWithError(errors.New("archive read stopped")) // ends the writer if we stopped early
-	<-done
 	if err != nil {
 		return fmt.Errorf("read archive: %w", err)
 	}
 	return nil
 }
 
-// applyClamped extracts the archive r into dir with layer.Apply, its names made relative to
-// dir first ("../x" is "x"), as an extraction chrooted into the destination sees them.
-func applyClamped(ctx context.Context, r io.Reader, dir string) error {
-	pr, pw := io.Pipe()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tw := tar.NewWriter(pw)
-		err := eachEntry(ctx, r, func(hdr *tar.Header, content io.Reader) error {
-			if !rebaseEntry(hdr, "/") {
-				return nil
-			}
-			if err := tw.WriteHeader(hdr); err != nil {
-				return err
-			}
-			_, err := io.Copy(tw, content)
-			return err
-		})
-		if err == nil {
-			err = tw.Close()
+// place resolves an archive entry's name (and a hard link's target) against what the archive
+// made so far, as an extraction chrooted into the destination would: "../x" is "x", links
+// in the parent path are followed inside the root, the last element is the entry itself.
+// It records the entry and reports false for the root, which is not extracted.
+func (v *fsView) place(hdr *tar.Header) bool {
+	name, ok := v.placeName(hdr.Name)
+	if !ok {
+		return false
+	}
+	if hdr.Typeflag == tar.TypeLink {
+		if target, ok := v.placeName(hdr.Linkname); ok {
+			hdr.Linkname = target
 		}
-		pw.CloseWithError(err)
-	}()
-	_, err := layer.Apply(ctx, pr, dir, layer.ApplyOptions{Whiteouts: layer.DeleteWhiteouts})
-	pr.CloseWithError(errors.New("archive extraction stopped")) // ends the reader if Apply stopped early
-	<-done
-	return err
+	}
+	hdr.Name = name
+	if old, ok := v.entries[name]; ok && old.typ == tar.TypeDir && hdr.Typeflag != tar.TypeDir {
+		v.removeUnder(name, false) // replaced: what was below it is gone
+	}
+	v.entries[name] = viewEntry{typ: hdr.Typeflag, link: hdr.Linkname}
+	return true
+}
+
+// placeName is the symlink-free place of an archive path, relative to the root.
+func (v *fsView) placeName(p string) (string, bool) {
+	clean := path.Clean("/" + p)
+	if clean == "/" {
+		return "", false
+	}
+	dir, _, _ := v.resolve(path.Dir(clean))
+	return strings.TrimPrefix(path.Join(dir, path.Base(clean)), "/"), true
 }
 
 // rebaseEntry moves an archive entry under dest; it reports false for entries to skip.
@@ -182,7 +168,12 @@ func rebaseEntry(hdr *tar.Header, dest string) bool {
 	if hdr.Typeflag == tar.TypeLink {
 		hdr.Linkname = strings.TrimPrefix(path.Join(dest, path.Clean("/"+hdr.Linkname)), "/")
 	}
-	switch hdr.Typeflag {
+	return extractable(hdr.Typeflag)
+}
+
+// extractable reports whether ADD extracts entries of this type; others are skipped.
+func extractable(typ byte) bool {
+	switch typ {
 	case tar.TypeReg, tar.TypeDir, tar.TypeSymlink, tar.TypeLink, tar.TypeFifo, tar.TypeChar, tar.TypeBlock:
 		return true
 	}

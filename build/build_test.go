@@ -409,6 +409,7 @@ func TestAddArchiveResolvesInsideDest(t *testing.T) {
 		&tar.Header{Name: "symldir1/etc/myfile", Typeflag: tar.TypeReg},
 		&tar.Header{Name: "abs", Typeflag: tar.TypeSymlink, Linkname: "/"},
 		&tar.Header{Name: "abs/x", Typeflag: tar.TypeReg},
+		&tar.Header{Name: "symldir1/etc/hard", Typeflag: tar.TypeLink, Linkname: "abs/etc/myfile"},
 	)})
 	img, _, err := f.build("FROM base\nADD t.tar /testsubdir\n", nil)
 	if err != nil {
@@ -421,6 +422,7 @@ func TestAddArchiveResolvesInsideDest(t *testing.T) {
 		"/testsubdir/etc/myfile": "0 0644 0:0 symldir1/etc/myfile",
 		"/testsubdir/x":          "0 0644 0:0 abs/x",
 		"/testsubdir/etc":        "5 0755 0:0",
+		"/testsubdir/etc/hard":   "1 0644 0:0  testsubdir/etc/myfile",
 	})
 	for _, p := range []string{"/etc/myfile", "/x", "/testsubdir/symldir1/etc/myfile"} {
 		if _, ok := got[p]; ok {

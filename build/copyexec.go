@@ -37,7 +37,7 @@ func (op *copyOp) exec(ctx context.Context, e *env, in inputs) (*vresult, error)
 	if err != nil {
 		return nil, err
 	}
-	return e.packLayer(ctx, in.parent, func(w *layer.Writer) error { return op.write(ctx, sel, view, e.downloadDir(), w) })
+	return e.packLayer(ctx, in.parent, func(w *layer.Writer) error { return op.write(ctx, sel, view, w) })
 }
 
 // sources is everything the COPY/ADD copies: the context files selected while planning, or
@@ -95,8 +95,8 @@ func (op *copyOp) sources(ctx context.Context, e *env, in inputs) (*selection, f
 }
 
 // write writes the layer of a COPY/ADD over view: missing parent directories, the selected
-// files, heredoc files, then the contents of local archives for ADD (unpacked under tmp).
-func (op *copyOp) write(ctx context.Context, sel *selection, view *fsView, tmp string, w *layer.Writer) error {
+// files, heredoc files, then the contents of local archives for ADD.
+func (op *copyOp) write(ctx context.Context, sel *selection, view *fsView, w *layer.Writer) error {
 	uid, gid, err := view.resolveOwner(op.chown, false)
 	if err != nil {
 		return err
@@ -147,7 +147,7 @@ func (op *copyOp) write(ctx context.Context, sel *selection, view *fsView, tmp s
 		}
 	}
 	for _, a := range archives {
-		if err := extractArchive(ctx, a, dest, tmp, op.chown != "", uid, gid, &check, w); err != nil {
+		if err := extractArchive(ctx, a, dest, op.chown != "", uid, gid, &check, w); err != nil {
 			return fmt.Errorf("ADD %s: %w", a.abs, err)
 		}
 	}

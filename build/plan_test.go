@@ -233,6 +233,16 @@ f
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("step names:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+	// A second stage FROM the same image counts it as its step 1 too (one vertex, named once).
+	dump, err = planArchive(t, txtar.Parse([]byte("-- Buildfile --\nFROM base AS a\nRUN x\nFROM base AS b\nCOPY --from=a /x /x\nRUN y\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"[b 1/3] FROM base", "[a 2/2] RUN x", "[b 2/3] COPY --from=a /x /x", "[b 3/3] RUN y"} {
+		if !strings.Contains(dump, name) {
+			t.Errorf("no step %q in\n%s", name, dump)
+		}
+	}
 }
 
 func TestCheckPlatform(t *testing.T) {

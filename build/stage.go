@@ -28,7 +28,8 @@ type stageBuilder struct {
 	// Step numbers as BuildKit counts them: FROM an image, then each ADD, COPY, RUN and
 	// WORKDIR (ONBUILD triggers included); other instructions show no step.
 	index, total int
-	fromV        *Vertex  // the FROM image's vertex, when this stage made it
+	fromImage    bool     // the stage is FROM an image, its step 1
+	fromV        *Vertex  // the FROM image's vertex, when this stage is the first to number it
 	onbuild      bool     // the current instruction is a base image's trigger
 	argNames     []string // ARGs declared in the stage, in order, for RUN's history
 }
@@ -40,9 +41,12 @@ func (sb *stageBuilder) plan(ctx context.Context) (*PlannedStage, error) {
 		return nil, err
 	}
 	sb.total = countSteps(triggers) + countSteps(sb.st.Instructions)
-	if v := sb.fromV; v != nil {
+	if sb.fromImage {
 		sb.total++
-		v.Name = sb.stepPrefix() + v.Name
+		prefix := sb.stepPrefix() // step 1, even when an earlier stage's FROM named the vertex
+		if v := sb.fromV; v != nil {
+			v.Name = prefix + v.Name
+		}
 	}
 	for i, in := range append(triggers, sb.st.Instructions...) {
 		if err := ctx.Err(); err != nil {
@@ -128,7 +132,10 @@ func (sb *stageBuilder) from(ctx context.Context) ([]Instruction, error) {
 			return fail(fmt.Errorf("read config of %s: %w", base, err))
 		}
 		sb.ps.Config = *cf.DeepCopy()
-		sb.ps.Tip = v
+		sb.ps.Tip, sb.fromImage = v, true
+		if !strings.HasPrefix(v.Name, "[") {
+			sb.fromV = v // not numbered by an earlier stage: numbered once the step count is known
+		}
 		if len(cf.Config.Shell) > 0 {
 			sb.ps.shell = cf.Config.Shell
 		}
@@ -196,12 +203,8 @@ func (sb *stageBuilder) source(ctx context.Context, ref string) (v1.Image, *Vert
 	if err != nil {
 		return nil, nil, fmt.Errorf("image %s: %w", ref, err)
 	}
-	nv := &Vertex{Name: "FROM " + ref, Instr: "FROM", Stage: sb.st.Index, Line: sb.st.Line,
-		op: &sourceOp{ref: ref, digest: dig.String(), image: img}}
-	v := sb.p.add(ctx, nv)
-	if v == nv {
-		sb.fromV = v // numbered once the stage's step count is known
-	}
+	v := sb.p.add(ctx, &Vertex{Name: "FROM " + ref, Instr: "FROM", Stage: sb.st.Index, Line: sb.st.Line,
+		op: &sourceOp{ref: ref, digest: dig.String(), image: img}})
 	return img, v, nil
 }
 

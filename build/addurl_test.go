@@ -40,7 +40,7 @@ func TestAddURL(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := gets.Load()
-	if _, ev, err := f.build(pinned, nil); err != nil || ev.kinds()["[2/2] ADD --checksum="+checksum+" "+srv.URL+"/x /bin/x"] != EventCached {
+	if _, ev, err := f.build(pinned, nil); err != nil || ev.kinds()["[1/1] ADD --checksum="+checksum+" "+srv.URL+"/x /bin/x"] != EventCached {
 		t.Fatalf("pinned ADD rebuild: %v %v", err, ev.kinds())
 	}
 	if gets.Load() != before {

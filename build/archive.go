@@ -74,9 +74,13 @@ func eachEntry(ctx context.Context, r io.Reader, fn func(*tar.Header, io.Reader)
 	}
 }
 
-// extractArchive writes an archive's entries under dest. Names are confined to dest; hard
-// links are rewritten to the same place; an entry that check refuses fails the ADD.
-// Ownership is kept unless --chown was given.
+// extractArchive writes an archive's entries under dest, as docker does: extracted as if
+// dest were the root, so a link in the archive to ".." or to an absolute path stays a link
+// and later entries through it land inside dest, never outside it. The entries stream
+// straight into the layer; a view of what the archive made so far resolves each name with
+// fsView's resolver (links followed inside the root). Hard links are rewritten to the same
+// place; an entry that check refuses fails the ADD. Ownership is kept unless --chown was
+// given.
 func extractArchive(ctx context.Context, e *fileEntry, dest string, chown bool, uid, gid int, check *layer.Checker, w *layer.Writer) error {
 	f, err := e.open()
 	if err != nil {
@@ -88,14 +92,18 @@ func extractArchive(ctx context.Context, e *fileEntry, dest string, chown bool, 
 		return err
 	}
 	defer r.Close()
+	made := &fsView{entries: map[string]viewEntry{}}
 	err = eachEntry(ctx, r, func(hdr *tar.Header, content io.Reader) error {
-		if !rebaseEntry(hdr, dest) {
+		if !extractable(hdr.Typeflag) || !made.place(hdr) || !rebaseEntry(hdr, dest) {
 			return nil
 		}
 		if chown {
 			hdr.Uid, hdr.Gid = uid, gid
 		}
 		hdr.Uname, hdr.Gname = "", ""
+		if hdr.Typeflag == tar.TypeSymlink {
+			hdr.Mode = 0o777 // what extracting it on Linux gives, whatever the archive says
+		}
 		if err := check.Check(hdr); err != nil {
 			return err
 		}
@@ -114,6 +122,38 @@ func extractArchive(ctx context.Context, e *fileEntry, dest string, chown bool, 
 	return nil
 }
 
+// place resolves an archive entry's name (and a hard link's target) against what the archive
+// made so far, as an extraction chrooted into the destination would: "../x" is "x", links
+// in the parent path are followed inside the root, the last element is the entry itself.
+// It records the entry and reports false for the root, which is not extracted.
+func (v *fsView) place(hdr *tar.Header) bool {
+	name, ok := v.placeName(hdr.Name)
+	if !ok {
+		return false
+	}
+	if hdr.Typeflag == tar.TypeLink {
+		if target, ok := v.placeName(hdr.Linkname); ok {
+			hdr.Linkname = target
+		}
+	}
+	hdr.Name = name
+	if old, ok := v.entries[name]; ok && old.typ == tar.TypeDir && hdr.Typeflag != tar.TypeDir {
+		v.removeUnder(name, false) // replaced: what was below it is gone
+	}
+	v.entries[name] = viewEntry{typ: hdr.Typeflag, link: hdr.Linkname}
+	return true
+}
+
+// placeName is the symlink-free place of an archive path, relative to the root.
+func (v *fsView) placeName(p string) (string, bool) {
+	clean := path.Clean("/" + p)
+	if clean == "/" {
+		return "", false
+	}
+	dir, _, _ := v.resolve(path.Dir(clean))
+	return strings.TrimPrefix(path.Join(dir, path.Base(clean)), "/"), true
+}
+
 // rebaseEntry moves an archive entry under dest; it reports false for entries to skip.
 func rebaseEntry(hdr *tar.Header, dest string) bool {
 	name := path.Clean("/" + hdr.Name)
@@ -128,7 +168,12 @@ func rebaseEntry(hdr *tar.Header, dest string) bool {
 	if hdr.Typeflag == tar.TypeLink {
 		hdr.Linkname = strings.TrimPrefix(path.Join(dest, path.Clean("/"+hdr.Linkname)), "/")
 	}
-	switch hdr.Typeflag {
+	return extractable(hdr.Typeflag)
+}
+
+// extractable reports whether ADD extracts entries of this type; others are skipped.
+func extractable(typ byte) bool {
+	switch typ {
 	case tar.TypeReg, tar.TypeDir, tar.TypeSymlink, tar.TypeLink, tar.TypeFifo, tar.TypeChar, tar.TypeBlock:
 		return true
 	}

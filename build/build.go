@@ -46,6 +46,9 @@ func FindBuildfile(dir, given string) (string, error) {
 	if given != "" {
 		return given, nil
 	}
+	if err := checkContextDir(dir); err != nil {
+		return "", err
+	}
 	for _, n := range DefaultBuildfiles {
 		p := filepath.Join(dir, n)
 		if _, err := os.Stat(p); err == nil {
@@ -53,6 +56,20 @@ func FindBuildfile(dir, given string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("no Buildfile, Dockerfile or Containerfile in %s: pass one with -f", dir)
+}
+
+// checkContextDir says what is wrong with a context directory that cannot be one.
+func checkContextDir(dir string) error {
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("build context %s does not exist: give the directory to build from", dir)
+	case err != nil:
+		return fmt.Errorf("build context %s: %w", dir, err)
+	case !fi.IsDir():
+		return fmt.Errorf("build context %s is not a directory: give the directory to build from (a Buildfile goes with -f)", dir)
+	}
+	return nil
 }
 
 // Build parses, plans and solves a Buildfile, then tags the image.

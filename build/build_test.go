@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -155,18 +156,14 @@ CMD ["main"]
 		t.Fatal(err)
 	}
 	got := f.files(img)
-	for path, want := range map[string]string{
+	wantFiles(t, got, map[string]string{
 		"/srv":                "5 0755 0:0",
 		"/srv/app":            "5 0755 0:0",
 		"/srv/app/main.sh":    "0 0644 0:0 echo hi",
 		"/srv/app/lib/x":      "0 0644 0:0 x",
 		"/usr/local/bin/main": "0 0700 1000:1500 echo hi",
 		"/etc/motd":           "0 0644 0:0 welcome to /home/app",
-	} {
-		if got[path] != want {
-			t.Errorf("%s = %q, want %q", path, got[path], want)
-		}
-	}
+	})
 	if _, ok := got["/srv/app/README.md"]; ok {
 		t.Error(".dockerignore'd file was copied")
 	}
@@ -176,6 +173,36 @@ CMD ["main"]
 	}
 	if n := len(img.Config.History); n != 1+7 {
 		t.Errorf("history has %d entries, want 8: %+v", n, img.Config.History)
+	}
+}
+
+// TestBuildHistoryExpandsVariables: created_by is BuildKit's text, variables expanded.
+func TestBuildHistoryExpandsVariables(t *testing.T) {
+	f := newFixture(t)
+	f.write(map[string]string{"a": "1"})
+	img, _, err := f.build(`FROM base
+ARG VERSION=1.0
+LABEL version=${VERSION}
+ENV DIR=/opt/v$VERSION
+WORKDIR $DIR/
+COPY --chmod=0600 a $DIR/a
+USER app
+ARG EMPTY
+RUN echo $VERSION
+CMD run $VERSION
+`, func(o *Options) { o.Runner = &fakeRunner{} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, h := range img.Config.History[1:] {
+		got = append(got, h.CreatedBy)
+	}
+	want := []string{"ARG VERSION=1.0", "LABEL version=1.0", "ENV DIR=/opt/v1.0", "WORKDIR /opt/v1.0/",
+		"COPY --chmod=0600 a /opt/v1.0/a # buildkit", "USER app", "ARG EMPTY",
+		"RUN |2 VERSION=1.0 EMPTY= /bin/sh -c echo $VERSION # buildkit", `CMD ["/bin/sh" "-c" "run $VERSION"]`}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("created_by:\n got %q\nwant %q", got, want)
 	}
 }
 
@@ -210,14 +237,14 @@ func TestBuildCacheHitsAndMisses(t *testing.T) {
 		t.Fatal(err)
 	}
 	k := ev.kinds()
-	if k["[2/4] COPY a /a"] != EventCached || k["[3/4] COPY b /b"] != EventDone {
+	if k["[2/3] COPY a /a"] != EventCached || k["[3/3] COPY b /b"] != EventDone {
 		t.Errorf("after editing b: %v", k)
 	}
 	_, ev, err = f.build(bf, func(o *Options) { o.NoCache = true })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if k := ev.kinds(); k["[2/4] COPY a /a"] != EventDone {
+	if k := ev.kinds(); k["[2/3] COPY a /a"] != EventDone {
 		t.Errorf("--no-cache: %v", k)
 	}
 }
@@ -336,6 +363,16 @@ func TestCopyChownRange(t *testing.T) {
 	}
 }
 
+// wantFiles checks that the image files got (from fixture.files) include want, path by path.
+func wantFiles(t *testing.T, got, want map[string]string) {
+	t.Helper()
+	for _, p := range sortedKeys(want) {
+		if got[p] != want[p] {
+			t.Errorf("%s = %q, want %q", p, got[p], want[p])
+		}
+	}
+}
+
 // tarOf makes a tar of headers; regular files get their name as content.
 func tarOf(t *testing.T, hdrs ...*tar.Header) string {
 	t.Helper()
@@ -359,6 +396,39 @@ func tarOf(t *testing.T, hdrs ...*tar.Header) string {
 		t.Fatal(err)
 	}
 	return buf.String()
+}
+
+// TestAddArchiveResolvesInsideDest: a local archive is extracted as if the destination were
+// the root, as docker does: links to ".." or "/" stay links and entries through them land
+// inside the destination.
+func TestAddArchiveResolvesInsideDest(t *testing.T) {
+	f := newFixture(t)
+	f.write(map[string]string{"t.tar": tarOf(t,
+		&tar.Header{Name: "symldir1", Typeflag: tar.TypeSymlink, Linkname: ".."},
+		&tar.Header{Name: "symldir1/etc/", Typeflag: tar.TypeDir, Mode: 0o755},
+		&tar.Header{Name: "symldir1/etc/myfile", Typeflag: tar.TypeReg},
+		&tar.Header{Name: "abs", Typeflag: tar.TypeSymlink, Linkname: "/"},
+		&tar.Header{Name: "abs/x", Typeflag: tar.TypeReg},
+		&tar.Header{Name: "symldir1/etc/hard", Typeflag: tar.TypeLink, Linkname: "abs/etc/myfile"},
+	)})
+	img, _, err := f.build("FROM base\nADD t.tar /testsubdir\n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := f.files(img)
+	wantFiles(t, got, map[string]string{
+		"/testsubdir/symldir1":   "2 0777 0:0  ..",
+		"/testsubdir/abs":        "2 0777 0:0  /",
+		"/testsubdir/etc/myfile": "0 0644 0:0 symldir1/etc/myfile",
+		"/testsubdir/x":          "0 0644 0:0 abs/x",
+		"/testsubdir/etc":        "5 0755 0:0",
+		"/testsubdir/etc/hard":   "1 0644 0:0  testsubdir/etc/myfile",
+	})
+	for _, p := range []string{"/etc/myfile", "/x", "/testsubdir/symldir1/etc/myfile"} {
+		if _, ok := got[p]; ok {
+			t.Errorf("%s extracted outside the destination: %v", p, got)
+		}
+	}
 }
 
 // TestAddRefusesArchivesThatCannotUnpack pins #10.8b: ADD of a local archive that the

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sync"
 
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
@@ -27,6 +28,9 @@ type Context struct {
 	sel   *selector                      // over the context, hiding ignored paths
 	stats *statCache
 	root  *os.Root // nil for an in-memory context
+
+	holdsMu sync.Mutex
+	holds   map[string]bool // ignored directories: whether "!" patterns re-include something inside
 }
 
 // OpenContext opens dir as a build context. ignore holds .dockerignore patterns; state, when not
@@ -36,11 +40,11 @@ func OpenContext(dir string, ignore []string, state StateStore) (*Context, error
 	if err != nil {
 		return nil, fmt.Errorf("build context %s: %w", dir, err)
 	}
+	if err := checkContextDir(dir); err != nil {
+		return nil, err
+	}
 	if abs, err = filepath.EvalSymlinks(abs); err != nil {
 		return nil, fmt.Errorf("build context %s: %w", dir, err)
-	}
-	if fi, err := os.Stat(abs); err != nil || !fi.IsDir() {
-		return nil, fmt.Errorf("build context %s: not a directory", dir)
 	}
 	root, err := os.OpenRoot(abs)
 	if err != nil {
@@ -110,14 +114,44 @@ func (c *Context) Close() error {
 // Save persists the stat cache; errors are not fatal to a build, so the caller may ignore them.
 func (c *Context) Save() error { return c.stats.save() }
 
-// hidden reports whether rel does not exist for the build: it is ignored, and it is not a
-// directory that "!" patterns may re-include something inside of.
+// hidden reports whether rel does not exist for the build: it is ignored, and, for a
+// directory, nothing inside it is re-included by "!" patterns — as BuildKit sends an ignored
+// directory only as the parent of something re-included.
 func (c *Context) hidden(rel string, isDir bool) bool {
 	ig, err := c.pm.MatchesOrParentMatches(rel)
 	if err != nil {
 		return true // a pattern that cannot be matched hides rather than leaks
 	}
-	return ig && !(isDir && c.pm.Exclusions())
+	if !ig || !isDir || !c.pm.Exclusions() {
+		return ig
+	}
+	return !c.holdsIncluded(rel)
+}
+
+// holdsIncluded reports whether the ignored directory rel holds anything that is not
+// ignored, at any depth; memoized, since every directory on the way asks again.
+func (c *Context) holdsIncluded(rel string) bool {
+	c.holdsMu.Lock()
+	v, ok := c.holds[rel]
+	c.holdsMu.Unlock()
+	if ok {
+		return v
+	}
+	des, _ := c.sel.fsys.ReadDir(rel) // unreadable: nothing to send from it
+	for _, de := range des {
+		child := path.Join(rel, de.Name())
+		if ig, err := c.pm.MatchesOrParentMatches(child); err == nil && !ig || de.IsDir() && c.holdsIncluded(child) {
+			v = true
+			break
+		}
+	}
+	c.holdsMu.Lock()
+	if c.holds == nil {
+		c.holds = map[string]bool{}
+	}
+	c.holds[rel] = v
+	c.holdsMu.Unlock()
+	return v
 }
 
 // hashWorkers bounds parallel file reads while hashing: enough to overlap I/O on small files.

@@ -59,34 +59,17 @@ func writeTree(t testing.TB, dir string, files map[string]string) {
 	}
 }
 
-func TestSelectGlobsIgnoreAndSymlinks(t *testing.T) {
-	dir := t.TempDir()
-	writeTree(t, dir, map[string]string{
-		"a.txt": "a", "b.txt": "b", "c.md": "c", "src/x.go": "x", "src/y_test.go": "y",
-		"src/vendor/z.go": "z", "link": "->a.txt", "out": "->../../etc/passwd",
-		"keep/secret.key": "k", "keep/public.txt": "p",
-	})
-	c, err := OpenContext(dir, []string{"*.md", "src/vendor", "keep", "!keep/public.txt"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	for _, tc := range []struct {
-		srcs []string
-		want []string
-		err  string
-	}{
-		{srcs: []string{"*.txt"}, want: []string{"a.txt", "b.txt"}},
-		{srcs: []string{"src"}, want: []string{"src/x.go", "src/y_test.go"}},
-		{srcs: []string{"/src/*.go"}, want: []string{"x.go", "y_test.go"}},
-		{srcs: []string{"link"}, want: []string{"link"}},
-		{srcs: []string{"keep"}, want: []string{"keep/public.txt"}},
-		{srcs: []string{"c.md"}, err: `source "c.md" not found in build context`},
-		{srcs: []string{"nope*"}, err: `source "nope*" not found`},
-		{srcs: []string{"../x"}, err: "outside the build context"},
-		{srcs: []string{"out"}, err: "leads outside the build context"},
-	} {
-		sel, err := c.Select(ctx, tc.srcs)
+// selectCase is one Select call: the names it selects, or a part of its error.
+type selectCase struct {
+	srcs []string
+	want []string
+	err  string
+}
+
+func checkSelects(t *testing.T, c *Context, cases []selectCase) {
+	t.Helper()
+	for _, tc := range cases {
+		sel, err := c.Select(context.Background(), tc.srcs)
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Errorf("Select(%q) error = %v, want %q", tc.srcs, err, tc.err)
@@ -100,6 +83,94 @@ func TestSelectGlobsIgnoreAndSymlinks(t *testing.T) {
 		if got := sel.names(); !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("Select(%q) = %q, want %q", tc.srcs, got, tc.want)
 		}
+	}
+}
+
+func TestSelectGlobsIgnoreAndSymlinks(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{
+		"a.txt": "a", "b.txt": "b", "c.md": "c", "src/x.go": "x", "src/y_test.go": "y",
+		"src/vendor/z.go": "z", "link": "->a.txt", "out": "->../../etc/passwd",
+		"keep/secret.key": "k", "keep/public.txt": "p",
+	})
+	c, err := OpenContext(dir, []string{"*.md", "src/vendor", "keep", "!keep/public.txt"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSelects(t, c, []selectCase{
+		{srcs: []string{"*.txt"}, want: []string{"a.txt", "b.txt"}},
+		{srcs: []string{"src"}, want: []string{"src/x.go", "src/y_test.go"}},
+		{srcs: []string{"/src/*.go"}, want: []string{"x.go", "y_test.go"}},
+		{srcs: []string{"link"}, want: []string{"link"}},
+		{srcs: []string{"keep"}, want: []string{"keep/public.txt"}},
+		{srcs: []string{"c.md"}, err: `source "c.md" not found in build context`},
+		{srcs: []string{"nope*"}, err: `source "nope*" not found`},
+		{srcs: []string{"../x"}, err: "outside the build context"},
+		{srcs: []string{"out"}, err: "leads outside the build context"},
+	})
+}
+
+// TestSelectDoubleStarHiddenAndEmptyWildcards: "**" matches any number of directories (zero
+// too), hidden names match "*", and a wildcard that matches nothing is skipped beside others,
+// as docker does; a missing plain source, or nothing matched at all, still fails.
+func TestSelectDoubleStarHiddenAndEmptyWildcards(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{
+		"e/sub/a.txt": "a", "e/x/y/asub/b.txt": "b", "e/x/z/c.txt": "c", "e/x/y/asub/d.md": "d",
+		".hidden": "h", ".hdir/f": "f", "a.txt": "a", "sub-1/f": "s", "x1.txt": "x", "ignored/n.txt": "n",
+	})
+	c, err := OpenContext(dir, []string{"ignored"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkSelects(t, c, []selectCase{
+		{srcs: []string{"e/**/*sub/*.txt"}, want: []string{"a.txt", "b.txt"}},
+		{srcs: []string{"e/**/**/*sub/*.txt"}, want: []string{"a.txt", "b.txt"}},
+		{srcs: []string{"**/*.txt"}, want: []string{"a.txt", "a.txt", "b.txt", "c.txt", "x1.txt"}},
+		{srcs: []string{"e/**"}, want: []string{"sub/a.txt", "x/y", "x/y/asub", "x/y/asub/b.txt", "x/y/asub/d.md", "x/z", "x/z/c.txt"}},
+		{srcs: []string{".h*"}, want: []string{".hdir/f", ".hidden"}},
+		{srcs: []string{"*"}, want: []string{".hdir/f", ".hidden", "a.txt", "e/sub", "e/sub/a.txt", "e/x", "e/x/y", "e/x/y/asub", "e/x/y/asub/b.txt", "e/x/y/asub/d.md", "e/x/z", "e/x/z/c.txt", "sub-1/f", "x1.txt"}},
+		{srcs: []string{"a.txt", "sub-*", "x?.txt", "missing*"}, want: []string{"a.txt", "sub-1/f", "x1.txt"}},
+		{srcs: []string{"a.txt", "missing.txt", "nope*"}, err: `source "missing.txt" not found in build context`},
+		{srcs: []string{"nope*", "none?"}, err: `source "nope*" not found in build context`},
+		{srcs: []string{"ignored/*"}, err: `source "ignored/*" not found in build context`},
+	})
+}
+
+// TestSelectAllowlistHidesDirsWithoutReincluded: with "**" then "!folder2/file", an ignored
+// directory exists for the build only as the parent of something re-included, as in BuildKit:
+// folder1 (holding nothing re-included) is not found, folder2 brings only its file, folder3
+// its file and the directories on the way.
+func TestSelectAllowlistHidesDirsWithoutReincluded(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"folder1/other": "o", "folder1/deep/x": "x", "folder2/file": "f", "folder2/drop": "d",
+		"folder3/a/b/file": "k", "top": "t"})
+	c, err := OpenContext(dir, []string{"**", "!folder2/file", "!folder3/a/b/file"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, src := range []string{"folder1", "folder1/deep", "top"} {
+		if _, err := c.Select(ctx, []string{src}); err == nil || !strings.Contains(err.Error(), "not found in build context") {
+			t.Errorf("Select(%s) error = %v, want not found", src, err)
+		}
+	}
+	for src, want := range map[string][]string{"folder2": {"folder2/file"}, "folder3": {"folder3/a", "folder3/a/b", "folder3/a/b/file"}, "folder*": {"folder2/file", "folder3/a", "folder3/a/b", "folder3/a/b/file"}} {
+		sel, err := c.Select(ctx, []string{src})
+		if err != nil {
+			t.Errorf("Select(%s): %v", src, err)
+			continue
+		}
+		if got := sel.names(); !reflect.DeepEqual(got, want) {
+			t.Errorf("Select(%s) = %q, want %q", src, got, want)
+		}
+	}
+	hidden, err := c.hiddenUnder(ctx, ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"folder1", "folder2/drop", "top"}; !reflect.DeepEqual(hidden, want) {
+		t.Errorf("hiddenUnder = %q, want %q", hidden, want)
 	}
 }
 
@@ -231,5 +302,21 @@ func TestIgnoredFilesUnreachableThroughLinks(t *testing.T) {
 	}
 	if got := sel.roots[0].entries; len(got) != 1 || got[0].link != "../linkdir/secret.txt" {
 		t.Errorf("sub lists %+v, want the link deep", got)
+	}
+}
+
+// TestContextDirMessages: a context directory that does not exist, or is a file, says so,
+// rather than "no Buildfile in DIR".
+func TestContextDirMessages(t *testing.T) {
+	dir := t.TempDir()
+	missing, file := filepath.Join(dir, "nope"), filepath.Join(dir, "f")
+	writeTree(t, dir, map[string]string{"f": "x"})
+	for _, tc := range []struct{ dir, want string }{{missing, "does not exist"}, {file, "is not a directory"}} {
+		if _, err := FindBuildfile(tc.dir, ""); err == nil || !strings.Contains(err.Error(), "build context "+tc.dir+" "+tc.want) {
+			t.Errorf("FindBuildfile(%s): %v, want %q", tc.dir, err, tc.want)
+		}
+		if _, err := OpenContext(tc.dir, nil, nil); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("OpenContext(%s): %v, want %q", tc.dir, err, tc.want)
+		}
 	}
 }

@@ -32,7 +32,7 @@ func (sb *stageBuilder) run(ctx context.Context, c *instructions.RunCommand) err
 	cfg := &sb.ps.Config.Config
 	args := sb.runArgs(c)
 	env := append(append([]string(nil), sb.ps.Args...), cfg.Env...)
-	op := &execOp{args: args, env: env, user: cfg.User, workdir: cfg.WorkingDir,
+	op := &execOp{args: args, env: env, user: cfg.User, workdir: sb.cwd(),
 		network: string(instructions.GetNetwork(c))}
 	mounts, deps, err := sb.planMounts(ctx, c)
 	if err != nil {
@@ -128,7 +128,15 @@ type RunMount struct {
 // ExitError reports a RUN command that exited with a non-zero code.
 type ExitError struct{ Code int }
 
-func (e *ExitError) Error() string { return fmt.Sprintf("exit code %d", e.Code) }
+func (e *ExitError) Error() string {
+	switch e.Code {
+	case 127: // the runtime's "not found", as docker maps it
+		return "exit code 127: the command was not found; check its path and the image's PATH"
+	case 126:
+		return "exit code 126: the command cannot be executed; check that it is an executable file for this platform"
+	}
+	return fmt.Sprintf("exit code %d", e.Code)
+}
 
 // exec runs a RUN step over snapshots of its parent layers and packs the upper dir.
 func (op *execOp) exec(ctx context.Context, e *env, in inputs) (*vresult, error) {
@@ -167,6 +175,9 @@ func (op *execOp) exec(ctx context.Context, e *env, in inputs) (*vresult, error)
 		Network: op.network, Mounts: pm.mounts, Output: out}
 	if err := e.opts.Runner.Run(ctx, req); err != nil {
 		return nil, fmt.Errorf("%s: %w%s", strings.Join(op.args, " "), err, out.tail())
+	}
+	if err := e.keepCacheTargets(ctx, op, in.parent.layers, upper); err != nil {
+		return nil, err
 	}
 	p, err := e.pack(ctx, func(w *layer.Writer) error { return layer.Diff(ctx, upper, w) })
 	if err != nil {

@@ -24,7 +24,7 @@ func TestExplainNamesWhatChanged(t *testing.T) {
 		}
 		return out
 	}
-	if got := explain(nil); !strings.Contains(got["[3/4] RUN write /x x"], "new step") {
+	if got := explain(nil); !strings.Contains(got["[2/3] RUN write /x x"], "new step") {
 		t.Errorf("first build: %v", got)
 	}
 	if got := explain(nil); len(got) != 0 {
@@ -32,12 +32,12 @@ func TestExplainNamesWhatChanged(t *testing.T) {
 	}
 	f.write(map[string]string{"src/b.go": "changed", "src/c.go": "new"})
 	got := explain(nil)
-	if len(got) != 1 || got["[4/4] COPY src/ /src/"] != "file src/b.go changed; file src/c.go added" {
+	if len(got) != 1 || got["[3/3] COPY src/ /src/"] != "file src/b.go changed; file src/c.go added" {
 		t.Errorf("after editing the context: %v", got)
 	}
 	got = explain(map[string]string{"MODE": "prod"})
-	if !strings.Contains(got["[3/4] RUN write /x x"], "variable MODE changed") ||
-		!strings.Contains(got["[4/4] COPY src/ /src/"], "the step before it changed") {
+	if !strings.Contains(got["[2/3] RUN write /x x"], "variable MODE changed") ||
+		!strings.Contains(got["[3/3] COPY src/ /src/"], "the step before it changed") {
 		t.Errorf("after changing a build arg: %v", got)
 	}
 	if strings.Contains(strings.Join(mapValues(got), " "), "prod") {

@@ -195,3 +195,65 @@ func TestPlanGolden(t *testing.T) {
 		})
 	}
 }
+
+// TestStepNumbersCountShownSteps: [i/N] counts what is shown, as BuildKit: the FROM image and
+// each ADD, COPY, RUN and WORKDIR, ONBUILD triggers included; ENV and the like take no number.
+func TestStepNumbersCountShownSteps(t *testing.T) {
+	ar := txtar.Parse([]byte(`-- Buildfile --
+FROM base
+ENV A=1
+WORKDIR /w
+LABEL x=y
+COPY f .
+USER app
+RUN a
+RUN b
+RUN c
+RUN d
+RUN e
+RUN f
+RUN g
+CMD ["x"]
+-- f --
+f
+`))
+	dump, err := planArchive(t, ar)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, l := range strings.Split(dump, "\n") {
+		if strings.HasPrefix(l, "v") {
+			_, name, _ := strings.Cut(l, "[")
+			got = append(got, "["+name)
+		}
+	}
+	want := []string{"[ 1/10] FROM base", "[ 2/10] WORKDIR /w", "[ 3/10] COPY f .", "[ 4/10] RUN a", "[ 5/10] RUN b",
+		"[ 6/10] RUN c", "[ 7/10] RUN d", "[ 8/10] RUN e", "[ 9/10] RUN f", "[10/10] RUN g"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("step names:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// A second stage FROM the same image counts it as its step 1 too (one vertex, named once).
+	dump, err = planArchive(t, txtar.Parse([]byte("-- Buildfile --\nFROM base AS a\nRUN x\nFROM base AS b\nCOPY --from=a /x /x\nRUN y\n")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"[b 1/3] FROM base", "[a 2/2] RUN x", "[b 2/3] COPY --from=a /x /x", "[b 3/3] RUN y"} {
+		if !strings.Contains(dump, name) {
+			t.Errorf("no step %q in\n%s", name, dump)
+		}
+	}
+}
+
+func TestCheckPlatform(t *testing.T) {
+	for _, p := range []string{"", "local", HostPlatform, strings.ToUpper(HostPlatform)} {
+		if err := CheckPlatform(p); err != nil {
+			t.Errorf("CheckPlatform(%q): %v", p, err)
+		}
+	}
+	for _, p := range []string{"linux/s390x", "windows/amd64", "linux", "linux/amd64/v9x", "darwin/arm64"} {
+		if err := CheckPlatform(p); err == nil || !strings.Contains(err.Error(), "host platform") {
+			t.Errorf("CheckPlatform(%q) = %v, want the host-only error", p, err)
+		}
+	}
+}

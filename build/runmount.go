@@ -25,6 +25,7 @@ type runMount struct {
 
 	cacheID  string // cache: the persistent directory's id
 	sharing  instructions.ShareMode
+	ownerSet bool // cache: uid, gid or mode given, which makes it a cache of its own (BuildKit's base dir)
 	uid, gid int
 	mode     uint32
 
@@ -62,11 +63,7 @@ func (sb *stageBuilder) planMount(ctx context.Context, m *instructions.Mount) (r
 		return rm, errors.New("target is required")
 	}
 	if !path.IsAbs(target) {
-		wd := sb.ps.Config.Config.WorkingDir
-		if wd == "" {
-			wd = "/"
-		}
-		target = path.Join(wd, target)
+		target = path.Join("/", sb.cwd(), target)
 	}
 	rm.target = path.Clean(target)
 	if rm.target == "/" {
@@ -91,6 +88,7 @@ func (sb *stageBuilder) planMount(ctx context.Context, m *instructions.Mount) (r
 		return sb.planBind(ctx, m, rm)
 	case instructions.MountTypeCache:
 		rm.cacheID, rm.sharing = m.CacheID, m.CacheSharing
+		rm.ownerSet = m.UID != nil || m.GID != nil || m.Mode != nil
 		if rm.cacheID == "" {
 			rm.cacheID = rm.target
 		}

@@ -2,6 +2,8 @@ package build
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"os"
 	"path/filepath"
@@ -107,9 +109,12 @@ func TestRunCacheAndBindMounts(t *testing.T) {
 		t.Errorf("bind-mounted file copied as %q", files["/app.conf"])
 	}
 	for p := range files {
-		if strings.HasPrefix(p, "/root/.cache") || strings.HasPrefix(p, "/conf") {
+		if strings.HasPrefix(p, "/root/.cache/") || strings.HasPrefix(p, "/conf") {
 			t.Errorf("mount %s leaked into the image", p)
 		}
+	}
+	if files["/root/.cache"] != "5 0755 0:0" || files["/root"] != "5 0755 0:0" {
+		t.Errorf("cache mount target in the image: %q %q, want empty dirs owned by root", files["/root"], files["/root/.cache"])
 	}
 	matches, _ := filepath.Glob(filepath.Join(f.store.Root(), "cache", "mounts", "*", "log"))
 	if len(matches) != 1 {
@@ -125,6 +130,43 @@ func TestRunCacheAndBindMounts(t *testing.T) {
 	}
 	if r.count() != runs+1 {
 		t.Errorf("changing a bind-mounted file ran %d steps, want 1", r.count()-runs)
+	}
+}
+
+// TestRunCacheMountIdentityOwner: a cache mount with uid/gid/mode is a cache of its own, as
+// BuildKit's base directory makes it; the plain one keeps its old place (id alone). The
+// target stays in the image as an empty root-owned directory, its parent (/tmp, sticky)
+// copied up unchanged.
+func TestRunCacheMountIdentityOwner(t *testing.T) {
+	f := newFixture(t)
+	r := &fakeRunner{}
+	bf := "FROM base\nRUN --mount=type=cache,id=c,target=/tmp/c append-mount /tmp/c/log plain\n" +
+		"RUN --mount=type=cache,id=c,target=/tmp/c,uid=1000,gid=1500,mode=0700 append-mount /tmp/c/log owned\n"
+	img, _, err := f.build(bf, func(o *Options) { o.Runner = r })
+	if err != nil {
+		t.Fatal(err)
+	}
+	mounts := filepath.Join(f.store.Root(), "cache", "mounts")
+	sum := sha256.Sum256([]byte("c"))
+	if b, err := os.ReadFile(filepath.Join(mounts, hex.EncodeToString(sum[:16]), "log")); err != nil || string(b) != "plain" {
+		t.Errorf("plain cache (by id alone): %q %v", b, err)
+	}
+	matches, _ := filepath.Glob(filepath.Join(mounts, "*", "log"))
+	if len(matches) != 2 {
+		t.Fatalf("cache dirs %v, want two caches", matches)
+	}
+	for _, m := range matches {
+		fi, _ := os.Stat(filepath.Dir(m))
+		if b, _ := os.ReadFile(m); string(b) == "owned" && fi.Mode().Perm() != 0o700 {
+			t.Errorf("owned cache dir mode %v", fi.Mode())
+		}
+	}
+	files := f.files(img)
+	if files["/tmp/c"] != "5 0755 0:0" {
+		t.Errorf("/tmp/c = %q, want an empty dir owned by root", files["/tmp/c"])
+	}
+	if got, ok := files["/tmp"]; ok && got != "5 1777 0:0" {
+		t.Errorf("/tmp copied up as %q", got)
 	}
 }
 

@@ -1,6 +1,7 @@
 package build
 
 import (
+	"archive/tar"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -8,7 +9,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
+	"strings"
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	"github.com/gofrs/flock"
@@ -125,7 +128,13 @@ func (s *env) writableCopy(src, hide string, pm *preparedMounts) (string, error)
 // requested owner and mode. sharing=locked holds a lock for the step's duration; private
 // falls back to a throwaway dir while another step uses the cache.
 func (s *env) cacheDir(m runMount, pm *preparedMounts) (string, bool, error) {
-	sum := sha256.Sum256([]byte(m.cacheID))
+	// BuildKit creates a cache's base directory with uid/gid/mode, and that base is part of
+	// the cache's identity; without them the id alone names it, as before.
+	ident := m.cacheID
+	if m.ownerSet {
+		ident += fmt.Sprintf("\x00owner=%d:%d mode=%o", m.uid, m.gid, m.mode)
+	}
+	sum := sha256.Sum256([]byte(ident))
 	base := s.opts.Store.Mounts()
 	dir := filepath.Join(base, hex.EncodeToString(sum[:16]))
 	if err := os.MkdirAll(base, 0o700); err != nil {
@@ -165,6 +174,64 @@ func (s *env) cacheDir(m runMount, pm *preparedMounts) (string, bool, error) {
 		}
 	}
 	return dir, m.readOnly, nil
+}
+
+// keepCacheTargets leaves each cache mount's target in upper as an empty directory owned by
+// root when the parent filesystem lacks it, as docker's BuildKit does (the runtime removes
+// the mount stubs it made). Ancestors the parent filesystem has are copied up with their
+// mode and owner, as overlayfs would.
+func (s *env) keepCacheTargets(ctx context.Context, op *execOp, parent []layerRef, upper string) error {
+	var targets []string
+	for _, m := range op.mounts {
+		if m.typ == instructions.MountTypeCache {
+			targets = append(targets, m.target)
+		}
+	}
+	if len(targets) == 0 {
+		return nil
+	}
+	view, err := s.view(ctx, parent)
+	if err != nil {
+		return err
+	}
+	for _, t := range targets {
+		real, _, ok := view.resolve(t)
+		if ok {
+			continue // the image has it already
+		}
+		cur := ""
+		for _, el := range strings.Split(strings.Trim(real, "/"), "/") {
+			cur = path.Join(cur, el)
+			p, err := securejoin.SecureJoin(upper, cur)
+			if err != nil {
+				return err
+			}
+			if fi, err := os.Lstat(p); err == nil {
+				if !fi.IsDir() {
+					break // a file, a link or a whiteout the step left: leave it be
+				}
+				continue
+			}
+			mode, uid, gid := fs.FileMode(0o755), 0, 0
+			if ve, inParent := view.entries[cur]; inParent {
+				if ve.typ != tar.TypeDir {
+					break
+				}
+				hdr := tar.Header{Typeflag: tar.TypeDir, Mode: ve.mode}
+				mode, uid, gid = hdr.FileInfo().Mode()&^fs.ModeDir, ve.uid, ve.gid
+			}
+			if err := os.Mkdir(p, mode); err != nil {
+				return fmt.Errorf("cache mount target %s: %w", t, err)
+			}
+			if err := os.Chmod(p, mode); err != nil {
+				return err
+			}
+			if err := os.Lchown(p, uid, gid); err != nil && os.Geteuid() == 0 {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Secret is a secret file's content and ownership for a RUN step; the runner keeps it in memory.

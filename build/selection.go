@@ -48,7 +48,7 @@ func (e *fileEntry) open() (io.ReadCloser, error) {
 // copyRoot is one matched source: a file (copied as itself) or a directory (its contents).
 type copyRoot struct {
 	name     string // base name of the source, the file name inside a destination directory
-	path     string // the matched source path (relative to the context or source root), for --parents and --exclude
+	path     string // the matched source path (relative to the context or source root), for --parents
 	isDir    bool
 	entries  []fileEntry
 	noUnpack bool // an ADD URL download: copied as a file even when it is an archive
@@ -182,28 +182,48 @@ type match struct {
 }
 
 // glob expands a slash pattern one element at a time, listing only directories that
-// resolve inside the tree; matches that do not exist for the build are dropped. Sorted.
+// resolve inside the tree; matches that do not exist for the build are dropped. A "**"
+// element matches any number of directories, zero included, as moby/patternmatcher does
+// (a last "**" needs one level, so it is "*"); a match below a matched directory is dropped,
+// since the directory brings it. Sorted.
 func (s *selector) glob(ctx context.Context, pattern string) ([]match, error) {
 	paths := []string{"."}
 	if pattern != "." {
-		for _, el := range strings.Split(pattern, "/") {
+		els := strings.Split(pattern, "/")
+		for i, el := range els {
 			var next []string
+			seen := map[string]bool{}
 			for _, dir := range paths {
 				if err := ctx.Err(); err != nil {
 					return nil, err
 				}
-				found, err := s.matchIn(dir, el)
+				var found []string
+				var err error
+				if el == "**" && i < len(els)-1 {
+					found, err = s.dirsUnder(ctx, dir)
+				} else {
+					found, err = s.matchIn(dir, el)
+				}
 				if err != nil {
 					return nil, err
 				}
-				next = append(next, found...)
+				for _, f := range found {
+					if !seen[f] {
+						seen[f] = true
+						next = append(next, f)
+					}
+				}
 			}
 			paths = next
 		}
 	}
 	sort.Strings(paths)
 	var out []match
+	dirs := map[string]bool{}
 	for _, p := range paths {
+		if underAny(dirs, p) {
+			continue
+		}
 		real, fi, err := s.resolve(p, true)
 		if errors.Is(err, errNotFound) {
 			continue
@@ -211,9 +231,25 @@ func (s *selector) glob(ctx context.Context, pattern string) ([]match, error) {
 		if err != nil {
 			return nil, err
 		}
+		if fi.IsDir() {
+			dirs[p] = true
+		}
 		out = append(out, match{path: p, real: real, info: fi})
 	}
 	return out, nil
+}
+
+// underAny reports whether p lies below one of dirs.
+func underAny(dirs map[string]bool, p string) bool {
+	for d := parentOf(p); len(dirs) > 0; d = parentOf(d) {
+		if dirs[d] || (d == "" && dirs["."]) {
+			return true
+		}
+		if d == "" {
+			return false
+		}
+	}
+	return false
 }
 
 // matchIn lists the names in dir matching el (a literal or a glob element).
@@ -221,19 +257,9 @@ func (s *selector) matchIn(dir, el string) ([]string, error) {
 	if !hasMeta(el) {
 		return []string{path.Join(dir, el)}, nil
 	}
-	real, fi, err := s.resolve(dir, true)
-	if errors.Is(err, errNotFound) {
-		return nil, nil
-	}
+	_, des, err := s.listDir(dir)
 	if err != nil {
 		return nil, err
-	}
-	if !fi.IsDir() {
-		return nil, nil
-	}
-	des, err := s.fsys.ReadDir(real)
-	if err != nil {
-		return nil, nil // gone since: nothing matches below it
 	}
 	var out []string
 	for _, de := range des {
@@ -244,6 +270,48 @@ func (s *selector) matchIn(dir, el string) ([]string, error) {
 		if ok {
 			out = append(out, path.Join(dir, de.Name()))
 		}
+	}
+	return out, nil
+}
+
+// listDir lists dir when it is a directory that exists for the build, with its
+// symlink-free path; "" and no entries when it is not one (or is gone since).
+func (s *selector) listDir(dir string) (string, []fs.DirEntry, error) {
+	real, fi, err := s.resolve(dir, true)
+	if errors.Is(err, errNotFound) {
+		return "", nil, nil
+	}
+	if err != nil || !fi.IsDir() {
+		return "", nil, err
+	}
+	des, err := s.fsys.ReadDir(real)
+	if err != nil {
+		return "", nil, nil // gone since: nothing below it
+	}
+	return real, des, nil
+}
+
+// dirsUnder lists dir and every directory below it that exists for the build, for "**";
+// links are not followed, as a walk does not follow them.
+func (s *selector) dirsUnder(ctx context.Context, dir string) ([]string, error) {
+	real, des, err := s.listDir(dir)
+	if err != nil || real == "" {
+		return nil, err
+	}
+	out := []string{dir}
+	for _, de := range des {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		child := path.Join(real, de.Name())
+		if !de.IsDir() || (s.hidden != nil && s.hidden(child, true)) {
+			continue
+		}
+		below, err := s.dirsUnder(ctx, path.Join(dir, de.Name()))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, below...)
 	}
 	return out, nil
 }
@@ -266,6 +334,7 @@ func (s *selector) cleanPattern(src string) (string, error) {
 // selectSources expands sources and lists the files of each match (unhashed).
 func (s *selector) selectSources(ctx context.Context, sources []string) (*selection, error) {
 	sel := &selection{}
+	empty := "" // the first wildcard that matched nothing
 	for _, src := range sources {
 		pattern, err := s.cleanPattern(src)
 		if err != nil {
@@ -276,7 +345,14 @@ func (s *selector) selectSources(ctx context.Context, sources []string) (*select
 			return nil, err
 		}
 		if len(matches) == 0 {
-			return nil, fmt.Errorf("source %q not found in %s", src, s.what)
+			// A wildcard that matches nothing is skipped, as docker does, unless nothing matches.
+			if !hasMeta(pattern) {
+				return nil, fmt.Errorf("source %q not found in %s", src, s.what)
+			}
+			if empty == "" {
+				empty = src
+			}
+			continue
 		}
 		for _, m := range matches {
 			root, err := s.selectRoot(ctx, m)
@@ -285,6 +361,9 @@ func (s *selector) selectSources(ctx context.Context, sources []string) (*select
 			}
 			sel.roots = append(sel.roots, root)
 		}
+	}
+	if len(sel.roots) == 0 && empty != "" {
+		return nil, fmt.Errorf("source %q not found in %s: no source files were specified", empty, s.what)
 	}
 	return sel, nil
 }
@@ -317,25 +396,23 @@ func (s *selector) walk(ctx context.Context, dir, rel string, out *[]fileEntry) 
 	}
 	for _, de := range des {
 		child, childRel := path.Join(dir, de.Name()), path.Join(rel, de.Name())
-		// A hidden dir is still walked when "!" patterns may re-include something inside it.
-		hidden := s.hidden != nil && s.hidden(child, false)
-		if hidden && (!de.IsDir() || s.hidden(child, true)) {
+		// An ignored directory still exists, with its own metadata, as the parent of what
+		// "!" patterns re-include in it (BuildKit sends it so).
+		if s.hidden != nil && s.hidden(child, de.IsDir()) {
 			continue
 		}
 		fi, err := de.Info()
 		if err != nil {
 			return err
 		}
-		if !hidden {
-			e, err := s.entry(childRel, child, fi)
-			if errors.Is(err, errSkipEntry) {
-				continue
-			}
-			if err != nil {
-				return err
-			}
-			*out = append(*out, e)
+		e, err := s.entry(childRel, child, fi)
+		if errors.Is(err, errSkipEntry) {
+			continue
 		}
+		if err != nil {
+			return err
+		}
+		*out = append(*out, e)
 		if de.IsDir() {
 			if err := s.walk(ctx, child, childRel, out); err != nil {
 				return err
@@ -428,8 +505,9 @@ func (sel *selection) names() []string {
 	return out
 }
 
-// exclude drops the entries (and whole sources) matching COPY --exclude patterns, which
-// match paths relative to the context or source root like .dockerignore lines.
+// exclude drops the entries matching COPY --exclude patterns. As BuildKit does, patterns
+// match paths relative to each source (moby/buildkit#5509), like .dockerignore lines inside
+// it; a source itself is matched by its name, so `--exclude=*.txt hom*` drops the .txt ones.
 func (sel *selection) exclude(patterns []string) error {
 	if len(patterns) == 0 {
 		return nil
@@ -440,16 +518,18 @@ func (sel *selection) exclude(patterns []string) error {
 	}
 	roots := sel.roots[:0]
 	for _, r := range sel.roots {
-		if skip, err := pm.MatchesOrParentMatches(r.path); err != nil {
+		if skip, err := pm.MatchesOrParentMatches(r.name); err != nil {
 			return err
 		} else if skip {
 			continue
 		}
 		entries := r.entries[:0]
 		for _, e := range r.entries {
-			skip, err := pm.MatchesOrParentMatches(path.Join(r.path, e.rel))
-			if err != nil {
-				return err
+			skip := false
+			if e.rel != "" {
+				if skip, err = pm.MatchesOrParentMatches(e.rel); err != nil {
+					return err
+				}
 			}
 			if !skip {
 				entries = append(entries, e)

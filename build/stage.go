@@ -24,6 +24,14 @@ type stageBuilder struct {
 	lex    *shell.Lex
 	cmdSet bool // CMD was set in this stage, so a later ENTRYPOINT keeps it
 	instr  Instruction
+
+	// Step numbers as BuildKit counts them: FROM an image, then each ADD, COPY, RUN and
+	// WORKDIR (ONBUILD triggers included); other instructions show no step.
+	index, total int
+	fromImage    bool     // the stage is FROM an image, its step 1
+	fromV        *Vertex  // the FROM image's vertex, when this stage is the first to number it
+	onbuild      bool     // the current instruction is a base image's trigger
+	argNames     []string // ARGs declared in the stage, in order, for RUN's history
 }
 
 func (sb *stageBuilder) plan(ctx context.Context) (*PlannedStage, error) {
@@ -32,11 +40,19 @@ func (sb *stageBuilder) plan(ctx context.Context) (*PlannedStage, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, in := range append(triggers, sb.st.Instructions...) {
+	sb.total = countSteps(triggers) + countSteps(sb.st.Instructions)
+	if sb.fromImage {
+		sb.total++
+		prefix := sb.stepPrefix() // step 1, even when an earlier stage's FROM named the vertex
+		if v := sb.fromV; v != nil {
+			v.Name = prefix + v.Name
+		}
+	}
+	for i, in := range append(triggers, sb.st.Instructions...) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		sb.instr = in
+		sb.instr, sb.onbuild = in, i < len(triggers)
 		if err := sb.dispatch(ctx, in); err != nil {
 			return nil, errAt(sb.p.f.Name, in.Line, strings.ToUpper(in.Command.Name()), err)
 		}
@@ -116,7 +132,10 @@ func (sb *stageBuilder) from(ctx context.Context) ([]Instruction, error) {
 			return fail(fmt.Errorf("read config of %s: %w", base, err))
 		}
 		sb.ps.Config = *cf.DeepCopy()
-		sb.ps.Tip = v
+		sb.ps.Tip, sb.fromImage = v, true
+		if !strings.HasPrefix(v.Name, "[") {
+			sb.fromV = v // not numbered by an earlier stage: numbered once the step count is known
+		}
 		if len(cf.Config.Shell) > 0 {
 			sb.ps.shell = cf.Config.Shell
 		}
@@ -145,11 +164,30 @@ func (sb *stageBuilder) checkPlatform() error {
 	if err != nil {
 		return err
 	}
-	host := "linux/" + goruntime.GOARCH
-	if plat != host && plat != "" {
-		return fmt.Errorf("--platform=%s: kiln builds for the host platform (%s) only; multi-platform builds are not supported yet", plat, host)
+	return CheckPlatform(plat)
+}
+
+// HostPlatform is the one platform kiln builds and runs: linux and the host's architecture.
+var HostPlatform = "linux/" + goruntime.GOARCH
+
+// CheckPlatform accepts a --platform value only when it names the host platform ("" and
+// "local" do too), with the error that says so otherwise.
+func CheckPlatform(plat string) error {
+	if plat == "" || plat == "local" {
+		return nil
 	}
-	return nil
+	parts := strings.Split(strings.ToLower(plat), "/")
+	if len(parts) >= 2 {
+		arch := map[string]string{"x86_64": "amd64", "x86-64": "amd64", "aarch64": "arm64"}[parts[1]]
+		if arch == "" {
+			arch = parts[1]
+		}
+		variantOK := len(parts) == 2 || len(parts) == 3 && arch == "arm64" && parts[2] == "v8"
+		if parts[0] == "linux" && arch == goruntime.GOARCH && variantOK {
+			return nil
+		}
+	}
+	return fmt.Errorf("--platform=%s: kiln builds for the host platform (%s) only; multi-platform builds are not supported yet", plat, HostPlatform)
 }
 
 // source resolves an image and adds its source vertex.

@@ -34,6 +34,15 @@ type encoded struct {
 	DiffID v1.Hash       `json:"diffID"` // changes only for estargz, which rewrites the tar
 }
 
+// keeps reports whether a layer stored in encoding goes as is: in the requested compression,
+// or, when none was asked for, in any compressed one (a zstd build pushes zstd).
+func (o *options) keeps(encoding string) bool {
+	if !o.compressSet {
+		return encoding != "uncompressed"
+	}
+	return o.compression.satisfied(encoding)
+}
+
 // encodeForPush returns img with every layer in the requested compression; img itself when
 // all already are.
 func (o *options) encodeForPush(ctx context.Context, s *cache.Store, img v1.Image) (v1.Image, error) {
@@ -54,7 +63,7 @@ func (o *options) encodeForPush(ctx context.Context, s *cache.Store, img v1.Imag
 	g.SetLimit(o.jobs)
 	for i, l := range m.Layers {
 		out[i] = encoded{Desc: l, DiffID: cf.RootFS.DiffIDs[i]}
-		if o.compression.satisfied(storedEncoding(l.MediaType, l.Annotations)) || !l.MediaType.IsDistributable() {
+		if o.keeps(storedEncoding(l.MediaType, l.Annotations)) || !l.MediaType.IsDistributable() {
 			continue
 		}
 		changed = true

@@ -28,15 +28,28 @@ func explain(err error, what, registry string) error {
 	err = dropTLSFallback(err, te)
 	switch {
 	case te.StatusCode == http.StatusUnauthorized || hasCode(te, transport.UnauthorizedErrorCode):
-		return fmt.Errorf("%w to access %s: run `kiln login %s` (%v)", ErrUnauthorized, what, registry, err)
+		return fmt.Errorf("%w to access %s: run `kiln login %s` (%s)", ErrUnauthorized, what, registry, brief(err, te))
 	case te.StatusCode == http.StatusForbidden || hasCode(te, transport.DeniedErrorCode):
-		return fmt.Errorf("%w to %s by %s: check that your account may use this repository (`kiln login %s`) (%v)", ErrDenied, what, registry, registry, err)
+		return fmt.Errorf("%w to %s by %s: check that your account may use this repository (`kiln login %s`) (%s)", ErrDenied, what, registry, registry, brief(err, te))
 	case te.StatusCode == http.StatusNotFound || hasCode(te, transport.ManifestUnknownErrorCode) || hasCode(te, transport.NameUnknownErrorCode):
-		return fmt.Errorf("%w: image %s not found in %s: check the name and tag (%v)", ErrNotFound, what, registry, err)
+		return fmt.Errorf("%w: image %s not found in %s: check the name and tag (%s)", ErrNotFound, what, registry, brief(err, te))
 	case te.StatusCode >= 500:
 		return fmt.Errorf("registry %s failed (HTTP %d) for %s, also on retry: try again later, or ask its operator (%w)", registry, te.StatusCode, what, err)
 	}
 	return err
+}
+
+// brief is the registry's answer by code and message, without the detail objects that
+// transport.Error prints as Go maps ("; map[Tag:1]").
+func brief(err error, te *transport.Error) string {
+	if len(te.Errors) == 0 {
+		return err.Error()
+	}
+	parts := make([]string, 0, len(te.Errors))
+	for _, d := range te.Errors {
+		parts = append(parts, fmt.Sprintf("%s: %s", d.Code, d.Message))
+	}
+	return strings.Join(parts, "; ")
 }
 
 func hasCode(te *transport.Error, code transport.ErrorCode) bool {

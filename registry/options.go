@@ -61,6 +61,7 @@ type options struct {
 	config      *Config
 	configSet   bool
 	compression Compression
+	compressSet bool // WithCompression was given; else layers go as stored
 	jobs        int
 	retry       retryPolicy
 }
@@ -157,10 +158,10 @@ func WithMirrors(registry string, mirrors ...string) Option {
 	}
 }
 
-// WithCompression sets how Push encodes layers (default gzip); layers already in that
-// encoding are pushed as stored.
+// WithCompression sets how Push encodes layers (default: as stored, uncompressed ones as
+// gzip); layers already in that encoding are pushed as stored.
 func WithCompression(c Compression) Option {
-	return func(o *options) error { o.compression = c; return nil }
+	return func(o *options) error { o.compression, o.compressSet = c, true; return nil }
 }
 
 // WithJobs bounds how many layers move at once (default 4).

@@ -38,10 +38,10 @@ make_base() {
 	fi
 }
 
-# Three contexts: small RUN+COPY; 20,000 small files plus one 200 MB file; an expensive RUN
-# before the COPY of the file that gets edited.
+# Four contexts: small RUN+COPY; 20,000 small files plus one 200 MB file; an expensive RUN
+# before the COPY of the file that gets edited; three independent 2 s stages (parallelism).
 make_contexts() {
-	mkdir -p "$WORK/ctx/small" "$WORK/ctx/big/files" "$WORK/ctx/slow"
+	mkdir -p "$WORK/ctx/small" "$WORK/ctx/big/files" "$WORK/ctx/slow" "$WORK/ctx/multi"
 	printf 'FROM busybox\nRUN echo hello > /hello && mkdir -p /app\nCOPY app.sh /app/\nRUN chmod +x /app/app.sh\nCMD ["/app/app.sh"]\n' >"$WORK/ctx/small/Dockerfile"
 	printf '#!/bin/sh\necho app\n' >"$WORK/ctx/small/app.sh"
 	printf 'FROM busybox\nCOPY . /data/\n' >"$WORK/ctx/big/Dockerfile"
@@ -52,6 +52,9 @@ make_contexts() {
 	head -c 200M /dev/urandom >"$WORK/ctx/big/large.bin"
 	printf 'FROM busybox\nRUN sleep 2 && echo done > /expensive\nCOPY edit.txt /edit.txt\n' >"$WORK/ctx/slow/Dockerfile"
 	echo v0 >"$WORK/ctx/slow/edit.txt"
+	for st in a b c; do printf 'FROM busybox AS %s\nRUN sleep 2 && echo %s > /%s\n' $st $st $st; done >"$WORK/ctx/multi/Dockerfile"
+	printf 'FROM busybox\nCOPY --from=a /a /a\nCOPY --from=b /b /b\nCOPY --from=c /c /c\nCOPY edit.txt /edit.txt\n' >>"$WORK/ctx/multi/Dockerfile"
+	echo v0 >"$WORK/ctx/multi/edit.txt"
 }
 
 edit_file() { # the file each context's "edit" phase changes
@@ -59,6 +62,7 @@ edit_file() { # the file each context's "edit" phase changes
 	small) echo "echo edited $RANDOM" >>"$WORK/ctx/small/app.sh" ;;
 	big) echo "edited $RANDOM" >>"$WORK/ctx/big/files/d7/f7" ;;
 	slow) echo "v$RANDOM" >"$WORK/ctx/slow/edit.txt" ;;
+	multi) echo "v$RANDOM" >"$WORK/ctx/multi/edit.txt" ;;
 	esac
 }
 
@@ -93,7 +97,7 @@ if [[ $TOOLS == *buildkit* ]]; then start_dockerd; fi
 make_base
 make_contexts
 declare -A RESULT
-for ctx in small big slow; do
+for ctx in small big slow multi; do
 	for tool in $TOOLS; do
 		cold=() noop=() edit=()
 		for _ in $(seq "$RUNS"); do
@@ -118,12 +122,13 @@ ratio() { [[ -n ${2:-} && $2 != 0 ]] && echo "scale=2; $1 / $2" | bc | sed 's/^\
 	echo "median of $RUNS runs, seconds, wall clock. kiln $($KILN version | cut -d' ' -f2),"
 	echo "$($DOCKER --version 2>/dev/null || echo docker: n/a), $(buildah --version 2>/dev/null || echo buildah: n/a)."
 	echo "Contexts: **small** (RUN + COPY + RUN), **big** (COPY of 20,000 small files and one 200 MB file),"
-	echo "**slow** (a 2 s RUN before a COPY of the edited file). Phases: cold (no build cache, base image"
+	echo "**slow** (a 2 s RUN before a COPY of the edited file), **multi** (three independent stages of"
+	echo "\`RUN sleep 2\` copied into a fourth: stages run in parallel). Phases: cold (no build cache, base image"
 	echo "present), no-op rebuild, rebuild after editing one file."
 	echo
 	echo "| context | phase | kiln | BuildKit | buildah | kiln/BuildKit | kiln/buildah |"
 	echo "|---|---|---|---|---|---|---|"
-	for ctx in small big slow; do
+	for ctx in small big slow multi; do
 		for ph in cold noop edit; do
 			k=${RESULT[$ctx,kiln,$ph]:-} b=${RESULT[$ctx,buildkit,$ph]:-} h=${RESULT[$ctx,buildah,$ph]:-}
 			echo "| $ctx | $ph | ${k:--} | ${b:--} | ${h:--} | $(ratio "$k" "$b") | $(ratio "$k" "$h") |"

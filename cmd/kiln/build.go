@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
@@ -80,6 +82,7 @@ func newBuildCmd(g *globalOptions) *cobra.Command {
 	f.StringVar(&o.cacheTo, "cache-to", "", "export this build's cache to a registry: type=registry,ref=REG/NAME:TAG (or just the ref)")
 	f.BoolVar(&o.push, "push", false, "push every -t name to its registry after the build")
 	f.BoolVar(&o.explain, "explain", false, "say why each step that runs missed the cache (which file, variable or parent changed)")
+	platformFlag(c)
 	f.StringVar(&o.metadata, "metadata-file", "", "write the image digest, config digest and names to this JSON file")
 	return c
 }
@@ -101,7 +104,8 @@ func runBuild(cmd *cobra.Command, g *globalOptions, o *buildOptions, contextDir 
 		return err
 	}
 	defer s.Close()
-	if err := g.wireBuild(cmd, &po, s, policy); err != nil {
+	notes := noteWriter(mode, cmd.ErrOrStderr())
+	if err := g.wireBuild(cmd, &po, s, policy, notes); err != nil {
 		return err
 	}
 	po.Report = newReporter(mode, cmd.ErrOrStderr())
@@ -110,10 +114,14 @@ func runBuild(cmd *cobra.Command, g *globalOptions, o *buildOptions, contextDir 
 	}
 	start := time.Now()
 	img, err := build.Pipeline(cmd.Context(), po)
+	if err != nil && mode == progressJSON { // the error is a JSON line too; the exit code stays 1
+		_ = json.NewEncoder(cmd.ErrOrStderr()).Encode(eventJSON{Time: time.Now(), Kind: "error", Error: err.Error()})
+		return exitCodeError{code: 1}
+	}
 	if err != nil {
 		return err
 	}
-	return o.report(cmd, img, po.Tags, mode == progressQuiet, start)
+	return o.report(cmd, notes, img, po.Tags, mode == progressQuiet, start)
 }
 
 // pipelineOptions turns flags into the pipeline's options, failing on malformed input
@@ -144,9 +152,10 @@ func (o *buildOptions) pipelineOptions(contextDir string) (build.PipelineOptions
 	return po, out, policy, nil
 }
 
-// wireBuild plugs the store, the registry, the runtime and the terminal into a pipeline.
-func (g *globalOptions) wireBuild(cmd *cobra.Command, po *build.PipelineOptions, s *cache.Store, policy registry.PullPolicy) error {
-	res, err := g.resolver(s, policy, cmd.ErrOrStderr())
+// wireBuild plugs the store, the registry, the runtime and the terminal into a pipeline;
+// notes takes their messages.
+func (g *globalOptions) wireBuild(cmd *cobra.Command, po *build.PipelineOptions, s *cache.Store, policy registry.PullPolicy, notes io.Writer) error {
+	res, err := g.resolver(s, policy, notes)
 	if err != nil {
 		return err
 	}
@@ -155,19 +164,19 @@ func (g *globalOptions) wireBuild(cmd *cobra.Command, po *build.PipelineOptions,
 		return err
 	}
 	po.Store, po.Stdin, po.Resolver, po.Runner = s, cmd.InOrStdin(), res, build.RuntimeRunner{Runtime: rt}
-	po.LogDir, po.Notes = s.Logs(), cmd.ErrOrStderr()
-	po.Registry = buildRegistry{g: g, s: s, progress: cmd.ErrOrStderr()}
+	po.LogDir, po.Notes = s.Logs(), notes
+	po.Registry = buildRegistry{g: g, s: s, progress: notes}
 	po.Cleanup = func(ctx context.Context) {
 		// Containers of killed kiln runs would hold mounts and cgroups forever: collect them first.
 		if err := rt.Cleanup(ctx); err != nil && g.debug {
-			fmt.Fprintf(cmd.ErrOrStderr(), "cleanup of earlier runs: %v\n", err)
+			fmt.Fprintf(notes, "cleanup of earlier runs: %v\n", err)
 		}
 	}
 	return nil
 }
 
 // report writes --metadata-file and --iidfile and says what was built.
-func (o *buildOptions) report(cmd *cobra.Command, img *build.Image, tags []cache.Name, quiet bool, start time.Time) error {
+func (o *buildOptions) report(cmd *cobra.Command, notes io.Writer, img *build.Image, tags []cache.Name, quiet bool, start time.Time) error {
 	if o.metadata != "" {
 		if err := writeMetadata(o.metadata, img, tags); err != nil {
 			return fmt.Errorf("write --metadata-file: %w", err)
@@ -182,9 +191,9 @@ func (o *buildOptions) report(cmd *cobra.Command, img *build.Image, tags []cache
 		fmt.Fprintln(cmd.OutOrStdout(), img.ID)
 		return nil
 	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "writing image %s (manifest %s) in %.2fs\n", img.ID, img.Manifest.Digest, time.Since(start).Seconds())
+	fmt.Fprintf(notes, "writing image %s (manifest %s) in %.2fs\n", img.ID, img.Manifest.Digest, time.Since(start).Seconds())
 	for _, t := range tags {
-		fmt.Fprintf(cmd.ErrOrStderr(), "naming to %s\n", t.Short())
+		fmt.Fprintf(notes, "naming to %s\n", t.Short())
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -82,26 +83,44 @@ func jsonEvent(e build.Event) eventJSON {
 }
 
 // plainReporter prints docker-like lines: "#3 [2/4] COPY a /a", "#3 CACHED", "#3 DONE 0.1s".
+// A RUN's output arrives in read-sized chunks: a line is printed once it is complete (or
+// when its step ends), never split where a chunk happened to end.
 func plainReporter(w io.Writer) build.Reporter {
 	started := map[int]time.Time{}
+	partial := map[int]*pendingLine{}
+	flush := func(i int) {
+		if p := partial[i]; p != nil {
+			fmt.Fprintf(w, "#%d %.3f %s\n", i, p.at.Sub(started[i]).Seconds(), p.text)
+			delete(partial, i)
+		}
+	}
 	return func(e build.Event) {
 		switch e.Kind {
 		case build.EventStarted:
 			started[e.Index] = e.Time
 			fmt.Fprintf(w, "#%d %s\n", e.Index, e.Name)
 		case build.EventCached:
+			flush(e.Index)
 			fmt.Fprintf(w, "#%d CACHED\n", e.Index)
 		case build.EventDone:
+			flush(e.Index)
 			fmt.Fprintf(w, "#%d DONE %.1fs\n", e.Index, e.Duration.Seconds())
 		case build.EventFailed:
+			flush(e.Index)
 			fmt.Fprintf(w, "#%d ERROR: %v\n", e.Index, firstLine(e.Err))
 		case build.EventLog:
-			for _, l := range strings.SplitAfter(string(e.Data), "\n") {
-				if l != "" {
-					fmt.Fprintf(w, "#%d %.3f %s", e.Index, e.Time.Sub(started[e.Index]).Seconds(), l)
-					if !strings.HasSuffix(l, "\n") {
-						fmt.Fprintln(w)
-					}
+			data := string(e.Data)
+			for data != "" {
+				chunk, rest, complete := strings.Cut(data, "\n")
+				data = rest
+				p := partial[e.Index]
+				if p == nil {
+					p = &pendingLine{at: e.Time}
+					partial[e.Index] = p
+				}
+				p.text += chunk
+				if complete {
+					flush(e.Index)
 				}
 			}
 		case build.EventWarning:
@@ -110,6 +129,52 @@ func plainReporter(w io.Writer) build.Reporter {
 			fmt.Fprintf(w, "#%d cache miss: %s\n", e.Index, e.Data)
 		}
 	}
+}
+
+// pendingLine is the start of a line of step output whose end has not arrived yet.
+type pendingLine struct {
+	at   time.Time // when its first byte arrived
+	text string
+}
+
+// noteWriter is where a build's other messages go (pulls, pushes, "writing image …"): stderr
+// as it is, or, with --progress=json, one JSON line {"kind":"note","data":…} per line, so
+// that stream holds nothing but JSON.
+func noteWriter(mode progressMode, w io.Writer) io.Writer {
+	if mode != progressJSON {
+		return w
+	}
+	return &jsonNotes{enc: json.NewEncoder(w)}
+}
+
+type jsonNotes struct {
+	mu      sync.Mutex
+	enc     *json.Encoder
+	partial string
+}
+
+func (j *jsonNotes) Write(p []byte) (int, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	data := j.partial + string(p)
+	for {
+		line, rest, ok := strings.Cut(data, "\n")
+		if !ok {
+			break
+		}
+		data = rest
+		// Progress bars redraw with \r: only the last state of a line is news.
+		if i := strings.LastIndexByte(strings.TrimRight(line, "\r"), '\r'); i >= 0 {
+			line = line[i+1:]
+		}
+		if line = strings.TrimRight(line, "\r"); line != "" {
+			if err := j.enc.Encode(eventJSON{Time: time.Now(), Kind: "note", Data: line}); err != nil {
+				return 0, err
+			}
+		}
+	}
+	j.partial = data
+	return len(p), nil
 }
 
 func firstLine(err error) string {

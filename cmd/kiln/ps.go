@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/container"
+	"github.com/kiln-build/kiln/runtime"
 )
 
 type psOptions struct {
@@ -104,5 +107,26 @@ func (o *psOptions) row(c *container.Container, st container.State, now time.Tim
 		state = "dead"
 	}
 	return psRow{ID: id, Image: c.Image, Command: `"` + command + `"`, CreatedAt: c.Created.Local().Format("2006-01-02 15:04:05 -0700 MST"),
-		Created: units.HumanDuration(now.Sub(c.Created)) + " ago", Status: st.Describe(now), State: state, Names: c.Name}
+		Created: units.HumanDuration(now.Sub(c.Created)) + " ago", Status: st.Describe(now), State: state,
+		Ports: psPorts(c.Spec.Ports, st), Names: c.Name}
+}
+
+// psPorts is docker's PORTS column: "127.0.0.1:8080->80/tcp, 0.0.0.0:53->53/udp" for a
+// running container's published ports (every address shows as 0.0.0.0); nothing once it stopped.
+func psPorts(ports []runtime.PortMapping, st container.State) string {
+	if !st.Running() {
+		return ""
+	}
+	out := make([]string, 0, len(ports))
+	for _, p := range ports {
+		ip, proto := "0.0.0.0", p.Protocol
+		if p.HostIP.IsValid() {
+			ip = p.HostIP.String()
+		}
+		if proto == "" {
+			proto = "tcp"
+		}
+		out = append(out, fmt.Sprintf("%s->%d/%s", net.JoinHostPort(ip, strconv.Itoa(int(p.HostPort))), p.ContainerPort, proto))
+	}
+	return strings.Join(out, ", ")
 }

@@ -40,6 +40,7 @@ func newPullCmd(g *globalOptions) *cobra.Command {
 			return nil
 		},
 	}
+	platformFlag(c)
 	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the name")
 	return c
 }

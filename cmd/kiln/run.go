@@ -69,6 +69,7 @@ func newRunCmd(g *globalOptions) *cobra.Command {
 		},
 	}
 	f := c.Flags()
+	platformFlag(c)
 	f.SetInterspersed(false) // flags after IMAGE belong to the container's command
 	f.BoolVar(&o.rm, "rm", false, "remove the container when it exits")
 	f.BoolVarP(&o.detach, "detach", "d", false, "run in the background under a monitor process and print the container id")

@@ -19,6 +19,28 @@ type ttyStep struct {
 	start   time.Time
 	elapsed time.Duration
 	tail    []string
+	open    bool // the last tail line has not ended yet: the next chunk continues it
+}
+
+// appendLog adds a chunk of output to the tail; a line cut where a read ended continues
+// with the next chunk instead of showing as two lines.
+func (st *ttyStep) appendLog(data string) {
+	if data == "" {
+		return
+	}
+	parts := strings.Split(data, "\n")
+	if st.open && len(st.tail) > 0 {
+		st.tail[len(st.tail)-1] += parts[0]
+		parts = parts[1:]
+	}
+	st.open = !strings.HasSuffix(data, "\n")
+	if !st.open {
+		parts = parts[:len(parts)-1] // what follows the last newline: nothing
+	}
+	st.tail = append(st.tail, parts...)
+	if len(st.tail) > ttyLogLines {
+		st.tail = st.tail[len(st.tail)-ttyLogLines:]
+	}
 }
 
 // ttyView redraws the whole view in place on every event (BuildKit-style), using ANSI
@@ -54,11 +76,7 @@ func (v *ttyView) handle(e build.Event) {
 	}
 	switch e.Kind {
 	case build.EventLog:
-		lines := strings.Split(strings.TrimRight(string(e.Data), "\n"), "\n")
-		st.tail = append(st.tail, lines...)
-		if len(st.tail) > ttyLogLines {
-			st.tail = st.tail[len(st.tail)-ttyLogLines:]
-		}
+		st.appendLog(string(e.Data))
 	case build.EventStarted:
 	default:
 		st.state, st.elapsed = e.Kind, e.Duration

@@ -100,10 +100,11 @@ func latest(h []v1.History) time.Time {
 }
 
 // ensureLayers copies into the store any layer blob it lacks (e.g. of a base image that the
-// resolver served from elsewhere), verifying each against its digest.
+// resolver served from elsewhere), verifying each against its digest. A layer that a lazily
+// imported cache names remotely stays there until something reads it.
 func (s *solver) ensureLayers(ctx context.Context, layers []layerRef) error {
 	for _, l := range layers {
-		if s.opts.Store.HasBlob(l.desc.Digest) {
+		if s.opts.Store.HasContent(l.desc.Digest) {
 			continue
 		}
 		rc, err := l.open()

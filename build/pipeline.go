@@ -18,11 +18,18 @@ import (
 // Registry is what a build pipeline needs of a registry; cmd passes the registry package in,
 // so build never imports it.
 type Registry interface {
-	ImportCache(ctx context.Context, ref string) (int, error)
+	// ImportCache records a cache image's entries; its layers stay remote until read.
+	ImportCache(ctx context.Context, ref string) (CacheImport, error)
 	ExportCache(ctx context.Context, keys []string, ref string) (int, error)
 	Push(ctx context.Context, name cache.Name) (v1.Descriptor, error)
 	// EncodeEStargz stores a copy of the image with eStargz layers and returns its manifest.
 	EncodeEStargz(ctx context.Context, manifest v1.Hash) (v1.Descriptor, error)
+}
+
+// CacheImport is what importing one cache did.
+type CacheImport struct {
+	Records int      // cache records added
+	Skipped []string // records or blobs left out, each naming what and why
 }
 
 // PipelineOptions are a whole `kiln build`: the build and what happens around it.
@@ -49,11 +56,15 @@ func Pipeline(ctx context.Context, o PipelineOptions) (*Image, error) {
 		o.Cleanup(ctx)
 	}
 	for _, ref := range o.CacheFrom {
-		if n, err := o.Registry.ImportCache(ctx, ref); err != nil {
+		res, err := o.Registry.ImportCache(ctx, ref)
+		if err != nil {
 			o.note("WARNING: --cache-from %s: %v", ref, err)
-		} else {
-			o.note("imported %d cache records from %s", n, ref)
+			continue
 		}
+		for _, sk := range res.Skipped {
+			o.note("WARNING: --cache-from %s: skipped %s", ref, sk)
+		}
+		o.note("imported %d cache records from %s", res.Records, ref)
 	}
 	build := Build
 	if o.Reproducible {
@@ -71,6 +82,13 @@ func Pipeline(ctx context.Context, o PipelineOptions) (*Image, error) {
 	if o.Export != nil {
 		if err := o.Export(ctx, img, o.Tags); err != nil {
 			return nil, err
+		}
+	}
+	if !o.Push {
+		// The image stays here, so it must be whole; a pushed one keeps its cached layers
+		// in the registry (the push mounts them) and fetches them only when read.
+		if err := o.Store.FetchImage(ctx, img.Manifest.Digest); err != nil {
+			return nil, fmt.Errorf("fetch the cached layers of the image: %w", err)
 		}
 	}
 	return img, o.publish(ctx, img)

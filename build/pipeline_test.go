@@ -20,12 +20,12 @@ type fakeRegistry struct {
 	keys  []string
 }
 
-func (r *fakeRegistry) ImportCache(_ context.Context, ref string) (int, error) {
+func (r *fakeRegistry) ImportCache(_ context.Context, ref string) (CacheImport, error) {
 	r.calls = append(r.calls, "import "+ref)
 	if ref == "unreachable" {
-		return 0, errors.New("connection refused")
+		return CacheImport{}, errors.New("connection refused")
 	}
-	return 3, nil
+	return CacheImport{Records: 3}, nil
 }
 
 func (r *fakeRegistry) ExportCache(_ context.Context, keys []string, ref string) (int, error) {

@@ -197,7 +197,7 @@ func (s *solver) cached(v *Vertex, parent *vresult) (*vresult, bool) {
 	}
 	res := &vresult{layers: parent.layers, created: rec.Created}
 	if rec.Layer != nil {
-		if !s.opts.Store.HasBlob(rec.Layer.Digest) {
+		if !s.opts.Store.HasContent(rec.Layer.Digest) {
 			return nil, false
 		}
 		res.layers = append(append([]layerRef(nil), parent.layers...), storedLayer(s.opts.Store, *rec.Layer, rec.DiffID))

@@ -121,13 +121,21 @@ func (s *Store) HasBlob(h v1.Hash) bool {
 	return err == nil
 }
 
-// OpenBlob opens a stored blob for reading; errors.Is(err, ErrNotFound) when it is absent.
+// OpenBlob opens a stored blob for reading, first fetching one that only a remote record
+// names; errors.Is(err, ErrNotFound) when it is absent. Callers behind go-containerregistry's
+// context-free Compressed() end up here, so the fetch cannot take their context.
 func (s *Store) OpenBlob(h v1.Hash) (io.ReadCloser, error) {
 	if err := checkHash(h); err != nil {
 		return nil, err
 	}
 	f, err := os.Open(s.blobPath(h))
 	if os.IsNotExist(err) {
+		if _, remote := s.Remote(h); remote {
+			if err := s.FetchBlob(context.Background(), h); err != nil {
+				return nil, err
+			}
+			return s.OpenBlob(h)
+		}
 		return nil, fmt.Errorf("blob %s: %w", h, ErrNotFound)
 	}
 	if err != nil {

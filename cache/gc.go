@@ -67,6 +67,7 @@ func (s *Store) GC(ctx context.Context, opts GCOptions) (GCStats, error) {
 	if err := s.sweepSnapshots(ctx, live, opts.DryRun, &st); err != nil {
 		return st, fmt.Errorf("gc: %w", err)
 	}
+	s.sweepRemotes(live, opts.DryRun)
 	if !opts.DryRun {
 		s.sweepLeases()
 		// Whatever predates this exclusive Open was abandoned; the margin covers the

@@ -34,7 +34,7 @@ type recordFile struct {
 const touchAfter = time.Minute
 
 // CacheGet finds the record for key ("sha256:…"). A corrupt record, or one whose layer blob
-// is gone, is a miss, so the step simply runs again.
+// is gone (neither stored nor remote), is a miss, so the step simply runs again.
 func (s *Store) CacheGet(key string) (CacheRecord, bool, error) {
 	p, err := s.recordPath(key)
 	if err != nil {
@@ -48,7 +48,7 @@ func (s *Store) CacheGet(key string) (CacheRecord, bool, error) {
 		return CacheRecord{}, false, fmt.Errorf("read cache record %s: %w", key, err)
 	}
 	rec, ok := decodeRecord(raw)
-	if !ok || (rec.Layer != nil && !s.HasBlob(rec.Layer.Digest)) {
+	if !ok || (rec.Layer != nil && !s.HasContent(rec.Layer.Digest)) {
 		return CacheRecord{}, false, nil
 	}
 	if fi, err := os.Stat(p); err == nil && time.Since(fi.ModTime()) > touchAfter {
@@ -78,7 +78,7 @@ func decodeRecord(raw []byte) (CacheRecord, bool) {
 }
 
 // CachePut stores the record for key atomically, replacing any previous one. The record's
-// layer blob must already be in the store, so a hit can always be used.
+// layer blob must already be in the store or named by a remote record, so a hit can always be used.
 func (s *Store) CachePut(key string, rec CacheRecord) error {
 	p, err := s.recordPath(key)
 	if err != nil {
@@ -97,8 +97,8 @@ func (s *Store) CachePut(key string, rec CacheRecord) error {
 	}
 	s.gcMu.RLock()
 	defer s.gcMu.RUnlock()
-	if rec.Layer != nil && !s.HasBlob(rec.Layer.Digest) {
-		return fmt.Errorf("cache record %s: layer %s is not in the store: %w", key, rec.Layer.Digest, ErrNotFound)
+	if rec.Layer != nil && !s.HasContent(rec.Layer.Digest) {
+		return fmt.Errorf("cache record %s: layer %s is neither in the store nor remote: %w", key, rec.Layer.Digest, ErrNotFound)
 	}
 	if err := s.writeFileAtomic(p, data, 0o644); err != nil {
 		return fmt.Errorf("write cache record %s: %w", key, err)

@@ -35,6 +35,8 @@ type Store struct {
 	stageErr  error
 	// gcMu keeps this Store's own writers out while its GC deletes.
 	gcMu sync.RWMutex
+	// fetch brings in blobs that only a remote record names (lazy cache import).
+	fetch fetchState
 }
 
 // Open opens (creating if absent) the store at root and holds a shared lock on it until

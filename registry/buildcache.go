@@ -8,10 +8,12 @@ import (
 	"io"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"github.com/kiln-build/kiln/cache"
@@ -106,34 +108,50 @@ func cacheImage(adds []mutate.Addendum, entries []cacheEntry) (v1.Image, error) 
 	return mutate.ConfigFile(img, cf)
 }
 
-// ImportCache pulls the cache image ref and records its entries in the local build cache
-// (keeping local records), for `kiln build --cache-from type=registry,ref=...`.
-func ImportCache(ctx context.Context, s *cache.Store, ref string, opts ...Option) (int, error) {
+// CacheImport is what ImportCache did: records added, and what it skipped and why.
+type CacheImport struct {
+	Records int      // cache records added to the local index
+	Skipped []string // one line per record or blob left out, naming it
+}
+
+// ImportCache reads the cache image ref's manifest and config only and records its entries
+// in the local build cache (keeping local records), for `kiln build --cache-from
+// type=registry,ref=...`. The layers stay in the registry: each gets a remote record, and the
+// store fetches it (through NewFetcher) only when something reads it.
+func ImportCache(ctx context.Context, s *cache.Store, ref string, opts ...Option) (CacheImport, error) {
+	var res CacheImport
 	opts = append(opts, WithPlatform(v1.Platform{OS: "linux", Architecture: "kiln-cache"}))
-	desc, err := Pull(ctx, s, ref, opts...)
+	o, err := makeOptions(opts)
 	if err != nil {
-		return 0, fmt.Errorf("import cache: %w", err)
+		return res, err
 	}
-	if n, err := cache.ParseName(ref); err == nil {
-		_ = s.Untag(ctx, n) // the cache image is not an image to run
-	}
-	img, err := s.Image(desc.Digest)
+	ctx, cancel := o.withTimeout(ctx)
+	defer cancel()
+	n, err := cache.ParseName(ref)
 	if err != nil {
-		return 0, err
+		return res, fmt.Errorf("import cache %s: %w", ref, err)
+	}
+	ep, err := o.reference(n)
+	if err != nil {
+		return res, err
+	}
+	img, err := o.remoteImage(ctx, ep)
+	if err != nil {
+		return res, fmt.Errorf("import cache: %w", explain(err, n.Short(), n.Registry()))
 	}
 	cf, err := img.ConfigFile()
 	if err != nil {
-		return 0, err
-	}
-	var entries []cacheEntry
-	if err := json.Unmarshal([]byte(cf.Config.Labels[cacheLabel]), &entries); err != nil {
-		return 0, fmt.Errorf("import cache: %s is not a kiln cache image: %w", ref, err)
+		return res, fmt.Errorf("import cache %s: config: %w", n.Short(), err)
 	}
 	m, err := img.Manifest()
 	if err != nil {
-		return 0, err
+		return res, fmt.Errorf("import cache %s: manifest: %w", n.Short(), err)
 	}
-	count := 0
+	var entries []cacheEntry
+	if err := json.Unmarshal([]byte(cf.Config.Labels[cacheLabel]), &entries); err != nil {
+		return res, fmt.Errorf("import cache: %s is not a kiln cache image (label %s): %w", ref, cacheLabel, err)
+	}
+	repo := ep.ref.Context().Name()
 	for _, e := range entries {
 		if _, ok, _ := s.CacheGet(e.Key); ok {
 			continue
@@ -141,17 +159,65 @@ func ImportCache(ctx context.Context, s *cache.Store, ref string, opts ...Option
 		rec := cache.CacheRecord{Created: e.Created}
 		if e.Layer >= 0 {
 			if e.Layer >= len(m.Layers) || e.Layer >= len(cf.RootFS.DiffIDs) {
-				return count, fmt.Errorf("import cache: %s: entry refers to layer %d of %d", ref, e.Layer, len(m.Layers))
+				res.Skipped = append(res.Skipped, fmt.Sprintf("record %s: refers to layer %d of %d", e.Key, e.Layer, len(m.Layers)))
+				continue
 			}
 			l := m.Layers[e.Layer]
 			rec.Layer, rec.DiffID = &v1.Descriptor{MediaType: l.MediaType, Digest: l.Digest, Size: l.Size}, cf.RootFS.DiffIDs[e.Layer]
+			if err := s.PutRemote(cache.RemoteBlob{Desc: *rec.Layer, Repo: repo}); err != nil {
+				res.Skipped = append(res.Skipped, fmt.Sprintf("record %s: %v", e.Key, err))
+				continue
+			}
 		}
 		if err := s.CachePut(e.Key, rec); err != nil {
-			return count, err
+			res.Skipped = append(res.Skipped, fmt.Sprintf("record %s: %v", e.Key, err))
+			continue
 		}
-		count++
+		res.Records++
 	}
-	return count, nil
+	return res, nil
+}
+
+// NewFetcher is how a store fetches the blobs that lazily imported caches name, with the
+// given registry options (auth, insecure registries); see cache.Store.SetFetcher.
+func NewFetcher(opts ...Option) (cache.Fetcher, error) {
+	o, err := makeOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	return fetcher{o: o}, nil
+}
+
+type fetcher struct{ o *options }
+
+func (f fetcher) Fetch(ctx context.Context, b cache.RemoteBlob) (io.ReadCloser, error) {
+	l, _, err := f.o.remoteBlob(ctx, b)
+	if err != nil {
+		return nil, err
+	}
+	return l.Compressed()
+}
+
+// remoteBlob is the remote blob b as a layer that streams from its repository, and its
+// reference, so that a push can mount it from there.
+func (o *options) remoteBlob(ctx context.Context, b cache.RemoteBlob) (v1.Layer, name.Digest, error) {
+	n, err := cache.ParseName(b.Repo + "@" + b.Desc.Digest.String())
+	if err != nil {
+		return nil, name.Digest{}, fmt.Errorf("remote blob %s in %s: %w", b.Desc.Digest, b.Repo, err)
+	}
+	ep, err := o.reference(n)
+	if err != nil {
+		return nil, name.Digest{}, err
+	}
+	ref, ok := ep.ref.(name.Digest)
+	if !ok {
+		return nil, name.Digest{}, fmt.Errorf("remote blob %s in %s: not a digest reference", b.Desc.Digest, b.Repo)
+	}
+	l, err := remote.Layer(ref, o.remoteOptions(ctx, ep.insecure)...)
+	if err != nil {
+		return nil, name.Digest{}, err
+	}
+	return l, ref, nil
 }
 
 // storeLayer is a stored blob as a go-containerregistry compressed layer.

@@ -8,6 +8,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/kiln-build/kiln/build"
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/registry"
 )
@@ -57,12 +58,13 @@ type buildRegistry struct {
 	progress io.Writer
 }
 
-func (r buildRegistry) ImportCache(ctx context.Context, ref string) (int, error) {
+func (r buildRegistry) ImportCache(ctx context.Context, ref string) (build.CacheImport, error) {
 	opts, err := r.g.registry.options()
 	if err != nil {
-		return 0, err
+		return build.CacheImport{}, err
 	}
-	return registry.ImportCache(ctx, r.s, ref, opts...)
+	res, err := registry.ImportCache(ctx, r.s, ref, opts...)
+	return build.CacheImport{Records: res.Records, Skipped: res.Skipped}, err
 }
 
 func (r buildRegistry) ExportCache(ctx context.Context, keys []string, ref string) (int, error) {

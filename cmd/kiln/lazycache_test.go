@@ -1,0 +1,129 @@
+package main
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/internal/testregistry"
+)
+
+// blobCounter is a proxy in front of a registry that counts the blob bytes it serves.
+type blobCounter struct {
+	proxy *httputil.ReverseProxy
+	bytes atomic.Int64
+}
+
+func (c *blobCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/sha256:") {
+		w = &countingWriter{ResponseWriter: w, n: &c.bytes}
+	}
+	c.proxy.ServeHTTP(w, r)
+}
+
+type countingWriter struct {
+	http.ResponseWriter
+	n *atomic.Int64
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	k, err := w.ResponseWriter.Write(p)
+	w.n.Add(int64(k))
+	return k, err
+}
+
+// countingRegistry starts docker-registry behind a blob-counting proxy; it returns the
+// proxy's address, which is the only one the test uses.
+func countingRegistry(t *testing.T) (string, *blobCounter) {
+	t.Helper()
+	backend := testregistry.Start(t)
+	u, _ := url.Parse("http://" + backend)
+	c := &blobCounter{proxy: httputil.NewSingleHostReverseProxy(u)}
+	srv := httptest.NewServer(c)
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://"), c
+}
+
+// layerBytes sums the compressed layer sizes of the stored image ref.
+func layerBytes(t *testing.T, root, ref string) int64 {
+	t.Helper()
+	s, err := cache.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	desc, _, err := s.Lookup(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := s.Image(desc.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, l := range m.Layers {
+		n += l.Size
+	}
+	return n
+}
+
+// TestLazyCacheImport: a second machine importing a registry cache fetches only the layers
+// of the final image, never the 20 MB builder layer, and with --push to the same registry
+// no layer at all (they are mounted from the cache repository); the pushed image is whole,
+// and the lazily kept local image fetches its layers when it runs.
+func TestLazyCacheImport(t *testing.T) {
+	requireContainers(t)
+	addr, counter := countingRegistry(t)
+	ctxDir := t.TempDir()
+	writeTree(t, ctxDir, map[string]string{
+		"Buildfile": "FROM busybox AS builder\nRUN head -c 20000000 /dev/urandom > /big && echo small > /small\n" +
+			"FROM busybox\nCOPY --from=builder /small /small\nCOPY f /f\n",
+		"f": "f",
+	})
+	cacheRef := addr + "/team/app:buildcache"
+	ok(t, busyboxRoot(t), "build", "--progress=plain", "--cache-to", "type=registry,ref="+cacheRef+",mode=max", "-t", "app", ctxDir)
+
+	second := busyboxRoot(t)
+	counter.bytes.Store(0)
+	start := time.Now()
+	r := ok(t, second, "build", "--progress=plain", "--cache-from", cacheRef, "-t", "app", ctxDir)
+	took := time.Since(start)
+	if n := strings.Count(r.stderr, "CACHED"); n != 3 {
+		t.Errorf("%d CACHED steps, want 3:\n%s", n, r.stderr)
+	}
+	fetched, final := counter.bytes.Load(), layerBytes(t, second, "app")
+	t.Logf("second machine: %d blob bytes fetched in %v; the final image's layers are %d bytes", fetched, took, final)
+	if fetched > final+final/20 {
+		t.Errorf("fetched %d blob bytes for a final image of %d layer bytes: the import is not lazy", fetched, final)
+	}
+	if out := ok(t, second, "run", "--rm", "app", "cat", "/small").stdout; out != "small\n" {
+		t.Errorf("run of the built image: %q", out)
+	}
+
+	pusher := busyboxRoot(t)
+	counter.bytes.Store(0)
+	pushed := addr + "/team/app:1"
+	ok(t, pusher, "build", "--progress=plain", "--cache-from", cacheRef, "-t", pushed, "--push", ctxDir)
+	if n := counter.bytes.Load(); n > 64<<10 {
+		t.Errorf("build --push fetched %d blob bytes: cached layers must be mounted, not downloaded", n)
+	}
+	t.Logf("second machine with --push: %d blob bytes fetched", counter.bytes.Load())
+	if out := ok(t, pusher, "run", "--rm", pushed, "cat", "/small").stdout; out != "small\n" {
+		t.Errorf("run of the lazily kept image: %q", out)
+	}
+	third := t.TempDir()
+	ok(t, third, "pull", pushed)
+	if out := ok(t, third, "run", "--rm", pushed, "cat", "/f").stdout; out != "f" {
+		t.Errorf("run of the pushed image: %q", out)
+	}
+}

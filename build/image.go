@@ -17,6 +17,8 @@ type Image struct {
 	ID       v1.Hash // the config digest, docker's image ID
 	Config   *v1.ConfigFile
 	Keys     []string // cache keys of every step solved for it (all stages), for --cache-to
+	// FinalKeys are the keys of the steps whose layers the image holds, for mode=min.
+	FinalKeys []string
 }
 
 // assemble writes the target stage's config and manifest (and any base layer blob the store

@@ -20,7 +20,9 @@ import (
 type Registry interface {
 	// ImportCache records a cache image's entries; its layers stay remote until read.
 	ImportCache(ctx context.Context, ref string) (CacheImport, error)
-	ExportCache(ctx context.Context, keys []string, ref string) (int, error)
+	// ExportCache exports the cache of img's steps; an inline cache returns the image to
+	// tag and push instead of img.
+	ExportCache(ctx context.Context, spec string, img *Image) (CacheExport, error)
 	Push(ctx context.Context, name cache.Name) (v1.Descriptor, error)
 	// EncodeEStargz stores a copy of the image with eStargz layers and returns its manifest.
 	EncodeEStargz(ctx context.Context, manifest v1.Hash) (v1.Descriptor, error)
@@ -32,12 +34,19 @@ type CacheImport struct {
 	Skipped []string // records or blobs left out, each naming what and why
 }
 
+// CacheExport is what exporting the cache did.
+type CacheExport struct {
+	Records  int
+	Image    *v1.Descriptor // inline cache: the image with the records, which replaces the built one
+	Warnings []string       // failures that ignore-error=true let pass
+}
+
 // PipelineOptions are a whole `kiln build`: the build and what happens around it.
 type PipelineOptions struct {
 	Options
 	Registry     Registry                                                       // needed for CacheFrom, CacheTo, EStargz and Push
-	CacheFrom    []string                                                       // cache images to import first; an unreachable one only warns
-	CacheTo      string                                                         // cache image to export this build's steps to
+	CacheFrom    []string                                                       // caches to import first (first to name a key wins); an unreachable one only warns
+	CacheTo      string                                                         // cache to export this build's steps to
 	EStargz      bool                                                           // re-encode the layers as eStargz and move the tags to that image
 	Push         bool                                                           // push every tag after the build
 	Reproducible bool                                                           // build twice from scratch and fail, naming files, if the images differ
@@ -94,8 +103,27 @@ func Pipeline(ctx context.Context, o PipelineOptions) (*Image, error) {
 	return img, o.publish(ctx, img)
 }
 
-// publish pushes the tags and exports the build cache, as asked.
+// publish exports the build cache and pushes the tags, as asked; an inline cache changes
+// the image before its push.
 func (o *PipelineOptions) publish(ctx context.Context, img *Image) error {
+	if o.CacheTo != "" {
+		res, err := o.Registry.ExportCache(ctx, o.CacheTo, img)
+		if err != nil {
+			return err
+		}
+		for _, w := range res.Warnings {
+			o.note("WARNING: --cache-to %s: %s", o.CacheTo, w)
+		}
+		if res.Image != nil {
+			if err := o.tag(ctx, *res.Image); err != nil {
+				return err
+			}
+			img.Manifest = *res.Image
+		}
+		if len(res.Warnings) == 0 {
+			o.note("exported %d cache records to %s", res.Records, o.CacheTo)
+		}
+	}
 	for _, t := range o.Tags {
 		if !o.Push {
 			break
@@ -106,14 +134,6 @@ func (o *PipelineOptions) publish(ctx context.Context, img *Image) error {
 		}
 		o.note("pushed %s@%s", t.Short(), desc.Digest)
 	}
-	if o.CacheTo == "" {
-		return nil
-	}
-	n, err := o.Registry.ExportCache(ctx, img.Keys, o.CacheTo)
-	if err != nil {
-		return err
-	}
-	o.note("exported %d cache records to %s", n, o.CacheTo)
 	return nil
 }
 

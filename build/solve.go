@@ -103,6 +103,11 @@ func Solve(ctx context.Context, g *Graph, opts SolveOptions) (*Image, error) {
 			img.Keys = append(img.Keys, v.Key)
 		}
 	}
+	for v := g.Target.Tip; v != nil; v = v.Parent {
+		if !v.key.uncached {
+			img.FinalKeys = append(img.FinalKeys, v.Key)
+		}
+	}
 	return img, nil
 }
 

@@ -16,6 +16,7 @@ type CacheRecord struct {
 	DiffID  v1.Hash           // the layer's uncompressed digest, to find or make its snapshot
 	Created time.Time         // when the step ran; CachePut fills in now when zero
 	Meta    map[string]string // step-specific results, e.g. a config delta
+	Source  string            // the imported cache this record came from ("" = built here), for --explain
 }
 
 // recordVersion marks the file format so a future kiln can tell old records apart.
@@ -28,6 +29,7 @@ type recordFile struct {
 	DiffID  string            `json:"diffID,omitempty"`
 	Created time.Time         `json:"created"`
 	Meta    map[string]string `json:"meta,omitempty"`
+	Source  string            `json:"source,omitempty"`
 }
 
 // touchAfter limits how often a hit refreshes a record's mtime, which GC uses as last use.
@@ -63,7 +65,7 @@ func decodeRecord(raw []byte) (CacheRecord, bool) {
 	if err := json.Unmarshal(raw, &f); err != nil || f.Version != recordVersion {
 		return CacheRecord{}, false
 	}
-	rec := CacheRecord{Layer: f.Layer, Created: f.Created, Meta: f.Meta}
+	rec := CacheRecord{Layer: f.Layer, Created: f.Created, Meta: f.Meta, Source: f.Source}
 	if f.DiffID != "" {
 		h, err := v1.NewHash(f.DiffID)
 		if err != nil {
@@ -84,7 +86,7 @@ func (s *Store) CachePut(key string, rec CacheRecord) error {
 	if err != nil {
 		return err
 	}
-	f := recordFile{Version: recordVersion, Layer: rec.Layer, Created: rec.Created, Meta: rec.Meta}
+	f := recordFile{Version: recordVersion, Layer: rec.Layer, Created: rec.Created, Meta: rec.Meta, Source: rec.Source}
 	if f.Created.IsZero() {
 		f.Created = time.Now().UTC()
 	}

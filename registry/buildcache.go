@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -30,9 +31,74 @@ type cacheEntry struct {
 	Created time.Time `json:"created"`
 }
 
-// ExportCache pushes the build cache records of keys (those in the store) to ref as a cache
-// image, for `kiln build --cache-to type=registry,ref=...`. It returns how many it exported.
-func ExportCache(ctx context.Context, s *cache.Store, keys []string, ref string, opts ...Option) (int, error) {
+// CacheKeys are a build's cache keys: every step's (mode=max) and the final stage's (mode=min).
+type CacheKeys struct{ All, Final []string }
+
+// CacheExport is what ExportCache did.
+type CacheExport struct {
+	Records  int            // cache records exported
+	Image    *v1.Descriptor // type=inline: the image with the records in its config, to tag and push instead
+	Warnings []string       // with ignore-error=true, the failure that did not stop the build
+}
+
+// ExportCache exports the cache records of keys (those in the store) as spec says: a cache
+// image pushed to a registry (only the blobs it lacks, in parallel, the manifest last), the
+// same image in an OCI layout directory, or the records in the config of the built image
+// manifest (inline). With spec.IgnoreError a failure becomes a warning.
+func ExportCache(ctx context.Context, s *cache.Store, spec CacheSpec, manifest v1.Hash, keys CacheKeys, opts ...Option) (CacheExport, error) {
+	res, err := exportCache(ctx, s, spec, manifest, keys, opts)
+	if err != nil && spec.IgnoreError {
+		return CacheExport{Warnings: []string{fmt.Sprintf("cache export failed (ignore-error=true): %v", err)}}, nil
+	}
+	return res, err
+}
+
+func exportCache(ctx context.Context, s *cache.Store, spec CacheSpec, manifest v1.Hash, keys CacheKeys, opts []Option) (CacheExport, error) {
+	ks := keys.All
+	if spec.Mode == CacheMin {
+		ks = keys.Final
+	}
+	if spec.Type == CacheInline {
+		return inlineCache(ctx, s, manifest, ks)
+	}
+	adds, entries, err := cacheContents(s, ks)
+	if err != nil {
+		return CacheExport{}, err
+	}
+	img, err := cacheImage(adds, entries)
+	if err != nil {
+		return CacheExport{}, err
+	}
+	desc, err := s.WriteImage(ctx, img)
+	if err != nil {
+		return CacheExport{}, fmt.Errorf("export cache: %w", err)
+	}
+	if spec.Compression != nil {
+		opts = append(opts, WithCompression(*spec.Compression))
+	}
+	if spec.Type == CacheLocal {
+		if spec.Compression != nil {
+			if desc, err = Encode(ctx, s, desc.Digest, opts...); err != nil {
+				return CacheExport{}, fmt.Errorf("export cache: %w", err)
+			}
+		}
+		o, err := makeOptions(opts)
+		if err != nil {
+			return CacheExport{}, err
+		}
+		if err := writeLayout(ctx, s, desc, spec.Dir, o.jobs); err != nil {
+			return CacheExport{}, fmt.Errorf("export cache to %s: %w", spec.Dir, err)
+		}
+		return CacheExport{Records: len(entries)}, nil
+	}
+	if err := pushCache(ctx, s, desc, spec.Ref, opts); err != nil {
+		return CacheExport{}, err
+	}
+	return CacheExport{Records: len(entries)}, nil
+}
+
+// cacheContents gathers the records of keys and their layers, each layer once.
+func cacheContents(s *cache.Store, keys []string) ([]mutate.Addendum, []cacheEntry, error) {
 	var entries []cacheEntry
 	var adds []mutate.Addendum
 	index := map[v1.Hash]int{}
@@ -49,7 +115,7 @@ func ExportCache(ctx context.Context, s *cache.Store, keys []string, ref string,
 				index[rec.Layer.Digest] = i
 				l, err := partial.CompressedToLayer(&storeLayer{s: s, desc: *rec.Layer, diffID: rec.DiffID})
 				if err != nil {
-					return 0, err
+					return nil, nil, err
 				}
 				adds = append(adds, mutate.Addendum{Layer: l, MediaType: rec.Layer.MediaType})
 			}
@@ -58,34 +124,85 @@ func ExportCache(ctx context.Context, s *cache.Store, keys []string, ref string,
 		entries = append(entries, e)
 	}
 	if len(entries) == 0 {
-		return 0, errors.New("export cache: no cache records for this build")
+		return nil, nil, errors.New("export cache: no cache records for this build")
 	}
-	img, err := cacheImage(adds, entries)
-	if err != nil {
-		return 0, err
-	}
-	desc, err := s.WriteImage(ctx, img)
-	if err != nil {
-		return 0, fmt.Errorf("export cache: %w", err)
-	}
+	return adds, entries, nil
+}
+
+func pushCache(ctx context.Context, s *cache.Store, desc v1.Descriptor, ref string, opts []Option) error {
 	n, err := cache.ParseName(ref)
 	if err != nil {
-		return 0, fmt.Errorf("export cache to %s: %w", ref, err)
+		return fmt.Errorf("export cache to %s: %w", ref, err)
 	}
 	o, err := makeOptions(opts)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	ctx, cancel := o.withTimeout(ctx)
 	defer cancel()
 	ep, err := o.reference(n)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	if _, err := o.push(ctx, s, desc, ep); err != nil {
-		return 0, fmt.Errorf("export cache to %s: %w", n.Short(), explain(err, n.Short(), n.Registry()))
+		return fmt.Errorf("export cache to %s: %w", n.Short(), explain(err, n.Short(), n.Registry()))
 	}
-	return len(entries), nil
+	return nil
+}
+
+// inlineCache stores a copy of the image manifest whose config carries the records of keys
+// whose layers (if any) are the image's own, as BuildKit's inline cache does.
+func inlineCache(ctx context.Context, s *cache.Store, manifest v1.Hash, keys []string) (CacheExport, error) {
+	img, err := s.Image(manifest)
+	if err != nil {
+		return CacheExport{}, fmt.Errorf("inline cache: %w", err)
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		return CacheExport{}, err
+	}
+	index := map[v1.Hash]int{}
+	for i, l := range m.Layers {
+		index[l.Digest] = i
+	}
+	var entries []cacheEntry
+	for _, k := range keys {
+		rec, ok, err := s.CacheGet(k)
+		if err != nil || !ok {
+			continue
+		}
+		e := cacheEntry{Key: k, Layer: -1, Created: rec.Created}
+		if rec.Layer != nil {
+			i, in := index[rec.Layer.Digest]
+			if !in {
+				continue // a layer of another stage: only a registry or local cache holds it
+			}
+			e.Layer = i
+		}
+		entries = append(entries, e)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return CacheExport{}, err
+	}
+	data, err := json.Marshal(entries)
+	if err != nil {
+		return CacheExport{}, err
+	}
+	cf = cf.DeepCopy()
+	if cf.Config.Labels == nil {
+		cf.Config.Labels = map[string]string{}
+	}
+	cf.Config.Labels[cacheLabel] = string(data)
+	withCache, err := mutate.ConfigFile(img, cf)
+	if err != nil {
+		return CacheExport{}, err
+	}
+	desc, err := s.WriteImage(ctx, withCache)
+	if err != nil {
+		return CacheExport{}, fmt.Errorf("inline cache: %w", err)
+	}
+	return CacheExport{Records: len(entries), Image: &desc}, nil
 }
 
 func cacheImage(adds []mutate.Addendum, entries []cacheEntry) (v1.Image, error) {
@@ -114,68 +231,105 @@ type CacheImport struct {
 	Skipped []string // one line per record or blob left out, naming it
 }
 
-// ImportCache reads the cache image ref's manifest and config only and records its entries
-// in the local build cache (keeping local records), for `kiln build --cache-from
-// type=registry,ref=...`. The layers stay in the registry: each gets a remote record, and the
-// store fetches it (through NewFetcher) only when something reads it.
-func ImportCache(ctx context.Context, s *cache.Store, ref string, opts ...Option) (CacheImport, error) {
-	var res CacheImport
+// ImportCache reads the cache spec names — a cache image (or an image with an inline
+// cache) in a registry, or an OCI layout directory — and records its entries in the local
+// build cache, keeping local records (so with several caches the first to name a key wins).
+// Only the manifest and the config are read: each layer gets a remote record, and the store
+// fetches it (through NewFetcher) only when something reads it.
+func ImportCache(ctx context.Context, s *cache.Store, spec CacheSpec, opts ...Option) (CacheImport, error) {
 	opts = append(opts, WithPlatform(v1.Platform{OS: "linux", Architecture: "kiln-cache"}))
 	o, err := makeOptions(opts)
 	if err != nil {
-		return res, err
+		return CacheImport{}, err
 	}
 	ctx, cancel := o.withTimeout(ctx)
 	defer cancel()
-	n, err := cache.ParseName(ref)
+	if spec.Type == CacheLocal {
+		img, err := layoutCacheImage(spec.Dir)
+		if err != nil {
+			return CacheImport{}, fmt.Errorf("import cache: %w", err)
+		}
+		return importEntries(s, img, layoutRepo+spec.Dir, spec.Dir)
+	}
+	n, err := cache.ParseName(spec.Ref)
 	if err != nil {
-		return res, fmt.Errorf("import cache %s: %w", ref, err)
+		return CacheImport{}, fmt.Errorf("import cache %s: %w", spec.Ref, err)
 	}
 	ep, err := o.reference(n)
 	if err != nil {
-		return res, err
+		return CacheImport{}, err
 	}
 	img, err := o.remoteImage(ctx, ep)
 	if err != nil {
-		return res, fmt.Errorf("import cache: %w", explain(err, n.Short(), n.Registry()))
+		return CacheImport{}, fmt.Errorf("import cache: %w", explain(err, n.Short(), n.Registry()))
 	}
+	return importEntries(s, img, ep.ref.Context().Name(), n.Short())
+}
+
+// importEntries records img's cache entries, naming repo as where its layers live. A bad
+// entry is skipped and named; an image without kiln's label is an error.
+func importEntries(s *cache.Store, img v1.Image, repo, what string) (CacheImport, error) {
+	var res CacheImport
 	cf, err := img.ConfigFile()
 	if err != nil {
-		return res, fmt.Errorf("import cache %s: config: %w", n.Short(), err)
+		return res, fmt.Errorf("import cache %s: config: %w", what, err)
 	}
 	m, err := img.Manifest()
 	if err != nil {
-		return res, fmt.Errorf("import cache %s: manifest: %w", n.Short(), err)
+		return res, fmt.Errorf("import cache %s: manifest: %w", what, err)
 	}
-	var entries []cacheEntry
-	if err := json.Unmarshal([]byte(cf.Config.Labels[cacheLabel]), &entries); err != nil {
-		return res, fmt.Errorf("import cache: %s is not a kiln cache image (label %s): %w", ref, cacheLabel, err)
+	label, ok := cf.Config.Labels[cacheLabel]
+	if !ok {
+		if newer := newerCacheLabel(cf.Config.Labels); newer != "" {
+			return res, fmt.Errorf("import cache: %s holds a cache of a newer kiln (%s); upgrade kiln to use it", what, newer)
+		}
+		return res, fmt.Errorf("import cache: %s is not a kiln cache image (no %s label)", what, cacheLabel)
 	}
-	repo := ep.ref.Context().Name()
-	for _, e := range entries {
+	var raw []json.RawMessage
+	if err := json.Unmarshal([]byte(label), &raw); err != nil {
+		return res, fmt.Errorf("import cache: %s: corrupt cache label: %w", what, err)
+	}
+	for i, r := range raw {
+		var e cacheEntry
+		if err := json.Unmarshal(r, &e); err != nil {
+			res.Skipped = append(res.Skipped, fmt.Sprintf("record %d: corrupt: %v", i, err))
+			continue
+		}
 		if _, ok, _ := s.CacheGet(e.Key); ok {
 			continue
 		}
-		rec := cache.CacheRecord{Created: e.Created}
-		if e.Layer >= 0 {
-			if e.Layer >= len(m.Layers) || e.Layer >= len(cf.RootFS.DiffIDs) {
-				res.Skipped = append(res.Skipped, fmt.Sprintf("record %s: refers to layer %d of %d", e.Key, e.Layer, len(m.Layers)))
-				continue
-			}
-			l := m.Layers[e.Layer]
-			rec.Layer, rec.DiffID = &v1.Descriptor{MediaType: l.MediaType, Digest: l.Digest, Size: l.Size}, cf.RootFS.DiffIDs[e.Layer]
-			if err := s.PutRemote(cache.RemoteBlob{Desc: *rec.Layer, Repo: repo}); err != nil {
-				res.Skipped = append(res.Skipped, fmt.Sprintf("record %s: %v", e.Key, err))
-				continue
-			}
-		}
-		if err := s.CachePut(e.Key, rec); err != nil {
+		if err := importEntry(s, e, m, cf, repo, what); err != nil {
 			res.Skipped = append(res.Skipped, fmt.Sprintf("record %s: %v", e.Key, err))
 			continue
 		}
 		res.Records++
 	}
 	return res, nil
+}
+
+func importEntry(s *cache.Store, e cacheEntry, m *v1.Manifest, cf *v1.ConfigFile, repo, what string) error {
+	rec := cache.CacheRecord{Created: e.Created, Source: what}
+	if e.Layer >= 0 {
+		if e.Layer >= len(m.Layers) || e.Layer >= len(cf.RootFS.DiffIDs) {
+			return fmt.Errorf("refers to layer %d of %d", e.Layer, len(m.Layers))
+		}
+		l := m.Layers[e.Layer]
+		rec.Layer, rec.DiffID = &v1.Descriptor{MediaType: l.MediaType, Digest: l.Digest, Size: l.Size}, cf.RootFS.DiffIDs[e.Layer]
+		if err := s.PutRemote(cache.RemoteBlob{Desc: *rec.Layer, Repo: repo}); err != nil {
+			return err
+		}
+	}
+	return s.CachePut(e.Key, rec)
+}
+
+// newerCacheLabel finds a label of a later cache format (dev.kiln.buildcache.v2, …).
+func newerCacheLabel(labels map[string]string) string {
+	for k := range labels {
+		if v, ok := strings.CutPrefix(k, "dev.kiln.buildcache.v"); ok && v != "1" {
+			return k
+		}
+	}
+	return ""
 }
 
 // NewFetcher is how a store fetches the blobs that lazily imported caches name, with the
@@ -198,26 +352,34 @@ func (f fetcher) Fetch(ctx context.Context, b cache.RemoteBlob) (io.ReadCloser, 
 	return l.Compressed()
 }
 
-// remoteBlob is the remote blob b as a layer that streams from its repository, and its
-// reference, so that a push can mount it from there.
-func (o *options) remoteBlob(ctx context.Context, b cache.RemoteBlob) (v1.Layer, name.Digest, error) {
+// blobSource streams one blob.
+type blobSource interface {
+	Compressed() (io.ReadCloser, error)
+}
+
+// remoteBlob is the remote blob b as a source that streams from its repository and, for a
+// registry, its reference, so that a push can mount it from there (nil for a layout dir).
+func (o *options) remoteBlob(ctx context.Context, b cache.RemoteBlob) (blobSource, *name.Digest, error) {
+	if dir, ok := strings.CutPrefix(b.Repo, layoutRepo); ok {
+		return layoutBlob{dir: dir, h: b.Desc.Digest}, nil, nil
+	}
 	n, err := cache.ParseName(b.Repo + "@" + b.Desc.Digest.String())
 	if err != nil {
-		return nil, name.Digest{}, fmt.Errorf("remote blob %s in %s: %w", b.Desc.Digest, b.Repo, err)
+		return nil, nil, fmt.Errorf("remote blob %s in %s: %w", b.Desc.Digest, b.Repo, err)
 	}
 	ep, err := o.reference(n)
 	if err != nil {
-		return nil, name.Digest{}, err
+		return nil, nil, err
 	}
 	ref, ok := ep.ref.(name.Digest)
 	if !ok {
-		return nil, name.Digest{}, fmt.Errorf("remote blob %s in %s: not a digest reference", b.Desc.Digest, b.Repo)
+		return nil, nil, fmt.Errorf("remote blob %s in %s: not a digest reference", b.Desc.Digest, b.Repo)
 	}
 	l, err := remote.Layer(ref, o.remoteOptions(ctx, ep.insecure)...)
 	if err != nil {
-		return nil, name.Digest{}, err
+		return nil, nil, err
 	}
-	return l, ref, nil
+	return l, &ref, nil
 }
 
 // storeLayer is a stored blob as a go-containerregistry compressed layer.

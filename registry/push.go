@@ -109,7 +109,7 @@ func (o *options) pushLayers(ctx context.Context, s *cache.Store, p *remote.Push
 			if err != nil {
 				return nil, err
 			}
-			l, from = &streamedLayer{Layer: l, src: src}, &ref
+			l, from = &streamedLayer{Layer: l, src: src}, ref
 		}
 		g.Go(func() error { return pushLayer(ctx, p, repo, l, d, from, mounts, rep) })
 	}
@@ -165,10 +165,11 @@ func (l *progressLayer) Compressed() (io.ReadCloser, error) {
 	}{&countingReader{r: rc, rep: l.rep, h: l.digest, total: l.size}, rc}, nil
 }
 
-// streamedLayer is a stored image's layer whose bytes come from another registry's blob.
+// streamedLayer is a stored image's layer whose bytes come from elsewhere (a registry's
+// blob, a layout dir's file).
 type streamedLayer struct {
 	v1.Layer
-	src v1.Layer
+	src blobSource
 }
 
 func (l *streamedLayer) Compressed() (io.ReadCloser, error) { return l.src.Compressed() }

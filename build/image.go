@@ -19,6 +19,7 @@ type Image struct {
 	Keys     []string // cache keys of every step solved for it (all stages), for --cache-to
 	// FinalKeys are the keys of the steps whose layers the image holds, for mode=min.
 	FinalKeys []string
+	Cache     CacheSummary // what the cache did for this build
 }
 
 // assemble writes the target stage's config and manifest (and any base layer blob the store

@@ -100,7 +100,11 @@ func Pipeline(ctx context.Context, o PipelineOptions) (*Image, error) {
 			return nil, fmt.Errorf("fetch the cached layers of the image: %w", err)
 		}
 	}
-	return img, o.publish(ctx, img)
+	if err := o.publish(ctx, img); err != nil {
+		return nil, err
+	}
+	img.Cache.Pulled = o.Store.FetchedBytes()
+	return img, nil
 }
 
 // publish exports the build cache and pushes the tags, as asked; an inline cache changes

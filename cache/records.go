@@ -17,6 +17,8 @@ type CacheRecord struct {
 	Created time.Time         // when the step ran; CachePut fills in now when zero
 	Meta    map[string]string // step-specific results, e.g. a config delta
 	Source  string            // the imported cache this record came from ("" = built here), for --explain
+	// Duration is how long the step took when it ran, so a hit can say what it saved.
+	Duration time.Duration
 }
 
 // recordVersion marks the file format so a future kiln can tell old records apart.
@@ -30,6 +32,7 @@ type recordFile struct {
 	Created time.Time         `json:"created"`
 	Meta    map[string]string `json:"meta,omitempty"`
 	Source  string            `json:"source,omitempty"`
+	Nanos   int64             `json:"durationNanos,omitempty"`
 }
 
 // touchAfter limits how often a hit refreshes a record's mtime, which GC uses as last use.
@@ -65,7 +68,7 @@ func decodeRecord(raw []byte) (CacheRecord, bool) {
 	if err := json.Unmarshal(raw, &f); err != nil || f.Version != recordVersion {
 		return CacheRecord{}, false
 	}
-	rec := CacheRecord{Layer: f.Layer, Created: f.Created, Meta: f.Meta, Source: f.Source}
+	rec := CacheRecord{Layer: f.Layer, Created: f.Created, Meta: f.Meta, Source: f.Source, Duration: time.Duration(f.Nanos)}
 	if f.DiffID != "" {
 		h, err := v1.NewHash(f.DiffID)
 		if err != nil {
@@ -86,7 +89,7 @@ func (s *Store) CachePut(key string, rec CacheRecord) error {
 	if err != nil {
 		return err
 	}
-	f := recordFile{Version: recordVersion, Layer: rec.Layer, Created: rec.Created, Meta: rec.Meta, Source: rec.Source}
+	f := recordFile{Version: recordVersion, Layer: rec.Layer, Created: rec.Created, Meta: rec.Meta, Source: rec.Source, Nanos: int64(rec.Duration)}
 	if f.Created.IsZero() {
 		f.Created = time.Now().UTC()
 	}

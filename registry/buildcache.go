@@ -26,9 +26,10 @@ const cacheLabel = "dev.kiln.buildcache.v1"
 
 // cacheEntry is one record in a cache image; Layer indexes the image's layers (-1: none).
 type cacheEntry struct {
-	Key     string    `json:"key"`
-	Layer   int       `json:"layer"`
-	Created time.Time `json:"created"`
+	Key      string    `json:"key"`
+	Layer    int       `json:"layer"`
+	Created  time.Time `json:"created"`
+	Duration int64     `json:"durationNanos,omitempty"` // how long the step ran, for "time saved"
 }
 
 // CacheKeys are a build's cache keys: every step's (mode=max) and the final stage's (mode=min).
@@ -107,7 +108,7 @@ func cacheContents(s *cache.Store, keys []string) ([]mutate.Addendum, []cacheEnt
 		if err != nil || !ok {
 			continue
 		}
-		e := cacheEntry{Key: k, Layer: -1, Created: rec.Created}
+		e := cacheEntry{Key: k, Layer: -1, Created: rec.Created, Duration: int64(rec.Duration)}
 		if rec.Layer != nil {
 			i, seen := index[rec.Layer.Digest]
 			if !seen {
@@ -171,7 +172,7 @@ func inlineCache(ctx context.Context, s *cache.Store, manifest v1.Hash, keys []s
 		if err != nil || !ok {
 			continue
 		}
-		e := cacheEntry{Key: k, Layer: -1, Created: rec.Created}
+		e := cacheEntry{Key: k, Layer: -1, Created: rec.Created, Duration: int64(rec.Duration)}
 		if rec.Layer != nil {
 			i, in := index[rec.Layer.Digest]
 			if !in {
@@ -308,7 +309,7 @@ func importEntries(s *cache.Store, img v1.Image, repo, what string) (CacheImport
 }
 
 func importEntry(s *cache.Store, e cacheEntry, m *v1.Manifest, cf *v1.ConfigFile, repo, what string) error {
-	rec := cache.CacheRecord{Created: e.Created, Source: what}
+	rec := cache.CacheRecord{Created: e.Created, Source: what, Duration: time.Duration(e.Duration)}
 	if e.Layer >= 0 {
 		if e.Layer >= len(m.Layers) || e.Layer >= len(cf.RootFS.DiffIDs) {
 			return fmt.Errorf("refers to layer %d of %d", e.Layer, len(m.Layers))

@@ -3,8 +3,8 @@ package layer
 import (
 	"archive/tar"
 	"bytes"
-	"io"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"

@@ -113,7 +113,11 @@ func runBuild(cmd *cobra.Command, g *globalOptions, o *buildOptions, contextDir 
 	if err != nil {
 		return err
 	}
-	return o.report(cmd, img, po.Tags, mode == progressQuiet, start)
+	if err := o.report(cmd, img, po.Tags, mode == progressQuiet, start); err != nil {
+		return err
+	}
+	po.Report(build.Event{Kind: build.EventCacheSummary, Time: time.Now(), Cache: &img.Cache}) // the last line
+	return nil
 }
 
 // pipelineOptions turns flags into the pipeline's options, failing on malformed input

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -101,6 +102,10 @@ func TestLazyCacheImport(t *testing.T) {
 	if n := strings.Count(r.stderr, "CACHED"); n != 3 {
 		t.Errorf("%d CACHED steps, want 3:\n%s", n, r.stderr)
 	}
+	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	if last := lines[len(lines)-1]; !strings.HasPrefix(last, "cache: 3 steps cached, 0 run, ") {
+		t.Errorf("last progress line %q, want the cache summary", last)
+	}
 	fetched, final := counter.bytes.Load(), layerBytes(t, second, "app")
 	t.Logf("second machine: %d blob bytes fetched in %v; the final image's layers are %d bytes", fetched, took, final)
 	if fetched > final+final/20 {
@@ -125,5 +130,35 @@ func TestLazyCacheImport(t *testing.T) {
 	ok(t, third, "pull", pushed)
 	if out := ok(t, third, "run", "--rm", pushed, "cat", "/f").stdout; out != "f" {
 		t.Errorf("run of the pushed image: %q", out)
+	}
+}
+
+// TestCacheBackendsCLI: a local cache directory and an inline cache serve a fresh store;
+// several --cache-from go in order (a missing one only warns, --explain names the one that
+// answered); JSON progress ends with the cache summary; unknown keys list the valid ones.
+func TestCacheBackendsCLI(t *testing.T) {
+	requireContainers(t)
+	addr := testregistry.Start(t)
+	ctxDir, dir := t.TempDir(), t.TempDir()
+	writeTree(t, ctxDir, map[string]string{"Buildfile": "FROM busybox\nCOPY a /a\nRUN cat /a /a > /b\n", "a": "A"})
+	ok(t, busyboxRoot(t), "build", "--cache-to", "type=local,dest="+dir+",mode=max,compression=zstd", ctxDir)
+	r := ok(t, busyboxRoot(t), "build", "--progress=json", "--cache-from", "type=local,src="+dir, ctxDir)
+	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	var last struct {
+		Kind  string
+		Cache *struct{ Cached, Run int }
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil || last.Kind != "cache-summary" || last.Cache == nil || last.Cache.Cached != 2 {
+		t.Errorf("last JSON event %q (%v), want a cache summary with 2 cached steps", lines[len(lines)-1], err)
+	}
+
+	img := addr + "/team/inline:1"
+	ok(t, busyboxRoot(t), "build", "-t", img, "--push", "--cache-to", "type=inline", ctxDir)
+	r = ok(t, busyboxRoot(t), "build", "--progress=plain", "--explain", "--cache-from", addr+"/team/none:x", "--cache-from", img, "--cache-from", "type=local,src="+dir, ctxDir)
+	if n := strings.Count(r.stderr, "CACHED from "+img); n != 2 || !strings.Contains(r.stderr, "WARNING: --cache-from "+addr+"/team/none:x") {
+		t.Errorf("want 2 steps CACHED from the inline cache (the first to have them) and a warning:\n%s", r.stderr)
+	}
+	if r := kiln(t, t.TempDir(), nil, "build", "--cache-to", "type=local,dest="+dir+",colour=red", ctxDir); r.code != 2 || !strings.Contains(r.stderr, "valid keys: type, dest, mode, compression, ignore-error") {
+		t.Errorf("unknown key: exit %d %s", r.code, r.stderr)
 	}
 }

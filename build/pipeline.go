@@ -31,12 +31,14 @@ type Registry interface {
 // CacheImport is what importing one cache did.
 type CacheImport struct {
 	Records int      // cache records added
+	Mounts  int      // cache mounts seeded
 	Skipped []string // records or blobs left out, each naming what and why
 }
 
 // CacheExport is what exporting the cache did.
 type CacheExport struct {
 	Records  int
+	Mounts   int            // cache mounts exported
 	Image    *v1.Descriptor // inline cache: the image with the records, which replaces the built one
 	Warnings []string       // failures that ignore-error=true let pass
 }
@@ -74,6 +76,9 @@ func Pipeline(ctx context.Context, o PipelineOptions) (*Image, error) {
 			o.note("WARNING: --cache-from %s: skipped %s", ref, sk)
 		}
 		o.note("imported %d cache records from %s", res.Records, ref)
+		if res.Mounts > 0 {
+			o.note("seeded %d cache mounts from %s", res.Mounts, ref)
+		}
 	}
 	build := Build
 	if o.Reproducible {
@@ -124,8 +129,11 @@ func (o *PipelineOptions) publish(ctx context.Context, img *Image) error {
 			}
 			img.Manifest = *res.Image
 		}
-		if len(res.Warnings) == 0 {
+		if res.Records > 0 {
 			o.note("exported %d cache records to %s", res.Records, o.CacheTo)
+		}
+		if res.Mounts > 0 {
+			o.note("exported %d cache mounts to %s", res.Mounts, o.CacheTo)
 		}
 	}
 	for _, t := range o.Tags {

@@ -2,8 +2,6 @@ package build
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -14,6 +12,7 @@ import (
 	"github.com/gofrs/flock"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 
+	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/runtime"
 )
 
@@ -125,9 +124,8 @@ func (s *env) writableCopy(src, hide string, pm *preparedMounts) (string, error)
 // requested owner and mode. sharing=locked holds a lock for the step's duration; private
 // falls back to a throwaway dir while another step uses the cache.
 func (s *env) cacheDir(m runMount, pm *preparedMounts) (string, bool, error) {
-	sum := sha256.Sum256([]byte(m.cacheID))
 	base := s.opts.Store.Mounts()
-	dir := filepath.Join(base, hex.EncodeToString(sum[:16]))
+	dir := s.opts.Store.MountDir(m.cacheID)
 	if err := os.MkdirAll(base, 0o700); err != nil {
 		return "", false, err
 	}
@@ -163,6 +161,11 @@ func (s *env) cacheDir(m runMount, pm *preparedMounts) (string, bool, error) {
 		if err := os.Lchown(dir, m.uid, m.gid); err != nil && os.Geteuid() == 0 {
 			return "", false, err
 		}
+	}
+	// Recorded so that --cache-to mounts=true can export what this build used.
+	if err := s.opts.Store.UseMount(cache.MountRecord{ID: m.cacheID, Target: m.target, Sharing: string(m.sharing),
+		UID: m.uid, GID: m.gid, Mode: m.mode}); err != nil {
+		return "", false, err
 	}
 	return dir, m.readOnly, nil
 }

@@ -37,6 +37,8 @@ type Store struct {
 	gcMu sync.RWMutex
 	// fetch brings in blobs that only a remote record names (lazy cache import).
 	fetch fetchState
+	// mountUse lists the cache mounts this Store's builds used, for --cache-to mounts=true.
+	mountUse mountUse
 }
 
 // Open opens (creating if absent) the store at root and holds a shared lock on it until

@@ -38,6 +38,7 @@ type CacheKeys struct{ All, Final []string }
 // CacheExport is what ExportCache did.
 type CacheExport struct {
 	Records  int            // cache records exported
+	Mounts   int            // cache mounts exported (mounts=true)
 	Image    *v1.Descriptor // type=inline: the image with the records in its config, to tag and push instead
 	Warnings []string       // with ignore-error=true, the failure that did not stop the build
 }
@@ -87,22 +88,47 @@ func exportCache(ctx context.Context, s *cache.Store, spec CacheSpec, manifest v
 		if err != nil {
 			return CacheExport{}, err
 		}
-		if err := writeLayout(ctx, s, desc, spec.Dir, o.jobs); err != nil {
+		if err := writeLayout(ctx, s, desc, spec.Dir, layoutCacheName, o.jobs); err != nil {
 			return CacheExport{}, fmt.Errorf("export cache to %s: %w", spec.Dir, err)
 		}
-		return CacheExport{Records: len(entries)}, nil
-	}
-	if err := pushCache(ctx, s, desc, spec.Ref, opts); err != nil {
+	} else if err := pushCache(ctx, s, desc, spec.Ref, opts); err != nil {
 		return CacheExport{}, err
 	}
-	return CacheExport{Records: len(entries)}, nil
+	res := CacheExport{Records: len(entries)}
+	if spec.Mounts {
+		if res.Mounts, res.Warnings, err = exportMounts(ctx, s, spec, opts); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
 }
 
 // cacheContents gathers the records of keys and their layers, each layer once.
 func cacheContents(s *cache.Store, keys []string) ([]mutate.Addendum, []cacheEntry, error) {
-	var entries []cacheEntry
 	var adds []mutate.Addendum
 	index := map[v1.Hash]int{}
+	entries, err := cacheEntries(s, keys, func(desc v1.Descriptor, diffID v1.Hash) (int, bool, error) {
+		if i, seen := index[desc.Digest]; seen {
+			return i, true, nil
+		}
+		l, err := partial.CompressedToLayer(&storeLayer{s: s, desc: desc, diffID: diffID})
+		if err != nil {
+			return 0, false, err
+		}
+		index[desc.Digest] = len(adds)
+		adds = append(adds, mutate.Addendum{Layer: l, MediaType: desc.MediaType})
+		return len(adds) - 1, true, nil
+	})
+	if err == nil && len(entries) == 0 {
+		err = errors.New("export cache: no cache records for this build")
+	}
+	return adds, entries, err
+}
+
+// cacheEntries lists the stored records of keys; place gives a record's layer its index in
+// the cache image (false: leave the record out).
+func cacheEntries(s *cache.Store, keys []string, place func(v1.Descriptor, v1.Hash) (int, bool, error)) ([]cacheEntry, error) {
+	var entries []cacheEntry
 	for _, k := range keys {
 		rec, ok, err := s.CacheGet(k)
 		if err != nil || !ok {
@@ -110,24 +136,18 @@ func cacheContents(s *cache.Store, keys []string) ([]mutate.Addendum, []cacheEnt
 		}
 		e := cacheEntry{Key: k, Layer: -1, Created: rec.Created, Duration: int64(rec.Duration)}
 		if rec.Layer != nil {
-			i, seen := index[rec.Layer.Digest]
-			if !seen {
-				i = len(adds)
-				index[rec.Layer.Digest] = i
-				l, err := partial.CompressedToLayer(&storeLayer{s: s, desc: *rec.Layer, diffID: rec.DiffID})
-				if err != nil {
-					return nil, nil, err
-				}
-				adds = append(adds, mutate.Addendum{Layer: l, MediaType: rec.Layer.MediaType})
+			i, in, err := place(*rec.Layer, rec.DiffID)
+			if err != nil {
+				return nil, err
+			}
+			if !in {
+				continue
 			}
 			e.Layer = i
 		}
 		entries = append(entries, e)
 	}
-	if len(entries) == 0 {
-		return nil, nil, errors.New("export cache: no cache records for this build")
-	}
-	return adds, entries, nil
+	return entries, nil
 }
 
 func pushCache(ctx context.Context, s *cache.Store, desc v1.Descriptor, ref string, opts []Option) error {
@@ -166,21 +186,12 @@ func inlineCache(ctx context.Context, s *cache.Store, manifest v1.Hash, keys []s
 	for i, l := range m.Layers {
 		index[l.Digest] = i
 	}
-	var entries []cacheEntry
-	for _, k := range keys {
-		rec, ok, err := s.CacheGet(k)
-		if err != nil || !ok {
-			continue
-		}
-		e := cacheEntry{Key: k, Layer: -1, Created: rec.Created, Duration: int64(rec.Duration)}
-		if rec.Layer != nil {
-			i, in := index[rec.Layer.Digest]
-			if !in {
-				continue // a layer of another stage: only a registry or local cache holds it
-			}
-			e.Layer = i
-		}
-		entries = append(entries, e)
+	entries, err := cacheEntries(s, keys, func(desc v1.Descriptor, _ v1.Hash) (int, bool, error) {
+		i, in := index[desc.Digest] // a layer of another stage: only a registry or local cache holds it
+		return i, in, nil
+	})
+	if err != nil {
+		return CacheExport{}, err
 	}
 	cf, err := img.ConfigFile()
 	if err != nil {
@@ -229,6 +240,7 @@ func cacheImage(adds []mutate.Addendum, entries []cacheEntry) (v1.Image, error) 
 // CacheImport is what ImportCache did: records added, and what it skipped and why.
 type CacheImport struct {
 	Records int      // cache records added to the local index
+	Mounts  int      // cache mounts seeded (mounts=true)
 	Skipped []string // one line per record or blob left out, naming it
 }
 
@@ -245,8 +257,21 @@ func ImportCache(ctx context.Context, s *cache.Store, spec CacheSpec, opts ...Op
 	}
 	ctx, cancel := o.withTimeout(ctx)
 	defer cancel()
+	res, err := o.importCache(ctx, s, spec)
+	if err != nil || !spec.Mounts {
+		return res, err
+	}
+	n, skipped, err := o.importMounts(ctx, s, spec)
+	if err != nil {
+		res.Skipped = append(res.Skipped, err.Error())
+	}
+	res.Mounts, res.Skipped = n, append(res.Skipped, skipped...)
+	return res, nil
+}
+
+func (o *options) importCache(ctx context.Context, s *cache.Store, spec CacheSpec) (CacheImport, error) {
 	if spec.Type == CacheLocal {
-		img, err := layoutCacheImage(spec.Dir)
+		img, err := layoutImage(spec.Dir, layoutCacheName)
 		if err != nil {
 			return CacheImport{}, fmt.Errorf("import cache: %w", err)
 		}

@@ -28,7 +28,7 @@ const layoutCacheName = "buildcache"
 // writeLayout puts the stored cache image desc into the OCI layout dir: the blobs it lacks,
 // a bounded few at a time, then the manifest, and last index.json (atomically), so an
 // interrupted export leaves the previous cache whole.
-func writeLayout(ctx context.Context, s *cache.Store, desc v1.Descriptor, dir string, jobs int) error {
+func writeLayout(ctx context.Context, s *cache.Store, desc v1.Descriptor, dir, refName string, jobs int) error {
 	blobs := filepath.Join(dir, "blobs", "sha256")
 	if err := os.MkdirAll(blobs, 0o755); err != nil {
 		return err
@@ -58,7 +58,7 @@ func writeLayout(ctx context.Context, s *cache.Store, desc v1.Descriptor, dir st
 	if err := copyBlobTo(ctx, s, blobs, desc.Digest); err != nil {
 		return err
 	}
-	return writeLayoutIndex(dir, desc)
+	return writeLayoutIndex(dir, desc, refName)
 }
 
 // copyBlobTo copies a stored blob (fetching it if only remote) into blobs unless present.
@@ -81,19 +81,19 @@ func copyBlobTo(ctx context.Context, s *cache.Store, blobs string, h v1.Hash) er
 	return atomicfile.WriteFrom(p, pr, atomicfile.Options{})
 }
 
-// writeLayoutIndex points the cache name at desc, keeping the directory's other images.
-func writeLayoutIndex(dir string, desc v1.Descriptor) error {
+// writeLayoutIndex points refName at desc, keeping the directory's other images.
+func writeLayoutIndex(dir string, desc v1.Descriptor, refName string) error {
 	idx := &v1.IndexManifest{SchemaVersion: 2, MediaType: "application/vnd.oci.image.index.v1+json"}
 	if raw, err := os.ReadFile(filepath.Join(dir, "index.json")); err == nil {
 		if old, err := v1.ParseIndexManifest(bytes.NewReader(raw)); err == nil {
 			for _, d := range old.Manifests {
-				if d.Annotations["org.opencontainers.image.ref.name"] != layoutCacheName {
+				if d.Annotations["org.opencontainers.image.ref.name"] != refName {
 					idx.Manifests = append(idx.Manifests, d)
 				}
 			}
 		}
 	}
-	desc.Annotations = map[string]string{"org.opencontainers.image.ref.name": layoutCacheName}
+	desc.Annotations = map[string]string{"org.opencontainers.image.ref.name": refName}
 	idx.Manifests = append(idx.Manifests, desc)
 	data, err := json.Marshal(idx)
 	if err != nil {
@@ -102,8 +102,8 @@ func writeLayoutIndex(dir string, desc v1.Descriptor) error {
 	return atomicfile.Write(filepath.Join(dir, "index.json"), data, atomicfile.Options{})
 }
 
-// layoutCacheImage is the cache image of a `type=local` cache directory.
-func layoutCacheImage(dir string) (v1.Image, error) {
+// layoutImage is the image named refName in a `type=local` cache directory.
+func layoutImage(dir, refName string) (v1.Image, error) {
 	p, err := layout.FromPath(dir)
 	if err != nil {
 		return nil, fmt.Errorf("%s is not an OCI layout directory: %w", dir, err)
@@ -118,12 +118,12 @@ func layoutCacheImage(dir string) (v1.Image, error) {
 	}
 	var found *v1.Descriptor
 	for i, d := range im.Manifests {
-		if d.Annotations["org.opencontainers.image.ref.name"] == layoutCacheName || found == nil {
+		if d.Annotations["org.opencontainers.image.ref.name"] == refName {
 			found = &im.Manifests[i]
 		}
 	}
 	if found == nil {
-		return nil, fmt.Errorf("%s holds no cache image", dir)
+		return nil, fmt.Errorf("%s holds no %s image", dir, refName)
 	}
 	return p.Image(found.Digest)
 }

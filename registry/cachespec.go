@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/docker/go-units"
 )
 
 // CacheType is where a build cache lives.
@@ -50,12 +52,17 @@ type CacheSpec struct {
 	Mode        CacheMode
 	Compression *Compression // nil: layers as stored
 	IgnoreError bool         // an export failure only warns
+	Mounts      bool         // also the cache mounts' contents (see docs/cache-mounts.md)
+	MountsMax   int64        // export: skip the largest mounts while their blobs exceed this
 }
+
+// defaultMountsMax caps a cache-mounts export unless mounts-max-size says otherwise.
+const defaultMountsMax = 2 << 30
 
 // cacheKeys are the keys each type accepts, on import and on export.
 var cacheKeys = map[CacheType][2][]string{
-	CacheRegistry: {{"type", "ref", "ignore-error", "oci-mediatypes"}, {"type", "ref", "mode", "compression", "ignore-error", "oci-mediatypes"}},
-	CacheLocal:    {{"type", "src", "ignore-error"}, {"type", "dest", "mode", "compression", "ignore-error"}},
+	CacheRegistry: {{"type", "ref", "ignore-error", "oci-mediatypes", "mounts"}, {"type", "ref", "mode", "compression", "ignore-error", "oci-mediatypes", "mounts", "mounts-max-size"}},
+	CacheLocal:    {{"type", "src", "ignore-error", "mounts"}, {"type", "dest", "mode", "compression", "ignore-error", "mounts", "mounts-max-size"}},
 	CacheInline:   {nil, {"type", "ignore-error"}},
 }
 
@@ -130,12 +137,22 @@ func (sp *CacheSpec) fill(v string, kv map[string]string, export bool) error {
 		comp, _ := ParseCompression(c)
 		sp.Compression = &comp
 	}
-	if s, ok := kv["ignore-error"]; ok {
-		b, err := strconv.ParseBool(s)
-		if err != nil {
-			return fmt.Errorf("cache option %q: ignore-error must be true or false, not %q", v, s)
+	for k, dst := range map[string]*bool{"ignore-error": &sp.IgnoreError, "mounts": &sp.Mounts} {
+		if s, ok := kv[k]; ok {
+			b, err := strconv.ParseBool(s)
+			if err != nil {
+				return fmt.Errorf("cache option %q: %s must be true or false, not %q", v, k, s)
+			}
+			*dst = b
 		}
-		sp.IgnoreError = b
+	}
+	sp.MountsMax = defaultMountsMax
+	if s, ok := kv["mounts-max-size"]; ok {
+		n, err := units.RAMInBytes(s)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("cache option %q: mounts-max-size must be a size such as 2g, not %q", v, s)
+		}
+		sp.MountsMax = n
 	}
 	return nil
 }

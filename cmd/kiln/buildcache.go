@@ -28,7 +28,7 @@ func (r buildRegistry) ImportCache(ctx context.Context, spec string) (build.Cach
 		return build.CacheImport{}, err
 	}
 	res, err := registry.ImportCache(ctx, r.s, sp, opts...)
-	return build.CacheImport{Records: res.Records, Skipped: res.Skipped}, err
+	return build.CacheImport{Records: res.Records, Mounts: res.Mounts, Skipped: res.Skipped}, err
 }
 
 func (r buildRegistry) ExportCache(ctx context.Context, spec string, img *build.Image) (build.CacheExport, error) {
@@ -42,7 +42,7 @@ func (r buildRegistry) ExportCache(ctx context.Context, spec string, img *build.
 	}
 	keys := registry.CacheKeys{All: img.Keys, Final: img.FinalKeys}
 	res, err := registry.ExportCache(ctx, r.s, sp, img.Manifest.Digest, keys, opts...)
-	return build.CacheExport{Records: res.Records, Image: res.Image, Warnings: res.Warnings}, err
+	return build.CacheExport{Records: res.Records, Mounts: res.Mounts, Image: res.Image, Warnings: res.Warnings}, err
 }
 
 func (r buildRegistry) Push(ctx context.Context, n cache.Name) (v1.Descriptor, error) {

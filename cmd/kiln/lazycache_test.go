@@ -162,3 +162,53 @@ func TestCacheBackendsCLI(t *testing.T) {
 		t.Errorf("unknown key: exit %d %s", r.code, r.stderr)
 	}
 }
+
+// TestCacheMountsTravel: a cache mount's contents go out with --cache-to mounts=true and
+// seed a fresh machine's mount, so the step re-run there (its source changed) sees what the
+// first machine left; through a registry and through a local directory. `kiln cache mounts`
+// lists and prunes them.
+func TestCacheMountsTravel(t *testing.T) {
+	requireContainers(t)
+	addr := testregistry.Start(t)
+	for _, tc := range []struct{ name, to, from string }{
+		{"registry", "type=registry,ref=" + addr + "/team/m:cache,mounts=true", "type=registry,ref=" + addr + "/team/m:cache,mounts=true"},
+		{"local", "type=local,dest=DIR,mounts=true,mounts-max-size=1m", "type=local,src=DIR,mounts=true"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			to, from := strings.ReplaceAll(tc.to, "DIR", dir), strings.ReplaceAll(tc.from, "DIR", dir)
+			ctxDir := t.TempDir()
+			writeTree(t, ctxDir, map[string]string{
+				"Buildfile": "FROM busybox\nCOPY src /src\nRUN --mount=type=cache,target=/c,id=cm sh -c 'cat /src >> /c/log; cp /c/log /log'\n",
+				"src":       "first\n",
+			})
+			r := ok(t, busyboxRoot(t), "build", "--progress=plain", "--cache-to", to, ctxDir)
+			if !strings.Contains(r.stderr, "exported 1 cache mounts") {
+				t.Fatalf("export:\n%s", r.stderr)
+			}
+			writeTree(t, ctxDir, map[string]string{"src": "second\n"})
+			second := busyboxRoot(t)
+			r = ok(t, second, "build", "--progress=plain", "--cache-from", from, "-t", "app", ctxDir)
+			if !strings.Contains(r.stderr, "seeded 1 cache mounts") {
+				t.Errorf("import:\n%s", r.stderr)
+			}
+			if out := ok(t, second, "run", "--rm", "app", "cat", "/log").stdout; out != "first\nsecond\n" {
+				t.Errorf("the re-run step saw %q in its cache mount, want the first machine's line then its own", out)
+			}
+			if out := ok(t, second, "cache", "mounts").stdout; !strings.Contains(out, "cm ") || !strings.Contains(out, "/c") {
+				t.Errorf("kiln cache mounts:\n%s", out)
+			}
+			if tc.name == "local" {
+				writeTree(t, ctxDir, map[string]string{"src": "third\n"}) // so the step runs and uses the mount
+				r := ok(t, second, "build", "--progress=plain", "--cache-to", "type=local,dest="+t.TempDir()+",mounts=true,mounts-max-size=1", ctxDir)
+				if !strings.Contains(r.stderr, "cache mount cm") || !strings.Contains(r.stderr, "left out") {
+					t.Errorf("a mount over mounts-max-size must be left out with a warning:\n%s", r.stderr)
+				}
+			}
+			ok(t, second, "cache", "mounts", "--prune")
+			if out := ok(t, second, "cache", "mounts").stdout; strings.Contains(out, "cm ") {
+				t.Errorf("after --prune:\n%s", out)
+			}
+		})
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"golang.org/x/sync/singleflight"
 )
 
 // RemoteBlob says that a blob the store does not hold lives in a registry repository, so a
@@ -40,6 +41,7 @@ type remoteFile struct {
 type fetchState struct {
 	fetcher atomic.Pointer[Fetcher]
 	bytes   atomic.Int64
+	flight  singleflight.Group // one download per blob when several readers want it at once
 }
 
 // SetFetcher registers how this Store fetches remote blobs; nil turns fetching off.
@@ -125,6 +127,14 @@ func (s *Store) HasContent(h v1.Hash) bool {
 // FetchBlob makes sure the blob is stored, fetching it through the Fetcher when only a
 // remote record names it; the bytes must match the digest.
 func (s *Store) FetchBlob(ctx context.Context, h v1.Hash) error {
+	if s.HasBlob(h) {
+		return nil
+	}
+	_, err, _ := s.fetch.flight.Do(h.Hex, func() (any, error) { return nil, s.fetchBlob(ctx, h) })
+	return err
+}
+
+func (s *Store) fetchBlob(ctx context.Context, h v1.Hash) error {
 	if s.HasBlob(h) {
 		return nil
 	}

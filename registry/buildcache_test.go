@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
@@ -71,7 +72,8 @@ func cachedStore(t *testing.T, n int) (*cache.Store, []string) {
 		mt, _ := l.MediaType()
 		sum := sha256.Sum256([]byte(fmt.Sprint("key", i, t.Name())))
 		k := "sha256:" + hex.EncodeToString(sum[:])
-		if err := s.CachePut(k, cache.CacheRecord{Layer: &v1.Descriptor{MediaType: mt, Digest: d, Size: size}, DiffID: diff}); err != nil {
+		rec := cache.CacheRecord{Layer: &v1.Descriptor{MediaType: mt, Digest: d, Size: size}, DiffID: diff, Duration: time.Duration(i+1) * time.Second}
+		if err := s.CachePut(k, rec); err != nil {
 			t.Fatal(err)
 		}
 		keys = append(keys, k)
@@ -131,6 +133,9 @@ func TestLocalCacheRoundTrip(t *testing.T) {
 	rec, _, _ := dst.CacheGet(keys[0])
 	if dst.HasBlob(rec.Layer.Digest) {
 		t.Error("import copied a layer nothing read")
+	}
+	if rec.Duration != time.Second || rec.Source != dir {
+		t.Errorf("imported record: duration %v, source %q; want the exporter's 1s and %s", rec.Duration, rec.Source, dir)
 	}
 	readLayer(t, dst, keys[0])
 	if !dst.HasBlob(rec.Layer.Digest) || dst.FetchedBytes() != rec.Layer.Size {

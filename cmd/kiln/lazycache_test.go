@@ -131,6 +131,24 @@ func TestLazyCacheImport(t *testing.T) {
 	if out := ok(t, third, "run", "--rm", pushed, "cat", "/f").stdout; out != "f" {
 		t.Errorf("run of the pushed image: %q", out)
 	}
+
+	// To another registry the cached layers stream registry → registry: the push reads
+	// them from the cache (never the 20 MB builder layer) and the store keeps none.
+	other := testregistry.Start(t) + "/team/app:2"
+	streamer := busyboxRoot(t)
+	counter.bytes.Store(0)
+	ok(t, streamer, "build", "--progress=plain", "--cache-from", cacheRef, "-t", other, "--push", ctxDir)
+	if n := counter.bytes.Load(); n > final {
+		t.Errorf("a push to another registry read %d bytes from the cache, more than the image's %d", n, final)
+	}
+	if out := ok(t, streamer, "run", "--rm", other, "cat", "/small").stdout; out != "small\n" {
+		t.Errorf("run of the streamed image: %q", out)
+	}
+	fourth := t.TempDir()
+	ok(t, fourth, "pull", other)
+	if out := ok(t, fourth, "run", "--rm", other, "cat", "/small").stdout; out != "small\n" {
+		t.Errorf("run of the image pushed to another registry: %q", out)
+	}
 }
 
 // TestCacheBackendsCLI: a local cache directory and an inline cache serve a fresh store;

@@ -59,7 +59,7 @@ func (w *BlobWriter) Commit(want v1.Hash) (v1.Hash, int64, error) {
 	defer w.Close()
 	got := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(w.h.Sum(nil))}
 	if want != (v1.Hash{}) && want != got {
-		return v1.Hash{}, 0, fmt.Errorf("blob digest mismatch: expected %s, got %s (%d bytes); the source is corrupt or was changed while reading", want, got, w.n)
+		return v1.Hash{}, 0, fmt.Errorf("blob %w: expected %s, got %s (%d bytes); the source is corrupt or was changed while reading", ErrDigest, want, got, w.n)
 	}
 	if err := w.f.Chmod(0o644); err != nil {
 		return v1.Hash{}, 0, fmt.Errorf("commit blob %s: %w", got, err)

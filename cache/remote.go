@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -152,6 +153,14 @@ func (s *Store) fetchBlob(ctx context.Context, h v1.Hash) error {
 	}
 	defer rc.Close()
 	if _, _, err := s.WriteBlob(ctx, &countReader{r: rc, n: &s.fetch.bytes}, h); err != nil {
+		if errors.Is(err, ErrDigest) {
+			// Never fetched again: the cache records naming it become misses, so the next
+			// build runs those steps instead of failing here again.
+			if p, perr := s.remotePath(h); perr == nil {
+				_ = os.Remove(p)
+			}
+			return fmt.Errorf("fetch blob %s from %s: the cache there is corrupt (%w); its records are dropped here, build again", h, b.Repo, err)
+		}
 		return fmt.Errorf("fetch blob %s from %s: %w", h, b.Repo, err)
 	}
 	if p, err := s.remotePath(h); err == nil {

@@ -80,8 +80,14 @@ func TestRemoteBlobs(t *testing.T) {
 	if f.calls != 1 || s.FetchedBytes() != int64(len(good)) {
 		t.Errorf("%d fetches, %d bytes: want one fetch of %d bytes", f.calls, s.FetchedBytes(), len(good))
 	}
-	if err := s.FetchBlob(ctx, bd.Digest); err == nil || s.HasBlob(bd.Digest) {
+	if err := s.FetchBlob(ctx, bd.Digest); !errors.Is(err, ErrDigest) || s.HasBlob(bd.Digest) {
 		t.Errorf("a blob failing its digest was stored (%v)", err)
+	}
+	if s.HasContent(bd.Digest) {
+		t.Error("a remote blob that failed its digest is still offered")
+	}
+	if err := s.PutRemote(RemoteBlob{Desc: bd, Repo: "reg.example/team/cache"}); err != nil {
+		t.Fatal(err)
 	}
 	key2 := "sha256:" + hex.EncodeToString(bytes.Repeat([]byte{1}, 32))
 	if err := s.CachePut(key2, CacheRecord{Layer: &bd}); err != nil {

@@ -3,8 +3,8 @@ package layer
 import (
 	"archive/tar"
 	"bytes"
-	"context"
 	"io"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"

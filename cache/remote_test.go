@@ -113,3 +113,34 @@ func TestRemoteBlobs(t *testing.T) {
 		t.Error("GC dropped the fetched blob a cache record names")
 	}
 }
+
+// TestGCKeepStorageIgnoresRemoteLayers: a record whose layer is only remote takes no disk,
+// so --keep-storage does not drop it (it would free nothing).
+func TestGCKeepStorageIgnoresRemoteLayers(t *testing.T) {
+	ctx := context.Background()
+	root := filepath.Join(t.TempDir(), "root")
+	s, err := Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := remoteDesc(bytes.Repeat([]byte("r"), 1<<20))
+	if err := s.PutRemote(RemoteBlob{Desc: big, Repo: "reg.example/team/cache"}); err != nil {
+		t.Fatal(err)
+	}
+	key := "sha256:" + hex.EncodeToString(bytes.Repeat([]byte{7}, 32))
+	if err := s.CachePut(key, CacheRecord{Layer: &big}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	x, err := OpenExclusive(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	if st, err := x.GC(ctx, GCOptions{KeepStorage: 1}); err != nil || st.CacheRecords != 0 {
+		t.Errorf("GC = %+v, %v: a remote-only record was dropped to save space it does not use", st, err)
+	}
+	if _, ok, _ := x.CacheGet(key); !ok {
+		t.Error("the remote-only record is gone")
+	}
+}

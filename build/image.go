@@ -17,6 +17,9 @@ type Image struct {
 	ID       v1.Hash // the config digest, docker's image ID
 	Config   *v1.ConfigFile
 	Keys     []string // cache keys of every step solved for it (all stages), for --cache-to
+	// FinalKeys are the keys of the steps whose layers the image holds, for mode=min.
+	FinalKeys []string
+	Cache     CacheSummary // what the cache did for this build
 }
 
 // assemble writes the target stage's config and manifest (and any base layer blob the store
@@ -100,10 +103,11 @@ func latest(h []v1.History) time.Time {
 }
 
 // ensureLayers copies into the store any layer blob it lacks (e.g. of a base image that the
-// resolver served from elsewhere), verifying each against its digest.
+// resolver served from elsewhere), verifying each against its digest. A layer that a lazily
+// imported cache names remotely stays there until something reads it.
 func (s *solver) ensureLayers(ctx context.Context, layers []layerRef) error {
 	for _, l := range layers {
-		if s.opts.Store.HasBlob(l.desc.Digest) {
+		if s.opts.Store.HasContent(l.desc.Digest) {
 			continue
 		}
 		rc, err := l.open()

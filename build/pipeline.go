@@ -18,19 +18,37 @@ import (
 // Registry is what a build pipeline needs of a registry; cmd passes the registry package in,
 // so build never imports it.
 type Registry interface {
-	ImportCache(ctx context.Context, ref string) (int, error)
-	ExportCache(ctx context.Context, keys []string, ref string) (int, error)
+	// ImportCache records a cache image's entries; its layers stay remote until read.
+	ImportCache(ctx context.Context, ref string) (CacheImport, error)
+	// ExportCache exports the cache of img's steps; an inline cache returns the image to
+	// tag and push instead of img.
+	ExportCache(ctx context.Context, spec string, img *Image) (CacheExport, error)
 	Push(ctx context.Context, name cache.Name) (v1.Descriptor, error)
 	// EncodeEStargz stores a copy of the image with eStargz layers and returns its manifest.
 	EncodeEStargz(ctx context.Context, manifest v1.Hash) (v1.Descriptor, error)
+}
+
+// CacheImport is what importing one cache did.
+type CacheImport struct {
+	Records int      // cache records added
+	Mounts  int      // cache mounts seeded
+	Skipped []string // records or blobs left out, each naming what and why
+}
+
+// CacheExport is what exporting the cache did.
+type CacheExport struct {
+	Records  int
+	Mounts   int            // cache mounts exported
+	Image    *v1.Descriptor // inline cache: the image with the records, which replaces the built one
+	Warnings []string       // failures that ignore-error=true let pass
 }
 
 // PipelineOptions are a whole `kiln build`: the build and what happens around it.
 type PipelineOptions struct {
 	Options
 	Registry     Registry                                                       // needed for CacheFrom, CacheTo, EStargz and Push
-	CacheFrom    []string                                                       // cache images to import first; an unreachable one only warns
-	CacheTo      string                                                         // cache image to export this build's steps to
+	CacheFrom    []string                                                       // caches to import first (first to name a key wins); an unreachable one only warns
+	CacheTo      string                                                         // cache to export this build's steps to
 	EStargz      bool                                                           // re-encode the layers as eStargz and move the tags to that image
 	Push         bool                                                           // push every tag after the build
 	Reproducible bool                                                           // build twice from scratch and fail, naming files, if the images differ
@@ -49,10 +67,17 @@ func Pipeline(ctx context.Context, o PipelineOptions) (*Image, error) {
 		o.Cleanup(ctx)
 	}
 	for _, ref := range o.CacheFrom {
-		if n, err := o.Registry.ImportCache(ctx, ref); err != nil {
+		res, err := o.Registry.ImportCache(ctx, ref)
+		if err != nil {
 			o.note("WARNING: --cache-from %s: %v", ref, err)
-		} else {
-			o.note("imported %d cache records from %s", n, ref)
+			continue
+		}
+		for _, sk := range res.Skipped {
+			o.note("WARNING: --cache-from %s: skipped %s", ref, sk)
+		}
+		o.note("imported %d cache records from %s", res.Records, ref)
+		if res.Mounts > 0 {
+			o.note("seeded %d cache mounts from %s", res.Mounts, ref)
 		}
 	}
 	build := Build
@@ -73,11 +98,44 @@ func Pipeline(ctx context.Context, o PipelineOptions) (*Image, error) {
 			return nil, err
 		}
 	}
-	return img, o.publish(ctx, img)
+	if !o.Push {
+		// The image stays here, so it must be whole; a pushed one keeps its cached layers
+		// in the registry (the push mounts them) and fetches them only when read.
+		if err := o.Store.FetchImage(ctx, img.Manifest.Digest); err != nil {
+			return nil, fmt.Errorf("fetch the cached layers of the image: %w", err)
+		}
+	}
+	if err := o.publish(ctx, img); err != nil {
+		return nil, err
+	}
+	img.Cache.Pulled = o.Store.FetchedBytes()
+	return img, nil
 }
 
-// publish pushes the tags and exports the build cache, as asked.
+// publish exports the build cache and pushes the tags, as asked; an inline cache changes
+// the image before its push.
 func (o *PipelineOptions) publish(ctx context.Context, img *Image) error {
+	if o.CacheTo != "" {
+		res, err := o.Registry.ExportCache(ctx, o.CacheTo, img)
+		if err != nil {
+			return err
+		}
+		for _, w := range res.Warnings {
+			o.note("WARNING: --cache-to %s: %s", o.CacheTo, w)
+		}
+		if res.Image != nil {
+			if err := o.tag(ctx, *res.Image); err != nil {
+				return err
+			}
+			img.Manifest = *res.Image
+		}
+		if res.Records > 0 {
+			o.note("exported %d cache records to %s", res.Records, o.CacheTo)
+		}
+		if res.Mounts > 0 {
+			o.note("exported %d cache mounts to %s", res.Mounts, o.CacheTo)
+		}
+	}
 	for _, t := range o.Tags {
 		if !o.Push {
 			break
@@ -88,14 +146,6 @@ func (o *PipelineOptions) publish(ctx context.Context, img *Image) error {
 		}
 		o.note("pushed %s@%s", t.Short(), desc.Digest)
 	}
-	if o.CacheTo == "" {
-		return nil
-	}
-	n, err := o.Registry.ExportCache(ctx, img.Keys, o.CacheTo)
-	if err != nil {
-		return err
-	}
-	o.note("exported %d cache records to %s", n, o.CacheTo)
 	return nil
 }
 

@@ -20,17 +20,17 @@ type fakeRegistry struct {
 	keys  []string
 }
 
-func (r *fakeRegistry) ImportCache(_ context.Context, ref string) (int, error) {
+func (r *fakeRegistry) ImportCache(_ context.Context, ref string) (CacheImport, error) {
 	r.calls = append(r.calls, "import "+ref)
 	if ref == "unreachable" {
-		return 0, errors.New("connection refused")
+		return CacheImport{}, errors.New("connection refused")
 	}
-	return 3, nil
+	return CacheImport{Records: 3}, nil
 }
 
-func (r *fakeRegistry) ExportCache(_ context.Context, keys []string, ref string) (int, error) {
-	r.calls, r.keys = append(r.calls, "export "+ref), keys
-	return len(keys), nil
+func (r *fakeRegistry) ExportCache(_ context.Context, spec string, img *Image) (CacheExport, error) {
+	r.calls, r.keys = append(r.calls, "export "+spec), img.Keys
+	return CacheExport{Records: len(img.Keys)}, nil
 }
 
 func (r *fakeRegistry) Push(_ context.Context, n cache.Name) (v1.Descriptor, error) {
@@ -66,7 +66,7 @@ func TestPipelineOrchestration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "import unreachable,import cachehost/app:cache,estargz,push app:latest,export cachehost/app:cache"
+	want := "import unreachable,import cachehost/app:cache,estargz,export cachehost/app:cache,push app:latest"
 	if got := strings.Join(reg.calls, ","); got != want {
 		t.Errorf("registry calls %s, want %s", got, want)
 	}

@@ -3,8 +3,6 @@ package build
 import (
 	"archive/tar"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -17,6 +15,7 @@ import (
 	"github.com/gofrs/flock"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 
+	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/runtime"
 )
 
@@ -129,14 +128,14 @@ func (s *env) writableCopy(src, hide string, pm *preparedMounts) (string, error)
 // falls back to a throwaway dir while another step uses the cache.
 func (s *env) cacheDir(m runMount, pm *preparedMounts) (string, bool, error) {
 	// BuildKit creates a cache's base directory with uid/gid/mode, and that base is part of
-	// the cache's identity; without them the id alone names it, as before.
+	// the cache's identity; without them the id alone names it, as before. The identity is
+	// the mount record's id too, so an exported cache seeds the same directory elsewhere.
 	ident := m.cacheID
 	if m.ownerSet {
-		ident += fmt.Sprintf("\x00owner=%d:%d mode=%o", m.uid, m.gid, m.mode)
+		ident += fmt.Sprintf(",uid=%d,gid=%d,mode=%o", m.uid, m.gid, m.mode)
 	}
-	sum := sha256.Sum256([]byte(ident))
 	base := s.opts.Store.Mounts()
-	dir := filepath.Join(base, hex.EncodeToString(sum[:16]))
+	dir := s.opts.Store.MountDir(ident)
 	if err := os.MkdirAll(base, 0o700); err != nil {
 		return "", false, err
 	}
@@ -172,6 +171,11 @@ func (s *env) cacheDir(m runMount, pm *preparedMounts) (string, bool, error) {
 		if err := os.Lchown(dir, m.uid, m.gid); err != nil && os.Geteuid() == 0 {
 			return "", false, err
 		}
+	}
+	// Recorded so that --cache-to mounts=true can export what this build used.
+	if err := s.opts.Store.UseMount(cache.MountRecord{ID: ident, Target: m.target, Sharing: string(m.sharing),
+		UID: m.uid, GID: m.gid, Mode: m.mode}); err != nil {
+		return "", false, err
 	}
 	return dir, m.readOnly, nil
 }

@@ -45,9 +45,11 @@ type layerRef struct {
 
 // vresult is what solving a vertex produced.
 type vresult struct {
-	layers  []layerRef // the whole chain, base first
-	added   bool       // this vertex added the last layer of the chain
-	created time.Time  // when the vertex's layer was first made (from the cache on a hit)
+	layers  []layerRef    // the whole chain, base first
+	added   bool          // this vertex added the last layer of the chain
+	created time.Time     // when the vertex's layer was first made (from the cache on a hit)
+	took    time.Duration // how long the op ran (recorded with the cache record; read back on a hit)
+	source  string        // on a hit: the imported cache the record came from, if any
 }
 
 type solver struct {
@@ -62,6 +64,7 @@ type solver struct {
 	views   *viewCache
 	hides   *hideCache
 	repMu   sync.Mutex
+	stats   CacheSummary // under mu
 }
 
 // Solve executes the vertices of g that the cache cannot answer and writes the target stage's
@@ -103,6 +106,12 @@ func Solve(ctx context.Context, g *Graph, opts SolveOptions) (*Image, error) {
 			img.Keys = append(img.Keys, v.Key)
 		}
 	}
+	img.Cache = s.stats
+	for v := g.Target.Tip; v != nil; v = v.Parent {
+		if !v.key.uncached {
+			img.FinalKeys = append(img.FinalKeys, v.Key)
+		}
+	}
 	return img, nil
 }
 
@@ -130,13 +139,23 @@ func (s *solver) run(ctx context.Context, v *Vertex) error {
 	}
 	s.mu.Lock()
 	s.results[v] = res
+	switch {
+	case cached:
+		s.stats.Cached++
+		s.stats.Saved += res.took
+	case !v.key.uncached:
+		s.stats.Run++
+	}
 	s.mu.Unlock()
 	close(s.done[v])
-	kind := EventDone
+	ev := Event{Kind: EventDone, Index: s.index[v], Name: v.Name, Time: time.Now(), Duration: time.Since(start)}
 	if cached {
-		kind = EventCached
+		ev.Kind = EventCached
+		if s.opts.explain != nil && res.source != "" {
+			ev.Data = []byte("from " + res.source) // several --cache-from: the first to have it won
+		}
 	}
-	s.report(Event{Kind: kind, Index: s.index[v], Name: v.Name, Time: time.Now(), Duration: time.Since(start)})
+	s.report(ev)
 	return nil
 }
 
@@ -179,10 +198,12 @@ func (s *solver) solveVertex(ctx context.Context, v *Vertex) (*vresult, bool, er
 				Data: []byte(s.opts.explain.why(v))})
 		}
 	}
+	began := time.Now()
 	res, err := v.op.exec(ctx, s.env(v), in)
 	if err != nil {
 		return nil, false, errAt(s.g.File, v.Line, v.Instr, err)
 	}
+	res.took = time.Since(began)
 	if v.key.uncached {
 		return res, false, nil
 	}
@@ -195,9 +216,9 @@ func (s *solver) cached(v *Vertex, parent *vresult) (*vresult, bool) {
 	if err != nil || !ok {
 		return nil, false
 	}
-	res := &vresult{layers: parent.layers, created: rec.Created}
+	res := &vresult{layers: parent.layers, created: rec.Created, took: rec.Duration, source: rec.Source}
 	if rec.Layer != nil {
-		if !s.opts.Store.HasBlob(rec.Layer.Digest) {
+		if !s.opts.Store.HasContent(rec.Layer.Digest) {
 			return nil, false
 		}
 		res.layers = append(append([]layerRef(nil), parent.layers...), storedLayer(s.opts.Store, *rec.Layer, rec.DiffID))
@@ -216,7 +237,7 @@ func (s *solver) record(v *Vertex, res *vresult) (*vresult, bool, error) {
 	if s.opts.Epoch != nil {
 		now = s.opts.Epoch.UTC()
 	}
-	rec := cache.CacheRecord{Created: now}
+	rec := cache.CacheRecord{Created: now, Duration: res.took}
 	res.created = now
 	if res.added {
 		top := res.layers[len(res.layers)-1]

@@ -59,7 +59,7 @@ func (w *BlobWriter) Commit(want v1.Hash) (v1.Hash, int64, error) {
 	defer w.Close()
 	got := v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(w.h.Sum(nil))}
 	if want != (v1.Hash{}) && want != got {
-		return v1.Hash{}, 0, fmt.Errorf("blob digest mismatch: expected %s, got %s (%d bytes); the source is corrupt or was changed while reading", want, got, w.n)
+		return v1.Hash{}, 0, fmt.Errorf("blob %w: expected %s, got %s (%d bytes); the source is corrupt or was changed while reading", ErrDigest, want, got, w.n)
 	}
 	if err := w.f.Chmod(0o644); err != nil {
 		return v1.Hash{}, 0, fmt.Errorf("commit blob %s: %w", got, err)
@@ -121,13 +121,21 @@ func (s *Store) HasBlob(h v1.Hash) bool {
 	return err == nil
 }
 
-// OpenBlob opens a stored blob for reading; errors.Is(err, ErrNotFound) when it is absent.
+// OpenBlob opens a stored blob for reading, first fetching one that only a remote record
+// names; errors.Is(err, ErrNotFound) when it is absent. Callers behind go-containerregistry's
+// context-free Compressed() end up here, so the fetch cannot take their context.
 func (s *Store) OpenBlob(h v1.Hash) (io.ReadCloser, error) {
 	if err := checkHash(h); err != nil {
 		return nil, err
 	}
 	f, err := os.Open(s.blobPath(h))
 	if os.IsNotExist(err) {
+		if _, remote := s.Remote(h); remote {
+			if err := s.FetchBlob(context.Background(), h); err != nil {
+				return nil, err
+			}
+			return s.OpenBlob(h)
+		}
 		return nil, fmt.Errorf("blob %s: %w", h, ErrNotFound)
 	}
 	if err != nil {

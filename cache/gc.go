@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
 // GCOptions says how much GC may remove.
@@ -46,7 +48,7 @@ func (s *Store) GC(ctx context.Context, opts GCOptions) (GCStats, error) {
 	if err != nil {
 		return st, fmt.Errorf("gc: %w", err)
 	}
-	drop := chooseDrops(recs, live, opts)
+	drop := chooseDrops(recs, live, opts, s.HasBlob)
 	for _, r := range recs {
 		if drop[r.path] {
 			continue
@@ -67,6 +69,7 @@ func (s *Store) GC(ctx context.Context, opts GCOptions) (GCStats, error) {
 	if err := s.sweepSnapshots(ctx, live, opts.DryRun, &st); err != nil {
 		return st, fmt.Errorf("gc: %w", err)
 	}
+	s.sweepRemotes(live, opts.DryRun)
 	if !opts.DryRun {
 		s.sweepLeases()
 		// Whatever predates this exclusive Open was abandoned; the margin covers the
@@ -78,7 +81,8 @@ func (s *Store) GC(ctx context.Context, opts GCOptions) (GCStats, error) {
 
 // chooseDrops picks the records to delete: corrupt ones always, all with opts.All, else the
 // least recently used until the layers only cache records hold fit in opts.KeepStorage.
-func chooseDrops(recs []recordEntry, live liveSet, opts GCOptions) map[string]bool {
+// Layers not on disk (a lazily imported cache's) take no storage, so they count for nothing.
+func chooseDrops(recs []recordEntry, live liveSet, opts GCOptions, onDisk func(v1.Hash) bool) map[string]bool {
 	drop := map[string]bool{}
 	var keep []recordEntry
 	for _, r := range recs {
@@ -94,7 +98,7 @@ func chooseDrops(recs []recordEntry, live liveSet, opts GCOptions) map[string]bo
 	refs, size := map[string]int{}, map[string]int64{}
 	var total int64
 	for _, r := range keep {
-		if l := r.rec.Layer; l != nil && !live.blobs[l.Digest.Hex] {
+		if l := r.rec.Layer; l != nil && !live.blobs[l.Digest.Hex] && onDisk(l.Digest) {
 			if refs[l.Digest.Hex] == 0 {
 				size[l.Digest.Hex] = l.Size
 				total += l.Size
@@ -108,7 +112,7 @@ func chooseDrops(recs []recordEntry, live liveSet, opts GCOptions) map[string]bo
 			break
 		}
 		drop[r.path] = true
-		if l := r.rec.Layer; l != nil && !live.blobs[l.Digest.Hex] {
+		if l := r.rec.Layer; l != nil && !live.blobs[l.Digest.Hex] && onDisk(l.Digest) {
 			if refs[l.Digest.Hex]--; refs[l.Digest.Hex] == 0 {
 				total -= size[l.Digest.Hex]
 			}

@@ -72,7 +72,7 @@ func (s *Store) writeLayer(ctx context.Context, l v1.Layer) error {
 	if err != nil {
 		return fmt.Errorf("layer digest: %w", err)
 	}
-	if s.HasBlob(d) {
+	if s.HasContent(d) { // stored, or remote and fetched only when read
 		return nil
 	}
 	size, err := l.Size()

@@ -16,6 +16,9 @@ type CacheRecord struct {
 	DiffID  v1.Hash           // the layer's uncompressed digest, to find or make its snapshot
 	Created time.Time         // when the step ran; CachePut fills in now when zero
 	Meta    map[string]string // step-specific results, e.g. a config delta
+	Source  string            // the imported cache this record came from ("" = built here), for --explain
+	// Duration is how long the step took when it ran, so a hit can say what it saved.
+	Duration time.Duration
 }
 
 // recordVersion marks the file format so a future kiln can tell old records apart.
@@ -28,13 +31,15 @@ type recordFile struct {
 	DiffID  string            `json:"diffID,omitempty"`
 	Created time.Time         `json:"created"`
 	Meta    map[string]string `json:"meta,omitempty"`
+	Source  string            `json:"source,omitempty"`
+	Nanos   int64             `json:"durationNanos,omitempty"`
 }
 
 // touchAfter limits how often a hit refreshes a record's mtime, which GC uses as last use.
 const touchAfter = time.Minute
 
 // CacheGet finds the record for key ("sha256:…"). A corrupt record, or one whose layer blob
-// is gone, is a miss, so the step simply runs again.
+// is gone (neither stored nor remote), is a miss, so the step simply runs again.
 func (s *Store) CacheGet(key string) (CacheRecord, bool, error) {
 	p, err := s.recordPath(key)
 	if err != nil {
@@ -48,7 +53,7 @@ func (s *Store) CacheGet(key string) (CacheRecord, bool, error) {
 		return CacheRecord{}, false, fmt.Errorf("read cache record %s: %w", key, err)
 	}
 	rec, ok := decodeRecord(raw)
-	if !ok || (rec.Layer != nil && !s.HasBlob(rec.Layer.Digest)) {
+	if !ok || (rec.Layer != nil && !s.HasContent(rec.Layer.Digest)) {
 		return CacheRecord{}, false, nil
 	}
 	if fi, err := os.Stat(p); err == nil && time.Since(fi.ModTime()) > touchAfter {
@@ -63,7 +68,7 @@ func decodeRecord(raw []byte) (CacheRecord, bool) {
 	if err := json.Unmarshal(raw, &f); err != nil || f.Version != recordVersion {
 		return CacheRecord{}, false
 	}
-	rec := CacheRecord{Layer: f.Layer, Created: f.Created, Meta: f.Meta}
+	rec := CacheRecord{Layer: f.Layer, Created: f.Created, Meta: f.Meta, Source: f.Source, Duration: time.Duration(f.Nanos)}
 	if f.DiffID != "" {
 		h, err := v1.NewHash(f.DiffID)
 		if err != nil {
@@ -78,13 +83,13 @@ func decodeRecord(raw []byte) (CacheRecord, bool) {
 }
 
 // CachePut stores the record for key atomically, replacing any previous one. The record's
-// layer blob must already be in the store, so a hit can always be used.
+// layer blob must already be in the store or named by a remote record, so a hit can always be used.
 func (s *Store) CachePut(key string, rec CacheRecord) error {
 	p, err := s.recordPath(key)
 	if err != nil {
 		return err
 	}
-	f := recordFile{Version: recordVersion, Layer: rec.Layer, Created: rec.Created, Meta: rec.Meta}
+	f := recordFile{Version: recordVersion, Layer: rec.Layer, Created: rec.Created, Meta: rec.Meta, Source: rec.Source, Nanos: int64(rec.Duration)}
 	if f.Created.IsZero() {
 		f.Created = time.Now().UTC()
 	}
@@ -97,8 +102,8 @@ func (s *Store) CachePut(key string, rec CacheRecord) error {
 	}
 	s.gcMu.RLock()
 	defer s.gcMu.RUnlock()
-	if rec.Layer != nil && !s.HasBlob(rec.Layer.Digest) {
-		return fmt.Errorf("cache record %s: layer %s is not in the store: %w", key, rec.Layer.Digest, ErrNotFound)
+	if rec.Layer != nil && !s.HasContent(rec.Layer.Digest) {
+		return fmt.Errorf("cache record %s: layer %s is neither in the store nor remote: %w", key, rec.Layer.Digest, ErrNotFound)
 	}
 	if err := s.writeFileAtomic(p, data, 0o644); err != nil {
 		return fmt.Errorf("write cache record %s: %w", key, err)

@@ -15,6 +15,9 @@ import (
 // ErrNotFound reports that a blob, tag, image or cache record is absent; test with errors.Is.
 var ErrNotFound = errors.New("not found")
 
+// ErrDigest reports content that does not hash to the digest it was stored or fetched as.
+var ErrDigest = errors.New("digest mismatch")
+
 // ErrInUse is returned by OpenExclusive while other kiln processes (or Stores) use the root.
 var ErrInUse = errors.New("store is in use by another kiln process; retry when it finishes")
 
@@ -35,6 +38,10 @@ type Store struct {
 	stageErr  error
 	// gcMu keeps this Store's own writers out while its GC deletes.
 	gcMu sync.RWMutex
+	// fetch brings in blobs that only a remote record names (lazy cache import).
+	fetch fetchState
+	// mountUse lists the cache mounts this Store's builds used, for --cache-to mounts=true.
+	mountUse mountUse
 }
 
 // Open opens (creating if absent) the store at root and holds a shared lock on it until

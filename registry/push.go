@@ -102,16 +102,29 @@ func (o *options) pushLayers(ctx context.Context, s *cache.Store, p *remote.Push
 			return nil, err
 		}
 		digests[i] = d
-		g.Go(func() error { return pushLayer(ctx, p, repo, l, d, mounts, rep) })
+		var from *name.Digest
+		if b, ok := s.Remote(d); ok && !s.HasBlob(d) {
+			// Only a lazily imported cache names it: mount or stream it from there.
+			src, ref, err := o.remoteBlob(ctx, b)
+			if err != nil {
+				return nil, err
+			}
+			l, from = &streamedLayer{Layer: l, src: src}, ref
+		}
+		g.Go(func() error { return pushLayer(ctx, p, repo, l, d, from, mounts, rep) })
 	}
 	return digests, g.Wait()
 }
 
-func pushLayer(ctx context.Context, p *remote.Pusher, repo name.Repository, l v1.Layer, d v1.Hash, mounts mountRecord, rep reporter) error {
+// pushLayer uploads l unless the registry has it; from, when set, is where it lives remotely,
+// to mount it from (same registry) or stream it from (another).
+func pushLayer(ctx context.Context, p *remote.Pusher, repo name.Repository, l v1.Layer, d v1.Hash, from *name.Digest, mounts mountRecord, rep reporter) error {
 	size, _ := l.Size()
 	pl := &progressLayer{Layer: l, rep: rep, digest: d, size: size}
 	var up v1.Layer = pl
-	if src, ok := mountSource(mounts, d, repo.Name()); ok {
+	if from != nil {
+		up = &remote.MountableLayer{Layer: pl, Reference: *from}
+	} else if src, ok := mountSource(mounts, d, repo.Name()); ok {
 		if ref, err := name.NewDigest(src+"@"+d.String(), name.WeakValidation); err == nil {
 			up = &remote.MountableLayer{Layer: pl, Reference: ref}
 		}
@@ -151,3 +164,12 @@ func (l *progressLayer) Compressed() (io.ReadCloser, error) {
 		io.Closer
 	}{&countingReader{r: rc, rep: l.rep, h: l.digest, total: l.size}, rc}, nil
 }
+
+// streamedLayer is a stored image's layer whose bytes come from elsewhere (a registry's
+// blob, a layout dir's file).
+type streamedLayer struct {
+	v1.Layer
+	src blobSource
+}
+
+func (l *streamedLayer) Compressed() (io.ReadCloser, error) { return l.src.Compressed() }

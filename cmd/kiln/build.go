@@ -78,8 +78,8 @@ func newBuildCmd(g *globalOptions) *cobra.Command {
 	f.StringVar(&o.pull, "pull", "missing", "base images: missing (pull when not in the store), always (check the registry) or never")
 	f.Lookup("pull").NoOptDefVal = "always" // bare --pull means always, as docker
 	f.BoolVar(&o.reproducible, "check-reproducible", false, "build twice from scratch with SOURCE_DATE_EPOCH (default: the context's last git commit time) and fail, naming the files, if the images differ")
-	f.StringArrayVar(&o.cacheFrom, "cache-from", nil, "import build cache from a registry: type=registry,ref=REG/NAME:TAG (or just the ref)")
-	f.StringVar(&o.cacheTo, "cache-to", "", "export this build's cache to a registry: type=registry,ref=REG/NAME:TAG (or just the ref)")
+	f.StringArrayVar(&o.cacheFrom, "cache-from", nil, "import build cache (repeatable; the first to have a step wins): type=registry,ref=REG/NAME:TAG (or just the ref; also an image pushed with an inline cache) or type=local,src=DIR")
+	f.StringVar(&o.cacheTo, "cache-to", "", "export this build's cache: type=registry,ref=REG/NAME:TAG, type=local,dest=DIR or type=inline; options mode=min|max, compression=gzip|zstd, ignore-error=true")
 	f.BoolVar(&o.push, "push", false, "push every -t name to its registry after the build")
 	f.BoolVar(&o.explain, "explain", false, "say why each step that runs missed the cache (which file, variable or parent changed)")
 	platformFlag(c)
@@ -121,7 +121,11 @@ func runBuild(cmd *cobra.Command, g *globalOptions, o *buildOptions, contextDir 
 	if err != nil {
 		return err
 	}
-	return o.report(cmd, notes, img, po.Tags, mode == progressQuiet, start)
+	if err := o.report(cmd, notes, img, po.Tags, mode == progressQuiet, start); err != nil {
+		return err
+	}
+	po.Report(build.Event{Kind: build.EventCacheSummary, Time: time.Now(), Cache: &img.Cache}) // the last line
+	return nil
 }
 
 // pipelineOptions turns flags into the pipeline's options, failing on malformed input
@@ -143,12 +147,17 @@ func (o *buildOptions) pipelineOptions(contextDir string) (build.PipelineOptions
 	if o.push && len(opts.Tags) == 0 {
 		return po, out, 0, usageError{fmt.Errorf("--push needs at least one -t REGISTRY/NAME:TAG")}
 	}
-	if po.CacheFrom, err = cacheRefs(o.cacheFrom); err == nil && o.cacheTo != "" {
-		po.CacheTo, err = cacheRef(o.cacheTo)
+	for _, v := range o.cacheFrom {
+		if _, err := registry.ParseCacheSpec(v, false); err != nil {
+			return po, out, 0, usageError{err}
+		}
 	}
-	if err != nil {
-		return po, out, 0, usageError{err}
+	if o.cacheTo != "" {
+		if _, err := registry.ParseCacheSpec(o.cacheTo, true); err != nil {
+			return po, out, 0, usageError{err}
+		}
 	}
+	po.CacheFrom, po.CacheTo = o.cacheFrom, o.cacheTo
 	return po, out, policy, nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/docker/go-units"
 	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/build"
@@ -64,13 +65,22 @@ func newReporter(mode progressMode, w io.Writer) build.Reporter {
 }
 
 type eventJSON struct {
-	Time     time.Time `json:"time"`
-	Kind     string    `json:"kind"`
-	Step     int       `json:"step,omitempty"`
-	Name     string    `json:"name,omitempty"`
-	Duration float64   `json:"duration,omitempty"`
-	Data     string    `json:"data,omitempty"`
-	Error    string    `json:"error,omitempty"`
+	Time     time.Time  `json:"time"`
+	Kind     string     `json:"kind"`
+	Step     int        `json:"step,omitempty"`
+	Name     string     `json:"name,omitempty"`
+	Duration float64    `json:"duration,omitempty"`
+	Data     string     `json:"data,omitempty"`
+	Error    string     `json:"error,omitempty"`
+	Cache    *cacheJSON `json:"cache,omitempty"`
+}
+
+// cacheJSON is a build.CacheSummary in JSON progress.
+type cacheJSON struct {
+	Cached      int     `json:"cached"`
+	Run         int     `json:"run"`
+	PulledBytes int64   `json:"pulledBytes"`
+	SavedSecs   float64 `json:"savedSeconds"`
 }
 
 func jsonEvent(e build.Event) eventJSON {
@@ -78,6 +88,9 @@ func jsonEvent(e build.Event) eventJSON {
 		Duration: e.Duration.Seconds(), Data: string(e.Data)}
 	if e.Err != nil {
 		out.Error = e.Err.Error()
+	}
+	if c := e.Cache; c != nil {
+		out.Cache = &cacheJSON{Cached: c.Cached, Run: c.Run, PulledBytes: c.Pulled, SavedSecs: c.Saved.Seconds()}
 	}
 	return out
 }
@@ -101,7 +114,11 @@ func plainReporter(w io.Writer) build.Reporter {
 			fmt.Fprintf(w, "#%d %s\n", e.Index, e.Name)
 		case build.EventCached:
 			flush(e.Index)
-			fmt.Fprintf(w, "#%d CACHED\n", e.Index)
+			if len(e.Data) > 0 {
+				fmt.Fprintf(w, "#%d CACHED %s\n", e.Index, e.Data)
+			} else {
+				fmt.Fprintf(w, "#%d CACHED\n", e.Index)
+			}
 		case build.EventDone:
 			flush(e.Index)
 			fmt.Fprintf(w, "#%d DONE %.1fs\n", e.Index, e.Duration.Seconds())
@@ -127,6 +144,8 @@ func plainReporter(w io.Writer) build.Reporter {
 			fmt.Fprintf(w, "WARNING: %s\n", e.Data)
 		case build.EventExplain:
 			fmt.Fprintf(w, "#%d cache miss: %s\n", e.Index, e.Data)
+		case build.EventCacheSummary:
+			fmt.Fprintln(w, cacheLine(e.Cache))
 		}
 	}
 }
@@ -175,6 +194,12 @@ func (j *jsonNotes) Write(p []byte) (int, error) {
 	}
 	j.partial = data
 	return len(p), nil
+}
+
+// cacheLine is the last progress line: what the cache did.
+func cacheLine(c *build.CacheSummary) string {
+	return fmt.Sprintf("cache: %d steps cached, %d run, %s pulled, %.1fs saved",
+		c.Cached, c.Run, units.HumanSize(float64(c.Pulled)), c.Saved.Seconds())
 }
 
 func firstLine(err error) string {

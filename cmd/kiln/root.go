@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/registry"
 	"github.com/kiln-build/kiln/runtime"
 )
 
@@ -46,6 +47,12 @@ func (g *globalOptions) openStore() (*cache.Store, error) {
 	s, err := cache.Open(root)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", root, err)
+	}
+	// Layers of a lazily imported build cache come from their registry when first read.
+	if opts, err := g.registry.options(); err == nil {
+		if f, err := registry.NewFetcher(opts...); err == nil {
+			s.SetFetcher(f)
+		}
 	}
 	return s, nil
 }
@@ -108,7 +115,7 @@ func commands(g *globalOptions) []*cobra.Command {
 	return []*cobra.Command{
 		newBuildCmd(g), newRunCmd(g), newExecCmd(g), newImagesCmd(g), newInspectCmd(g), newTagCmd(g), newRmiCmd(g),
 		newSaveCmd(g), newLoadCmd(g), newPsCmd(g), newLogsCmd(g), newStopCmd(g), newKillCmd(g), newStartCmd(g),
-		newRestartCmd(g), newRmCmd(g), newContainerCmd(g), newMonitorCmd(g), newPullCmd(g), newPushCmd(g), newLoginCmd(g), newLogoutCmd(g), newPruneCmd(g), newSystemCmd(g), newVersionCmd(),
+		newRestartCmd(g), newRmCmd(g), newContainerCmd(g), newMonitorCmd(g), newPullCmd(g), newPushCmd(g), newLoginCmd(g), newLogoutCmd(g), newPruneCmd(g), newSystemCmd(g), newCacheCmd(g), newVersionCmd(),
 	}
 }
 

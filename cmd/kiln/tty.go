@@ -46,12 +46,13 @@ func (st *ttyStep) appendLog(data string) {
 // ttyView redraws the whole view in place on every event (BuildKit-style), using ANSI
 // cursor movement; finished steps keep their final line.
 type ttyView struct {
-	w      io.Writer
-	start  time.Time
-	steps  map[int]*ttyStep
-	order  []int
-	warns  []string
-	height int
+	w       io.Writer
+	start   time.Time
+	steps   map[int]*ttyStep
+	order   []int
+	warns   []string
+	summary string // the cache line, drawn last
+	height  int
 }
 
 func newTTYReporter(w io.Writer) build.Reporter {
@@ -62,6 +63,11 @@ func newTTYReporter(w io.Writer) build.Reporter {
 func (v *ttyView) handle(e build.Event) {
 	if e.Kind == build.EventExplain {
 		e.Kind, e.Data = build.EventWarning, []byte(fmt.Sprintf("%s: cache miss: %s", e.Name, e.Data))
+	}
+	if e.Kind == build.EventCacheSummary {
+		v.summary = cacheLine(e.Cache)
+		v.draw()
+		return
 	}
 	if e.Kind == build.EventWarning {
 		v.warns = append(v.warns, string(e.Data))
@@ -113,6 +119,9 @@ func (v *ttyView) draw() {
 	}
 	for _, w := range v.warns {
 		lines = append(lines, "WARNING: "+w)
+	}
+	if v.summary != "" {
+		lines = append(lines, v.summary)
 	}
 	for _, l := range lines {
 		b.WriteString("\x1b[2K" + l + "\n")

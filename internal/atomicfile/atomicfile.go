@@ -3,7 +3,9 @@
 package atomicfile
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 )
@@ -17,6 +19,11 @@ type Options struct {
 
 // Write puts data at path atomically.
 func Write(path string, data []byte, o Options) error {
+	return WriteFrom(path, bytes.NewReader(data), o)
+}
+
+// WriteFrom puts what r yields at path atomically, streaming: for blobs too big to hold.
+func WriteFrom(path string, r io.Reader, o Options) error {
 	dir := o.TmpDir
 	if dir == "" {
 		dir = filepath.Dir(path)
@@ -32,7 +39,7 @@ func Write(path string, data []byte, o Options) error {
 	tmp := f.Name()
 	err = f.Chmod(perm)
 	if err == nil {
-		_, err = f.Write(data)
+		_, err = io.Copy(f, r)
 	}
 	if err == nil && !o.NoSync {
 		err = f.Sync()

@@ -1,0 +1,232 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/internal/testregistry"
+)
+
+// blobCounter is a proxy in front of a registry that counts the blob bytes it serves.
+type blobCounter struct {
+	proxy *httputil.ReverseProxy
+	bytes atomic.Int64
+}
+
+func (c *blobCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/sha256:") {
+		w = &countingWriter{ResponseWriter: w, n: &c.bytes}
+	}
+	c.proxy.ServeHTTP(w, r)
+}
+
+type countingWriter struct {
+	http.ResponseWriter
+	n *atomic.Int64
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	k, err := w.ResponseWriter.Write(p)
+	w.n.Add(int64(k))
+	return k, err
+}
+
+// countingRegistry starts docker-registry behind a blob-counting proxy; it returns the
+// proxy's address, which is the only one the test uses.
+func countingRegistry(t *testing.T) (string, *blobCounter) {
+	t.Helper()
+	backend := testregistry.Start(t)
+	u, _ := url.Parse("http://" + backend)
+	c := &blobCounter{proxy: httputil.NewSingleHostReverseProxy(u)}
+	srv := httptest.NewServer(c)
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://"), c
+}
+
+// layerBytes sums the compressed layer sizes of the stored image ref.
+func layerBytes(t *testing.T, root, ref string) int64 {
+	t.Helper()
+	s, err := cache.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	desc, _, err := s.Lookup(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := s.Image(desc.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, l := range m.Layers {
+		n += l.Size
+	}
+	return n
+}
+
+// TestLazyCacheImport: a second machine importing a registry cache fetches only the layers
+// of the final image, never the 20 MB builder layer, and with --push to the same registry
+// no layer at all (they are mounted from the cache repository); the pushed image is whole,
+// and the lazily kept local image fetches its layers when it runs.
+func TestLazyCacheImport(t *testing.T) {
+	requireContainers(t)
+	addr, counter := countingRegistry(t)
+	ctxDir := t.TempDir()
+	writeTree(t, ctxDir, map[string]string{
+		"Buildfile": "FROM busybox AS builder\nRUN head -c 20000000 /dev/urandom > /big && echo small > /small\n" +
+			"FROM busybox\nCOPY --from=builder /small /small\nCOPY f /f\n",
+		"f": "f",
+	})
+	cacheRef := addr + "/team/app:buildcache"
+	ok(t, busyboxRoot(t), "build", "--progress=plain", "--cache-to", "type=registry,ref="+cacheRef+",mode=max", "-t", "app", ctxDir)
+
+	second := busyboxRoot(t)
+	counter.bytes.Store(0)
+	start := time.Now()
+	r := ok(t, second, "build", "--progress=plain", "--cache-from", cacheRef, "-t", "app", ctxDir)
+	took := time.Since(start)
+	if n := strings.Count(r.stderr, "CACHED"); n != 3 {
+		t.Errorf("%d CACHED steps, want 3:\n%s", n, r.stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	if last := lines[len(lines)-1]; !strings.HasPrefix(last, "cache: 3 steps cached, 0 run, ") {
+		t.Errorf("last progress line %q, want the cache summary", last)
+	}
+	fetched, final := counter.bytes.Load(), layerBytes(t, second, "app")
+	t.Logf("second machine: %d blob bytes fetched in %v; the final image's layers are %d bytes", fetched, took, final)
+	if fetched > final+final/20 {
+		t.Errorf("fetched %d blob bytes for a final image of %d layer bytes: the import is not lazy", fetched, final)
+	}
+	if out := ok(t, second, "run", "--rm", "app", "cat", "/small").stdout; out != "small\n" {
+		t.Errorf("run of the built image: %q", out)
+	}
+
+	pusher := busyboxRoot(t)
+	counter.bytes.Store(0)
+	pushed := addr + "/team/app:1"
+	ok(t, pusher, "build", "--progress=plain", "--cache-from", cacheRef, "-t", pushed, "--push", ctxDir)
+	if n := counter.bytes.Load(); n > 64<<10 {
+		t.Errorf("build --push fetched %d blob bytes: cached layers must be mounted, not downloaded", n)
+	}
+	t.Logf("second machine with --push: %d blob bytes fetched", counter.bytes.Load())
+	if out := ok(t, pusher, "run", "--rm", pushed, "cat", "/small").stdout; out != "small\n" {
+		t.Errorf("run of the lazily kept image: %q", out)
+	}
+	third := t.TempDir()
+	ok(t, third, "pull", pushed)
+	if out := ok(t, third, "run", "--rm", pushed, "cat", "/f").stdout; out != "f" {
+		t.Errorf("run of the pushed image: %q", out)
+	}
+
+	// To another registry the cached layers stream registry → registry: the push reads
+	// them from the cache (never the 20 MB builder layer) and the store keeps none.
+	other := testregistry.Start(t) + "/team/app:2"
+	streamer := busyboxRoot(t)
+	counter.bytes.Store(0)
+	ok(t, streamer, "build", "--progress=plain", "--cache-from", cacheRef, "-t", other, "--push", ctxDir)
+	if n := counter.bytes.Load(); n > final {
+		t.Errorf("a push to another registry read %d bytes from the cache, more than the image's %d", n, final)
+	}
+	if out := ok(t, streamer, "run", "--rm", other, "cat", "/small").stdout; out != "small\n" {
+		t.Errorf("run of the streamed image: %q", out)
+	}
+	fourth := t.TempDir()
+	ok(t, fourth, "pull", other)
+	if out := ok(t, fourth, "run", "--rm", other, "cat", "/small").stdout; out != "small\n" {
+		t.Errorf("run of the image pushed to another registry: %q", out)
+	}
+}
+
+// TestCacheBackendsCLI: a local cache directory and an inline cache serve a fresh store;
+// several --cache-from go in order (a missing one only warns, --explain names the one that
+// answered); JSON progress ends with the cache summary; unknown keys list the valid ones.
+func TestCacheBackendsCLI(t *testing.T) {
+	requireContainers(t)
+	addr := testregistry.Start(t)
+	ctxDir, dir := t.TempDir(), t.TempDir()
+	writeTree(t, ctxDir, map[string]string{"Buildfile": "FROM busybox\nCOPY a /a\nRUN cat /a /a > /b\n", "a": "A"})
+	ok(t, busyboxRoot(t), "build", "--cache-to", "type=local,dest="+dir+",mode=max,compression=zstd", ctxDir)
+	r := ok(t, busyboxRoot(t), "build", "--progress=json", "--cache-from", "type=local,src="+dir, ctxDir)
+	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	var last struct {
+		Kind  string
+		Cache *struct{ Cached, Run int }
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil || last.Kind != "cache-summary" || last.Cache == nil || last.Cache.Cached != 2 {
+		t.Errorf("last JSON event %q (%v), want a cache summary with 2 cached steps", lines[len(lines)-1], err)
+	}
+
+	img := addr + "/team/inline:1"
+	ok(t, busyboxRoot(t), "build", "-t", img, "--push", "--cache-to", "type=inline", ctxDir)
+	r = ok(t, busyboxRoot(t), "build", "--progress=plain", "--explain", "--cache-from", addr+"/team/none:x", "--cache-from", img, "--cache-from", "type=local,src="+dir, ctxDir)
+	if n := strings.Count(r.stderr, "CACHED from "+img); n != 2 || !strings.Contains(r.stderr, "WARNING: --cache-from "+addr+"/team/none:x") {
+		t.Errorf("want 2 steps CACHED from the inline cache (the first to have them) and a warning:\n%s", r.stderr)
+	}
+	if r := kiln(t, t.TempDir(), nil, "build", "--cache-to", "type=local,dest="+dir+",colour=red", ctxDir); r.code != 2 || !strings.Contains(r.stderr, "valid keys: type, dest, mode, compression, ignore-error") {
+		t.Errorf("unknown key: exit %d %s", r.code, r.stderr)
+	}
+}
+
+// TestCacheMountsTravel: a cache mount's contents go out with --cache-to mounts=true and
+// seed a fresh machine's mount, so the step re-run there (its source changed) sees what the
+// first machine left; through a registry and through a local directory. `kiln cache mounts`
+// lists and prunes them.
+func TestCacheMountsTravel(t *testing.T) {
+	requireContainers(t)
+	addr := testregistry.Start(t)
+	for _, tc := range []struct{ name, to, from string }{
+		{"registry", "type=registry,ref=" + addr + "/team/m:cache,mounts=true", "type=registry,ref=" + addr + "/team/m:cache,mounts=true"},
+		{"local", "type=local,dest=DIR,mounts=true,mounts-max-size=1m", "type=local,src=DIR,mounts=true"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			to, from := strings.ReplaceAll(tc.to, "DIR", dir), strings.ReplaceAll(tc.from, "DIR", dir)
+			ctxDir := t.TempDir()
+			writeTree(t, ctxDir, map[string]string{
+				"Buildfile": "FROM busybox\nCOPY src /src\nRUN --mount=type=cache,target=/c,id=cm sh -c 'cat /src >> /c/log; cp /c/log /log'\n",
+				"src":       "first\n",
+			})
+			r := ok(t, busyboxRoot(t), "build", "--progress=plain", "--cache-to", to, ctxDir)
+			if !strings.Contains(r.stderr, "exported 1 cache mounts") {
+				t.Fatalf("export:\n%s", r.stderr)
+			}
+			writeTree(t, ctxDir, map[string]string{"src": "second\n"})
+			second := busyboxRoot(t)
+			r = ok(t, second, "build", "--progress=plain", "--cache-from", from, "-t", "app", ctxDir)
+			if !strings.Contains(r.stderr, "seeded 1 cache mounts") {
+				t.Errorf("import:\n%s", r.stderr)
+			}
+			if out := ok(t, second, "run", "--rm", "app", "cat", "/log").stdout; out != "first\nsecond\n" {
+				t.Errorf("the re-run step saw %q in its cache mount, want the first machine's line then its own", out)
+			}
+			if out := ok(t, second, "cache", "mounts").stdout; !strings.Contains(out, "cm ") || !strings.Contains(out, "/c") {
+				t.Errorf("kiln cache mounts:\n%s", out)
+			}
+			if tc.name == "local" {
+				writeTree(t, ctxDir, map[string]string{"src": "third\n"}) // so the step runs and uses the mount
+				r := ok(t, second, "build", "--progress=plain", "--cache-to", "type=local,dest="+t.TempDir()+",mounts=true,mounts-max-size=1", ctxDir)
+				if !strings.Contains(r.stderr, "cache mount cm") || !strings.Contains(r.stderr, "left out") {
+					t.Errorf("a mount over mounts-max-size must be left out with a warning:\n%s", r.stderr)
+				}
+			}
+			ok(t, second, "cache", "mounts", "--prune")
+			if out := ok(t, second, "cache", "mounts").stdout; strings.Contains(out, "cm ") {
+				t.Errorf("after --prune:\n%s", out)
+			}
+		})
+	}
+}

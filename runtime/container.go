@@ -50,7 +50,10 @@ func (rt *Runtime) Start(ctx context.Context, s Spec) (*Container, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.stateDir = rt.stateDir
+	s.stateDir, s.rootless = rt.stateDir, rt.isolation == IsolationRootless
+	if err := checkRootless(s); err != nil {
+		return nil, err
+	}
 	teardown, err := rt.prepare(ctx, r, &s)
 	if err != nil {
 		return nil, err

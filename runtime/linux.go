@@ -20,6 +20,9 @@ func linuxConfig(s Spec) *specs.Linux {
 	default:
 		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace})
 	}
+	if s.rootless { // no cgroup the user may create (checkRootless refused limits)
+		return &specs.Linux{Namespaces: ns, MaskedPaths: maskedPaths, ReadonlyPaths: readonlyPaths}
+	}
 	return &specs.Linux{
 		Namespaces:    ns,
 		CgroupsPath:   cgroupsPath(s.ID),

@@ -162,6 +162,15 @@ func allMounts(s Spec, rootfs, hostname string) ([]specs.Mount, error) {
 	if err != nil {
 		return nil, err
 	}
-	mounts := append(defaultMounts(), etc...)
+	mounts := defaultMounts()
+	if s.rootless && s.Network == NetworkHost {
+		// sysfs mounts only in a network namespace the user namespace owns: bind the host's, read-only.
+		for i, m := range mounts {
+			if m.Type == "sysfs" {
+				mounts[i] = specs.Mount{Destination: "/sys", Type: "bind", Source: "/sys", Options: []string{"rbind", "nosuid", "noexec", "nodev", "ro"}}
+			}
+		}
+	}
+	mounts = append(mounts, etc...)
 	return append(mounts, user...), nil
 }

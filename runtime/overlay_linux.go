@@ -12,7 +12,14 @@ import (
 )
 
 // overlayOpts keep whole files in the upper dir, so a layer diff needs to walk only the upper dir.
-var overlayOpts = []string{"index=off", "metacopy=off", "redirect_dir=off"}
+// In a user namespace "off" means "follow", which the kernel refuses there; "nofollow" creates
+// no redirects either (a renamed directory is copied up whole), and overlay adds userxattr itself.
+var overlayOpts = func() []string {
+	if InUserNamespace() {
+		return []string{"index=off", "metacopy=off", "redirect_dir=nofollow"}
+	}
+	return []string{"index=off", "metacopy=off", "redirect_dir=off"}
+}()
 
 // forceLegacyMount makes mountOverlay skip the new mount API (tests of the fallback path).
 var forceLegacyMount = false

@@ -47,6 +47,7 @@ type Spec struct {
 
 	ip       netip.Addr // the container's bridge address once attached, for /etc/hosts
 	stateDir string     // the Runtime's state dir, set by Start
+	rootless bool       // the Runtime is rootless (no cgroups, sysfs bound for host networking), set by Start
 }
 
 // Mount is one extra mount inside the container.

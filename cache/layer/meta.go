@@ -142,6 +142,10 @@ func (a *applier) opaque(dir string) error {
 		return err
 	}
 	err = unix.Lsetxattr(procPath(pfd, base), "trusted.overlay.opaque", []byte("y"), 0)
+	if errors.Is(err, unix.EPERM) {
+		// Root in a user namespace (rootless): overlay mounted there reads the user.* xattrs.
+		err = unix.Lsetxattr(procPath(pfd, base), "user.overlay.opaque", []byte("y"), 0)
+	}
 	if err != nil && a.euid == 0 {
 		return fmt.Errorf("mark %s opaque: %w", dir, err)
 	}

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/kiln-build/kiln/runtime"
 )
 
 // The test binary doubles as the kiln binary: tests that need real processes (concurrency,
@@ -24,6 +26,7 @@ const execEnv = "KILN_CLI_TEST_EXEC"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(execEnv) == "1" {
+		runtime.UserNamespaceHook()
 		os.Exit(execute(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())

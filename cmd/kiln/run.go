@@ -151,6 +151,10 @@ func (o *runOptions) containerConfig(cmd *cobra.Command, g *globalOptions, ref s
 	if err := o.checkDetach(restart); err != nil {
 		return cfg, err
 	}
+	if o.network == "" && g.rootless() {
+		o.network = "host"
+		fmt.Fprintln(cmd.ErrOrStderr(), "kiln: note: rootless containers use the host network by default (no user-mode network yet); --network none isolates it")
+	}
 	spec, err := o.spec()
 	if err != nil {
 		return cfg, err

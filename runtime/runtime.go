@@ -15,8 +15,8 @@ import (
 type Options struct {
 	StateDir  string    // runtime state root (owner records, runtime --root, probes); "" = DefaultStateDir, or RootlessStateDir when rootless
 	Isolation Isolation // "" = auto: oci as root, rootless otherwise (see Isolation.Resolve)
-	Runtime  string    // OCI runtime: "" = auto (crun when it works on this host, else runc), "crun", "runc" or a path
-	Debug    io.Writer // receives notes on runtime choice and cleanup; nil = silent
+	Runtime   string    // OCI runtime: "" = auto (crun when it works on this host, else runc), "crun", "runc" or a path
+	Debug     io.Writer // receives notes on runtime choice and cleanup; nil = silent
 }
 
 // Runtime runs containers with one OCI runtime under one state dir; make one per process with New.

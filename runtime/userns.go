@@ -142,14 +142,123 @@ func EnterUserNamespace(ctx context.Context, o UserNamespaceOptions) (int, error
 			}
 		}
 	}
-	if _, err := RootlessStateDir(os.Getuid()); err != nil {
+	if _, err := exec.LookPath("nsenter"); err != nil {
+		return 1, fmt.Errorf("rootless: nsenter not found: install util-linux")
+	}
+	dir, err := RootlessStateDir(os.Getuid())
+	if err != nil {
 		return 1, fmt.Errorf("rootless: %w", err)
 	}
 	if maps.Warning != "" {
 		fmt.Fprintf(orDiscard(o.Warn), "kiln: warning: %s\n", maps.Warning)
 	}
-	fmt.Fprintf(orDiscard(o.Debug), "isolation: rootless (user namespace uids %v gids %v)\n", maps.UIDs, maps.GIDs)
-	return runInUserNamespace(ctx, o, maps)
+	pid, err := pauseProcess(ctx, dir, maps, o.Debug)
+	if err != nil {
+		return 1, fmt.Errorf("rootless: %w", err)
+	}
+	fmt.Fprintf(orDiscard(o.Debug), "isolation: rootless (user namespace of pid %d: uids %v gids %v)\n", pid, maps.UIDs, maps.GIDs)
+	// nsenter (single-threaded C, as joining a user namespace requires) makes the child root there.
+	self, err := os.Executable()
+	if err != nil {
+		return 1, fmt.Errorf("rootless: find kiln's own binary: %w", err)
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return 1, fmt.Errorf("rootless: %w", err)
+	}
+	// Joining a mount namespace moves to its root: --wd keeps relative paths (contexts, -f) working.
+	args := append([]string{"--user", "--mount", "--target", strconv.Itoa(pid), "--wd=" + wd, "--", self}, o.Args...)
+	cmd := exec.Command("nsenter", args...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	cmd.Env = append(append(os.Environ(), o.Env...), usernsEnv+"=in")
+	return waitChild(ctx, cmd)
+}
+
+// pauseProcess returns the pid of the user's pause process, which holds kiln's one user and
+// mount namespace (podman's model): every kiln of the user joins it, so a `kiln exec` or `stop`
+// reaches a container another kiln started, and all see the same mounts. It starts one if none lives.
+func pauseProcess(ctx context.Context, dir string, maps RootlessMaps, debug io.Writer) (int, error) {
+	lock, err := os.OpenFile(filepath.Join(dir, "pause.lock"), os.O_RDWR|os.O_CREATE|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return 0, err
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		return 0, fmt.Errorf("lock %s: %w", lock.Name(), err)
+	}
+	pidFile := filepath.Join(dir, "pause.pid")
+	if data, err := os.ReadFile(pidFile); err == nil {
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil && isPause(pid) {
+			return pid, nil
+		}
+	}
+	pid, err := startPause(ctx, maps)
+	if err != nil {
+		return 0, err
+	}
+	fmt.Fprintf(orDiscard(debug), "rootless: started pause process %d for the user namespace\n", pid)
+	return pid, writeFileAtomic(pidFile, []byte(strconv.Itoa(pid)+"\n"))
+}
+
+// isPause tells a live pause process of ours from a reused pid.
+func isPause(pid int) bool {
+	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	return err == nil && strings.Contains(string(env), "\x00"+pauseEnv+"=1\x00")
+}
+
+const pauseEnv = "_KILN_PAUSE"
+
+func startPause(ctx context.Context, maps RootlessMaps) (int, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return 0, err
+	}
+	defer r.Close()
+	defer w.Close()
+	cmd := exec.Command("/proc/self/exe")
+	cmd.Env = append(os.Environ(), usernsEnv+"=wait", pauseEnv+"=1")
+	cmd.ExtraFiles = []*os.File{r} // fd 3: the go-ahead once the maps are written
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNS, Setsid: true}
+	if err := cmd.Start(); err != nil {
+		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EINVAL) {
+			return 0, fmt.Errorf("the kernel refused a user namespace (%w): enable unprivileged user namespaces (sysctl user.max_user_namespaces, kernel.unprivileged_userns_clone), or run kiln as root", err)
+		}
+		return 0, fmt.Errorf("start kiln in a user namespace: %w", err)
+	}
+	r.Close()
+	if err := writeMaps(cmd.Process.Pid, maps); err != nil {
+		cmd.Process.Kill() //nolint:errcheck // it waits for us and never started
+		cmd.Wait()         //nolint:errcheck // killed just now
+		return 0, err
+	}
+	if _, err := w.Write([]byte{1}); err != nil {
+		return 0, fmt.Errorf("start pause process: %w", err)
+	}
+	go cmd.Wait() //nolint:errcheck // it outlives this kiln; reaped by init then
+	return cmd.Process.Pid, nil
+}
+
+// waitChild runs cmd to its end, forwarding SIGTERM (a terminal's Ctrl-C reaches it directly,
+// being in the same process group), and returns its exit code.
+func waitChild(ctx context.Context, cmd *exec.Cmd) (int, error) {
+	signal.Ignore(os.Interrupt)
+	if err := cmd.Start(); err != nil {
+		return 1, fmt.Errorf("rootless: %w", err)
+	}
+	stop := context.AfterFunc(ctx, func() { cmd.Process.Signal(syscall.SIGTERM) }) //nolint:errcheck // it may have exited
+	defer stop()
+	err := cmd.Wait()
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal()), nil
+		}
+		return exit.ExitCode(), nil
+	}
+	if err != nil {
+		return 1, fmt.Errorf("rootless: %w", err)
+	}
+	return 0, nil
 }
 
 // checkUserNamespaces names the sysctl that disables unprivileged user namespaces, if one does.
@@ -165,52 +274,6 @@ func checkUserNamespaces() error {
 		}
 	}
 	return nil
-}
-
-func runInUserNamespace(ctx context.Context, o UserNamespaceOptions, maps RootlessMaps) (int, error) {
-	r, w, err := os.Pipe()
-	if err != nil {
-		return 1, err
-	}
-	defer r.Close()
-	defer w.Close()
-	cmd := exec.Command("/proc/self/exe", o.Args...)
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	cmd.Env = append(append(os.Environ(), o.Env...), usernsEnv+"=wait")
-	cmd.ExtraFiles = []*os.File{r} // fd 3: the go-ahead once the maps are written
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNS}
-	// A terminal's Ctrl-C reaches the child itself (same process group); forward only SIGTERM.
-	signal.Ignore(os.Interrupt)
-	if err := cmd.Start(); err != nil {
-		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EINVAL) {
-			return 1, fmt.Errorf("rootless: the kernel refused a user namespace (%w): enable unprivileged user namespaces (sysctl user.max_user_namespaces, kernel.unprivileged_userns_clone), or run kiln as root", err)
-		}
-		return 1, fmt.Errorf("rootless: start kiln in a user namespace: %w", err)
-	}
-	r.Close()
-	if err := writeMaps(cmd.Process.Pid, maps); err != nil {
-		cmd.Process.Kill() //nolint:errcheck // it waits for us and never started
-		cmd.Wait()         //nolint:errcheck // killed just now
-		return 1, fmt.Errorf("rootless: %w", err)
-	}
-	if _, err := w.Write([]byte{1}); err != nil {
-		return 1, fmt.Errorf("rootless: start child: %w", err)
-	}
-	w.Close()
-	stop := context.AfterFunc(ctx, func() { cmd.Process.Signal(syscall.SIGTERM) }) //nolint:errcheck // it may have exited
-	defer stop()
-	err = cmd.Wait()
-	var exit *exec.ExitError
-	if errors.As(err, &exit) {
-		if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return 128 + int(ws.Signal()), nil
-		}
-		return exit.ExitCode(), nil
-	}
-	if err != nil {
-		return 1, fmt.Errorf("rootless: %w", err)
-	}
-	return 0, nil
 }
 
 // writeMaps writes the child's id maps: through newuidmap/newgidmap (setuid helpers that check
@@ -263,9 +326,15 @@ func UserNamespaceHook() {
 		fmt.Fprintf(os.Stderr, "kiln: rootless: re-exec in the user namespace: %v\n", err)
 		os.Exit(1)
 	case "in":
+		if os.Getenv(pauseEnv) != "1" {
+			return
+		}
 		if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-			fmt.Fprintf(os.Stderr, "kiln: rootless: make mounts private: %v\n", err)
 			os.Exit(1)
+		}
+		signal.Ignore(os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+		for {
+			unix.Pause() // holds the namespaces until killed
 		}
 	}
 }

@@ -3,7 +3,9 @@ package runtime
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -21,12 +23,20 @@ var overlayOpts = func() []string {
 	return []string{"index=off", "metacopy=off", "redirect_dir=off"}
 }()
 
+// forceFuseOverlay makes mountRootfs use fuse-overlayfs (tests of the rootless fallback).
+var forceFuseOverlay = false
+
 // forceLegacyMount makes mountOverlay skip the new mount API (tests of the fallback path).
 var forceLegacyMount = false
 
 // mountRootfs mounts the container's root filesystem at <bundle>/rootfs: an overlay of lower
 // (bottom first) under upper, or a plain bind of upper when there are no lower dirs.
 func mountRootfs(bundle string, lower []string, upper, work string) (string, error) {
+	return mountRootfsNote(bundle, lower, upper, work, nil)
+}
+
+// mountRootfsNote is mountRootfs, saying on note when it falls back to fuse-overlayfs.
+func mountRootfsNote(bundle string, lower []string, upper, work string, note io.Writer) (string, error) {
 	rootfs := filepath.Join(bundle, "rootfs")
 	if err := os.MkdirAll(rootfs, 0o755); err != nil {
 		return "", fmt.Errorf("create rootfs mountpoint: %w", err)
@@ -42,11 +52,19 @@ func mountRootfs(bundle string, lower []string, upper, work string) (string, err
 	}
 	lower = topmostOnce(lower)
 	err := errors.ErrUnsupported
-	if !forceLegacyMount {
+	switch {
+	case forceFuseOverlay:
+		err = fmt.Errorf("forced by a test: %w", unix.EPERM)
+	case !forceLegacyMount:
 		err = mountOverlayFD(rootfs, lower, upper, work)
 	}
 	if errors.Is(err, errors.ErrUnsupported) {
 		err = mountOverlayLegacy(bundle, rootfs, lower, upper, work)
+	}
+	if err != nil && (InUserNamespace() || forceFuseOverlay) && (errors.Is(err, unix.EPERM) || errors.Is(err, unix.EINVAL)) {
+		// Kernels before 5.11, or ones that refuse overlayfs in a user namespace.
+		fmt.Fprintf(orDiscard(note), "rootfs: kernel overlayfs refused (%v): using fuse-overlayfs\n", err)
+		err = mountFuseOverlay(rootfs, lower, upper, work, err)
 	}
 	if err != nil {
 		return "", fmt.Errorf("mount overlay rootfs (%d layers): %w", len(lower), err)
@@ -146,4 +164,28 @@ func MountLayers(dir string, lower []string) (rootfs string, release func() erro
 		return "", nil, err
 	}
 	return rootfs, func() error { return unmountRootfs(dir) }, nil
+}
+
+// mountFuseOverlay mounts the overlay with fuse-overlayfs, which runs as the user; kernelErr is
+// why kernel overlayfs was not used, for the message when fuse-overlayfs cannot help either.
+func mountFuseOverlay(rootfs string, lower []string, upper, work string, kernelErr error) error {
+	bin, err := exec.LookPath("fuse-overlayfs")
+	if err != nil {
+		return fmt.Errorf("kernel overlayfs refused (%v) and fuse-overlayfs is not installed: install it (apt-get install fuse-overlayfs)", kernelErr)
+	}
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		return fmt.Errorf("kernel overlayfs refused (%v) and fuse-overlayfs needs /dev/fuse: load the fuse module (modprobe fuse), or give the container /dev/fuse", kernelErr)
+	}
+	top := slices.Clone(lower)
+	slices.Reverse(top) // the top layer first, as overlay lists them
+	for _, d := range append(slices.Clone(top), upper, work) {
+		if strings.ContainsAny(d, ",:") { // fuse-overlayfs cannot escape them in its options
+			return fmt.Errorf("fuse-overlayfs cannot use a path with ',' or ':' (%s): use a store path without them", d)
+		}
+	}
+	opts := "lowerdir=" + strings.Join(top, ":") + ",upperdir=" + upper + ",workdir=" + work
+	if out, err := exec.Command(bin, "-o", opts, rootfs).CombinedOutput(); err != nil {
+		return fmt.Errorf("fuse-overlayfs: %w: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
@@ -163,6 +164,13 @@ func allMounts(s Spec, rootfs, hostname string) ([]specs.Mount, error) {
 		return nil, err
 	}
 	mounts := defaultMounts()
+	if s.rootless && !idMapped("/proc/self/gid_map", 5) { // a single-id map: devpts refuses gid=5 (tty)
+		for i, m := range mounts {
+			if m.Type == "devpts" {
+				mounts[i].Options = slices.DeleteFunc(slices.Clone(m.Options), func(o string) bool { return o == "gid=5" })
+			}
+		}
+	}
 	if s.rootless && s.Network == NetworkHost {
 		// sysfs mounts only in a network namespace the user namespace owns: bind the host's, read-only.
 		for i, m := range mounts {

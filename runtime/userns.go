@@ -167,7 +167,12 @@ func EnterUserNamespace(ctx context.Context, o UserNamespaceOptions) (int, error
 		return 1, fmt.Errorf("rootless: %w", err)
 	}
 	// Joining a mount namespace moves to its root: --wd keeps relative paths (contexts, -f) working.
-	args := append([]string{"--user", "--mount", "--target", strconv.Itoa(pid), "--wd=" + wd, "--", self}, o.Args...)
+	args := []string{"--user", "--mount", "--target", strconv.Itoa(pid), "--wd=" + wd}
+	if len(maps.UIDs) == 1 {
+		// setgroups is denied with a single-id map: keep the credentials, whose uid is root there.
+		args = append(args, "--preserve-credentials")
+	}
+	args = append(append(args, "--", self), o.Args...)
 	cmd := exec.Command("nsenter", args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.Env = append(append(os.Environ(), o.Env...), usernsEnv+"=in")
@@ -355,4 +360,25 @@ func hostUID() int {
 		}
 	}
 	return os.Geteuid()
+}
+
+// idMapped reports whether id appears inside this process's user namespace, per mapFile
+// (/proc/self/uid_map or gid_map).
+func idMapped(mapFile string, id int) bool {
+	data, err := os.ReadFile(mapFile)
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 3 {
+			continue
+		}
+		inside, err1 := strconv.Atoi(f[0])
+		size, err2 := strconv.Atoi(f[2])
+		if err1 == nil && err2 == nil && id >= inside && id-inside < size {
+			return true
+		}
+	}
+	return false
 }

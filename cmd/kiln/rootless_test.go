@@ -30,7 +30,10 @@ type rootless struct {
 
 // newRootless creates the user (idempotent), a 0755 copy of the test binary it can execute and
 // a fresh home; it skips where the kernel lacks unprivileged user namespaces.
-func newRootless(t *testing.T) *rootless {
+func newRootless(t *testing.T) *rootless { return newRootlessUser(t, rootlessUser) }
+
+// newRootlessUser is newRootless for user name, created with the extra useradd args.
+func newRootlessUser(t *testing.T, name string, useradd ...string) *rootless {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to create the unprivileged test user")
@@ -41,12 +44,12 @@ func newRootless(t *testing.T) *rootless {
 			t.Skipf("rootless tests need %s (packages passwd, util-linux, uidmap)", tool)
 		}
 	}
-	u, err := user.Lookup(rootlessUser)
+	u, err := user.Lookup(name)
 	if err != nil {
-		if out, err := exec.Command("useradd", "--no-create-home", rootlessUser).CombinedOutput(); err != nil && !bytes.Contains(out, []byte("already exists")) {
+		if out, err := exec.Command("useradd", append(useradd, "--no-create-home", name)...).CombinedOutput(); err != nil && !bytes.Contains(out, []byte("already exists")) {
 			t.Fatalf("useradd: %v: %s", err, out)
 		}
-		if u, err = user.Lookup(rootlessUser); err != nil {
+		if u, err = user.Lookup(name); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -233,5 +236,34 @@ func TestRootlessLimitsRefused(t *testing.T) {
 	res := r.kiln("run", "--rm", "--memory", "16m", "bb", "true")
 	if res.code == 0 || !strings.Contains(res.stderr, "cgroup") {
 		t.Errorf("--memory rootless: exit %d, want a failure naming cgroups:\n%s", res.code, res.stderr)
+	}
+}
+
+// Without subordinate ids kiln maps only the user (a warning says so and how to fix it): images
+// owned by root build and run; one with other owners fails to unpack, naming the fix.
+func TestRootlessWithoutSubordinateIDs(t *testing.T) {
+	r := newRootlessUser(t, rootlessUser+"-nosub", "-K", "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0")
+	ctxDir := t.TempDir()
+	busyboxContext(t, ctxDir)
+	writeTree(t, ctxDir, map[string]string{"Buildfile": "FROM scratch\nCOPY busybox /bin/busybox\n" +
+		"RUN [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox mkdir -p /tmp /etc /usr/bin && /bin/busybox --install -s /bin\"]\n"})
+	b := r.ok("build", "-t", "bb", ctxDir)
+	if !strings.Contains(b.stderr, "no subordinate ids") || !strings.Contains(b.stderr, "usermod --add-subuids") {
+		t.Errorf("no warning naming the missing subordinate ids:\n%s", b.stderr)
+	}
+	if res := r.ok("run", "--rm", "bb", "id", "-u"); strings.TrimSpace(res.stdout) != "0" {
+		t.Errorf("id -u: %q", res.stdout)
+	}
+
+	rootStore := t.TempDir()
+	busyboxContext(t, ctxDir) // the context with files owned by 1234 and 65534
+	ok(t, rootStore, "build", "-t", "multi", ctxDir)
+	tarball := filepath.Join(r.home, "multi.tar")
+	ok(t, rootStore, "save", "-o", tarball, "multi")
+	os.Chmod(tarball, 0o644)
+	r.ok("load", "-i", tarball)
+	res := r.kiln("run", "--rm", "multi", "true")
+	if res.code == 0 || !strings.Contains(res.stderr, "/etc/subuid") {
+		t.Errorf("an image with unmapped owners: exit %d, want a failure naming /etc/subuid:\n%s", res.code, res.stderr)
 	}
 }

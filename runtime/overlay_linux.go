@@ -15,10 +15,11 @@ import (
 
 // overlayOpts keep whole files in the upper dir, so a layer diff needs to walk only the upper dir.
 // In a user namespace "off" means "follow", which the kernel refuses there; "nofollow" creates
-// no redirects either (a renamed directory is copied up whole), and overlay adds userxattr itself.
+// no redirects either (a renamed directory is copied up whole); userxattr keeps overlay's own
+// xattrs (opaque dirs) in user.overlay.*, as trusted.* is root's on the host only.
 var overlayOpts = func() []string {
 	if InUserNamespace() {
-		return []string{"index=off", "metacopy=off", "redirect_dir=nofollow"}
+		return []string{"index=off", "metacopy=off", "redirect_dir=nofollow", "userxattr"}
 	}
 	return []string{"index=off", "metacopy=off", "redirect_dir=off"}
 }()
@@ -113,7 +114,11 @@ func mountOverlayFD(rootfs string, lower []string, upper, work string) error {
 		set = append(set, [2]string{k, v})
 	}
 	for _, kv := range set {
-		if err := unix.FsconfigSetString(fsfd, kv[0], kv[1]); err != nil {
+		set := func() error { return unix.FsconfigSetString(fsfd, kv[0], kv[1]) }
+		if kv[1] == "" { // a flag such as userxattr
+			set = func() error { return unix.FsconfigSetFlag(fsfd, kv[0]) }
+		}
+		if err := set(); err != nil {
 			return fmt.Errorf("overlay %s=%s: %w", kv[0], kv[1], err)
 		}
 	}
@@ -173,8 +178,8 @@ func mountFuseOverlay(rootfs string, lower []string, upper, work string, kernelE
 	if err != nil {
 		return fmt.Errorf("kernel overlayfs refused (%v) and fuse-overlayfs is not installed: install it (apt-get install fuse-overlayfs)", kernelErr)
 	}
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		return fmt.Errorf("kernel overlayfs refused (%v) and fuse-overlayfs needs /dev/fuse: load the fuse module (modprobe fuse), or give the container /dev/fuse", kernelErr)
+	if err := unix.Access("/dev/fuse", unix.R_OK|unix.W_OK); err != nil {
+		return fmt.Errorf("kernel overlayfs refused (%v) and fuse-overlayfs needs read-write /dev/fuse (%v): load the fuse module (modprobe fuse) and make it mode 0666 (package fuse3), or give the container /dev/fuse", kernelErr, err)
 	}
 	top := slices.Clone(lower)
 	slices.Reverse(top) // the top layer first, as overlay lists them

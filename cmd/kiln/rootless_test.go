@@ -138,7 +138,9 @@ func busyboxContext(t *testing.T, dir string) {
 	writeTree(t, dir, map[string]string{
 		"Buildfile": "FROM scratch\nCOPY busybox /bin/busybox\n" +
 			"RUN [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox mkdir -p /tmp /etc /usr/bin && /bin/busybox --install -s /bin\"]\n" +
-			"RUN echo x > /owned && chown 1234:5678 /owned && mkdir /nobody && chown 65534:65534 /nobody\n" +
+			"RUN echo x > /owned && chown 1234:5678 /owned && mkdir /nobody && chown 65534:65534 /nobody && touch /usr/bin/old\n" +
+			// An opaque directory: the next step must not see /usr/bin/old through it.
+			"RUN rm -rf /usr && mkdir -p /usr/new\nRUN ls /usr > /usr.list\n" +
 			"CMD [\"sh\"]\n",
 	})
 	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
@@ -172,8 +174,8 @@ func TestRootlessBuildRunExec(t *testing.T) {
 	}
 
 	res := r.ok("run", "--rm", "--hostname", "box", "bb", "sh", "-c",
-		"echo $$; hostname; stat -c %u:%g /owned /nobody; ls /home 2>&1; ls /etc/shadow 2>&1; true")
-	want := "1\nbox\n1234:5678\n65534:65534\n"
+		"echo $$; hostname; stat -c %u:%g /owned /nobody; cat /usr.list; ls /home 2>&1; ls /etc/shadow 2>&1; true")
+	want := "1\nbox\n1234:5678\n65534:65534\nnew\n"
 	if !strings.HasPrefix(res.stdout, want) || !strings.Contains(res.stdout, "No such file") {
 		t.Errorf("run: %q, want pid 1, the hostname, the image's owners and no host files", res.stdout)
 	}

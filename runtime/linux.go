@@ -15,7 +15,7 @@ func linuxConfig(s Spec) *specs.Linux {
 	}
 	switch s.Network {
 	case NetworkHost:
-	case NetworkBridge: // pinned and wired up by Run before the runtime starts
+	case NetworkBridge, NetworkSlirp: // pinned and wired up by Run before the runtime starts
 		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: netnsPath(s.stateDir, s.ID)})
 	default:
 		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace})

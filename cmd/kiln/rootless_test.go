@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/user"
@@ -11,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/kiln-build/kiln/internal/testimage"
 )
@@ -268,4 +271,42 @@ func TestRootlessWithoutSubordinateIDs(t *testing.T) {
 	if res.code == 0 || !strings.Contains(res.stderr, "/etc/subuid") {
 		t.Errorf("an image with unmapped owners: exit %d, want a failure naming /etc/subuid:\n%s", res.code, res.stderr)
 	}
+}
+
+// Rootless `kiln run` defaults to the user-mode network (slirp4netns) with -p on 127.0.0.1;
+// where /dev/net/tun is closed to users it says so and uses the host network.
+func TestRootlessNetwork(t *testing.T) {
+	r := newRootless(t)
+	ctxDir := t.TempDir()
+	busyboxContext(t, ctxDir)
+	r.ok("build", "-t", "bb", ctxDir)
+	fi, err := os.Stat("/dev/net/tun")
+	if err != nil || fi.Mode().Perm()&0o006 != 0o006 {
+		res := r.ok("run", "--rm", "bb", "true")
+		if !strings.Contains(res.stderr, "uses the host network") || !strings.Contains(res.stderr, "/dev/net/tun") {
+			t.Errorf("no note on the host-network fallback:\n%s", res.stderr)
+		}
+		if res := r.kiln("run", "--rm", "--network", "slirp4netns", "bb", "true"); res.code == 0 || !strings.Contains(res.stderr, "chmod 0666 /dev/net/tun") {
+			t.Errorf("--network slirp4netns without /dev/net/tun: exit %d:\n%s", res.code, res.stderr)
+		}
+		t.Skip("/dev/net/tun is not open to users here: the fallback is checked, the port publish is not")
+	}
+	port := strconv.Itoa(20000 + os.Getpid()%20000)
+	r.ok("run", "-d", "--name", "web", "-p", "127.0.0.1:"+port+":80", "bb", "sh", "-c",
+		"mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 80 -h /www")
+	defer r.kiln("rm", "-f", "web")
+	var last string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Get("http://127.0.0.1:" + port + "/")
+		if err != nil {
+			last = err.Error()
+			continue
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if last = string(body); last == "hello\n" {
+			return
+		}
+	}
+	t.Errorf("published port answered %q, want hello", last)
 }

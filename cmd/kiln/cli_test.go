@@ -44,6 +44,12 @@ func kiln(t *testing.T, root string, stdin io.Reader, args ...string) result {
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), execEnv+"=1", "KILN_ROOT="+root)
 	cmd.Stdin = stdin
+	return runKiln(t, cmd, args)
+}
+
+// runKiln runs cmd, a kiln invocation with args, and collects what it printed and returned.
+func runKiln(t *testing.T, cmd *exec.Cmd, args []string) result {
+	t.Helper()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

@@ -99,17 +99,7 @@ func (r *rootless) command(argv ...string) *exec.Cmd {
 // kiln runs kiln as the user.
 func (r *rootless) kiln(args ...string) result {
 	r.t.Helper()
-	cmd := r.command(append([]string{execEnv + "=1", r.bin}, args...)...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		r.t.Fatalf("run kiln %v: %v", args, err)
-	}
-	return result{code: code, stdout: out.String(), stderr: errb.String()}
+	return runKiln(r.t, r.command(append([]string{execEnv + "=1", r.bin}, args...)...), args)
 }
 
 func (r *rootless) ok(args ...string) result {

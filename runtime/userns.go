@@ -221,7 +221,8 @@ func startPause(ctx context.Context, maps RootlessMaps) (int, error) {
 	defer r.Close()
 	defer w.Close()
 	cmd := exec.Command("/proc/self/exe")
-	cmd.Env = append(os.Environ(), usernsEnv+"=wait", pauseEnv+"=1")
+	// It outlives this kiln: keep no directory busy and none of this command's environment.
+	cmd.Dir, cmd.Env = "/", []string{usernsEnv + "=wait", pauseEnv + "=1"}
 	cmd.ExtraFiles = []*os.File{r} // fd 3: the go-ahead once the maps are written
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNS, Setsid: true}
 	if err := cmd.Start(); err != nil {

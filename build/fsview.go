@@ -223,6 +223,9 @@ func (v *fsView) applySnapshot(ctx context.Context, dir string) error {
 
 func getOpaque(p string, val []byte) bool {
 	n, err := unix.Lgetxattr(p, "trusted.overlay.opaque", val)
+	if err != nil { // snapshots unpacked rootless carry overlay's user.* xattrs
+		n, err = unix.Lgetxattr(p, "user.overlay.opaque", val)
+	}
 	return err == nil && n == 1
 }
 

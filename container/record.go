@@ -43,7 +43,7 @@ type recordSpec struct {
 	Hostname       string          `json:"hostname,omitempty"`
 	Mounts         []recordMount   `json:"mounts,omitempty"`
 	ReadOnlyRootfs bool            `json:"readOnlyRootfs,omitempty"`
-	Network        string          `json:"network"` // none, host or bridge
+	Network        string          `json:"network"` // none, host, bridge or slirp4netns
 	Ports          []recordPort    `json:"ports,omitempty"`
 	BridgeName     string          `json:"bridgeName,omitempty"`
 	BridgeSubnet   string          `json:"bridgeSubnet,omitempty"`
@@ -80,7 +80,7 @@ type recordResources struct {
 
 // Names of the enums on disk; an index is the runtime's value.
 var (
-	networkNames = []string{runtime.NetworkNone: "none", runtime.NetworkHost: "host", runtime.NetworkBridge: "bridge"}
+	networkNames = []string{runtime.NetworkNone: "none", runtime.NetworkHost: "host", runtime.NetworkBridge: "bridge", runtime.NetworkSlirp: "slirp4netns"}
 	seccompNames = []string{runtime.SeccompDefault: "default", runtime.SeccompUnconfined: "unconfined", runtime.SeccompProfileFile: "profile"}
 	mountNames   = []string{runtime.Bind: "bind", runtime.Tmpfs: "tmpfs"}
 )

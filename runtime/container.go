@@ -50,7 +50,10 @@ func (rt *Runtime) Start(ctx context.Context, s Spec) (*Container, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.stateDir = rt.stateDir
+	s.stateDir, s.rootless = rt.stateDir, rt.isolation == IsolationRootless
+	if err := checkRootless(s); err != nil {
+		return nil, err
+	}
 	teardown, err := rt.prepare(ctx, r, &s)
 	if err != nil {
 		return nil, err
@@ -69,15 +72,23 @@ func (rt *Runtime) Start(ctx context.Context, s Spec) (*Container, error) {
 		c.code, c.runErr = r.result(err, cmd, logFile)
 		close(c.exited)
 	}()
-	pidfd, pid, err := waitPidFile(ctx, pidFile, c.exited)
-	if err != nil {
-		cmd.Process.Kill() //nolint:errcheck // cannot watch it: give up on it
-	}
-	c.pid, c.pidfd = pid, pidfd
 	grace := s.StopGrace
 	if grace <= 0 {
 		grace = DefaultStopGrace
 	}
+	pidfd, pid, err := waitPidFile(ctx, pidFile, c.exited)
+	if err == nil && pidfd < 0 && ctx.Err() != nil {
+		// Cancelled mid-start: runc writes the pid file only after the process runs, so the
+		// container may well exist. Find its init within the grace, so that stop ends it with
+		// SIGTERM/SIGKILL and its status is kept, rather than orphaning it by killing the runtime.
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
+		pidfd, pid, err = waitPidFile(wctx, pidFile, c.exited)
+		cancel()
+	}
+	if err != nil {
+		cmd.Process.Kill() //nolint:errcheck // cannot watch it: give up on it
+	}
+	c.pid, c.pidfd = pid, pidfd
 	go c.supervise(ctx, grace, teardown)
 	if err != nil {
 		<-c.done
@@ -100,6 +111,9 @@ func (c *Container) supervise(ctx context.Context, grace time.Duration, teardown
 	status, err := exitStatus(runResult{c.code, c.runErr}, c.id)
 	if stopped {
 		status, err = ExitStatus(c.code), fmt.Errorf("container %s stopped: %w", c.id, context.Cause(ctx))
+		if c.code < 0 {
+			status = 128 + ExitStatus(syscall.SIGKILL) // the runtime was killed: delete --force kills the rest
+		}
 		// The runtime may have been killed mid-create: make sure it keeps no state.
 		err = errors.Join(err, c.runner.delete(context.Background(), c.id))
 	}

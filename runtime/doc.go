@@ -8,5 +8,11 @@
 // and version are probed once per binary and boot and cached on disk, so a warm start execs the
 // OCI runtime for the container alone. The one namespace it makes itself is the network
 // namespace of NetworkBridge, which it pins and wires up (veth, address, routes, NAT and
-// published ports through netlink and iptables) before the runtime joins it.
+// published ports through netlink and iptables) before the runtime joins it; NetworkSlirp's
+// namespace it pins too and hands to slirp4netns.
+//
+// Isolation is a ladder (IsolationOCI as root, IsolationRootless otherwise). Rootless, the whole
+// kiln process runs inside a user and mount namespace shared by all the user's kilns
+// (EnterUserNamespace, UserNamespaceHook): it is root there, so unpacking, overlay and the OCI
+// runtime work as they do as root, minus cgroups and the bridge network.
 package runtime

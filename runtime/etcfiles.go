@@ -21,6 +21,9 @@ import (
 // the host's: the container may change its own, never the host's (issue 10.1).
 func etcMounts(bundle, hostname string, network NetworkMode, ip netip.Addr, readOnly bool) ([]specs.Mount, error) {
 	hosts, resolv := isolatedHosts(hostname, ip), isolatedResolvConf(network == NetworkBridge)
+	if network == NetworkSlirp {
+		resolv = []byte("nameserver " + slirpDNS.String() + "\n") // slirp4netns forwards it to the host's resolver
+	}
 	if network == NetworkHost {
 		var err error
 		if hosts, err = hostEtcFile("/etc/hosts"); err != nil {

@@ -154,3 +154,24 @@ func containerPid(t *testing.T, rt, state, id string) int {
 	json.Unmarshal(out, &st)
 	return st.Pid
 }
+
+// A context cancelled before the runtime has written the pid file (here: before Start) still
+// stops the container the runtime goes on to create, with SIGTERM then SIGKILL, and reports 137
+// rather than losing the status by killing the runtime mid-start.
+func TestRunCancelledBeforeStart(t *testing.T) {
+	forEachRuntime(t, func(t *testing.T, rt, state string) {
+		warm := testSpec(t, rt, state, "true")
+		if st, _ := run(t, warm); st != 0 { // the probe is cached: Start reaches the runtime at once
+			t.Fatalf("warm-up run: status %d", st)
+		}
+		s := testSpec(t, rt, state, "sleep", "100")
+		os.MkdirAll(s.Upper, 0o755)
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		st, err := rtOf(s).Run(ctx, s)
+		if !errors.Is(err, context.Canceled) || st != 137 {
+			t.Errorf("status %d, err %v; want 137 and context.Canceled", st, err)
+		}
+		assertNoLeftovers(t, rt, state, s)
+	})
+}

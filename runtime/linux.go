@@ -15,10 +15,13 @@ func linuxConfig(s Spec) *specs.Linux {
 	}
 	switch s.Network {
 	case NetworkHost:
-	case NetworkBridge: // pinned and wired up by Run before the runtime starts
+	case NetworkBridge, NetworkSlirp: // pinned and wired up by Run before the runtime starts
 		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: netnsPath(s.stateDir, s.ID)})
 	default:
 		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace})
+	}
+	if s.rootless { // no cgroup the user may create (checkRootless refused limits)
+		return &specs.Linux{Namespaces: ns, MaskedPaths: maskedPaths, ReadonlyPaths: readonlyPaths}
 	}
 	return &specs.Linux{
 		Namespaces:    ns,

@@ -55,6 +55,11 @@ func unshareNetnsAt(path string) error {
 	}
 	err = unix.Mount(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()), path, "", unix.MS_BIND, "")
 	if serr := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); serr != nil {
+		if err == nil && errors.Is(serr, unix.EPERM) {
+			// Rootless: the host's namespace belongs to the parent user namespace, so there is no
+			// way back; the thread stays locked and ends with its goroutine.
+			return nil
+		}
 		return errors.Join(err, fmt.Errorf("return to the host network namespace: %w", serr))
 	}
 	goruntime.UnlockOSThread()

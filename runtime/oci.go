@@ -7,6 +7,7 @@ import (
 	"path"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
@@ -162,6 +163,22 @@ func allMounts(s Spec, rootfs, hostname string) ([]specs.Mount, error) {
 	if err != nil {
 		return nil, err
 	}
-	mounts := append(defaultMounts(), etc...)
+	mounts := defaultMounts()
+	if s.rootless && !idMapped("/proc/self/gid_map", 5) { // a single-id map: devpts refuses gid=5 (tty)
+		for i, m := range mounts {
+			if m.Type == "devpts" {
+				mounts[i].Options = slices.DeleteFunc(slices.Clone(m.Options), func(o string) bool { return o == "gid=5" })
+			}
+		}
+	}
+	if s.rootless && s.Network == NetworkHost {
+		// sysfs mounts only in a network namespace the user namespace owns: bind the host's, read-only.
+		for i, m := range mounts {
+			if m.Type == "sysfs" {
+				mounts[i] = specs.Mount{Destination: "/sys", Type: "bind", Source: "/sys", Options: []string{"rbind", "nosuid", "noexec", "nodev", "ro"}}
+			}
+		}
+	}
+	mounts = append(mounts, etc...)
 	return append(mounts, user...), nil
 }

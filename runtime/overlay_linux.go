@@ -3,7 +3,9 @@ package runtime
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -12,7 +14,18 @@ import (
 )
 
 // overlayOpts keep whole files in the upper dir, so a layer diff needs to walk only the upper dir.
-var overlayOpts = []string{"index=off", "metacopy=off", "redirect_dir=off"}
+// In a user namespace "off" means "follow", which the kernel refuses there; "nofollow" creates
+// no redirects either (a renamed directory is copied up whole); userxattr keeps overlay's own
+// xattrs (opaque dirs) in user.overlay.*, as trusted.* is root's on the host only.
+var overlayOpts = func() []string {
+	if InUserNamespace() {
+		return []string{"index=off", "metacopy=off", "redirect_dir=nofollow", "userxattr"}
+	}
+	return []string{"index=off", "metacopy=off", "redirect_dir=off"}
+}()
+
+// forceFuseOverlay makes mountRootfs use fuse-overlayfs (tests of the rootless fallback).
+var forceFuseOverlay = false
 
 // forceLegacyMount makes mountOverlay skip the new mount API (tests of the fallback path).
 var forceLegacyMount = false
@@ -20,6 +33,11 @@ var forceLegacyMount = false
 // mountRootfs mounts the container's root filesystem at <bundle>/rootfs: an overlay of lower
 // (bottom first) under upper, or a plain bind of upper when there are no lower dirs.
 func mountRootfs(bundle string, lower []string, upper, work string) (string, error) {
+	return mountRootfsNote(bundle, lower, upper, work, nil)
+}
+
+// mountRootfsNote is mountRootfs, saying on note when it falls back to fuse-overlayfs.
+func mountRootfsNote(bundle string, lower []string, upper, work string, note io.Writer) (string, error) {
 	rootfs := filepath.Join(bundle, "rootfs")
 	if err := os.MkdirAll(rootfs, 0o755); err != nil {
 		return "", fmt.Errorf("create rootfs mountpoint: %w", err)
@@ -35,11 +53,19 @@ func mountRootfs(bundle string, lower []string, upper, work string) (string, err
 	}
 	lower = topmostOnce(lower)
 	err := errors.ErrUnsupported
-	if !forceLegacyMount {
+	switch {
+	case forceFuseOverlay:
+		err = fmt.Errorf("forced by a test: %w", unix.EPERM)
+	case !forceLegacyMount:
 		err = mountOverlayFD(rootfs, lower, upper, work)
 	}
 	if errors.Is(err, errors.ErrUnsupported) {
 		err = mountOverlayLegacy(bundle, rootfs, lower, upper, work)
+	}
+	if err != nil && (InUserNamespace() || forceFuseOverlay) && (errors.Is(err, unix.EPERM) || errors.Is(err, unix.EINVAL)) {
+		// Kernels before 5.11, or ones that refuse overlayfs in a user namespace.
+		fmt.Fprintf(orDiscard(note), "rootfs: kernel overlayfs refused (%v): using fuse-overlayfs\n", err)
+		err = mountFuseOverlay(rootfs, lower, upper, work, err)
 	}
 	if err != nil {
 		return "", fmt.Errorf("mount overlay rootfs (%d layers): %w", len(lower), err)
@@ -88,7 +114,11 @@ func mountOverlayFD(rootfs string, lower []string, upper, work string) error {
 		set = append(set, [2]string{k, v})
 	}
 	for _, kv := range set {
-		if err := unix.FsconfigSetString(fsfd, kv[0], kv[1]); err != nil {
+		set := func() error { return unix.FsconfigSetString(fsfd, kv[0], kv[1]) }
+		if kv[1] == "" { // a flag such as userxattr
+			set = func() error { return unix.FsconfigSetFlag(fsfd, kv[0]) }
+		}
+		if err := set(); err != nil {
 			return fmt.Errorf("overlay %s=%s: %w", kv[0], kv[1], err)
 		}
 	}
@@ -139,4 +169,28 @@ func MountLayers(dir string, lower []string) (rootfs string, release func() erro
 		return "", nil, err
 	}
 	return rootfs, func() error { return unmountRootfs(dir) }, nil
+}
+
+// mountFuseOverlay mounts the overlay with fuse-overlayfs, which runs as the user; kernelErr is
+// why kernel overlayfs was not used, for the message when fuse-overlayfs cannot help either.
+func mountFuseOverlay(rootfs string, lower []string, upper, work string, kernelErr error) error {
+	bin, err := exec.LookPath("fuse-overlayfs")
+	if err != nil {
+		return fmt.Errorf("kernel overlayfs refused (%v) and fuse-overlayfs is not installed: install it (apt-get install fuse-overlayfs)", kernelErr)
+	}
+	if err := unix.Access("/dev/fuse", unix.R_OK|unix.W_OK); err != nil {
+		return fmt.Errorf("kernel overlayfs refused (%v) and fuse-overlayfs needs read-write /dev/fuse (%v): load the fuse module (modprobe fuse) and make it mode 0666 (package fuse3), or give the container /dev/fuse", kernelErr, err)
+	}
+	top := slices.Clone(lower)
+	slices.Reverse(top) // the top layer first, as overlay lists them
+	for _, d := range append(slices.Clone(top), upper, work) {
+		if strings.ContainsAny(d, ",:") { // fuse-overlayfs cannot escape them in its options
+			return fmt.Errorf("fuse-overlayfs cannot use a path with ',' or ':' (%s): use a store path without them", d)
+		}
+	}
+	opts := "lowerdir=" + strings.Join(top, ":") + ",upperdir=" + upper + ",workdir=" + work
+	if out, err := exec.Command(bin, "-o", opts, rootfs).CombinedOutput(); err != nil {
+		return fmt.Errorf("fuse-overlayfs: %w: %s", err, strings.TrimSpace(string(out)))
+	}
+	return nil
 }

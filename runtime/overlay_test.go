@@ -3,9 +3,12 @@ package runtime
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // manyLayers returns the busybox layer plus n layers that each add /layers/<i> and override /top.
@@ -68,4 +71,32 @@ func TestOverlayUpperHoldsWholeFiles(t *testing.T) {
 	if data, err := os.ReadFile(filepath.Join(upper, "f")); err != nil || string(data) != "0123456789" {
 		t.Errorf("upper f = %q, %v: want the whole file", data, err)
 	}
+}
+
+// The fuse-overlayfs fallback (rootless, where the kernel refuses overlayfs) runs a container
+// over the layers and leaves an upper dir the layer diff understands: whole files, a 0/0
+// character device for a deleted lower file.
+func TestRunFuseOverlay(t *testing.T) {
+	if _, err := os.Stat("/dev/fuse"); err != nil {
+		t.Skip("no /dev/fuse")
+	}
+	if _, err := exec.LookPath("fuse-overlayfs"); err != nil {
+		t.Skip("fuse-overlayfs not installed (apt-get install fuse-overlayfs; `make test` does this)")
+	}
+	forEachRuntime(t, func(t *testing.T, rt, state string) {
+		forceFuseOverlay = true
+		defer func() { forceFuseOverlay = false }()
+		s := testSpec(t, rt, state, "sh", "-c", "rm /bin/true && echo new > /new && cat /new")
+		if st, out := run(t, s); st != 0 || strings.TrimSpace(out) != "new" {
+			t.Fatalf("status %d output %q", st, out)
+		}
+		if data, err := os.ReadFile(filepath.Join(s.Upper, "new")); err != nil || string(data) != "new\n" {
+			t.Errorf("upper new = %q, %v", data, err)
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(s.Upper, "bin", "true"), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != 0 {
+			t.Errorf("deleted /bin/true in upper: mode %o rdev %d, %v; want a 0/0 whiteout", st.Mode, st.Rdev, err)
+		}
+		assertNoLeftovers(t, rt, state, s)
+	})
 }

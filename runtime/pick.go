@@ -138,10 +138,14 @@ func runProbe(ctx context.Context, r *ociRunner, stateDir string) string {
 	if err := os.Mkdir(filepath.Join(bundle, "rootfs"), 0o755); err != nil {
 		return err.Error()
 	}
+	cgroup := fmt.Sprintf(`,"cgroupsPath":%q,"resources":{"pids":{"limit":16}}`, cgroupsPath(filepath.Base(bundle)))
+	if InUserNamespace() || os.Geteuid() != 0 {
+		cgroup = "" // rootless containers get no cgroup (see checkRootless)
+	}
 	cfg := fmt.Sprintf(`{"ociVersion":"1.0.2","process":{"args":[%q],"cwd":"/","user":{"uid":0,"gid":0}},`+
 		`"root":{"path":"rootfs"},"mounts":[{"destination":"/proc","type":"proc","source":"proc"}],`+
-		`"linux":{"namespaces":[{"type":"mount"},{"type":"pid"}],"cgroupsPath":%q,"resources":{"pids":{"limit":16}}}}`,
-		probeCommand, cgroupsPath(filepath.Base(bundle)))
+		`"linux":{"namespaces":[{"type":"mount"},{"type":"pid"}]%s}}`,
+		probeCommand, cgroup)
 	if err := os.WriteFile(filepath.Join(bundle, "config.json"), []byte(cfg), 0o644); err != nil {
 		return err.Error()
 	}

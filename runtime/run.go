@@ -38,7 +38,7 @@ func (rt *Runtime) prepare(ctx context.Context, r *ociRunner, s *Spec) (teardown
 		return nil, err
 	}
 	s.Mounts = append(slices.Clip(s.Mounts), files...)
-	rootfs, err := mountRootfs(s.BundleDir, s.Lower, s.Upper, s.Work)
+	rootfs, err := mountRootfsNote(s.BundleDir, s.Lower, s.Upper, s.Work, rt.debug)
 	if err != nil {
 		if ferr := unmountFiles(s.stateDir, s.ID); ferr != nil {
 			return nil, errors.Join(err, ferr) // keep the record: Cleanup retries
@@ -48,8 +48,12 @@ func (rt *Runtime) prepare(ctx context.Context, r *ociRunner, s *Spec) (teardown
 	}
 	stubs := findStubs(rootfs, *s)
 	bridged := false
+	var sl *slirp
 	teardown = func() error {
 		var errs []error
+		if sl != nil {
+			errs = append(errs, sl.stop())
+		}
 		if bridged {
 			errs = append(errs, detachNetwork(context.WithoutCancel(ctx), s.stateDir, s.ID))
 		}
@@ -67,6 +71,12 @@ func (rt *Runtime) prepare(ctx context.Context, r *ociRunner, s *Spec) (teardown
 		if s.ip, err = attachNetwork(ctx, *s); err != nil {
 			return nil, errors.Join(err, teardown())
 		}
+	}
+	if s.Network == NetworkSlirp {
+		if sl, err = startSlirp(ctx, *s); err != nil {
+			return nil, errors.Join(err, teardown())
+		}
+		s.ip = slirpGuest
 	}
 	if _, err := WriteConfig(*s, rootfs); err != nil {
 		return nil, errors.Join(err, teardown())

@@ -11,16 +11,18 @@ import (
 	"sync"
 )
 
-// Options configure a Runtime. Isolation modes and id maps (rootless) will join them.
+// Options configure a Runtime.
 type Options struct {
-	StateDir string    // runtime state root (owner records, runtime --root, probes); "" = DefaultStateDir
-	Runtime  string    // OCI runtime: "" = auto (crun when it works on this host, else runc), "crun", "runc" or a path
-	Debug    io.Writer // receives notes on runtime choice and cleanup; nil = silent
+	StateDir  string    // runtime state root (owner records, runtime --root, probes); "" = DefaultStateDir, or RootlessStateDir when rootless
+	Isolation Isolation // "" = auto: oci as root, rootless otherwise (see Isolation.Resolve)
+	Runtime   string    // OCI runtime: "" = auto (crun when it works on this host, else runc), "crun", "runc" or a path
+	Debug     io.Writer // receives notes on runtime choice and cleanup; nil = silent
 }
 
 // Runtime runs containers with one OCI runtime under one state dir; make one per process with New.
 type Runtime struct {
 	stateDir, want string
+	isolation      Isolation // resolved: oci or rootless
 	debug          io.Writer
 
 	mu     sync.Mutex
@@ -29,8 +31,17 @@ type Runtime struct {
 
 // New returns a Runtime for o. It runs nothing: the OCI runtime is chosen when first needed.
 func New(o Options) (*Runtime, error) {
+	iso, err := o.Isolation.Resolve()
+	if err != nil {
+		return nil, err
+	}
 	if o.StateDir == "" {
 		o.StateDir = DefaultStateDir
+		if iso == IsolationRootless {
+			if o.StateDir, err = RootlessStateDir(hostUID()); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if !filepath.IsAbs(o.StateDir) {
 		abs, err := filepath.Abs(o.StateDir)
@@ -39,7 +50,18 @@ func New(o Options) (*Runtime, error) {
 		}
 		o.StateDir = abs
 	}
-	return &Runtime{stateDir: o.StateDir, want: o.Runtime, debug: orDiscard(o.Debug)}, nil
+	fmt.Fprintf(orDiscard(o.Debug), "isolation: %s (asked for %s)\n", iso, orAuto(o.Isolation))
+	return &Runtime{stateDir: o.StateDir, want: o.Runtime, isolation: iso, debug: orDiscard(o.Debug)}, nil
+}
+
+// Isolation is the rung this Runtime runs containers with: IsolationOCI or IsolationRootless.
+func (rt *Runtime) Isolation() Isolation { return rt.isolation }
+
+func orAuto(i Isolation) Isolation {
+	if i == "" {
+		return IsolationAuto
+	}
+	return i
 }
 
 // pick returns the OCI runtime, choosing it once per Runtime.

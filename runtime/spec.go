@@ -25,7 +25,7 @@ type Spec struct {
 	ReadOnlyRootfs bool    // mount the rootfs read-only (overlay stays rw underneath, the view is ro)
 
 	Network   NetworkMode   // NetworkNone (own netns with lo only), NetworkHost or NetworkBridge
-	Ports     []PortMapping // host ports forwarded to the container (NetworkBridge only)
+	Ports     []PortMapping // host ports forwarded to the container (NetworkBridge and NetworkSlirp)
 	Bridge    Bridge        // the bridge NetworkBridge attaches to; zero = DefaultBridge
 	Resources Resources     // cgroup limits; zero values mean unlimited
 
@@ -47,6 +47,7 @@ type Spec struct {
 
 	ip       netip.Addr // the container's bridge address once attached, for /etc/hosts
 	stateDir string     // the Runtime's state dir, set by Start
+	rootless bool       // the Runtime is rootless (no cgroups, sysfs bound for host networking), set by Start
 }
 
 // Mount is one extra mount inside the container.
@@ -79,6 +80,9 @@ const (
 	// NetworkBridge gives the container its own network namespace with a veth on a host bridge,
 	// an address from the bridge's subnet, outbound NAT and Spec.Ports forwarded to it.
 	NetworkBridge
+	// NetworkSlirp gives the container its own network namespace with a user-mode network
+	// (slirp4netns): outbound through the user's own sockets, Spec.Ports forwarded in. For rootless.
+	NetworkSlirp
 )
 
 // Bridge names the host bridge of NetworkBridge and its subnet; the bridge takes the subnet's

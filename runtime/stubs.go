@@ -137,6 +137,9 @@ func pruneDir(upper int, rel string) error {
 		return ignoreGone(err)
 	}
 	opaque, _ := unix.Fgetxattr(fd, "trusted.overlay.opaque", make([]byte, 8))
+	if opaque <= 0 { // overlay in a user namespace (rootless) marks opaque dirs with user.* xattrs
+		opaque, _ = unix.Fgetxattr(fd, "user.overlay.opaque", make([]byte, 8))
+	}
 	unix.Close(fd)
 	if opaque > 0 {
 		return nil

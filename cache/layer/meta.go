@@ -16,6 +16,9 @@ import (
 func (a *applier) metadata(pfd int, name, base string, hdr *tar.Header) error {
 	if a.euid == 0 {
 		if err := unix.Fchownat(pfd, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			if errors.Is(err, unix.EINVAL) { // the id has no mapping in this (rootless) user namespace
+				return fmt.Errorf("chown to %d:%d: %w: the id is not mapped in kiln's user namespace; give your user subordinate ids in /etc/subuid and /etc/subgid (usermod --add-subuids, --add-subgids)", hdr.Uid, hdr.Gid, err)
+			}
 			return fmt.Errorf("chown: %w", err)
 		}
 	}
@@ -142,6 +145,10 @@ func (a *applier) opaque(dir string) error {
 		return err
 	}
 	err = unix.Lsetxattr(procPath(pfd, base), "trusted.overlay.opaque", []byte("y"), 0)
+	if errors.Is(err, unix.EPERM) {
+		// Root in a user namespace (rootless): overlay mounted there reads the user.* xattrs.
+		err = unix.Lsetxattr(procPath(pfd, base), "user.overlay.opaque", []byte("y"), 0)
+	}
 	if err != nil && a.euid == 0 {
 		return fmt.Errorf("mark %s opaque: %w", dir, err)
 	}

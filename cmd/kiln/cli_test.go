@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/kiln-build/kiln/runtime"
 )
 
 // The test binary doubles as the kiln binary: tests that need real processes (concurrency,
@@ -24,6 +26,7 @@ const execEnv = "KILN_CLI_TEST_EXEC"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(execEnv) == "1" {
+		runtime.UserNamespaceHook()
 		os.Exit(execute(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())
@@ -41,6 +44,12 @@ func kiln(t *testing.T, root string, stdin io.Reader, args ...string) result {
 	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), execEnv+"=1", "KILN_ROOT="+root)
 	cmd.Stdin = stdin
+	return runKiln(t, cmd, args)
+}
+
+// runKiln runs cmd, a kiln invocation with args, and collects what it printed and returned.
+func runKiln(t *testing.T, cmd *exec.Cmd, args []string) result {
+	t.Helper()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

@@ -203,8 +203,11 @@ func inspectContainer(c *container.Container, st container.State) containerInspe
 
 // networkName is docker's name for a network mode.
 func networkName(n runtime.NetworkMode) string {
-	if n == runtime.NetworkHost {
+	switch n {
+	case runtime.NetworkHost:
 		return "host"
+	case runtime.NetworkSlirp:
+		return "slirp4netns"
 	}
 	return "none"
 }

@@ -6,9 +6,12 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/kiln-build/kiln/runtime"
 )
 
 func main() {
+	runtime.UserNamespaceHook() // a re-exec into the rootless user namespace finishes here
 	ctx, stop := signalContext()
 	code := execute(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()

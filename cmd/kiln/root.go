@@ -17,11 +17,12 @@ import (
 
 // globalOptions are the flags every command shares.
 type globalOptions struct {
-	root     string
-	debug    bool
-	runtime  string // OCI runtime for RUN steps and containers: "", crun, runc or a path
-	registry registryFlags
-	rt       *runtime.Runtime // the process's one runtime, made on first use
+	root      string
+	debug     bool
+	runtime   string // OCI runtime for RUN steps and containers: "", crun, runc or a path
+	isolation string // --isolation: auto, oci or rootless
+	registry  registryFlags
+	rt        *runtime.Runtime // the process's one runtime, made on first use
 }
 
 // containerRuntime is the process's one container runtime (--runtime; notes with --debug).
@@ -33,13 +34,53 @@ func (g *globalOptions) containerRuntime(cmd *cobra.Command) (*runtime.Runtime, 
 	if g.debug {
 		debug = cmd.ErrOrStderr()
 	}
-	rt, err := runtime.New(runtime.Options{Runtime: g.runtime, Debug: debug})
+	iso, err := runtime.ParseIsolation(g.isolation)
+	if err != nil {
+		return nil, err
+	}
+	rt, err := runtime.New(runtime.Options{Runtime: g.runtime, Isolation: iso, Debug: debug})
 	if err != nil {
 		return nil, err
 	}
 	g.rt = rt
 	return rt, nil
 }
+
+// enterRootless re-executes kiln in its user namespace when the isolation is rootless and this
+// process is not there yet; the child does the command's work, so its exit code is returned.
+func (g *globalOptions) enterRootless(cmd *cobra.Command) error {
+	iso, err := runtime.ParseIsolation(g.isolation)
+	if err != nil {
+		return usageError{err}
+	}
+	if iso, err = iso.Resolve(); err != nil {
+		return err
+	}
+	if iso != runtime.IsolationRootless || runtime.InUserNamespace() || noStore[cmd.Name()] {
+		return nil
+	}
+	o := runtime.UserNamespaceOptions{Args: os.Args[1:], Warn: cmd.ErrOrStderr()}
+	if g.debug {
+		o.Debug = cmd.ErrOrStderr()
+	}
+	if g.root == "" { // inside, kiln is root: keep the store the user's default
+		o.Env = append(o.Env, "KILN_ROOT="+cache.DefaultRoot())
+	}
+	code, err := runtime.EnterUserNamespace(cmd.Context(), o)
+	return exitCodeError{code: code, err: err}
+}
+
+// rootless says whether this process runs containers rootless.
+func (g *globalOptions) rootless() bool {
+	iso, err := runtime.ParseIsolation(g.isolation)
+	if err == nil {
+		iso, err = iso.Resolve()
+	}
+	return err == nil && iso == runtime.IsolationRootless
+}
+
+// noStore are the commands that never touch the store or a container.
+var noStore = map[string]bool{"version": true, "help": true, "completion": true}
 
 // openStore opens the image store named by --root (or KILN_ROOT, or the default).
 func (g *globalOptions) openStore() (*cache.Store, error) {
@@ -102,6 +143,9 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.PersistentFlags().BoolVar(&g.debug, "debug", false, "print debugging details")
 	root.PersistentFlags().StringVar(&g.runtime, "runtime", os.Getenv("KILN_RUNTIME"),
 		"OCI runtime: crun, runc or a path (default: crun when it works on this host, else runc; env KILN_RUNTIME)")
+	root.PersistentFlags().StringVar(&g.isolation, "isolation", os.Getenv("KILN_ISOLATION"),
+		"isolation: auto (oci as root, rootless otherwise), oci or rootless (env KILN_ISOLATION)")
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error { return g.enterRootless(cmd) }
 	g.registry.register(root)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	for _, c := range commands(g) {

@@ -83,7 +83,7 @@ func newRunCmd(g *globalOptions) *cobra.Command {
 	f.StringVar(&o.hostname, "hostname", "", "container hostname")
 	f.StringVar(&entrypoint, "entrypoint", "", "override the image's ENTRYPOINT (\"\" clears it)")
 	f.StringVar(&o.pull, "pull", "missing", "pull the image: missing (when not in the store), always or never")
-	f.StringVar(&o.network, "network", "", "network: bridge (the default: kiln0 with NAT), host or none (loopback only)")
+	f.StringVar(&o.network, "network", "", "network: bridge (the default as root: kiln0 with NAT), slirp4netns (the default rootless: a user-mode network), host or none (loopback only)")
 	f.StringArrayVarP(&o.publish, "publish", "p", nil, "publish a port: [IP:]HOST-PORT:CONTAINER-PORT[/tcp|udp] (bridge network)")
 	f.StringVarP(&o.memory, "memory", "m", "", "memory limit, e.g. 64m or 1g")
 	f.Float64Var(&o.cpus, "cpus", 0, "CPU limit in cores, e.g. 0.5")
@@ -151,6 +151,13 @@ func (o *runOptions) containerConfig(cmd *cobra.Command, g *globalOptions, ref s
 	}
 	if err := o.checkDetach(restart); err != nil {
 		return cfg, err
+	}
+	if o.network == "" && g.rootless() {
+		o.network = "slirp4netns"
+		if _, err := runtime.UserModeNetwork(); err != nil {
+			o.network = "host"
+			fmt.Fprintf(cmd.ErrOrStderr(), "kiln: note: this rootless container uses the host network, since %v\n", err)
+		}
 	}
 	spec, err := o.spec()
 	if err != nil {
@@ -284,8 +291,10 @@ func (o *runOptions) spec() (runtime.Spec, error) {
 		sp.Network = runtime.NetworkBridge
 	case "none":
 		sp.Network = runtime.NetworkNone
+	case "slirp4netns":
+		sp.Network = runtime.NetworkSlirp
 	default:
-		return sp, fmt.Errorf("invalid --network %q: use host, bridge or none", o.network)
+		return sp, fmt.Errorf("invalid --network %q: use host, bridge, slirp4netns or none", o.network)
 	}
 	for _, v := range o.publish {
 		p, err := parsePublish(v)
@@ -294,8 +303,8 @@ func (o *runOptions) spec() (runtime.Spec, error) {
 		}
 		sp.Ports = append(sp.Ports, p)
 	}
-	if len(sp.Ports) > 0 && sp.Network != runtime.NetworkBridge {
-		return sp, fmt.Errorf("-p needs --network bridge: with --network %s there is no container address to forward to", o.network)
+	if len(sp.Ports) > 0 && sp.Network != runtime.NetworkBridge && sp.Network != runtime.NetworkSlirp {
+		return sp, fmt.Errorf("-p needs --network bridge (or slirp4netns, rootless): with --network %s there is no container address to forward to", o.network)
 	}
 	if sp.Resources.Memory, err = parseMemory("--memory", o.memory); err != nil {
 		return sp, err

@@ -1,0 +1,302 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kiln-build/kiln/internal/testimage"
+)
+
+// rootlessUser is the unprivileged user the rootless tests run kiln as; useradd gives it
+// subordinate id ranges.
+const rootlessUser = "kiln-rootless-test"
+
+// rootless runs the test binary as kiln under rootlessUser, with its own home (the default
+// store) and runtime dir.
+type rootless struct {
+	t              *testing.T
+	bin, home, xdg string
+	uid, gid       int
+	extraEnv       []string
+}
+
+// newRootless creates the user (idempotent), a 0755 copy of the test binary it can execute and
+// a fresh home; it skips where the kernel lacks unprivileged user namespaces.
+func newRootless(t *testing.T) *rootless { return newRootlessUser(t, rootlessUser) }
+
+// newRootlessUser is newRootless for user name, created with the extra useradd args.
+func newRootlessUser(t *testing.T, name string, useradd ...string) *rootless {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create the unprivileged test user")
+	}
+	testimage.RequireBusybox(t)
+	for _, tool := range []string{"useradd", "setpriv", "newuidmap", "nsenter"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("rootless tests need %s (packages passwd, util-linux, uidmap)", tool)
+		}
+	}
+	u, err := user.Lookup(name)
+	if err != nil {
+		if out, err := exec.Command("useradd", append(useradd, "--no-create-home", name)...).CombinedOutput(); err != nil && !bytes.Contains(out, []byte("already exists")) {
+			t.Fatalf("useradd: %v: %s", err, out)
+		}
+		if u, err = user.Lookup(name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	top := t.TempDir()
+	os.Chmod(filepath.Dir(top), 0o755) // the test's temp root, which holds the contexts too
+	os.Chmod(top, 0o755)
+	r := &rootless{t: t, bin: filepath.Join(top, "kiln"), home: filepath.Join(top, "home"), xdg: filepath.Join(top, "xdg"), uid: uid, gid: gid}
+	copyExecutable(t, os.Args[0], r.bin)
+	for _, d := range []string{r.home, r.xdg} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		os.Chown(d, uid, gid)
+	}
+	if out, err := r.command("unshare", "--user", "--map-root-user", "true").CombinedOutput(); err != nil {
+		t.Skipf("the kernel refuses unprivileged user namespaces here: %v: %s", err, out)
+	}
+	t.Cleanup(r.killPause)
+	return r
+}
+
+func copyExecutable(t *testing.T, from, to string) {
+	data, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// command is argv run as the user in a clean environment.
+func (r *rootless) command(argv ...string) *exec.Cmd {
+	args := append([]string{fmt.Sprintf("--reuid=%d", r.uid), fmt.Sprintf("--regid=%d", r.gid), "--init-groups",
+		"env", "-i", "HOME=" + r.home, "XDG_RUNTIME_DIR=" + r.xdg, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+		"SOURCE_DATE_EPOCH=" + os.Getenv("SOURCE_DATE_EPOCH")}, r.extraEnv...)
+	cmd := exec.Command("setpriv", append(args, argv...)...)
+	cmd.Dir = r.home
+	return cmd
+}
+
+// kiln runs kiln as the user.
+func (r *rootless) kiln(args ...string) result {
+	r.t.Helper()
+	return runKiln(r.t, r.command(append([]string{execEnv + "=1", r.bin}, args...)...), args)
+}
+
+func (r *rootless) ok(args ...string) result {
+	r.t.Helper()
+	res := r.kiln(args...)
+	if res.code != 0 {
+		r.t.Fatalf("rootless kiln %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), res.code, res.stdout, res.stderr)
+	}
+	return res
+}
+
+// killPause ends the user namespace's pause process this test's runtime dir started.
+func (r *rootless) killPause() {
+	data, err := os.ReadFile(filepath.Join(r.xdg, "kiln", "pause.pid"))
+	if err != nil {
+		return
+	}
+	if pid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// busyboxContext is a Buildfile context with a base from the host's static busybox, and a
+// second step that leaves files owned by several uids (subordinate ids on disk).
+func busyboxContext(t *testing.T, dir string) {
+	t.Helper()
+	os.Chmod(dir, 0o755)
+	copyExecutable(t, testimage.BusyboxPath, filepath.Join(dir, "busybox"))
+	writeTree(t, dir, map[string]string{
+		"Buildfile": "FROM scratch\nCOPY busybox /bin/busybox\n" +
+			"RUN [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox mkdir -p /tmp /etc /usr/bin && /bin/busybox --install -s /bin\"]\n" +
+			"RUN echo x > /owned && chown 1234:5678 /owned && mkdir /nobody && chown 65534:65534 /nobody && touch /usr/bin/old\n" +
+			// An opaque directory: the next step must not see /usr/bin/old through it.
+			"RUN rm -rf /usr && mkdir -p /usr/new\nRUN ls /usr > /usr.list\n" +
+			"CMD [\"sh\"]\n",
+	})
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && !fi.IsDir() {
+			os.Chmod(p, fi.Mode()|0o044)
+		}
+		return nil
+	})
+}
+
+func TestRootlessBuildRunExec(t *testing.T) {
+	r := newRootless(t)
+	t.Setenv("SOURCE_DATE_EPOCH", "1700000000")
+	ctxDir := t.TempDir()
+	busyboxContext(t, ctxDir)
+
+	b := r.ok("--debug", "build", "--progress=plain", "-t", "bb", "--iidfile", filepath.Join(r.home, "iid"), ctxDir)
+	if !strings.Contains(b.stderr, "isolation: rootless") {
+		t.Errorf("--debug does not say the isolation:\n%s", b.stderr)
+	}
+	if _, err := os.Stat(filepath.Join(r.home, ".local", "share", "kiln", "index.json")); err != nil {
+		t.Errorf("the default rootless store is not ~/.local/share/kiln: %v", err)
+	}
+	// The same build as root, with the same SOURCE_DATE_EPOCH: the same image, byte for byte.
+	rootStore := t.TempDir()
+	ok(t, rootStore, "build", "--progress=plain", "-t", "bb", "--iidfile", filepath.Join(rootStore, "iid"), ctxDir)
+	rootless, _ := os.ReadFile(filepath.Join(r.home, "iid"))
+	rooted, _ := os.ReadFile(filepath.Join(rootStore, "iid"))
+	if len(rootless) == 0 || !bytes.Equal(rootless, rooted) {
+		t.Errorf("rootless image %q, root-built image %q: want the same", rootless, rooted)
+	}
+
+	res := r.ok("run", "--rm", "--hostname", "box", "bb", "sh", "-c",
+		"echo $$; hostname; stat -c %u:%g /owned /nobody; cat /usr.list; ls /home 2>&1; ls /etc/shadow 2>&1; true")
+	want := "1\nbox\n1234:5678\n65534:65534\nnew\n"
+	if !strings.HasPrefix(res.stdout, want) || !strings.Contains(res.stdout, "No such file") {
+		t.Errorf("run: %q, want pid 1, the hostname, the image's owners and no host files", res.stdout)
+	}
+	if res := r.kiln("run", "--rm", "--network", "none", "bb", "sh", "-c", "exit 7"); res.code != 7 {
+		t.Errorf("exit 7: got %d\n%s", res.code, res.stderr)
+	}
+	if res := r.kiln("run", "--rm", "bb", "no-such-command"); res.code != 127 {
+		t.Errorf("missing command: got %d\n%s", res.code, res.stderr)
+	}
+
+	id := strings.TrimSpace(r.ok("run", "-d", "--name", "web", "bb", "sleep", "300").stdout)
+	if id == "" {
+		t.Fatal("run -d printed no id")
+	}
+	if res := r.ok("exec", "web", "sh", "-c", "cat /proc/1/cmdline; echo; echo $$"); !strings.HasPrefix(res.stdout, "sleep\x00300\x00\n") {
+		t.Errorf("exec: %q", res.stdout)
+	}
+	if ps := r.ok("ps").stdout; !strings.Contains(ps, "web") {
+		t.Errorf("ps does not list web:\n%s", ps)
+	}
+	r.ok("stop", "-t", "1", "web")
+	r.ok("rm", "web")
+	if ps := r.ok("ps", "-a").stdout; strings.Contains(ps, "web") {
+		t.Errorf("ps -a still lists web:\n%s", ps)
+	}
+}
+
+func TestRootlessRefusals(t *testing.T) {
+	r := newRootless(t)
+	store := filepath.Join(r.home, ".local", "share", "kiln")
+	cases := []struct {
+		name string
+		env  []string
+		args []string
+		want string
+	}{
+		{"oci as non-root", nil, []string{"--isolation=oci", "images"}, "isolation oci needs root"},
+		{"no newuidmap", []string{"PATH=/nonexistent"}, []string{"images"}, "install the uidmap package"},
+		{"runtime dir not writable", []string{"XDG_RUNTIME_DIR=/proc"}, []string{"images"}, "XDG_RUNTIME_DIR"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r.t, r.extraEnv = t, c.env
+			res := r.kiln(c.args...)
+			if res.code != 1 || !strings.Contains(res.stderr, c.want) {
+				t.Errorf("exit %d, want 1 and %q:\n%s", res.code, c.want, res.stderr)
+			}
+			if _, err := os.Stat(store); err == nil {
+				t.Errorf("the store %s was created", store)
+			}
+		})
+	}
+}
+
+func TestRootlessLimitsRefused(t *testing.T) {
+	r := newRootless(t)
+	ctxDir := t.TempDir()
+	busyboxContext(t, ctxDir)
+	r.ok("build", "-t", "bb", ctxDir)
+	res := r.kiln("run", "--rm", "--memory", "16m", "bb", "true")
+	if res.code == 0 || !strings.Contains(res.stderr, "cgroup") {
+		t.Errorf("--memory rootless: exit %d, want a failure naming cgroups:\n%s", res.code, res.stderr)
+	}
+}
+
+// Without subordinate ids kiln maps only the user (a warning says so and how to fix it): images
+// owned by root build and run; one with other owners fails to unpack, naming the fix.
+func TestRootlessWithoutSubordinateIDs(t *testing.T) {
+	r := newRootlessUser(t, rootlessUser+"-nosub", "-K", "SUB_UID_COUNT=0", "-K", "SUB_GID_COUNT=0")
+	ctxDir := t.TempDir()
+	busyboxContext(t, ctxDir)
+	writeTree(t, ctxDir, map[string]string{"Buildfile": "FROM scratch\nCOPY busybox /bin/busybox\n" +
+		"RUN [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox mkdir -p /tmp /etc /usr/bin && /bin/busybox --install -s /bin\"]\n"})
+	b := r.ok("build", "-t", "bb", ctxDir)
+	if !strings.Contains(b.stderr, "no subordinate ids") || !strings.Contains(b.stderr, "usermod --add-subuids") {
+		t.Errorf("no warning naming the missing subordinate ids:\n%s", b.stderr)
+	}
+	if res := r.ok("run", "--rm", "bb", "id", "-u"); strings.TrimSpace(res.stdout) != "0" {
+		t.Errorf("id -u: %q", res.stdout)
+	}
+
+	rootStore := t.TempDir()
+	busyboxContext(t, ctxDir) // the context with files owned by 1234 and 65534
+	ok(t, rootStore, "build", "-t", "multi", ctxDir)
+	tarball := filepath.Join(r.home, "multi.tar")
+	ok(t, rootStore, "save", "-o", tarball, "multi")
+	os.Chmod(tarball, 0o644)
+	r.ok("load", "-i", tarball)
+	res := r.kiln("run", "--rm", "multi", "true")
+	if res.code == 0 || !strings.Contains(res.stderr, "/etc/subuid") {
+		t.Errorf("an image with unmapped owners: exit %d, want a failure naming /etc/subuid:\n%s", res.code, res.stderr)
+	}
+}
+
+// Rootless `kiln run` defaults to the user-mode network (slirp4netns) with -p on 127.0.0.1;
+// where /dev/net/tun is closed to users it says so and uses the host network.
+func TestRootlessNetwork(t *testing.T) {
+	r := newRootless(t)
+	ctxDir := t.TempDir()
+	busyboxContext(t, ctxDir)
+	r.ok("build", "-t", "bb", ctxDir)
+	fi, err := os.Stat("/dev/net/tun")
+	if err != nil || fi.Mode().Perm()&0o006 != 0o006 {
+		res := r.ok("run", "--rm", "bb", "true")
+		if !strings.Contains(res.stderr, "uses the host network") || !strings.Contains(res.stderr, "/dev/net/tun") {
+			t.Errorf("no note on the host-network fallback:\n%s", res.stderr)
+		}
+		if res := r.kiln("run", "--rm", "--network", "slirp4netns", "bb", "true"); res.code == 0 || !strings.Contains(res.stderr, "chmod 0666 /dev/net/tun") {
+			t.Errorf("--network slirp4netns without /dev/net/tun: exit %d:\n%s", res.code, res.stderr)
+		}
+		t.Skip("/dev/net/tun is not open to users here: the fallback is checked, the port publish is not")
+	}
+	port := strconv.Itoa(20000 + os.Getpid()%20000)
+	r.ok("run", "-d", "--name", "web", "-p", "127.0.0.1:"+port+":80", "bb", "sh", "-c",
+		"mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 80 -h /www")
+	defer r.kiln("rm", "-f", "web")
+	var last string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Get("http://127.0.0.1:" + port + "/")
+		if err != nil {
+			last = err.Error()
+			continue
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if last = string(body); last == "hello\n" {
+			return
+		}
+	}
+	t.Errorf("published port answered %q, want hello", last)
+}

@@ -109,6 +109,8 @@ func commands(g *globalOptions) []*cobra.Command {
 		newBuildCmd(g), newRunCmd(g), newExecCmd(g), newImagesCmd(g), newInspectCmd(g), newTagCmd(g), newRmiCmd(g),
 		newSaveCmd(g), newLoadCmd(g), newPsCmd(g), newLogsCmd(g), newStopCmd(g), newKillCmd(g), newStartCmd(g),
 		newRestartCmd(g), newRmCmd(g), newContainerCmd(g), newMonitorCmd(g), newPullCmd(g), newPushCmd(g), newLoginCmd(g), newLogoutCmd(g), newPruneCmd(g), newSystemCmd(g), newVersionCmd(),
+		newImageCmd(g),
+		newBuilderCmd(g),
 	}
 }
 

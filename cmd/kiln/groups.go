@@ -31,7 +31,7 @@ func newImageCmd(g *globalOptions) *cobra.Command {
 	return group("image", "Manage images",
 		as(newImagesCmd(g), "ls", "list"), as(newRmiCmd(g), "rm", "remove"), newImagePruneCmd(g),
 		as(newInspectCmd(g), "inspect"), as(newTagCmd(g), "tag"), as(newSaveCmd(g), "save"),
-		as(newLoadCmd(g), "load"), as(newPushCmd(g), "push"), as(newPullCmd(g), "pull"))
+		as(newLoadCmd(g), "load"), as(newHistoryCmd(g), "history"), as(newPushCmd(g), "push"), as(newPullCmd(g), "pull"))
 }
 
 func newContainerCmd(g *globalOptions) *cobra.Command {

@@ -111,6 +111,7 @@ func commands(g *globalOptions) []*cobra.Command {
 		newRestartCmd(g), newRmCmd(g), newContainerCmd(g), newMonitorCmd(g), newPullCmd(g), newPushCmd(g), newLoginCmd(g), newLogoutCmd(g), newPruneCmd(g), newSystemCmd(g), newVersionCmd(),
 		newImageCmd(g),
 		newBuilderCmd(g),
+		newHistoryCmd(g),
 	}
 }
 

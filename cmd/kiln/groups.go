@@ -40,5 +40,5 @@ func newContainerCmd(g *globalOptions) *cobra.Command {
 		newContainerInspectCmd(g), as(newRunCmd(g), "run"), as(newExecCmd(g), "exec"), as(newLogsCmd(g), "logs"),
 		as(newStartCmd(g), "start"), as(newStopCmd(g), "stop"), as(newKillCmd(g), "kill"),
 		as(newRestartCmd(g), "restart"), as(newWaitCmd(g), "wait"), as(newRenameCmd(g), "rename"),
-		as(newPortCmd(g), "port"), as(newTopCmd(g), "top"), as(newDiffCmd(g), "diff"))
+		as(newPortCmd(g), "port"), as(newTopCmd(g), "top"), as(newDiffCmd(g), "diff"), as(newCpCmd(g), "cp"))
 }

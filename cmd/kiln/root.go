@@ -112,7 +112,7 @@ func commands(g *globalOptions) []*cobra.Command {
 		newImageCmd(g),
 		newBuilderCmd(g),
 		newHistoryCmd(g),
-		newWaitCmd(g), newRenameCmd(g), newPortCmd(g), newTopCmd(g), newDiffCmd(g),
+		newWaitCmd(g), newRenameCmd(g), newPortCmd(g), newTopCmd(g), newDiffCmd(g), newCpCmd(g),
 	}
 }
 

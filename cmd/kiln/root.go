@@ -97,9 +97,8 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		"OCI runtime: crun, runc or a path (default: crun when it works on this host, else runc; env KILN_RUNTIME)")
 	g.registry.register(root)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	for _, c := range commands(g) {
-		root.AddCommand(c)
-	}
+	root.AddCommand(commands(g)...)
+	root.AddCommand(missingCommands(root.Commands())...)
 	return root
 }
 

@@ -18,12 +18,16 @@ type GCOptions struct {
 	All         bool  // drop every build cache record too, keeping only what tagged images use
 	KeepStorage int64 // when > 0, drop least recently used records until cache-only layers fit in this many bytes
 	DryRun      bool  // count what would go, remove nothing
+	// UnusedFor, when > 0, drops the records not used (hit or written) within this long.
+	UnusedFor time.Duration
+	Images    ImagePrune // which images to remove from index.json first
 }
 
 // GCStats counts what GC removed (or, with DryRun, would remove).
 type GCStats struct {
 	Blobs, Snapshots, CacheRecords int
 	Bytes                          int64 // blob and snapshot bytes
+	Images                         []PrunedImage
 }
 
 // GC removes cache records per opts, then every blob and snapshot that no tagged image
@@ -37,6 +41,10 @@ func (s *Store) GC(ctx context.Context, opts GCOptions) (GCStats, error) {
 	s.gcMu.Lock()
 	defer s.gcMu.Unlock()
 	var st GCStats
+	var err error
+	if st.Images, err = s.pruneImages(ctx, opts); err != nil {
+		return st, fmt.Errorf("gc: %w", err)
+	}
 	live, err := s.imageRoots()
 	if err != nil {
 		return st, fmt.Errorf("gc: %w", err)
@@ -48,7 +56,7 @@ func (s *Store) GC(ctx context.Context, opts GCOptions) (GCStats, error) {
 	if err != nil {
 		return st, fmt.Errorf("gc: %w", err)
 	}
-	drop := chooseDrops(recs, live, opts, s.HasBlob)
+	drop := chooseDrops(recs, live, opts, s.HasBlob, time.Now())
 	for _, r := range recs {
 		if drop[r.path] {
 			continue
@@ -80,13 +88,14 @@ func (s *Store) GC(ctx context.Context, opts GCOptions) (GCStats, error) {
 }
 
 // chooseDrops picks the records to delete: corrupt ones always, all with opts.All, else the
-// least recently used until the layers only cache records hold fit in opts.KeepStorage.
-// Layers not on disk (a lazily imported cache's) take no storage, so they count for nothing.
-func chooseDrops(recs []recordEntry, live liveSet, opts GCOptions, onDisk func(v1.Hash) bool) map[string]bool {
+// those unused for opts.UnusedFor, else the least recently used until the layers only cache
+// records hold fit in opts.KeepStorage. Layers not on disk (a lazily imported cache's) take no
+// storage, so they count for nothing.
+func chooseDrops(recs []recordEntry, live liveSet, opts GCOptions, onDisk func(v1.Hash) bool, now time.Time) map[string]bool {
 	drop := map[string]bool{}
 	var keep []recordEntry
 	for _, r := range recs {
-		if !r.ok || opts.All {
+		if !r.ok || opts.All || (opts.UnusedFor > 0 && now.Sub(r.used) > opts.UnusedFor) {
 			drop[r.path] = true
 		} else {
 			keep = append(keep, r)

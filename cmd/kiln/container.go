@@ -43,19 +43,6 @@ func eachContainer(cmd *cobra.Command, g *globalOptions, refs []string, fn func(
 	return failed
 }
 
-func newContainerCmd(g *globalOptions) *cobra.Command {
-	c := &cobra.Command{
-		Use:   "container",
-		Short: "Manage containers (inspect, prune, ls)",
-		Args:  argsRange(0, 0),
-		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
-	}
-	ls := newPsCmd(g)
-	ls.Use, ls.Aliases = "ls [-a] [-q] [--format table|json]", []string{"ps", "list"}
-	c.AddCommand(newContainerInspectCmd(g), newContainerPruneCmd(g), ls)
-	return c
-}
-
 func newContainerPruneCmd(g *globalOptions) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "prune [-f]",

@@ -32,10 +32,9 @@ type imageRow struct {
 func newImagesCmd(g *globalOptions) *cobra.Command {
 	o := &imagesOptions{}
 	c := &cobra.Command{
-		Use:     "images [REPOSITORY[:TAG]]",
-		Aliases: []string{"image ls"},
-		Short:   "List images in the store",
-		Args:    argsRange(0, 1),
+		Use:   "images [REPOSITORY[:TAG]]",
+		Short: "List images in the store",
+		Args:  argsRange(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := g.openStore()
 			if err != nil {

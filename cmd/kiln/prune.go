@@ -27,19 +27,11 @@ func newPruneCmd(g *globalOptions) *cobra.Command {
 		Args: argsRange(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts := cache.GCOptions{All: o.all, DryRun: o.dryRun}
-			if o.keepStorage != "" {
-				n, err := units.RAMInBytes(o.keepStorage)
-				if err != nil || n <= 0 {
-					return usageError{fmt.Errorf("invalid --keep-storage %q: use a size such as 10g", o.keepStorage)}
-				}
-				opts.KeepStorage = n
+			var err error
+			if opts.KeepStorage, err = keepStorage(o.keepStorage); err != nil {
+				return err
 			}
-			s, err := cache.OpenExclusive(g.storeRoot())
-			if err != nil {
-				return fmt.Errorf("prune: %w", err)
-			}
-			defer s.Close()
-			st, err := s.GC(cmd.Context(), opts)
+			st, err := runGC(cmd, g, opts)
 			if err != nil {
 				return fmt.Errorf("prune: %w", err)
 			}
@@ -56,4 +48,16 @@ func newPruneCmd(g *globalOptions) *cobra.Command {
 	c.Flags().StringVar(&o.keepStorage, "keep-storage", "", "keep at most this much build cache (e.g. 5g)")
 	c.Flags().BoolVar(&o.dryRun, "dry-run", false, "only report what would be removed")
 	return c
+}
+
+// keepStorage reads a --keep-storage size; "" is no limit.
+func keepStorage(v string) (int64, error) {
+	if v == "" {
+		return 0, nil
+	}
+	n, err := units.RAMInBytes(v)
+	if err != nil || n <= 0 {
+		return 0, usageError{fmt.Errorf("invalid --keep-storage %q: use a size such as 10g", v)}
+	}
+	return n, nil
 }

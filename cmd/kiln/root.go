@@ -148,9 +148,8 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error { return g.enterRootless(cmd) }
 	g.registry.register(root)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	for _, c := range commands(g) {
-		root.AddCommand(c)
-	}
+	root.AddCommand(commands(g)...)
+	root.AddCommand(missingCommands(root.Commands())...)
 	return root
 }
 
@@ -160,6 +159,10 @@ func commands(g *globalOptions) []*cobra.Command {
 		newBuildCmd(g), newRunCmd(g), newExecCmd(g), newImagesCmd(g), newInspectCmd(g), newTagCmd(g), newRmiCmd(g),
 		newSaveCmd(g), newLoadCmd(g), newPsCmd(g), newLogsCmd(g), newStopCmd(g), newKillCmd(g), newStartCmd(g),
 		newRestartCmd(g), newRmCmd(g), newContainerCmd(g), newMonitorCmd(g), newPullCmd(g), newPushCmd(g), newLoginCmd(g), newLogoutCmd(g), newPruneCmd(g), newSystemCmd(g), newCacheCmd(g), newVersionCmd(),
+		newImageCmd(g),
+		newBuilderCmd(g),
+		newHistoryCmd(g),
+		newWaitCmd(g), newRenameCmd(g), newPortCmd(g), newTopCmd(g), newDiffCmd(g), newCpCmd(g),
 	}
 }
 

@@ -9,7 +9,8 @@ import (
 )
 
 func newSystemCmd(g *globalOptions) *cobra.Command {
-	c := &cobra.Command{Use: "system", Short: "Inspect the store", Args: argsRange(0, 0)}
+	c := &cobra.Command{Use: "system", Short: "Inspect and prune the store", Args: argsRange(0, 0),
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() }}
 	var format string
 	df := &cobra.Command{
 		Use:   "df",
@@ -42,6 +43,6 @@ func newSystemCmd(g *globalOptions) *cobra.Command {
 		},
 	}
 	df.Flags().StringVar(&format, "format", "table", "output format: table or json")
-	c.AddCommand(df)
+	c.AddCommand(df, newSystemPruneCmd(g))
 	return c
 }

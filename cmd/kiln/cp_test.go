@@ -1,0 +1,90 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// cp both ways, with tar streams, and a hostile container: its symlinks to / and ../.. resolve
+// in the container's root, so the host's same-named files are never read or written.
+func TestCp(t *testing.T) {
+	requireContainers(t)
+	root := busyboxRoot(t)
+	canary := fmt.Sprintf("kiln-cp-canary-%d", os.Getpid())
+	hostCanary := filepath.Join("/", canary)
+	if err := os.WriteFile(hostCanary, []byte("HOST\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(hostCanary); os.Remove(hostCanary + "-in"); os.Remove(hostCanary + "-tar") })
+	ok(t, root, "run", "-d", "--name", "c", "busybox", "sh", "-c",
+		"ln -s / /evil && ln -s ../../../.. /up && echo CONTAINER > /"+canary+" && mkdir -p /d/sub && echo x > /d/sub/f && touch /ready && exec sleep 300")
+	t.Cleanup(func() { kiln(t, root, nil, "rm", "-f", "c") })
+	waitFor(t, "the container's files", func() bool { return kiln(t, root, nil, "exec", "c", "test", "-e", "/ready").code == 0 })
+
+	out := t.TempDir()
+	for _, src := range []string{"/evil/" + canary, "/up/" + canary, "/evil/../" + canary} {
+		dst := filepath.Join(out, "got")
+		ok(t, root, "cp", "c:"+src, dst)
+		if b, _ := os.ReadFile(dst); string(b) != "CONTAINER\n" {
+			t.Errorf("cp c:%s read %q, want the container's file", src, b)
+		}
+		os.Remove(dst)
+	}
+	ok(t, root, "cp", "c:/evil", filepath.Join(out, "link"))
+	if l, err := os.Readlink(filepath.Join(out, "link")); err != nil || l != "/" {
+		t.Errorf("cp of a symlink: %q %v, want the link itself", l, err)
+	}
+
+	in := filepath.Join(t.TempDir(), "in")
+	os.WriteFile(in, []byte("IN\n"), 0o644)
+	ok(t, root, "cp", in, "c:/evil/"+canary+"-in")
+	if _, err := os.Stat(hostCanary + "-in"); err == nil {
+		t.Fatal("cp into the container through its symlink to / wrote the host's /")
+	}
+	if r := ok(t, root, "exec", "c", "cat", "/"+canary+"-in"); r.stdout != "IN\n" {
+		t.Errorf("copied-in file: %q", r.stdout)
+	}
+	var tb bytes.Buffer
+	tw := tar.NewWriter(&tb)
+	tw.WriteHeader(&tar.Header{Name: "evil/" + canary + "-tar", Mode: 0o644, Size: 3, Typeflag: tar.TypeReg})
+	tw.Write([]byte("TAR"))
+	tw.Close()
+	if r := kiln(t, root, &tb, "cp", "-", "c:/"); r.code != 0 {
+		t.Fatalf("cp - c:/: exit %d %s", r.code, r.stderr)
+	}
+	if _, err := os.Stat(hostCanary + "-tar"); err == nil {
+		t.Fatal("a tar entry through the container's symlink to / wrote the host's /")
+	}
+
+	ok(t, root, "cp", "c:/d", filepath.Join(out, "d"))
+	ok(t, root, "cp", "c:/d/.", filepath.Join(out, "d2"))
+	for _, p := range []string{"d/sub/f", "d2/sub/f"} {
+		if b, _ := os.ReadFile(filepath.Join(out, p)); string(b) != "x\n" {
+			t.Errorf("%s: %q", p, b)
+		}
+	}
+	r := ok(t, root, "cp", "c:/d/sub/f", "-")
+	tr := tar.NewReader(strings.NewReader(r.stdout))
+	if h, err := tr.Next(); err != nil || h.Name != "f" || h.Size != 2 {
+		t.Errorf("cp to -: %+v %v", h, err)
+	}
+
+	ok(t, root, "stop", "-t", "0", "c")
+	ok(t, root, "cp", "c:/up/"+canary, filepath.Join(out, "stopped"))
+	if b, _ := os.ReadFile(filepath.Join(out, "stopped")); string(b) != "CONTAINER\n" {
+		t.Errorf("cp from a stopped container read %q", b)
+	}
+	if r := kiln(t, root, nil, "cp", in, "c:/x"); r.code != 1 || !strings.Contains(r.stderr, "start it first") {
+		t.Errorf("cp into a stopped container: exit %d %s", r.code, r.stderr)
+	}
+	for _, args := range [][]string{{"cp", "a", "b"}, {"cp", "c:/a", "c:/b"}, {"cp", "c:", "x"}} {
+		if r := kiln(t, root, nil, args...); r.code != 2 {
+			t.Errorf("kiln %v: exit %d, want 2", args, r.code)
+		}
+	}
+}

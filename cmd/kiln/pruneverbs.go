@@ -1,0 +1,194 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kiln-build/kiln/cache"
+)
+
+// confirm asks docker's question on stderr and reads the answer from stdin; anything but y is no.
+func confirm(cmd *cobra.Command, warning string) bool {
+	fmt.Fprintf(cmd.ErrOrStderr(), "WARNING! %s\nAre you sure you want to continue? [y/N] ", warning)
+	line, _ := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+	answer := strings.ToLower(strings.TrimSpace(line))
+	return answer == "y" || answer == "yes"
+}
+
+// runGC opens the store exclusively and collects per opts.
+func runGC(cmd *cobra.Command, g *globalOptions, opts cache.GCOptions) (cache.GCStats, error) {
+	s, err := cache.OpenExclusive(g.storeRoot())
+	if err != nil {
+		return cache.GCStats{}, err
+	}
+	defer s.Close()
+	return s.GC(cmd.Context(), opts)
+}
+
+// printPruned reports in docker's shape what a prune removed.
+func printPruned(out io.Writer, containers []string, st cache.GCStats) {
+	if len(containers) > 0 {
+		fmt.Fprintln(out, "Deleted Containers:")
+		for _, id := range containers {
+			fmt.Fprintln(out, id)
+		}
+		fmt.Fprintln(out)
+	}
+	if len(st.Images) > 0 {
+		fmt.Fprintln(out, "Deleted Images:")
+		for _, im := range st.Images {
+			if !im.Name.IsZero() {
+				fmt.Fprintf(out, "untagged: %s\n", im.Name.Short())
+			}
+			fmt.Fprintf(out, "deleted: %s\n", im.Digest)
+		}
+		fmt.Fprintln(out)
+	}
+	if st.CacheRecords > 0 {
+		fmt.Fprintf(out, "Deleted build cache objects: %d\n\n", st.CacheRecords)
+	}
+	fmt.Fprintf(out, "Total reclaimed space: %s\n", humanSize(st.Bytes))
+}
+
+func newImagePruneCmd(g *globalOptions) *cobra.Command {
+	var all, force bool
+	c := &cobra.Command{
+		Use:   "prune [-a] [-f]",
+		Short: "Remove unused images",
+		Long: "Remove dangling (unnamed) images, or with -a every image no container uses, and the blobs\n" +
+			"and snapshots only they held. The build cache stays (see 'kiln builder prune').",
+		Args: argsRange(0, 0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts, warning := cache.GCOptions{Images: cache.DanglingImages}, "This will remove all dangling images."
+			if all {
+				opts.Images, warning = cache.UnusedImages, "This will remove all images without at least one container associated to them."
+			}
+			if !force && !confirm(cmd, warning) {
+				return nil
+			}
+			st, err := runGC(cmd, g, opts)
+			if err != nil {
+				return fmt.Errorf("image prune: %w", err)
+			}
+			printPruned(cmd.OutOrStdout(), nil, st)
+			return nil
+		},
+	}
+	c.Flags().BoolVarP(&all, "all", "a", false, "remove all unused images, not just dangling ones")
+	c.Flags().BoolVarP(&force, "force", "f", false, "do not prompt for confirmation")
+	return c
+}
+
+// untilFilter reads --filter until=DURATION|TIMESTAMP as an age; other filters are usage errors.
+func untilFilter(filters []string, now time.Time) (time.Duration, error) {
+	var age time.Duration
+	for _, f := range filters {
+		k, v, _ := strings.Cut(f, "=")
+		if k != "until" {
+			return 0, usageError{fmt.Errorf("invalid filter %q: kiln's build cache supports only until=DURATION (e.g. until=24h)", f)}
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t, terr := time.Parse(time.RFC3339, v)
+			if terr != nil {
+				return 0, usageError{fmt.Errorf("invalid filter %q: use until=24h or until=2006-01-02T15:04:05Z", f)}
+			}
+			d = now.Sub(t)
+		}
+		if d <= 0 {
+			return 0, usageError{fmt.Errorf("invalid filter %q: the age must be positive", f)}
+		}
+		age = d
+	}
+	return age, nil
+}
+
+func newBuilderCmd(g *globalOptions) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "builder",
+		Short: "Manage the build cache",
+		Args:  argsRange(0, 0),
+		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	var all, force bool
+	var keep string
+	var filters []string
+	prune := &cobra.Command{
+		Use:   "prune [-a] [-f] [--keep-storage SIZE] [--filter until=DURATION]",
+		Short: "Remove build cache",
+		Long: "Remove the build cache: every record, or with --filter until=24h those unused for longer than\n" +
+			"that, or with --keep-storage the least recently used until the cache fits in SIZE. Images keep\n" +
+			"their layers; only what the removed records alone held is deleted.",
+		Args: argsRange(0, 0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var opts cache.GCOptions
+			var err error
+			if opts.UnusedFor, err = untilFilter(filters, time.Now()); err != nil {
+				return err
+			}
+			if opts.KeepStorage, err = keepStorage(keep); err != nil {
+				return err
+			}
+			// kiln's cache has no records in use by a running build to spare, so -a adds nothing
+			// beyond dropping every record when no limit is given.
+			opts.All = opts.UnusedFor == 0 && opts.KeepStorage == 0
+			if !force && !confirm(cmd, "This will remove all dangling build cache.") {
+				return nil
+			}
+			st, err := runGC(cmd, g, opts)
+			if err != nil {
+				return fmt.Errorf("builder prune: %w", err)
+			}
+			printPruned(cmd.OutOrStdout(), nil, st)
+			return nil
+		},
+	}
+	prune.Flags().BoolVarP(&all, "all", "a", false, "remove all build cache (kiln's default)")
+	prune.Flags().BoolVarP(&force, "force", "f", false, "do not prompt for confirmation")
+	prune.Flags().StringVar(&keep, "keep-storage", "", "keep at most this much build cache (e.g. 5g)")
+	prune.Flags().StringArrayVar(&filters, "filter", nil, "only records unused for longer than this (until=24h)")
+	c.AddCommand(prune)
+	return c
+}
+
+func newSystemPruneCmd(g *globalOptions) *cobra.Command {
+	var all, force, volumes bool
+	c := &cobra.Command{
+		Use:   "prune [-a] [-f]",
+		Short: "Remove stopped containers, dangling images and the build cache",
+		Long: "Remove every stopped container, dangling images (with -a every image no container uses),\n" +
+			"the build cache, and the blobs and snapshots only they held.",
+		Args: argsRange(0, 0),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts := cache.GCOptions{All: true, Images: cache.DanglingImages}
+			items := "  - all stopped containers\n  - all dangling images\n  - all build cache"
+			if all {
+				opts.Images = cache.UnusedImages
+				items = "  - all stopped containers\n  - all images without at least one container associated to them\n  - all build cache"
+			}
+			if !force && !confirm(cmd, "This will remove:\n"+items+"\n") {
+				return nil
+			}
+			cs, err := g.openContainers()
+			if err != nil {
+				return err
+			}
+			rt, err := g.containerRuntime(cmd)
+			if err != nil {
+				return err
+			}
+			ids, st, err := cs.PruneSystem(cmd.Context(), rt, opts)
+			printPruned(cmd.OutOrStdout(), ids, st)
+			return err
+		},
+	}
+	c.Flags().BoolVarP(&all, "all", "a", false, "remove all unused images, not just dangling ones")
+	c.Flags().BoolVarP(&force, "force", "f", false, "do not prompt for confirmation")
+	c.Flags().BoolVar(&volumes, "volumes", false, "accepted for docker's scripts: kiln has no named volumes yet")
+	return c
+}

@@ -1,0 +1,273 @@
+package container
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
+
+	"github.com/kiln-build/kiln/cache/layer"
+	"github.com/kiln-build/kiln/runtime"
+)
+
+// Stream is the "-" of docker's cp: a tar stream on standard input or output.
+const Stream = "-"
+
+// CopyToHost copies src (a path in c) to dst on the host, or as a tar stream to w when dst is
+// "-", with docker's cp rules: into dst when it is a directory, else as dst; "src/." copies
+// the directory's contents. Every path in c resolves inside c's rootfs: a symlink in the
+// container pointing to / never reaches the host's files.
+func (c *Container) CopyToHost(ctx context.Context, src, dst string, w io.Writer) error {
+	rootfs, release, err := c.rootfs(ctx, false)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if dst != Stream {
+		if dst, err = filepath.Abs(dst); err != nil {
+			return err
+		}
+		w = nil
+	}
+	if err := copyTree(ctx, rootfs, src, dst, "/", w); err != nil {
+		return fmt.Errorf("copy %s:%s: %w", c.Name, src, err)
+	}
+	return nil
+}
+
+// CopyFromHost copies src on the host (or, when src is "-", the tar stream r) to dst in c,
+// which must be running; see CopyToHost for the rules.
+func (c *Container) CopyFromHost(ctx context.Context, src string, r io.Reader, dst string) error {
+	rootfs, release, err := c.rootfs(ctx, true)
+	if err != nil {
+		return err
+	}
+	defer release()
+	if src != Stream {
+		if src, err = filepath.Abs(src); err != nil {
+			return err
+		}
+	}
+	if src == Stream {
+		err = extract(ctx, r, rootfs, dst)
+	} else {
+		err = copyTree(ctx, "/", src, dst, rootfs, nil)
+	}
+	if err != nil {
+		return fmt.Errorf("copy to %s:%s: %w", c.Name, dst, err)
+	}
+	return nil
+}
+
+// rootfs is the container's filesystem: a running one's own root (with its mounts), else its
+// layers and upper dir mounted read-only for the copy.
+func (c *Container) rootfs(ctx context.Context, write bool) (string, func(), error) {
+	st, err := c.State()
+	if err != nil {
+		return "", nil, err
+	}
+	if st.Running() && st.Pid > 0 {
+		return "/proc/" + strconv.Itoa(st.Pid) + "/root", func() {}, nil
+	}
+	if write {
+		return "", nil, fmt.Errorf("container %s %w: copying into a stopped container is not supported yet; start it first", c.Name, ErrNotRunning)
+	}
+	dir, err := os.MkdirTemp(c.dir, ".cp-")
+	if err != nil {
+		return "", nil, err
+	}
+	rootfs, unmount, err := runtime.MountLayers(dir, append(slices.Clone(c.Spec.Lower), c.Spec.Upper))
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", nil, fmt.Errorf("mount %s's filesystem: %w", c.Name, err)
+	}
+	return rootfs, func() {
+		_ = unmount()
+		os.RemoveAll(dir)
+	}, nil
+}
+
+// copyTree copies src in srcRoot to dst in dstRoot ("/" is the host), or to w as a tar when dst is "-".
+func copyTree(ctx context.Context, srcRoot, src, dst, dstRoot string, w io.Writer) error {
+	root, base, err := openParent(srcRoot, src)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	fi, err := root.Lstat(base)
+	if err != nil {
+		return err
+	}
+	contents := strings.HasSuffix(src, "/.")
+	if (contents || strings.HasSuffix(src, "/")) && fi.Mode()&fs.ModeSymlink != 0 {
+		if fi, err = root.Stat(base); err != nil {
+			return err
+		}
+	}
+	name, into := path.Base(path.Clean("/"+src)), true
+	if dst != Stream {
+		if dst, name, into, err = destination(dstRoot, dst, name, fi.IsDir()); err != nil {
+			return err
+		}
+	}
+	if into && contents && fi.IsDir() {
+		name = "."
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		tw := tar.NewWriter(pw)
+		err := writeTree(ctx, root, base, name, tw)
+		if err == nil {
+			err = tw.Close()
+		}
+		pw.CloseWithError(err)
+	}()
+	defer pr.Close()
+	if w != nil {
+		_, err = io.Copy(w, pr)
+		return err
+	}
+	return extract(ctx, pr, dstRoot, dst)
+}
+
+// openParent opens the directory holding p, its symlinks resolved inside rootfs, as an
+// os.Root (which never leaves it), and returns p's last element in it.
+func openParent(rootfs, p string) (*os.Root, string, error) {
+	clean := path.Clean("/" + p)
+	h, err := pathrs.OpenInRoot(rootfs, path.Dir(clean))
+	if err != nil {
+		return nil, "", err
+	}
+	defer h.Close()
+	root, err := os.OpenRoot("/proc/self/fd/" + strconv.Itoa(int(h.Fd())))
+	if err != nil {
+		return nil, "", err
+	}
+	base := path.Base(clean)
+	if base == "/" {
+		base = "."
+	}
+	return root, base, nil
+}
+
+// destination applies docker's rules: into dst when it is a directory (into), else dst
+// itself, whose parent must exist; it returns the directory to extract in and the top name.
+func destination(rootfs, dst, srcName string, srcIsDir bool) (dir, name string, into bool, err error) {
+	root, base, err := openParent(rootfs, dst)
+	if err != nil {
+		return "", "", false, fmt.Errorf("destination %s: %w", dst, err)
+	}
+	defer root.Close()
+	fi, err := root.Stat(base)
+	switch {
+	case err == nil && fi.IsDir():
+		return dst, srcName, true, nil
+	case err == nil && srcIsDir:
+		return "", "", false, fmt.Errorf("cannot copy a directory to the file %s", dst)
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		return "", "", false, err
+	case err != nil && strings.HasSuffix(dst, "/"):
+		return "", "", false, fmt.Errorf("destination directory %s does not exist", dst)
+	}
+	return path.Dir(path.Clean("/" + dst)), base, false, nil
+}
+
+// extract unpacks the tar r into dir (resolved inside rootfs), confined by layer.Apply.
+func extract(ctx context.Context, r io.Reader, rootfs, dir string) error {
+	h, err := pathrs.OpenInRoot(rootfs, dir)
+	if err != nil {
+		return fmt.Errorf("destination %s: %w", dir, err)
+	}
+	defer h.Close()
+	_, err = layer.Apply(ctx, r, "/proc/self/fd/"+strconv.Itoa(int(h.Fd())), layer.ApplyOptions{Whiteouts: layer.DeleteWhiteouts})
+	return err
+}
+
+// writeTree writes rel (in root, never followed if a symlink) and what it holds as name/….
+func writeTree(ctx context.Context, root *os.Root, rel, name string, tw *tar.Writer) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	fi, err := root.Lstat(rel)
+	if err != nil {
+		return err
+	}
+	switch {
+	case fi.Mode().IsRegular():
+		return writeFile(root, rel, name, tw)
+	case fi.Mode()&fs.ModeSymlink != 0:
+		target, err := root.Readlink(rel)
+		if err != nil {
+			return err
+		}
+		return writeHeader(tw, fi, name, target)
+	case fi.Mode()&fs.ModeSocket != 0:
+		return nil // docker's cp skips sockets too
+	case !fi.IsDir():
+		return writeHeader(tw, fi, name, "")
+	}
+	if name != "." {
+		if err := writeHeader(tw, fi, name+"/", ""); err != nil {
+			return err
+		}
+	}
+	d, err := root.OpenFile(rel, os.O_RDONLY|syscall.O_DIRECTORY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return err
+	}
+	names, err := d.Readdirnames(-1)
+	d.Close()
+	if err != nil {
+		return err
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		if err := writeTree(ctx, root, filepath.Join(rel, n), path.Join(name, n), tw); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeFile writes a regular file from the stat of the opened file, so header and data agree.
+func writeFile(root *os.Root, rel, name string, tw *tar.Writer) error {
+	f, err := root.OpenFile(rel, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s changed while being copied", name)
+	}
+	if err := writeHeader(tw, fi, name, ""); err != nil {
+		return err
+	}
+	if _, err := io.CopyN(tw, f, fi.Size()); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}
+
+func writeHeader(tw *tar.Writer, fi fs.FileInfo, name, link string) error {
+	hdr, err := tar.FileInfoHeader(fi, link)
+	if err != nil {
+		return err
+	}
+	hdr.Name, hdr.Uname, hdr.Gname = name, "", ""
+	return tw.WriteHeader(hdr)
+}

@@ -97,6 +97,11 @@ func TestRunFuseOverlay(t *testing.T) {
 		if err := unix.Lstat(filepath.Join(s.Upper, "bin", "true"), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != 0 {
 			t.Errorf("deleted /bin/true in upper: mode %o rdev %d, %v; want a 0/0 whiteout", st.Mode, st.Rdev, err)
 		}
+		for _, stub := range []string{"dev", "proc", "sys", ".wh.dev", ".wh.proc"} { // mount stubs, gone without a trace
+			if _, err := os.Lstat(filepath.Join(s.Upper, stub)); !os.IsNotExist(err) {
+				t.Errorf("upper holds %s: %v", stub, err)
+			}
+		}
 		assertNoLeftovers(t, rt, state, s)
 	})
 }

@@ -47,6 +47,7 @@ func (rt *Runtime) prepare(ctx context.Context, r *ociRunner, s *Spec) (teardown
 		return nil, err
 	}
 	stubs := findStubs(rootfs, *s)
+	fuse := isFuseMount(rootfs)
 	bridged := false
 	var sl *slirp
 	teardown = func() error {
@@ -63,6 +64,9 @@ func (rt *Runtime) prepare(ctx context.Context, r *ociRunner, s *Spec) (teardown
 		}
 		if err := unmountFiles(s.stateDir, s.ID); err != nil {
 			return errors.Join(append(errs, err)...)
+		}
+		if fuse {
+			errs = append(errs, normalizeFuseUpper(s.Upper, s.Lower))
 		}
 		return errors.Join(append(errs, stubs.pruneUpper(), removeOwner(s.stateDir, s.ID))...)
 	}

@@ -25,8 +25,9 @@ import (
 const execEnv = "KILN_CLI_TEST_EXEC"
 
 func TestMain(m *testing.M) {
+	// First, as in main: a rootless re-exec (the pause process too) must never run the tests.
+	runtime.UserNamespaceHook()
 	if os.Getenv(execEnv) == "1" {
-		runtime.UserNamespaceHook()
 		os.Exit(execute(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())

@@ -54,3 +54,16 @@ func TestFormatAndFilter(t *testing.T) {
 		t.Errorf("bad template: exit %d", r.code)
 	}
 }
+
+// inspect -f renders each object through a template, docker's way.
+func TestInspectFormat(t *testing.T) {
+	root := t.TempDir()
+	tagRandomImage(t, root, "app")
+	r := ok(t, root, "inspect", "-f", "{{len .Layers}} {{.Size}}", "app")
+	if !regexp.MustCompile(`^1 \d+\n$`).MatchString(r.stdout) {
+		t.Errorf("inspect -f: %q", r.stdout)
+	}
+	if r := ok(t, root, "image", "inspect", "--format", "{{json .RootFS}}", "app"); !strings.HasPrefix(r.stdout, `{"`) {
+		t.Errorf("inspect --format json: %q", r.stdout)
+	}
+}

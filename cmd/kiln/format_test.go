@@ -50,6 +50,15 @@ func TestFormatAndFilter(t *testing.T) {
 	if r := ok(t, root, "ps", "-a", "--format", "{{.Names}}", "--filter", "before=up"); r.stdout != "old\n" {
 		t.Errorf("ps -a --filter before=up: %q", r.stdout)
 	}
+	if r := ok(t, root, "ps", "-n", "1", "--format", "{{.Names}}"); r.stdout != "up\n" {
+		t.Errorf("ps -n 1: %q", r.stdout)
+	}
+	if r := ok(t, root, "ps", "--last", "2", "--format", "{{.Names}}"); r.stdout != "up\nold\n" {
+		t.Errorf("ps --last 2: %q", r.stdout)
+	}
+	if r := ok(t, root, "ps", "-l", "-q"); len(strings.TrimSpace(r.stdout)) != 12 {
+		t.Errorf("ps -l -q: %q", r.stdout)
+	}
 	if r := kiln(t, root, nil, "ps", "--format", "{{.Nope"); r.code != 2 {
 		t.Errorf("bad template: exit %d", r.code)
 	}

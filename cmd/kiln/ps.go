@@ -15,6 +15,8 @@ type psOptions struct {
 	all, quiet, noTrunc bool
 	format              string
 	filters             []string
+	last                int
+	latest              bool
 }
 
 // psRow is one container as `kiln ps` shows it; the JSON names are docker's.
@@ -55,6 +57,8 @@ func newPsCmd(g *globalOptions) *cobra.Command {
 	f.BoolVar(&o.noTrunc, "no-trunc", false, "do not truncate ids and commands")
 	f.StringVar(&o.format, "format", "table", "table, json (one object a line), a Go template ({{.ID}} {{.Image}} {{.Command}}\n"+
 		"{{.CreatedAt}} {{.RunningFor}} {{.Status}} {{.State}} {{.Ports}} {{.Names}}) or table TEMPLATE")
+	f.IntVarP(&o.last, "last", "n", -1, "show the n last created containers (all states)")
+	f.BoolVarP(&o.latest, "latest", "l", false, "show the latest created container (all states)")
 	f.StringArrayVarP(&o.filters, "filter", "f", nil, "filter: status=, name=, id=, ancestor=, exited=, before=, since=")
 	return c
 }
@@ -72,8 +76,11 @@ func (o *psOptions) print(cmd *cobra.Command, list []*container.Container) error
 	if err != nil {
 		return err
 	}
-	if len(f["status"])+len(f["exited"]) > 0 {
-		o.all = true // as docker: these filters look at stopped containers too
+	if o.latest {
+		o.last = 1
+	}
+	if len(f["status"])+len(f["exited"]) > 0 || o.last > 0 {
+		o.all = true // as docker: these look at stopped containers too
 	}
 	now := time.Now()
 	var rows []psRow
@@ -91,6 +98,9 @@ func (o *psOptions) print(cmd *cobra.Command, list []*container.Container) error
 			continue
 		}
 		rows = append(rows, r)
+	}
+	if o.last > 0 && len(rows) > o.last {
+		rows = rows[:o.last] // newest first
 	}
 	if o.quiet {
 		for _, r := range rows {

@@ -8,6 +8,7 @@ import (
 	units "github.com/docker/go-units"
 	"github.com/spf13/cobra"
 
+	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/container"
 )
 
@@ -17,6 +18,7 @@ type psOptions struct {
 	filters             []string
 	last                int
 	latest              bool
+	size                bool
 }
 
 // psRow is one container as `kiln ps` shows it; the JSON names are docker's.
@@ -30,6 +32,7 @@ type psRow struct {
 	State      string `json:"State"`
 	Ports      string `json:"Ports"`
 	Names      string `json:"Names"`
+	Size       string `json:"Size,omitempty"`
 }
 
 func newPsCmd(g *globalOptions) *cobra.Command {
@@ -59,6 +62,7 @@ func newPsCmd(g *globalOptions) *cobra.Command {
 		"{{.CreatedAt}} {{.RunningFor}} {{.Status}} {{.State}} {{.Ports}} {{.Names}}) or table TEMPLATE")
 	f.IntVarP(&o.last, "last", "n", -1, "show the n last created containers (all states)")
 	f.BoolVarP(&o.latest, "latest", "l", false, "show the latest created container (all states)")
+	f.BoolVarP(&o.size, "size", "s", false, "show the size of each container's filesystem changes")
 	f.StringArrayVarP(&o.filters, "filter", "f", nil, "filter: status=, name=, id=, ancestor=, exited=, before=, since=")
 	return c
 }
@@ -68,7 +72,11 @@ const psTable = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.St
 var psHeaders = map[string]string{"ID": "CONTAINER ID", "RunningFor": "CREATED", "CreatedAt": "CREATED AT"}
 
 func (o *psOptions) print(cmd *cobra.Command, list []*container.Container) error {
-	format, err := parseFormat(o.format, psTable)
+	table := psTable
+	if o.size {
+		table += "\t{{.Size}}"
+	}
+	format, err := parseFormat(o.format, table)
 	if err != nil {
 		return err
 	}
@@ -96,6 +104,9 @@ func (o *psOptions) print(cmd *cobra.Command, list []*container.Container) error
 		if !f.match("status", func(v string) bool { return v == r.State }) ||
 			!f.match("exited", func(v string) bool { return r.State == "exited" && v == fmt.Sprint(st.ExitCode) }) {
 			continue
+		}
+		if o.size {
+			r.Size = humanSize(cache.TreeSize(c.Spec.Upper))
 		}
 		rows = append(rows, r)
 	}

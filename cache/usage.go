@@ -68,3 +68,7 @@ func (s *Store) DiskUsage() (Usage, error) {
 	}
 	return u, nil
 }
+
+// TreeSize is the bytes of the files under dir, each hard-linked inode once (a container's
+// upper dir for `kiln ps -s`).
+func TreeSize(dir string) int64 { return treeSize(dir) }

@@ -29,7 +29,7 @@ const Stream = "-"
 // the directory's contents. Every path in c resolves inside c's rootfs: a symlink in the
 // container pointing to / never reaches the host's files.
 func (c *Container) CopyToHost(ctx context.Context, src, dst string, w io.Writer) error {
-	rootfs, release, err := c.rootfs(ctx, false)
+	rootfs, release, err := c.rootfs(false)
 	if err != nil {
 		return err
 	}
@@ -49,7 +49,7 @@ func (c *Container) CopyToHost(ctx context.Context, src, dst string, w io.Writer
 // CopyFromHost copies src on the host (or, when src is "-", the tar stream r) to dst in c,
 // which must be running; see CopyToHost for the rules.
 func (c *Container) CopyFromHost(ctx context.Context, src string, r io.Reader, dst string) error {
-	rootfs, release, err := c.rootfs(ctx, true)
+	rootfs, release, err := c.rootfs(true)
 	if err != nil {
 		return err
 	}
@@ -72,7 +72,7 @@ func (c *Container) CopyFromHost(ctx context.Context, src string, r io.Reader, d
 
 // rootfs is the container's filesystem: a running one's own root (with its mounts), else its
 // layers and upper dir mounted read-only for the copy.
-func (c *Container) rootfs(ctx context.Context, write bool) (string, func(), error) {
+func (c *Container) rootfs(write bool) (string, func(), error) {
 	st, err := c.State()
 	if err != nil {
 		return "", nil, err
@@ -83,6 +83,11 @@ func (c *Container) rootfs(ctx context.Context, write bool) (string, func(), err
 	if write {
 		return "", nil, fmt.Errorf("container %s %w: copying into a stopped container is not supported yet; start it first", c.Name, ErrNotRunning)
 	}
+	return c.layersView()
+}
+
+// layersView mounts c's image layers with its upper dir on top, read-only, in c's directory.
+func (c *Container) layersView() (string, func(), error) {
 	dir, err := os.MkdirTemp(c.dir, ".cp-")
 	if err != nil {
 		return "", nil, err

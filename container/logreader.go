@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 )
 
@@ -15,6 +16,13 @@ type LogOptions struct {
 	Follow     bool // keep printing new lines until the container stops or ctx ends
 	Tail       int  // print only the last Tail lines first; < 0 prints all
 	Timestamps bool // prefix each line with its RFC 3339 time
+	// Since and Until, when set, keep only lines written from Since and up to Until (docker's --since, --until).
+	Since, Until time.Time
+}
+
+// keep reports whether e is inside the Since/Until window.
+func (o LogOptions) keep(e logEntry) bool {
+	return (o.Since.IsZero() || !e.Time.Before(o.Since)) && (o.Until.IsZero() || !e.Time.After(o.Until))
 }
 
 // followPoll is how often a follower looks for new lines.
@@ -45,6 +53,7 @@ func (c *Container) Logs(ctx context.Context, o LogOptions, stdout, stderr io.Wr
 		pending = completeLines(&data)
 		entries = appendEntries(entries, data)
 	}
+	entries = slices.DeleteFunc(entries, func(e logEntry) bool { return !o.keep(e) })
 	if o.Tail >= 0 && len(entries) > o.Tail {
 		entries = entries[len(entries)-o.Tail:]
 	}
@@ -140,6 +149,9 @@ type logPrinter struct {
 
 func (p *logPrinter) print(entries []logEntry) error {
 	for _, e := range entries {
+		if !p.o.keep(e) {
+			continue
+		}
 		w := p.stdout
 		if e.Stream == "stderr" {
 			w = p.stderr

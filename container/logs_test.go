@@ -3,6 +3,7 @@ package container
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -187,5 +188,33 @@ func TestConcurrentCreatesOfOneNameHaveOneWinner(t *testing.T) {
 	}
 	if list, _ := s.List(); wins != 1 || len(list) != 1 {
 		t.Errorf("%d creates won, %d containers exist; want 1", wins, len(list))
+	}
+}
+
+// --since and --until keep the lines written in their window, before --tail counts.
+func TestLogsSinceUntil(t *testing.T) {
+	_, c := newTestContainer(t, "")
+	base := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
+	var data []byte
+	for i, line := range []string{"a\n", "b\n", "c\n"} {
+		raw, _ := json.Marshal(logEntry{Log: line, Stream: "stdout", Time: base.Add(time.Duration(i) * time.Hour)})
+		data = append(append(data, raw...), '\n')
+	}
+	if err := os.WriteFile(c.LogPath(), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		o    LogOptions
+		want string
+	}{
+		{LogOptions{Tail: -1, Since: base.Add(time.Hour)}, "b\nc\n"},
+		{LogOptions{Tail: -1, Until: base.Add(time.Hour)}, "a\nb\n"},
+		{LogOptions{Tail: 1, Until: base.Add(time.Hour)}, "b\n"},
+		{LogOptions{Tail: -1, Since: base.Add(time.Minute), Until: base.Add(90 * time.Minute)}, "b\n"},
+	} {
+		var o bytes.Buffer
+		if err := c.Logs(context.Background(), tc.o, &o, &o); err != nil || o.String() != tc.want {
+			t.Errorf("%+v: %q, %v; want %q", tc.o, o.String(), err, tc.want)
+		}
 	}
 }

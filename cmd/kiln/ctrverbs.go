@@ -143,3 +143,17 @@ func newDiffCmd(g *globalOptions) *cobra.Command {
 		},
 	}
 }
+
+// createOnlyFlag is run's hidden switch that `kiln create` sets: one constructor, run's flags.
+const createOnlyFlag = "create-only"
+
+func newCreateCmd(g *globalOptions) *cobra.Command {
+	c := as(newRunCmd(g), "create")
+	c.Short = "Create a new container without starting it"
+	c.Long = "Create a container from IMAGE with run's flags and print its id; kiln start runs it under a\ndetached monitor."
+	c.Example = "  kiln create --name web -p 8080:80 app\n  kiln start web"
+	if err := c.Flags().Set(createOnlyFlag, "true"); err != nil {
+		panic(err) // the flag is run's own: a programming error
+	}
+	return c
+}

@@ -60,3 +60,29 @@ func TestContainerVerbs(t *testing.T) {
 		t.Error("diff of a stopped container lost its changes")
 	}
 }
+
+// create makes a container that runs only at start, with run's flags.
+func TestCreateThenStart(t *testing.T) {
+	requireContainers(t)
+	root := busyboxRoot(t)
+	id := strings.TrimSpace(ok(t, root, "create", "--name", "later", "-e", "V=5", "busybox", "sh", "-c", "echo v=$V; exit $V").stdout)
+	if len(id) != 64 {
+		t.Fatalf("create printed %q", id)
+	}
+	if st := inspectOne(t, root, "later").State; st.Status != "created" || st.Pid != 0 {
+		t.Fatalf("created container: %+v", st)
+	}
+	if rows := psRows(t, root); rows["later"].Status != "Created" {
+		t.Fatalf("ps -a: %+v", rows["later"])
+	}
+	ok(t, root, "start", "later")
+	if r := ok(t, root, "wait", "later"); r.stdout != "5\n" {
+		t.Fatalf("wait: %q", r.stdout)
+	}
+	if r := ok(t, root, "logs", "later"); r.stdout != "v=5\n" {
+		t.Errorf("logs: %q", r.stdout)
+	}
+	if r := kiln(t, root, nil, "create", "--name", "later", "busybox"); r.code != 125 || !strings.Contains(r.stderr, "already in use") {
+		t.Errorf("create with a taken name: exit %d %s", r.code, r.stderr)
+	}
+}

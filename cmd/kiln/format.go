@@ -111,6 +111,9 @@ func writeLine(w io.Writer, t *template.Template, v any) error {
 func headerRow[T any](headers map[string]string) map[string]string {
 	h := map[string]string{}
 	typ := reflect.TypeFor[T]()
+	if typ.Kind() != reflect.Struct {
+		return h // documents (inspect) have no fixed columns
+	}
 	for i := range typ.NumField() {
 		name := typ.Field(i).Name
 		if v, ok := headers[name]; ok {

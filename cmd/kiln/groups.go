@@ -31,14 +31,15 @@ func newImageCmd(g *globalOptions) *cobra.Command {
 	return group("image", "Manage images",
 		as(newImagesCmd(g), "ls", "list"), as(newRmiCmd(g), "rm", "remove"), newImagePruneCmd(g),
 		as(newInspectCmd(g), "inspect"), as(newTagCmd(g), "tag"), as(newSaveCmd(g), "save"),
-		as(newLoadCmd(g), "load"), as(newHistoryCmd(g), "history"), as(newPushCmd(g), "push"), as(newPullCmd(g), "pull"))
+		as(newLoadCmd(g), "load"), as(newHistoryCmd(g), "history"), as(newImportCmd(g), "import"), as(newPushCmd(g), "push"), as(newPullCmd(g), "pull"))
 }
 
 func newContainerCmd(g *globalOptions) *cobra.Command {
 	return group("container", "Manage containers",
 		as(newPsCmd(g), "ls", "ps", "list"), as(newRmCmd(g), "rm", "remove"), newContainerPruneCmd(g),
-		newContainerInspectCmd(g), as(newRunCmd(g), "run"), as(newExecCmd(g), "exec"), as(newLogsCmd(g), "logs"),
+		newContainerInspectCmd(g), as(newRunCmd(g), "run"), as(newCreateCmd(g), "create"), as(newExecCmd(g), "exec"), as(newLogsCmd(g), "logs"),
 		as(newStartCmd(g), "start"), as(newStopCmd(g), "stop"), as(newKillCmd(g), "kill"),
 		as(newRestartCmd(g), "restart"), as(newWaitCmd(g), "wait"), as(newRenameCmd(g), "rename"),
-		as(newPortCmd(g), "port"), as(newTopCmd(g), "top"), as(newDiffCmd(g), "diff"), as(newCpCmd(g), "cp"))
+		as(newPortCmd(g), "port"), as(newTopCmd(g), "top"), as(newDiffCmd(g), "diff"), as(newCpCmd(g), "cp"),
+		as(newExportCmd(g), "export"), as(newCommitCmd(g), "commit"))
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"path"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -14,9 +15,10 @@ import (
 )
 
 type imagesOptions struct {
-	quiet  bool
-	format string
-	digest bool
+	quiet   bool
+	format  string
+	digest  bool
+	filters []string
 }
 
 // imageRow is one line of `kiln images`, also its JSON form.
@@ -27,7 +29,15 @@ type imageRow struct {
 	Digest     string    `json:"Digest"`
 	Created    time.Time `json:"Created"`
 	Size       int64     `json:"Size"`
+	labels     map[string]string
 }
+
+// imageView is an image row as --format templates see it: docker's field names and text.
+type imageView struct {
+	ID, Repository, Tag, Digest, CreatedSince, CreatedAt, Size string
+}
+
+var imageHeaders = map[string]string{"ID": "IMAGE ID", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT"}
 
 func newImagesCmd(g *globalOptions) *cobra.Command {
 	o := &imagesOptions{}
@@ -49,7 +59,9 @@ func newImagesCmd(g *globalOptions) *cobra.Command {
 		},
 	}
 	c.Flags().BoolVarP(&o.quiet, "quiet", "q", false, "print image IDs only")
-	c.Flags().StringVar(&o.format, "format", "table", "output format: table or json")
+	c.Flags().StringVar(&o.format, "format", "table", "table, json, a Go template ({{.ID}} {{.Repository}} {{.Tag}} {{.Digest}}\n"+
+		"{{.CreatedSince}} {{.CreatedAt}} {{.Size}}) or table TEMPLATE")
+	c.Flags().StringArrayVarP(&o.filters, "filter", "f", nil, "filter: reference=PATTERN, label=KEY[=VALUE], dangling=true|false, before=IMAGE, since=IMAGE")
 	c.Flags().BoolVar(&o.digest, "digests", false, "show manifest digests")
 	return c
 }
@@ -115,11 +127,51 @@ func describe(img v1.Image) (imageRow, error) {
 	for _, l := range m.Layers {
 		size += l.Size
 	}
-	return imageRow{ID: id.String(), Created: cf.Created.Time, Size: size}, nil
+	return imageRow{ID: id.String(), Created: cf.Created.Time, Size: size, labels: cf.Config.Labels}, nil
+}
+
+// filterImages keeps the rows the --filter flags select.
+func filterImages(flags []string, rows []imageRow) ([]imageRow, error) {
+	f, err := parseFilters(flags, "reference", "label", "dangling", "before", "since")
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range f["dangling"] {
+		if v != "true" && v != "false" {
+			return nil, usageError{fmt.Errorf("invalid filter dangling=%s: use true or false", v)}
+		}
+	}
+	created := func(ref string) (time.Time, bool) {
+		for _, r := range rows {
+			if r.Repository+":"+r.Tag == ref || r.Repository == ref && r.Tag == "latest" || strings.HasPrefix(strings.TrimPrefix(r.ID, "sha256:"), ref) {
+				return r.Created, true
+			}
+		}
+		return time.Time{}, false
+	}
+	var out []imageRow
+	for _, r := range rows {
+		if !f.match("reference", func(v string) bool {
+			a, _ := path.Match(v, r.Repository+":"+r.Tag)
+			b, _ := path.Match(v, r.Repository)
+			return a || b
+		}) || !f.match("label", matchLabel(r.labels)) ||
+			!f.match("dangling", func(v string) bool { return v == "false" }) || // kiln lists named images only
+			!f.match("before", func(v string) bool { t, ok := created(v); return ok && r.Created.Before(t) }) ||
+			!f.match("since", func(v string) bool { t, ok := created(v); return ok && r.Created.After(t) }) {
+			continue
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }
 
 func (o *imagesOptions) print(cmd *cobra.Command, rows []imageRow) error {
 	out := cmd.OutOrStdout()
+	rows, err := filterImages(o.filters, rows)
+	if err != nil {
+		return err
+	}
 	switch {
 	case o.quiet:
 		seen := map[string]bool{}
@@ -139,7 +191,16 @@ func (o *imagesOptions) print(cmd *cobra.Command, rows []imageRow) error {
 		}
 		return nil
 	case o.format != "table":
-		return usageError{fmt.Errorf("invalid --format %q: use table or json", o.format)}
+		f, err := parseFormat(o.format, "")
+		if err != nil {
+			return err
+		}
+		views := make([]imageView, 0, len(rows))
+		for _, r := range rows {
+			views = append(views, imageView{ID: shortID(r.ID), Repository: r.Repository, Tag: r.Tag, Digest: r.Digest,
+				CreatedSince: humanAgo(r.Created), CreatedAt: r.Created.Local().Format("2006-01-02 15:04:05 -0700 MST"), Size: humanSize(r.Size)})
+		}
+		return writeRows(out, f, views, imageHeaders)
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
 	header := "REPOSITORY\tTAG\tIMAGE ID\tCREATED\tSIZE"

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -30,7 +32,8 @@ type imageInspect struct {
 }
 
 func newInspectCmd(g *globalOptions) *cobra.Command {
-	return &cobra.Command{
+	var format string
+	c := &cobra.Command{
 		Use:   "inspect NAME|ID [NAME|ID...]",
 		Short: "Show details of containers or images as JSON",
 		Long:  "Show details of containers (state, pid, exit code, mounts, network) or images (config, history,\nlayers) as a JSON array. Like docker, a container of that name or id wins over an image.",
@@ -66,11 +69,35 @@ func newInspectCmd(g *globalOptions) *cobra.Command {
 				}
 				out = append(out, raw)
 			}
+			if format != "" {
+				return writeInspectFormat(cmd.OutOrStdout(), format, out)
+			}
 			enc := json.NewEncoder(cmd.OutOrStdout())
 			enc.SetIndent("", "    ")
 			return enc.Encode(out)
 		},
 	}
+	c.Flags().StringVarP(&format, "format", "f", "", "Go template per object, e.g. {{.State.Status}} or {{json .Config}}")
+	return c
+}
+
+// writeInspectFormat renders each inspected object (as its JSON document) through a template.
+func writeInspectFormat(w io.Writer, format string, objs []json.RawMessage) error {
+	f, err := parseFormat(format, "")
+	if err != nil {
+		return err
+	}
+	docs := make([]map[string]any, 0, len(objs))
+	for _, raw := range objs {
+		var m map[string]any
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber() // sizes and pids print as docker's integers, not 1.2e+06
+		if err := dec.Decode(&m); err != nil {
+			return err
+		}
+		docs = append(docs, m)
+	}
+	return writeRows(w, f, docs, nil)
 }
 
 func inspectImage(s *cache.Store, ref string) (imageInspect, error) {

@@ -117,3 +117,24 @@ func TestBuilderPrune(t *testing.T) {
 		t.Fatalf("builder prune: %q", r.stdout)
 	}
 }
+
+// One parser reads docker's time arguments (logs --since/--until, --filter until=).
+func TestParseTime(t *testing.T) {
+	now := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	for v, want := range map[string]time.Time{
+		"10m":                  now.Add(-10 * time.Minute),
+		"2025-05-31T12:00:00Z": now.Add(-24 * time.Hour),
+		"2025-05-31":           now.Add(-36 * time.Hour),
+		"1748779200":           now,
+	} {
+		if got, err := parseTime(v, now); err != nil || !got.Equal(want) {
+			t.Errorf("parseTime(%q) = %v, %v; want %v", v, got, err, want)
+		}
+	}
+	if _, err := parseTime("yesterday", now); err == nil {
+		t.Error("parseTime accepted yesterday")
+	}
+	if r := kiln(t, t.TempDir(), nil, "logs", "--since", "yesterday", "c"); r.code != 2 {
+		t.Errorf("logs --since yesterday: exit %d %s", r.code, r.stderr)
+	}
+}

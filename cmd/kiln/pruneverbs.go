@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
@@ -84,26 +85,35 @@ func newImagePruneCmd(g *globalOptions) *cobra.Command {
 	return c
 }
 
-// untilFilter reads --filter until=DURATION|TIMESTAMP as an age; other filters are usage errors.
-func untilFilter(filters []string, now time.Time) (time.Duration, error) {
+// parseTime reads docker's time arguments: a duration back from now (10m), RFC 3339, or Unix seconds.
+func parseTime(v string, now time.Time) (time.Time, error) {
+	if d, err := time.ParseDuration(v); err == nil {
+		return now.Add(-d), nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02"} {
+		if t, err := time.Parse(layout, v); err == nil {
+			return t, nil
+		}
+	}
+	if secs, err := strconv.ParseFloat(v, 64); err == nil {
+		return time.Unix(0, int64(secs*1e9)), nil
+	}
+	return time.Time{}, fmt.Errorf("invalid time %q: use a duration (10m), RFC 3339 (2006-01-02T15:04:05Z) or Unix seconds", v)
+}
+
+// untilFilter reads --filter until=TIME as an age; other filters are usage errors.
+func untilFilter(flags []string, now time.Time) (time.Duration, error) {
+	f, err := parseFilters(flags, "until")
+	if err != nil {
+		return 0, err
+	}
 	var age time.Duration
-	for _, f := range filters {
-		k, v, _ := strings.Cut(f, "=")
-		if k != "until" {
-			return 0, usageError{fmt.Errorf("invalid filter %q: kiln's build cache supports only until=DURATION (e.g. until=24h)", f)}
+	for _, v := range f["until"] {
+		t, err := parseTime(v, now)
+		if err != nil || !t.Before(now) {
+			return 0, usageError{fmt.Errorf("invalid filter until=%s: use a past time such as until=24h", v)}
 		}
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			t, terr := time.Parse(time.RFC3339, v)
-			if terr != nil {
-				return 0, usageError{fmt.Errorf("invalid filter %q: use until=24h or until=2006-01-02T15:04:05Z", f)}
-			}
-			d = now.Sub(t)
-		}
-		if d <= 0 {
-			return 0, usageError{fmt.Errorf("invalid filter %q: the age must be positive", f)}
-		}
-		age = d
+		age = now.Sub(t)
 	}
 	return age, nil
 }

@@ -1,50 +1,48 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"net"
-	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	units "github.com/docker/go-units"
 	"github.com/spf13/cobra"
 
+	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/container"
-	"github.com/kiln-build/kiln/runtime"
 )
 
 type psOptions struct {
 	all, quiet, noTrunc bool
 	format              string
+	filters             []string
+	last                int
+	latest              bool
+	size                bool
 }
 
 // psRow is one container as `kiln ps` shows it; the JSON names are docker's.
 type psRow struct {
-	ID        string `json:"ID"`
-	Image     string `json:"Image"`
-	Command   string `json:"Command"`
-	CreatedAt string `json:"CreatedAt"`
-	Created   string `json:"RunningFor"`
-	Status    string `json:"Status"`
-	State     string `json:"State"`
-	Ports     string `json:"Ports"`
-	Names     string `json:"Names"`
+	ID         string `json:"ID"`
+	Image      string `json:"Image"`
+	Command    string `json:"Command"`
+	CreatedAt  string `json:"CreatedAt"`
+	RunningFor string `json:"RunningFor"`
+	Status     string `json:"Status"`
+	State      string `json:"State"`
+	Ports      string `json:"Ports"`
+	Names      string `json:"Names"`
+	Size       string `json:"Size,omitempty"`
 }
 
 func newPsCmd(g *globalOptions) *cobra.Command {
 	o := &psOptions{}
 	c := &cobra.Command{
-		Use:   "ps [-a] [-q] [--format table|json]",
+		Use:   "ps [-a] [-q] [--format FORMAT] [--filter KEY=VALUE]",
 		Short: "List containers",
 		Long:  "List running containers (-a: all of them), newest first. A container whose monitor was killed shows\n\"Exited (unknown)\"; remove it with kiln rm.",
 		Args:  argsRange(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if o.format != "table" && o.format != "json" {
-				return usageError{fmt.Errorf("invalid --format %q: use table or json", o.format)}
-			}
 			cs, err := g.openContainers()
 			if err != nil {
 				return err
@@ -60,19 +58,41 @@ func newPsCmd(g *globalOptions) *cobra.Command {
 	f.BoolVarP(&o.all, "all", "a", false, "show all containers, not only running ones")
 	f.BoolVarP(&o.quiet, "quiet", "q", false, "print only container ids")
 	f.BoolVar(&o.noTrunc, "no-trunc", false, "do not truncate ids and commands")
-	f.StringVar(&o.format, "format", "table", "output format: table or json (one object per line)")
+	f.StringVar(&o.format, "format", "table", "table, json (one object a line), a Go template ({{.ID}} {{.Image}} {{.Command}}\n"+
+		"{{.CreatedAt}} {{.RunningFor}} {{.Status}} {{.State}} {{.Ports}} {{.Names}}) or table TEMPLATE")
+	f.IntVarP(&o.last, "last", "n", -1, "show the n last created containers (all states)")
+	f.BoolVarP(&o.latest, "latest", "l", false, "show the latest created container (all states)")
+	f.BoolVarP(&o.size, "size", "s", false, "show the size of each container's filesystem changes")
+	f.StringArrayVarP(&o.filters, "filter", "f", nil, "filter: status=, name=, id=, ancestor=, exited=, before=, since=")
 	return c
 }
 
+const psTable = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
+
+var psHeaders = map[string]string{"ID": "CONTAINER ID", "RunningFor": "CREATED", "CreatedAt": "CREATED AT"}
+
 func (o *psOptions) print(cmd *cobra.Command, list []*container.Container) error {
-	now := time.Now()
-	out := cmd.OutOrStdout()
-	tw := tabwriter.NewWriter(out, 0, 4, 3, ' ', 0)
-	if !o.quiet && o.format == "table" {
-		fmt.Fprintln(tw, "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tPORTS\tNAMES")
+	table := psTable
+	if o.size {
+		table += "\t{{.Size}}"
 	}
-	enc := json.NewEncoder(out)
-	for _, c := range list {
+	format, err := parseFormat(o.format, table)
+	if err != nil {
+		return err
+	}
+	f, err := parseFilters(o.filters, "status", "name", "id", "ancestor", "exited", "before", "since")
+	if err != nil {
+		return err
+	}
+	if o.latest {
+		o.last = 1
+	}
+	if len(f["status"])+len(f["exited"]) > 0 || o.last > 0 {
+		o.all = true // as docker: these look at stopped containers too
+	}
+	now := time.Now()
+	var rows []psRow
+	for _, c := range containerFilter(f, list) {
 		st, err := c.State()
 		if err != nil {
 			return err
@@ -81,18 +101,53 @@ func (o *psOptions) print(cmd *cobra.Command, list []*container.Container) error
 			continue
 		}
 		r := o.row(c, st, now)
-		switch {
-		case o.quiet:
-			fmt.Fprintln(out, r.ID)
-		case o.format == "json":
-			if err := enc.Encode(r); err != nil {
-				return err
-			}
-		default:
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Image, r.Command, r.Created, r.Status, r.Ports, r.Names)
+		if !f.match("status", func(v string) bool { return v == r.State }) ||
+			!f.match("exited", func(v string) bool { return r.State == "exited" && v == fmt.Sprint(st.ExitCode) }) {
+			continue
+		}
+		if o.size {
+			r.Size = humanSize(cache.TreeSize(c.Spec.Upper))
+		}
+		rows = append(rows, r)
+	}
+	if o.last > 0 && len(rows) > o.last {
+		rows = rows[:o.last] // newest first
+	}
+	if o.quiet {
+		for _, r := range rows {
+			fmt.Fprintln(cmd.OutOrStdout(), r.ID)
+		}
+		return nil
+	}
+	return writeRows(cmd.OutOrStdout(), format, rows, psHeaders)
+}
+
+// containerFilter keeps the containers (newest first) that name=, id=, ancestor=, before= and since= select.
+func containerFilter(f filters, list []*container.Container) []*container.Container {
+	var out []*container.Container
+	for _, c := range list {
+		if !f.match("name", func(v string) bool { return strings.Contains(c.Name, strings.TrimPrefix(v, "/")) }) ||
+			!f.match("id", func(v string) bool { return strings.HasPrefix(c.ID, v) }) ||
+			!f.match("ancestor", func(v string) bool {
+				return c.Image == v || strings.HasPrefix(c.ImageDigest.String(), v) || c.Image == v+":latest"
+			}) ||
+			!f.match("before", func(v string) bool { return createdRelative(list, v, c, -1) }) ||
+			!f.match("since", func(v string) bool { return createdRelative(list, v, c, 1) }) {
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+// createdRelative reports whether c was created after (dir 1) or before (dir -1) the container ref.
+func createdRelative(list []*container.Container, ref string, c *container.Container, dir int) bool {
+	for _, o := range list {
+		if o.Name == ref || strings.HasPrefix(o.ID, ref) {
+			return c.Created.Compare(o.Created) == dir
 		}
 	}
-	return tw.Flush()
+	return false
 }
 
 func (o *psOptions) row(c *container.Container, st container.State, now time.Time) psRow {
@@ -107,26 +162,20 @@ func (o *psOptions) row(c *container.Container, st container.State, now time.Tim
 		state = "dead"
 	}
 	return psRow{ID: id, Image: c.Image, Command: `"` + command + `"`, CreatedAt: c.Created.Local().Format("2006-01-02 15:04:05 -0700 MST"),
-		Created: units.HumanDuration(now.Sub(c.Created)) + " ago", Status: st.Describe(now), State: state,
-		Ports: psPorts(c.Spec.Ports, st), Names: c.Name}
+		RunningFor: units.HumanDuration(now.Sub(c.Created)) + " ago", Status: st.Describe(now), State: state,
+		Ports: psPorts(c, st), Names: c.Name}
 }
 
 // psPorts is docker's PORTS column: "127.0.0.1:8080->80/tcp, 0.0.0.0:53->53/udp" for a
-// running container's published ports (every address shows as 0.0.0.0); nothing once it stopped.
-func psPorts(ports []runtime.PortMapping, st container.State) string {
+// running container's published ports; nothing once it stopped.
+func psPorts(c *container.Container, st container.State) string {
 	if !st.Running() {
 		return ""
 	}
+	ports, _ := c.Ports("") // no filter: never an error
 	out := make([]string, 0, len(ports))
 	for _, p := range ports {
-		ip, proto := "0.0.0.0", p.Protocol
-		if p.HostIP.IsValid() {
-			ip = p.HostIP.String()
-		}
-		if proto == "" {
-			proto = "tcp"
-		}
-		out = append(out, fmt.Sprintf("%s->%d/%s", net.JoinHostPort(ip, strconv.Itoa(int(p.HostPort))), p.ContainerPort, proto))
+		out = append(out, p.Public+"->"+p.Private)
 	}
 	return strings.Join(out, ", ")
 }

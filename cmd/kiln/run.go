@@ -23,6 +23,7 @@ const exitKilnError = 125
 type runOptions struct {
 	rm, interactive, tty, readOnly bool
 	detach                         bool
+	createOnly                     bool // kiln create: make the container, start nothing
 	name, workdir, user, hostname  string
 	restart                        string
 	entrypoint                     *string
@@ -72,6 +73,8 @@ func newRunCmd(g *globalOptions) *cobra.Command {
 	platformFlag(c)
 	f.SetInterspersed(false) // flags after IMAGE belong to the container's command
 	f.BoolVar(&o.rm, "rm", false, "remove the container when it exits")
+	f.BoolVar(&o.createOnly, createOnlyFlag, false, "")
+	_ = f.MarkHidden(createOnlyFlag)
 	f.BoolVarP(&o.detach, "detach", "d", false, "run in the background under a monitor process and print the container id")
 	f.StringVar(&o.restart, "restart", "no", "restart policy: no, on-failure[:max-retries], always or unless-stopped")
 	f.BoolVarP(&o.interactive, "interactive", "i", false, "keep standard input open")
@@ -113,6 +116,10 @@ func runContainer(cmd *cobra.Command, g *globalOptions, o *runOptions, ref strin
 	c, err := cs.Create(cmd.Context(), cfg)
 	if err != nil {
 		return 0, err
+	}
+	if o.createOnly {
+		fmt.Fprintln(cmd.OutOrStdout(), c.ID)
+		return 0, nil
 	}
 	if o.detach {
 		if err := cs.Spawn(cmd.Context(), c, monitorArgv(g, c.ID)); err != nil {

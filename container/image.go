@@ -1,0 +1,153 @@
+package container
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	goruntime "runtime"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/cache/layer"
+)
+
+// ImageOptions describe the step that makes a new image (docker's commit and import).
+type ImageOptions struct {
+	Ref     cache.Name // tag for the image; zero leaves it untagged (dangling)
+	Message string     // the history entry's comment (-m)
+	Author  string     // the image's author (-a)
+}
+
+// Commit stores c's filesystem changes (its upper dir) as a new layer on c's image, with
+// c's image config, and tags it; it returns the new manifest (docker's `commit`).
+func (c *Container) Commit(ctx context.Context, st *cache.Store, opts ImageOptions) (v1.Descriptor, error) {
+	base, err := st.Image(c.ImageDigest)
+	if err != nil {
+		return v1.Descriptor{}, fmt.Errorf("commit %s: image %s: %w", c.Name, c.Image, err)
+	}
+	fill := func(w *layer.Writer) error { return layer.Diff(ctx, c.Spec.Upper, w) }
+	desc, err := newImage(ctx, st, base, fill, "kiln commit "+c.Name, opts)
+	if err != nil {
+		return desc, fmt.Errorf("commit %s: %w", c.Name, err)
+	}
+	return desc, nil
+}
+
+// Import stores the tar r (plain or compressed) as the one layer of a new image for this
+// host's platform, and tags it (docker's `import`).
+func Import(ctx context.Context, st *cache.Store, r io.Reader, opts ImageOptions) (v1.Descriptor, error) {
+	lim, err := layer.LimitsFromEnv()
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	plain, err := layer.DecompressLimited(r, lim)
+	if err != nil {
+		return v1.Descriptor{}, fmt.Errorf("import: %w", err)
+	}
+	defer plain.Close()
+	fill := func(w *layer.Writer) error { return copyTar(ctx, plain, w) }
+	base, err := mutate.ConfigFile(empty.Image, &v1.ConfigFile{OS: "linux", Architecture: goruntime.GOARCH,
+		RootFS: v1.RootFS{Type: "layers"}})
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	desc, err := newImage(ctx, st, base, fill, "kiln import", opts)
+	if err != nil {
+		return desc, fmt.Errorf("import: %w", err)
+	}
+	return desc, nil
+}
+
+// copyTar rewrites every entry of the tar r through w (which normalizes headers).
+func copyTar(ctx context.Context, r io.Reader, w *layer.Writer) error {
+	tr := tar.NewReader(r)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read tar: %w", err)
+		}
+		if err := w.WriteHeader(hdr); err != nil {
+			return err
+		}
+		if _, err := io.Copy(w, tr); err != nil {
+			return err
+		}
+	}
+}
+
+// newImage packs fill into a gzip layer blob, appends it to base with a history entry and
+// writes and tags the image.
+func newImage(ctx context.Context, st *cache.Store, base v1.Image, fill func(*layer.Writer) error, createdBy string, opts ImageOptions) (v1.Descriptor, error) {
+	bw, err := st.NewBlobWriter()
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	defer bw.Close()
+	p, err := layer.Pack(ctx, bw, layer.Gzip, 0, layer.WriteOptions{}, fill)
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	if _, _, err := bw.Commit(p.Digest); err != nil {
+		return v1.Descriptor{}, fmt.Errorf("store layer: %w", err)
+	}
+	l, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return st.OpenBlob(p.Digest) },
+		tarball.WithMediaType(p.MediaType))
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	now := time.Now().UTC()
+	img, err := mutate.Append(base, mutate.Addendum{Layer: l, MediaType: p.MediaType,
+		History: v1.History{Created: v1.Time{Time: now}, CreatedBy: createdBy, Comment: opts.Message, Author: opts.Author}})
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	cf = cf.DeepCopy()
+	cf.Created = v1.Time{Time: now}
+	if opts.Author != "" {
+		cf.Author = opts.Author
+	}
+	if img, err = mutate.ConfigFile(img, cf); err != nil {
+		return v1.Descriptor{}, err
+	}
+	desc, err := st.WriteImage(ctx, img)
+	if err != nil {
+		return desc, err
+	}
+	if !opts.Ref.IsZero() {
+		if err := st.Tag(ctx, opts.Ref, desc); err != nil {
+			return desc, err
+		}
+	}
+	return desc, nil
+}
+
+// Export writes c's filesystem (its image's layers and its changes; no mounts) as a tar to w
+// (docker's `export`).
+func (c *Container) Export(ctx context.Context, w io.Writer) error {
+	rootfs, release, err := c.layersView()
+	if err != nil {
+		return err
+	}
+	defer release()
+	if err := copyTree(ctx, rootfs, "/.", Stream, "", w); err != nil {
+		return fmt.Errorf("export %s: %w", c.Name, err)
+	}
+	return nil
+}

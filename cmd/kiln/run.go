@@ -7,10 +7,8 @@ import (
 	"os"
 	"strings"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
-	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/container"
 	"github.com/kiln-build/kiln/registry"
 	"github.com/kiln-build/kiln/runtime"
@@ -187,23 +185,16 @@ func (o *runOptions) containerConfig(cmd *cobra.Command, g *globalOptions, ref s
 	if err != nil {
 		return cfg, err
 	}
-	icfg, err := img.ConfigFile()
+	icfg, err := container.FromImage(cmd.Context(), s, img, &spec, container.ImageOverrides{Entrypoint: o.entrypoint, Args: args})
 	if err != nil {
 		return cfg, fmt.Errorf("image %s: %w", ref, err)
 	}
-	if spec.Args, err = o.argv(icfg.Config, args); err != nil {
-		return cfg, err
-	}
-	if spec.Lower, err = imageSnapshots(cmd, s, img); err != nil {
-		return cfg, err
-	}
-	fillFromConfig(&spec, icfg.Config)
 	digest, err := img.Digest()
 	if err != nil {
 		return cfg, fmt.Errorf("image %s: %w", ref, err)
 	}
 	return container.Config{Name: o.name, Image: ref, ImageDigest: digest, Args: spec.Args, Restart: restart, AutoRemove: o.rm,
-		StopSignal: icfg.Config.StopSignal, Spec: spec}, nil
+		StopSignal: icfg.StopSignal, Spec: spec}, nil
 }
 
 // checkDetach refuses flag combinations docker refuses, and attaching a detached container.
@@ -215,58 +206,6 @@ func (o *runOptions) checkDetach(policy container.RestartPolicy) error {
 		return errors.New("-d cannot be combined with -i or -t yet: kiln cannot attach to a detached container; use kiln exec -it")
 	}
 	return nil
-}
-
-// imageSnapshots unpacks (once, shared) every layer of img and lists them bottom first.
-func imageSnapshots(cmd *cobra.Command, s *cache.Store, img v1.Image) ([]string, error) {
-	layers, err := img.Layers()
-	if err != nil {
-		return nil, err
-	}
-	var dirs []string
-	for _, l := range layers {
-		diffID, err := l.DiffID()
-		if err != nil {
-			return nil, err
-		}
-		dir, err := s.Snapshot(cmd.Context(), diffID, l.Compressed)
-		if err != nil {
-			return nil, err
-		}
-		dirs = append(dirs, dir)
-	}
-	return dirs, nil
-}
-
-// argv is docker's rule: ENTRYPOINT (or --entrypoint) followed by the command line given,
-// or by the image's CMD when none is given; --entrypoint also drops the image's CMD.
-func (o *runOptions) argv(cfg v1.Config, args []string) ([]string, error) {
-	ep, cmdline := cfg.Entrypoint, cfg.Cmd
-	if o.entrypoint != nil {
-		ep, cmdline = nil, nil
-		if *o.entrypoint != "" {
-			ep = []string{*o.entrypoint}
-		}
-	}
-	if len(args) > 0 {
-		cmdline = args
-	}
-	argv := append(append([]string(nil), ep...), cmdline...)
-	if len(argv) == 0 {
-		return nil, errors.New("no command specified: the image has no ENTRYPOINT or CMD; give one after the image name")
-	}
-	return argv, nil
-}
-
-// fillFromConfig applies the image config where the flags left a value unset.
-func fillFromConfig(spec *runtime.Spec, cfg v1.Config) {
-	spec.Env = mergeEnv(cfg.Env, spec.Env)
-	if spec.User == "" {
-		spec.User = cfg.User
-	}
-	if spec.Cwd == "" {
-		spec.Cwd = cfg.WorkingDir
-	}
 }
 
 // spec turns the flags into a runtime spec, failing on malformed values before any work.
@@ -287,7 +226,7 @@ func (o *runOptions) spec() (runtime.Spec, error) {
 			flagEnv = append(flagEnv, v)
 		}
 	}
-	sp.Env = mergeEnv(fileEnv, flagEnv)
+	sp.Env = container.MergeEnv(fileEnv, flagEnv)
 	if o.workdir != "" && !strings.HasPrefix(o.workdir, "/") {
 		return sp, fmt.Errorf("invalid -w %q: the working directory must be absolute", o.workdir)
 	}

@@ -186,21 +186,3 @@ func envEntry(v string) (string, error) {
 	}
 	return "", nil
 }
-
-// mergeEnv overlays later KEY=VALUE entries on earlier ones, keeping first-seen order.
-func mergeEnv(lists ...[]string) []string {
-	idx := map[string]int{}
-	var out []string
-	for _, l := range lists {
-		for _, e := range l {
-			k, _, _ := strings.Cut(e, "=")
-			if i, ok := idx[k]; ok {
-				out[i] = e
-				continue
-			}
-			idx[k] = len(out)
-			out = append(out, e)
-		}
-	}
-	return out
-}

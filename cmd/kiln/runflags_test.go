@@ -9,6 +9,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/kiln-build/kiln/container"
 	"github.com/kiln-build/kiln/registry"
 )
 
@@ -90,9 +91,9 @@ func TestEnvFilesAndMerge(t *testing.T) {
 	if !reflect.DeepEqual(env, want) {
 		t.Errorf("env file: %q, want %q", env, want)
 	}
-	got := mergeEnv([]string{"PATH=/bin", "A=0"}, env, []string{"A=2"})
+	got := container.MergeEnv([]string{"PATH=/bin", "A=0"}, env, []string{"A=2"})
 	if !reflect.DeepEqual(got, []string{"PATH=/bin", "A=2", "KILN_TEST_FROM_HOST=host", "B=x=y"}) {
-		t.Errorf("mergeEnv: %q", got)
+		t.Errorf("MergeEnv: %q", got)
 	}
 	if _, err := readEnvFiles([]string{filepath.Join(t.TempDir(), "none")}); err == nil {
 		t.Error("missing env file accepted")

@@ -214,11 +214,17 @@ func (s *Store) SeedMount(ctx context.Context, rec MountRecord, r io.Reader) err
 	if err := os.MkdirAll(s.Mounts(), 0o700); err != nil {
 		return err
 	}
-	tmp, err := os.MkdirTemp(s.Mounts(), "seed-")
+	// Staged in this Store's own staging (same filesystem), which the next kiln removes if this
+	// process dies half-way: no seed is ever left under cache/mounts.
+	stage, err := s.TempDir("seed-")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
+	defer os.RemoveAll(stage)
+	tmp, old := filepath.Join(stage, "new"), filepath.Join(stage, "old")
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		return err
+	}
 	if _, err := layer.Apply(ctx, tr, tmp, layer.ApplyOptions{Whiteouts: layer.DeleteWhiteouts}); err != nil {
 		return fmt.Errorf("seed cache mount %s: %w", rec.ID, err)
 	}
@@ -229,7 +235,6 @@ func (s *Store) SeedMount(ctx context.Context, rec MountRecord, r io.Reader) err
 		return err
 	}
 	dir := s.MountDir(rec.ID)
-	old := tmp + ".old"
 	if err := os.Rename(dir, old); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("seed cache mount %s: %w", rec.ID, err)
 	}
@@ -237,6 +242,5 @@ func (s *Store) SeedMount(ctx context.Context, rec MountRecord, r io.Reader) err
 		_ = os.Rename(old, dir)
 		return fmt.Errorf("seed cache mount %s: %w", rec.ID, err)
 	}
-	_ = os.RemoveAll(old)
 	return s.writeMountRecord(rec)
 }

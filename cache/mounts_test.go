@@ -4,8 +4,10 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -98,5 +100,53 @@ func TestSeedMountConfinesHostileBlob(t *testing.T) {
 	}
 	if _, statErr := os.Lstat(filepath.Join(filepath.Dir(s.MountDir("evil")), "climb")); statErr == nil {
 		t.Error("a climbing path landed beside the mount")
+	}
+}
+
+// seenMidway reads r and, once half of it is read, lists dir: what a seed in progress has
+// made there by then.
+type seenMidway struct {
+	r          io.Reader
+	dir        string
+	half, read int
+	seen       []string
+}
+
+func (s *seenMidway) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p[:min(len(p), 4096)]) // small reads, so half-way is mid-seed
+	if s.read += n; s.read >= s.half && s.seen == nil {
+		ents, _ := os.ReadDir(s.dir)
+		s.seen = []string{}
+		for _, e := range ents {
+			s.seen = append(s.seen, e.Name())
+		}
+	}
+	return n, err
+}
+
+// TestSeedStagesInOwnStaging: a seed in progress lives in the Store's own staging, which the
+// next kiln removes if this process dies, never beside the mounts where nothing sweeps it.
+func TestSeedStagesInOwnStaging(t *testing.T) {
+	s := openStore(t)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	body := bytes.Repeat([]byte("x"), 1<<20) // larger than any read-ahead: EOF comes mid-seed
+	tw.WriteHeader(&tar.Header{Name: "f", Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg})
+	tw.Write(body)
+	tw.Close()
+	if err := os.MkdirAll(s.Mounts(), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	r := &seenMidway{r: &buf, dir: s.Mounts(), half: buf.Len() / 2}
+	if err := s.SeedMount(context.Background(), MountRecord{ID: "m", Mode: 0o755}, r); err != nil {
+		t.Fatal(err)
+	}
+	if r.seen == nil {
+		t.Fatal("the seed never read half its tar")
+	}
+	for _, name := range r.seen {
+		if strings.HasPrefix(name, "seed-") {
+			t.Errorf("a seed in progress staged %s under cache/mounts", name)
+		}
 	}
 }

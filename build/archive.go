@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"compress/bzip2"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -54,26 +53,6 @@ func decompressAny(br *bufio.Reader) (io.ReadCloser, error) {
 	return layer.Decompress(br)
 }
 
-// eachEntry calls fn for every entry of the tar stream r, stopping when ctx ends.
-func eachEntry(ctx context.Context, r io.Reader, fn func(*tar.Header, io.Reader) error) error {
-	tr := tar.NewReader(r)
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if err := fn(hdr, tr); err != nil {
-			return err
-		}
-	}
-}
-
 // extractArchive writes an archive's entries under dest, as docker does: extracted as if
 // dest were the root, so a link in the archive to ".." or to an absolute path stays a link
 // and later entries through it land inside dest, never outside it. The entries stream
@@ -93,7 +72,7 @@ func extractArchive(ctx context.Context, e *fileEntry, dest string, chown bool, 
 	}
 	defer r.Close()
 	made := &fsView{entries: map[string]viewEntry{}}
-	err = eachEntry(ctx, r, func(hdr *tar.Header, content io.Reader) error {
+	err = layer.EachEntry(ctx, r, func(hdr *tar.Header, content io.Reader) error {
 		if !extractable(hdr.Typeflag) || !made.place(hdr) || !rebaseEntry(hdr, dest) {
 			return nil
 		}

@@ -124,7 +124,7 @@ func (v *fsView) apply(ctx context.Context, l layerRef) error {
 		return err
 	}
 	defer r.Close()
-	return eachEntry(ctx, r, v.add)
+	return layer.EachEntry(ctx, r, v.add)
 }
 
 func (v *fsView) add(hdr *tar.Header, r io.Reader) error {

@@ -10,6 +10,7 @@ import (
 	"sort"
 
 	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/cache/layer"
 )
 
 // DiffImages names what differs between two stored images, for --check-reproducible:
@@ -73,7 +74,7 @@ func layerEntries(ctx context.Context, open func() (io.ReadCloser, error)) (map[
 	}
 	defer rc.Close()
 	out := map[string]entry{}
-	err = eachEntry(ctx, rc, func(hdr *tar.Header, content io.Reader) error {
+	err = layer.EachEntry(ctx, rc, func(hdr *tar.Header, content io.Reader) error {
 		h := sha256.New()
 		if _, err := io.Copy(h, content); err != nil {
 			return err

@@ -3,7 +3,6 @@ package container
 import (
 	"archive/tar"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	goruntime "runtime"
@@ -67,25 +66,13 @@ func Import(ctx context.Context, st *cache.Store, r io.Reader, opts ImageOptions
 
 // copyTar rewrites every entry of the tar r through w (which normalizes headers).
 func copyTar(ctx context.Context, r io.Reader, w *layer.Writer) error {
-	tr := tar.NewReader(r)
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("read tar: %w", err)
-		}
+	return layer.EachEntry(ctx, r, func(hdr *tar.Header, content io.Reader) error {
 		if err := w.WriteHeader(hdr); err != nil {
 			return err
 		}
-		if _, err := io.Copy(w, tr); err != nil {
-			return err
-		}
-	}
+		_, err := io.Copy(w, content)
+		return err
+	})
 }
 
 // newImage packs fill into a gzip layer blob, appends it to base with a history entry and

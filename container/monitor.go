@@ -178,6 +178,10 @@ func (m *monitor) runOnce(ctx context.Context) (int, error) {
 		done <- runResult{int(code), err}
 	}()
 	res := m.wait(ctx, ctr, done)
+	var ce *runtime.CommandError
+	if errors.As(res.err, &ce) {
+		return int(ce.Status), res.err // docker's 127/126, and why
+	}
 	if res.err != nil {
 		return exitKilnFailure, res.err
 	}

@@ -71,6 +71,9 @@ func (sb *stageBuilder) planURLs(ctx context.Context, sources []string, checksum
 		return urls, local, nil
 	}
 	for _, us := range urls {
+		if sb.p.opts.ChecksOnly {
+			break
+		}
 		d, err := us.fetch(ctx, sb.p.downloadDir())
 		if err != nil {
 			return nil, nil, err

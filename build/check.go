@@ -24,13 +24,14 @@ const CheckArg = "BUILDKIT_DOCKERFILE_CHECK"
 
 // Check is one build-check warning: a BuildKit build-check rule the Buildfile breaks.
 type Check struct {
-	Rule        string // BuildKit's rule name, e.g. "JSONArgsRecommended"
-	Description string // what the rule asks for
-	URL         string // the rule's documentation
-	Message     string // what is wrong at this place
-	File        string // the Buildfile's display name
-	Line        int    // first line of the instruction; 0 when it has no location
-	EndLine     int    // last line of the instruction
+	Rule        string   // BuildKit's rule name, e.g. "JSONArgsRecommended"
+	Description string   // what the rule asks for
+	URL         string   // the rule's documentation
+	Message     string   // what is wrong at this place
+	File        string   // the Buildfile's display name
+	Line        int      // first line of the instruction; 0 when it has no location
+	EndLine     int      // last line of the instruction
+	Source      []string // the instruction's lines as written, Line to EndLine
 }
 
 // String is the one-line form: "Buildfile:5: JSONArgsRecommended: … (URL)".
@@ -96,7 +97,8 @@ func parseCheckDirective(name string, dt []byte) (*linter.Config, error) {
 type checker struct {
 	lint   *linter.Linter
 	file   string
-	errors bool // error=true: any check fails the build
+	lines  []string // the Buildfile's lines, for each check's source
+	errors bool     // error=true: any check fails the build
 	checks []Check
 	report func(Check)
 }
@@ -114,7 +116,7 @@ func newChecker(f *File, buildArgs map[string]string, report func(Check)) (*chec
 	if cfg == nil {
 		cfg = &linter.Config{}
 	}
-	c := &checker{file: f.Name, errors: cfg.ReturnAsError, report: report}
+	c := &checker{file: f.Name, lines: f.lines, errors: cfg.ReturnAsError, report: report}
 	cfg = &linter.Config{ExperimentalAll: cfg.ExperimentalAll, ExperimentalRules: cfg.ExperimentalRules,
 		SkipAll: cfg.SkipAll, SkipRules: cfg.SkipRules, ReturnAsError: cfg.ReturnAsError, Warn: c.warn}
 	c.lint = linter.New(cfg)
@@ -127,7 +129,10 @@ func newChecker(f *File, buildArgs map[string]string, report func(Check)) (*chec
 func (c *checker) warn(rule, description, url, msg string, loc []parser.Range) {
 	ch := Check{Rule: rule, Description: description, URL: url, Message: msg, File: c.file}
 	if len(loc) > 0 {
-		ch.Line, ch.EndLine = loc[0].Start.Line, loc[len(loc)-1].End.Line
+		ch.Line, ch.EndLine = loc[0].Start.Line, max(loc[len(loc)-1].End.Line, loc[0].Start.Line)
+		if ch.Line >= 1 && ch.EndLine <= len(c.lines) {
+			ch.Source = slices.Clone(c.lines[ch.Line-1 : ch.EndLine])
+		}
 	}
 	c.checks = append(c.checks, ch)
 	if c.report != nil {
@@ -214,7 +219,8 @@ func (c *checker) checkFile(f *File, lex *shell.Lex) {
 }
 
 // checkDefaultBases flags FROM lines whose base name is not a valid image reference when only
-// the ARG defaults are used (no --build-arg), as BuildKit's InvalidDefaultArgInFrom.
+// the ARG defaults are used (no --build-arg), as BuildKit's InvalidDefaultArgInFrom; unlike
+// BuildKit, a base that names a stage ("FROM Build") is not an image and is not flagged.
 func (c *checker) checkDefaultBases(f *File, lex *shell.Lex) {
 	var args kvList
 	for k, v := range platformArgs() {
@@ -237,7 +243,10 @@ func (c *checker) checkDefaultBases(f *File, lex *shell.Lex) {
 		if err != nil {
 			return
 		}
-		if _, err := cache.ParseName(res.Result); err != nil && !strings.EqualFold(res.Result, "scratch") {
+		if _, isStage := (&planner{f: f}).stageByName(res.Result); isStage || strings.EqualFold(res.Result, "scratch") {
+			continue
+		}
+		if _, err := cache.ParseName(res.Result); err != nil {
 			c.run(&linter.RuleInvalidDefaultArgInFrom, st.loc, st.comments, linter.RuleInvalidDefaultArgInFrom.Format(st.BaseName))
 		}
 	}

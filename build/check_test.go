@@ -70,6 +70,8 @@ func TestCheckRules(t *testing.T) {
 		{name: "StageNameCasing", buildfile: "FROM base AS Build\n", want: []string{"StageNameCasing:1"}},
 		{name: "DuplicateStageName", buildfile: "FROM base AS a\nRUN true\nFROM base AS a\n",
 			want: []string{"DuplicateStageName:3"}},
+		{name: "InvalidDefaultArgInFrom/a stage is not an image", buildfile: "FROM base AS Build\nFROM Build\n",
+			want: []string{"StageNameCasing:1"}},
 		{name: "ReservedStageName", buildfile: "FROM base AS context\n", want: []string{"ReservedStageName:1"}},
 		{name: "UndefinedVar", buildfile: "FROM base\nARG DECLARED\nENV A=$PATH\nLABEL l=$DECLARED$NOPE\nCOPY $PTH /x\n",
 			want: []string{"UndefinedVar:4", "UndefinedVar:5"}},
@@ -124,6 +126,10 @@ func TestCheckMessage(t *testing.T) {
 	want := "Buildfile:3: JSONArgsRecommended: JSON arguments recommended for CMD to prevent unintended behavior related to OS signals (https://docs.docker.com/go/dockerfile/rule/json-args-recommended/)"
 	if got := checks[0].String(); got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	_, checks, _ = runChecks(t, checkCase{buildfile: "FROM base\nENV A 1 \\\n  B 2\nRUN true\n"})
+	if len(checks) != 1 || !slices.Equal(checks[0].Source, []string{"ENV A 1 \\", "  B 2"}) || checks[0].EndLine != 3 {
+		t.Errorf("checks %+v: want the two lines of ENV as its source", checks)
 	}
 }
 

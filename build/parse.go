@@ -20,6 +20,7 @@ type File struct {
 	EscapeToken rune
 	Warnings    []string
 
+	lines       []string       // the text, for the source of build checks
 	checkConfig *linter.Config // the "# check=" directive
 	parsed      []parsedCheck  // rules the instructions parser found, for the checker
 }
@@ -57,7 +58,7 @@ func Parse(name string, r io.Reader) (*File, error) {
 	if err != nil {
 		return nil, errAt(name, errLine(err), "", cleanParseErr(err))
 	}
-	f := &File{Name: name, EscapeToken: res.EscapeToken}
+	f := &File{Name: name, EscapeToken: res.EscapeToken, lines: strings.Split(strings.ReplaceAll(string(dt), "\r\n", "\n"), "\n")}
 	if f.checkConfig, err = parseCheckDirective(name, dt); err != nil {
 		return nil, err
 	}

@@ -70,10 +70,10 @@ func (sb *stageBuilder) planURLs(ctx context.Context, sources []string, checksum
 		urls[0].checksum = checksum
 		return urls, local, nil
 	}
+	if sb.p.opts.ChecksOnly {
+		return urls, local, nil
+	}
 	for _, us := range urls {
-		if sb.p.opts.ChecksOnly {
-			break
-		}
 		d, err := us.fetch(ctx, sb.p.downloadDir())
 		if err != nil {
 			return nil, nil, err

@@ -26,7 +26,7 @@ type PlanOptions struct {
 	Context     *Context          // the build context; nil means COPY from the context fails
 	Resolver    Resolver          // base images; nil means only FROM scratch works
 	Epoch       *time.Time        // SOURCE_DATE_EPOCH
-	Warn        func(msg string)  // non-fatal problems (unused build args, undefined variables)
+	Warn        func(msg string)  // non-fatal problems that are not build checks (unused build args)
 	DownloadDir string            // where ADD <url> content is kept until the build ends; "" = os.TempDir()
 	Check       func(Check)       // each build-check warning as it is found; nil = not reported
 	// ChecksOnly plans every stage for the build checks alone: no context file is hashed,

@@ -113,21 +113,15 @@ func runBuild(cmd *cobra.Command, g *globalOptions, o *buildOptions, contextDir 
 	if err := g.wireBuild(cmd, &po, s, policy, notes); err != nil {
 		return err
 	}
-	var checks []build.Check
-	report := newReporter(mode, cmd.ErrOrStderr())
-	po.Report = func(e build.Event) {
-		if e.Kind == build.EventCheck {
-			checks = append(checks, *e.Check)
-		}
-		report(e)
-	}
+	checks := &checkCollector{seen: map[string]bool{}}
+	po.Report = checks.wrap(newReporter(mode, cmd.ErrOrStderr()))
 	po.Export = func(ctx context.Context, img *build.Image, tags []cache.Name) error {
 		return out.write(ctx, s, img, tags)
 	}
 	start := time.Now()
 	img, err := build.Pipeline(cmd.Context(), po)
 	if mode != progressJSON && mode != progressQuiet {
-		checkSummary(notes, checks)
+		checkSummary(notes, checks.checks)
 	}
 	if err != nil && mode == progressJSON { // the error is a JSON line too; the exit code stays 1
 		_ = json.NewEncoder(cmd.ErrOrStderr()).Encode(eventJSON{Time: time.Now(), Kind: "error", Error: err.Error()})

@@ -3,7 +3,9 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/kiln-build/kiln/build"
 	"github.com/kiln-build/kiln/internal/testregistry"
 )
 
@@ -114,5 +116,31 @@ func TestBuildCheckStoresNothing(t *testing.T) {
 	}
 	if after := treeDigest(t, root); after != before {
 		t.Errorf("--check changed the store:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
+
+// TestChecksRendered: the live TTY view shows a check as a WARNING line, and a check planned
+// twice (--check-reproducible) is shown and counted once.
+func TestChecksRendered(t *testing.T) {
+	var out strings.Builder
+	v := &ttyView{w: &out, start: time.Now(), steps: map[int]*ttyStep{}}
+	c := &checkCollector{seen: map[string]bool{}}
+	report := c.wrap(v.handle)
+	chk := build.Check{Rule: "WorkdirRelativePath", Message: `Relative workdir "app" can have unexpected results if the base image changes`,
+		URL: "https://docs.docker.com/go/dockerfile/rule/workdir-relative-path/", File: "Buildfile", Line: 4, EndLine: 4}
+	for range 2 {
+		report(build.Event{Kind: build.EventCheck, Time: time.Now(), Check: &chk})
+	}
+	want := "WARNING: Buildfile:4: WorkdirRelativePath: Relative workdir \"app\" can have unexpected results if the base image changes (https://docs.docker.com/go/dockerfile/rule/workdir-relative-path/)"
+	if len(v.warns) != 1 || "WARNING: "+v.warns[0] != want || !strings.Contains(out.String(), want) {
+		t.Errorf("tty warnings %q, want one %q", v.warns, want)
+	}
+	if len(c.checks) != 1 {
+		t.Errorf("collected %d checks, want 1", len(c.checks))
+	}
+	var sum strings.Builder
+	checkSummary(&sum, c.checks)
+	if got := sum.String(); got != "1 warning found (kiln build --check shows each with its source):\n - Buildfile:4: WorkdirRelativePath: "+chk.Message+"\n" {
+		t.Errorf("summary %q", got)
 	}
 }

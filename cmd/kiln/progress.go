@@ -213,6 +213,26 @@ func (j *jsonNotes) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// checkCollector keeps a build's checks for the summary; --check-reproducible plans twice,
+// so each check is reported and counted once.
+type checkCollector struct {
+	seen   map[string]bool
+	checks []build.Check
+}
+
+func (c *checkCollector) wrap(report build.Reporter) build.Reporter {
+	return func(e build.Event) {
+		if e.Kind == build.EventCheck {
+			if c.seen[e.Check.String()] {
+				return
+			}
+			c.seen[e.Check.String()] = true
+			c.checks = append(c.checks, *e.Check)
+		}
+		report(e)
+	}
+}
+
 // checkSummary ends a build's output with its build checks, as docker's "N warnings found".
 func checkSummary(w io.Writer, checks []build.Check) {
 	if len(checks) == 0 {

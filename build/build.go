@@ -128,8 +128,9 @@ func Build(ctx context.Context, o Options) (*Image, error) {
 	return img, nil
 }
 
-// RunChecks runs only the build checks (docker build --check): every stage is planned,
-// nothing is run, downloaded or written to the store; base images come from the Resolver.
+// RunChecks runs only the build checks (docker build --check): every stage is planned (the
+// target's only with Target), nothing is run, downloaded or written to the store; base images
+// come from the Resolver.
 // The checks come back in line order, with those found before an error that stopped them.
 func RunChecks(ctx context.Context, o Options) ([]Check, error) {
 	f, err := o.parse()

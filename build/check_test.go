@@ -191,6 +191,11 @@ func TestRunChecksPlansEveryStage(t *testing.T) {
 	if want := []string{"JSONArgsRecommended:2", "WorkdirRelativePath:6"}; !slices.Equal(got, want) {
 		t.Errorf("checks %q, want %q", got, want)
 	}
+	// With --target, as docker, only the stages the target needs.
+	checks, err = RunChecks(context.Background(), Options{ContextDir: dir, Resolver: testResolver(t), Target: "unused"})
+	if err != nil || len(checks) != 1 || checks[0].Rule != "JSONArgsRecommended" {
+		t.Errorf("--target unused: checks %v, err %v", checks, err)
+	}
 	// A build error stops the checks, with those found before it.
 	if err := os.WriteFile(filepath.Join(dir, "Buildfile"), []byte("FROM base\nCMD echo hi\nEXPOSE notaport\n"), 0o644); err != nil {
 		t.Fatal(err)

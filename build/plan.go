@@ -29,8 +29,8 @@ type PlanOptions struct {
 	Warn        func(msg string)  // non-fatal problems that are not build checks (unused build args)
 	DownloadDir string            // where ADD <url> content is kept until the build ends; "" = os.TempDir()
 	Check       func(Check)       // each build-check warning as it is found; nil = not reported
-	// ChecksOnly plans every stage for the build checks alone: no context file is hashed,
-	// no URL downloaded, no git source fetched and no cache key computed.
+	// ChecksOnly plans for the build checks alone, every stage unless Target is set: no
+	// context file is hashed, no URL downloaded, no git source fetched, no cache key computed.
 	ChecksOnly bool
 }
 
@@ -95,7 +95,7 @@ func Plan(ctx context.Context, f *File, opts PlanOptions) (*Graph, error) {
 	if err != nil {
 		return nil, err
 	}
-	if opts.ChecksOnly { // docker's --check checks every stage, not only the target's
+	if opts.ChecksOnly && opts.Target == "" { // docker's --check without --target checks every stage
 		for i := range f.Stages {
 			if _, err := p.stage(ctx, i); err != nil {
 				return nil, err

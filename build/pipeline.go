@@ -84,7 +84,7 @@ func Pipeline(ctx context.Context, o PipelineOptions) (*Image, error) {
 	if o.Reproducible {
 		build = o.checkReproducible
 	}
-	img, err := build(ctx, o.Options)
+	img, err := o.buildOverCorruptCache(ctx, build)
 	if err != nil {
 		return nil, err
 	}
@@ -98,18 +98,36 @@ func Pipeline(ctx context.Context, o PipelineOptions) (*Image, error) {
 			return nil, err
 		}
 	}
-	if !o.Push {
-		// The image stays here, so it must be whole; a pushed one keeps its cached layers
-		// in the registry (the push mounts them) and fetches them only when read.
-		if err := o.Store.FetchImage(ctx, img.Manifest.Digest); err != nil {
-			return nil, fmt.Errorf("fetch the cached layers of the image: %w", err)
-		}
-	}
 	if err := o.publish(ctx, img); err != nil {
 		return nil, err
 	}
 	img.Cache.Pulled = o.Store.FetchedBytes()
 	return img, nil
+}
+
+// maxCorruptRetries bounds how often one build starts over because a cached layer came down
+// corrupt: each start drops the records naming that layer, so a few suffice.
+const maxCorruptRetries = 3
+
+// buildOverCorruptCache runs build and, unless the image is only pushed, fetches its cached
+// layers. A lazily imported layer that arrives corrupt turns its records into misses
+// (cache.ErrRemoteCorrupt): the build then starts over, reusing every step it finished, and
+// runs the steps that layer cached, rather than failing on a registry's bad blob.
+func (o *PipelineOptions) buildOverCorruptCache(ctx context.Context, build func(context.Context, Options) (*Image, error)) (*Image, error) {
+	for try := 0; ; try++ {
+		img, err := build(ctx, o.Options)
+		if err == nil && !o.Push {
+			// The image stays here, so it must be whole; a pushed one keeps its cached layers
+			// in the registry (the push mounts them) and fetches them only when read.
+			if err = o.Store.FetchImage(ctx, img.Manifest.Digest); err != nil {
+				err = fmt.Errorf("fetch the cached layers of the image: %w", err)
+			}
+		}
+		if err == nil || !errors.Is(err, cache.ErrRemoteCorrupt) || try == maxCorruptRetries {
+			return img, err
+		}
+		o.note("WARNING: %v: the steps it cached run again", err)
+	}
 }
 
 // publish exports the build cache and pushes the tags, as asked; an inline cache changes

@@ -2,7 +2,6 @@ package sbom
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 )
 
@@ -58,11 +57,10 @@ func debCopyrightLicense(data []byte) string {
 		}
 		for _, v := range p["license"] {
 			short, _, _ := strings.Cut(v, "\n")
-			if e := debLicenseExpr(strings.TrimSpace(short)); e != "" && !slices.Contains(exprs, e) {
+			if e := debLicenseExpr(strings.TrimSpace(short)); e != "" {
 				exprs = append(exprs, e)
 			}
 		}
 	}
-	slices.Sort(exprs)
 	return joinAnd(exprs)
 }

@@ -2,6 +2,7 @@ package sbom
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -209,17 +210,21 @@ func debLicenseExpr(s string) string {
 		}
 		groups = append(groups, g)
 	}
-	if len(groups) == 1 {
-		return groups[0]
-	}
 	var b strings.Builder
 	for i, g := range groups {
 		if i > 0 {
 			b.WriteString(" " + ops[i-1] + " ")
 		}
-		b.WriteString(paren(g))
+		if len(groups) > 1 {
+			g = paren(g)
+		}
+		b.WriteString(g)
 	}
-	return b.String()
+	// Whatever slipped through the translation must still be an expression.
+	if e := b.String(); spdxExpr(e) == e {
+		return e
+	}
+	return licenseRef(s)
 }
 
 // debGroup translates "A or B and C" with Debian names; "X with Y exception" stays one
@@ -230,7 +235,7 @@ func debGroup(s string) (string, bool) {
 	for i := 0; i < len(toks); i++ {
 		t := toks[i]
 		if strings.EqualFold(t, "and") || strings.EqualFold(t, "or") {
-			if len(out) == 0 || i == len(toks)-1 {
+			if len(out) == 0 || i == len(toks)-1 || isOperator(out[len(out)-1]) {
 				return "", false
 			}
 			out = append(out, strings.ToUpper(t))
@@ -304,16 +309,50 @@ func balancedInside(e string) bool {
 	return true
 }
 
-// joinAnd is the conjunction of several licenses, each of which applies to part of a package.
+// joinAnd is the conjunction of several licenses, each of which applies to part of a package:
+// nested conjunctions are flattened, duplicates dropped, and disjunctions parenthesized.
 func joinAnd(exprs []string) string {
-	if len(exprs) == 1 {
-		return exprs[0]
+	var parts []string
+	for _, e := range exprs {
+		for _, p := range splitTop(unwrap(e), " AND ") {
+			if p = unwrap(p); len(splitTop(p, " OR ")) > 1 {
+				p = "(" + p + ")"
+			}
+			if !slices.Contains(parts, p) {
+				parts = append(parts, p)
+			}
+		}
 	}
-	out := make([]string, len(exprs))
-	for i, e := range exprs {
-		out[i] = paren(e)
+	slices.Sort(parts)
+	return strings.Join(parts, " AND ")
+}
+
+// splitTop splits e at op where op is outside parentheses.
+func splitTop(e, op string) []string {
+	var out []string
+	depth, start := 0, 0
+	for i := 0; i < len(e); i++ {
+		switch e[i] {
+		case '(':
+			depth++
+		case ')':
+			depth--
+		}
+		if depth == 0 && strings.HasPrefix(e[i:], op) {
+			out = append(out, e[start:i])
+			start = i + len(op)
+			i += len(op) - 1
+		}
 	}
-	return strings.Join(out, " AND ")
+	return append(out, e[start:])
+}
+
+// unwrap drops parentheses that enclose all of e.
+func unwrap(e string) string {
+	for strings.HasPrefix(e, "(") && strings.HasSuffix(e, ")") && balancedInside(e) {
+		e = e[1 : len(e)-1]
+	}
+	return e
 }
 
 // licenseRefs lists the LicenseRef- identifiers an expression uses.

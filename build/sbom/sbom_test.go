@@ -19,8 +19,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"golang.org/x/sys/unix"
 
+	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/internal/rootfile"
 )
 
@@ -108,7 +112,7 @@ func TestScanAlpineAndApps(t *testing.T) {
 	for name, want := range map[string][2]string{
 		"musl":                   {"MIT", "pkg:apk/alpine/musl@1.2.5-r0?arch=x86_64&distro=alpine-3.20.3"},
 		"ca-certificates-bundle": {"MPL-2.0 AND MIT", "pkg:apk/alpine/ca-certificates-bundle@20240705-r0?arch=x86_64&distro=alpine-3.20.3&upstream=ca-certificates"},
-		"legacy-tool":            {"MIT AND LicenseRef-BSD AND LicenseRef-GPL2", "pkg:apk/alpine/legacy-tool@2.1-r3?arch=x86_64&distro=alpine-3.20.3"},
+		"legacy-tool":            {"LicenseRef-BSD AND LicenseRef-GPL2 AND MIT", "pkg:apk/alpine/legacy-tool@2.1-r3?arch=x86_64&distro=alpine-3.20.3"},
 	} {
 		if p := pkgs[name]; p.License != want[0] || p.PURL != want[1] {
 			t.Errorf("%s: license %q purl %q, want %q %q", name, p.License, p.PURL, want[0], want[1])
@@ -495,4 +499,46 @@ func firstDiff(got, want []byte) string {
 		}
 	}
 	return "lengths differ: " + strconv.Itoa(len(g)) + " vs " + strconv.Itoa(len(w)) + " lines"
+}
+
+// TestScanImageFromStore: an image written to a real store and read back as the build's
+// final image would be: its layers' blobs scanned without unpacking them.
+func TestScanImageFromStore(t *testing.T) {
+	store, err := cache.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	var adds []mutate.Addendum
+	for _, dir := range []string{"testdata/debian", "testdata/apps"} {
+		l, err := tarball.LayerFromOpener(tarOf(t, dir), tarball.WithCompressedCaching)
+		if err != nil {
+			t.Fatal(err)
+		}
+		adds = append(adds, mutate.Addendum{Layer: l})
+	}
+	img, err := mutate.Append(empty.Image, adds...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, err := store.WriteImage(context.Background(), img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := store.Image(desc.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := testOptions("store")
+	opts.ImageDigest = ""
+	doc, err := ScanImage(context.Background(), stored, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Packages) != 37+11 {
+		t.Errorf("%d packages, want debian's 37 and the apps' 11", len(doc.Packages))
+	}
+	if want := "/sha256-" + desc.Digest.Hex; !strings.HasSuffix(doc.Namespace, want) {
+		t.Errorf("namespace %s does not end in the manifest digest %s", doc.Namespace, want)
+	}
 }

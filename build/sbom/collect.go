@@ -169,32 +169,61 @@ func (c *collector) add(name string, k kind, r io.Reader, size int64) error {
 		return &rootfile.TooLargeError{Path: "/" + name, Size: size, Limit: k.limit()}
 	}
 	if k == kindExec {
-		// Only executables start with a magic number; most files of /usr/bin are not Go's.
-		var magic [4]byte
-		n, err := io.ReadFull(r, magic[:])
-		if err != nil || !isExecutable(magic[:n]) {
-			return nil
-		}
-		r = io.MultiReader(bytes.NewReader(magic[:n]), r)
+		return c.addBinary(name, r, size)
 	}
-	h1, h256 := sha1.New(), sha256.New()
-	data, err := io.ReadAll(io.TeeReader(io.LimitReader(r, k.limit()+1), io.MultiWriter(h1, h256)))
+	data, err := io.ReadAll(io.LimitReader(r, k.limit()+1))
 	if err != nil {
 		return fmt.Errorf("sbom: read /%s: %w", name, err)
 	}
 	if int64(len(data)) > k.limit() { // it grew after the stat
 		return &rootfile.TooLargeError{Path: "/" + name, Size: int64(len(data)), Limit: k.limit()}
 	}
-	f := &found{kind: k, data: data, sha1: hexSum(h1), sha256: hexSum(h256)}
-	if k == kindExec {
-		bi, err := buildinfo.Read(bytes.NewReader(data))
-		if err != nil {
-			return nil // not a Go binary, or one built without module info
+	f := &found{kind: k, data: data}
+	f.sha1, f.sha256, _ = hashes(bytes.NewReader(data)) // memory: no read error
+	c.files[name] = f
+	return nil
+}
+
+// addBinary reads an executable's Go build info, in place when r can be read at offsets (a
+// file of a directory) and from memory when it streams (a layer's tar); only a Go binary is
+// read whole, for its checksums.
+func (c *collector) addBinary(name string, r io.Reader, size int64) error {
+	ra, ok := r.(io.ReaderAt)
+	if !ok {
+		// Most executables are not Go's: the magic number spares reading the rest of those.
+		var magic [4]byte
+		n, err := io.ReadFull(r, magic[:])
+		if err != nil || !isExecutable(magic[:n]) {
+			return nil
 		}
-		f.data, f.build = nil, bi
+		data, err := io.ReadAll(io.LimitReader(io.MultiReader(bytes.NewReader(magic[:n]), r), maxBinary+1))
+		if err != nil {
+			return fmt.Errorf("sbom: read /%s: %w", name, err)
+		}
+		ra, size = bytes.NewReader(data), min(int64(len(data)), maxBinary)
+	} else {
+		var magic [4]byte
+		if n, _ := ra.ReadAt(magic[:], 0); !isExecutable(magic[:n]) {
+			return nil
+		}
+	}
+	bi, err := buildinfo.Read(io.NewSectionReader(ra, 0, size))
+	if err != nil {
+		return nil // not a Go binary, or one built without module info
+	}
+	f := &found{kind: kindExec, build: bi}
+	if f.sha1, f.sha256, err = hashes(io.NewSectionReader(ra, 0, size)); err != nil {
+		return fmt.Errorf("sbom: read /%s: %w", name, err)
 	}
 	c.files[name] = f
 	return nil
+}
+
+// hashes are r's SHA-1 (which SPDX 2.3 requires of a file) and SHA-256, in hex.
+func hashes(r io.Reader) (string, string, error) {
+	h1, h256 := sha1.New(), sha256.New()
+	_, err := io.Copy(io.MultiWriter(h1, h256), r)
+	return hexSum(h1), hexSum(h256), err
 }
 
 func isExecutable(magic []byte) bool {

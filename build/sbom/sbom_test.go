@@ -40,7 +40,7 @@ func testOptions(name string) Options {
 // status and copyright files, an Alpine 3.20 installed db, Python and npm trees) and compares
 // the documents to the golden ones byte for byte.
 func TestScanGolden(t *testing.T) {
-	for _, name := range []string{"debian", "alpine", "apps", "empty"} {
+	for _, name := range []string{"debian", "distroless", "alpine", "apps", "empty"} {
 		t.Run(name, func(t *testing.T) {
 			doc, err := ScanDir(context.Background(), filepath.Join("testdata", name), testOptions(name+":latest"))
 			if err != nil {

@@ -135,7 +135,7 @@ func (c *collector) walk(ctx context.Context, fsys fs.FS) error {
 			return nil
 		}
 		if !mode.IsRegular() {
-			return c.notRegular(name, k, mode)
+			return c.notRegular(name, mode)
 		}
 		f, err := fsys.Open(name)
 		if err != nil {
@@ -147,7 +147,7 @@ func (c *collector) walk(ctx context.Context, fsys fs.FS) error {
 			return fmt.Errorf("sbom: stat /%s: %w", name, err)
 		}
 		if !fi.Mode().IsRegular() {
-			return c.notRegular(name, k, fi.Mode())
+			return c.notRegular(name, fi.Mode())
 		}
 		return c.add(name, k, f, fi.Size())
 	})
@@ -155,7 +155,7 @@ func (c *collector) walk(ctx context.Context, fsys fs.FS) error {
 
 // notRegular fails for a database path that is a device or FIFO: the image is broken or
 // hostile. An executable cannot be one, so only databases get here.
-func (c *collector) notRegular(name string, k kind, mode fs.FileMode) error {
+func (c *collector) notRegular(name string, mode fs.FileMode) error {
 	return &rootfile.NotRegularError{Path: "/" + name, Mode: mode.Type().String()}
 }
 
@@ -261,17 +261,23 @@ func (c *collector) applyLayer(ctx context.Context, open func() (io.ReadCloser, 
 		delete(top.files, name)
 		switch hdr.Typeflag {
 		case tar.TypeLink:
+			// The same content, but what it is depends on the link's own path.
 			target := strings.TrimPrefix(path.Clean("/"+hdr.Linkname), "/")
-			if f, ok := top.files[target]; ok {
-				top.files[name] = f
-			} else if f, ok := c.files[target]; ok {
-				top.files[name] = f
+			f, ok := top.files[target]
+			if !ok {
+				f, ok = c.files[target]
+			}
+			k := classify(name, hdr.FileInfo().Mode()|0o444)
+			if ok && k != kindNone && (k == kindExec) == (f.kind == kindExec) {
+				same := *f
+				same.kind = k
+				top.files[name] = &same
 			}
 			return nil
 		case tar.TypeReg:
 		default:
 			if k := classify(name, hdr.FileInfo().Mode()); k != kindNone && hdr.Typeflag != tar.TypeSymlink && hdr.Typeflag != tar.TypeDir {
-				return c.notRegular(name, k, hdr.FileInfo().Mode())
+				return c.notRegular(name, hdr.FileInfo().Mode())
 			}
 			return nil
 		}

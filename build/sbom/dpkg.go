@@ -46,7 +46,8 @@ func dpkgPackages(data []byte, statusD bool, d distro) ([]Package, error) {
 // expression; a free-form copyright file states none a machine can read, so "".
 func debCopyrightLicense(data []byte) string {
 	paras, err := parseParagraphs(data, false)
-	if err != nil || len(paras) == 0 || !strings.Contains(paras[0].get("format"), "copyright-format/1.0") {
+	// DEP-5 1.0 names its format; its drafts, still in old packages, said Format-Specification.
+	if err != nil || len(paras) == 0 || !strings.Contains(paras[0].get("format"), "copyright-format/1.0") && paras[0]["format-specification"] == nil {
 		return ""
 	}
 	var exprs []string

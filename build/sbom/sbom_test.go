@@ -542,3 +542,57 @@ func TestScanImageFromStore(t *testing.T) {
 		t.Errorf("namespace %s does not end in the manifest digest %s", doc.Namespace, want)
 	}
 }
+
+func TestDebCopyrightLicense(t *testing.T) {
+	for in, want := range map[string]string{
+		"Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\nLicense: GPL-2+\n\nFiles: *\nCopyright: 2000 A\nLicense: GPL-2+\n\nFiles: lib/*\nLicense: Expat\n\nLicense: Apache-2.0\n Its text, in a stand-alone paragraph no Files paragraph names.\n": "GPL-2.0-or-later AND MIT",
+		"Format-Specification: http://svn.debian.org/wsvn/dep/web/deps/dep5.mdwn?op=file&rev=135\n\nFiles: *\nLicense: BSD-3-clause\n":                                                                                                                                          "BSD-3-Clause",
+		"This is the Debian prepackaged version of foo.\n\nLicense: GPL-2\n":                                                                                 "",
+		"Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\nFiles: *\nLicense: GPL-2+ or Artistic\n\nFiles: x\nLicense: GPL-2+\n": "(GPL-2.0-or-later OR Artistic-1.0) AND GPL-2.0-or-later",
+	} {
+		if got := debCopyrightLicense([]byte(in)); got != want {
+			t.Errorf("debCopyrightLicense(%.40q…) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestScanLayersEntries: a hard link to a Go binary or database counts at its own path, and a
+// FIFO at a database path fails the scan with the path.
+func TestScanLayersEntries(t *testing.T) {
+	status, err := os.ReadFile("testdata/debian/var/lib/dpkg/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	layer := func(entries ...*tar.Header) func() (io.ReadCloser, error) {
+		var buf bytes.Buffer
+		tw := tar.NewWriter(&buf)
+		for _, h := range entries {
+			tw.WriteHeader(h)
+			if h.Typeflag == tar.TypeReg {
+				tw.Write(status[:h.Size])
+			}
+		}
+		tw.Close()
+		return func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil }
+	}
+	reg := &tar.Header{Name: "var/lib/dpkg/status.d/all", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(status))}
+	link := &tar.Header{Name: "var/lib/dpkg/status", Typeflag: tar.TypeLink, Linkname: "var/lib/dpkg/status.d/all"}
+	doc, err := ScanLayers(context.Background(), []func() (io.ReadCloser, error){layer(reg), layer(link)}, testOptions("links"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var at []string
+	for _, p := range doc.Packages {
+		if p.Name == "bash" {
+			at = append(at, p.Locations...)
+		}
+	}
+	if !slices.Equal(at, []string{"/var/lib/dpkg/status", "/var/lib/dpkg/status.d/all"}) || len(doc.Files) != 2 {
+		t.Errorf("hard link: bash at %v, %d files", at, len(doc.Files))
+	}
+	fifo := &tar.Header{Name: "lib/apk/db/installed", Typeflag: tar.TypeFifo, Mode: 0o644}
+	var nr *rootfile.NotRegularError
+	if _, err := ScanLayers(context.Background(), []func() (io.ReadCloser, error){layer(fifo)}, testOptions("fifo")); !errors.As(err, &nr) || !strings.Contains(err.Error(), "/lib/apk/db/installed") {
+		t.Errorf("fifo in a layer: %v", err)
+	}
+}

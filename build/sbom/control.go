@@ -25,13 +25,22 @@ func parseParagraphs(data []byte, headerOnly bool) ([]paragraph, error) {
 	var out []paragraph
 	var cur paragraph
 	var last string
+	var lines []string // the value of the field last, line by line: joined once, not per line
+	flush := func() {
+		if last != "" {
+			vals := cur[last]
+			vals[len(vals)-1] = strings.Join(lines, "\n")
+		}
+		last, lines = "", lines[:0]
+	}
 	for n, line := range bytes.Split(data, []byte("\n")) {
 		s := strings.TrimSuffix(string(line), "\r")
 		switch {
 		case strings.TrimSpace(s) == "":
 			if cur != nil {
+				flush()
 				out = append(out, cur)
-				cur, last = nil, ""
+				cur = nil
 				if headerOnly {
 					return out, nil
 				}
@@ -44,8 +53,7 @@ func parseParagraphs(data []byte, headerOnly bool) ([]paragraph, error) {
 			if v == "." {
 				v = ""
 			}
-			vals := cur[last]
-			vals[len(vals)-1] += "\n" + v
+			lines = append(lines, v)
 		case s[0] == '#' && !headerOnly:
 			// deb822 comments
 		default:
@@ -56,11 +64,14 @@ func parseParagraphs(data []byte, headerOnly bool) ([]paragraph, error) {
 			if cur == nil {
 				cur = paragraph{}
 			}
+			flush()
 			last = strings.ToLower(k)
-			cur[last] = append(cur[last], strings.TrimSpace(v))
+			cur[last] = append(cur[last], "")
+			lines = append(lines, strings.TrimSpace(v))
 		}
 	}
 	if cur != nil {
+		flush()
 		out = append(out, cur)
 	}
 	return out, nil

@@ -447,7 +447,7 @@ func write(t *testing.T, name, content string) {
 }
 
 // tarOf packs dir into an uncompressed layer (whiteout files kept as the names they are).
-func tarOf(t *testing.T, dir string) func() (io.ReadCloser, error) {
+func tarOf(t testing.TB, dir string) func() (io.ReadCloser, error) {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)

@@ -31,6 +31,7 @@ const (
 	kindDpkgStatus
 	kindDpkgStatusD // distroless: one status paragraph per file
 	kindDebCopyright
+	kindDocLink // /usr/share/doc/PKG as a symlink to another package's directory
 	kindApk
 	kindOSRelease
 	kindPython
@@ -67,6 +68,8 @@ func classify(name string, mode fs.FileMode) kind {
 		return kindDpkgStatusD
 	case base == "copyright" && path.Dir(dir) == "usr/share/doc":
 		return kindDebCopyright
+	case dir == "usr/share/doc" && mode&fs.ModeSymlink != 0:
+		return kindDocLink
 	case name == "lib/apk/db/installed", name == "usr/lib/apk/db/installed":
 		return kindApk
 	case name == "etc/os-release", name == "usr/lib/os-release":
@@ -99,6 +102,7 @@ type found struct {
 	kind         kind
 	data         []byte           // the content, but for binaries
 	build        *debug.BuildInfo // a Go binary's build info
+	link         string           // a kindDocLink's target package
 	sha1, sha256 string
 }
 
@@ -119,7 +123,17 @@ func (c *collector) walk(ctx context.Context, fsys fs.FS) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if d.IsDir() || d.Type()&fs.ModeSymlink != 0 {
+		if d.IsDir() {
+			return nil
+		}
+		if d.Type()&fs.ModeSymlink != 0 {
+			if classify(name, d.Type()) == kindDocLink {
+				target, err := fs.ReadLink(fsys, name)
+				if err != nil {
+					return fmt.Errorf("sbom: read link /%s: %w", name, err)
+				}
+				c.addDocLink(name, target)
+			}
 			return nil
 		}
 		mode := d.Type()
@@ -151,6 +165,18 @@ func (c *collector) walk(ctx context.Context, fsys fs.FS) error {
 		}
 		return c.add(name, k, f, fi.Size())
 	})
+}
+
+// addDocLink records /usr/share/doc/PKG -> OTHER, which Debian uses for packages built from one
+// source (libfoo-dev -> libfoo1): PKG's copyright is OTHER's. Only a sibling counts: the link
+// is read as a name, never followed.
+func (c *collector) addDocLink(name, target string) {
+	if !path.IsAbs(target) {
+		target = path.Join("/usr/share/doc", target)
+	}
+	if dir, pkg := path.Split(path.Clean(target)); dir == "/usr/share/doc/" && pkg != "" {
+		c.files[name] = &found{kind: kindDocLink, link: pkg}
+	}
 }
 
 // notRegular fails for a database path that is a device or FIFO: the image is broken or
@@ -260,6 +286,11 @@ func (c *collector) applyLayer(ctx context.Context, open func() (io.ReadCloser, 
 		delete(c.files, name)
 		delete(top.files, name)
 		switch hdr.Typeflag {
+		case tar.TypeSymlink:
+			if classify(name, fs.ModeSymlink) == kindDocLink {
+				top.addDocLink(name, hdr.Linkname)
+			}
+			return nil
 		case tar.TypeLink:
 			// The same content, but what it is depends on the link's own path.
 			target := strings.TrimPrefix(path.Clean("/"+hdr.Linkname), "/")
@@ -268,7 +299,7 @@ func (c *collector) applyLayer(ctx context.Context, open func() (io.ReadCloser, 
 				f, ok = c.files[target]
 			}
 			k := classify(name, hdr.FileInfo().Mode()|0o444)
-			if ok && k != kindNone && (k == kindExec) == (f.kind == kindExec) {
+			if ok && k != kindNone && k != kindDocLink && (k == kindExec) == (f.kind == kindExec) {
 				same := *f
 				same.kind = k
 				top.files[name] = &same
@@ -381,7 +412,11 @@ func (c *collector) osRelease() []byte {
 
 // debLicense fills a Debian package's license from its machine-readable copyright file.
 func (c *collector) debLicense(p *Package) {
-	name := "usr/share/doc/" + p.Name + "/copyright"
+	doc := p.Name
+	if l, ok := c.files["usr/share/doc/"+doc]; ok && l.kind == kindDocLink {
+		doc = l.link
+	}
+	name := "usr/share/doc/" + doc + "/copyright"
 	f, ok := c.files[name]
 	if !ok {
 		return

@@ -7,7 +7,8 @@
 //
 //   - Debian/Ubuntu: /var/lib/dpkg/status (installed packages only) and distroless'
 //     /var/lib/dpkg/status.d/*; licenses from /usr/share/doc/PKG/copyright when it is
-//     machine-readable (DEP-5), its short names translated to SPDX identifiers.
+//     machine-readable (DEP-5), its short names translated to SPDX identifiers; a doc directory
+//     that is a symlink to a sibling (libfoo-dev -> libfoo1) is read as that sibling's name.
 //   - Alpine: /lib/apk/db/installed (and apk 3's /usr/lib/apk/db/installed).
 //   - Go: every executable's embedded build info (debug/buildinfo, through io.ReaderAt):
 //     the main module, each dependency (a replacement in its place) and the stdlib.

@@ -79,8 +79,13 @@ func TestScanDebianPackages(t *testing.T) {
 		t.Fatal(err)
 	}
 	pkgs := byName(doc)
-	if len(pkgs) != 37 {
-		t.Errorf("%d packages, want the 37 installed ones (oldpkg is only config files)", len(pkgs))
+	if len(pkgs) != 39 {
+		t.Errorf("%d packages, want the 39 installed ones (oldpkg is only config files)", len(pkgs))
+	}
+	// /usr/share/doc/libncursesw6 -> libtinfo6: one source package, one copyright file.
+	if n, tinfo := pkgs["libncursesw6"], pkgs["libtinfo6"]; n.License == "" || n.License != tinfo.License ||
+		!slices.Equal(n.Locations, []string{"/var/lib/dpkg/status", "/usr/share/doc/libtinfo6/copyright"}) {
+		t.Errorf("libncursesw6: license %q at %v, want libtinfo6's %q", n.License, n.Locations, tinfo.License)
 	}
 	if _, ok := pkgs["oldpkg"]; ok {
 		t.Error("a deinstalled package is listed")
@@ -535,8 +540,11 @@ func TestScanImageFromStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(doc.Packages) != 37+11 {
-		t.Errorf("%d packages, want debian's 37 and the apps' 11", len(doc.Packages))
+	if len(doc.Packages) != 39+11 {
+		t.Errorf("%d packages, want debian's 39 and the apps' 11", len(doc.Packages))
+	}
+	if p := byName(doc)["libffi-dev"]; p.License == "" {
+		t.Error("libffi-dev has no license: its doc directory's symlink was not read from the layer")
 	}
 	if want := "/sha256-" + desc.Digest.Hex; !strings.HasSuffix(doc.Namespace, want) {
 		t.Errorf("namespace %s does not end in the manifest digest %s", doc.Namespace, want)

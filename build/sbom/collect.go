@@ -129,10 +129,13 @@ func (c *collector) walk(ctx context.Context, fsys fs.FS) error {
 		if d.Type()&fs.ModeSymlink != 0 {
 			if classify(name, d.Type()) == kindDocLink {
 				target, err := fs.ReadLink(fsys, name)
-				if err != nil {
+				switch {
+				case errors.Is(err, fs.ErrInvalid): // an fs.FS that cannot read links: no alias
+				case err != nil:
 					return fmt.Errorf("sbom: read link /%s: %w", name, err)
+				default:
+					c.addDocLink(name, target)
 				}
-				c.addDocLink(name, target)
 			}
 			return nil
 		}

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -604,3 +605,24 @@ func TestScanLayersEntries(t *testing.T) {
 		t.Errorf("fifo in a layer: %v", err)
 	}
 }
+
+// TestScanFS: any fs.FS works, including one that cannot read links.
+func TestScanFS(t *testing.T) {
+	fsys := fstest.MapFS{
+		"lib/apk/db/installed":       {Data: []byte("P:musl\nV:1.2.5-r0\nA:x86_64\nL:MIT\n")},
+		"usr/share/doc/libfoo-dev":   {Data: []byte("libfoo1"), Mode: fs.ModeSymlink},
+		"usr/share/doc/other/readme": {Data: []byte("hi")},
+	}
+	doc, err := Scan(context.Background(), noLinks{fsys}, testOptions("mapfs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := byName(doc)["musl"]; p.PURL != "pkg:apk/alpine/musl@1.2.5-r0?arch=x86_64" || p.License != "MIT" {
+		t.Errorf("musl: %+v", p)
+	}
+}
+
+// noLinks hides MapFS's ReadLink, as a plain fs.FS would.
+type noLinks struct{ fs fs.FS }
+
+func (n noLinks) Open(name string) (fs.File, error) { return n.fs.Open(name) }

@@ -14,7 +14,7 @@ FUZZTIME ?= 10s
 # counts no executions: short runs then spend all their time minimizing. Bound it by executions.
 FUZZMINIMIZE ?= 100x
 # Fuzz targets as package:Target; `make fuzz FUZZTIME=2m` runs each longer.
-FUZZ_TARGETS := ./build:FuzzParsePlan ./build:FuzzIgnoreSelect ./cache/layer:FuzzApply ./cache/layer:FuzzApplyEntries ./cache/layer:FuzzDecompress ./cache:FuzzParseName ./registry:FuzzLoad ./runtime:FuzzResolveUser ./container:FuzzDecodeRecord
+FUZZ_TARGETS := ./build:FuzzParsePlan ./build:FuzzIgnoreSelect ./build/sbom:FuzzParseDatabases ./cache/layer:FuzzApply ./cache/layer:FuzzApplyEntries ./cache/layer:FuzzDecompress ./cache:FuzzParseName ./registry:FuzzLoad ./runtime:FuzzResolveUser ./container:FuzzDecodeRecord
 
 .PHONY: build demo test unit fuzz stress bench bench-compare lint deps-demo deps-test clean
 

@@ -44,6 +44,7 @@ type buildOptions struct {
 	level        int
 	cacheFrom    []string
 	cacheTo      string
+	provenance   string
 }
 
 func newBuildCmd(g *globalOptions) *cobra.Command {
@@ -82,6 +83,7 @@ func newBuildCmd(g *globalOptions) *cobra.Command {
 	f.StringVar(&o.cacheTo, "cache-to", "", "export this build's cache: type=registry,ref=REG/NAME:TAG, type=local,dest=DIR or type=inline; options mode=min|max, compression=gzip|zstd, ignore-error=true")
 	f.BoolVar(&o.push, "push", false, "push every -t name to its registry after the build")
 	f.BoolVar(&o.explain, "explain", false, "say why each step that runs missed the cache (which file, variable or parent changed)")
+	f.StringVar(&o.provenance, "provenance", "", "attach SLSA provenance: true, false or mode=min|max (default mode=min with --push or --output)")
 	platformFlag(c)
 	f.StringVar(&o.metadata, "metadata-file", "", "write the image digest, config digest and names to this JSON file")
 	return c
@@ -109,8 +111,10 @@ func runBuild(cmd *cobra.Command, g *globalOptions, o *buildOptions, contextDir 
 		return err
 	}
 	po.Report = newReporter(mode, cmd.ErrOrStderr())
-	po.Export = func(ctx context.Context, img *build.Image, tags []cache.Name) error {
-		return out.write(ctx, s, img, tags)
+	if out.typ != "image" {
+		po.Export = func(ctx context.Context, img *build.Image, tags []cache.Name) error {
+			return out.write(ctx, s, img, tags)
+		}
 	}
 	start := time.Now()
 	img, err := build.Pipeline(cmd.Context(), po)
@@ -158,6 +162,12 @@ func (o *buildOptions) pipelineOptions(contextDir string) (build.PipelineOptions
 		}
 	}
 	po.CacheFrom, po.CacheTo = o.cacheFrom, o.cacheTo
+	if o.provenance != "" {
+		if po.Provenance.Mode, po.Provenance.BuilderID, err = build.ParseProvenance(o.provenance); err != nil {
+			return po, out, 0, usageError{err}
+		}
+	}
+	po.Provenance.Version = version
 	return po, out, policy, nil
 }
 

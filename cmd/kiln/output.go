@@ -71,6 +71,9 @@ func (o output) write(ctx context.Context, s *cache.Store, img *build.Image, tag
 		if o.typ == "docker" {
 			format = registry.DockerArchive
 		}
+		if img.Index != nil && format == registry.OCIArchive {
+			m = img.Index.Digest // with its attestations, as BuildKit's oci exporter
+		}
 		return writeDest(o.dest, func(f *os.File) error { return registry.SaveImage(ctx, s, m, tags, format, f) })
 	}
 	return nil

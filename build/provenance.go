@@ -76,17 +76,17 @@ type ProvenanceOptions struct {
 
 // buildRecord is what a build saw, kept for its provenance.
 type buildRecord struct {
-	buildfile   string // path relative to the context ("Buildfile" for stdin)
-	data        []byte // the Buildfile's bytes
-	target      string
-	args        map[string]string
-	labels      map[string]string
-	secrets     []string // ids only
-	contextDir  string
-	graph       *Graph
-	started     time.Time
-	finished    time.Time
-	epoch       *time.Time
+	buildfile  string // path relative to the context ("Buildfile" for stdin)
+	data       []byte // the Buildfile's bytes
+	target     string
+	args       map[string]string
+	labels     map[string]string
+	secrets    []string // ids only
+	contextDir string
+	graph      *Graph
+	started    time.Time
+	finished   time.Time
+	epoch      *time.Time
 }
 
 // provenance is the SLSA v1 predicate in the shape BuildKit's types give it.

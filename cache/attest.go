@@ -14,14 +14,14 @@ import (
 // Names BuildKit stores attestations under (docs/attestations/attestation-storage.md), so
 // that docker, buildx imagetools and cosign read kiln's as theirs.
 const (
-	InTotoMediaType                 types.MediaType = "application/vnd.in-toto+json"
-	InTotoStatementV1                               = "https://in-toto.io/Statement/v1"
-	AttestationArtifactType                         = "application/vnd.docker.attestation.manifest.v1+json"
-	AnnotationReferenceType                         = "vnd.docker.reference.type"
-	AnnotationReferenceDigest                       = "vnd.docker.reference.digest"
-	AnnotationPredicateType                         = "in-toto.io/predicate-type"
-	ReferenceTypeAttestation                        = "attestation-manifest"
-	emptyJSONMediaType              types.MediaType = "application/vnd.oci.empty.v1+json"
+	InTotoMediaType           types.MediaType = "application/vnd.in-toto+json"
+	InTotoStatementV1                         = "https://in-toto.io/Statement/v1"
+	AttestationArtifactType                   = "application/vnd.docker.attestation.manifest.v1+json"
+	AnnotationReferenceType                   = "vnd.docker.reference.type"
+	AnnotationReferenceDigest                 = "vnd.docker.reference.digest"
+	AnnotationPredicateType                   = "in-toto.io/predicate-type"
+	ReferenceTypeAttestation                  = "attestation-manifest"
+	emptyJSONMediaType        types.MediaType = "application/vnd.oci.empty.v1+json"
 )
 
 // maxStatementSize bounds an attestation blob read back, as BuildKit bounds what it writes.

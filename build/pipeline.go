@@ -245,7 +245,7 @@ func (o *PipelineOptions) toEStargz(ctx context.Context, img *Image) (*Image, er
 	if err := o.tag(ctx, desc); err != nil {
 		return nil, err
 	}
-	return &Image{Manifest: desc, ID: id, Config: cf, Keys: img.Keys}, nil
+	return &Image{Manifest: desc, ID: id, Config: cf, Keys: img.Keys, record: img.record}, nil
 }
 
 func (o *PipelineOptions) tag(ctx context.Context, desc v1.Descriptor) error {

@@ -375,7 +375,7 @@ func platformString(cf *v1.ConfigFile) string {
 // digest and platform as qualifiers. A reference that is no name (an image ID) stays as is.
 func imagePURL(ref, platform string) string {
 	n, err := cache.ParseName(ref)
-	if err != nil {
+	if err != nil || strings.HasPrefix(ref, "sha256:") {
 		return ref
 	}
 	short := n.Short()

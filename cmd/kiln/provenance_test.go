@@ -1,0 +1,77 @@
+package main
+
+import (
+	"encoding/json"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestInspectAttestations: build --provenance=mode=max attaches SLSA provenance that
+// `inspect --attestations` prints, without the secret build arg; the attested image still
+// lists, inspects, saves, loads and runs as the image, FROM it works, and a plain build has none.
+func TestInspectAttestations(t *testing.T) {
+	requireContainers(t)
+	root, ctxDir := busyboxRoot(t), t.TempDir()
+	writeTree(t, ctxDir, map[string]string{
+		"Buildfile": "FROM busybox\nARG GREETING\nARG DB_PASSWORD\nCOPY msg /msg\nCMD [\"cat\", \"/msg\"]\n",
+		"msg":       "hello from an attested image\n",
+	})
+	ok(t, root, "build", "-q", "--provenance=mode=max", "--build-arg", "GREETING=hi", "--build-arg", "DB_PASSWORD=hunter2", "-t", "app", ctxDir)
+	r := ok(t, root, "inspect", "--attestations", "app")
+	var sts []struct {
+		Type          string `json:"_type"`
+		PredicateType string `json:"predicateType"`
+		Predicate     struct {
+			BuildDefinition struct {
+				ExternalParameters struct {
+					Request struct {
+						Args map[string]string `json:"args"`
+					} `json:"request"`
+				} `json:"externalParameters"`
+				ResolvedDependencies []struct {
+					URI string `json:"uri"`
+				} `json:"resolvedDependencies"`
+			} `json:"buildDefinition"`
+		} `json:"predicate"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &sts); err != nil || len(sts) != 1 {
+		t.Fatalf("inspect --attestations printed %v (%v):\n%s", sts, err, r.stdout)
+	}
+	st := sts[0]
+	if st.Type != "https://in-toto.io/Statement/v1" || st.PredicateType != "https://slsa.dev/provenance/v1" {
+		t.Errorf("statement %s / %s", st.Type, st.PredicateType)
+	}
+	if st.Predicate.BuildDefinition.ExternalParameters.Request.Args["build-arg:GREETING"] != "hi" || strings.Contains(r.stdout, "hunter2") {
+		t.Errorf("build args in provenance: %v", st.Predicate.BuildDefinition.ExternalParameters.Request.Args)
+	}
+	if deps := st.Predicate.BuildDefinition.ResolvedDependencies; len(deps) != 1 || !strings.HasPrefix(deps[0].URI, "pkg:docker/busybox@latest") {
+		t.Errorf("resolved dependencies %+v", deps)
+	}
+
+	if rows := imageRows(t, root); len(rows) != 2 {
+		t.Errorf("images lists %d rows, want busybox and app: %+v", len(rows), rows)
+	}
+	ok(t, root, "inspect", "app")
+	if r := ok(t, root, "run", "--rm", "app"); r.stdout != "hello from an attested image\n" {
+		t.Errorf("run of the attested image printed %q", r.stdout)
+	}
+	archive := filepath.Join(t.TempDir(), "app.tar")
+	ok(t, root, "save", "-o", archive, "app")
+	other := busyboxRoot(t)
+	ok(t, other, "load", "-i", archive)
+	if r := ok(t, other, "run", "--rm", "app"); r.stdout != "hello from an attested image\n" {
+		t.Errorf("run of the loaded attested image printed %q", r.stdout)
+	}
+	writeTree(t, ctxDir, map[string]string{"Buildfile": "FROM app\nRUN cat /msg\n"})
+	ok(t, root, "build", "-q", "-t", "child", ctxDir)
+	if r := ok(t, root, "inspect", "--attestations", "child"); strings.TrimSpace(r.stdout) != "[]" {
+		t.Errorf("a plain local build has attestations: %s", r.stdout)
+	}
+	if r := kiln(t, root, nil, "build", "--provenance=mode=huge", ctxDir); r.code != 2 || !strings.Contains(r.stderr, "mode=min|max") {
+		t.Errorf("bad --provenance: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := kiln(t, root, nil, "inspect", "--attestations", "nosuch"); r.code != 1 || !strings.Contains(r.stderr, "no such image") {
+		t.Errorf("inspect --attestations of a missing image: exit %d\n%s", r.code, r.stderr)
+	}
+}

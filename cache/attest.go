@@ -148,7 +148,7 @@ func (s *Store) attestations(desc v1.Descriptor) (v1.Descriptor, []Statement, er
 	if err != nil {
 		return v1.Descriptor{}, nil, fmt.Errorf("index %s: %w", desc.Digest, err)
 	}
-	image, _ := attestedImage(im)
+	image, _ := AttestedImage(im)
 	var out []Statement
 	for _, c := range im.Manifests {
 		if !isAttestationManifest(c) {
@@ -202,9 +202,9 @@ func isAttestationManifest(d v1.Descriptor) bool {
 	return d.Annotations[AnnotationReferenceType] == ReferenceTypeAttestation
 }
 
-// attestedImage is the one runnable image of an index whose other children are all
+// AttestedImage is the one runnable image of an index whose other children are all
 // attestation manifests, as a single-platform build with provenance or an SBOM stores it.
-func attestedImage(im *v1.IndexManifest) (v1.Descriptor, bool) {
+func AttestedImage(im *v1.IndexManifest) (v1.Descriptor, bool) {
 	var image *v1.Descriptor
 	attested := false
 	for i, c := range im.Manifests {

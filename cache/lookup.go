@@ -92,7 +92,7 @@ func (s *Store) imageID(desc v1.Descriptor) (v1.Hash, error) {
 	if desc.MediaType.IsIndex() {
 		// An image with attestations keeps the ID of its image, which the build printed.
 		if im, err := v1.ParseIndexManifest(bytes.NewReader(raw)); err == nil {
-			if child, ok := attestedImage(im); ok {
+			if child, ok := AttestedImage(im); ok {
 				return s.imageID(child)
 			}
 		}

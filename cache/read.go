@@ -25,7 +25,7 @@ func (s *Store) Image(h v1.Hash) (v1.Image, error) {
 		// An image with attestations is stored, as BuildKit does, as an index of the image and
 		// its attestation manifests: it is that image to everything that runs or reads it.
 		if im, err := v1.ParseIndexManifest(bytes.NewReader(raw)); err == nil {
-			if child, ok := attestedImage(im); ok {
+			if child, ok := AttestedImage(im); ok {
 				return s.Image(child.Digest)
 			}
 		}

@@ -5,6 +5,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/kiln-build/kiln/internal/testregistry"
 )
 
 // TestInspectAttestations: build --provenance=mode=max attaches SLSA provenance that
@@ -73,5 +78,38 @@ func TestInspectAttestations(t *testing.T) {
 	}
 	if r := kiln(t, root, nil, "inspect", "--attestations", "nosuch"); r.code != 1 || !strings.Contains(r.stderr, "no such image") {
 		t.Errorf("inspect --attestations of a missing image: exit %d\n%s", r.code, r.stderr)
+	}
+}
+
+// TestBuildPushProvenance: build --push attaches mode=min provenance by default and pushes it
+// as BuildKit does; kiln push of the attested tag carries it to another name too.
+func TestBuildPushProvenance(t *testing.T) {
+	addr := testregistry.Start(t)
+	root, ctxDir := t.TempDir(), t.TempDir()
+	writeTree(t, ctxDir, map[string]string{"Buildfile": "FROM scratch\nCOPY a /a\n", "a": "a"})
+	ref := addr + "/team/prov:1"
+	ok(t, root, "build", "-q", "--push", "-t", ref, ctxDir)
+	ok(t, root, "push", ref, addr+"/team/prov:copy")
+	for _, tag := range []string{"1", "copy"} {
+		r, err := name.ParseReference(addr+"/team/prov:"+tag, name.Insecure)
+		if err != nil {
+			t.Fatal(err)
+		}
+		idx, err := remote.Index(r)
+		if err != nil {
+			t.Fatalf("prov:%s is no index: %v", tag, err)
+		}
+		im, err := idx.IndexManifest()
+		if err != nil || len(im.Manifests) != 2 || im.Manifests[1].Annotations["vnd.docker.reference.type"] != "attestation-manifest" {
+			t.Fatalf("prov:%s index %+v (%v), want the image and its attestation manifest", tag, im, err)
+		}
+		att, err := idx.Image(im.Manifests[1].Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := att.Manifest()
+		if err != nil || len(m.Layers) != 1 || m.Layers[0].Annotations["in-toto.io/predicate-type"] != "https://slsa.dev/provenance/v1" {
+			t.Errorf("prov:%s attestation manifest %+v (%v)", tag, m, err)
+		}
 	}
 }

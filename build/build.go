@@ -118,9 +118,7 @@ func Build(ctx context.Context, o Options) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	img.record = &buildRecord{buildfile: relBuildfile(o.ContextDir, o.Buildfile), data: data, target: o.Target,
-		args: o.BuildArgs, labels: o.Labels, secrets: sortedKeys(o.Secrets), contextDir: o.ContextDir, graph: g,
-		started: started, finished: time.Now(), epoch: o.Epoch}
+	img.record = newBuildRecord(o, data, g, started)
 	_ = bctx.Save() // a lost stat cache only costs re-hashing next time
 	_ = ex.save(g)  // likewise a lost record only leaves the next --explain without a comparison
 	for _, t := range o.Tags {

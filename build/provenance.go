@@ -79,14 +79,43 @@ type buildRecord struct {
 	buildfile  string // path relative to the context ("Buildfile" for stdin)
 	data       []byte // the Buildfile's bytes
 	target     string
-	args       map[string]string
-	labels     map[string]string
-	secrets    []string // ids only
+	args       map[string]string // without the ones that hold a secret
+	labels     map[string]string // likewise
+	withheld   bool              // a build arg or label was left out as a secret
+	secrets    []string          // ids only
 	contextDir string
 	graph      *Graph
 	started    time.Time
 	finished   time.Time
 	epoch      *time.Time
+}
+
+// newBuildRecord keeps what provenance needs of a finished build. Secrets never enter it: a
+// build arg named like one (API_TOKEN) or a build arg or label whose value is a --secret's.
+func newBuildRecord(o Options, data []byte, g *Graph, started time.Time) *buildRecord {
+	r := &buildRecord{buildfile: relBuildfile(o.ContextDir, o.Buildfile), data: data, target: o.Target,
+		secrets: sortedKeys(o.Secrets), contextDir: o.ContextDir, graph: g, started: started, finished: time.Now(), epoch: o.Epoch}
+	isSecret := func(v string) bool {
+		for _, sv := range o.Secrets {
+			if len(sv) > 0 && v == string(sv) {
+				return true
+			}
+		}
+		return false
+	}
+	keep := func(m map[string]string, byName bool) map[string]string {
+		out := map[string]string{}
+		for k, v := range m {
+			if isSecret(v) || byName && SecretArgName(k) {
+				r.withheld = true
+				continue
+			}
+			out[k] = v
+		}
+		return out
+	}
+	r.args, r.labels = keep(o.BuildArgs, true), keep(o.Labels, false)
+	return r
 }
 
 // provenance is the SLSA v1 predicate in the shape BuildKit's types give it.
@@ -204,13 +233,8 @@ func provenanceFor(ctx context.Context, r *buildRecord, img *Image, po Provenanc
 	if r.target != "" {
 		req.Args["target"] = r.target
 	}
-	dropped := false
 	if po.Mode == ProvenanceMax {
 		for k, v := range r.args {
-			if SecretArgName(k) { // a secret passed as a build arg never reaches the provenance
-				dropped = true
-				continue
-			}
 			req.Args["build-arg:"+k] = v
 		}
 		for k, v := range r.labels {
@@ -251,7 +275,7 @@ func provenanceFor(ctx context.Context, r *buildRecord, img *Image, po Provenanc
 	md.BuildKit.VCS = contextVCS(ctx, r.contextDir)
 	// As BuildKit: min leaves out the build args and labels, and the context's files are not
 	// listed one by one, so the dependencies are never complete.
-	md.Completeness.Request = !dropped && (po.Mode == ProvenanceMax || len(r.args)+len(r.labels) == 0)
+	md.Completeness.Request = !r.withheld && (po.Mode == ProvenanceMax || len(r.args)+len(r.labels) == 0)
 	md.Completeness.ResolvedDependencies = false
 	raw, err := json.Marshal(p)
 	if err != nil {

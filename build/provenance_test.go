@@ -28,8 +28,9 @@ func provenanceBuild(t *testing.T, f *fixture, buildfile string, mode Provenance
 	epoch := time.Unix(1700000000, 0).UTC()
 	po := PipelineOptions{Options: Options{ContextDir: f.dir, Store: f.store, Resolver: storeResolver{f.store}, Tags: []cache.Name{n},
 		Epoch: &epoch, Compression: layer.Gzip, NoCache: true,
-		BuildArgs: map[string]string{"VERSION": "2.0", "API_TOKEN": "sekrit-arg-value"}, Labels: map[string]string{"team": "infra"},
-		Secrets: map[string][]byte{"npmrc": []byte("s3cr3t-file-value")}},
+		BuildArgs: map[string]string{"VERSION": "2.0", "API_TOKEN": "sekrit-arg-value", "NPM_CONFIG": "s3cr3t-file-value"},
+		Labels:    map[string]string{"team": "infra", "copied": "s3cr3t-file-value"},
+		Secrets:   map[string][]byte{"npmrc": []byte("s3cr3t-file-value")}},
 		Provenance: ProvenanceOptions{Mode: mode, Version: "v1.2.3"}}
 	img, err := Pipeline(context.Background(), po)
 	if err != nil {
@@ -87,14 +88,15 @@ func TestProvenanceGolden(t *testing.T) {
 }
 
 // TestProvenanceModes: min keeps build args and labels out, max has them and the Buildfile;
-// neither ever holds a secret's value or a secret-named build arg.
+// neither ever holds a secret's value (a --secret's, also passed as a build arg or label) or a
+// secret-named build arg.
 func TestProvenanceModes(t *testing.T) {
 	const bf = "FROM base\nARG VERSION\nARG API_TOKEN\nCOPY a /a\n"
 	f := newFixture(t)
 	_, minSt := provenanceBuild(t, f, bf, ProvenanceMin)
 	_, maxSt := provenanceBuild(t, f, bf, ProvenanceMax)
 	minP, maxP := string(minSt[0].Predicate), string(maxSt[0].Predicate)
-	for _, secret := range []string{"sekrit-arg-value", "s3cr3t-file-value", "API_TOKEN\":"} {
+	for _, secret := range []string{"sekrit-arg-value", "s3cr3t-file-value", "API_TOKEN\":", "NPM_CONFIG", "label:copied"} {
 		if strings.Contains(minP, secret) || strings.Contains(maxP, secret) {
 			t.Errorf("provenance holds %q", secret)
 		}

@@ -33,9 +33,9 @@ const (
 
 // Names the provenance is written under: BuildKit's, so its readers understand kiln's.
 const (
-	PredicateSLSA1   = "https://slsa.dev/provenance/v1"
-	BuildTypeKiln    = "https://github.com/moby/buildkit/blob/master/docs/attestations/slsa-definitions.md"
-	DefaultBuilderID = "https://github.com/kiln-build/kiln"
+	PredicateSLSA1    = "https://slsa.dev/provenance/v1"
+	BuildTypeBuildKit = "https://github.com/moby/buildkit/blob/master/docs/attestations/slsa-definitions.md"
+	DefaultBuilderID  = "https://github.com/kiln-build/kiln"
 )
 
 // ParseProvenance reads a --provenance value as docker does: true, false, or
@@ -55,8 +55,6 @@ func ParseProvenance(v string) (ProvenanceMode, string, error) {
 			mode = ProvenanceMin
 		case k == "mode" && val == "max":
 			mode = ProvenanceMax
-		case k == "mode" && (val == "false" || val == "off"):
-			mode = ProvenanceOff
 		case k == "version" && val == "v1":
 		case k == "builder-id" && val != "":
 			builder = val
@@ -226,7 +224,7 @@ type sourceInfo struct {
 func provenanceFor(ctx context.Context, r *buildRecord, img *Image, po ProvenanceOptions) (cache.Attestation, error) {
 	var p provenance
 	bd := &p.BuildDefinition
-	bd.BuildType = BuildTypeKiln
+	bd.BuildType = BuildTypeBuildKit
 	sum := sha256.Sum256(r.data)
 	bd.ExternalParameters.ConfigSource = configSource{Path: r.buildfile, Digest: map[string]string{"sha256": hex.EncodeToString(sum[:])}}
 	req := request{Frontend: "dockerfile.v0", Args: map[string]string{}, Locals: []nameRef{{Name: "context"}, {Name: "dockerfile"}}}

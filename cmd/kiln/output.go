@@ -117,6 +117,9 @@ func writeMetadata(path string, img *build.Image, tags []cache.Name) error {
 		names = append(names, t.String())
 	}
 	md := buildMetadata{Digest: img.Manifest.Digest.String(), ConfigDigest: img.ID.String(), Names: strings.Join(names, ",")}
+	if img.Index != nil { // as buildx: the digest the tags name, the index with the attestations
+		md.Digest = img.Index.Digest.String()
+	}
 	data, err := json.MarshalIndent(md, "", "  ")
 	if err != nil {
 		return err

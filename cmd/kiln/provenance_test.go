@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -88,8 +89,18 @@ func TestBuildPushProvenance(t *testing.T) {
 	root, ctxDir := t.TempDir(), t.TempDir()
 	writeTree(t, ctxDir, map[string]string{"Buildfile": "FROM scratch\nCOPY a /a\n", "a": "a"})
 	ref := addr + "/team/prov:1"
-	ok(t, root, "build", "-q", "--push", "-t", ref, ctxDir)
+	md := filepath.Join(t.TempDir(), "md.json")
+	ok(t, root, "build", "-q", "--push", "-t", ref, "--metadata-file", md, ctxDir)
 	ok(t, root, "push", ref, addr+"/team/prov:copy")
+	var meta map[string]string
+	raw, err := os.ReadFile(md)
+	if err != nil || json.Unmarshal(raw, &meta) != nil {
+		t.Fatalf("metadata file %s: %v", raw, err)
+	}
+	pushedRef, _ := name.ParseReference(ref, name.Insecure)
+	if head, err := remote.Head(pushedRef); err != nil || meta["containerimage.digest"] != head.Digest.String() {
+		t.Errorf("--metadata-file digest %s, the registry has %v (%v): want the pushed index, as buildx", meta["containerimage.digest"], head, err)
+	}
 	for _, tag := range []string{"1", "copy"} {
 		r, err := name.ParseReference(addr+"/team/prov:"+tag, name.Insecure)
 		if err != nil {

@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
@@ -434,16 +433,10 @@ func redactURL(s string) string {
 	return u.String()
 }
 
-// Secret build-arg names, by BuildKit's SecretsUsedInArgOrEnv rule.
-var (
-	secretArgRE = regexp.MustCompile(`(?i)(?:_|^)(?:apikey|auth|credential|credentials|key|password|pword|passwd|secret|token)(?:_|$)`)
-	allowArgRE  = regexp.MustCompile(`(?i)(?:_|^)(?:public|file|version)(?:_|$)`)
-)
-
 // SecretArgName reports whether a build arg's name says it holds a secret (API_TOKEN,
 // DB_PASSWORD), by BuildKit's SecretsUsedInArgOrEnv rule; such values stay out of provenance.
 func SecretArgName(name string) bool {
-	return secretArgRE.MatchString(name) && !allowArgRE.MatchString(name)
+	return secretName.MatchString(name) && !secretNameSafe.MatchString(name)
 }
 
 // contextVCS is the git remote and commit of a context that is a git checkout ("-dirty" when

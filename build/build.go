@@ -1,6 +1,7 @@
 package build
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -75,7 +76,8 @@ func checkContextDir(dir string) error {
 
 // Build parses, plans and solves a Buildfile, then tags the image.
 func Build(ctx context.Context, o Options) (*Image, error) {
-	f, err := o.parse()
+	started := time.Now()
+	f, data, err := o.parse()
 	if err != nil {
 		return nil, err
 	}
@@ -118,6 +120,7 @@ func Build(ctx context.Context, o Options) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
+	img.record = newBuildRecord(o, data, g, started)
 	_ = bctx.Save() // a lost stat cache only costs re-hashing next time
 	_ = ex.save(g)  // likewise a lost record only leaves the next --explain without a comparison
 	for _, t := range o.Tags {
@@ -133,7 +136,7 @@ func Build(ctx context.Context, o Options) (*Image, error) {
 // come from the Resolver.
 // The checks come back in line order, with those found before an error that stopped them.
 func RunChecks(ctx context.Context, o Options) ([]Check, error) {
-	f, err := o.parse()
+	f, _, err := o.parse()
 	if err != nil {
 		return nil, err
 	}
@@ -159,29 +162,42 @@ func (o *Options) report(e Event) {
 	}
 }
 
-// parse reads the Buildfile named by the options.
-func (o *Options) parse() (*File, error) {
+// parse reads the Buildfile named by the options; its bytes go into the provenance.
+func (o *Options) parse() (*File, []byte, error) {
+	name, r := "Buildfile", o.Stdin
 	if o.Buildfile == "-" {
 		if o.Stdin == nil {
-			return nil, errors.New("-f - given but there is no standard input")
+			return nil, nil, errors.New("-f - given but there is no standard input")
 		}
-		return Parse("Buildfile", o.Stdin)
+	} else {
+		path, err := FindBuildfile(o.ContextDir, o.Buildfile)
+		if err != nil {
+			return nil, nil, err
+		}
+		o.Buildfile = path
+		fh, err := os.Open(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil, fmt.Errorf("the Buildfile %s was not found: check -f", path)
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		defer fh.Close()
+		name, r = filepath.Base(path), fh
 	}
-	path, err := FindBuildfile(o.ContextDir, o.Buildfile)
+	data, err := io.ReadAll(io.LimitReader(r, maxBuildfileSize+1))
 	if err != nil {
-		return nil, err
+		return nil, nil, fmt.Errorf("read %s: %w", name, err)
 	}
-	o.Buildfile = path
-	fh, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("the Buildfile %s was not found: check -f", path)
+	if len(data) > maxBuildfileSize {
+		return nil, nil, fmt.Errorf("%s is larger than %d MiB: is -f naming the right file?", name, maxBuildfileSize>>20)
 	}
-	if err != nil {
-		return nil, err
-	}
-	defer fh.Close()
-	return Parse(filepath.Base(path), fh)
+	f, err := Parse(name, bytes.NewReader(data))
+	return f, data, err
 }
+
+// maxBuildfileSize bounds what a build reads as its Buildfile.
+const maxBuildfileSize = 16 << 20
 
 // stageSet resolves stage names or indexes (--no-cache-filter) to stage indexes.
 func stageSet(f *File, names []string) (map[int]bool, error) {

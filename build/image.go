@@ -20,6 +20,10 @@ type Image struct {
 	// FinalKeys are the keys of the steps whose layers the image holds, for mode=min.
 	FinalKeys []string
 	Cache     CacheSummary // what the cache did for this build
+	// Index is the stored index of the image and its attestations, when it has any; the
+	// tags point at it.
+	Index  *v1.Descriptor
+	record *buildRecord // what the build saw, for provenance
 }
 
 // assemble writes the target stage's config and manifest (and any base layer blob the store

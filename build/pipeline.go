@@ -55,6 +55,14 @@ type PipelineOptions struct {
 	Export       func(ctx context.Context, img *Image, tags []cache.Name) error // --output; nil exports nothing
 	Cleanup      func(ctx context.Context)                                      // collects what killed earlier runs left; nil skips
 	Notes        io.Writer                                                      // one-line notes (cache counts, pushes, warnings); nil = none
+	Provenance   ProvenanceOptions                                              // SLSA provenance to attach (default: min when pushed or exported)
+	Attestors    []Attestor                                                     // more attestations to attach (an SBOM); each runs on the built image
+}
+
+// Attestor makes one attestation about a built image, such as an SBOM of its packages; the
+// pipeline stores it, with the provenance, as BuildKit stores attestations.
+type Attestor interface {
+	Attest(ctx context.Context, s *cache.Store, img *Image) (cache.Attestation, error)
 }
 
 // Pipeline runs a whole build: cleanup of killed runs, cache import, the build (twice with
@@ -92,6 +100,9 @@ func Pipeline(ctx context.Context, o PipelineOptions) (*Image, error) {
 		if img, err = o.toEStargz(ctx, img); err != nil {
 			return nil, err
 		}
+	}
+	if err := o.attest(ctx, img); err != nil {
+		return nil, err
 	}
 	if o.Export != nil {
 		if err := o.Export(ctx, img, o.Tags); err != nil {
@@ -142,10 +153,9 @@ func (o *PipelineOptions) publish(ctx context.Context, img *Image) error {
 			o.note("WARNING: --cache-to %s: %s", o.CacheTo, w)
 		}
 		if res.Image != nil {
-			if err := o.tag(ctx, *res.Image); err != nil {
+			if err := o.retarget(ctx, img, *res.Image); err != nil {
 				return err
 			}
-			img.Manifest = *res.Image
 		}
 		if res.Records > 0 {
 			o.note("exported %d cache records to %s", res.Records, o.CacheTo)
@@ -165,6 +175,64 @@ func (o *PipelineOptions) publish(ctx context.Context, img *Image) error {
 		o.note("pushed %s@%s", t.Short(), desc.Digest)
 	}
 	return nil
+}
+
+// attest attaches the provenance and every attestor's attestation to the image, storing
+// both in an index that the tags then name.
+func (o *PipelineOptions) attest(ctx context.Context, img *Image) error {
+	mode := o.Provenance.Mode
+	if mode == ProvenanceAuto {
+		mode = ProvenanceOff
+		if o.Push || o.Export != nil {
+			mode = ProvenanceMin
+		}
+	}
+	var atts []cache.Attestation
+	if mode != ProvenanceOff && img.record != nil {
+		po := o.Provenance
+		po.Mode = mode
+		a, err := provenanceFor(ctx, img.record, img, po)
+		if err != nil {
+			return err
+		}
+		atts = append(atts, a)
+	}
+	for _, at := range o.Attestors {
+		a, err := at.Attest(ctx, o.Store, img)
+		if err != nil {
+			return fmt.Errorf("attest %s: %w", img.Manifest.Digest, err)
+		}
+		atts = append(atts, a)
+	}
+	if len(atts) == 0 {
+		return nil
+	}
+	image := img.Manifest
+	image.Platform = &v1.Platform{OS: img.Config.OS, Architecture: img.Config.Architecture, Variant: img.Config.Variant}
+	var subjects []string
+	for _, t := range o.Tags {
+		subjects = append(subjects, imagePURL(t.String(), platformString(img.Config)))
+	}
+	idx, err := o.Store.Attach(ctx, image, subjects, atts)
+	if err != nil {
+		return err
+	}
+	img.Index = &idx
+	return o.tag(ctx, idx)
+}
+
+// retarget moves the tags (and the attestations) to another manifest of the image.
+func (o *PipelineOptions) retarget(ctx context.Context, img *Image, manifest v1.Descriptor) error {
+	img.Manifest = manifest
+	if img.Index == nil {
+		return o.tag(ctx, manifest)
+	}
+	idx, err := o.Store.Reattach(ctx, *img.Index, manifest)
+	if err != nil {
+		return err
+	}
+	img.Index = &idx
+	return o.tag(ctx, idx)
 }
 
 func (o *PipelineOptions) note(format string, args ...any) {
@@ -195,7 +263,7 @@ func (o *PipelineOptions) toEStargz(ctx context.Context, img *Image) (*Image, er
 	if err := o.tag(ctx, desc); err != nil {
 		return nil, err
 	}
-	return &Image{Manifest: desc, ID: id, Config: cf, Keys: img.Keys}, nil
+	return &Image{Manifest: desc, ID: id, Config: cf, Keys: img.Keys, record: img.record}, nil
 }
 
 func (o *PipelineOptions) tag(ctx context.Context, desc v1.Descriptor) error {

@@ -288,11 +288,34 @@ func (o *options) importCache(ctx context.Context, s *cache.Store, spec CacheSpe
 	if err != nil {
 		return CacheImport{}, err
 	}
-	img, err := o.remoteImage(ctx, ep)
+	img, err := o.remoteCacheImage(ctx, ep)
 	if err != nil {
 		return CacheImport{}, fmt.Errorf("import cache: %w", explain(err, n.Short(), n.Registry()))
 	}
 	return importEntries(s, img, ep.ref.Context().Name(), n.Short())
+}
+
+// remoteCacheImage is the cache image ep names; an image pushed with an inline cache and
+// attestations is an index of the image and its attestations, whose image holds the cache.
+func (o *options) remoteCacheImage(ctx context.Context, ep endpoint) (v1.Image, error) {
+	desc, err := remote.Get(ep.ref, o.remoteOptions(ctx, ep.insecure)...)
+	if err != nil {
+		return nil, err
+	}
+	if desc.MediaType.IsIndex() {
+		idx, err := desc.ImageIndex()
+		if err != nil {
+			return nil, err
+		}
+		im, err := idx.IndexManifest()
+		if err != nil {
+			return nil, err
+		}
+		if child, ok := cache.AttestedImage(im); ok {
+			return idx.Image(child.Digest)
+		}
+	}
+	return o.imageOf(desc, ep)
 }
 
 // importEntries records img's cache entries, naming repo as where its layers live. A bad

@@ -44,6 +44,7 @@ type buildOptions struct {
 	level        int
 	cacheFrom    []string
 	cacheTo      string
+	provenance   string
 	check        bool
 }
 
@@ -84,6 +85,7 @@ func newBuildCmd(g *globalOptions) *cobra.Command {
 	f.BoolVar(&o.push, "push", false, "push every -t name to its registry after the build")
 	f.BoolVar(&o.check, "check", false, "run only the build checks (BuildKit's rules) and exit 1 if any fails; nothing is built, pulled or stored")
 	f.BoolVar(&o.explain, "explain", false, "say why each step that runs missed the cache (which file, variable or parent changed)")
+	f.StringVar(&o.provenance, "provenance", "", "attach SLSA provenance: true, false or mode=min|max (default mode=min with --push or --output)")
 	platformFlag(c)
 	f.StringVar(&o.metadata, "metadata-file", "", "write the image digest, config digest and names to this JSON file")
 	return c
@@ -115,8 +117,10 @@ func runBuild(cmd *cobra.Command, g *globalOptions, o *buildOptions, contextDir 
 	}
 	checks := &checkCollector{seen: map[string]bool{}}
 	po.Report = checks.wrap(newReporter(mode, cmd.ErrOrStderr()))
-	po.Export = func(ctx context.Context, img *build.Image, tags []cache.Name) error {
-		return out.write(ctx, s, img, tags)
+	if out.typ != "image" {
+		po.Export = func(ctx context.Context, img *build.Image, tags []cache.Name) error {
+			return out.write(ctx, s, img, tags)
+		}
 	}
 	start := time.Now()
 	img, err := build.Pipeline(cmd.Context(), po)
@@ -205,6 +209,12 @@ func (o *buildOptions) pipelineOptions(contextDir string) (build.PipelineOptions
 		}
 	}
 	po.CacheFrom, po.CacheTo = o.cacheFrom, o.cacheTo
+	if o.provenance != "" {
+		if po.Provenance.Mode, po.Provenance.BuilderID, err = build.ParseProvenance(o.provenance); err != nil {
+			return po, out, 0, usageError{err}
+		}
+	}
+	po.Provenance.Version = version
 	return po, out, policy, nil
 }
 

@@ -21,8 +21,10 @@ type Config struct {
 	Args        []string
 	Created     time.Time
 	Restart     RestartPolicy
-	StopSignal  string // the image's STOPSIGNAL; "" = SIGTERM
-	AutoRemove  bool   // --rm: removed as soon as it stays exited
+	StopSignal  string            // the image's STOPSIGNAL; "" = SIGTERM
+	AutoRemove  bool              // --rm: removed as soon as it stays exited
+	Labels      map[string]string // --label: shown by inspect, matched by ps --filter label=
+	StopTimeout *int              // --stop-timeout seconds: kiln stop's default grace; nil = 10
 	// Spec is the runtime spec every start reuses; its streams are never stored.
 	Spec runtime.Spec
 }

@@ -38,7 +38,7 @@ func fullConfig() Config {
 				Ulimits:  []runtime.Ulimit{{Name: "nofile", Soft: 1024, Hard: 2048}, {Name: "core", Soft: runtime.RlimitInfinity, Hard: runtime.RlimitInfinity}},
 				GroupAdd: []string{"audio", "44"}, Sysctls: map[string]string{"net.ipv4.ip_forward": "1"}, ShmSize: 1 << 27,
 				ExtraHosts: []runtime.HostEntry{{Name: "db", IP: netip.MustParseAddr("10.0.0.5")}, {Name: "gw", Gateway: true}},
-				DNS: runtime.DNS{Servers: []netip.Addr{netip.MustParseAddr("9.9.9.9")}, Search: []string{"example.com"}, Options: []string{"ndots:2"}}}},
+				DNS:        runtime.DNS{Servers: []netip.Addr{netip.MustParseAddr("9.9.9.9")}, Search: []string{"example.com"}, Options: []string{"ndots:2"}}}},
 	}
 }
 

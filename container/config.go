@@ -94,3 +94,18 @@ func (p RestartPolicy) shouldRestart(code, restarts int, stopped bool) bool {
 	}
 	return false
 }
+
+// DefaultStopTimeout is how long kiln stop waits before SIGKILL without -t or --stop-timeout, as docker.
+const DefaultStopTimeout = 10 * time.Second
+
+// StopTimeoutOr is kiln stop's grace for c: given (-t) when set, else the container's
+// --stop-timeout, else DefaultStopTimeout.
+func (c Config) StopTimeoutOr(given *time.Duration) time.Duration {
+	switch {
+	case given != nil:
+		return *given
+	case c.StopTimeout != nil:
+		return time.Duration(*c.StopTimeout) * time.Second
+	}
+	return DefaultStopTimeout
+}

@@ -50,3 +50,28 @@ func parsePort(flag, s string) (uint16, error) {
 	}
 	return uint16(n), nil
 }
+
+// parseExpose reads docker's --expose PORT[-PORT][/tcp|udp] into the image's EXPOSE form.
+func parseExpose(v string) ([]string, error) {
+	spec, proto, _ := strings.Cut(v, "/")
+	if proto == "" {
+		proto = "tcp"
+	}
+	if proto != "tcp" && proto != "udp" {
+		return nil, fmt.Errorf("invalid --expose %q: protocol %q is not supported (use tcp or udp)", v, proto)
+	}
+	lo, hi, isRange := strings.Cut(spec, "-")
+	if !isRange {
+		hi = lo
+	}
+	a, errA := strconv.ParseUint(lo, 10, 16)
+	b, errB := strconv.ParseUint(hi, 10, 16)
+	if errA != nil || errB != nil || a == 0 || b < a {
+		return nil, fmt.Errorf("invalid --expose %q: use PORT[-PORT][/tcp|udp] with ports from 1 to 65535", v)
+	}
+	var out []string
+	for p := a; p <= b; p++ {
+		out = append(out, fmt.Sprintf("%d/%s", p, proto))
+	}
+	return out, nil
+}

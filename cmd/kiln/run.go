@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/container"
@@ -34,6 +37,7 @@ type runOptions struct {
 	env, envFiles                  []string
 	volumes, mounts, tmpfs         []string
 	capAdd, capDrop, securityOpts  []string
+	host                           hostFlags
 }
 
 func newRunCmd(g *globalOptions) *cobra.Command {
@@ -55,7 +59,8 @@ func newRunCmd(g *globalOptions) *cobra.Command {
 			}
 			code, err := runContainer(cmd, g, o, args[0], args[1:])
 			var ce exitCodeError
-			if errors.As(err, &ce) {
+			var ue usageError
+			if errors.As(err, &ce) || errors.As(err, &ue) {
 				return err
 			}
 			if err != nil {
@@ -97,12 +102,23 @@ func newRunCmd(g *globalOptions) *cobra.Command {
 	f.StringArrayVar(&o.capAdd, "cap-add", nil, "add a capability (or ALL)")
 	f.StringArrayVar(&o.capDrop, "cap-drop", nil, "drop a capability (or ALL)")
 	f.StringArrayVar(&o.securityOpts, "security-opt", nil, "seccomp=unconfined|PROFILE.json")
+	o.host.register(f)
 	return c
 }
 
 // runContainer creates a container and runs it in the foreground (returning its exit code) or,
 // with -d, under a detached monitor (printing its id).
 func runContainer(cmd *cobra.Command, g *globalOptions, o *runOptions, ref string, args []string) (int, error) {
+	attach, err := o.host.attachSet(o.interactive)
+	if err != nil {
+		return 0, usageError{err}
+	}
+	if o.detach && len(o.host.attach) > 0 {
+		return 0, usageError{errors.New("conflicting options: -a and -d: a detached container attaches no streams")}
+	}
+	if err := checkCidfile(o.host.cidfile); err != nil {
+		return 0, err
+	}
 	cfg, err := o.containerConfig(cmd, g, ref, args)
 	if err != nil {
 		return 0, err
@@ -114,6 +130,11 @@ func runContainer(cmd *cobra.Command, g *globalOptions, o *runOptions, ref strin
 	c, err := cs.Create(cmd.Context(), cfg)
 	if err != nil {
 		return 0, err
+	}
+	if o.host.cidfile != "" {
+		if err := writeCidfile(o.host.cidfile, c.ID); err != nil {
+			return 0, err
+		}
 	}
 	if o.createOnly {
 		fmt.Fprintln(cmd.OutOrStdout(), c.ID)
@@ -130,8 +151,14 @@ func runContainer(cmd *cobra.Command, g *globalOptions, o *runOptions, ref strin
 		fmt.Fprintln(cmd.OutOrStdout(), c.ID)
 		return 0, nil
 	}
-	streams := container.Streams{Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr()}
-	if o.interactive {
+	var streams container.Streams
+	if attach.stdout {
+		streams.Stdout = cmd.OutOrStdout()
+	}
+	if attach.stderr {
+		streams.Stderr = cmd.ErrOrStderr()
+	}
+	if attach.stdin {
 		streams.Stdin = cmd.InOrStdin()
 	}
 	rt, err := g.containerRuntime(cmd)
@@ -168,6 +195,9 @@ func (o *runOptions) containerConfig(cmd *cobra.Command, g *globalOptions, ref s
 	if err != nil {
 		return cfg, err
 	}
+	if err := o.host.apply(&spec); err != nil {
+		return cfg, usageError{err}
+	}
 	s, err := g.openStore()
 	if err != nil {
 		return cfg, err
@@ -193,8 +223,35 @@ func (o *runOptions) containerConfig(cmd *cobra.Command, g *globalOptions, ref s
 	if err != nil {
 		return cfg, fmt.Errorf("image %s: %w", ref, err)
 	}
-	return container.Config{Name: o.name, Image: ref, ImageDigest: digest, Args: spec.Args, Restart: restart, AutoRemove: o.rm,
-		StopSignal: icfg.StopSignal, Spec: spec}, nil
+	if spec.Ports, err = o.publishAll(icfg, spec); err != nil {
+		return cfg, err
+	}
+	cfg = container.Config{Name: o.name, Image: ref, ImageDigest: digest, Args: spec.Args, Restart: restart, AutoRemove: o.rm,
+		StopSignal: icfg.StopSignal, Spec: spec}
+	if err := o.host.config(&cfg, icfg.Labels); err != nil {
+		return cfg, usageError{err}
+	}
+	return cfg, nil
+}
+
+// publishAll is -P: the image's EXPOSE and --expose ports on random host ports.
+func (o *runOptions) publishAll(icfg v1.Config, spec runtime.Spec) ([]runtime.PortMapping, error) {
+	var exposed []string
+	for _, v := range o.host.expose {
+		ports, err := parseExpose(v)
+		if err != nil {
+			return nil, usageError{err}
+		}
+		exposed = append(exposed, ports...)
+	}
+	if !o.host.publishAll {
+		return spec.Ports, nil
+	}
+	exposed = append(slices.Sorted(maps.Keys(icfg.ExposedPorts)), exposed...)
+	if len(exposed) > 0 && spec.Network != runtime.NetworkBridge && spec.Network != runtime.NetworkSlirp {
+		return nil, fmt.Errorf("-P needs --network bridge (or slirp4netns, rootless): with --network %s there is no container address to forward to", o.network)
+	}
+	return container.PublishAll(exposed, spec.Ports)
 }
 
 // checkDetach refuses flag combinations docker refuses, and attaching a detached container.

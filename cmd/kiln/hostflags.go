@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"strings"
@@ -26,6 +27,10 @@ type hostFlags struct {
 	cpusetCPUs, memorySwap       string
 	stopSignal, cidfile          string
 	stopTimeout                  int
+
+	// parsed by apply, used by config once the image is known
+	labelMap map[string]string
+	exposed  []string // --expose as "80/tcp"
 }
 
 func (h *hostFlags) register(f *pflag.FlagSet) {
@@ -55,8 +60,12 @@ func (h *hostFlags) register(f *pflag.FlagSet) {
 	f.Lookup("stop-timeout").DefValue = "" // -1 is "unset", not a value to show
 }
 
-// apply parses the flags into sp; every error names its flag.
+// apply parses the flags into sp and checks the container-level ones, before any work; every
+// error names its flag.
 func (h *hostFlags) apply(sp *runtime.Spec) error {
+	if err := h.parseContainerFlags(); err != nil {
+		return err
+	}
 	a := &sp.HostAccess
 	a.Init, a.Privileged, a.GroupAdd = h.init, h.privileged, h.groupAdd
 	switch h.pid {
@@ -146,40 +155,55 @@ func (h *hostFlags) apply(sp *runtime.Spec) error {
 	return nil
 }
 
-// config sets the container-level flags: labels (over the image's) and stopping.
-func (h *hostFlags) config(cfg *container.Config, imageLabels map[string]string) error {
-	labels := map[string]string{}
-	for k, v := range imageLabels {
-		labels[k] = v
-	}
+// parseContainerFlags checks labels, --expose and the stop flags.
+func (h *hostFlags) parseContainerFlags() error {
 	lines, err := readLabelFiles(h.labelFiles)
 	if err != nil {
 		return err
 	}
+	h.labelMap = map[string]string{}
 	for _, v := range append(lines, h.labels...) {
 		k, val, _ := strings.Cut(v, "=") // docker: a bare KEY is an empty label
 		if k == "" {
 			return fmt.Errorf("invalid --label %q: use KEY=VALUE", v)
 		}
-		labels[k] = val
+		h.labelMap[k] = val
 	}
-	if len(labels) > 0 {
-		cfg.Labels = labels
+	for _, v := range h.expose {
+		ports, err := parseExpose(v)
+		if err != nil {
+			return err
+		}
+		h.exposed = append(h.exposed, ports...)
 	}
 	if h.stopSignal != "" {
 		if _, err := container.ParseSignal(h.stopSignal); err != nil {
 			return fmt.Errorf("invalid --stop-signal: %w", err)
 		}
-		cfg.StopSignal = h.stopSignal
 	}
 	if h.stopTimeout < -1 {
 		return fmt.Errorf("invalid --stop-timeout %d: give seconds, 0 or more", h.stopTimeout)
+	}
+	return nil
+}
+
+// config sets the container-level flags: labels (over the image's) and stopping.
+func (h *hostFlags) config(cfg *container.Config, imageLabels map[string]string) {
+	labels := maps.Clone(imageLabels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	maps.Copy(labels, h.labelMap)
+	if len(labels) > 0 {
+		cfg.Labels = labels
+	}
+	if h.stopSignal != "" {
+		cfg.StopSignal = h.stopSignal
 	}
 	if h.stopTimeout >= 0 {
 		t := h.stopTimeout
 		cfg.StopTimeout = &t
 	}
-	return nil
 }
 
 // readLabelFiles reads --label-file lines (KEY=VALUE, # comments), as docker.

@@ -228,26 +228,16 @@ func (o *runOptions) containerConfig(cmd *cobra.Command, g *globalOptions, ref s
 	}
 	cfg = container.Config{Name: o.name, Image: ref, ImageDigest: digest, Args: spec.Args, Restart: restart, AutoRemove: o.rm,
 		StopSignal: icfg.StopSignal, Spec: spec}
-	if err := o.host.config(&cfg, icfg.Labels); err != nil {
-		return cfg, usageError{err}
-	}
+	o.host.config(&cfg, icfg.Labels)
 	return cfg, nil
 }
 
 // publishAll is -P: the image's EXPOSE and --expose ports on random host ports.
 func (o *runOptions) publishAll(icfg v1.Config, spec runtime.Spec) ([]runtime.PortMapping, error) {
-	var exposed []string
-	for _, v := range o.host.expose {
-		ports, err := parseExpose(v)
-		if err != nil {
-			return nil, usageError{err}
-		}
-		exposed = append(exposed, ports...)
-	}
 	if !o.host.publishAll {
 		return spec.Ports, nil
 	}
-	exposed = append(slices.Sorted(maps.Keys(icfg.ExposedPorts)), exposed...)
+	exposed := append(slices.Sorted(maps.Keys(icfg.ExposedPorts)), o.host.exposed...)
 	if len(exposed) > 0 && spec.Network != runtime.NetworkBridge && spec.Network != runtime.NetworkSlirp {
 		return nil, fmt.Errorf("-P needs --network bridge (or slirp4netns, rootless): with --network %s there is no container address to forward to", o.network)
 	}

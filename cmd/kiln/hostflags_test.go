@@ -1,0 +1,299 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+
+	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/internal/testimage"
+)
+
+// webRoot is busyboxRoot plus "web": busybox with EXPOSE 80 and 53/udp and a label.
+func webRoot(t *testing.T) string {
+	t.Helper()
+	root := busyboxRoot(t)
+	img := testimage.Busybox(t)
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := cf.Config
+	cfg.ExposedPorts = map[string]struct{}{"80/tcp": {}, "53/udp": {}}
+	cfg.Labels = map[string]string{"from": "image", "tier": "image"}
+	web, err := mutate.Config(img, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := cache.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	desc, err := s.WriteImage(context.Background(), web)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := cache.ParseName("web")
+	if err := s.Tag(context.Background(), n, desc); err != nil {
+		t.Fatal(err)
+	}
+	var _ v1.Image = web
+	return root
+}
+
+// One container gets the process and /etc flags; each shows up where docker puts it.
+func TestRunProcessAndEtcFlags(t *testing.T) {
+	requireContainers(t)
+	root := busyboxRoot(t)
+	r := ok(t, root, "run", "--rm", "--ulimit", "nofile=1024:2048", "--ulimit", "nproc=500",
+		"--add-host", "db:10.1.2.3", "--add-host", "gw:host-gateway", "--add-host", "v6=[2001:db8::1]",
+		"--dns", "9.9.9.9", "--dns", "1.1.1.1", "--dns-search", "example.com", "--dns-option", "ndots:3",
+		"--shm-size", "8m", "--sysctl", "net.ipv4.ip_forward=1", "--sysctl", "kernel.shmmni=1234",
+		"--group-add", "1234", "--group-add", "audio", "--workdir", "/tmp",
+		"busybox", "sh", "-c", `echo nofile $(ulimit -n) $(ulimit -Hn); echo nproc $(ulimit -u); cat /etc/hosts; cat /etc/resolv.conf;
+echo shm $(df -k /dev/shm | tail -1 | awk '{print $2}'); echo fwd $(cat /proc/sys/net/ipv4/ip_forward);
+echo shmmni $(cat /proc/sys/kernel/shmmni); echo groups $(id -G); echo pwd $(pwd)`)
+	out := r.stdout
+	for _, want := range []string{"nofile 1024 2048\n", "nproc 500\n", "10.1.2.3\tdb\n", "10.89.0.1\tgw\n", "2001:db8::1\tv6\n",
+		"nameserver 9.9.9.9\nnameserver 1.1.1.1\n", "search example.com\n", "options ndots:3\n", "shm 8192\n",
+		"fwd 1\n", "shmmni 1234\n", "pwd /tmp\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Count(out, "nameserver") != 2 {
+		t.Errorf("--dns must replace the host's name servers:\n%s", out)
+	}
+	groups := regexp.MustCompile(`groups (.*)\n`).FindStringSubmatch(out)
+	if groups == nil || !strings.Contains(" "+groups[1]+" ", " 1234 ") || !strings.Contains(" "+groups[1]+" ", " 29 ") {
+		t.Errorf("--group-add 1234 and audio (29 in busybox's /etc/group): %q", groups)
+	}
+}
+
+// --cpuset-cpus and --memory-swap reach the container's cgroup (v1 or v2, whichever the host has).
+func TestRunCpusetAndMemorySwap(t *testing.T) {
+	requireContainers(t)
+	root := busyboxRoot(t)
+	out := ok(t, root, "run", "--rm", "--cpuset-cpus", "0", "--memory", "64m", "--memory-swap", "96m", "busybox", "sh", "-c",
+		`grep Cpus_allowed_list /proc/self/status; cat /sys/fs/cgroup/memory.swap.max /sys/fs/cgroup/memory/memory.memsw.limit_in_bytes 2>/dev/null`).stdout
+	if !strings.Contains(out, "Cpus_allowed_list:\t0\n") {
+		t.Errorf("--cpuset-cpus 0: %s", out)
+	}
+	// v2 counts swap alone (96m-64m), v1 memory plus swap.
+	if !strings.Contains(out, strconv.Itoa(32<<20)+"\n") && !strings.Contains(out, strconv.Itoa(96<<20)+"\n") {
+		t.Errorf("--memory-swap 96m: %s", out)
+	}
+	if r := kiln(t, root, nil, "run", "--rm", "--cpuset-cpus", "4096", "busybox", "true"); r.code != 125 || !strings.Contains(r.stderr, "CPU 4096 is not available") {
+		t.Errorf("--cpuset-cpus of a missing CPU: exit %d %s", r.code, r.stderr)
+	}
+}
+
+// --init runs tini as pid 1: it forwards kiln stop's SIGTERM to a command that, as pid 1,
+// would ignore it, and reaps orphans.
+func TestRunInit(t *testing.T) {
+	requireContainers(t)
+	if _, err := os.Stat("/usr/bin/tini-static"); err != nil {
+		t.Skip("tini not installed (apt-get install tini; make test-deps does this)")
+	}
+	root := busyboxRoot(t)
+	out := ok(t, root, "run", "--rm", "--init", "busybox", "sh", "-c",
+		`tr '\0' ' ' < /proc/1/cmdline; echo; sh -c 'sleep 0 & exec true'; sleep 0.2; ps -o stat,comm | grep -c '^Z' || true`).stdout
+	if !strings.HasPrefix(out, "/dev/init -- sh -c") {
+		t.Errorf("pid 1 is not tini: %q", out)
+	}
+	ok(t, root, "run", "-d", "--init", "--name", "sleeper", "busybox", "sleep", "300")
+	ok(t, root, "stop", "-t", "60", "sleeper")
+	if in := inspectOne(t, root, "sleeper"); in.State.ExitCode != 143 || !in.HostConfig.Init {
+		t.Errorf("stopped --init container: exit %d (want 143: SIGTERM reached sleep), init %v", in.State.ExitCode, in.HostConfig.Init)
+	}
+}
+
+// --stop-timeout is kiln stop's grace without -t; --stop-signal its signal.
+func TestRunStopTimeoutAndSignal(t *testing.T) {
+	requireContainers(t)
+	root := busyboxRoot(t)
+	ok(t, root, "run", "-d", "--stop-timeout", "1", "--name", "deaf", "busybox", "sleep", "300") // pid 1 ignores SIGTERM
+	start := time.Now()
+	ok(t, root, "stop", "deaf")
+	if d := time.Since(start); d > 8*time.Second {
+		t.Errorf("stop with --stop-timeout 1 took %v (the default is 10 s)", d)
+	}
+	if in := inspectOne(t, root, "deaf"); in.State.ExitCode != 137 || in.Config.StopTimeout == nil || *in.Config.StopTimeout != 1 {
+		t.Errorf("deaf: exit %d, StopTimeout %v", in.State.ExitCode, in.Config.StopTimeout)
+	}
+	ok(t, root, "run", "-d", "--stop-signal", "SIGUSR1", "--name", "usr1", "busybox", "sh", "-c",
+		`trap 'echo got-usr1; exit 3' USR1; while true; do sleep 0.1; done`)
+	ok(t, root, "stop", "-t", "60", "usr1")
+	if in := inspectOne(t, root, "usr1"); in.State.ExitCode != 3 || in.Config.StopSignal != "SIGUSR1" {
+		t.Errorf("usr1: exit %d, StopSignal %q", in.State.ExitCode, in.Config.StopSignal)
+	}
+	if logs := ok(t, root, "logs", "usr1").stdout; logs != "got-usr1\n" {
+		t.Errorf("usr1 logs: %q", logs)
+	}
+}
+
+// --privileged: every capability, no seccomp, no masked paths, writable /sys, the host's devices.
+func TestRunPrivilegedAndDevice(t *testing.T) {
+	requireContainers(t)
+	root := busyboxRoot(t)
+	out := ok(t, root, "run", "--rm", "--privileged", "busybox", "sh", "-c",
+		`grep -E '^(CapEff|Seccomp):' /proc/self/status; grep ' /sys ' /proc/mounts; grep -c kcore /proc/mounts; ls /dev`).stdout
+	if !strings.Contains(out, "Seccomp:\t0\n") || !regexp.MustCompile(`CapEff:\t0*[13]ffffffffff\n`).MatchString(out) ||
+		!regexp.MustCompile(` /sys sysfs rw[, ]`).MatchString(out) || !strings.Contains(out, "\n0\n") {
+		t.Errorf("--privileged:\n%s", out)
+	}
+	if _, err := os.Stat("/dev/kmsg"); err == nil && !strings.Contains(out, "kmsg\n") {
+		t.Errorf("--privileged lacks the host's /dev/kmsg:\n%s", out)
+	}
+	r := kiln(t, root, nil, "run", "--rm", "--device", "/dev/zero:/dev/z:r", "busybox", "sh", "-c",
+		`head -c 3 /dev/z | wc -c; echo x > /dev/z && echo wrote`)
+	if r.code != 0 || r.stdout != "3\n" || !strings.Contains(r.stderr, "ermi") {
+		t.Errorf("--device /dev/zero:/dev/z:r: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// --pid host and --ipc host share the host's namespaces.
+func TestRunHostNamespaces(t *testing.T) {
+	requireContainers(t)
+	root := busyboxRoot(t)
+	pidNS, _ := os.Readlink("/proc/self/ns/pid")
+	ipcNS, _ := os.Readlink("/proc/self/ns/ipc")
+	out := ok(t, root, "run", "--rm", "--pid", "host", "--ipc", "host", "busybox", "sh", "-c",
+		`readlink /proc/self/ns/pid /proc/self/ns/ipc`).stdout
+	if out != pidNS+"\n"+ipcNS+"\n" {
+		t.Errorf("--pid host --ipc host: %q, host %s %s", out, pidNS, ipcNS)
+	}
+	out = ok(t, root, "run", "--rm", "busybox", "readlink", "/proc/self/ns/pid").stdout
+	if out == pidNS+"\n" {
+		t.Errorf("without --pid host the container shares the host's PID namespace")
+	}
+}
+
+// -P publishes the image's EXPOSE and --expose on random host ports; labels merge over the
+// image's and ps filters by them; --cidfile is written once.
+func TestCreatePublishAllLabelsCidfile(t *testing.T) {
+	requireContainers(t)
+	root := webRoot(t)
+	dir := t.TempDir()
+	cid, labels := filepath.Join(dir, "cid"), filepath.Join(dir, "labels")
+	if err := os.WriteFile(labels, []byte("# comment\nfile=yes\ntier=file\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	id := strings.TrimSpace(ok(t, root, "create", "--name", "w", "-P", "--expose", "90-91", "-p", "8089:80",
+		"--label-file", labels, "--label", "tier=flag", "-l", "bare", "--cidfile", cid, "web").stdout)
+	if data, err := os.ReadFile(cid); err != nil || string(data) != id {
+		t.Errorf("--cidfile holds %q (%v), want %s", data, err, id)
+	}
+	ports := ok(t, root, "port", "w").stdout
+	for _, p := range []string{"80/tcp -> 0.0.0.0:8089\n", "53/udp -> 0.0.0.0:", "90/tcp -> 0.0.0.0:", "91/tcp -> 0.0.0.0:"} {
+		if !strings.Contains(ports, p) {
+			t.Errorf("kiln port lacks %q:\n%s", p, ports)
+		}
+	}
+	if strings.Count(ports, "80/tcp") != 1 {
+		t.Errorf("-p 8089:80 must win over -P for port 80:\n%s", ports)
+	}
+	in := inspectOne(t, root, "w")
+	want := map[string]string{"from": "image", "tier": "flag", "file": "yes", "bare": ""}
+	if len(in.Config.Labels) != len(want) {
+		t.Errorf("labels %v, want %v", in.Config.Labels, want)
+	}
+	for k, v := range want {
+		if got, ok := in.Config.Labels[k]; !ok || got != v {
+			t.Errorf("label %s = %q, want %q", k, got, v)
+		}
+	}
+	ok(t, root, "create", "--name", "plain", "busybox", "true")
+	if got := ok(t, root, "ps", "-a", "-q", "--filter", "label=tier=flag").stdout; got != id[:12]+"\n" {
+		t.Errorf("ps --filter label=tier=flag: %q", got)
+	}
+	if got := ok(t, root, "ps", "-a", "-q", "--filter", "label=bare").stdout; got != id[:12]+"\n" {
+		t.Errorf("ps --filter label=bare: %q", got)
+	}
+	if got := ok(t, root, "ps", "-a", "-q", "--filter", "label=tier=image").stdout; got != "" {
+		t.Errorf("ps --filter label=tier=image: %q", got)
+	}
+	r := kiln(t, root, nil, "create", "--cidfile", cid, "busybox", "true")
+	if r.code != 125 || !strings.Contains(r.stderr, "--cidfile "+cid+" already exists") {
+		t.Errorf("create with an existing --cidfile: exit %d %s", r.code, r.stderr)
+	}
+	if n := len(psRows(t, root)); n != 2 {
+		t.Errorf("a refused --cidfile still created a container: %d containers", n)
+	}
+}
+
+// -a picks the streams a foreground run attaches.
+func TestRunAttach(t *testing.T) {
+	requireContainers(t)
+	root := busyboxRoot(t)
+	r := kiln(t, root, nil, "run", "--rm", "-a", "stderr", "busybox", "sh", "-c", "echo out; echo err >&2")
+	if r.code != 0 || r.stdout != "" || r.stderr != "err\n" {
+		t.Errorf("-a stderr: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+	r = kiln(t, root, strings.NewReader("hi\n"), "run", "--rm", "-a", "stdin", "-a", "STDOUT", "busybox", "cat")
+	if r.code != 0 || r.stdout != "hi\n" {
+		t.Errorf("-a stdin -a stdout: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+// Every malformed value of the new flags is a usage error (exit 2) naming the flag, before any work.
+func TestRunHostFlagsBadInput(t *testing.T) {
+	root := t.TempDir()
+	existing := filepath.Join(root, "cid")
+	if err := os.WriteFile(existing, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"--ulimit", "nofile=2048:1024"}, 2, "--ulimit"},
+		{[]string{"--ulimit", "bogus=1"}, 2, "--ulimit"},
+		{[]string{"--add-host", "db"}, 2, "--add-host"},
+		{[]string{"--add-host", "db:1.2.3"}, 2, "--add-host"},
+		{[]string{"--dns", "example.com"}, 2, "--dns"},
+		{[]string{"--dns-search", ""}, 2, "--dns-search"},
+		{[]string{"--shm-size", "lots"}, 2, "--shm-size"},
+		{[]string{"--shm-size", "0"}, 2, "--shm-size"},
+		{[]string{"--device", "dev/null"}, 2, "--device"},
+		{[]string{"--device", "/dev/null:/dev/n:rwx"}, 2, "--device"},
+		{[]string{"--pid", "container:x"}, 2, "--pid"},
+		{[]string{"--ipc", "container:x"}, 2, "--ipc"},
+		{[]string{"--sysctl", "kernel.panic=1"}, 2, "--sysctl kernel.panic is not allowed"},
+		{[]string{"--sysctl", "noequals"}, 2, "--sysctl"},
+		{[]string{"--network", "host", "--sysctl", "net.ipv4.ip_forward=1"}, 2, "--network host"},
+		{[]string{"--ipc", "host", "--sysctl", "kernel.shmmax=1"}, 2, "--ipc host"},
+		{[]string{"--memory-swap", "1x"}, 2, "--memory-swap"},
+		{[]string{"--expose", "0"}, 2, "--expose"},
+		{[]string{"--expose", "80/sctp"}, 2, "--expose"},
+		{[]string{"--stop-signal", "SIGNOPE"}, 2, "--stop-signal"},
+		{[]string{"--stop-timeout", "-5"}, 2, "--stop-timeout"},
+		{[]string{"--stop-timeout", "soon"}, 2, "--stop-timeout"},
+		{[]string{"--label", "=v"}, 2, "--label"},
+		{[]string{"--label-file", filepath.Join(root, "missing")}, 2, "--label-file"},
+		{[]string{"-a", "stdwhat"}, 2, "-a"},
+		{[]string{"-d", "-a", "stdout"}, 2, "-a and -d"},
+		{[]string{"--cidfile", existing}, 125, "already exists"},
+		{[]string{"--platform", "linux/s390x"}, 2, "linux/s390x"},
+		{[]string{"--no-such-flag"}, 2, "unknown flag"},
+		{[]string{"--privileged=maybe"}, 2, "--privileged"},
+	} {
+		for _, verb := range []string{"run", "create"} {
+			args := append(append([]string{verb, "--pull=never"}, tc.args...), "busybox", "true")
+			r := kiln(t, root, nil, args...)
+			if r.code != tc.code || !strings.Contains(r.stderr, tc.msg) {
+				t.Errorf("kiln %s: exit %d (want %d), stderr %q (want %q)", strings.Join(args, " "), r.code, tc.code, r.stderr, tc.msg)
+			}
+		}
+	}
+}

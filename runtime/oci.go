@@ -241,6 +241,11 @@ func allMounts(s Spec, rootfs, hostname string) ([]specs.Mount, error) {
 // hostAccessMounts adjusts docker's default mounts for --shm-size, --ipc host and --privileged,
 // and adds the init binary.
 func hostAccessMounts(s Spec, mounts []specs.Mount) ([]specs.Mount, error) {
+	if s.HostIPC && s.rootless {
+		if _, err := os.Stat("/dev/mqueue"); err != nil { // the host has none: neither has the container
+			mounts = slices.DeleteFunc(mounts, func(m specs.Mount) bool { return m.Type == "mqueue" })
+		}
+	}
 	for i, m := range mounts {
 		switch {
 		case m.Destination == "/dev/shm" && s.HostIPC:
@@ -248,6 +253,12 @@ func hostAccessMounts(s Spec, mounts []specs.Mount) ([]specs.Mount, error) {
 		case m.Destination == "/dev/shm" && s.ShmSize > 0:
 			mounts[i].Options = append(slices.DeleteFunc(slices.Clone(m.Options), func(o string) bool { return strings.HasPrefix(o, "size=") }),
 				fmt.Sprintf("size=%dk", (s.ShmSize+1023)/1024))
+		case m.Type == "proc" && s.HostPID && s.rootless:
+			// procfs of the host's PID namespace mounts only where its user namespace is owner:
+			// bind the host's, as podman does.
+			mounts[i] = specs.Mount{Destination: "/proc", Type: "bind", Source: "/proc", Options: []string{"rbind", "nosuid", "noexec", "nodev"}}
+		case m.Type == "mqueue" && s.HostIPC && s.rootless: // the same for the host's IPC namespace
+			mounts[i] = specs.Mount{Destination: "/dev/mqueue", Type: "bind", Source: "/dev/mqueue", Options: []string{"rbind", "nosuid", "noexec", "nodev"}}
 		case s.Privileged && (m.Destination == "/sys" || m.Destination == "/sys/fs/cgroup") && m.Type != "bind":
 			mounts[i].Options = slices.DeleteFunc(slices.Clone(m.Options), func(o string) bool { return o == "ro" })
 		}

@@ -312,3 +312,39 @@ func TestRunHostFlagsBadInput(t *testing.T) {
 		}
 	}
 }
+
+// Rootless, the flags a user namespace can honour work and the others fail naming why.
+func TestRootlessHostFlags(t *testing.T) {
+	r := newRootless(t)
+	ctxDir := t.TempDir()
+	busyboxContext(t, ctxDir)
+	r.ok("build", "-t", "bb", ctxDir)
+	out := r.ok("run", "--rm", "--ulimit", "nofile=512:1024", "--add-host", "db:10.1.2.3", "--dns", "9.9.9.9", "--shm-size", "4m",
+		"--group-add", "4321", "bb", "sh", "-c", `ulimit -n; grep db /etc/hosts; grep nameserver /etc/resolv.conf; df -k /dev/shm | tail -1 | awk '{print $2}'; id -G`).stdout
+	if !strings.HasPrefix(out, "512\n10.1.2.3\tdb\nnameserver 9.9.9.9\n4096\n") || !strings.Contains(out, "4321") {
+		t.Errorf("rootless process and /etc flags:\n%s", out)
+	}
+	pidNS, _ := os.Readlink("/proc/self/ns/pid")
+	ipcNS, _ := os.Readlink("/proc/self/ns/ipc")
+	if res := r.kiln("run", "--rm", "--pid", "host", "--ipc", "host", "bb", "sh", "-c", "readlink /proc/self/ns/pid; readlink /proc/self/ns/ipc"); res.code != 0 || res.stdout != pidNS+"\n"+ipcNS+"\n" {
+		t.Errorf("rootless --pid host --ipc host: exit %d, %q (host %s %s)\n%s", res.code, res.stdout, pidNS, ipcNS, res.stderr)
+	}
+	if _, err := os.Stat("/usr/bin/tini-static"); err == nil {
+		if res := r.kiln("run", "--rm", "--init", "bb", "cat", "/proc/1/cmdline"); res.code != 0 || !strings.HasPrefix(res.stdout, "/dev/init\x00--\x00cat") {
+			t.Errorf("rootless --init: exit %d, %q\n%s", res.code, res.stdout, res.stderr)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--privileged"}, "--privileged needs root"},
+		{[]string{"--device", "/dev/fuse"}, "--device needs root"},
+		{[]string{"--cpuset-cpus", "0"}, "need cgroups"},
+	} {
+		args := append(append([]string{"run", "--rm"}, tc.args...), "bb", "true")
+		if res := r.kiln(args...); res.code != 125 || !strings.Contains(res.stderr, tc.want) {
+			t.Errorf("rootless kiln %s: exit %d, %q (want 125 and %q)", strings.Join(args, " "), res.code, res.stderr, tc.want)
+		}
+	}
+}

@@ -25,6 +25,7 @@ type Config struct {
 	AutoRemove  bool              // --rm: removed as soon as it stays exited
 	Labels      map[string]string // --label: shown by inspect, matched by ps --filter label=
 	StopTimeout *int              // --stop-timeout seconds: kiln stop's default grace; nil = 10
+	Exposed     []string          // the image's EXPOSE and --expose ports ("80/tcp"), as docker's ExposedPorts
 	// Spec is the runtime spec every start reuses; its streams are never stored.
 	Spec runtime.Spec
 }

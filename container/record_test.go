@@ -23,6 +23,7 @@ func fullConfig() Config {
 		ImageDigest: v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("1", 64)}, Args: []string{"sh", "-c", "true"},
 		Created: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Restart: RestartPolicy{Name: RestartOnFailure, MaximumRetryCount: 3},
 		StopSignal: "SIGINT", AutoRemove: true, Labels: map[string]string{"tier": "web"}, StopTimeout: ptr(7),
+		Exposed: []string{"53/udp", "80/tcp"},
 		Spec: runtime.Spec{ID: strings.Repeat("ab", 32), Lower: []string{"/s/l1", "/s/l2"}, Upper: "/c/upper", Work: "/c/work",
 			BundleDir: "/c/bundle", Args: []string{"sh", "-c", "true"}, Env: []string{"A=1"}, Cwd: "/w",
 			User: "1:2", Hostname: "h", ReadOnlyRootfs: true, Network: runtime.NetworkBridge,

@@ -149,14 +149,15 @@ type inspectMount struct {
 }
 
 type inspectContainerConfig struct {
-	Hostname    string            `json:"Hostname"`
-	User        string            `json:"User"`
-	Env         []string          `json:"Env"`
-	Cmd         []string          `json:"Cmd"`
-	WorkingDir  string            `json:"WorkingDir"`
-	StopSignal  string            `json:"StopSignal,omitempty"`
-	StopTimeout *int              `json:"StopTimeout,omitempty"`
-	Labels      map[string]string `json:"Labels"`
+	Hostname     string              `json:"Hostname"`
+	User         string              `json:"User"`
+	Env          []string            `json:"Env"`
+	Cmd          []string            `json:"Cmd"`
+	WorkingDir   string              `json:"WorkingDir"`
+	StopSignal   string              `json:"StopSignal,omitempty"`
+	StopTimeout  *int                `json:"StopTimeout,omitempty"`
+	Labels       map[string]string   `json:"Labels"`
+	ExposedPorts map[string]struct{} `json:"ExposedPorts,omitempty"`
 }
 
 func newContainerInspectCmd(g *globalOptions) *cobra.Command {
@@ -207,6 +208,12 @@ func inspectContainer(c *container.Container, st container.State) containerInspe
 			StopSignal: c.StopSignal, StopTimeout: c.StopTimeout, Labels: c.Labels},
 	}
 	inspectHostAccess(&ci.HostConfig, sp)
+	for _, p := range c.Exposed {
+		if ci.Config.ExposedPorts == nil {
+			ci.Config.ExposedPorts = map[string]struct{}{}
+		}
+		ci.Config.ExposedPorts[p] = struct{}{}
+	}
 	if st.MonitorLost {
 		ci.State.ExitCode = -1
 	}

@@ -218,6 +218,9 @@ func TestCreatePublishAllLabelsCidfile(t *testing.T) {
 		t.Errorf("-p 8089:80 must win over -P for port 80:\n%s", ports)
 	}
 	in := inspectOne(t, root, "w")
+	if len(in.Config.ExposedPorts) != 4 {
+		t.Errorf("ExposedPorts %v, want 53/udp, 80/tcp, 90/tcp and 91/tcp", in.Config.ExposedPorts)
+	}
 	want := map[string]string{"from": "image", "tier": "flag", "file": "yes", "bare": ""}
 	if len(in.Config.Labels) != len(want) {
 		t.Errorf("labels %v, want %v", in.Config.Labels, want)

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/container"
@@ -223,21 +222,22 @@ func (o *runOptions) containerConfig(cmd *cobra.Command, g *globalOptions, ref s
 	if err != nil {
 		return cfg, fmt.Errorf("image %s: %w", ref, err)
 	}
-	if spec.Ports, err = o.publishAll(icfg, spec); err != nil {
+	exposed := slices.Sorted(maps.Keys(icfg.ExposedPorts))
+	exposed = slices.Compact(slices.Sorted(slices.Values(append(exposed, o.host.exposed...))))
+	if spec.Ports, err = o.publishAll(exposed, spec); err != nil {
 		return cfg, err
 	}
 	cfg = container.Config{Name: o.name, Image: ref, ImageDigest: digest, Args: spec.Args, Restart: restart, AutoRemove: o.rm,
-		StopSignal: icfg.StopSignal, Spec: spec}
+		StopSignal: icfg.StopSignal, Exposed: exposed, Spec: spec}
 	o.host.config(&cfg, icfg.Labels)
 	return cfg, nil
 }
 
 // publishAll is -P: the image's EXPOSE and --expose ports on random host ports.
-func (o *runOptions) publishAll(icfg v1.Config, spec runtime.Spec) ([]runtime.PortMapping, error) {
+func (o *runOptions) publishAll(exposed []string, spec runtime.Spec) ([]runtime.PortMapping, error) {
 	if !o.host.publishAll {
 		return spec.Ports, nil
 	}
-	exposed := append(slices.Sorted(maps.Keys(icfg.ExposedPorts)), o.host.exposed...)
 	if len(exposed) > 0 && spec.Network != runtime.NetworkBridge && spec.Network != runtime.NetworkSlirp {
 		return nil, fmt.Errorf("-P needs --network bridge (or slirp4netns, rootless): with --network %s there is no container address to forward to", o.network)
 	}

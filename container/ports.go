@@ -1,6 +1,7 @@
 package container
 
 import (
+	"cmp"
 	"fmt"
 	"net"
 	"slices"
@@ -52,10 +53,22 @@ func portMapping(p runtime.PortMapping) PortMapping {
 }
 
 // PublishAll gives every exposed port ("80/tcp", the image's EXPOSE form) that ports does not
-// publish yet a free random host port, as docker's -P; the ports are fixed at create, so that
-// kiln port and ps show them before the container runs.
+// publish yet, and every port of ports without a host port (-p 80), a free random host port, as
+// docker's -P; the ports are fixed at create, so that kiln port and ps show them before the
+// container runs.
 func PublishAll(exposed []string, ports []runtime.PortMapping) ([]runtime.PortMapping, error) {
 	out := slices.Clone(ports)
+	for i, p := range out {
+		if p.HostPort != 0 {
+			continue
+		}
+		proto := cmp.Or(p.Protocol, "tcp")
+		host, err := freePort(proto)
+		if err != nil {
+			return nil, fmt.Errorf("publish %d/%s: %w", p.ContainerPort, proto, err)
+		}
+		out[i].HostPort = host
+	}
 	for _, e := range exposed {
 		num, proto, _ := strings.Cut(e, "/")
 		if proto == "" {

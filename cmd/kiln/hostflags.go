@@ -55,9 +55,9 @@ func (h *hostFlags) register(f *pflag.FlagSet) {
 	f.StringArrayVar(&h.labelFiles, "label-file", nil, "read labels from a file of KEY=VALUE lines")
 	f.StringVar(&h.cidfile, "cidfile", "", "write the container id to this file (which must not exist)")
 	f.StringVar(&h.stopSignal, "stop-signal", "", "signal kiln stop sends (default: the image's STOPSIGNAL, else SIGTERM)")
-	f.IntVar(&h.stopTimeout, "stop-timeout", -1, "seconds kiln stop waits before SIGKILL when not given -t (default 10)")
+	f.IntVar(&h.stopTimeout, "stop-timeout", -1, "seconds kiln stop waits before SIGKILL when not given -t")
 	f.StringArrayVarP(&h.attach, "attach", "a", nil, "attach only these streams: stdin, stdout or stderr (default stdout and stderr)")
-	f.Lookup("stop-timeout").DefValue = "" // -1 is "unset", not a value to show
+	f.Lookup("stop-timeout").DefValue = "10" // -1 is "unset": kiln stop's own 10 s
 }
 
 // apply parses the flags into sp and checks the container-level ones, before any work; every

@@ -203,13 +203,13 @@ func TestCreatePublishAllLabelsCidfile(t *testing.T) {
 	if err := os.WriteFile(labels, []byte("# comment\nfile=yes\ntier=file\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	id := strings.TrimSpace(ok(t, root, "create", "--name", "w", "-P", "--expose", "90-91", "-p", "8089:80",
+	id := strings.TrimSpace(ok(t, root, "create", "--name", "w", "-P", "--expose", "90-91", "-p", "8089:80", "-p", "127.0.0.1::7000",
 		"--label-file", labels, "--label", "tier=flag", "-l", "bare", "--cidfile", cid, "web").stdout)
 	if data, err := os.ReadFile(cid); err != nil || string(data) != id {
 		t.Errorf("--cidfile holds %q (%v), want %s", data, err, id)
 	}
 	ports := ok(t, root, "port", "w").stdout
-	for _, p := range []string{"80/tcp -> 0.0.0.0:8089\n", "53/udp -> 0.0.0.0:", "90/tcp -> 0.0.0.0:", "91/tcp -> 0.0.0.0:"} {
+	for _, p := range []string{"80/tcp -> 0.0.0.0:8089\n", "53/udp -> 0.0.0.0:", "90/tcp -> 0.0.0.0:", "91/tcp -> 0.0.0.0:", "7000/tcp -> 127.0.0.1:"} {
 		if !strings.Contains(ports, p) {
 			t.Errorf("kiln port lacks %q:\n%s", p, ports)
 		}

@@ -48,9 +48,13 @@ func newRunCmd(g *globalOptions) *cobra.Command {
 		Long: "Run IMAGE's entrypoint and command (or COMMAND) in an isolated container: its own mount, PID,\n" +
 			"UTS, IPC and cgroup namespaces, docker's default capabilities and seccomp profile, through crun\n" +
 			"or runc. The network is a bridge (an address on kiln0, 10.89.0.0/24, with outbound NAT; -p publishes\n" +
-			"ports) unless --network host or none. The exit code is the process's own;\n" +
+			"ports, -P every exposed one) unless --network host or none. --pid host and --ipc host share\n" +
+			"those namespaces with the host, --privileged gives up the isolation of capabilities, seccomp,\n" +
+			"/proc, /sys and devices (root only). The exit code is the process's own;\n" +
 			"125 means kiln itself failed, 126 the command cannot be executed, 127 it was not found.",
-		Example: "  kiln run --rm hello\n  kiln run -d --name web --restart=on-failure:3 app\n  kiln run --rm -it busybox sh\n  kiln run --rm -v $PWD:/data:ro --memory 64m busybox ls /data",
+		Example: "  kiln run --rm hello\n  kiln run -d --name web --restart=on-failure:3 app\n" +
+			"  kiln run -d --init -P --label tier=web --stop-timeout 30 app\n" +
+			"  kiln run --rm --ulimit nofile=1024:2048 --add-host db:10.0.0.5 --dns 9.9.9.9 busybox cat /etc/hosts\n  kiln run --rm -it busybox sh\n  kiln run --rm -v $PWD:/data:ro --memory 64m busybox ls /data",
 		Args:    argsRange(1, -1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cmd.Flags().Changed("entrypoint") {
@@ -89,7 +93,7 @@ func newRunCmd(g *globalOptions) *cobra.Command {
 	f.StringVar(&entrypoint, "entrypoint", "", "override the image's ENTRYPOINT (\"\" clears it)")
 	f.StringVar(&o.pull, "pull", "missing", "pull the image: missing (when not in the store), always or never")
 	f.StringVar(&o.network, "network", "", "network: bridge (the default as root: kiln0 with NAT), slirp4netns (the default rootless: a user-mode network), host or none (loopback only)")
-	f.StringArrayVarP(&o.publish, "publish", "p", nil, "publish a port: [IP:]HOST-PORT:CONTAINER-PORT[/tcp|udp] (bridge network)")
+	f.StringArrayVarP(&o.publish, "publish", "p", nil, "publish a port: [IP:][HOST-PORT:]CONTAINER-PORT[/tcp|udp] (bridge network; no HOST-PORT: a random one)")
 	f.StringVarP(&o.memory, "memory", "m", "", "memory limit, e.g. 64m or 1g")
 	f.Float64Var(&o.cpus, "cpus", 0, "CPU limit in cores, e.g. 0.5")
 	f.Int64Var(&o.pidsLimit, "pids-limit", 0, "maximum number of processes (0 = unlimited)")
@@ -236,7 +240,7 @@ func (o *runOptions) containerConfig(cmd *cobra.Command, g *globalOptions, ref s
 // publishAll is -P: the image's EXPOSE and --expose ports on random host ports.
 func (o *runOptions) publishAll(exposed []string, spec runtime.Spec) ([]runtime.PortMapping, error) {
 	if !o.host.publishAll {
-		return spec.Ports, nil
+		exposed = nil
 	}
 	if len(exposed) > 0 && spec.Network != runtime.NetworkBridge && spec.Network != runtime.NetworkSlirp {
 		return nil, fmt.Errorf("-P needs --network bridge (or slirp4netns, rootless): with --network %s there is no container address to forward to", o.network)

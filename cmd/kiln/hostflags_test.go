@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -10,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 
 	"github.com/kiln-build/kiln/cache"
@@ -46,7 +48,6 @@ func webRoot(t *testing.T) string {
 	if err := s.Tag(context.Background(), n, desc); err != nil {
 		t.Fatal(err)
 	}
-	var _ v1.Image = web
 	return root
 }
 
@@ -349,5 +350,35 @@ func TestRootlessHostFlags(t *testing.T) {
 		if res := r.kiln(args...); res.code != 125 || !strings.Contains(res.stderr, tc.want) {
 			t.Errorf("rootless kiln %s: exit %d, %q (want 125 and %q)", strings.Join(args, " "), res.code, res.stderr, tc.want)
 		}
+	}
+}
+
+// A -P port forwards to the container like a -p one.
+func TestRunPublishAllForwards(t *testing.T) {
+	requireContainers(t)
+	if _, err := exec.LookPath("iptables"); err != nil {
+		t.Skip("needs iptables (apt-get install iptables)")
+	}
+	root := busyboxRoot(t)
+	ok(t, root, "run", "-d", "--name", "httpd", "-P", "--expose", "80", "busybox",
+		"sh", "-c", "mkdir /www && echo random-port > /www/index.html && exec httpd -f -p 80 -h /www")
+	defer kiln(t, root, nil, "rm", "-f", "httpd")
+	port := strings.TrimSpace(ok(t, root, "port", "httpd", "80").stdout)
+	_, hostPort, found := strings.Cut(port, "0.0.0.0:")
+	if !found {
+		t.Fatalf("kiln port httpd 80: %q", port)
+	}
+	var body []byte
+	waitFor(t, "the -P port", func() bool {
+		resp, err := http.Get("http://127.0.0.1:" + hostPort + "/")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		body, _ = io.ReadAll(resp.Body)
+		return true
+	})
+	if string(body) != "random-port\n" {
+		t.Errorf("GET through -P: %q", body)
 	}
 }

@@ -55,7 +55,7 @@ func newRunCmd(g *globalOptions) *cobra.Command {
 		Example: "  kiln run --rm hello\n  kiln run -d --name web --restart=on-failure:3 app\n" +
 			"  kiln run -d --init -P --label tier=web --stop-timeout 30 app\n" +
 			"  kiln run --rm --ulimit nofile=1024:2048 --add-host db:10.0.0.5 --dns 9.9.9.9 busybox cat /etc/hosts\n  kiln run --rm -it busybox sh\n  kiln run --rm -v $PWD:/data:ro --memory 64m busybox ls /data",
-		Args:    argsRange(1, -1),
+		Args: argsRange(1, -1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cmd.Flags().Changed("entrypoint") {
 				o.entrypoint = &entrypoint

@@ -2,7 +2,9 @@ package runtime
 
 import (
 	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -26,6 +28,9 @@ func TestWriteConfigHostAccess(t *testing.T) {
 	l := cfg.Linux
 	if l.Seccomp != nil || l.MaskedPaths != nil || l.ReadonlyPaths != nil {
 		t.Errorf("--privileged keeps seccomp %v, masked %v, read-only %v", l.Seccomp != nil, l.MaskedPaths, l.ReadonlyPaths)
+	}
+	if cfg.Process.NoNewPrivileges {
+		t.Errorf("--privileged keeps no_new_privs")
 	}
 	if got := cfg.Process.Capabilities.Bounding; !slices.Equal(got, boundingCaps()) {
 		t.Errorf("--privileged caps %v, want kiln's bounding set", got)
@@ -57,6 +62,12 @@ func TestWriteConfigHostAccess(t *testing.T) {
 			!slices.ContainsFunc(cfg.Mounts, func(m specs.Mount) bool { return m.Destination == "/dev/init" && slices.Contains(m.Options, "ro") }) {
 			t.Errorf("--init: args %v", cfg.Process.Args)
 		}
+	}
+
+	s, rootfs = configFixture(t)
+	s.Privileged, s.Seccomp, s.SeccompProfile = true, SeccompProfileFile, writeProfile(t)
+	if cfg, err = WriteConfig(s, rootfs); err != nil || cfg.Linux.Seccomp == nil {
+		t.Errorf("--privileged with an explicit seccomp profile must apply it: %v", err)
 	}
 
 	s, rootfs = configFixture(t)
@@ -124,4 +135,14 @@ func TestParseDevice(t *testing.T) {
 			t.Errorf("ParseDevice(%q): %v", bad, err)
 		}
 	}
+}
+
+// writeProfile writes a minimal docker-format seccomp profile.
+func writeProfile(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "profile.json")
+	if err := os.WriteFile(p, []byte(`{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["reboot"], "action": "SCMP_ACT_ERRNO"}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

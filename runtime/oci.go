@@ -68,8 +68,8 @@ func generateConfig(s Spec, rootfs string) (*specs.Spec, error) {
 	if cfg.Linux, err = linuxConfig(s); err != nil {
 		return nil, err
 	}
-	if s.Privileged {
-		return cfg, nil // docker's --privileged: no syscall filter
+	if s.Privileged && s.Seccomp == SeccompDefault {
+		return cfg, nil // docker's --privileged: no syscall filter unless one is asked for
 	}
 	if cfg.Linux.Seccomp, err = seccompConfig(s, cfg); err != nil {
 		return nil, err
@@ -145,7 +145,7 @@ func process(s Spec, rootfs string) (*specs.Process, error) {
 		Cwd:             cwd,
 		Capabilities:    &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps},
 		Rlimits:         rlimits(s.Ulimits),
-		NoNewPrivileges: !s.NewPrivileges,
+		NoNewPrivileges: !s.NewPrivileges && !s.Privileged, // privileged: setuid binaries work, as in docker
 	}, nil
 }
 

@@ -142,18 +142,18 @@ func TestRunStopTimeoutAndSignal(t *testing.T) {
 	}
 }
 
-// --privileged: every capability, no seccomp, no masked paths, writable /sys, the host's devices.
+// --privileged: every capability, no seccomp, setuid works, no masked paths, writable /sys, the host's devices.
 func TestRunPrivilegedAndDevice(t *testing.T) {
 	requireContainers(t)
 	root := busyboxRoot(t)
 	out := ok(t, root, "run", "--rm", "--privileged", "busybox", "sh", "-c",
-		`grep -E '^(CapEff|Seccomp):' /proc/self/status; grep ' /sys ' /proc/mounts; grep -c kcore /proc/mounts; ls /dev`).stdout
+		`grep -E '^(CapEff|Seccomp|NoNewPrivs):' /proc/self/status; grep ' /sys ' /proc/mounts; grep -c kcore /proc/mounts; ls /dev`).stdout
 	status, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		t.Fatal(err)
 	}
 	bounding := regexp.MustCompile(`CapBnd:\t(\w+)`).FindSubmatch(status) // all kiln itself may grant
-	if !strings.Contains(out, "Seccomp:\t0\n") || bounding == nil || !strings.Contains(out, "CapEff:\t"+string(bounding[1])+"\n") ||
+	if !strings.Contains(out, "Seccomp:\t0\n") || !strings.Contains(out, "NoNewPrivs:\t0\n") || bounding == nil || !strings.Contains(out, "CapEff:\t"+string(bounding[1])+"\n") ||
 		!regexp.MustCompile(` /sys sysfs rw[, ]`).MatchString(out) || !strings.Contains(out, "\n0\n") {
 		t.Errorf("--privileged:\n%s", out)
 	}

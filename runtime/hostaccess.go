@@ -144,6 +144,9 @@ func checkHostAccess(s Spec) error {
 			return err
 		}
 	}
+	if r.MemorySwap != 0 && !s.rootless && !swapAccounting() {
+		return errors.New("--memory-swap needs the kernel's swap accounting, which this host lacks (cgroup v1: boot with swapaccount=1): drop --memory-swap")
+	}
 	if s.Init {
 		if _, err := exec.LookPath(InitBinary); err != nil {
 			return fmt.Errorf("--init runs %s, which is not installed: install Debian's tini package (apt-get install tini)", InitBinary)
@@ -291,4 +294,17 @@ func hostDevices() ([]specs.LinuxDevice, error) {
 		return nil, fmt.Errorf("--privileged: list the host's devices: %w", err)
 	}
 	return out, nil
+}
+
+// swapAccounting reports whether the host's cgroups can limit swap: v1's memory.memsw files, or
+// v2's memory.swap.max next to memory.max. When v2 shows no memory controller to look at it
+// says yes and lets the OCI runtime decide.
+func swapAccounting() bool {
+	if !unifiedOnly() {
+		_, err := os.Stat("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")
+		return err == nil
+	}
+	limits, _ := filepath.Glob("/sys/fs/cgroup/*/memory.max")
+	swaps, _ := filepath.Glob("/sys/fs/cgroup/*/memory.swap.max")
+	return len(limits) == 0 || len(swaps) > 0
 }

@@ -107,11 +107,27 @@ func TestRunInit(t *testing.T) {
 	}
 	root := busyboxRoot(t)
 	out := ok(t, root, "run", "--rm", "--init", "busybox", "sh", "-c",
-		`tr '\0' ' ' < /proc/1/cmdline; echo; sh -c 'sleep 0 & exec true'; sleep 0.2; ps -o stat,comm | grep -c '^Z' || true`).stdout
+		`tr '\0' ' ' < /proc/1/cmdline`).stdout
 	if !strings.HasPrefix(out, "/dev/init -- sh -c") {
 		t.Errorf("pid 1 is not tini: %q", out)
 	}
-	ok(t, root, "run", "-d", "--init", "--name", "sleeper", "busybox", "sleep", "300")
+	// An orphan is reparented to pid 1: a plain sleep as pid 1 leaves it a zombie, tini reaps it.
+	orphan := "sh -c 'sleep 0.1 & exec true'; exec sleep 300"
+	t.Cleanup(func() { kiln(t, root, nil, "rm", "-f", "noinit", "sleeper") })
+	ok(t, root, "run", "-d", "--name", "noinit", "busybox", "sh", "-c", orphan)
+	ok(t, root, "run", "-d", "--init", "--name", "sleeper", "busybox", "sh", "-c", orphan)
+	running := regexp.MustCompile(`(?m)^\S+\s+sleep 0\.1$`)
+	for name, zombies := range map[string]bool{"noinit": true, "sleeper": false} {
+		var ps string
+		waitFor(t, "the orphan's end in "+name, func() bool {
+			ps = kiln(t, root, nil, "exec", name, "ps", "-o", "stat,args").stdout
+			return !running.MatchString(ps)
+		})
+		if z := regexp.MustCompile(`(?m)^Z`).MatchString(ps); z != zombies {
+			t.Errorf("%s: zombie %v, want %v:\n%s", name, z, zombies, ps)
+		}
+	}
+	ok(t, root, "rm", "-f", "noinit")
 	ok(t, root, "stop", "-t", "60", "sleeper")
 	if in := inspectOne(t, root, "sleeper"); in.State.ExitCode != 143 || !in.HostConfig.Init {
 		t.Errorf("stopped --init container: exit %d (want 143: SIGTERM reached sleep), init %v", in.State.ExitCode, in.HostConfig.Init)

@@ -144,7 +144,7 @@ func checkHostAccess(s Spec) error {
 			return err
 		}
 	}
-	if r.MemorySwap != 0 && !s.rootless && !swapAccounting() {
+	if r.MemorySwap != 0 && !s.rootless && !swapAccounting("/sys/fs/cgroup", unifiedOnly()) {
 		return errors.New("--memory-swap needs the kernel's swap accounting, which this host lacks (cgroup v1: boot with swapaccount=1): drop --memory-swap")
 	}
 	if s.Init {
@@ -296,15 +296,15 @@ func hostDevices() ([]specs.LinuxDevice, error) {
 	return out, nil
 }
 
-// swapAccounting reports whether the host's cgroups can limit swap: v1's memory.memsw files, or
-// v2's memory.swap.max next to memory.max. When v2 shows no memory controller to look at it
-// says yes and lets the OCI runtime decide.
-func swapAccounting() bool {
-	if !unifiedOnly() {
-		_, err := os.Stat("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")
+// swapAccounting reports whether the cgroups mounted at root can limit swap: v1's memory.memsw
+// files, or (unified) v2's memory.swap.max next to memory.max. When v2 shows no memory
+// controller to look at it says yes and lets the OCI runtime decide.
+func swapAccounting(root string, unified bool) bool {
+	if !unified {
+		_, err := os.Stat(filepath.Join(root, "memory", "memory.memsw.limit_in_bytes"))
 		return err == nil
 	}
-	limits, _ := filepath.Glob("/sys/fs/cgroup/*/memory.max")
-	swaps, _ := filepath.Glob("/sys/fs/cgroup/*/memory.swap.max")
+	limits, _ := filepath.Glob(filepath.Join(root, "*", "memory.max"))
+	swaps, _ := filepath.Glob(filepath.Join(root, "*", "memory.swap.max"))
 	return len(limits) == 0 || len(swaps) > 0
 }

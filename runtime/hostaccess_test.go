@@ -146,3 +146,34 @@ func writeProfile(t *testing.T) string {
 	}
 	return p
 }
+
+// swapAccounting reads both cgroup layouts: v1's memory hierarchy and v2's unified files.
+func TestSwapAccounting(t *testing.T) {
+	mk := func(files ...string) string {
+		root := t.TempDir()
+		for _, f := range files {
+			if err := os.MkdirAll(filepath.Join(root, filepath.Dir(f)), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(root, f), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return root
+	}
+	for _, tc := range []struct {
+		files   []string
+		unified bool
+		want    bool
+	}{
+		{[]string{"memory/memory.limit_in_bytes", "memory/memory.memsw.limit_in_bytes"}, false, true},
+		{[]string{"memory/memory.limit_in_bytes"}, false, false},
+		{[]string{"system.slice/memory.max", "system.slice/memory.swap.max"}, true, true},
+		{[]string{"system.slice/memory.max"}, true, false},
+		{[]string{"system.slice/cpu.max"}, true, true}, // no memory controller to ask
+	} {
+		if got := swapAccounting(mk(tc.files...), tc.unified); got != tc.want {
+			t.Errorf("%v (unified %v): %v, want %v", tc.files, tc.unified, got, tc.want)
+		}
+	}
+}

@@ -166,23 +166,27 @@ func checkHostAccess(s Spec) error {
 	return nil
 }
 
-// checkCpuset checks a --cpuset-cpus list ("0-2,4") against the CPUs this host has online.
+// checkCpuset checks a --cpuset-cpus list ("0-2,4") against the CPUs kiln itself may run on
+// (its affinity: the CPUs online within its own cgroup's cpuset, v1 or v2), since a container's
+// cpuset must be a subset of its parent's.
 func checkCpuset(v string) error {
 	want, err := parseCPUList(v)
 	if err != nil {
 		return fmt.Errorf("invalid --cpuset-cpus %q: use a list such as 0-2,4", v)
 	}
-	data, err := os.ReadFile("/sys/devices/system/cpu/online")
-	if err != nil {
-		return fmt.Errorf("--cpuset-cpus: read the online CPUs: %w", err)
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		return fmt.Errorf("--cpuset-cpus: read the available CPUs: %w", err)
 	}
-	online, err := parseCPUList(strings.TrimSpace(string(data)))
-	if err != nil {
-		return fmt.Errorf("--cpuset-cpus: /sys/devices/system/cpu/online: %w", err)
+	var avail []string
+	for c := range 1024 {
+		if set.IsSet(c) {
+			avail = append(avail, strconv.Itoa(c))
+		}
 	}
 	for _, c := range want {
-		if !slices.Contains(online, c) {
-			return fmt.Errorf("invalid --cpuset-cpus %q: CPU %d is not available (online: %s)", v, c, strings.TrimSpace(string(data)))
+		if c >= 1024 || !set.IsSet(c) {
+			return fmt.Errorf("invalid --cpuset-cpus %q: CPU %d is not available (available: %s)", v, c, strings.Join(avail, ","))
 		}
 	}
 	return nil

@@ -120,7 +120,7 @@ func process(s Spec, rootfs string) (*specs.Process, error) {
 		cwd = "/"
 	}
 	if err := pathrs.MkdirAll(rootfs, cwd, 0o755); err != nil {
-		return nil, fmt.Errorf("create working directory %s: %w", cwd, err)
+		return nil, fmt.Errorf("create working directory %s: %w", cwd, inRootfs{rootfs, err})
 	}
 	capAdd := s.CapAdd
 	if s.Privileged {
@@ -272,3 +272,16 @@ func hostAccessMounts(s Spec, mounts []specs.Mount) ([]specs.Mount, error) {
 	}
 	return mounts, nil
 }
+
+// inRootfs words an error about a path in the container's root as the container sees it: the
+// bundle's place in the store means nothing to the user (nor should an image learn it).
+type inRootfs struct {
+	rootfs string
+	err    error
+}
+
+func (e inRootfs) Error() string {
+	return strings.ReplaceAll(e.err.Error(), strings.TrimSuffix(e.rootfs, "/"), "")
+}
+
+func (e inRootfs) Unwrap() error { return e.err }

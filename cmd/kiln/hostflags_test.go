@@ -111,6 +111,10 @@ func TestRunInit(t *testing.T) {
 	if !strings.HasPrefix(out, "/dev/init -- sh -c") {
 		t.Errorf("pid 1 is not tini: %q", out)
 	}
+	// As docker's docker-init: a command that is not there is 127, said by tini.
+	if r := kiln(t, root, nil, "run", "--rm", "--init", "busybox", "no-such-command"); r.code != 127 || !strings.Contains(r.stderr, "no-such-command") {
+		t.Errorf("--init with a missing command: exit %d, %q", r.code, r.stderr)
+	}
 	// An orphan is reparented to pid 1: a plain sleep as pid 1 leaves it a zombie, tini reaps it.
 	orphan := "sh -c 'sleep 0.1 & exec true'; exec sleep 300"
 	t.Cleanup(func() { kiln(t, root, nil, "rm", "-f", "noinit", "sleeper") })

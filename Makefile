@@ -7,8 +7,8 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 KILN_ROOT ?= /var/lib/kiln
 export KILN_ROOT
 
-DEMO_DEBS := busybox-static crun runc iptables uidmap fuse-overlayfs slirp4netns
-TEST_DEBS := busybox-static crun runc skopeo umoci docker-registry apache2-utils git iptables uidmap fuse-overlayfs slirp4netns
+DEMO_DEBS := busybox-static crun runc iptables uidmap fuse-overlayfs slirp4netns tini
+TEST_DEBS := busybox-static crun runc skopeo umoci docker-registry apache2-utils git iptables uidmap fuse-overlayfs slirp4netns tini
 FUZZTIME ?= 10s
 # Minimizing each new interesting input may take the engine up to a minute by default, during which it
 # counts no executions: short runs then spend all their time minimizing. Bound it by executions.

@@ -38,6 +38,8 @@ type Spec struct {
 	Seccomp        SeccompMode // default profile, unconfined or a profile file
 	SeccompProfile string      // path of a docker-format JSON profile when Seccomp is SeccompProfileFile
 
+	HostAccess // docker's run flags that reach into the host or tune the process
+
 	Terminal bool      // attach the process to a pty; Stdin should then be a terminal for resizing to work
 	Stdin    io.Reader // nil = /dev/null
 	Stdout   io.Writer // nil = discarded
@@ -121,6 +123,10 @@ type Resources struct {
 	Memory    int64   // memory limit in bytes; swap is limited to the same total, like docker
 	CPUs      float64 // CPU share as a number of cores (1.5 = 150 ms per 100 ms period)
 	PidsLimit int64   // maximum number of tasks
+	// MemorySwap is docker's --memory-swap, memory plus swap in bytes (needs Memory); -1 is
+	// unlimited swap; 0 = as much as Memory (no swap).
+	MemorySwap int64
+	CpusetCPUs string // CPUs the container may run on, e.g. "0-2,4"; "" = all
 }
 
 // ExitStatus is the container process's exit code; a death by signal n is 128+n, like a shell's $?.

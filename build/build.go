@@ -36,6 +36,8 @@ type Options struct {
 	LogDir           string            // keeps each RUN step's whole output; see SolveOptions
 	Explain          bool              // report why each step missed the cache (EventExplain)
 	Secrets          map[string][]byte // RUN --mount=type=secret values by id (--secret)
+	Run              RunDefaults       // --network, --add-host, --ulimit, --shm-size for every RUN step
+	SSH              []SSHSource       // --ssh: agents RUN --mount=type=ssh may use
 }
 
 // DefaultBuildfiles are looked for in the context, in order, when no -f is given.
@@ -78,6 +80,10 @@ func Build(ctx context.Context, o Options) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
+	agents, err := openSSH(o.SSH)
+	if err != nil {
+		return nil, err
+	}
 	ignore, err := ReadIgnoreFile(o.ContextDir, o.Buildfile)
 	if err != nil {
 		return nil, err
@@ -97,7 +103,7 @@ func Build(ctx context.Context, o Options) (*Image, error) {
 	}
 	defer os.RemoveAll(downloads)
 	g, err := Plan(ctx, f, PlanOptions{Target: o.Target, BuildArgs: o.BuildArgs, Labels: o.Labels, Context: bctx, DownloadDir: downloads,
-		Resolver: o.Resolver, Epoch: o.Epoch, Warn: warn})
+		Resolver: o.Resolver, Epoch: o.Epoch, Warn: warn, Run: o.Run})
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +114,7 @@ func Build(ctx context.Context, o Options) (*Image, error) {
 	}
 	so := SolveOptions{Store: o.Store, Compression: o.Compression, Level: o.CompressionLevel, NoCache: o.NoCache, NoCacheIn: noCacheIn,
 		Jobs: o.Jobs, Epoch: o.Epoch, Runner: o.Runner, Report: o.Report, LogDir: o.LogDir,
-		Secrets: o.Secrets, Context: bctx, DownloadDir: downloads}
+		Secrets: o.Secrets, SSH: agents, Context: bctx, DownloadDir: downloads}
 	if o.Explain {
 		so.explain = ex
 	}

@@ -28,6 +28,7 @@ type PlanOptions struct {
 	Epoch       *time.Time        // SOURCE_DATE_EPOCH
 	Warn        func(msg string)  // non-fatal problems (unused build args, undefined variables)
 	DownloadDir string            // where ADD <url> content is kept until the build ends; "" = os.TempDir()
+	Run         RunDefaults       // every RUN step's network default, hosts and limits
 }
 
 // PlannedStage is a stage after planning: its final image config and the steps that make it.

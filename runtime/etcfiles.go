@@ -19,7 +19,8 @@ import (
 // etcMounts writes /etc/hostname, /etc/hosts and /etc/resolv.conf into the bundle and returns the
 // bind mounts that place them, as docker does. With the host network the last two are copies of
 // the host's: the container may change its own, never the host's (issue 10.1).
-func etcMounts(bundle, hostname string, network NetworkMode, ip netip.Addr, readOnly bool) ([]specs.Mount, error) {
+// Extra hosts (--add-host) are appended to /etc/hosts, as docker does, whatever the network.
+func etcMounts(bundle, hostname string, network NetworkMode, ip netip.Addr, readOnly bool, extra []HostEntry) ([]specs.Mount, error) {
 	hosts, resolv := isolatedHosts(hostname, ip), isolatedResolvConf(network == NetworkBridge)
 	if network == NetworkSlirp {
 		resolv = []byte("nameserver " + slirpDNS.String() + "\n") // slirp4netns forwards it to the host's resolver
@@ -32,6 +33,9 @@ func etcMounts(bundle, hostname string, network NetworkMode, ip netip.Addr, read
 		if resolv, err = hostEtcFile("/etc/resolv.conf"); err != nil {
 			return nil, err
 		}
+	}
+	if hosts != nil || len(extra) > 0 {
+		hosts = append(hosts, hostLines(extra)...)
 	}
 	files := []struct {
 		name string

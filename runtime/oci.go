@@ -2,7 +2,9 @@ package runtime
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
@@ -29,7 +31,23 @@ func WriteConfig(s Spec, rootfs string) (*specs.Spec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode config.json: %w", err)
 	}
-	if err := writeRunFile(filepath.Join(s.BundleDir, "config.json"), data); err != nil {
+	name := filepath.Join(s.BundleDir, "config.json")
+	if len(s.SecretEnv) > 0 {
+		// The process's environment is in config.json: keep it on the in-memory tmpfs, which
+		// teardown and Cleanup unmount, and let the runtime find it through the bundle.
+		if s.stateDir == "" {
+			return nil, errors.New("a secret environment variable needs a started container (its config stays in memory)")
+		}
+		mem := filepath.Join(filesDir(s.stateDir, s.ID), "config.json")
+		if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		if err := os.Symlink(mem, name); err != nil {
+			return nil, err
+		}
+		name = mem
+	}
+	if err := writeRunFile(name, data); err != nil {
 		return nil, err
 	}
 	return cfg, nil
@@ -118,14 +136,18 @@ func process(s Spec, rootfs string) (*specs.Process, error) {
 	if err != nil {
 		return nil, err
 	}
+	limits, err := withUlimits(rlimits(), s.Ulimits)
+	if err != nil {
+		return nil, err
+	}
 	return &specs.Process{
 		Terminal:        s.Terminal,
 		User:            u.User,
 		Args:            s.Args,
-		Env:             processEnv(s.Env, u.Home, s.Terminal),
+		Env:             processEnv(append(slices.Clip(s.Env), s.SecretEnv...), u.Home, s.Terminal),
 		Cwd:             cwd,
 		Capabilities:    &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps},
-		Rlimits:         rlimits(),
+		Rlimits:         limits,
 		NoNewPrivileges: !s.NewPrivileges,
 	}, nil
 }
@@ -155,7 +177,7 @@ func processEnv(env []string, home string, terminal bool) []string {
 
 // allMounts orders docker's default mounts, the /etc files and the caller's mounts.
 func allMounts(s Spec, rootfs, hostname string) ([]specs.Mount, error) {
-	etc, err := etcMounts(s.BundleDir, hostname, s.Network, s.ip, s.ReadOnlyRootfs)
+	etc, err := etcMounts(s.BundleDir, hostname, s.Network, s.ip, s.ReadOnlyRootfs, s.ExtraHosts)
 	if err != nil {
 		return nil, err
 	}
@@ -164,6 +186,14 @@ func allMounts(s Spec, rootfs, hostname string) ([]specs.Mount, error) {
 		return nil, err
 	}
 	mounts := defaultMounts()
+	if s.ShmSize > 0 {
+		for i, m := range mounts {
+			if m.Destination == "/dev/shm" {
+				mounts[i].Options = append(slices.DeleteFunc(slices.Clone(m.Options), func(o string) bool { return strings.HasPrefix(o, "size=") }),
+					fmt.Sprintf("size=%d", s.ShmSize))
+			}
+		}
+	}
 	if s.rootless && !idMapped("/proc/self/gid_map", 5) { // a single-id map: devpts refuses gid=5 (tty)
 		for i, m := range mounts {
 			if m.Type == "devpts" {

@@ -23,11 +23,18 @@ type Spec struct {
 	Mounts         []Mount // extra bind and tmpfs mounts, applied after the defaults
 	Files          []File  `json:"-"` // read-only files kept in memory only (secrets), mounted after Mounts; never encoded
 	ReadOnlyRootfs bool    // mount the rootfs read-only (overlay stays rw underneath, the view is ro)
+	// SecretEnv are KEY=value variables added to Env whose values must never reach a disk: with
+	// any, config.json is written on the run's in-memory files tmpfs and the bundle links to it.
+	SecretEnv []string `json:"-"`
 
 	Network   NetworkMode   // NetworkNone (own netns with lo only), NetworkHost or NetworkBridge
 	Ports     []PortMapping // host ports forwarded to the container (NetworkBridge and NetworkSlirp)
 	Bridge    Bridge        // the bridge NetworkBridge attaches to; zero = DefaultBridge
 	Resources Resources     // cgroup limits; zero values mean unlimited
+
+	Ulimits    []Ulimit    // rlimits replacing docker's defaults for these resources (--ulimit)
+	ExtraHosts []HostEntry // lines appended to the container's /etc/hosts (--add-host)
+	ShmSize    int64       // /dev/shm size in bytes; 0 = docker's 64 MiB (--shm-size)
 
 	CapAdd  []string // capabilities added to docker's default set ("ALL" for every capability)
 	CapDrop []string // capabilities removed from the set ("ALL" drops every default first)

@@ -254,7 +254,9 @@ func TestRunSSHMount(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(keyDir, "junk"), []byte("nope"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = f.build(bf, func(o *Options) { o.Runner, o.SSH = r, []SSHSource{{ID: "keys", Paths: []string{filepath.Join(keyDir, "junk")}}} })
+	_, _, err = f.build(bf, func(o *Options) {
+		o.Runner, o.SSH = r, []SSHSource{{ID: "keys", Paths: []string{filepath.Join(keyDir, "junk")}}}
+	})
 	if err == nil || !strings.Contains(err.Error(), "--ssh keys") {
 		t.Errorf("a bad key file: %v", err)
 	}

@@ -44,6 +44,7 @@ type buildOptions struct {
 	level        int
 	cacheFrom    []string
 	cacheTo      string
+	run          buildRunFlags // --network, --add-host, --ulimit, --shm-size, --ssh
 }
 
 func newBuildCmd(g *globalOptions) *cobra.Command {
@@ -82,6 +83,7 @@ func newBuildCmd(g *globalOptions) *cobra.Command {
 	f.StringVar(&o.cacheTo, "cache-to", "", "export this build's cache: type=registry,ref=REG/NAME:TAG, type=local,dest=DIR or type=inline; options mode=min|max, compression=gzip|zstd, ignore-error=true")
 	f.BoolVar(&o.push, "push", false, "push every -t name to its registry after the build")
 	f.BoolVar(&o.explain, "explain", false, "say why each step that runs missed the cache (which file, variable or parent changed)")
+	o.run.bind(f)
 	platformFlag(c)
 	f.StringVar(&o.metadata, "metadata-file", "", "write the image digest, config digest and names to this JSON file")
 	return c
@@ -226,6 +228,9 @@ func (o *buildOptions) buildOptions(contextDir string) (build.Options, error) {
 		return opts, usageError{fmt.Errorf("--label: %w", err)}
 	}
 	if opts.Secrets, err = readSecrets(o.secrets); err != nil {
+		return opts, usageError{err}
+	}
+	if err := o.run.apply(&opts); err != nil {
 		return opts, usageError{err}
 	}
 	if o.compression != "estargz" { // estargz re-encodes the finished gzip image: see finishEncoding

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/md5"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/pem"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// docker's build flags for RUN containers reach a real step: --network, --add-host,
+// --ulimit, --shm-size; RUN --mount=type=secret,env= and --mount=type=ssh with --ssh ID=KEYFILE.
+func TestBuildRunFlags(t *testing.T) {
+	requireContainers(t)
+	root, ctxDir := busyboxRoot(t), t.TempDir()
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	blk, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(t.TempDir(), "id_ed25519")
+	if err := os.WriteFile(key, pem.EncodeToMemory(blk), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	writeTree(t, ctxDir, map[string]string{"Buildfile": "FROM busybox\n" +
+		"RUN --mount=type=secret,id=tok,env=TOKEN --mount=type=ssh,id=k,required " +
+		`grep db /etc/hosts > /hosts; ulimit -n > /nofile; df -k /dev/shm | tail -1 | awk '{print $2}' > /shm; ` +
+		`ls /sys/class/net > /net; echo "$TOKEN" | md5sum | cut -c1-8 > /tok; [ -S "$SSH_AUTH_SOCK" ] && echo $SSH_AUTH_SOCK > /ssh` + "\n" +
+		"CMD cat /hosts /nofile /shm /net /tok /ssh\n"})
+	t.Setenv("KILN_TEST_TOK", "s3cr3t-v4l")
+	ok(t, root, "build", "-q", "-t", "flags", "--network=none", "--add-host", "db:10.1.2.3", "--ulimit", "nofile=512:1024",
+		"--shm-size", "32m", "--secret", "id=tok,env=KILN_TEST_TOK", "--ssh", "k="+key, ctxDir)
+	r := ok(t, root, "run", "--rm", "flags")
+	sum := md5.Sum([]byte("s3cr3t-v4l\n"))
+	want := "10.1.2.3\tdb\n512\n32768\nlo\n" + hex.EncodeToString(sum[:])[:8] + "\n/run/buildkit/ssh_agent.0\n"
+	if r.stdout != want {
+		t.Errorf("inside the step:\n%q\nwant\n%q", r.stdout, want)
+	}
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error { //nolint:errcheck // best effort
+		if err == nil && d.Type().IsRegular() {
+			if data, err := os.ReadFile(p); err == nil && bytes.Contains(data, []byte("s3cr3t-v4l")) {
+				t.Errorf("%s holds the secret", p)
+			}
+		}
+		return nil
+	})
+	for _, bad := range [][]string{{"--network", "bridge"}, {"--ulimit", "nofile"}, {"--add-host", "db"}, {"--shm-size", "lots"}, {"--ssh", "=x"}} {
+		r := kiln(t, root, nil, append(append([]string{"build"}, bad...), ctxDir)...)
+		if r.code != 2 || !strings.Contains(r.stderr, bad[0]) {
+			t.Errorf("build %v: exit %d, %s", bad, r.code, r.stderr)
+		}
+	}
+}

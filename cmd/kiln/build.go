@@ -50,12 +50,15 @@ type buildOptions struct {
 func newBuildCmd(g *globalOptions) *cobra.Command {
 	o := &buildOptions{}
 	c := &cobra.Command{
-		Use:   "build [flags] CONTEXT",
+		Use:   "build [flags] CONTEXT|-|GIT-URL",
 		Short: "Build an image from a Buildfile",
 		Long: "Build an image from a Buildfile (Dockerfile syntax). Without -f, kiln looks for Buildfile,\n" +
-			"Dockerfile, then Containerfile in CONTEXT. Unchanged steps are reused from the cache.",
-		Example: "  kiln build -t hello examples/hello\n  kiln build -f - -t app . < Buildfile",
-		Args:    argsRange(1, 1),
+			"Dockerfile, then Containerfile in CONTEXT. Unchanged steps are reused from the cache.\n" +
+			"CONTEXT - reads a tar (plain or compressed) or a lone Buildfile from standard input; a git URL\n" +
+			"(https://host/repo.git#ref:subdir, git@host:repo.git, ssh://…) is cloned; -f then names a file inside.",
+		Example: "  kiln build -t hello examples/hello\n  kiln build -f - -t app . < Buildfile\n" +
+			"  tar -C app -c . | kiln build -t app -\n  kiln build -t app https://example.com/app.git#v1.2:src",
+		Args: argsRange(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runBuild(cmd, g, o, args[0])
 		},
@@ -242,7 +245,7 @@ func (o *buildOptions) buildOptions(contextDir string) (build.Options, error) {
 	if opts.Epoch, err = sourceDateEpoch(); err != nil {
 		return opts, err
 	}
-	if o.file != "" && o.file != "-" {
+	if o.file != "" && o.file != "-" && !build.IsRemoteContext(contextDir) { // else -f names a file in the context
 		if opts.Buildfile, err = filepath.Abs(o.file); err != nil {
 			return opts, err
 		}

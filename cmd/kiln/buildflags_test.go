@@ -1,6 +1,7 @@
 package main
 
 import (
+	"archive/tar"
 	"bytes"
 	"crypto/ed25519"
 	"crypto/md5"
@@ -14,6 +15,8 @@ import (
 	"testing"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/kiln-build/kiln/internal/testimage"
 )
 
 // docker's build flags for RUN containers reach a real step: --network, --add-host,
@@ -57,5 +60,30 @@ func TestBuildRunFlags(t *testing.T) {
 		if r.code != 2 || !strings.Contains(r.stderr, bad[0]) {
 			t.Errorf("build %v: exit %d, %s", bad, r.code, r.stderr)
 		}
+	}
+}
+
+// `kiln build -` reads a tar context or a lone Buildfile from standard input, as docker.
+func TestBuildStdinContext(t *testing.T) {
+	testimage.RequireBusybox(t)
+	root := busyboxRoot(t)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for name, body := range map[string]string{"sub/Containerfile": "FROM busybox\nCOPY msg /msg\n", "msg": "hi"} {
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(body)), Typeflag: tar.TypeReg})
+		tw.Write([]byte(body))
+	}
+	tw.Close()
+	if r := kiln(t, root, bytes.NewReader(buf.Bytes()), "build", "-q", "-t", "fromtar", "-f", "sub/Containerfile", "-"); r.code != 0 {
+		t.Fatalf("build - < tar: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := kiln(t, root, strings.NewReader("FROM busybox\nLABEL from=stdin\n"), "build", "-q", "-t", "fromfile", "-"); r.code != 0 {
+		t.Fatalf("build - < Buildfile: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := ok(t, root, "inspect", "--format", "{{.Config.Labels}}", "fromfile"); !strings.Contains(r.stdout, "from:stdin") {
+		t.Errorf("labels %q", r.stdout)
+	}
+	if r := kiln(t, root, strings.NewReader("FROM busybox\n"), "build", "-f", "-", "-"); r.code == 0 || !strings.Contains(r.stderr, "both") {
+		t.Errorf("-f - with -: exit %d %s", r.code, r.stderr)
 	}
 }

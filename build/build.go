@@ -38,6 +38,7 @@ type Options struct {
 	Secrets          map[string][]byte // RUN --mount=type=secret values by id (--secret)
 	Run              RunDefaults       // --network, --add-host, --ulimit, --shm-size for every RUN step
 	SSH              []SSHSource       // --ssh: agents RUN --mount=type=ssh may use
+	Annotations      map[string]string // --annotation: the image manifest's annotations
 }
 
 // DefaultBuildfiles are looked for in the context, in order, when no -f is given.
@@ -114,7 +115,7 @@ func Build(ctx context.Context, o Options) (*Image, error) {
 	}
 	so := SolveOptions{Store: o.Store, Compression: o.Compression, Level: o.CompressionLevel, NoCache: o.NoCache, NoCacheIn: noCacheIn,
 		Jobs: o.Jobs, Epoch: o.Epoch, Runner: o.Runner, Report: o.Report, LogDir: o.LogDir,
-		Secrets: o.Secrets, SSH: agents, Context: bctx, DownloadDir: downloads}
+		Secrets: o.Secrets, SSH: agents, Annotations: o.Annotations, Context: bctx, DownloadDir: downloads}
 	if o.Explain {
 		so.explain = ex
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -259,5 +260,40 @@ func TestRunSSHMount(t *testing.T) {
 	})
 	if err == nil || !strings.Contains(err.Error(), "--ssh keys") {
 		t.Errorf("a bad key file: %v", err)
+	}
+}
+
+// --annotation lands in the image manifest (buildx's default and its manifest: prefix);
+// what kiln's single manifest has no place for is refused.
+func TestAnnotations(t *testing.T) {
+	a, err := ParseAnnotations([]string{"org.opencontainers.image.title=app", "manifest:a.b=c=d", "manifest[" + HostPlatform + "]:x=", "plain:colon=1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"org.opencontainers.image.title": "app", "a.b": "c=d", "x": "", "plain:colon": "1"}
+	if !maps.Equal(a, want) {
+		t.Errorf("parsed %v", a)
+	}
+	for _, bad := range []string{"novalue", "=v", "index:k=v", "manifest-descriptor:k=v", "manifest[windows/arm]:k=v", "manifest:=v"} {
+		if _, err := ParseAnnotations([]string{bad}); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	f := newFixture(t)
+	img, _, err := f.build("FROM base\n", func(o *Options) { o.Annotations = want })
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := f.store.Image(img.Manifest.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := im.Manifest()
+	if err != nil || !maps.Equal(m.Annotations, want) {
+		t.Errorf("manifest annotations %v, %v", m.Annotations, err)
+	}
+	plain, _, err := f.build("FROM base\n", nil)
+	if err != nil || plain.Manifest.Digest == img.Manifest.Digest {
+		t.Errorf("without annotations: %v, same digest", err)
 	}
 }

@@ -32,6 +32,7 @@ type SolveOptions struct {
 	LogDir      string              // where each RUN step's whole output is kept as <cache key>.log; "" keeps none
 	Secrets     map[string][]byte   // RUN --mount=type=secret values by id; never stored or logged
 	SSH         map[string]sshAgent // RUN --mount=type=ssh agents by id (Options.SSH, opened by Build)
+	Annotations map[string]string   // the image manifest's annotations (--annotation)
 	Context     *Context            // the build context, for RUN --mount=type=bind sources
 	DownloadDir string              // where ADD <url> downloads go; "" = os.TempDir()
 	explain     *explainer          // set by Build with Options.Explain: report why steps miss the cache

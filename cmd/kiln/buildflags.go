@@ -18,6 +18,8 @@ type buildRunFlags struct {
 	ulimits  []string
 	shmSize  string
 	ssh      []string
+	annotate []string
+	contexts []string
 }
 
 func (b *buildRunFlags) bind(f *pflag.FlagSet) {
@@ -25,6 +27,7 @@ func (b *buildRunFlags) bind(f *pflag.FlagSet) {
 	f.StringArrayVar(&b.addHosts, "add-host", nil, "add NAME:IP to /etc/hosts of every RUN step (repeatable)")
 	f.StringArrayVar(&b.ulimits, "ulimit", nil, "resource limit NAME=SOFT[:HARD] of every RUN step, e.g. nofile=1024:2048 (repeatable)")
 	f.StringVar(&b.shmSize, "shm-size", "", "size of /dev/shm in RUN steps, e.g. 128m (default 64m)")
+	f.StringArrayVar(&b.annotate, "annotation", nil, "add an annotation KEY=VALUE (or manifest:KEY=VALUE) to the image manifest (repeatable)")
 	f.StringArrayVar(&b.ssh, "ssh", nil, "SSH agent or keys for RUN --mount=type=ssh: default (= $SSH_AUTH_SOCK) or ID=SOCKET|KEYFILE[,KEYFILE] (repeatable)")
 }
 
@@ -57,8 +60,15 @@ func (b *buildRunFlags) apply(o *build.Options) error {
 		}
 		o.Run.ShmSize = n
 	}
+	var err error
+	if o.Annotations, err = build.ParseAnnotations(b.annotate); err != nil {
+		return err
+	}
 	for _, s := range b.ssh {
 		id, paths, _ := strings.Cut(s, "=")
+		if id == "" {
+			return fmt.Errorf("--ssh %q: use default or ID=PATH[,PATH]", s)
+		}
 		src := build.SSHSource{ID: id}
 		if paths != "" {
 			src.Paths = strings.Split(paths, ",")
@@ -66,9 +76,6 @@ func (b *buildRunFlags) apply(o *build.Options) error {
 			src.Paths = []string{sock}
 		} else {
 			return fmt.Errorf("--ssh %s: SSH_AUTH_SOCK is not set: start an agent (eval $(ssh-agent); ssh-add) or give %s=KEYFILE", id, id)
-		}
-		if id == "" {
-			return fmt.Errorf("--ssh %q: use default or ID=PATH[,PATH]", s)
 		}
 		o.SSH = append(o.SSH, src)
 	}

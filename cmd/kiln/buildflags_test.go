@@ -14,8 +14,10 @@ import (
 	"strings"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/internal/testimage"
 )
 
@@ -82,6 +84,31 @@ func TestBuildStdinContext(t *testing.T) {
 	}
 	if r := ok(t, root, "inspect", "--format", "{{.Config.Labels}}", "fromfile"); !strings.Contains(r.stdout, "from:stdin") {
 		t.Errorf("labels %q", r.stdout)
+	}
+	r := kiln(t, root, strings.NewReader("FROM busybox\n"), "build", "-q", "-t", "annotated", "--annotation", "org.example.team=build", "-")
+	if r.code != 0 {
+		t.Fatalf("--annotation: exit %d\n%s", r.code, r.stderr)
+	}
+	st, err := cache.Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, _, err := st.Lookup("annotated")
+	if err == nil {
+		var im v1.Image
+		if im, err = st.Image(desc.Digest); err == nil {
+			var m *v1.Manifest
+			if m, err = im.Manifest(); err == nil && m.Annotations["org.example.team"] != "build" {
+				t.Errorf("manifest annotations %v", m.Annotations)
+			}
+		}
+	}
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := kiln(t, root, strings.NewReader("FROM busybox\n"), "build", "--annotation", "index:k=v", "-"); r.code != 2 {
+		t.Errorf("--annotation index: exit %d %s", r.code, r.stderr)
 	}
 	if r := kiln(t, root, strings.NewReader("FROM busybox\n"), "build", "-f", "-", "-"); r.code == 0 || !strings.Contains(r.stderr, "both") {
 		t.Errorf("-f - with -: exit %d %s", r.code, r.stderr)

@@ -39,6 +39,7 @@ type Options struct {
 	Run              RunDefaults       // --network, --add-host, --ulimit, --shm-size for every RUN step
 	SSH              []SSHSource       // --ssh: agents RUN --mount=type=ssh may use
 	Annotations      map[string]string // --annotation: the image manifest's annotations
+	BuildContexts    map[string]string // --build-context: NAME → DIR, docker-image://REF or oci-layout://DIR (see ParseBuildContexts)
 }
 
 // DefaultBuildfiles are looked for in the context, in order, when no -f is given.
@@ -94,6 +95,11 @@ func Build(ctx context.Context, o Options) (*Image, error) {
 		return nil, err
 	}
 	defer bctx.Close()
+	named, closeNamed, err := openNamedContexts(o.BuildContexts, o.Store)
+	if err != nil {
+		return nil, err
+	}
+	defer closeNamed()
 	warn := func(msg string) { o.report(Event{Kind: EventWarning, Time: time.Now(), Data: []byte(msg)}) }
 	for _, w := range f.Warnings {
 		warn(w)
@@ -104,7 +110,7 @@ func Build(ctx context.Context, o Options) (*Image, error) {
 	}
 	defer os.RemoveAll(downloads)
 	g, err := Plan(ctx, f, PlanOptions{Target: o.Target, BuildArgs: o.BuildArgs, Labels: o.Labels, Context: bctx, DownloadDir: downloads,
-		Resolver: o.Resolver, Epoch: o.Epoch, Warn: warn, Run: o.Run})
+		Resolver: o.Resolver, Epoch: o.Epoch, Warn: warn, Run: o.Run, named: named})
 	if err != nil {
 		return nil, err
 	}

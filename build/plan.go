@@ -20,15 +20,16 @@ type Resolver interface {
 
 // PlanOptions are the inputs of planning besides the Buildfile.
 type PlanOptions struct {
-	Target      string            // stage name or index; "" = the last stage
-	BuildArgs   map[string]string // --build-arg
-	Labels      map[string]string // --label, applied to the target stage's config
-	Context     *Context          // the build context; nil means COPY from the context fails
-	Resolver    Resolver          // base images; nil means only FROM scratch works
-	Epoch       *time.Time        // SOURCE_DATE_EPOCH
-	Warn        func(msg string)  // non-fatal problems (unused build args, undefined variables)
-	DownloadDir string            // where ADD <url> content is kept until the build ends; "" = os.TempDir()
-	Run         RunDefaults       // every RUN step's network default, hosts and limits
+	Target      string                   // stage name or index; "" = the last stage
+	BuildArgs   map[string]string        // --build-arg
+	Labels      map[string]string        // --label, applied to the target stage's config
+	Context     *Context                 // the build context; nil means COPY from the context fails
+	Resolver    Resolver                 // base images; nil means only FROM scratch works
+	Epoch       *time.Time               // SOURCE_DATE_EPOCH
+	Warn        func(msg string)         // non-fatal problems (unused build args, undefined variables)
+	DownloadDir string                   // where ADD <url> content is kept until the build ends; "" = os.TempDir()
+	Run         RunDefaults              // every RUN step's network default, hosts and limits
+	named       map[string]*namedContext // --build-context, by lower-case name
 }
 
 // PlannedStage is a stage after planning: its final image config and the steps that make it.

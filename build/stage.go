@@ -192,10 +192,7 @@ func CheckPlatform(plat string) error {
 
 // source resolves an image and adds its source vertex.
 func (sb *stageBuilder) source(ctx context.Context, ref string) (v1.Image, *Vertex, error) {
-	if sb.p.opts.Resolver == nil {
-		return nil, nil, fmt.Errorf("image %q: %w", ref, errNoResolver)
-	}
-	img, err := sb.p.opts.Resolver.Resolve(ctx, ref)
+	img, ref, err := sb.resolve(ctx, ref)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -206,6 +203,25 @@ func (sb *stageBuilder) source(ctx context.Context, ref string) (v1.Image, *Vert
 	v := sb.p.add(ctx, &Vertex{Name: "FROM " + ref, Instr: "FROM", Stage: sb.st.Index, Line: sb.st.Line,
 		op: &sourceOp{ref: ref, digest: dig.String(), image: img}})
 	return img, v, nil
+}
+
+// resolve finds an image by reference, or by a --build-context name first (BuildKit: a named
+// context replaces the image of that name); it returns the name to show.
+func (sb *stageBuilder) resolve(ctx context.Context, ref string) (v1.Image, string, error) {
+	if nc, ok := sb.p.opts.named[strings.ToLower(ref)]; ok {
+		switch {
+		case nc.image != nil:
+			return nc.image, ref + " (" + nc.value + ")", nil
+		case nc.dir != nil:
+			return nil, "", fmt.Errorf("%s is the directory %s (--build-context): COPY --from=%s reads it; FROM and RUN --mount take images and stages only", ref, nc.value, ref)
+		}
+		ref = nc.ref
+	}
+	if sb.p.opts.Resolver == nil {
+		return nil, "", fmt.Errorf("image %q: %w", ref, errNoResolver)
+	}
+	img, err := sb.p.opts.Resolver.Resolve(ctx, ref)
+	return img, ref, err
 }
 
 // parseTriggers turns a base image's ONBUILD expressions into instructions.

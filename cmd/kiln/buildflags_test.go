@@ -107,6 +107,16 @@ func TestBuildStdinContext(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	extra := t.TempDir()
+	writeTree(t, extra, map[string]string{"x": "named"})
+	bf := "FROM base\nCOPY --from=extra x /x\n"
+	if r := kiln(t, root, strings.NewReader(bf), "build", "-q", "-t", "named", "--build-context", "extra="+extra,
+		"--build-context", "base=docker-image://busybox", "-"); r.code != 0 {
+		t.Fatalf("--build-context: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := kiln(t, root, nil, "build", "--build-context", "x", "-"); r.code != 2 || !strings.Contains(r.stderr, "--build-context") {
+		t.Errorf("bad --build-context: exit %d %s", r.code, r.stderr)
+	}
 	if r := kiln(t, root, strings.NewReader("FROM busybox\n"), "build", "--annotation", "index:k=v", "-"); r.code != 2 {
 		t.Errorf("--annotation index: exit %d %s", r.code, r.stderr)
 	}

@@ -297,3 +297,46 @@ func TestAnnotations(t *testing.T) {
 		t.Errorf("without annotations: %v, same digest", err)
 	}
 }
+
+// blockingRunner reports a step's mounts, then runs until its context ends (a Ctrl-C).
+type blockingRunner struct{ started chan []RunMount }
+
+func (r *blockingRunner) Run(ctx context.Context, req RunRequest) error {
+	r.started <- req.Mounts
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// A cancelled build (Ctrl-C) closes the step's ssh socket and removes it.
+func TestSSHSocketGoneOnCancel(t *testing.T) {
+	f := newFixture(t)
+	key := filepath.Join(t.TempDir(), "id")
+	writeKey(t, key)
+	r := &blockingRunner{started: make(chan []RunMount, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	if err := os.WriteFile(filepath.Join(f.dir, "Buildfile"), []byte("FROM base\nRUN --mount=type=ssh x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_, err := Build(ctx, Options{ContextDir: f.dir, Store: f.store, Resolver: storeResolver{f.store}, Jobs: 1, Runner: r,
+			SSH: []SSHSource{{ID: "default", Paths: []string{key}}}})
+		done <- err
+	}()
+	mounts := <-r.started
+	if len(mounts) != 1 {
+		t.Fatalf("mounts %+v", mounts)
+	}
+	sock := mounts[0].Source
+	if _, err := os.Stat(sock); err != nil {
+		t.Fatalf("socket while the step runs: %v", err)
+	}
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("a cancelled build succeeded")
+	}
+	if _, err := os.Stat(filepath.Dir(sock)); !os.IsNotExist(err) {
+		t.Errorf("the socket's dir outlived the cancelled build: %v", err)
+	}
+}

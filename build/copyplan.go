@@ -97,10 +97,7 @@ func (sb *stageBuilder) namedDir(from string) (*Context, error) {
 	if _, isStage := sb.p.stageByName(name); isStage {
 		return nil, nil
 	}
-	if nc, ok := sb.p.opts.named[strings.ToLower(name)]; ok && nc.dir != nil {
-		return nc.dir, nil
-	}
-	return nil, nil
+	return sb.p.namedDir(name), nil
 }
 
 func (sb *stageBuilder) addCmd(ctx context.Context, c *instructions.AddCommand) error {

@@ -1,6 +1,7 @@
 package build
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -126,4 +127,50 @@ func layoutImage(spec string) (v1.Image, error) {
 		return nil, fmt.Errorf("the OCI layout %s holds %d images: name one with :TAG or @DIGEST", dir, len(found))
 	}
 	return idx.Image(found[0].Digest)
+}
+
+// namedDir is the --build-context directory of that name, if any.
+func (p *planner) namedDir(name string) *Context {
+	if nc, ok := p.opts.named[strings.ToLower(name)]; ok {
+		return nc.dir
+	}
+	return nil
+}
+
+// fromDir makes a --build-context directory the stage's filesystem on an empty config, as
+// BuildKit's FROM of a local named context: one layer holding the directory, .dockerignore
+// applied.
+func (sb *stageBuilder) fromDir(ctx context.Context, name string) error {
+	nc := sb.p.opts.named[strings.ToLower(name)]
+	sel, err := nc.dir.Select(ctx, []string{"."})
+	if err != nil {
+		return err
+	}
+	sel.digest = sel.sum()
+	sb.ps.Config = scratchConfig()
+	v := sb.p.add(ctx, &Vertex{Name: "[context " + name + "] load " + nc.value, Instr: "FROM", Stage: sb.st.Index, Line: sb.st.Line,
+		op: &copyOp{sel: sel, dest: "/", destDir: true}})
+	sb.ps.Tip = v
+	sb.ps.Steps = append(sb.ps.Steps, Step{CreatedBy: "FROM " + name + " (--build-context " + nc.value + ")", Vertex: v})
+	return nil
+}
+
+// planNamed plans a stage whose name a --build-context replaces, as BuildKit does: its
+// instructions are not run, the context is the stage.
+func (sb *stageBuilder) planNamed(ctx context.Context) (*PlannedStage, error) {
+	var err error
+	if sb.p.namedDir(sb.st.Name) != nil {
+		err = sb.fromDir(ctx, sb.st.Name)
+	} else {
+		_, err = sb.fromImageRef(ctx, sb.st.Name)
+		if sb.fromV != nil {
+			sb.fromV.Name = "[" + sb.st.Name + "] " + sb.fromV.Name
+		}
+	}
+	if err != nil {
+		return nil, errAt(sb.p.f.Name, sb.st.Line, "FROM", err)
+	}
+	sb.ps.Config.Config.OnBuild = nil
+	sb.ps.Config.RootFS = v1.RootFS{}
+	return sb.ps, nil
 }

@@ -77,8 +77,33 @@ func TestBuildContexts(t *testing.T) {
 	if err != nil || img.Config.Config.Labels["from"] != "layout" {
 		t.Errorf("FROM an oci-layout context: %v %v", err, img)
 	}
-	if _, _, err := f.build("FROM extra\n", func(o *Options) { o.BuildContexts = ctxs }); err == nil || !strings.Contains(err.Error(), "COPY --from=extra") {
-		t.Errorf("FROM a directory context: %v", err)
+	f.write(map[string]string{"x.txt": "main"})
+	img, _, err = f.build("FROM extra\nCOPY x.txt /again\n", func(o *Options) { o.BuildContexts = ctxs })
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = f.files(img)
+	if got["/x.txt"] != "0 0644 0:0 from the named dir" || got["/again"] != "0 0644 0:0 main" || len(img.Config.History) != 2 || len(img.Config.RootFS.DiffIDs) != 2 {
+		t.Errorf("FROM a directory context: files %v, history %+v", got, img.Config.History)
+	}
+	if _, ok := got["/skip.txt"]; ok {
+		t.Error("FROM a directory context: .dockerignore not applied")
+	}
+	if _, _, err := f.build("FROM base\nRUN --mount=from=extra,target=/m true\n", func(o *Options) { o.BuildContexts = ctxs; o.Runner = &fakeRunner{} }); err == nil || !strings.Contains(err.Error(), "RUN --mount from=") {
+		t.Errorf("RUN --mount from a directory context: %v", err)
+	}
+	// A named context replaces a stage of that name: its instructions do not run.
+	bf = "FROM base AS build\nRUN fail\nFROM base\nCOPY --from=build /x.txt /fromstage\n"
+	img, _, err = f.build(bf, func(o *Options) { o.BuildContexts = map[string]string{"build": extra}; o.Runner = &fakeRunner{} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.files(img)["/fromstage"]; got != "0 0644 0:0 from the named dir" {
+		t.Errorf("stage replaced by a directory: /fromstage = %q", got)
+	}
+	img, _, err = f.build("FROM base AS build\nRUN fail\nFROM build\n", func(o *Options) { o.BuildContexts = map[string]string{"build": "docker-image://other"}; o.Runner = &fakeRunner{} })
+	if err != nil || img.Config.Config.Labels["from"] != "other" {
+		t.Errorf("stage replaced by an image: %v", err)
 	}
 	for _, bad := range []map[string]string{{"x": "oci-layout://" + lay + ":nosuchtag"}, {"x": t.TempDir() + "/missing"}} {
 		if _, _, err := f.build("FROM base\n", func(o *Options) { o.BuildContexts = bad }); err == nil || !strings.Contains(err.Error(), "--build-context x") {

@@ -36,6 +36,9 @@ type stageBuilder struct {
 
 func (sb *stageBuilder) plan(ctx context.Context) (*PlannedStage, error) {
 	sb.ps = &PlannedStage{Index: sb.st.Index, Name: sb.st.Name, shell: []string{"/bin/sh", "-c"}}
+	if _, ok := sb.p.opts.named[strings.ToLower(sb.st.Name)]; ok && sb.st.Name != "" {
+		return sb.planNamed(ctx)
+	}
 	triggers, err := sb.from(ctx)
 	if err != nil {
 		return nil, err
@@ -120,30 +123,44 @@ func (sb *stageBuilder) from(ctx context.Context) ([]Instruction, error) {
 		sb.ps.Tip, sb.ps.shell, sb.ps.Base = bs.Tip, bs.shell, bs
 		onbuild = bs.Config.Config.OnBuild
 	case strings.EqualFold(base, "scratch"):
-		sb.ps.Config = v1.ConfigFile{OS: "linux", Architecture: goruntime.GOARCH,
-			Config: v1.Config{Env: []string{defaultPathEnv}}}
-	default:
-		img, v, err := sb.source(ctx, base)
-		if err != nil {
+		sb.ps.Config = scratchConfig()
+	case sb.p.namedDir(base) != nil:
+		if err := sb.fromDir(ctx, base); err != nil {
 			return fail(err)
 		}
-		cf, err := img.ConfigFile()
-		if err != nil {
-			return fail(fmt.Errorf("read config of %s: %w", base, err))
+	default:
+		if onbuild, err = sb.fromImageRef(ctx, base); err != nil {
+			return fail(err)
 		}
-		sb.ps.Config = *cf.DeepCopy()
-		sb.ps.Tip, sb.fromImage = v, true
-		if !strings.HasPrefix(v.Name, "[") {
-			sb.fromV = v // not numbered by an earlier stage: numbered once the step count is known
-		}
-		if len(cf.Config.Shell) > 0 {
-			sb.ps.shell = cf.Config.Shell
-		}
-		onbuild = cf.Config.OnBuild
 	}
 	sb.ps.Config.Config.OnBuild = nil
 	sb.ps.Config.RootFS = v1.RootFS{}
 	return sb.parseTriggers(onbuild)
+}
+
+// fromImageRef makes an image the stage's base and returns its ONBUILD triggers.
+func (sb *stageBuilder) fromImageRef(ctx context.Context, base string) ([]string, error) {
+	img, v, err := sb.source(ctx, base)
+	if err != nil {
+		return nil, err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("read config of %s: %w", base, err)
+	}
+	sb.ps.Config = *cf.DeepCopy()
+	sb.ps.Tip, sb.fromImage = v, true
+	if !strings.HasPrefix(v.Name, "[") {
+		sb.fromV = v // not numbered by an earlier stage: numbered once the step count is known
+	}
+	if len(cf.Config.Shell) > 0 {
+		sb.ps.shell = cf.Config.Shell
+	}
+	return cf.Config.OnBuild, nil
+}
+
+func scratchConfig() v1.ConfigFile {
+	return v1.ConfigFile{OS: "linux", Architecture: goruntime.GOARCH, Config: v1.Config{Env: []string{defaultPathEnv}}}
 }
 
 func isNumeric(s string) bool {
@@ -213,7 +230,7 @@ func (sb *stageBuilder) resolve(ctx context.Context, ref string) (v1.Image, stri
 		case nc.image != nil:
 			return nc.image, ref + " (" + nc.value + ")", nil
 		case nc.dir != nil:
-			return nil, "", fmt.Errorf("%s is the directory %s (--build-context): COPY --from=%s reads it; FROM and RUN --mount take images and stages only", ref, nc.value, ref)
+			return nil, "", fmt.Errorf("%s is the directory %s (--build-context): FROM and COPY --from read it, RUN --mount from= takes images and stages only", ref, nc.value)
 		}
 		ref = nc.ref
 	}

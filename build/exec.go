@@ -72,7 +72,11 @@ func (op *execOp) cacheKey(_ context.Context, deps []string) opKey {
 		in = append(in, KeyInput{Name: "env:" + k, Value: v})
 	}
 	for _, m := range op.mounts {
-		in = append(in, KeyInput{Name: "mount:" + m.target, Value: m.keyValue(deps)})
+		name := "mount:" + m.target
+		if m.target == "" {
+			name = "secret-env:" + m.secretEnv // a secret exposed only as a variable
+		}
+		in = append(in, KeyInput{Name: name, Value: m.keyValue(deps)})
 	}
 	return opKey{kind: ExecOp, inputs: append(in, op.box.keyInputs()...)}
 }

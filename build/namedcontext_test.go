@@ -101,7 +101,10 @@ func TestBuildContexts(t *testing.T) {
 	if got := f.files(img)["/fromstage"]; got != "0 0644 0:0 from the named dir" {
 		t.Errorf("stage replaced by a directory: /fromstage = %q", got)
 	}
-	img, _, err = f.build("FROM base AS build\nRUN fail\nFROM build\n", func(o *Options) { o.BuildContexts = map[string]string{"build": "docker-image://other"}; o.Runner = &fakeRunner{} })
+	img, _, err = f.build("FROM base AS build\nRUN fail\nFROM build\n", func(o *Options) {
+		o.BuildContexts = map[string]string{"build": "docker-image://other"}
+		o.Runner = &fakeRunner{}
+	})
 	if err != nil || img.Config.Config.Labels["from"] != "other" {
 		t.Errorf("stage replaced by an image: %v", err)
 	}

@@ -46,7 +46,9 @@ func (sb *stageBuilder) copyCmd(ctx context.Context, c *instructions.CopyCommand
 			return err
 		}
 		op.ctx = dir
-	} else if c.From != "" {
+	} else if c.From == "" {
+		sb.checkIgnored(false, c.SourcePaths)
+	} else {
 		from, err := sb.copyFrom(ctx, c.From, c.SourcesAndDest.SourcePaths)
 		if err != nil {
 			return err
@@ -109,6 +111,7 @@ func (sb *stageBuilder) addCmd(ctx context.Context, c *instructions.AddCommand) 
 	if local, err = sb.planGit(ctx, op, local, c.KeepGitDir != nil && *c.KeepGitDir); err != nil {
 		return err
 	}
+	sb.checkIgnored(true, local)
 	op.urls = urls
 	sd := c.SourcesAndDest
 	count := len(sd.SourcePaths) + len(sd.SourceContents)
@@ -149,7 +152,7 @@ func (sb *stageBuilder) planCopy(ctx context.Context, op *copyOp, sd instruction
 		return err
 	}
 	op.chown, op.chmod, op.contents = chown, mode, sd.SourceContents
-	if len(sd.SourcePaths) > 0 && op.from == nil {
+	if len(sd.SourcePaths) > 0 && op.from == nil && !sb.p.opts.ChecksOnly {
 		bctx := sb.p.opts.Context
 		if op.ctx != nil {
 			bctx = op.ctx
@@ -299,6 +302,10 @@ func (sb *stageBuilder) planGit(ctx context.Context, op *copyOp, sources []strin
 			continue
 		}
 		g := parseGitSource(src, keep)
+		if sb.p.opts.ChecksOnly {
+			op.git = append(op.git, g)
+			continue
+		}
 		if err := g.fetch(ctx, sb.p.downloadDir()); err != nil {
 			return nil, err
 		}

@@ -2,6 +2,7 @@ package build
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -50,6 +51,10 @@ func (r RuntimeRunner) Run(ctx context.Context, req RunRequest) error {
 		Network: network, Stdout: req.Output, Stderr: req.Output,
 		SecretEnv: req.SecretEnv, ExtraHosts: req.ExtraHosts, Ulimits: req.Ulimits, ShmSize: req.ShmSize,
 	})
+	var ce *runtime.CommandError
+	if errors.As(err, &ce) {
+		return &ExitError{Code: int(ce.Status), Reason: ce.Msg}
+	}
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package build
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 
@@ -89,8 +90,14 @@ func TestBuildContexts(t *testing.T) {
 	if _, ok := got["/skip.txt"]; ok {
 		t.Error("FROM a directory context: .dockerignore not applied")
 	}
-	if _, _, err := f.build("FROM base\nRUN --mount=from=extra,target=/m true\n", func(o *Options) { o.BuildContexts = ctxs; o.Runner = &fakeRunner{} }); err == nil || !strings.Contains(err.Error(), "RUN --mount from=") {
-		t.Errorf("RUN --mount from a directory context: %v", err)
+	_, ev, err := f.build("FROM base\nRUN --mount=from=extra,target=/m cat-mount /m/x.txt\n", func(o *Options) { o.BuildContexts = ctxs; o.Runner = &fakeRunner{} })
+	if err != nil || !strings.Contains(ev.logs(), "content: from the named dir") {
+		t.Errorf("RUN --mount from a directory context: %v\n%s", err, ev.logs())
+	}
+	if os.Geteuid() == 0 { // the hiding overlay needs root
+		if _, _, err := f.build("FROM base\nRUN --mount=from=extra,target=/m cat-mount /m/skip.txt\n", func(o *Options) { o.BuildContexts = ctxs; o.Runner = &fakeRunner{} }); err == nil {
+			t.Error("a bind of a directory context shows its .dockerignore'd file")
+		}
 	}
 	// A named context replaces a stage of that name: its instructions do not run.
 	bf = "FROM base AS build\nRUN fail\nFROM base\nCOPY --from=build /x.txt /fromstage\n"

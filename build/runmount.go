@@ -18,6 +18,7 @@ type runMount struct {
 	readOnly bool
 
 	sel    *selection // bind from the context: what the key covers
+	ctx    *Context   // bind from a --build-context directory instead of the build context
 	source string     // bind: path inside the context or the --from filesystem
 	from   *Vertex    // bind from a stage or image (nil with what == "" means the context)
 	dep    int        // from's index in the vertex's deps; -1 for none
@@ -170,14 +171,22 @@ func (sb *stageBuilder) planBind(ctx context.Context, m *instructions.Mount, rm 
 		src = "/"
 	}
 	rm.source = src
-	if m.From == "" {
-		if sb.p.opts.Context == nil {
+	bctx := sb.p.opts.Context
+	if m.From != "" {
+		dir, err := sb.namedDir(m.From)
+		if err != nil {
+			return rm, err
+		}
+		bctx, rm.ctx = dir, dir
+	}
+	if m.From == "" || rm.ctx != nil {
+		if bctx == nil {
 			return rm, errors.New("no build context to bind from")
 		}
 		if sb.p.opts.ChecksOnly {
 			return rm, nil
 		}
-		sel, err := sb.p.opts.Context.Select(ctx, []string{src})
+		sel, err := bctx.Select(ctx, []string{src})
 		if err != nil {
 			return rm, err
 		}

@@ -234,7 +234,7 @@ func (sb *stageBuilder) resolve(ctx context.Context, ref string) (v1.Image, stri
 		case nc.image != nil:
 			return nc.image, ref + " (" + nc.value + ")", nil
 		case nc.dir != nil:
-			return nil, "", fmt.Errorf("%s is the directory %s (--build-context): FROM and COPY --from read it, RUN --mount from= takes images and stages only", ref, nc.value)
+			return nil, "", fmt.Errorf("%s is the directory %s (--build-context): use it with FROM, COPY --from or RUN --mount=type=bind,from=", ref, nc.value)
 		}
 		ref = nc.ref
 	}

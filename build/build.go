@@ -38,6 +38,10 @@ type Options struct {
 	LogDir           string            // keeps each RUN step's whole output; see SolveOptions
 	Explain          bool              // report why each step missed the cache (EventExplain)
 	Secrets          map[string][]byte // RUN --mount=type=secret values by id (--secret)
+	Run              RunDefaults       // --network, --add-host, --ulimit, --shm-size for every RUN step
+	SSH              []SSHSource       // --ssh: agents RUN --mount=type=ssh may use
+	Annotations      map[string]string // --annotation: the image manifest's annotations
+	BuildContexts    map[string]string // --build-context: NAME → DIR, docker-image://REF or oci-layout://DIR (see ParseBuildContexts)
 }
 
 // DefaultBuildfiles are looked for in the context, in order, when no -f is given.
@@ -81,6 +85,10 @@ func Build(ctx context.Context, o Options) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
+	agents, err := openSSH(o.SSH)
+	if err != nil {
+		return nil, err
+	}
 	ignore, err := ReadIgnoreFile(o.ContextDir, o.Buildfile)
 	if err != nil {
 		return nil, err
@@ -90,6 +98,11 @@ func Build(ctx context.Context, o Options) (*Image, error) {
 		return nil, err
 	}
 	defer bctx.Close()
+	named, closeNamed, err := openNamedContexts(o.BuildContexts, o.Store)
+	if err != nil {
+		return nil, err
+	}
+	defer closeNamed()
 	warn := func(msg string) { o.report(Event{Kind: EventWarning, Time: time.Now(), Data: []byte(msg)}) }
 	for _, w := range f.Warnings {
 		warn(w)
@@ -101,7 +114,7 @@ func Build(ctx context.Context, o Options) (*Image, error) {
 	defer os.RemoveAll(downloads)
 	check := func(c Check) { o.report(Event{Kind: EventCheck, Time: time.Now(), Check: &c}) }
 	g, err := Plan(ctx, f, PlanOptions{Target: o.Target, BuildArgs: o.BuildArgs, Labels: o.Labels, Context: bctx, DownloadDir: downloads,
-		Resolver: o.Resolver, Epoch: o.Epoch, Warn: warn, Check: check})
+		Resolver: o.Resolver, Epoch: o.Epoch, Warn: warn, Check: check, Run: o.Run, named: named})
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +125,7 @@ func Build(ctx context.Context, o Options) (*Image, error) {
 	}
 	so := SolveOptions{Store: o.Store, Compression: o.Compression, Level: o.CompressionLevel, NoCache: o.NoCache, NoCacheIn: noCacheIn,
 		Jobs: o.Jobs, Epoch: o.Epoch, Runner: o.Runner, Report: o.Report, LogDir: o.LogDir,
-		Secrets: o.Secrets, Context: bctx, DownloadDir: downloads}
+		Secrets: o.Secrets, SSH: agents, Annotations: o.Annotations, Context: bctx, DownloadDir: downloads}
 	if o.Explain {
 		so.explain = ex
 	}
@@ -136,6 +149,9 @@ func Build(ctx context.Context, o Options) (*Image, error) {
 // come from the Resolver.
 // The checks come back in line order, with those found before an error that stopped them.
 func RunChecks(ctx context.Context, o Options) ([]Check, error) {
+	if IsRemoteContext(o.ContextDir) {
+		return nil, fmt.Errorf("--check needs a local context directory, not %s: check out or extract it first", o.ContextDir)
+	}
 	f, _, err := o.parse()
 	if err != nil {
 		return nil, err

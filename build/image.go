@@ -52,7 +52,8 @@ func (s *solver) assemble(ctx context.Context, ps *PlannedStage) (*Image, error)
 		return nil, fmt.Errorf("store image config: %w", err)
 	}
 	m := v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1,
-		Config: v1.Descriptor{MediaType: types.OCIConfigJSON, Digest: cfgDigest, Size: cfgSize}}
+		Config:      v1.Descriptor{MediaType: types.OCIConfigJSON, Digest: cfgDigest, Size: cfgSize},
+		Annotations: s.opts.Annotations}
 	for _, l := range res.layers {
 		m.Layers = append(m.Layers, l.desc)
 	}

@@ -74,6 +74,11 @@ func Pipeline(ctx context.Context, o PipelineOptions) (*Image, error) {
 	if o.Cleanup != nil {
 		o.Cleanup(ctx)
 	}
+	release, err := o.localContext(ctx) // standard input or a git URL
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	for _, ref := range o.CacheFrom {
 		res, err := o.Registry.ImportCache(ctx, ref)
 		if err != nil {

@@ -2,7 +2,9 @@ package runtime
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path"
@@ -32,7 +34,23 @@ func WriteConfig(s Spec, rootfs string) (*specs.Spec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode config.json: %w", err)
 	}
-	if err := writeRunFile(filepath.Join(s.BundleDir, "config.json"), data); err != nil {
+	name := filepath.Join(s.BundleDir, "config.json")
+	if len(s.SecretEnv) > 0 {
+		// The process's environment is in config.json: keep it on the in-memory tmpfs, which
+		// teardown and Cleanup unmount, and let the runtime find it through the bundle.
+		if s.stateDir == "" {
+			return nil, errors.New("a secret environment variable needs a started container (its config stays in memory)")
+		}
+		mem := filepath.Join(filesDir(s.stateDir, s.ID), "config.json")
+		if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, err
+		}
+		if err := os.Symlink(mem, name); err != nil {
+			return nil, err
+		}
+		name = mem
+	}
+	if err := writeRunFile(name, data); err != nil {
 		return nil, err
 	}
 	return cfg, nil
@@ -141,7 +159,7 @@ func process(s Spec, rootfs string) (*specs.Process, error) {
 		Terminal:        s.Terminal,
 		User:            u.User,
 		Args:            args,
-		Env:             processEnv(s.Env, u.Home, s.Terminal),
+		Env:             processEnv(append(slices.Clip(s.Env), s.SecretEnv...), u.Home, s.Terminal),
 		Cwd:             cwd,
 		Capabilities:    &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps},
 		Rlimits:         rlimits(s.Ulimits),

@@ -23,6 +23,9 @@ type Spec struct {
 	Mounts         []Mount // extra bind and tmpfs mounts, applied after the defaults
 	Files          []File  `json:"-"` // read-only files kept in memory only (secrets), mounted after Mounts; never encoded
 	ReadOnlyRootfs bool    // mount the rootfs read-only (overlay stays rw underneath, the view is ro)
+	// SecretEnv are KEY=value variables added to Env whose values must never reach a disk: with
+	// any, config.json is written on the run's in-memory files tmpfs and the bundle links to it.
+	SecretEnv []string `json:"-"`
 
 	Network   NetworkMode   // NetworkNone (own netns with lo only), NetworkHost or NetworkBridge
 	Ports     []PortMapping // host ports forwarded to the container (NetworkBridge and NetworkSlirp)

@@ -45,6 +45,7 @@ type buildOptions struct {
 	cacheFrom    []string
 	cacheTo      string
 	provenance   string
+	sbom         string
 	check        bool
 	run          buildRunFlags // --network, --add-host, --ulimit, --shm-size, --ssh
 }
@@ -90,6 +91,7 @@ func newBuildCmd(g *globalOptions) *cobra.Command {
 	f.BoolVar(&o.check, "check", false, "run only the build checks (BuildKit's rules) and exit 1 if any fails; nothing is built, pulled or stored")
 	f.BoolVar(&o.explain, "explain", false, "say why each step that runs missed the cache (which file, variable or parent changed)")
 	f.StringVar(&o.provenance, "provenance", "", "attach SLSA provenance: true, false or mode=min|max (default mode=min with --push or --output)")
+	f.StringVar(&o.sbom, "sbom", "false", "attach an SPDX 2.3 SBOM of the image's packages (dpkg, apk, Go, Python, npm): true or false")
 	o.run.bind(f)
 	platformFlag(c)
 	f.StringVar(&o.metadata, "metadata-file", "", "write the image digest, config digest and names to this JSON file")
@@ -220,6 +222,17 @@ func (o *buildOptions) pipelineOptions(contextDir string) (build.PipelineOptions
 		}
 	}
 	po.Provenance.Version = version
+	switch strings.ToLower(o.sbom) {
+	case "true", "1":
+		sb := build.SBOM{Epoch: po.Epoch, Version: version}
+		if len(po.Tags) > 0 {
+			sb.Name = po.Tags[0].String()
+		}
+		po.Attestors = append(po.Attestors, sb)
+	case "false", "0", "":
+	default:
+		return po, out, 0, usageError{fmt.Errorf("--sbom %q: use true or false (kiln scans with its own SBOM generator; generator= images are BuildKit's)", o.sbom)}
+	}
 	return po, out, policy, nil
 }
 

@@ -124,3 +124,64 @@ func TestBuildPushProvenance(t *testing.T) {
 		}
 	}
 }
+
+// TestBuildSBOM: build --sbom=true attaches an SPDX 2.3 document of the image's packages (here
+// a dpkg database written by a RUN step), next to the provenance; an image without a package
+// database gets an SBOM that says so; a bad --sbom value is a usage error.
+func TestBuildSBOM(t *testing.T) {
+	requireContainers(t)
+	root, ctxDir := busyboxRoot(t), t.TempDir()
+	status := "Package: hello\nStatus: install ok installed\nArchitecture: amd64\nVersion: 2.10-3\nMaintainer: Someone <s@example.org>\nDescription: greets\n\n"
+	writeTree(t, ctxDir, map[string]string{
+		"Buildfile": "FROM busybox\nRUN mkdir -p /var/lib/dpkg /etc && printf 'ID=debian\\nVERSION_ID=\"12\"\\n' > /etc/os-release\nCOPY status /var/lib/dpkg/status\n",
+		"status":    status,
+	})
+	ok(t, root, "build", "-q", "--sbom=true", "--provenance=mode=min", "-t", "app", ctxDir)
+	r := ok(t, root, "inspect", "--attestations", "app")
+	var sts []struct {
+		PredicateType string `json:"predicateType"`
+		Predicate     struct {
+			SPDXVersion string `json:"spdxVersion"`
+			Packages    []struct {
+				Name        string `json:"name"`
+				VersionInfo string `json:"versionInfo"`
+				External    []struct {
+					Locator string `json:"referenceLocator"`
+				} `json:"externalRefs"`
+			} `json:"packages"`
+		} `json:"predicate"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &sts); err != nil || len(sts) != 2 {
+		t.Fatalf("want provenance and an SBOM, got %d (%v):\n%s", len(sts), err, r.stdout)
+	}
+	found := false
+	for _, st := range sts {
+		if st.PredicateType != "https://spdx.dev/Document" {
+			continue
+		}
+		if st.Predicate.SPDXVersion != "SPDX-2.3" {
+			t.Errorf("SBOM version %q", st.Predicate.SPDXVersion)
+		}
+		for _, p := range st.Predicate.Packages {
+			for _, e := range p.External {
+				if p.Name == "hello" && p.VersionInfo == "2.10-3" && strings.HasPrefix(e.Locator, "pkg:deb/debian/hello@2.10-3") {
+					found = true
+				}
+			}
+		}
+	}
+	if !found {
+		t.Errorf("the SBOM does not list the dpkg package hello 2.10-3 with its PURL:\n%s", r.stdout)
+	}
+	if out := ok(t, root, "run", "--rm", "app", "cat", "/var/lib/dpkg/status").stdout; out != status {
+		t.Errorf("run of the attested image: %q", out)
+	}
+	writeTree(t, ctxDir, map[string]string{"Buildfile": "FROM busybox\nCOPY status /s\n"})
+	ok(t, root, "build", "-q", "--sbom=true", "-t", "bare", ctxDir)
+	if r := ok(t, root, "inspect", "--attestations", "bare"); !strings.Contains(r.stdout, "https://spdx.dev/Document") || !strings.Contains(r.stdout, "no packages found") {
+		t.Errorf("SBOM of an image without packages:\n%s", r.stdout)
+	}
+	if r := kiln(t, root, nil, "build", "--sbom=generator=x", ctxDir); r.code != 2 {
+		t.Errorf("--sbom=generator=x: exit %d, %s", r.code, r.stderr)
+	}
+}

@@ -59,11 +59,7 @@ unit:
 FUZZ_TMPDIR := $(shell test -d /dev/shm && echo /dev/shm || echo $${TMPDIR:-/tmp})
 
 fuzz:
-	@set -e; export TMPDIR=$(FUZZ_TMPDIR); for t in $(FUZZ_TARGETS); do \
-		pkg=$${t%%:*}; name=$${t##*:}; \
-		echo "fuzz $$pkg $$name ($(FUZZTIME))"; \
-		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINIMIZE) $$pkg; \
-	done
+	@TMPDIR=$(FUZZ_TMPDIR) FUZZTIME=$(FUZZTIME) FUZZMINIMIZE=$(FUZZMINIMIZE) GO=$(GO) bash scripts/fuzz.sh $(FUZZ_TARGETS)
 
 bench: deps-test
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 -timeout 60m ./...

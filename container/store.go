@@ -149,7 +149,9 @@ func (s *Store) sweep() {
 		p := filepath.Join(s.dir, name)
 		switch {
 		case strings.HasPrefix(name, ".new-"), strings.HasPrefix(name, ".rm-"):
-			_ = os.RemoveAll(p)
+			if mounted, err := unmountAbandonedViews(p); err == nil && !mounted {
+				_ = os.RemoveAll(p) // never through a mount
+			}
 		case !strings.HasPrefix(name, "."):
 			if fi, err := os.Stat(filepath.Join(p, configFile)); err == nil && fi.Size() == 0 {
 				gone := filepath.Join(s.dir, ".rm-"+name)

@@ -33,4 +33,3 @@ func seccompConfig(s Spec, cfg *specs.Spec) (*specs.LinuxSeccomp, error) {
 	}
 	return nil, fmt.Errorf("unknown seccomp mode %d", s.Seccomp)
 }
-

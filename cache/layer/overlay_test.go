@@ -3,8 +3,8 @@ package layer
 import (
 	"archive/tar"
 	"bytes"
-	"fmt"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"

@@ -2,6 +2,7 @@ package build
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,6 +19,9 @@ import (
 type TreeRunner interface {
 	Runner
 	InTree() bool
+	// PrepareTree places into a tree what the runner's steps get from mounts elsewhere (device
+	// nodes, /etc files); those paths stay out of the step's layer, and restore takes them out.
+	PrepareTree(rootfs string) (paths []string, restore func() error, err error)
 }
 
 // maxTrees bounds the materialized trees a build keeps for reuse (one per stage in flight).
@@ -137,17 +141,7 @@ func (op *execOp) execInTree(ctx context.Context, e *env, in inputs, out *logWri
 	if err != nil {
 		return nil, err
 	}
-	idx, err := layer.IndexTree(ctx, t.rootfs())
-	if err != nil {
-		os.RemoveAll(t.dir)
-		return nil, err
-	}
-	req.Rootfs = t.rootfs()
-	if err := e.opts.Runner.Run(ctx, req); err != nil {
-		os.RemoveAll(t.dir)
-		return nil, fmt.Errorf("%s: %w%s", strings.Join(op.args, " "), err, out.tail())
-	}
-	p, err := e.pack(ctx, func(w *layer.Writer) error { return layer.DiffTree(ctx, idx, w) })
+	p, err := op.runInTree(ctx, e, t.rootfs(), out, req)
 	if err != nil {
 		os.RemoveAll(t.dir)
 		return nil, err
@@ -155,4 +149,26 @@ func (op *execOp) execInTree(ctx context.Context, e *env, in inputs, out *logWri
 	res := e.layerResult(in.parent, p)
 	e.trees.give(t, res.layers)
 	return res, nil
+}
+
+// runInTree prepares the tree, indexes it, runs the step and packs what it changed.
+func (op *execOp) runInTree(ctx context.Context, e *env, rootfs string, out *logWriter, req RunRequest) (*layer.Packed, error) {
+	tr := e.opts.Runner.(TreeRunner)
+	paths, restore, err := tr.PrepareTree(rootfs)
+	if err != nil {
+		return nil, err
+	}
+	idx, err := layer.IndexTree(ctx, rootfs, paths...)
+	if err != nil {
+		return nil, errors.Join(err, restore())
+	}
+	req.Rootfs = rootfs
+	if err := tr.Run(ctx, req); err != nil {
+		return nil, errors.Join(fmt.Errorf("%s: %w%s", strings.Join(op.args, " "), err, out.tail()), restore())
+	}
+	p, err := e.pack(ctx, func(w *layer.Writer) error { return layer.DiffTree(ctx, idx, w) })
+	if err != nil {
+		return nil, errors.Join(err, restore())
+	}
+	return p, restore()
 }

@@ -21,6 +21,15 @@ type RuntimeRunner struct {
 // InTree says whether RUN steps run in place in a materialized tree (the chroot rung).
 func (r RuntimeRunner) InTree() bool { return r.Runtime.Isolation() == runtime.IsolationChroot }
 
+// PrepareTree places the chroot rung's device nodes and /etc files (runtime.PrepareChroot).
+func (r RuntimeRunner) PrepareTree(rootfs string) ([]string, func() error, error) {
+	cf, err := r.Runtime.PrepareChroot(rootfs)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cf.Paths, cf.Restore, nil
+}
+
 // Run executes req over its layers (or in req.Rootfs); a non-zero exit becomes an *ExitError.
 func (r RuntimeRunner) Run(ctx context.Context, req RunRequest) error {
 	base := req.Upper

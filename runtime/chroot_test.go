@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -174,5 +175,40 @@ func TestChrootRefuses(t *testing.T) {
 	}
 	if _, err := rt.Start(context.Background(), chrootSpec(t, root, "true")); err != ErrChrootNoContainers {
 		t.Errorf("Start: err = %v", err)
+	}
+}
+
+// TestPrepareChroot places device nodes and the /etc files, keeps the image's own aside and
+// restores the tree exactly.
+func TestPrepareChroot(t *testing.T) {
+	rt := chrootRuntime(t)
+	root := chrootTree(t)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.WriteFile(filepath.Join(root, "etc/hosts"), []byte("image's own\n"), 0o600))
+	os.RemoveAll(filepath.Join(root, "dev"))
+	cf, err := rt.PrepareChroot(root)
+	must(err)
+	st, out := runChrootSpec(t, rt, chrootSpec(t, root, "sh", "-c", "echo x > /dev/null && test -c /dev/urandom && cat /etc/hosts"))
+	if host, _ := os.ReadFile("/etc/hosts"); st != 0 || out != string(host) {
+		t.Fatalf("status %d, /etc/hosts inside %q, want the host's", st, out)
+	}
+	for _, p := range []string{"etc/hosts", "etc/.kiln-chroot-hosts", "dev/null", "etc/resolv.conf"} {
+		if !slices.Contains(cf.Paths, p) {
+			t.Errorf("Paths %v lack %s", cf.Paths, p)
+		}
+	}
+	must(cf.Restore())
+	if data, err := os.ReadFile(filepath.Join(root, "etc/hosts")); err != nil || string(data) != "image's own\n" {
+		t.Errorf("the image's /etc/hosts after Restore: %q, %v", data, err)
+	}
+	for _, gone := range []string{"dev", "etc/.kiln-chroot-hosts", "etc/resolv.conf"} {
+		if _, err := os.Lstat(filepath.Join(root, gone)); !os.IsNotExist(err) {
+			t.Errorf("%s left after Restore: %v", gone, err)
+		}
 	}
 }

@@ -102,7 +102,7 @@ type isolationProbe struct {
 // why is a short note on why this rung, for the progress header and --debug.
 func (p isolationProbe) why() string {
 	if p.Mounts == "" {
-		return "asked for with --isolation=chroot"
+		return "asked for; this host also allows oci"
 	}
 	note := "no namespaces or mounts here"
 	if p.Seccomp != "" {

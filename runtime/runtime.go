@@ -52,7 +52,7 @@ func New(o Options) (*Runtime, error) {
 		o.StateDir = abs
 	}
 	rt := &Runtime{stateDir: o.StateDir, want: o.Runtime, isolation: iso, probe: probe, debug: orDiscard(o.Debug)}
-	fmt.Fprintf(rt.debug, "isolation: %s (asked for %s)\n", rt.Describe(), orAuto(o.Isolation))
+	fmt.Fprintf(rt.debug, "isolation: %s, asked for %s\n", rt.Describe(), orAuto(o.Isolation))
 	return rt, nil
 }
 

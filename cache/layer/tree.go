@@ -19,6 +19,7 @@ import (
 // tree in place (the chroot rung has no overlay upper dir), for DiffTree.
 type TreeIndex struct {
 	root     string
+	skip     map[string]bool     // paths neither indexed nor diffed
 	entries  map[string]treeStat // by slash path relative to root
 	children map[string][]string // dir ("" = root) -> its entries' names, sorted
 }
@@ -32,6 +33,7 @@ type treeStat struct {
 	rdev            uint64
 	size            int64
 	mtime, ctime    unix.Timespec
+	birth           uint64 // dirs: birth time or inode generation, as a freed inode number is soon reused
 	sum             string // "" = the times are trusted
 }
 
@@ -39,10 +41,14 @@ type treeStat struct {
 // well over the kernel's timestamp granularity (a jiffy, at most 10ms).
 const racyWindow = 50 * time.Millisecond
 
-// IndexTree records the stat of every entry under root.
-func IndexTree(ctx context.Context, root string) (*TreeIndex, error) {
+// IndexTree records the stat of every entry under root but the skip paths (relative, with
+// slashes), which DiffTree leaves out as well: what a run gets from elsewhere, as mounts.
+func IndexTree(ctx context.Context, root string, skip ...string) (*TreeIndex, error) {
 	racy := time.Now().Add(-racyWindow)
-	idx := &TreeIndex{root: root, entries: map[string]treeStat{}, children: map[string][]string{}}
+	idx := &TreeIndex{root: root, skip: map[string]bool{}, entries: map[string]treeStat{}, children: map[string][]string{}}
+	for _, s := range skip {
+		idx.skip[path.Clean(s)] = true
+	}
 	err := filepath.WalkDir(root, func(p string, e fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -58,6 +64,12 @@ func IndexTree(ctx context.Context, root string) (*TreeIndex, error) {
 			return err
 		}
 		rel = filepath.ToSlash(rel)
+		if idx.skip[rel] {
+			if e.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
 		st, err := lstatTree(p)
 		if err != nil {
 			return err
@@ -111,7 +123,9 @@ func (t *treeDiffer) dir(rel string, fresh bool) error {
 	}
 	names := make([]string, 0, len(ents))
 	for _, e := range ents {
-		names = append(names, e.Name())
+		if !t.idx.skip[path.Join(rel, e.Name())] {
+			names = append(names, e.Name())
+		}
 	}
 	var gone []string
 	if !fresh {
@@ -159,7 +173,7 @@ func (t *treeDiffer) entry(rel string, fresh bool) error {
 			return t.dir(rel, true)
 		}
 		return nil
-	case old.mode&unix.S_IFMT != st.mode&unix.S_IFMT || old.ino != st.ino || old.dev != st.dev:
+	case old.mode&unix.S_IFMT != st.mode&unix.S_IFMT || old.ino != st.ino || old.dev != st.dev || old.birth != st.birth:
 		// Replaced: a dir made where something was is opaque, and new throughout.
 		if err := t.write(p, rel, isDir); err != nil {
 			return err
@@ -249,13 +263,33 @@ func (t *treeDiffer) flush() error {
 	return nil
 }
 
+// fsIocGetVersion is FS_IOC_GETVERSION, _IOR('v', 1, long) on 64-bit Linux: the inode's
+// generation (ext4 and others), which x/sys/unix does not define.
+const fsIocGetVersion = 0x80087601
+
 func lstatTree(p string) (treeStat, error) {
-	var st unix.Stat_t
-	if err := unix.Lstat(p, &st); err != nil {
-		return treeStat{}, &fs.PathError{Op: "lstat", Path: p, Err: err}
+	var st unix.Statx_t
+	if err := unix.Statx(unix.AT_FDCWD, p, unix.AT_SYMLINK_NOFOLLOW|unix.AT_STATX_SYNC_AS_STAT, unix.STATX_BASIC_STATS|unix.STATX_BTIME, &st); err != nil {
+		return treeStat{}, &fs.PathError{Op: "statx", Path: p, Err: err}
 	}
-	return treeStat{mode: st.Mode, uid: st.Uid, gid: st.Gid, nlink: uint64(st.Nlink), ino: st.Ino,
-		dev: uint64(st.Dev), rdev: uint64(st.Rdev), size: st.Size, mtime: st.Mtim, ctime: st.Ctim}, nil
+	ts := treeStat{mode: uint32(st.Mode), uid: st.Uid, gid: st.Gid, nlink: uint64(st.Nlink), ino: st.Ino,
+		dev: unix.Mkdev(st.Dev_major, st.Dev_minor), rdev: unix.Mkdev(st.Rdev_major, st.Rdev_minor), size: int64(st.Size),
+		mtime: unix.Timespec{Sec: st.Mtime.Sec, Nsec: int64(st.Mtime.Nsec)}, ctime: unix.Timespec{Sec: st.Ctime.Sec, Nsec: int64(st.Ctime.Nsec)}}
+	if ts.mode&unix.S_IFMT != unix.S_IFDIR {
+		return ts, nil
+	}
+	// A dir removed and made again must read as replaced (opaque), not as the same dir.
+	if st.Mask&unix.STATX_BTIME != 0 && st.Btime.Sec != 0 {
+		ts.birth = uint64(st.Btime.Sec)<<30 ^ uint64(st.Btime.Nsec)
+		return ts, nil
+	}
+	if fd, err := unix.Open(p, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); err == nil {
+		if gen, err := unix.IoctlGetUint32(fd, fsIocGetVersion); err == nil {
+			ts.birth = uint64(gen)
+		}
+		unix.Close(fd)
+	}
+	return ts, nil
 }
 
 // entrySum hashes what a stat does not show: a file's content, a link's target, the xattrs.

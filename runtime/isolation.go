@@ -67,29 +67,35 @@ func (i Isolation) resolve() (Isolation, isolationProbe, error) {
 		return "", isolationProbe{}, fmt.Errorf("invalid isolation %q: use auto, oci, rootless or chroot", string(i))
 	}
 	p := probeIsolation()
+	iso, err := chooseAsRoot(i, p)
+	return iso, p, err
+}
+
+// chooseAsRoot is the rung for root given what the probe found.
+func chooseAsRoot(i Isolation, p isolationProbe) (Isolation, error) {
 	switch i {
 	case "", IsolationAuto:
 		switch {
 		case p.Mounts == "":
-			return IsolationOCI, p, nil
+			return IsolationOCI, nil
 		case p.Chroot == "":
-			return IsolationChroot, p, nil
+			return IsolationChroot, nil
 		}
-		return "", p, fmt.Errorf("no isolation works here: namespaces and mounts are refused (%s) and so is chroot (%s): run kiln with CAP_SYS_CHROOT at least (docker and Kubernetes grant it by default)", p.Mounts, p.Chroot)
+		return "", fmt.Errorf("no isolation works here: namespaces and mounts are refused (%s) and so is chroot (%s): run kiln with CAP_SYS_CHROOT at least (docker and Kubernetes grant it by default)", p.Mounts, p.Chroot)
 	case IsolationOCI:
 		if p.Mounts != "" {
-			return "", p, fmt.Errorf("isolation oci needs namespaces and mounts, and this host refuses them (%s): run kiln where it may (CAP_SYS_ADMIN, e.g. a privileged container), or use --isolation=chroot (or auto)", p.Mounts)
+			return "", fmt.Errorf("isolation oci needs namespaces and mounts, and this host refuses them (%s): run kiln where it may (CAP_SYS_ADMIN, e.g. a privileged container), or use --isolation=chroot (or auto)", p.Mounts)
 		}
 	case IsolationChroot:
 		if p.Chroot != "" {
-			return "", p, fmt.Errorf("isolation chroot is refused here (%s): run kiln with CAP_SYS_CHROOT", p.Chroot)
+			return "", fmt.Errorf("isolation chroot is refused here (%s): run kiln with CAP_SYS_CHROOT", p.Chroot)
 		}
 	case IsolationRootless:
-		return "", p, fmt.Errorf("isolation rootless is for unprivileged users: as root kiln uses --isolation=oci, chroot (or auto)")
+		return "", fmt.Errorf("isolation rootless is for unprivileged users: as root kiln uses --isolation=oci, chroot (or auto)")
 	default:
-		return "", p, fmt.Errorf("invalid isolation %q: use auto, oci, rootless or chroot", string(i))
+		return "", fmt.Errorf("invalid isolation %q: use auto, oci, rootless or chroot", string(i))
 	}
-	return i, p, nil
+	return i, nil
 }
 
 // isolationProbe is what a root kiln may do here; each field says why not, "" = it works.

@@ -212,3 +212,28 @@ func TestPrepareChroot(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkProbeIsolation is what auto costs a root kiln on each start (it is not cached).
+func BenchmarkProbeIsolation(b *testing.B) {
+	for b.Loop() {
+		probeIsolation()
+	}
+}
+
+// TestCachedProbe keeps the probe's answer on disk and reads it back.
+func TestCachedProbe(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	first := cachedProbe(dir)
+	files, _ := filepath.Glob(filepath.Join(dir, "probe", "isolation-*.json"))
+	if len(files) != 1 {
+		t.Fatalf("probe records: %v", files)
+	}
+	// A record says what the next kiln of this process's kind finds, without probing.
+	if err := os.WriteFile(files[0], []byte(`{"mounts":"recorded"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := cachedProbe(dir); got.Mounts != "recorded" {
+		t.Errorf("cachedProbe = %+v (first %+v), want the record", got, first)
+	}
+}

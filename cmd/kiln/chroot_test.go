@@ -39,14 +39,19 @@ func TestChrootBuildEqualsOCI(t *testing.T) {
 		t.Errorf("chroot-built image %q, oci-built image %q: want the same\nchroot layers:\n%s\noci layers:\n%s", a, o,
 			ok(t, chroot, "history", "--no-trunc", "bb").stdout, ok(t, oci, "history", "--no-trunc", "bb").stdout)
 	}
-	// kiln run needs namespaces: a clear refusal, not a weaker container.
-	res := kiln(t, chroot, nil, "--isolation=chroot", "run", "--rm", "bb", "true")
-	if res.code == 0 || !strings.Contains(res.stderr, "chroot isolation") {
-		t.Errorf("run under chroot: exit %d\n%s", res.code, res.stderr)
+	// kiln run needs namespaces: a clear refusal, not a weaker container, and no record left.
+	for _, args := range [][]string{{"run", "--rm", "bb", "true"}, {"run", "-d", "bb", "true"}, {"create", "bb"}} {
+		res := kiln(t, chroot, nil, append([]string{"--isolation=chroot"}, args...)...)
+		if res.code != 125 || !strings.Contains(res.stderr, "chroot isolation") {
+			t.Errorf("%v under chroot: exit %d\n%s", args, res.code, res.stderr)
+		}
+	}
+	if ps := ok(t, chroot, "ps", "-a", "-q").stdout; ps != "" {
+		t.Errorf("refused runs left containers:\n%s", ps)
 	}
 	// So does a RUN that needs a mount.
 	writeTree(t, ctxDir, map[string]string{"Buildfile": "FROM bb\nRUN --mount=type=tmpfs,target=/scratch true\n"})
-	res = kiln(t, chroot, nil, "--isolation=chroot", "build", "--progress=plain", ctxDir)
+	res := kiln(t, chroot, nil, "--isolation=chroot", "build", "--progress=plain", ctxDir)
 	if res.code == 0 || !strings.Contains(res.stderr, "chroot isolation cannot mount") {
 		t.Errorf("RUN --mount under chroot: exit %d\n%s", res.code, res.stderr)
 	}

@@ -56,6 +56,9 @@ func (g *globalOptions) enterRootless(cmd *cobra.Command) error {
 	if iso, err = iso.Resolve(); err != nil {
 		return err
 	}
+	if iso == runtime.IsolationChroot && runsContainers[cmd.Name()] {
+		return exitCodeError{code: 125, err: runtime.ErrChrootNoContainers} // before any container record exists
+	}
 	if iso != runtime.IsolationRootless || runtime.InUserNamespace() || noStore[cmd.Name()] {
 		return nil
 	}
@@ -78,6 +81,9 @@ func (g *globalOptions) rootless() bool {
 	}
 	return err == nil && iso == runtime.IsolationRootless
 }
+
+// runsContainers are the commands that start a container process, which the chroot rung cannot.
+var runsContainers = map[string]bool{"run": true, "create": true, "start": true, "restart": true, "exec": true}
 
 // noStore are the commands that never touch the store or a container.
 var noStore = map[string]bool{"version": true, "help": true, "completion": true}

@@ -70,6 +70,9 @@ func (sb *stageBuilder) planURLs(ctx context.Context, sources []string, checksum
 		urls[0].checksum = checksum
 		return urls, local, nil
 	}
+	if sb.p.opts.ChecksOnly {
+		return urls, local, nil
+	}
 	for _, us := range urls {
 		d, err := us.fetch(ctx, sb.p.downloadDir())
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/kiln-build/kiln/cache"
@@ -96,8 +97,9 @@ func Build(ctx context.Context, o Options) (*Image, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(downloads)
+	check := func(c Check) { o.report(Event{Kind: EventCheck, Time: time.Now(), Check: &c}) }
 	g, err := Plan(ctx, f, PlanOptions{Target: o.Target, BuildArgs: o.BuildArgs, Labels: o.Labels, Context: bctx, DownloadDir: downloads,
-		Resolver: o.Resolver, Epoch: o.Epoch, Warn: warn})
+		Resolver: o.Resolver, Epoch: o.Epoch, Warn: warn, Check: check})
 	if err != nil {
 		return nil, err
 	}
@@ -124,6 +126,31 @@ func Build(ctx context.Context, o Options) (*Image, error) {
 		}
 	}
 	return img, nil
+}
+
+// RunChecks runs only the build checks (docker build --check): every stage is planned (the
+// target's only with Target), nothing is run, downloaded or written to the store; base images
+// come from the Resolver.
+// The checks come back in line order, with those found before an error that stopped them.
+func RunChecks(ctx context.Context, o Options) ([]Check, error) {
+	f, err := o.parse()
+	if err != nil {
+		return nil, err
+	}
+	ignore, err := ReadIgnoreFile(o.ContextDir, o.Buildfile)
+	if err != nil {
+		return nil, err
+	}
+	bctx, err := OpenContext(o.ContextDir, ignore, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer bctx.Close()
+	var checks []Check
+	_, err = Plan(ctx, f, PlanOptions{Target: o.Target, BuildArgs: o.BuildArgs, Context: bctx, Resolver: o.Resolver,
+		Epoch: o.Epoch, ChecksOnly: true, Check: func(c Check) { checks = append(checks, c) }})
+	slices.SortStableFunc(checks, func(a, b Check) int { return a.Line - b.Line })
+	return checks, err
 }
 
 func (o *Options) report(e Event) {

@@ -40,7 +40,9 @@ type copyFrom struct {
 
 func (sb *stageBuilder) copyCmd(ctx context.Context, c *instructions.CopyCommand) error {
 	op := &copyOp{exclude: c.ExcludePatterns, parents: c.Parents, link: c.Link}
-	if c.From != "" {
+	if c.From == "" {
+		sb.checkIgnored(false, c.SourcePaths)
+	} else {
 		from, err := sb.copyFrom(ctx, c.From, c.SourcesAndDest.SourcePaths)
 		if err != nil {
 			return err
@@ -88,6 +90,7 @@ func (sb *stageBuilder) addCmd(ctx context.Context, c *instructions.AddCommand) 
 	if local, err = sb.planGit(ctx, op, local, c.KeepGitDir != nil && *c.KeepGitDir); err != nil {
 		return err
 	}
+	sb.checkIgnored(true, local)
 	op.urls = urls
 	sd := c.SourcesAndDest
 	count := len(sd.SourcePaths) + len(sd.SourceContents)
@@ -128,7 +131,7 @@ func (sb *stageBuilder) planCopy(ctx context.Context, op *copyOp, sd instruction
 		return err
 	}
 	op.chown, op.chmod, op.contents = chown, mode, sd.SourceContents
-	if len(sd.SourcePaths) > 0 && op.from == nil {
+	if len(sd.SourcePaths) > 0 && op.from == nil && !sb.p.opts.ChecksOnly {
 		if sb.p.opts.Context == nil {
 			return errors.New("no build context to copy from")
 		}
@@ -274,6 +277,10 @@ func (sb *stageBuilder) planGit(ctx context.Context, op *copyOp, sources []strin
 			continue
 		}
 		g := parseGitSource(src, keep)
+		if sb.p.opts.ChecksOnly {
+			op.git = append(op.git, g)
+			continue
+		}
 		if err := g.fetch(ctx, sb.p.downloadDir()); err != nil {
 			return nil, err
 		}

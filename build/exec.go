@@ -127,14 +127,21 @@ type RunMount struct {
 }
 
 // ExitError reports a RUN command that exited with a non-zero code.
-type ExitError struct{ Code int }
+type ExitError struct {
+	Code   int
+	Reason string // the runtime's words when it could not execute the command (127, 126)
+}
 
 func (e *ExitError) Error() string {
+	why := ""
+	if e.Reason != "" {
+		why = " (" + e.Reason + ")"
+	}
 	switch e.Code {
 	case 127: // the runtime's "not found", as docker maps it
-		return "exit code 127: the command was not found; check its path and the image's PATH"
+		return "exit code 127: the command was not found" + why + "; check its path and the image's PATH"
 	case 126:
-		return "exit code 126: the command cannot be executed; check that it is an executable file for this platform"
+		return "exit code 126: the command cannot be executed" + why + "; check that it is an executable file for this platform"
 	}
 	return fmt.Sprintf("exit code %d", e.Code)
 }

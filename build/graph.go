@@ -66,6 +66,7 @@ type Graph struct {
 	Vertices []*Vertex // in topological order: every vertex after its Parent and Deps
 	Stages   []*PlannedStage
 	Target   *PlannedStage
+	Checks   []Check // the build-check warnings found while planning, in the order found
 }
 
 // computeKey asks the op for its key and fills v.Key from it and the keys of v's parent

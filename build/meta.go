@@ -18,6 +18,7 @@ func (sb *stageBuilder) dispatch(ctx context.Context, in Instruction) error {
 	if err := sb.expand(in.Command); err != nil {
 		return err
 	}
+	sb.checkInstruction()
 	cfg := &sb.ps.Config.Config
 	switch c := in.Command.(type) {
 	case *instructions.ArgCommand:
@@ -209,6 +210,7 @@ func (sb *stageBuilder) arg(c *instructions.ArgCommand) {
 		if !slices.Contains(sb.argNames, kv.Key) {
 			sb.argNames = append(sb.argNames, kv.Key)
 		}
+		sb.ps.declared = append(sb.ps.declared, kv.Key)
 		val, ok := sb.p.opts.BuildArgs[kv.Key]
 		if ok {
 			sb.p.usedArgs[kv.Key] = true

@@ -1,12 +1,14 @@
 package build
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/linter"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 )
 
@@ -17,6 +19,10 @@ type File struct {
 	MetaArgs    []instructions.ArgCommand
 	EscapeToken rune
 	Warnings    []string
+
+	lines       []string       // the text, for the source of build checks
+	checkConfig *linter.Config // the "# check=" directive
+	parsed      []parsedCheck  // rules the instructions parser found, for the checker
 }
 
 // Stage is one FROM section of a Buildfile.
@@ -28,6 +34,10 @@ type Stage struct {
 	Line         int
 	Source       string // the FROM line as written
 	Instructions []Instruction
+
+	origCmd  string        // "FROM" as written, for the casing check
+	loc      []parserRange // the FROM line's range
+	comments []string      // the comment lines right above FROM
 }
 
 // Instruction is one typed instruction of a stage with the text it came from.
@@ -40,12 +50,24 @@ type Instruction struct {
 // Parse reads a Buildfile with BuildKit's parser and converts it to typed stages.
 // name is used only to locate errors ("Buildfile:7: ...").
 func Parse(name string, r io.Reader) (*File, error) {
-	res, err := parser.Parse(r)
+	dt, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	res, err := parser.Parse(bytes.NewReader(dt))
 	if err != nil {
 		return nil, errAt(name, errLine(err), "", cleanParseErr(err))
 	}
-	f := &File{Name: name, EscapeToken: res.EscapeToken}
+	f := &File{Name: name, EscapeToken: res.EscapeToken, lines: strings.Split(strings.ReplaceAll(string(dt), "\r\n", "\n"), "\n")}
+	if f.checkConfig, err = parseCheckDirective(name, dt); err != nil {
+		return nil, err
+	}
 	for _, w := range res.Warnings {
+		if w.URL == linter.RuleNoEmptyContinuation.URL && w.Location != nil {
+			f.parsed = append(f.parsed, parsedCheck{rule: linter.RuleNoEmptyContinuation.Name,
+				message: linter.RuleNoEmptyContinuation.Format(), loc: []parserRange{*w.Location}})
+			continue
+		}
 		line := 0
 		if w.Location != nil {
 			line = w.Location.Start.Line
@@ -65,7 +87,7 @@ func Parse(name string, r io.Reader) (*File, error) {
 
 func (f *File) add(node *parser.Node) error {
 	instr := strings.ToUpper(node.Value)
-	parsed, err := instructions.ParseInstruction(node)
+	parsed, err := instructions.ParseInstructionWithLinter(node, f.recorder(node.PrevComment))
 	if err != nil {
 		return errAt(f.Name, node.StartLine, instr, cleanParseErr(err))
 	}
@@ -73,7 +95,7 @@ func (f *File) add(node *parser.Node) error {
 	case *instructions.Stage:
 		f.Stages = append(f.Stages, Stage{
 			Index: len(f.Stages), Name: c.Name, BaseName: c.BaseName, Platform: c.Platform,
-			Line: node.StartLine, Source: node.Original,
+			Line: node.StartLine, Source: node.Original, origCmd: c.OrigCmd, loc: c.Location, comments: c.Comments,
 		})
 	case *instructions.ArgCommand:
 		if len(f.Stages) == 0 {

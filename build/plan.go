@@ -26,8 +26,12 @@ type PlanOptions struct {
 	Context     *Context          // the build context; nil means COPY from the context fails
 	Resolver    Resolver          // base images; nil means only FROM scratch works
 	Epoch       *time.Time        // SOURCE_DATE_EPOCH
-	Warn        func(msg string)  // non-fatal problems (unused build args, undefined variables)
+	Warn        func(msg string)  // non-fatal problems that are not build checks (unused build args)
 	DownloadDir string            // where ADD <url> content is kept until the build ends; "" = os.TempDir()
+	Check       func(Check)       // each build-check warning as it is found; nil = not reported
+	// ChecksOnly plans for the build checks alone, every stage unless Target is set: no
+	// context file is hashed, no URL downloaded, no git source fetched, no cache key computed.
+	ChecksOnly bool
 }
 
 // PlannedStage is a stage after planning: its final image config and the steps that make it.
@@ -40,6 +44,10 @@ type PlannedStage struct {
 	Args   kvList        // build args in scope at the end of the stage
 	Base   *PlannedStage // the stage this one is built FROM, if any
 	shell  []string
+
+	// For the build checks, inherited by stages built FROM this one, as in BuildKit.
+	workdirSet bool     // a WORKDIR of this Buildfile set the working directory
+	declared   []string // ARG names declared, with or without a value
 }
 
 // Step is one history entry of a stage; Vertex is nil for metadata-only instructions.
@@ -57,15 +65,27 @@ type planner struct {
 	byKey    map[string]*Vertex
 	metaArgs kvList
 	usedArgs map[string]bool
+	checks   *checker
 }
 
-// Plan expands the stages reachable from the target into a graph of vertices with cache keys.
-// It resolves base images and hashes COPY sources, but writes nothing.
+// Plan expands the stages reachable from the target into a graph of vertices with cache keys,
+// running the build checks on the way. It resolves base images and hashes COPY sources, but
+// writes nothing. With the checks' error=true, a check found fails it.
 func Plan(ctx context.Context, f *File, opts PlanOptions) (*Graph, error) {
 	p := &planner{f: f, opts: opts, graph: &Graph{File: f.Name}, planned: map[int]*PlannedStage{},
 		active: map[int]bool{}, byKey: map[string]*Vertex{}, usedArgs: map[string]bool{}}
+	var err error
+	if p.checks, err = newChecker(f, opts.BuildArgs, opts.Check); err != nil {
+		return nil, err
+	}
+	p.usedArgs[CheckArg] = true
+	lex := shell.NewLex(f.EscapeToken)
+	p.checks.checkFile(f, lex)
 	if err := p.resolveMetaArgs(); err != nil {
 		return nil, err
+	}
+	for i := range f.Stages {
+		p.checks.checkFrom(f, &f.Stages[i], lex, p.metaArgs)
 	}
 	target, err := p.targetIndex()
 	if err != nil {
@@ -75,7 +95,14 @@ func Plan(ctx context.Context, f *File, opts PlanOptions) (*Graph, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.graph.Target = ts
+	if opts.ChecksOnly && opts.Target == "" { // docker's --check without --target checks every stage
+		for i := range f.Stages {
+			if _, err := p.stage(ctx, i); err != nil {
+				return nil, err
+			}
+		}
+	}
+	p.graph.Target, p.graph.Checks = ts, p.checks.checks
 	for k, v := range opts.Labels {
 		if ts.Config.Config.Labels == nil {
 			ts.Config.Config.Labels = map[string]string{}
@@ -84,6 +111,9 @@ func Plan(ctx context.Context, f *File, opts PlanOptions) (*Graph, error) {
 	}
 	if unused := unusedArgs(opts.BuildArgs, p.usedArgs); len(unused) > 0 {
 		p.warn(fmt.Sprintf("one or more build args were not consumed: %s", strings.Join(unused, ", ")))
+	}
+	if err := p.checks.err(); err != nil && !opts.ChecksOnly { // --check fails on any check anyway
+		return nil, err
 	}
 	return p.graph, nil
 }
@@ -173,6 +203,10 @@ func (p *planner) stage(ctx context.Context, i int) (*PlannedStage, error) {
 // add puts v into the graph, or returns the identical vertex planned before (same key),
 // so identical steps in different stages are solved once.
 func (p *planner) add(ctx context.Context, v *Vertex) *Vertex {
+	if p.opts.ChecksOnly {
+		p.graph.Vertices = append(p.graph.Vertices, v)
+		return v
+	}
 	v.computeKey(ctx)
 	if old, ok := p.byKey[v.Key]; ok {
 		return old

@@ -15,10 +15,11 @@ const (
 	EventWarning                       // a non-fatal problem with the build (Data holds the message)
 	EventExplain                       // why a step missed the cache (Data holds the reason; with Options.Explain)
 	EventCacheSummary                  // what the cache did, for the caller to report last (Cache holds it)
+	EventCheck                         // a build-check warning on the Buildfile (Check holds it)
 )
 
 func (k EventKind) String() string {
-	return [...]string{"started", "cached", "log", "done", "failed", "warning", "explain", "cache-summary"}[k]
+	return [...]string{"started", "cached", "log", "done", "failed", "warning", "explain", "cache-summary", "check"}[k]
 }
 
 // Event is one progress report; rendering is the caller's job.
@@ -31,6 +32,7 @@ type Event struct {
 	Data     []byte        // for EventLog and EventWarning
 	Err      error         // for EventFailed
 	Cache    *CacheSummary // for EventCacheSummary
+	Check    *Check        // for EventCheck
 }
 
 // CacheSummary is what the cache did for a build.

@@ -126,6 +126,9 @@ func (sb *stageBuilder) planBind(ctx context.Context, m *instructions.Mount, rm 
 		if sb.p.opts.Context == nil {
 			return rm, errors.New("no build context to bind from")
 		}
+		if sb.p.opts.ChecksOnly {
+			return rm, nil
+		}
 		sel, err := sb.p.opts.Context.Select(ctx, []string{src})
 		if err != nil {
 			return rm, err

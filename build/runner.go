@@ -2,6 +2,7 @@ package build
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -65,6 +66,10 @@ func (r RuntimeRunner) Run(ctx context.Context, req RunRequest) error {
 		Args: req.Args, Env: req.Env, Cwd: req.Cwd, User: req.User, Hostname: buildHostname, Mounts: mounts, Files: files,
 		Network: network, Stdout: req.Output, Stderr: req.Output,
 	})
+	var ce *runtime.CommandError
+	if errors.As(err, &ce) {
+		return &ExitError{Code: int(ce.Status), Reason: ce.Msg}
+	}
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	goruntime "runtime"
+	"slices"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -32,6 +33,10 @@ type stageBuilder struct {
 	fromV        *Vertex  // the FROM image's vertex, when this stage is the first to number it
 	onbuild      bool     // the current instruction is a base image's trigger
 	argNames     []string // ARGs declared in the stage, in order, for RUN's history
+
+	// Where CMD, ENTRYPOINT and HEALTHCHECK were last set in the stage, for the check that
+	// flags the ones a later one overrides.
+	cmdAt, entrypointAt, healthcheckAt []parserRange
 }
 
 func (sb *stageBuilder) plan(ctx context.Context) (*PlannedStage, error) {
@@ -73,9 +78,7 @@ func (sb *stageBuilder) expand(cmd instructions.Command) error {
 	expander := func(lex *shell.Lex) instructions.SingleWordExpander {
 		return func(word string) (string, error) {
 			out, unmatched, err := lex.ProcessWord(word, env)
-			for name := range unmatched {
-				sb.p.warn(fmt.Sprintf("%s:%d: UndefinedVar: usage of undefined variable '$%s'", sb.p.f.Name, sb.instr.Line, name))
-			}
+			sb.checkUndefined(unmatched, env)
 			return out, err
 		}
 	}
@@ -118,6 +121,7 @@ func (sb *stageBuilder) from(ctx context.Context) ([]Instruction, error) {
 		}
 		sb.ps.Config = *bs.Config.DeepCopy()
 		sb.ps.Tip, sb.ps.shell, sb.ps.Base = bs.Tip, bs.shell, bs
+		sb.ps.workdirSet, sb.ps.declared = bs.workdirSet, slices.Clone(bs.declared)
 		onbuild = bs.Config.Config.OnBuild
 	case strings.EqualFold(base, "scratch"):
 		sb.ps.Config = v1.ConfigFile{OS: "linux", Architecture: goruntime.GOARCH,

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kiln-build/kiln/internal/atomicfile"
 )
 
 // Lease keeps data alive for something that uses it: GC never removes an image, blob or
@@ -24,6 +26,10 @@ type Lease struct {
 	Images  []v1.Hash // manifests or indexes, kept with everything they reference
 	DiffIDs []v1.Hash // snapshots, e.g. a container's lower dirs
 	Created time.Time
+	// Volatile leases are written without fsync, for holders that do not outlive an OS crash
+	// (a `run --rm` container): after one, the lease file may be empty, and an empty lease
+	// file keeps nothing (a durable lease is never empty).
+	Volatile bool
 }
 
 // leaseVersion marks the lease file format.
@@ -74,7 +80,12 @@ func (s *Store) PutLease(l Lease) error {
 	if err != nil {
 		return fmt.Errorf("encode lease %s: %w", l.ID, err)
 	}
-	if err := s.writeFileAtomic(s.leasePath(l.ID), data, 0o600); err != nil {
+	if l.Volatile {
+		err = atomicfile.Write(s.leasePath(l.ID), data, atomicfile.Options{Perm: 0o600, NoSync: true})
+	} else {
+		err = s.writeFileAtomic(s.leasePath(l.ID), data, 0o600)
+	}
+	if err != nil {
 		return fmt.Errorf("write lease %s: %w", l.ID, err)
 	}
 	return nil
@@ -111,6 +122,9 @@ func (s *Store) Leases() ([]Lease, error) {
 		}
 		if err != nil {
 			return nil, fmt.Errorf("read lease %s: %w", id, err)
+		}
+		if len(raw) == 0 {
+			continue // a volatile lease an OS crash cut short: its holder died with it
 		}
 		l, err := s.decodeLease(raw)
 		if err != nil {
@@ -175,7 +189,8 @@ func (s *Store) leaseRoots(live liveSet) error {
 	return nil
 }
 
-// sweepLeases deletes lease files whose holder is gone. Only under the exclusive store lock.
+// sweepLeases deletes lease files whose holder is gone, empty ones (volatile leases an OS crash
+// cut short) and the temp files of writes a crash interrupted. Only under the exclusive store lock.
 func (s *Store) sweepLeases() {
 	ents, err := os.ReadDir(s.leaseDir())
 	if err != nil {
@@ -185,6 +200,10 @@ func (s *Store) sweepLeases() {
 		p := filepath.Join(s.leaseDir(), e.Name())
 		raw, err := os.ReadFile(p)
 		if err != nil {
+			continue
+		}
+		if len(raw) == 0 || strings.HasPrefix(e.Name(), ".") {
+			_ = os.Remove(p)
 			continue
 		}
 		if l, err := s.decodeLease(raw); err == nil && l.Holder != "" && !exists(l.Holder) {

@@ -152,3 +152,37 @@ func TestGCWaitsForRunningBuild(t *testing.T) {
 		t.Fatal("build's data removed")
 	}
 }
+
+// A volatile lease (a --rm container's, written without fsync) works as any lease; the empty
+// file an OS crash may leave of one keeps nothing and is swept, and so are stray temp files.
+func TestVolatileLease(t *testing.T) {
+	s := openStore(t)
+	_, desc := storeRandomImage(t, s, 1)
+	holder := filepath.Join(s.Containers(), strings.Repeat("d", 64))
+	if err := os.Mkdir(holder, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutLease(Lease{ID: "container-v", Holder: holder, Images: []v1.Hash{desc.Digest}, Volatile: true}); err != nil {
+		t.Fatal(err)
+	}
+	x := gcAll(t, s)
+	if !x.HasBlob(desc.Digest) {
+		t.Fatal("GC removed an image under a volatile lease")
+	}
+	if err := os.Truncate(x.leasePath("container-v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(x.leaseDir(), ".container-w.json.tmp-1"), []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if leases, err := x.Leases(); err != nil || len(leases) != 0 {
+		t.Fatalf("an empty lease file counted: %v, %v", leases, err)
+	}
+	x = gcAll(t, x)
+	if x.HasBlob(desc.Digest) {
+		t.Fatal("an empty lease file kept its image")
+	}
+	if n := countFiles(t, x.leaseDir()); n != 0 {
+		t.Fatalf("%d lease files left after GC", n)
+	}
+}

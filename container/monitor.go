@@ -91,7 +91,7 @@ func (m *monitor) loop(ctx context.Context) (int, error) {
 		if restart {
 			m.state.Status = StatusRestarting
 		}
-		err := writeState(m.c.dir, m.state)
+		err := writeState(m.c.dir, m.state, m.c.AutoRemove)
 		m.reportStarted()
 		if err != nil || !restart {
 			return code, errors.Join(m.state.runError(runErr, stopped), err)
@@ -101,7 +101,7 @@ func (m *monitor) loop(ctx context.Context) (int, error) {
 		}
 		if m.waitRestart(ctx, delay) {
 			m.state.Status = StatusExited
-			return code, writeState(m.c.dir, m.state)
+			return code, writeState(m.c.dir, m.state, m.c.AutoRemove)
 		}
 		delay = min(2*delay, maxRestartDelay)
 		m.state.RestartCount++
@@ -163,7 +163,7 @@ func (m *monitor) runOnce(ctx context.Context) (int, error) {
 	if st, err := ctr.State(ctx); err == nil {
 		m.state.Pid = st.Pid
 	}
-	err = writeState(m.c.dir, m.state)
+	err = writeState(m.c.dir, m.state, m.c.AutoRemove)
 	if m.state.Pid > 0 {
 		m.reportStarted() // else it exited at once: reported with its exit
 	}
@@ -178,6 +178,10 @@ func (m *monitor) runOnce(ctx context.Context) (int, error) {
 		done <- runResult{int(code), err}
 	}()
 	res := m.wait(ctx, ctr, done)
+	var ce *runtime.CommandError
+	if errors.As(res.err, &ce) {
+		return int(ce.Status), res.err // docker's 127/126, and why
+	}
 	if res.err != nil {
 		return exitKilnFailure, res.err
 	}

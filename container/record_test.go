@@ -199,3 +199,53 @@ func FuzzDecodeRecord(f *testing.F) {
 		}
 	})
 }
+
+// A --rm container's files are written without fsync; what an OS crash can leave of them (an
+// empty record, an empty state, unfinished .new-/.rm- dirs) never breaks ps, and the next Create
+// sweeps it. Its lease, empty too, keeps nothing.
+func TestCrashLeftoversOfRmContainers(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	s, err := Open(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep, err := s.Create(ctx, Config{Image: "busybox", Args: []string{"true"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	torn, err := s.Create(ctx, Config{Image: "busybox", Args: []string{"true"}, AutoRemove: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What an OS crash leaves of files that were never synced: empty files under their names.
+	for _, f := range []string{configFile, stateFile} {
+		if err := os.Truncate(filepath.Join(torn.Dir(), f), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st, err := readState(torn.Dir()); err != nil || st.Status != StatusExited {
+		t.Fatalf("empty state: %+v, %v", st, err)
+	}
+	leftovers := []string{filepath.Join(s.dir, ".new-"+strings.Repeat("e", 64)), filepath.Join(s.dir, ".rm-"+strings.Repeat("f", 64))}
+	for _, d := range leftovers {
+		if err := os.MkdirAll(filepath.Join(d, "upper"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, err := s.List()
+	if err != nil || len(all) != 1 || all[0].ID != keep.ID {
+		t.Fatalf("List with a torn --rm container: %v, %v", all, err)
+	}
+	if _, err := s.Create(ctx, Config{Image: "busybox", Args: []string{"true"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range append(leftovers, torn.Dir()) {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Errorf("Create did not sweep %s: %v", d, err)
+		}
+	}
+	if _, err := os.Stat(keep.Dir()); err != nil {
+		t.Errorf("sweep removed a whole container: %v", err)
+	}
+}

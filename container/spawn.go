@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/kiln-build/kiln/runtime"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -66,6 +67,8 @@ func (c *Container) started(since time.Time, ok bool) error {
 		return err
 	}
 	switch {
+	case st.Error != "" && st.FinishedAt.After(since) && (st.ExitCode == 126 || st.ExitCode == 127):
+		return &runtime.CommandError{Status: runtime.ExitStatus(st.ExitCode), Msg: st.Error}
 	case st.Error != "" && st.FinishedAt.After(since):
 		return errors.New(st.Error)
 	case ok || st.FinishedAt.After(since) || st.Running():

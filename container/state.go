@@ -72,6 +72,9 @@ func readState(dir string) (State, error) {
 	if err != nil {
 		return s, fmt.Errorf("read container state: %w", err)
 	}
+	if len(data) == 0 {
+		return State{Status: StatusExited}, nil // a --rm container's, cut short by an OS crash
+	}
 	if err := json.Unmarshal(data, &s); err != nil {
 		return s, fmt.Errorf("read container state %s: %w", dir, err)
 	}
@@ -81,14 +84,15 @@ func readState(dir string) (State, error) {
 	return s, nil
 }
 
-// writeState replaces dir/state.json atomically.
-func writeState(dir string, s State) error {
+// writeState replaces dir/state.json atomically; volatile (a --rm container's) skips the fsyncs,
+// as writeRecord does.
+func writeState(dir string, s State, volatile bool) error {
 	s.MonitorLost = false
 	data, err := json.Marshal(s)
 	if err != nil {
 		return fmt.Errorf("encode container state: %w", err)
 	}
-	if err := atomicfile.Write(filepath.Join(dir, stateFile), append(data, '\n'), atomicfile.Options{Perm: 0o600}); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, stateFile), append(data, '\n'), atomicfile.Options{Perm: 0o600, NoSync: volatile}); err != nil {
 		return fmt.Errorf("write container state: %w", err)
 	}
 	return nil

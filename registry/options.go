@@ -64,6 +64,7 @@ type options struct {
 	compressSet bool // WithCompression was given; else layers go as stored
 	jobs        int
 	retry       retryPolicy
+	noStore     bool // Resolve reads a missing image's manifest and config remotely and stores nothing
 }
 
 func makeOptions(opts []Option) (*options, error) {
@@ -91,6 +92,12 @@ func makeOptions(opts []Option) (*options, error) {
 // WithPullPolicy sets when Resolve contacts the registry.
 func WithPullPolicy(p PullPolicy) Option {
 	return func(o *options) error { o.policy = p; return nil }
+}
+
+// WithoutStore makes Resolve store nothing: an image missing from the store is read from
+// its registry, manifest and config only, never its layers (what build --check needs).
+func WithoutStore() Option {
+	return func(o *options) error { o.noStore = true; return nil }
 }
 
 // WithPlatform picks the image of a multi-platform index (default linux/GOARCH of the host).

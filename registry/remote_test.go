@@ -325,3 +325,34 @@ func TestResolverPolicies(t *testing.T) {
 		t.Error("PullAlways did not check the registry")
 	}
 }
+
+// TestResolverWithoutStore: build --check reads a missing base image's config from the
+// registry and stores nothing: no tag, no manifest, no layer.
+func TestResolverWithoutStore(t *testing.T) {
+	fr := newFaultyRegistry(t)
+	seeded, want := fr.seed(t, "lib/bb:1")
+	ref := fr.host() + "/lib/bb:1"
+	s := openStore(t)
+	img, err := NewResolver(s, WithoutStore()).Resolve(context.Background(), ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := img.Digest(); d != want {
+		t.Errorf("resolved %s, want %s", d, want)
+	}
+	if cf, err := img.ConfigFile(); err != nil || cf.Architecture == "" {
+		t.Errorf("config %+v, %v", cf, err)
+	}
+	if _, _, err := s.Lookup(ref); err == nil {
+		t.Error("the image was tagged in the store")
+	}
+	layers, _ := seeded.Layers()
+	for _, l := range layers {
+		if d, _ := l.Digest(); s.HasBlob(d) {
+			t.Errorf("layer %s was stored", d)
+		}
+	}
+	if s.HasBlob(want) {
+		t.Error("the manifest was stored")
+	}
+}

@@ -74,11 +74,38 @@ func (r *Resolver) resolve(ctx context.Context, ref string) (v1.Image, error) {
 	}
 	ctx, cancel := r.o.withTimeout(ctx)
 	defer cancel()
+	if r.o.noStore {
+		return r.o.remoteConfig(ctx, n)
+	}
 	desc, err := r.o.pull(ctx, r.s, n)
 	if err != nil {
 		return nil, err
 	}
 	return r.s.Image(desc.Digest)
+}
+
+// remoteConfig reads an image's manifest and config from the first endpoint that has it;
+// both stay in memory, so the image answers Digest and ConfigFile after ctx ends.
+func (o *options) remoteConfig(ctx context.Context, n cache.Name) (v1.Image, error) {
+	eps, err := o.pullEndpoints(n)
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	for _, ep := range eps {
+		img, err := o.remoteImage(ctx, ep)
+		if err == nil {
+			_, err = img.RawConfigFile()
+		}
+		if err == nil {
+			return img, nil
+		}
+		errs = append(errs, explain(err, ep.ref.String(), ep.ref.Context().RegistryStr()))
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, fmt.Errorf("resolve %s: %w", n.Short(), errors.Join(errs...))
 }
 
 // localImage opens a stored image, picking the platform's child of a stored index.

@@ -65,14 +65,14 @@ func (rt *Runtime) Start(ctx context.Context, s Spec) (*Container, error) {
 		exited: make(chan struct{}), done: make(chan struct{})}
 	pidFile := filepath.Join(s.BundleDir, "init.pid")
 	os.Remove(pidFile) //nolint:errcheck // a stale one from an earlier run of the bundle
-	cmd, logFile := r.runCmd(s.BundleDir, s.ID, pidFile, stdio{Stdin: s.Stdin, Stdout: s.Stdout, Stderr: s.Stderr, Terminal: s.Terminal})
+	cmd, logFile, held := r.runCmd(s.BundleDir, s.ID, pidFile, stdio{Stdin: s.Stdin, Stdout: s.Stdout, Stderr: s.Stderr, Terminal: s.Terminal})
 	if err := cmd.Start(); err != nil {
 		return nil, errors.Join(fmt.Errorf("start %s: %w", r.name, err), teardown())
 	}
 	c.cmd = cmd
 	go func() {
 		err := cmd.Wait()
-		c.code, c.runErr = r.result(err, cmd, logFile)
+		c.code, c.runErr = r.result(err, cmd, logFile, held)
 		close(c.exited)
 	}()
 	grace := s.StopGrace

@@ -79,7 +79,12 @@ func TestExec(t *testing.T) {
 				var out bytes.Buffer
 				c.p.Stdout, c.p.Stderr = &out, &bytes.Buffer{}
 				st, err := execIn(context.Background(), t, state, s.ID, c.p)
-				if err != nil {
+				var ce *CommandError
+				if c.code == 126 || c.code == 127 {
+					if !errors.As(err, &ce) || ce.Status != st || !strings.Contains(ce.Msg, c.p.Args[0]) {
+						t.Fatalf("Exec of a command that cannot run: %d, %v; want a CommandError naming it", st, err)
+					}
+				} else if err != nil {
 					t.Fatalf("Exec: %v", err)
 				}
 				if st != c.code || (c.code == 0 && out.String() != c.want) {

@@ -112,7 +112,7 @@ func process(s Spec, rootfs string) (*specs.Process, error) {
 		cwd = "/"
 	}
 	if err := pathrs.MkdirAll(rootfs, cwd, 0o755); err != nil {
-		return nil, fmt.Errorf("create working directory %s: %w", cwd, err)
+		return nil, fmt.Errorf("create working directory %s: %w", cwd, inRootfs{rootfs, err})
 	}
 	caps, err := capabilities(s.CapAdd, s.CapDrop)
 	if err != nil {
@@ -182,3 +182,16 @@ func allMounts(s Spec, rootfs, hostname string) ([]specs.Mount, error) {
 	mounts = append(mounts, etc...)
 	return append(mounts, user...), nil
 }
+
+// inRootfs words an error about a path in the container's root as the container sees it: the
+// bundle's place in the store means nothing to the user (nor should an image learn it).
+type inRootfs struct {
+	rootfs string
+	err    error
+}
+
+func (e inRootfs) Error() string {
+	return strings.ReplaceAll(e.err.Error(), strings.TrimSuffix(e.rootfs, "/"), "")
+}
+
+func (e inRootfs) Unwrap() error { return e.err }

@@ -96,7 +96,8 @@ type runResult struct {
 	err  error
 }
 
-// exitStatus maps the runtime's failure to exec the command onto docker's 127 and 126.
+// exitStatus maps the runtime's failure to exec the command onto docker's 127 and 126, with a
+// *CommandError that says why.
 func exitStatus(res runResult, id string) (ExitStatus, error) {
 	var se *StartError
 	if !errors.As(res.err, &se) {
@@ -110,9 +111,9 @@ func exitStatus(res runResult, id string) (ExitStatus, error) {
 	if strings.Contains(msg, `exec: "`) || strings.Contains(msg, "executable") || strings.Contains(msg, "execv") {
 		switch {
 		case strings.Contains(msg, "not found") || strings.Contains(msg, "no such file"):
-			return 127, nil
+			return 127, &CommandError{Status: 127, Msg: se.Msg}
 		case strings.Contains(msg, "permission denied") || strings.Contains(msg, "exec format error"):
-			return 126, nil
+			return 126, &CommandError{Status: 126, Msg: se.Msg}
 		}
 	}
 	return -1, fmt.Errorf("container %s: %w", id, res.err)

@@ -27,6 +27,16 @@ type StartError struct{ Msg string }
 
 func (e *StartError) Error() string { return e.Msg }
 
+// CommandError is the runtime's failure to execute the container's command itself (not found,
+// not executable): the container's status is docker's 127 or 126, and Msg says why, in the
+// runtime's words, which kiln then prints once as its own error.
+type CommandError struct {
+	Status ExitStatus
+	Msg    string
+}
+
+func (e *CommandError) Error() string { return e.Msg }
+
 // ociRunner drives an OCI runtime binary (crun or runc) with kiln's own state root. Another
 // backend (rootless, chroot) would sit beside it behind Runtime.
 type ociRunner struct {
@@ -54,7 +64,7 @@ func (r *ociRunner) command(ctx context.Context, args ...string) *exec.Cmd {
 
 // runCmd is `<runtime> run` of container id from bundle, writing the init's pid to pidFile
 // ("" = none) once the container exists; the caller starts and waits for it.
-func (r *ociRunner) runCmd(bundle, id, pidFile string, io stdio) (*exec.Cmd, string) {
+func (r *ociRunner) runCmd(bundle, id, pidFile string, io stdio) (*exec.Cmd, string, *ownLines) {
 	logFile := filepath.Join(bundle, "runtime.log")
 	os.Remove(logFile)
 	args := append([]string{"--root", r.root}, r.logFlag(logFile)...)
@@ -62,32 +72,41 @@ func (r *ociRunner) runCmd(bundle, id, pidFile string, io stdio) (*exec.Cmd, str
 	if pidFile != "" {
 		args = append(args, "--pid-file", pidFile)
 	}
+	held := r.filterStderr(&io)
 	cmd := exec.Command(r.path, append(args, id)...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = io.Stdin, io.Stdout, io.Stderr
 	// Own process group: a terminal's Ctrl-C reaches kiln, which decides how to stop the container.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: !io.Terminal}
-	return cmd, logFile
+	return cmd, logFile, held
 }
 
 // run runs the container to its end (the probe's way); cancelling ctx kills the runtime.
 func (r *ociRunner) run(ctx context.Context, bundle, id string, io stdio) (int, error) {
-	cmd, logFile := r.runCmd(bundle, id, "", io)
+	cmd, logFile, held := r.runCmd(bundle, id, "", io)
 	if err := cmd.Start(); err != nil {
 		return -1, fmt.Errorf("%s: %w", r.name, err)
 	}
 	stop := context.AfterFunc(ctx, func() { cmd.Process.Kill() }) //nolint:errcheck // it may have exited
 	defer stop()
-	return r.result(cmd.Wait(), cmd, logFile)
+	return r.result(cmd.Wait(), cmd, logFile, held)
 }
 
 // result turns the end of a runtime process into the container's exit code; a *StartError
-// when the runtime could not start the process.
-func (r *ociRunner) result(err error, cmd *exec.Cmd, logFile string) (int, error) {
+// when the runtime could not start the process. It also settles the runtime's own stderr lines:
+// cmd has been waited for, so its stderr copy is done.
+func (r *ociRunner) result(err error, cmd *exec.Cmd, logFile string, held *ownLines) (code int, rerr error) {
+	defer func() {
+		var se *StartError
+		held.finish(errors.As(rerr, &se))
+	}()
 	var exit *exec.ExitError
+	if errors.Is(err, exec.ErrWaitDelay) {
+		err = nil // it exited 0; only something it left behind still held its output
+	}
 	if err != nil && !errors.As(err, &exit) {
 		return -1, fmt.Errorf("%s: %w", r.name, err)
 	}
-	code := cmd.ProcessState.ExitCode()
+	code = cmd.ProcessState.ExitCode()
 	if code == -1 { // the runtime itself died of a signal
 		return -1, fmt.Errorf("%s: %s", r.name, cmd.ProcessState)
 	}

@@ -43,8 +43,15 @@ func (r *ociRunner) execProcess(ctx context.Context, id, processFile string, gra
 	logFile, pidFile := processFile+".log", processFile+".pid"
 	args := append([]string{"--root", r.root}, r.logFlag(logFile)...)
 	args = append(args, "exec", "--process", processFile, "--pid-file", pidFile, id)
+	_, direct := sio.Stderr.(*os.File)
+	held := r.filterStderr(&sio)
 	cmd := exec.Command(r.path, args...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = sio.Stdin, sio.Stdout, sio.Stderr
+	if direct && held != nil {
+		// The filter puts a pipe where the caller's file was: a process the command left in the
+		// background must not hold the exec open through it once the command is done.
+		cmd.WaitDelay = time.Second
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: !sio.Terminal}
 	if err := cmd.Start(); err != nil {
 		return -1, fmt.Errorf("start %s exec: %w", r.name, err)
@@ -54,7 +61,7 @@ func (r *ociRunner) execProcess(ctx context.Context, id, processFile string, gra
 	err := cmd.Wait()
 	close(done)
 	stop()
-	return r.result(err, cmd, logFile)
+	return r.result(err, cmd, logFile, held)
 }
 
 // stopExec signals the exec'd process itself (through a pidfd, so a reused pid is never hit):

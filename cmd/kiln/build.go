@@ -45,6 +45,7 @@ type buildOptions struct {
 	level        int
 	cacheFrom    []string
 	cacheTo      string
+	check        bool
 }
 
 func newBuildCmd(g *globalOptions) *cobra.Command {
@@ -82,6 +83,7 @@ func newBuildCmd(g *globalOptions) *cobra.Command {
 	f.StringArrayVar(&o.cacheFrom, "cache-from", nil, "import build cache (repeatable; the first to have a step wins): type=registry,ref=REG/NAME:TAG (or just the ref; also an image pushed with an inline cache) or type=local,src=DIR")
 	f.StringVar(&o.cacheTo, "cache-to", "", "export this build's cache: type=registry,ref=REG/NAME:TAG, type=local,dest=DIR or type=inline; options mode=min|max, compression=gzip|zstd, ignore-error=true")
 	f.BoolVar(&o.push, "push", false, "push every -t name to its registry after the build")
+	f.BoolVar(&o.check, "check", false, "run only the build checks (BuildKit's rules) and exit 1 if any fails; nothing is built, pulled or stored")
 	f.BoolVar(&o.explain, "explain", false, "say why each step that runs missed the cache (which file, variable or parent changed)")
 	platformFlag(c)
 	f.StringVar(&o.metadata, "metadata-file", "", "write the image digest, config digest and names to this JSON file")
@@ -89,6 +91,9 @@ func newBuildCmd(g *globalOptions) *cobra.Command {
 }
 
 func runBuild(cmd *cobra.Command, g *globalOptions, o *buildOptions, contextDir string) error {
+	if o.check {
+		return runChecks(cmd, g, o, contextDir)
+	}
 	mode, err := parseProgress(o.progress)
 	if err != nil {
 		return err
@@ -109,12 +114,16 @@ func runBuild(cmd *cobra.Command, g *globalOptions, o *buildOptions, contextDir 
 	if err := g.wireBuild(cmd, &po, s, policy, notes); err != nil {
 		return err
 	}
-	po.Report = newReporter(mode, cmd.ErrOrStderr())
+	checks := &checkCollector{seen: map[string]bool{}}
+	po.Report = checks.wrap(newReporter(mode, cmd.ErrOrStderr()))
 	po.Export = func(ctx context.Context, img *build.Image, tags []cache.Name) error {
 		return out.write(ctx, s, img, tags)
 	}
 	start := time.Now()
 	img, err := build.Pipeline(cmd.Context(), po)
+	if mode != progressJSON && mode != progressQuiet {
+		checkSummary(notes, checks.checks)
+	}
 	if err != nil && mode == progressJSON { // the error is a JSON line too; the exit code stays 1
 		_ = json.NewEncoder(cmd.ErrOrStderr()).Encode(eventJSON{Time: time.Now(), Kind: "error", Error: err.Error()})
 		return exitCodeError{code: 1}
@@ -127,6 +136,44 @@ func runBuild(cmd *cobra.Command, g *globalOptions, o *buildOptions, contextDir 
 	}
 	po.Report(build.Event{Kind: build.EventCacheSummary, Time: time.Now(), Cache: &img.Cache}) // the last line
 	return nil
+}
+
+// runChecks is `kiln build --check`: BuildKit's build checks alone, printed as docker
+// prints them, exit 1 when any fails. Base images missing from the store are read from
+// their registry (manifest and config) and not stored.
+func runChecks(cmd *cobra.Command, g *globalOptions, o *buildOptions, contextDir string) error {
+	opts, err := o.buildOptions(contextDir)
+	if err != nil {
+		return err
+	}
+	policy, err := registry.ParsePullPolicy(o.pull)
+	if err != nil {
+		return usageError{err}
+	}
+	s, err := g.openStore()
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	res, err := g.resolver(s, policy, nil, registry.WithoutStore())
+	if err != nil {
+		return err
+	}
+	opts.Resolver, opts.Stdin = res, cmd.InOrStdin()
+	checks, err := build.RunChecks(cmd.Context(), opts)
+	w := cmd.OutOrStdout()
+	switch {
+	case err != nil:
+		if len(checks) > 0 {
+			printChecks(w, checks)
+		}
+		return err
+	case len(checks) == 0:
+		fmt.Fprintln(w, "Check complete, no warnings found.")
+		return nil
+	}
+	printChecks(w, checks)
+	return exitCodeError{code: 1}
 }
 
 // pipelineOptions turns flags into the pipeline's options, failing on malformed input

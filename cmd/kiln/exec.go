@@ -31,7 +31,7 @@ func newExecCmd(g *globalOptions) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			code, err := execInContainer(cmd, g, o, args[0], args[1:])
 			if err != nil {
-				return exitCodeError{code: 1, err: err}
+				return failure(1, err)
 			}
 			if code != 0 {
 				return exitCodeError{code: code}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -73,6 +74,16 @@ type eventJSON struct {
 	Data     string     `json:"data,omitempty"`
 	Error    string     `json:"error,omitempty"`
 	Cache    *cacheJSON `json:"cache,omitempty"`
+	Check    *checkJSON `json:"check,omitempty"`
+}
+
+// checkJSON is a build.Check in JSON progress.
+type checkJSON struct {
+	Rule    string `json:"rule"`
+	Message string `json:"message"`
+	URL     string `json:"url,omitempty"`
+	File    string `json:"file"`
+	Line    int    `json:"line,omitempty"`
 }
 
 // cacheJSON is a build.CacheSummary in JSON progress.
@@ -91,6 +102,10 @@ func jsonEvent(e build.Event) eventJSON {
 	}
 	if c := e.Cache; c != nil {
 		out.Cache = &cacheJSON{Cached: c.Cached, Run: c.Run, PulledBytes: c.Pulled, SavedSecs: c.Saved.Seconds()}
+	}
+	if c := e.Check; c != nil {
+		out.Check = &checkJSON{Rule: c.Rule, Message: c.Message, URL: c.URL, File: c.File, Line: c.Line}
+		out.Data = c.String()
 	}
 	return out
 }
@@ -142,6 +157,8 @@ func plainReporter(w io.Writer) build.Reporter {
 			}
 		case build.EventWarning:
 			fmt.Fprintf(w, "WARNING: %s\n", e.Data)
+		case build.EventCheck:
+			fmt.Fprintf(w, "WARNING: %s\n", e.Check)
 		case build.EventExplain:
 			fmt.Fprintf(w, "#%d cache miss: %s\n", e.Index, e.Data)
 		case build.EventCacheSummary:
@@ -194,6 +211,64 @@ func (j *jsonNotes) Write(p []byte) (int, error) {
 	}
 	j.partial = data
 	return len(p), nil
+}
+
+// checkCollector keeps a build's checks for the summary; --check-reproducible plans twice,
+// so each check is reported and counted once.
+type checkCollector struct {
+	seen   map[string]bool
+	checks []build.Check
+}
+
+func (c *checkCollector) wrap(report build.Reporter) build.Reporter {
+	return func(e build.Event) {
+		if e.Kind == build.EventCheck {
+			if c.seen[e.Check.String()] {
+				return
+			}
+			c.seen[e.Check.String()] = true
+			c.checks = append(c.checks, *e.Check)
+		}
+		report(e)
+	}
+}
+
+// checkSummary ends a build's output with its build checks, as docker's "N warnings found".
+func checkSummary(w io.Writer, checks []build.Check) {
+	if len(checks) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "%s found (kiln build --check shows each with its source):\n", plural(len(checks), "warning"))
+	checks = slices.Clone(checks)
+	slices.SortStableFunc(checks, func(a, b build.Check) int { return a.Line - b.Line })
+	for _, c := range checks {
+		fmt.Fprintf(w, " - %s: %s: %s\n", c.Location(), c.Rule, c.Message)
+	}
+}
+
+// printChecks is `kiln build --check`'s report, in docker build --check's layout: each rule
+// with its URL, what is wrong, and the lines of the Buildfile it is about.
+func printChecks(w io.Writer, checks []build.Check) {
+	verb := "have"
+	if len(checks) == 1 {
+		verb = "has"
+	}
+	fmt.Fprintf(w, "Check complete, %s %s been found!\n", plural(len(checks), "warning"), verb)
+	for _, c := range checks {
+		fmt.Fprintf(w, "\nWARNING: %s", c.Rule)
+		if c.URL != "" {
+			fmt.Fprintf(w, " - %s", c.URL)
+		}
+		fmt.Fprintf(w, "\n%s\n%s\n", c.Message, c.Location())
+		if len(c.Source) == 0 {
+			continue
+		}
+		fmt.Fprintln(w, "--------------------")
+		for i, l := range c.Source {
+			fmt.Fprintf(w, " %3d | >>> %s\n", c.Line+i, l)
+		}
+		fmt.Fprintln(w, "--------------------")
+	}
 }
 
 // cacheLine is the last progress line: what the cache did.

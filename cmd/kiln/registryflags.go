@@ -58,12 +58,12 @@ func (h hintResolver) Resolve(ctx context.Context, ref string) (v1.Image, error)
 }
 
 // resolver serves base images from the store, pulling them when missing (per policy).
-func (g *globalOptions) resolver(s *cache.Store, policy registry.PullPolicy, progress io.Writer) (hintResolver, error) {
+func (g *globalOptions) resolver(s *cache.Store, policy registry.PullPolicy, progress io.Writer, extra ...registry.Option) (hintResolver, error) {
 	opts, err := g.registry.options()
 	if err != nil {
 		return hintResolver{}, err
 	}
-	opts = append(opts, registry.WithPullPolicy(policy))
+	opts = append(append(opts, registry.WithPullPolicy(policy)), extra...)
 	if progress != nil {
 		opts = append(opts, registry.WithProgress(blobProgress(progress, "Pulling")))
 	}

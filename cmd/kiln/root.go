@@ -124,6 +124,16 @@ type exitCodeError struct {
 	err  error // nil when the code speaks for itself (a container that exited non-zero)
 }
 
+// failure is err with code, or with docker's 127/126 when the runtime could not execute the
+// container's command: exit codes scripts test for, with the runtime's reason printed once.
+func failure(code int, err error) exitCodeError {
+	var ce *runtime.CommandError
+	if errors.As(err, &ce) {
+		code = int(ce.Status)
+	}
+	return exitCodeError{code: code, err: err}
+}
+
 func (e exitCodeError) Error() string {
 	if e.err == nil {
 		return fmt.Sprintf("exit status %d", e.code)

@@ -59,7 +59,7 @@ func newRunCmd(g *globalOptions) *cobra.Command {
 				return err
 			}
 			if err != nil {
-				return exitCodeError{code: exitKilnError, err: err}
+				return failure(exitKilnError, err)
 			}
 			if code != 0 {
 				return exitCodeError{code: code}
@@ -120,12 +120,9 @@ func runContainer(cmd *cobra.Command, g *globalOptions, o *runOptions, ref strin
 		return 0, nil
 	}
 	if o.detach {
+		// As docker: a command that cannot run at all fails `run -d` with its 126 or 127 (a CommandError).
 		if err := cs.Spawn(cmd.Context(), c, monitorArgv(g, c.ID)); err != nil {
 			return 0, err
-		}
-		// As docker: a command that cannot run at all fails `run -d` with its 126 or 127.
-		if st, err := c.State(); err == nil && st.Status == container.StatusExited && (st.ExitCode == 126 || st.ExitCode == 127) {
-			return 0, exitCodeError{code: st.ExitCode, err: fmt.Errorf("container %s: %q could not be executed (exit %d): see kiln logs %s", c.ShortID(), c.Args[0], st.ExitCode, c.Name)}
 		}
 		fmt.Fprintln(cmd.OutOrStdout(), c.ID)
 		return 0, nil

@@ -152,3 +152,37 @@ func TestBuildBindMountHidesIgnoredFiles(t *testing.T) {
 		t.Errorf("the bind lacked ok.txt: %q", r.stdout)
 	}
 }
+
+// A command the runtime cannot execute fails `run` (foreground and -d) and `exec` with docker's
+// 127, and the reason is said once, as kiln's own error: the runtime's raw line (it shares the
+// container's stderr) is not printed beside it, nor recorded in the logs. A working directory
+// that cannot be made is named as the container sees it, not by its place in the store.
+func TestRuntimeErrorsAreKilns(t *testing.T) {
+	requireContainers(t)
+	root := busyboxRoot(t)
+	check := func(what string, r result, code int, want string) {
+		t.Helper()
+		lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+		if r.code != code || len(lines) != 1 || !strings.HasPrefix(lines[0], "kiln: ") || !strings.Contains(lines[0], want) {
+			t.Errorf("%s: exit %d, stderr %q; want %d and one kiln: line with %q", what, r.code, r.stderr, code, want)
+		}
+		if strings.Contains(r.stderr, root) {
+			t.Errorf("%s: the error shows the store's path: %s", what, r.stderr)
+		}
+	}
+	check("run", kiln(t, root, nil, "run", "--rm", "busybox", "no-such-command"), 127, `exec: "no-such-command"`)
+	check("run -d", kiln(t, root, nil, "run", "-d", "--name", "gone", "busybox", "no-such-command"), 127, `exec: "no-such-command"`)
+	if r := kiln(t, root, nil, "logs", "gone"); strings.Contains(r.stdout+r.stderr, "failed") {
+		t.Errorf("the runtime's error went into the container's logs: %q %q", r.stdout, r.stderr)
+	}
+	check("-w through a file", kiln(t, root, nil, "run", "--rm", "-w", "/etc/passwd", "busybox", "true"), 125, "/etc/passwd")
+	if r := kiln(t, root, nil, "run", "-d", "--name", "up", "busybox", "sleep", "60"); r.code != 0 {
+		t.Fatalf("run -d: %d %s", r.code, r.stderr)
+	}
+	t.Cleanup(func() { kiln(t, root, nil, "rm", "-f", "up") })
+	check("exec", kiln(t, root, nil, "exec", "up", "no-such-command"), 127, `exec: "no-such-command"`)
+	// A container that prints a line like the runtime's keeps it.
+	if r := kiln(t, root, nil, "run", "--rm", "busybox", "sh", "-c", "echo 'runc: mine' >&2; exit 3"); r.code != 3 || r.stderr != "runc: mine\n" {
+		t.Errorf("container's own runc-like line: exit %d, stderr %q", r.code, r.stderr)
+	}
+}

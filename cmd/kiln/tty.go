@@ -61,6 +61,9 @@ func newTTYReporter(w io.Writer) build.Reporter {
 }
 
 func (v *ttyView) handle(e build.Event) {
+	if e.Kind == build.EventCheck {
+		e.Kind, e.Data = build.EventWarning, []byte(e.Check.String())
+	}
 	if e.Kind == build.EventExplain {
 		e.Kind, e.Data = build.EventWarning, []byte(fmt.Sprintf("%s: cache miss: %s", e.Name, e.Data))
 	}

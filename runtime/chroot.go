@@ -133,9 +133,9 @@ func chrootStartStatus(id, msg string) (ExitStatus, error) {
 	if strings.HasPrefix(msg, "exec: ") {
 		switch m := strings.ToLower(msg); {
 		case strings.Contains(m, "not found") || strings.Contains(m, "no such file"):
-			return 127, nil
+			return 127, &CommandError{Status: 127, Msg: msg}
 		case strings.Contains(m, "permission denied") || strings.Contains(m, "exec format error"):
-			return 126, nil
+			return 126, &CommandError{Status: 126, Msg: msg}
 		}
 	}
 	return -1, fmt.Errorf("container %s: chroot: %s", id, msg)

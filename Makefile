@@ -32,6 +32,8 @@ demo: deps-demo build
 	$(BIN) build --progress=plain -t busybox examples/busybox
 	$(BIN) build --progress=plain -t hello examples/hello
 	$(BIN) build --progress=plain -t app examples/app
+	cp $(BIN) examples/kiln-in-kiln/kiln
+	$(BIN) build --progress=plain -t kiln-in-kiln examples/kiln-in-kiln
 	$(BIN) images
 	$(BIN) inspect hello
 	$(BIN) run --rm hello
@@ -76,4 +78,4 @@ lint:
 	$(GO) tool staticcheck ./...
 
 clean:
-	rm -rf bin examples/busybox/busybox
+	rm -rf bin examples/busybox/busybox examples/kiln-in-kiln/kiln

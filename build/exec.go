@@ -154,6 +154,7 @@ type RunRequest struct {
 	Lower   []string // snapshot dirs, bottom layer first
 	Upper   string   // the overlay upper dir that becomes the step's layer
 	Work    string   // the overlay work dir, on the same filesystem as Upper
+	Rootfs  string   // with a TreeRunner: the materialized tree to run in place (Lower, Upper, Work unset)
 	Args    []string
 	Env     []string
 	User    string
@@ -198,8 +199,18 @@ func (e *ExitError) Error() string {
 	return fmt.Sprintf("exit code %d", e.Code)
 }
 
-// exec runs a RUN step over snapshots of its parent layers and packs the upper dir.
+// exec runs a RUN step over snapshots of its parent layers and packs the upper dir; with a
+// TreeRunner, in place in a materialized tree of them (execInTree).
 func (op *execOp) exec(ctx context.Context, e *env, in inputs) (*vresult, error) {
+	if tr, ok := e.opts.Runner.(TreeRunner); ok && tr.InTree() {
+		pm, out, err := op.prepare(ctx, e, in)
+		if err != nil {
+			return nil, err
+		}
+		defer pm.release()
+		defer out.close()
+		return op.execInTree(ctx, e, in, out, op.request(e, pm, out))
+	}
 	st := e.opts.Store
 	var lower []string
 	for _, l := range in.parent.layers {
@@ -220,20 +231,14 @@ func (op *execOp) exec(ctx context.Context, e *env, in inputs) (*vresult, error)
 			return nil, err
 		}
 	}
-	pm, err := e.prepareMounts(ctx, op, in.deps)
+	pm, out, err := op.prepare(ctx, e, in)
 	if err != nil {
 		return nil, err
 	}
 	defer pm.release()
-	out := &logWriter{e: e, redact: pm.secrets}
-	if err := out.openLog(e.opts.LogDir, e.v.Key); err != nil {
-		return nil, err
-	}
 	defer out.close()
-	req := RunRequest{ID: "kiln-build-" + strings.TrimPrefix(e.v.Key, "sha256:")[:12] + "-" + strconv.Itoa(os.Getpid()),
-		Lower: lower, Upper: upper, Work: work, Args: op.args, Env: op.env, User: op.user, Cwd: op.workdir,
-		Network: op.network, Mounts: pm.mounts, Output: out, SecretEnv: pm.env,
-		ExtraHosts: op.box.ExtraHosts, Ulimits: op.box.Ulimits, ShmSize: op.box.ShmSize}
+	req := op.request(e, pm, out)
+	req.Lower, req.Upper, req.Work = lower, upper, work
 	if err := e.opts.Runner.Run(ctx, req); err != nil {
 		return nil, fmt.Errorf("%s: %w%s", strings.Join(op.args, " "), err, out.tail())
 	}
@@ -250,4 +255,25 @@ func (op *execOp) exec(ctx context.Context, e *env, in inputs) (*vresult, error)
 		}
 	}
 	return e.layerResult(in.parent, p), nil
+}
+
+// prepare readies the step's mounts and its log; the caller releases and closes them.
+func (op *execOp) prepare(ctx context.Context, e *env, in inputs) (*preparedMounts, *logWriter, error) {
+	pm, err := e.prepareMounts(ctx, op, in.deps)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := &logWriter{e: e, redact: pm.secrets}
+	if err := out.openLog(e.opts.LogDir, e.v.Key); err != nil {
+		pm.release()
+		return nil, nil, err
+	}
+	return pm, out, nil
+}
+
+// request is the step's RunRequest without its filesystem.
+func (op *execOp) request(e *env, pm *preparedMounts, out *logWriter) RunRequest {
+	return RunRequest{ID: "kiln-build-" + strings.TrimPrefix(e.v.Key, "sha256:")[:12] + "-" + strconv.Itoa(os.Getpid()),
+		Args: op.args, Env: op.env, User: op.user, Cwd: op.workdir, Network: op.network, Mounts: pm.mounts, Output: out,
+		SecretEnv: pm.env, ExtraHosts: op.box.ExtraHosts, Ulimits: op.box.Ulimits, ShmSize: op.box.ShmSize}
 }

@@ -65,6 +65,7 @@ type solver struct {
 	cpu     *semaphore.Weighted // CPU-heavy work at once (packing layers): one per CPU
 	views   *viewCache
 	hides   *hideCache
+	trees   *treeCache
 	repMu   sync.Mutex
 	stats   CacheSummary // under mu
 }
@@ -80,8 +81,10 @@ func Solve(ctx context.Context, g *Graph, opts SolveOptions) (*Image, error) {
 	}
 	s := &solver{opts: opts, g: g, index: map[*Vertex]int{}, results: map[*Vertex]*vresult{},
 		done: map[*Vertex]chan struct{}{}, jobs: semaphore.NewWeighted(int64(opts.Jobs)),
-		cpu: semaphore.NewWeighted(int64(goruntime.GOMAXPROCS(0))), views: newViewCache(opts.Store), hides: newHideCache(opts.Store)}
+		cpu: semaphore.NewWeighted(int64(goruntime.GOMAXPROCS(0))), views: newViewCache(opts.Store), hides: newHideCache(opts.Store),
+		trees: newTreeCache(opts.Store)}
 	defer s.hides.close()
+	defer s.trees.close()
 	for i, v := range g.Vertices {
 		s.index[v] = i + 1
 		s.done[v] = make(chan struct{})
@@ -181,7 +184,7 @@ func (s *solver) result(v *Vertex) *vresult {
 
 // env is what v's op may use.
 func (s *solver) env(v *Vertex) *env {
-	return &env{opts: s.opts, views: s.views, hides: s.hides, cpu: s.cpu, rep: s.report, v: v, index: s.index[v]}
+	return &env{opts: s.opts, views: s.views, hides: s.hides, trees: s.trees, cpu: s.cpu, rep: s.report, v: v, index: s.index[v]}
 }
 
 // solveVertex answers v from the cache or executes its op, recording new results in the cache.

@@ -13,6 +13,7 @@ type Spec struct {
 	Upper     string   // writable overlay upperdir; holds whole files after the run (for layer diffs)
 	Work      string   // overlay workdir on the same filesystem as Upper
 	BundleDir string   // caller-owned dir for config.json, generated /etc files and the rootfs mountpoint
+	Rootfs    string   // IsolationChroot: the materialized rootfs dir the process chroots into (Lower, Upper, Work unused)
 
 	Args     []string // argv of the container process; Args[0] is looked up in PATH inside the container
 	Env      []string // KEY=value environment; PATH defaults to docker's when absent

@@ -19,6 +19,7 @@ import (
 	"github.com/kiln-build/kiln/cache/layer"
 	"github.com/kiln-build/kiln/internal/atomicfile"
 	"github.com/kiln-build/kiln/registry"
+	"github.com/kiln-build/kiln/runtime"
 )
 
 type buildOptions struct {
@@ -246,6 +247,9 @@ func (g *globalOptions) wireBuild(cmd *cobra.Command, po *build.PipelineOptions,
 	rt, err := g.containerRuntime(cmd)
 	if err != nil {
 		return err
+	}
+	if rt.Isolation() != runtime.IsolationOCI { // a weaker rung says so up front
+		fmt.Fprintf(notes, "isolation: %s\n", rt.Describe())
 	}
 	po.Store, po.Stdin, po.Resolver, po.Runner = s, cmd.InOrStdin(), res, build.RuntimeRunner{Runtime: rt}
 	po.LogDir, po.Notes = s.Logs(), notes

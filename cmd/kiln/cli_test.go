@@ -26,6 +26,7 @@ const execEnv = "KILN_CLI_TEST_EXEC"
 func TestMain(m *testing.M) {
 	// First, as in main: a rootless re-exec (the pause process too) must never run the tests.
 	runtime.UserNamespaceHook()
+	runtime.ChrootHook()
 	if os.Getenv(execEnv) == "1" {
 		ctx, stop := signalContext() // as main: signals (SIGPIPE too) as kiln handles them
 		code := execute(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)

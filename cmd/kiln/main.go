@@ -12,6 +12,7 @@ import (
 
 func main() {
 	runtime.UserNamespaceHook() // a re-exec into the rootless user namespace finishes here
+	runtime.ChrootHook()        // so does the child that runs one process of the chroot rung
 	ctx, stop := signalContext()
 	code := execute(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()

@@ -25,6 +25,8 @@ type Config struct {
 	AutoRemove  bool   // --rm: removed as soon as it stays exited
 	// Spec is the runtime spec every start reuses; its streams are never stored.
 	Spec runtime.Spec
+	// Volumes are made (and filled from the image) by Create, which adds their mounts to Spec.
+	Volumes []VolumeMount
 }
 
 // RestartMode names docker's restart policies.

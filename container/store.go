@@ -121,6 +121,9 @@ func (s *Store) Create(ctx context.Context, cfg Config) (*Container, error) {
 			return nil, fmt.Errorf("image %s: a layer was removed while the container was being created; run it again: %w", cfg.Image, err)
 		}
 	}
+	if err := s.attachVolumes(ctx, &cfg); err != nil {
+		return nil, err
+	}
 	c := &Container{Config: cfg, dir: filepath.Join(s.dir, cfg.ID)}
 	if err := st.PutLease(c.lease(st)); err != nil {
 		return nil, err

@@ -12,9 +12,12 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/internal/atomicfile"
@@ -377,22 +380,24 @@ func (l *layersView) copyUp(ctx context.Context, target, data string) error {
 		}
 		l.dir, l.rootfs, l.unmount = dir, rootfs, unmount
 	}
-	root, base, err := openParent(l.rootfs, target)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
-			return nil
-		}
-		return err
-	}
-	fi, err := root.Stat(base)
-	root.Close()
-	if errors.Is(err, fs.ErrNotExist) || (err == nil && !fi.IsDir()) {
-		return nil // nothing to copy: docker copies directories only
+	// The target's symlinks resolve inside the image (docker's FollowSymlinkInScope): a link
+	// to /../../etc is the image's /etc, never the host's.
+	h, err := pathrs.OpenInRoot(l.rootfs, target)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return nil
 	}
 	if err != nil {
 		return err
 	}
-	if err := copyTree(ctx, l.rootfs, target+"/.", data, "/", nil); err != nil {
+	defer h.Close()
+	fi, err := h.Stat()
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return nil // docker copies directories only
+	}
+	if err := copyTree(ctx, "/proc/self/fd/"+strconv.Itoa(int(h.Fd())), "/.", data, "/", nil); err != nil {
 		return err
 	}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {

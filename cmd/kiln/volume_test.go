@@ -98,7 +98,7 @@ func appWithContent(t *testing.T) string {
 	root, ctxDir := busyboxRoot(t), t.TempDir()
 	writeTree(t, ctxDir, map[string]string{
 		"Buildfile": "FROM busybox\n" +
-			"RUN mkdir -p /seed /anon && echo from-image > /seed/f && chown 1234:5678 /seed/f && chmod 640 /seed/f && chown 42:43 /seed && chmod 750 /seed && echo a > /anon/a\n" +
+			"RUN mkdir -p /seed /anon && echo from-image > /seed/f && chown 1234:5678 /seed/f && chmod 640 /seed/f && chown 42:43 /seed && chmod 750 /seed && echo a > /anon/a && ln -s ../../../../etc /hostetc\n" +
 			"VOLUME /anon\n",
 	})
 	ok(t, root, "build", "--progress=plain", "-t", "app", ctxDir)
@@ -147,6 +147,15 @@ func TestVolumeRun(t *testing.T) {
 	}
 	ok(t, root, "rm", "holder")
 	ok(t, root, "volume", "rm", "data")
+	// A target through a symlink out of the image is the image's path, never the host's.
+	imagePasswd := ok(t, root, "run", "--rm", "app", "cat", "/etc/passwd").stdout
+	ok(t, root, "run", "--rm", "-v", "etc:/hostetc", "app", "true")
+	mp := strings.TrimSpace(ok(t, root, "volume", "inspect", "-f", "{{.Mountpoint}}", "etc").stdout)
+	got, err := os.ReadFile(filepath.Join(mp, "passwd"))
+	host, _ := os.ReadFile("/etc/passwd")
+	if err != nil || string(got) != imagePasswd || string(got) == string(host) {
+		t.Errorf("copy-up through /hostetc -> ../../../../etc: %q %v; want the image's /etc/passwd %q", got, err, imagePasswd)
+	}
 }
 
 func TestAnonymousVolumes(t *testing.T) {
@@ -178,4 +187,26 @@ func TestAnonymousVolumes(t *testing.T) {
 	if got := volumeNames(t, root); !slices.Equal(got, []string{"named"}) || !strings.HasPrefix(out, "Deleted Volumes:\n") {
 		t.Errorf("system prune --volumes: left %v, printed %q", got, out)
 	}
+}
+
+// Volumes of a rootless container live in the user's store; owners are the user namespace's.
+func TestRootlessVolume(t *testing.T) {
+	r := newRootless(t)
+	ctxDir := t.TempDir()
+	busyboxContext(t, ctxDir)
+	r.ok("build", "--progress=plain", "-t", "bb", ctxDir)
+	if res := r.ok("run", "--rm", "-v", "data:/nobody", "bb", "sh", "-c", "stat -c %u:%g /nobody; echo kept > /nobody/f; chown 1234 /nobody/f"); res.stdout != "65534:65534\n" {
+		t.Errorf("rootless copy-up of /nobody's owner: %q", res.stdout)
+	}
+	if res := r.ok("run", "--rm", "-v", "data:/nobody", "bb", "stat", "-c", "%u %n", "/nobody/f"); res.stdout != "1234 /nobody/f\n" {
+		t.Errorf("rootless volume second run: %q", res.stdout)
+	}
+	if got := strings.Fields(r.ok("volume", "ls", "-q").stdout); !slices.Equal(got, []string{"data"}) {
+		t.Errorf("rootless volume ls: %v", got)
+	}
+	mp := strings.TrimSpace(r.ok("volume", "inspect", "-f", "{{.Mountpoint}}", "data").stdout)
+	if !strings.HasPrefix(mp, filepath.Join(r.home, ".local", "share", "kiln", "volumes")) {
+		t.Errorf("rootless mountpoint %s is not in the user's store", mp)
+	}
+	r.ok("volume", "rm", "data")
 }

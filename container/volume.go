@@ -199,6 +199,15 @@ func (s *Store) Volumes() ([]Volume, error) {
 	return out, nil
 }
 
+// VolumeName is the name of the volume m mounts, when m is one of c's volumes.
+func (c *Container) VolumeName(m runtime.Mount) (string, bool) {
+	vols := filepath.Join(filepath.Dir(filepath.Dir(c.dir)), "volumes")
+	if m.Type != runtime.Bind || filepath.Dir(filepath.Dir(m.Source)) != vols || filepath.Base(m.Source) != volumeDataDir {
+		return "", false
+	}
+	return filepath.Base(filepath.Dir(m.Source)), true
+}
+
 // VolumeUsers maps each volume's mountpoint to the ids of the containers that mount it.
 func (s *Store) VolumeUsers() (map[string][]string, error) {
 	all, err := s.List()

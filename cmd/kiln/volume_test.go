@@ -131,6 +131,11 @@ func TestVolumeRun(t *testing.T) {
 	if r := kiln(t, root, nil, "volume", "rm", "data"); r.code != 1 || !strings.Contains(r.stderr, "remove data: volume is in use - ["+id+"]") {
 		t.Errorf("rm in use: exit %d %s", r.code, r.stderr)
 	}
+	// The image's VOLUME /anon comes second, as an anonymous volume.
+	if ms := inspectOne(t, root, "holder").Mounts; len(ms) != 2 || ms[0].Type != "volume" || ms[0].Name != "data" || ms[0].Destination != "/seed" || !ms[0].RW ||
+		ms[1].Type != "volume" || ms[1].Destination != "/anon" || len(ms[1].Name) != 64 {
+		t.Errorf("inspect holder mounts: %+v", ms)
+	}
 	if got := volumeNames(t, root, "--filter", "dangling=false"); !slices.Contains(got, "data") {
 		t.Errorf("ls dangling=false: %v", got)
 	}

@@ -348,6 +348,11 @@ func (s *Store) attachVolumes(ctx context.Context, cfg *Config) error {
 		cfg.Spec.Mounts = append(cfg.Spec.Mounts, runtime.Mount{Type: runtime.Bind, Source: v.Mountpoint, Target: vm.Target, ReadOnly: vm.ReadOnly})
 	}
 	cfg.Volumes = nil
+	// Parents before what they hold, whatever flag gave them (docker's order): -v data:/srv
+	// after --tmpfs /srv/tmp must not hide the tmpfs.
+	slices.SortStableFunc(cfg.Spec.Mounts, func(a, b runtime.Mount) int {
+		return strings.Count(filepath.Clean(a.Target), "/") - strings.Count(filepath.Clean(b.Target), "/")
+	})
 	return nil
 }
 

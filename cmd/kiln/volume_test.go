@@ -79,6 +79,15 @@ func TestVolumeVerbs(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(d.Mountpoint, "f"), []byte("12345"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	if df := ok(t, root, "system", "df").stdout; !regexp.MustCompile(`\nLocal Volumes\s+2\s+\d+(\.\d+)?[kK]?B\n`).MatchString(df) {
+		t.Errorf("system df:\n%s", df)
+	}
+	// Volumes are roots: no collection of the image store touches them.
+	ok(t, root, "prune", "--all")
+	ok(t, root, "system", "prune", "-a", "-f")
+	if got := volumeNames(t, root); len(got) != 2 {
+		t.Errorf("prune --all and system prune -a removed volumes: %v", got)
+	}
 	out := ok(t, root, "volume", "prune", "-a", "-f").stdout
 	if !strings.HasPrefix(out, "Deleted Volumes:\n") || !strings.Contains(out, "\ndata\n") || !strings.Contains(out, anon+"\n") {
 		t.Errorf("prune -a -f: %q", out)
@@ -126,6 +135,10 @@ func TestVolumeRun(t *testing.T) {
 	if r := ok(t, root, "run", "--rm", "--mount", "type=volume,src=empty,dst=/seed,volume-nocopy", "app", "ls", "-A", "/seed"); r.stdout != "" {
 		t.Errorf("volume-nocopy: %q", r.stdout)
 	}
+	// Mounts go parents first, whichever flag gave them: the volume does not hide the tmpfs in it.
+	if r := ok(t, root, "run", "--rm", "--tmpfs", "/seed/t", "-v", "data:/seed", "app", "grep", "-c", " /seed/t tmpfs ", "/proc/mounts"); r.stdout != "1\n" {
+		t.Errorf("--tmpfs /seed/t -v data:/seed: %q", r.stdout)
+	}
 	// A container, even a stopped one, holds its volumes.
 	id := strings.TrimSpace(ok(t, root, "create", "--name", "holder", "-v", "data:/seed", "app", "true").stdout)
 	if r := kiln(t, root, nil, "volume", "rm", "data"); r.code != 1 || !strings.Contains(r.stderr, "remove data: volume is in use - ["+id+"]") {
@@ -144,7 +157,7 @@ func TestVolumeRun(t *testing.T) {
 	if r.code == 0 || r.stdout != "more\n" || !strings.Contains(r.stderr, "Read-only file system") {
 		t.Errorf("--volumes-from holder:ro: exit %d %q %q", r.code, r.stdout, r.stderr)
 	}
-	if r := ok(t, root, "run", "--rm", "--volumes-from", "holder", "app", "sh", "-c", "touch /seed/x && ls /seed"); r.stdout != "g\nx\n" {
+	if r := ok(t, root, "run", "--rm", "--volumes-from", "holder", "app", "sh", "-c", "touch /seed/x && ls /seed"); r.stdout != "g\nt\nx\n" {
 		t.Errorf("--volumes-from holder: %q", r.stdout)
 	}
 	if r := kiln(t, root, nil, "run", "--rm", "--volumes-from", "nope", "app", "true"); r.code != 125 || !strings.Contains(r.stderr, "No such container: nope") {

@@ -136,7 +136,7 @@ func TestVolumeRun(t *testing.T) {
 		t.Errorf("volume-nocopy: %q", r.stdout)
 	}
 	// Mounts go parents first, whichever flag gave them: the volume does not hide the tmpfs in it.
-	if r := ok(t, root, "run", "--rm", "--tmpfs", "/seed/t", "-v", "data:/seed", "app", "grep", "-c", " /seed/t tmpfs ", "/proc/mounts"); r.stdout != "1\n" {
+	if r := ok(t, root, "run", "--rm", "--tmpfs", "/seed/t", "-v", "data:/seed", "app", "sh", "-c", "echo x > /seed/t/f && ls /seed/t && grep -c ' /seed/t tmpfs ' /proc/mounts"); r.stdout != "f\n1\n" {
 		t.Errorf("--tmpfs /seed/t -v data:/seed: %q", r.stdout)
 	}
 	// A container, even a stopped one, holds its volumes.

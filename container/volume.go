@@ -329,20 +329,32 @@ func (s *Store) RemoveAnonymousVolumes(ctx context.Context, c *Container) error 
 
 // attachVolumes makes cfg's volumes that are missing, fills each empty one with the image's
 // content at its target (docker's copy-up), and adds their mounts to the spec; under the lock.
-func (s *Store) attachVolumes(ctx context.Context, cfg *Config) error {
+// undo removes the anonymous volumes it made, for a Create that fails later.
+func (s *Store) attachVolumes(ctx context.Context, cfg *Config) (undo func(), err error) {
+	var made []Volume
+	undo = func() {
+		for _, v := range made {
+			_, _ = s.removeVolume(v)
+		}
+	}
 	var view *layersView
 	defer func() { view.release() }()
 	for _, vm := range cfg.Volumes {
 		v, err := s.createVolume(vm.Name, nil, vm.Name == "")
 		if err != nil {
-			return err
+			undo()
+			return nil, err
+		}
+		if vm.Name == "" {
+			made = append(made, v)
 		}
 		if !vm.NoCopy {
 			if view == nil {
 				view = &layersView{lower: cfg.Spec.Lower, parent: s.volumesDir()}
 			}
 			if err := view.copyUp(ctx, vm.Target, v.Mountpoint); err != nil {
-				return fmt.Errorf("volume %s: copy the image's %s: %w", v.Name, vm.Target, err)
+				undo()
+				return nil, fmt.Errorf("volume %s: copy the image's %s: %w", v.Name, vm.Target, err)
 			}
 		}
 		cfg.Spec.Mounts = append(cfg.Spec.Mounts, runtime.Mount{Type: runtime.Bind, Source: v.Mountpoint, Target: vm.Target, ReadOnly: vm.ReadOnly})
@@ -353,7 +365,7 @@ func (s *Store) attachVolumes(ctx context.Context, cfg *Config) error {
 	slices.SortStableFunc(cfg.Spec.Mounts, func(a, b runtime.Mount) int {
 		return strings.Count(filepath.Clean(a.Target), "/") - strings.Count(filepath.Clean(b.Target), "/")
 	})
-	return nil
+	return undo, nil
 }
 
 // layersView is an image's layers mounted read-only, on first need, for copy-up.

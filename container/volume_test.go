@@ -86,3 +86,20 @@ func TestCreateVolumeConcurrent(t *testing.T) {
 		t.Errorf("Volumes: %+v %v", vols, err)
 	}
 }
+
+// A Create that fails leaves none of the anonymous volumes it made.
+func TestCreateFailureRemovesAnonymousVolumes(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Image: "x", Args: []string{"true"},
+		Volumes: []VolumeMount{{Target: "/anon", NoCopy: true}, {Name: "kept", Target: "/k", NoCopy: true}, {Name: "../bad", Target: "/b"}}}
+	if _, err := s.Create(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "invalid volume name") {
+		t.Fatalf("Create with a bad volume name: %v", err)
+	}
+	vols, err := s.Volumes()
+	if err != nil || len(vols) != 1 || vols[0].Name != "kept" {
+		t.Errorf("after the failed Create: %+v %v, want the named volume only", vols, err)
+	}
+}

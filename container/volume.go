@@ -18,6 +18,8 @@ import (
 	"time"
 
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
+	"github.com/moby/sys/mountinfo"
+	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/internal/atomicfile"
@@ -137,12 +139,21 @@ func (r volumeRecord) volume(dir string) Volume {
 	return Volume{Name: r.Name, Created: r.Created, Labels: r.Labels, Anonymous: r.Anonymous, Mountpoint: filepath.Join(dir, volumeDataDir)}
 }
 
-// sweepVolumes removes what a crash left of a volume being made or removed; under the lock.
+// sweepVolumes removes what a crash left of a volume being made or removed, and image views a
+// killed copy-up left mounted: under the lock, which every copy-up holds, any view is a leftover.
 func (s *Store) sweepVolumes() {
 	ents, _ := os.ReadDir(s.volumesDir())
 	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), ".new-") || strings.HasPrefix(e.Name(), ".rm-") {
-			_ = os.RemoveAll(filepath.Join(s.volumesDir(), e.Name()))
+		p := filepath.Join(s.volumesDir(), e.Name())
+		switch {
+		case strings.HasPrefix(e.Name(), ".new-"), strings.HasPrefix(e.Name(), ".rm-"):
+			_ = os.RemoveAll(p)
+		case strings.HasPrefix(e.Name(), ".view-"):
+			rootfs := filepath.Join(p, "rootfs")
+			if mounted, err := mountinfo.Mounted(rootfs); err != nil || (mounted && unix.Unmount(rootfs, unix.MNT_DETACH) != nil) {
+				continue // never remove through a mount
+			}
+			_ = os.RemoveAll(p)
 		}
 	}
 }
@@ -336,6 +347,9 @@ func (s *Store) attachVolumes(ctx context.Context, cfg *Config) (undo func(), er
 		for _, v := range made {
 			_, _ = s.removeVolume(v)
 		}
+	}
+	if len(cfg.Volumes) > 0 {
+		s.sweepVolumes()
 	}
 	var view *layersView
 	defer func() { view.release() }()

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestVolumeRecordAndCrashLeftovers(t *testing.T) {
@@ -101,5 +103,34 @@ func TestCreateFailureRemovesAnonymousVolumes(t *testing.T) {
 	vols, err := s.Volumes()
 	if err != nil || len(vols) != 1 || vols[0].Name != "kept" {
 		t.Errorf("after the failed Create: %+v %v, want the named volume only", vols, err)
+	}
+}
+
+// An image view a killed copy-up left mounted is unmounted and removed by the next volume create.
+func TestSweepLeftoverView(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount")
+	}
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, view := t.TempDir(), filepath.Join(s.volumesDir(), ".view-123")
+	os.WriteFile(filepath.Join(src, "keep"), []byte("x"), 0o644)
+	if err := os.MkdirAll(filepath.Join(view, "rootfs"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount(src, filepath.Join(view, "rootfs"), "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(filepath.Join(view, "rootfs"), unix.MNT_DETACH) })
+	if _, err := s.CreateVolume(context.Background(), "v1", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(view); !os.IsNotExist(err) {
+		t.Errorf("leftover view survived: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(src, "keep")); err != nil {
+		t.Errorf("the sweep removed through the mount: %v", err)
 	}
 }

@@ -351,6 +351,12 @@ func (s *Store) attachVolumes(ctx context.Context, cfg *Config) (undo func(), er
 	if len(cfg.Volumes) > 0 {
 		s.sweepVolumes()
 	}
+	var users map[string][]string
+	if len(cfg.Volumes) > 0 {
+		if users, err = s.VolumeUsers(); err != nil {
+			return nil, err
+		}
+	}
 	var view *layersView
 	defer func() { view.release() }()
 	for _, vm := range cfg.Volumes {
@@ -366,7 +372,7 @@ func (s *Store) attachVolumes(ctx context.Context, cfg *Config) (undo func(), er
 			if view == nil {
 				view = &layersView{lower: cfg.Spec.Lower, parent: s.volumesDir()}
 			}
-			if err := view.copyUp(ctx, vm.Target, v.Mountpoint); err != nil {
+			if err := view.copyUp(ctx, vm.Target, v.Mountpoint, len(users[v.Mountpoint]) > 0); err != nil {
 				undo()
 				return nil, fmt.Errorf("volume %s: copy the image's %s: %w", v.Name, vm.Target, err)
 			}
@@ -400,8 +406,10 @@ func (l *layersView) release() {
 }
 
 // copyUp copies the image's target directory (resolved inside the image's rootfs) into data
-// when data is empty, with ownership and modes, the directory's own included.
-func (l *layersView) copyUp(ctx context.Context, target, data string) error {
+// when data is empty, with ownership and modes, the directory's own included. A volume no
+// container mounts is filled beside data and renamed over it, so a crash mid-copy leaves it
+// empty (and copied again on next use), never half full.
+func (l *layersView) copyUp(ctx context.Context, target, data string, inUse bool) error {
 	if ents, err := os.ReadDir(data); err != nil || len(ents) > 0 {
 		return err
 	}
@@ -437,15 +445,45 @@ func (l *layersView) copyUp(ctx context.Context, target, data string) error {
 	if !fi.IsDir() {
 		return nil // docker copies directories only
 	}
-	if err := copyTree(ctx, "/proc/self/fd/"+strconv.Itoa(int(h.Fd())), "/.", data, "/", nil); err != nil {
-		return err
-	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		if err := os.Lchown(data, int(st.Uid), int(st.Gid)); err != nil {
+	dst := data
+	if !inUse {
+		dst = data + ".copy"
+		if err := os.RemoveAll(dst); err != nil { // a crashed copy's
+			return err
+		}
+		if err := os.Mkdir(dst, 0o755); err != nil {
 			return err
 		}
 	}
-	return os.Chmod(data, fi.Mode()&(fs.ModePerm|fs.ModeSticky|fs.ModeSetgid|fs.ModeSetuid))
+	if err := copyTree(ctx, "/proc/self/fd/"+strconv.Itoa(int(h.Fd())), "/.", dst, "/", nil); err != nil {
+		return err
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		if err := os.Lchown(dst, int(st.Uid), int(st.Gid)); err != nil {
+			return err
+		}
+	}
+	if err := os.Chmod(dst, fi.Mode()&(fs.ModePerm|fs.ModeSticky|fs.ModeSetgid|fs.ModeSetuid)); err != nil || inUse {
+		return err
+	}
+	if err := syncFS(dst); err != nil {
+		return err
+	}
+	// rename(2) replaces an empty directory; os.Rename refuses any.
+	if err := unix.Rename(dst, data); err != nil {
+		return fmt.Errorf("rename %s over %s: %w", dst, data, err)
+	}
+	return nil
+}
+
+// syncFS flushes the filesystem holding dir: one call for every file a copy-up wrote.
+func syncFS(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return unix.Syncfs(int(f.Fd()))
 }
 
 // newVolumeName is a random 64-hex name, as docker gives a volume created without one.

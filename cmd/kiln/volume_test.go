@@ -139,6 +139,13 @@ func TestVolumeRun(t *testing.T) {
 	if r := ok(t, root, "run", "--rm", "--tmpfs", "/seed/t", "-v", "data:/seed", "app", "sh", "-c", "echo x > /seed/t/f && ls /seed/t && grep -c ' /seed/t tmpfs ' /proc/mounts"); r.stdout != "f\n1\n" {
 		t.Errorf("--tmpfs /seed/t -v data:/seed: %q", r.stdout)
 	}
+	// An empty volume a running container mounts is filled in place: that container sees the copy.
+	ok(t, root, "run", "-d", "--name", "live", "--mount", "type=volume,src=shared,dst=/seed,volume-nocopy", "app", "sleep", "60")
+	ok(t, root, "run", "--rm", "-v", "shared:/seed", "app", "true")
+	if r := ok(t, root, "exec", "live", "cat", "/seed/f"); r.stdout != "from-image\n" {
+		t.Errorf("the running container's view of the volume filled after it started: %q", r.stdout)
+	}
+	ok(t, root, "rm", "-f", "live")
 	// A container, even a stopped one, holds its volumes.
 	id := strings.TrimSpace(ok(t, root, "create", "--name", "holder", "-v", "data:/seed", "app", "true").stdout)
 	if r := kiln(t, root, nil, "volume", "rm", "data"); r.code != 1 || !strings.Contains(r.stderr, "remove data: volume is in use - ["+id+"]") {

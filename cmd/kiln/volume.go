@@ -180,12 +180,7 @@ func newVolumeInspectCmd(g *globalOptions) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				labels := v.Labels
-				if labels == nil {
-					labels = map[string]string{}
-				}
-				raw, err := json.Marshal(volumeInspect{CreatedAt: v.Created.Local().Format(time.RFC3339), Driver: "local",
-					Labels: labels, Mountpoint: v.Mountpoint, Name: v.Name, Scope: "local"})
+				raw, err := json.Marshal(inspectVolume(v))
 				if err != nil {
 					return err
 				}
@@ -201,6 +196,16 @@ func newVolumeInspectCmd(g *globalOptions) *cobra.Command {
 	}
 	c.Flags().StringVarP(&format, "format", "f", "", "Go template per volume, e.g. {{.Mountpoint}}")
 	return c
+}
+
+// inspectVolume is v as docker's volume inspect shows it.
+func inspectVolume(v container.Volume) volumeInspect {
+	labels := v.Labels
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	return volumeInspect{CreatedAt: v.Created.Local().Format(time.RFC3339), Driver: "local", Labels: labels,
+		Mountpoint: v.Mountpoint, Name: v.Name, Scope: "local"}
 }
 
 func newVolumeRmCmd(g *globalOptions) *cobra.Command {

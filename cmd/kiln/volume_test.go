@@ -59,6 +59,9 @@ func TestVolumeVerbs(t *testing.T) {
 	if out := ok(t, root, "volume", "inspect", "-f", "{{.Name}} {{.Driver}}", "data").stdout; out != "data local\n" {
 		t.Errorf("inspect -f: %q", out)
 	}
+	if out := ok(t, root, "inspect", "-f", "{{.Name}} {{.Scope}}", "data").stdout; out != "data local\n" {
+		t.Errorf("kiln inspect of a volume: %q", out)
+	}
 	if r := kiln(t, root, nil, "volume", "inspect", "nope"); r.code != 1 || !strings.Contains(r.stderr, "no such volume") {
 		t.Errorf("inspect missing: exit %d %s", r.code, r.stderr)
 	}

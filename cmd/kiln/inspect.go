@@ -36,7 +36,7 @@ func newInspectCmd(g *globalOptions) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "inspect NAME|ID [NAME|ID...]",
 		Short: "Show details of containers, images or volumes as JSON",
-		Long:  "Show details of containers (state, pid, exit code, mounts, network) or images (config, history,\nlayers) as a JSON array. Like docker, a container of that name or id wins over an image.",
+		Long:  "Show details of containers (state, pid, exit code, mounts, network) or images (config, history,\nlayers) or volumes as a JSON array. Like docker, a container of that name or id wins over an image,\nan image over a volume.",
 		Args:  argsRange(1, -1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := g.openStore()

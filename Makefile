@@ -7,14 +7,14 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 KILN_ROOT ?= /var/lib/kiln
 export KILN_ROOT
 
-DEMO_DEBS := busybox-static crun runc iptables uidmap fuse-overlayfs slirp4netns
-TEST_DEBS := busybox-static crun runc skopeo umoci docker-registry apache2-utils git iptables uidmap fuse-overlayfs slirp4netns
+DEMO_DEBS := busybox-static crun runc iptables uidmap fuse-overlayfs slirp4netns tini
+TEST_DEBS := busybox-static crun runc skopeo umoci docker-registry apache2-utils git iptables uidmap fuse-overlayfs slirp4netns tini
 FUZZTIME ?= 10s
 # Minimizing each new interesting input may take the engine up to a minute by default, during which it
 # counts no executions: short runs then spend all their time minimizing. Bound it by executions.
 FUZZMINIMIZE ?= 100x
 # Fuzz targets as package:Target; `make fuzz FUZZTIME=2m` runs each longer.
-FUZZ_TARGETS := ./build:FuzzParsePlan ./build:FuzzIgnoreSelect ./cache/layer:FuzzApply ./cache/layer:FuzzApplyEntries ./cache/layer:FuzzDecompress ./cache:FuzzParseName ./registry:FuzzLoad ./runtime:FuzzResolveUser ./container:FuzzDecodeRecord
+FUZZ_TARGETS := ./build:FuzzParsePlan ./build:FuzzIgnoreSelect ./build/sbom:FuzzParseDatabases ./cache/layer:FuzzApply ./cache/layer:FuzzApplyEntries ./cache/layer:FuzzDecompress ./cache:FuzzParseName ./registry:FuzzLoad ./runtime:FuzzResolveUser ./container:FuzzDecodeRecord
 
 .PHONY: build demo test unit fuzz stress bench bench-compare lint deps-demo deps-test clean
 

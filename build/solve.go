@@ -21,19 +21,21 @@ import (
 // SolveOptions are the inputs of solving besides the graph.
 type SolveOptions struct {
 	Store       *cache.Store
-	Compression layer.Compression // encoding of new layers
-	Level       int               // compression level; 0 = default
-	NoCache     bool              // run every step even when the cache has it
-	NoCacheIn   map[int]bool      // run every step of these stages (by index) even when cached
-	Jobs        int               // steps executed at once; <= 0 means 1
-	Epoch       *time.Time        // SOURCE_DATE_EPOCH: clamps file mtimes and image timestamps
-	Runner      Runner            // executes RUN steps; nil makes a graph with RUN fail before anything runs
-	Report      Reporter          // progress; may be nil
-	LogDir      string            // where each RUN step's whole output is kept as <cache key>.log; "" keeps none
-	Secrets     map[string][]byte // RUN --mount=type=secret values by id; never stored or logged
-	Context     *Context          // the build context, for RUN --mount=type=bind sources
-	DownloadDir string            // where ADD <url> downloads go; "" = os.TempDir()
-	explain     *explainer        // set by Build with Options.Explain: report why steps miss the cache
+	Compression layer.Compression   // encoding of new layers
+	Level       int                 // compression level; 0 = default
+	NoCache     bool                // run every step even when the cache has it
+	NoCacheIn   map[int]bool        // run every step of these stages (by index) even when cached
+	Jobs        int                 // steps executed at once; <= 0 means 1
+	Epoch       *time.Time          // SOURCE_DATE_EPOCH: clamps file mtimes and image timestamps
+	Runner      Runner              // executes RUN steps; nil makes a graph with RUN fail before anything runs
+	Report      Reporter            // progress; may be nil
+	LogDir      string              // where each RUN step's whole output is kept as <cache key>.log; "" keeps none
+	Secrets     map[string][]byte   // RUN --mount=type=secret values by id; never stored or logged
+	SSH         map[string]sshAgent // RUN --mount=type=ssh agents by id (Options.SSH, opened by Build)
+	Annotations map[string]string   // the image manifest's annotations (--annotation)
+	Context     *Context            // the build context, for RUN --mount=type=bind sources
+	DownloadDir string              // where ADD <url> downloads go; "" = os.TempDir()
+	explain     *explainer          // set by Build with Options.Explain: report why steps miss the cache
 }
 
 // layerRef is one layer of a filesystem state, bottom first in a chain.

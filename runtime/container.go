@@ -54,6 +54,9 @@ func (rt *Runtime) Start(ctx context.Context, s Spec) (*Container, error) {
 	if err := checkRootless(s); err != nil {
 		return nil, err
 	}
+	if err := checkHostAccess(s); err != nil {
+		return nil, err
+	}
 	teardown, err := rt.prepare(ctx, r, &s)
 	if err != nil {
 		return nil, err

@@ -33,6 +33,7 @@ type imageInspect struct {
 
 func newInspectCmd(g *globalOptions) *cobra.Command {
 	var format string
+	var attestations bool
 	c := &cobra.Command{
 		Use:   "inspect NAME|ID [NAME|ID...]",
 		Short: "Show details of containers, images or volumes as JSON",
@@ -44,6 +45,9 @@ func newInspectCmd(g *globalOptions) *cobra.Command {
 				return err
 			}
 			defer s.Close()
+			if attestations {
+				return printAttestations(cmd.OutOrStdout(), s, args)
+			}
 			cs, err := g.openContainers()
 			if err != nil {
 				return err
@@ -82,7 +86,30 @@ func newInspectCmd(g *globalOptions) *cobra.Command {
 		},
 	}
 	c.Flags().StringVarP(&format, "format", "f", "", "Go template per object, e.g. {{.State.Status}} or {{json .Config}}")
+	c.Flags().BoolVar(&attestations, "attestations", false, "print the images' attestations (in-toto statements: SLSA provenance, SBOM) as a JSON array")
 	return c
+}
+
+// printAttestations writes the in-toto statements attached to the images as one JSON array.
+func printAttestations(w io.Writer, s *cache.Store, refs []string) error {
+	out := []cache.Statement{}
+	for _, ref := range refs {
+		desc, _, err := s.Lookup(ref)
+		if errors.Is(err, cache.ErrNotFound) {
+			return fmt.Errorf("no such image: %s", ref)
+		}
+		if err != nil {
+			return err
+		}
+		sts, err := s.Attestations(desc)
+		if err != nil {
+			return fmt.Errorf("image %s: %w", ref, err)
+		}
+		out = append(out, sts...)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "    ")
+	return enc.Encode(out)
 }
 
 // writeInspectFormat renders each inspected object (as its JSON document) through a template.

@@ -23,7 +23,7 @@ var dockerOnly = map[string]string{
 	"compose":    "a shell script of kiln run -d commands",
 	"buildx":     "kiln build (BuildKit's flags: --platform for the host, --cache-from/--cache-to, -o)",
 	"manifest":   "kiln push and kiln inspect",
-	"trust":      "kiln push and your registry's signing tools",
+	"trust":      "kiln sign --key and kiln verify --key (cosign's key-based signatures)",
 	"plugin":     "nothing: kiln has no plugins",
 	"swarm":      "nothing: kiln runs containers on this host only",
 	"service":    "nothing: kiln runs containers on this host only",

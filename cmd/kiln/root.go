@@ -80,7 +80,7 @@ func (g *globalOptions) rootless() bool {
 }
 
 // noStore are the commands that never touch the store or a container.
-var noStore = map[string]bool{"version": true, "help": true, "completion": true}
+var noStore = map[string]bool{"version": true, "help": true, "completion": true, "generate-key": true, "verify": true}
 
 // openStore opens the image store named by --root (or KILN_ROOT, or the default).
 func (g *globalOptions) openStore() (*cache.Store, error) {
@@ -174,6 +174,7 @@ func commands(g *globalOptions) []*cobra.Command {
 		newHistoryCmd(g),
 		newWaitCmd(g), newRenameCmd(g), newPortCmd(g), newTopCmd(g), newDiffCmd(g), newCpCmd(g),
 		newExportCmd(g), newImportCmd(g), newCommitCmd(g), newCreateCmd(g),
+		newGenerateKeyCmd(), newSignCmd(g), newVerifyCmd(g),
 		newVolumeCmd(g),
 	}
 }

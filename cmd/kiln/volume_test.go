@@ -196,6 +196,11 @@ func TestAnonymousVolumes(t *testing.T) {
 	if got := volumeNames(t, root); len(got) != 0 {
 		t.Errorf("run --rm left volumes %v", got)
 	}
+	// The same for a detached --rm container, which its monitor removes.
+	ok(t, root, "run", "-d", "--rm", "--name", "gone", "app", "true")
+	waitFor(t, "the -d --rm container and its anonymous volume to go", func() bool {
+		return kiln(t, root, nil, "container", "inspect", "gone").code != 0 && len(volumeNames(t, root)) == 0
+	})
 	ok(t, root, "run", "--name", "a1", "app", "true")
 	ok(t, root, "run", "--name", "a2", "-v", "/scratch", "app", "true")
 	if got := volumeNames(t, root); len(got) != 3 {

@@ -28,6 +28,8 @@ type Config struct {
 	Exposed     []string          // the image's EXPOSE and --expose ports ("80/tcp"), as docker's ExposedPorts
 	// Spec is the runtime spec every start reuses; its streams are never stored.
 	Spec runtime.Spec
+	// Volumes are made (and filled from the image) by Create, which adds their mounts to Spec.
+	Volumes []VolumeMount
 }
 
 // RestartMode names docker's restart policies.

@@ -121,12 +121,18 @@ func (s *Store) Create(ctx context.Context, cfg Config) (*Container, error) {
 			return nil, fmt.Errorf("image %s: a layer was removed while the container was being created; run it again: %w", cfg.Image, err)
 		}
 	}
+	undo, err := s.attachVolumes(ctx, &cfg)
+	if err != nil {
+		return nil, err
+	}
 	c := &Container{Config: cfg, dir: filepath.Join(s.dir, cfg.ID)}
 	if err := st.PutLease(c.lease(st)); err != nil {
+		undo()
 		return nil, err
 	}
 	if err := s.materialize(c); err != nil {
 		_ = st.DeleteLease(c.leaseID())
+		undo()
 		return nil, err
 	}
 	return c, nil

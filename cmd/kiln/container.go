@@ -146,6 +146,8 @@ type inspectMount struct {
 	Source      string `json:"Source"`
 	Destination string `json:"Destination"`
 	RW          bool   `json:"RW"`
+	Name        string `json:"Name,omitempty"`   // a volume's
+	Driver      string `json:"Driver,omitempty"` // a volume's: local
 }
 
 type inspectContainerConfig struct {
@@ -222,7 +224,11 @@ func inspectContainer(c *container.Container, st container.State) containerInspe
 		if m.Type == runtime.Tmpfs {
 			typ = "tmpfs"
 		}
-		ci.Mounts = append(ci.Mounts, inspectMount{Type: typ, Source: m.Source, Destination: m.Target, RW: !m.ReadOnly})
+		im := inspectMount{Type: typ, Source: m.Source, Destination: m.Target, RW: !m.ReadOnly}
+		if name, ok := c.VolumeName(m); ok {
+			im.Type, im.Name, im.Driver = "volume", name, "local"
+		}
+		ci.Mounts = append(ci.Mounts, im)
 	}
 	return ci
 }

@@ -36,8 +36,8 @@ func newInspectCmd(g *globalOptions) *cobra.Command {
 	var attestations bool
 	c := &cobra.Command{
 		Use:   "inspect NAME|ID [NAME|ID...]",
-		Short: "Show details of containers or images as JSON",
-		Long:  "Show details of containers (state, pid, exit code, mounts, network) or images (config, history,\nlayers) as a JSON array. Like docker, a container of that name or id wins over an image.",
+		Short: "Show details of containers, images or volumes as JSON",
+		Long:  "Show details of containers (state, pid, exit code, mounts, network) or images (config, history,\nlayers) or volumes as a JSON array. Like docker, a container of that name or id wins over an image,\nan image over a volume.",
 		Args:  argsRange(1, -1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := g.openStore()
@@ -62,10 +62,14 @@ func newInspectCmd(g *globalOptions) *cobra.Command {
 					}
 					info = inspectContainer(c, st)
 				} else if info, err = inspectImage(s, ref); err != nil {
-					if strings.HasPrefix(err.Error(), "no such image") {
-						return fmt.Errorf("no such container or image: %s", ref)
+					if !strings.HasPrefix(err.Error(), "no such image") {
+						return err
 					}
-					return err
+					v, verr := cs.Volume(ref) // docker's order: containers, images, then volumes
+					if verr != nil {
+						return fmt.Errorf("no such container, image or volume: %s", ref)
+					}
+					info = inspectVolume(v)
 				}
 				raw, err := json.Marshal(info)
 				if err != nil {

@@ -15,7 +15,6 @@ var dockerOnly = map[string]string{
 	"unpause":    "kiln start CONTAINER",
 	"update":     "kiln rm the container and kiln run it again with --memory, --cpus or --pids-limit",
 	"events":     "kiln wait CONTAINER, or kiln ps -a",
-	"volume":     "bind mounts: kiln run -v HOST-PATH:CONTAINER-PATH",
 	"network":    "kiln run --network bridge|host|none",
 	"info":       "kiln version and kiln system df",
 	"search":     "the registry's own web interface or API",

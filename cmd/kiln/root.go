@@ -181,6 +181,7 @@ func commands(g *globalOptions) []*cobra.Command {
 		newWaitCmd(g), newRenameCmd(g), newPortCmd(g), newTopCmd(g), newDiffCmd(g), newCpCmd(g),
 		newExportCmd(g), newImportCmd(g), newCommitCmd(g), newCreateCmd(g),
 		newGenerateKeyCmd(), newSignCmd(g), newVerifyCmd(g),
+		newVolumeCmd(g),
 	}
 }
 

@@ -37,6 +37,7 @@ type runOptions struct {
 	volumes, mounts, tmpfs         []string
 	capAdd, capDrop, securityOpts  []string
 	host                           hostFlags
+	volumesFrom                    []string
 }
 
 func newRunCmd(g *globalOptions) *cobra.Command {
@@ -99,13 +100,14 @@ func newRunCmd(g *globalOptions) *cobra.Command {
 	f.Int64Var(&o.pidsLimit, "pids-limit", 0, "maximum number of processes (0 = unlimited)")
 	f.StringArrayVarP(&o.env, "env", "e", nil, "set KEY=VALUE (KEY alone copies it from kiln's environment)")
 	f.StringArrayVar(&o.envFiles, "env-file", nil, "read KEY=VALUE lines from a file")
-	f.StringArrayVarP(&o.volumes, "volume", "v", nil, "bind mount HOST-PATH:CONTAINER-PATH[:ro]")
-	f.StringArrayVar(&o.mounts, "mount", nil, "mount type=bind|tmpfs,source=...,target=...[,readonly]")
+	f.StringArrayVarP(&o.volumes, "volume", "v", nil, "bind mount HOST-PATH:CONTAINER-PATH[:ro], mount a volume NAME:CONTAINER-PATH[:ro] (made when missing), or an anonymous volume at CONTAINER-PATH")
+	f.StringArrayVar(&o.mounts, "mount", nil, "mount type=bind|volume|tmpfs,source=...,target=...[,readonly][,volume-nocopy]")
 	f.StringArrayVar(&o.tmpfs, "tmpfs", nil, "mount a tmpfs at PATH[:OPTIONS]")
 	f.StringArrayVar(&o.capAdd, "cap-add", nil, "add a capability (or ALL)")
 	f.StringArrayVar(&o.capDrop, "cap-drop", nil, "drop a capability (or ALL)")
 	f.StringArrayVar(&o.securityOpts, "security-opt", nil, "seccomp=unconfined|PROFILE.json")
 	o.host.register(f)
+	f.StringArrayVar(&o.volumesFrom, "volumes-from", nil, "mount the volumes and binds of CONTAINER[:ro|rw]")
 	return c
 }
 
@@ -169,6 +171,8 @@ func runContainer(cmd *cobra.Command, g *globalOptions, o *runOptions, ref strin
 	if o.rm {
 		if err := cs.Remove(context.WithoutCancel(cmd.Context()), rt, c, true); err != nil {
 			runErr = errors.Join(runErr, fmt.Errorf("remove container %s: %w", c.ShortID(), err))
+		} else if err := cs.RemoveAnonymousVolumes(context.WithoutCancel(cmd.Context()), c); err != nil {
+			runErr = errors.Join(runErr, err)
 		}
 	}
 	return code, runErr
@@ -219,6 +223,10 @@ func (o *runOptions) containerConfig(cmd *cobra.Command, g *globalOptions, ref s
 	if err != nil {
 		return cfg, fmt.Errorf("image %s: %w", ref, err)
 	}
+	vols, err := o.containerVolumes(g, &spec, icfg.Volumes)
+	if err != nil {
+		return cfg, err
+	}
 	digest, err := img.Digest()
 	if err != nil {
 		return cfg, fmt.Errorf("image %s: %w", ref, err)
@@ -229,7 +237,7 @@ func (o *runOptions) containerConfig(cmd *cobra.Command, g *globalOptions, ref s
 		return cfg, err
 	}
 	cfg = container.Config{Name: o.name, Image: ref, ImageDigest: digest, Args: spec.Args, Restart: restart, AutoRemove: o.rm,
-		StopSignal: icfg.StopSignal, Exposed: exposed, Spec: spec}
+		StopSignal: icfg.StopSignal, Exposed: exposed, Spec: spec, Volumes: vols}
 	o.host.config(&cfg, icfg.Labels)
 	return cfg, nil
 }
@@ -315,6 +323,26 @@ func (o *runOptions) spec() (runtime.Spec, error) {
 
 // runtimeMounts parses -v, --mount and --tmpfs.
 func (o *runOptions) runtimeMounts() ([]runtime.Mount, error) {
+	flags, err := o.mountFlags()
+	if err != nil {
+		return nil, err
+	}
+	var out []runtime.Mount
+	for _, m := range flags {
+		if m.volume {
+			continue // see containerVolumes
+		}
+		rm := runtime.Mount{Type: runtime.Bind, Source: m.source, Target: m.target, ReadOnly: m.readOnly, Options: m.options}
+		if m.tmpfs {
+			rm.Type = runtime.Tmpfs
+		}
+		out = append(out, rm)
+	}
+	return out, nil
+}
+
+// mountFlags parses -v, --mount and --tmpfs in order.
+func (o *runOptions) mountFlags() ([]mountFlag, error) {
 	var flags []mountFlag
 	for _, list := range []struct {
 		vals  []string
@@ -328,15 +356,7 @@ func (o *runOptions) runtimeMounts() ([]runtime.Mount, error) {
 			flags = append(flags, m)
 		}
 	}
-	var out []runtime.Mount
-	for _, m := range flags {
-		rm := runtime.Mount{Type: runtime.Bind, Source: m.source, Target: m.target, ReadOnly: m.readOnly, Options: m.options}
-		if m.tmpfs {
-			rm.Type = runtime.Tmpfs
-		}
-		out = append(out, rm)
-	}
-	return out, nil
+	return flags, nil
 }
 
 // seccomp reads --security-opt seccomp=...; other security options are refused clearly.

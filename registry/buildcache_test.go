@@ -1,12 +1,15 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -244,4 +247,52 @@ func TestInterruptedCacheExportKeepsOldCache(t *testing.T) {
 		t.Fatalf("the old cache after a failed export: %+v %v", got, err)
 	}
 	readLayer(t, dst, keys[1])
+}
+
+// TestInterruptedLocalCacheExport: a type=local export that fails half-way (here a blob it
+// cannot write; a kill stops it at the same points) leaves the directory's previous cache
+// whole — blobs land first, index.json last and atomically — and the next export completes it.
+func TestInterruptedLocalCacheExport(t *testing.T) {
+	ctx := context.Background()
+	src, keys := cachedStore(t, 4)
+	dir := t.TempDir()
+	spec, _ := ParseCacheSpec("type=local,dest="+dir+",mode=max", true)
+	if _, err := ExportCache(ctx, src, spec, v1.Hash{}, CacheKeys{All: keys[:2]}, WithConfig(nil)); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.ReadFile(filepath.Join(dir, "index.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, _, err := src.CacheGet(keys[3])
+	if err != nil || rec.Layer == nil {
+		t.Fatalf("record of the last key: %+v %v", rec, err)
+	}
+	blocker := filepath.Join(dir, "blobs", "sha256", rec.Layer.Digest.Hex)
+	if err := os.MkdirAll(filepath.Join(blocker, "x"), 0o755); err != nil { // a blob that cannot be written
+		t.Fatal(err)
+	}
+	if _, err := ExportCache(ctx, src, spec, v1.Hash{}, CacheKeys{All: keys}, WithConfig(nil)); err == nil {
+		t.Fatal("an export that could not write a blob succeeded")
+	}
+	if after, _ := os.ReadFile(filepath.Join(dir, "index.json")); !bytes.Equal(after, before) {
+		t.Fatal("a failed export changed index.json")
+	}
+	in, _ := ParseCacheSpec("type=local,src="+dir, false)
+	dst := withFetcher(t, openStore(t))
+	got, err := ImportCache(ctx, dst, in, WithConfig(nil))
+	if err != nil || got.Records != 2 || len(got.Skipped) != 0 {
+		t.Fatalf("the old cache after a failed export: %+v %v", got, err)
+	}
+	readLayer(t, dst, keys[1])
+	if err := os.RemoveAll(blocker); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := ExportCache(ctx, src, spec, v1.Hash{}, CacheKeys{All: keys}, WithConfig(nil)); err != nil || res.Records != 4 {
+		t.Fatalf("export after the fault: %+v %v", res, err)
+	}
+	got, err = ImportCache(ctx, withFetcher(t, openStore(t)), in, WithConfig(nil))
+	if err != nil || got.Records != 4 {
+		t.Fatalf("import of the completed cache: %+v %v", got, err)
+	}
 }

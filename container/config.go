@@ -21,8 +21,9 @@ type Config struct {
 	Args        []string
 	Created     time.Time
 	Restart     RestartPolicy
-	StopSignal  string // the image's STOPSIGNAL; "" = SIGTERM
-	AutoRemove  bool   // --rm: removed as soon as it stays exited
+	StopSignal  string        // the image's STOPSIGNAL; "" = SIGTERM
+	AutoRemove  bool          // --rm: removed as soon as it stays exited
+	Healthcheck *HealthConfig // the image's HEALTHCHECK under the run flags; nil = none
 	// Spec is the runtime spec every start reuses; its streams are never stored.
 	Spec runtime.Spec
 }

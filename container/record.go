@@ -29,6 +29,7 @@ type record struct {
 	StopSignal  string        `json:"stopSignal,omitempty"`
 	AutoRemove  bool          `json:"autoRemove,omitempty"`
 	Spec        recordSpec    `json:"spec"`
+	Healthcheck *recordHealth `json:"healthcheck,omitempty"`
 }
 
 // recordSpec is the stored part of runtime.Spec: everything but streams and debug output.
@@ -123,6 +124,7 @@ func toRecord(cfg Config) record {
 		r.Spec.Mounts = append(r.Spec.Mounts, recordMount{Type: enumName(mountNames, m.Type), Source: m.Source,
 			Target: m.Target, ReadOnly: m.ReadOnly, Options: m.Options})
 	}
+	r.Healthcheck = healthRecord(cfg.Healthcheck)
 	for _, p := range sp.Ports {
 		rp := recordPort{HostPort: p.HostPort, ContainerPort: p.ContainerPort, Protocol: p.Protocol}
 		if p.HostIP.IsValid() {
@@ -136,7 +138,7 @@ func toRecord(cfg Config) record {
 // config is the record in memory; it fails on values this kiln does not know.
 func (r record) config() (Config, error) {
 	cfg := Config{ID: r.ID, Name: r.Name, Image: r.Image, Args: r.Args, Created: r.Created, Restart: r.Restart,
-		StopSignal: r.StopSignal, AutoRemove: r.AutoRemove}
+		StopSignal: r.StopSignal, AutoRemove: r.AutoRemove, Healthcheck: r.Healthcheck.config()}
 	var err error
 	if r.ImageDigest != "" {
 		if cfg.ImageDigest, err = v1.NewHash(r.ImageDigest); err != nil {

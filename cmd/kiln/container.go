@@ -89,16 +89,17 @@ type containerInspect struct {
 }
 
 type inspectState struct {
-	Status     string    `json:"Status"`
-	Running    bool      `json:"Running"`
-	Restarting bool      `json:"Restarting"`
-	Dead       bool      `json:"Dead"` // the monitor died: the container's fate is unknown
-	Pid        int       `json:"Pid"`
-	MonitorPid int       `json:"MonitorPid"`
-	ExitCode   int       `json:"ExitCode"`
-	Error      string    `json:"Error"`
-	StartedAt  time.Time `json:"StartedAt"`
-	FinishedAt time.Time `json:"FinishedAt"`
+	Status     string            `json:"Status"`
+	Running    bool              `json:"Running"`
+	Restarting bool              `json:"Restarting"`
+	Dead       bool              `json:"Dead"` // the monitor died: the container's fate is unknown
+	Pid        int               `json:"Pid"`
+	MonitorPid int               `json:"MonitorPid"`
+	ExitCode   int               `json:"ExitCode"`
+	Error      string            `json:"Error"`
+	StartedAt  time.Time         `json:"StartedAt"`
+	FinishedAt time.Time         `json:"FinishedAt"`
+	Health     *container.Health `json:"Health,omitempty"`
 }
 
 type inspectHostConfig struct {
@@ -121,12 +122,13 @@ type inspectMount struct {
 }
 
 type inspectContainerConfig struct {
-	Hostname   string   `json:"Hostname"`
-	User       string   `json:"User"`
-	Env        []string `json:"Env"`
-	Cmd        []string `json:"Cmd"`
-	WorkingDir string   `json:"WorkingDir"`
-	StopSignal string   `json:"StopSignal,omitempty"`
+	Hostname    string              `json:"Hostname"`
+	User        string              `json:"User"`
+	Env         []string            `json:"Env"`
+	Cmd         []string            `json:"Cmd"`
+	WorkingDir  string              `json:"WorkingDir"`
+	StopSignal  string              `json:"StopSignal,omitempty"`
+	Healthcheck *inspectHealthcheck `json:"Healthcheck,omitempty"`
 }
 
 func newContainerInspectCmd(g *globalOptions) *cobra.Command {
@@ -178,6 +180,7 @@ func inspectContainer(c *container.Container, st container.State) containerInspe
 	if st.MonitorLost {
 		ci.State.ExitCode = -1
 	}
+	ci.State.Health, ci.Config.Healthcheck = st.Health, inspectHealth(c.Healthcheck)
 	for _, m := range sp.Mounts {
 		typ := "bind"
 		if m.Type == runtime.Tmpfs {

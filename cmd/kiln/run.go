@@ -34,6 +34,7 @@ type runOptions struct {
 	env, envFiles                  []string
 	volumes, mounts, tmpfs         []string
 	capAdd, capDrop, securityOpts  []string
+	health                         container.HealthFlags
 }
 
 func newRunCmd(g *globalOptions) *cobra.Command {
@@ -97,6 +98,7 @@ func newRunCmd(g *globalOptions) *cobra.Command {
 	f.StringArrayVar(&o.capAdd, "cap-add", nil, "add a capability (or ALL)")
 	f.StringArrayVar(&o.capDrop, "cap-drop", nil, "drop a capability (or ALL)")
 	f.StringArrayVar(&o.securityOpts, "security-opt", nil, "seccomp=unconfined|PROFILE.json")
+	addHealthFlags(f, &o.health)
 	return c
 }
 
@@ -190,8 +192,12 @@ func (o *runOptions) containerConfig(cmd *cobra.Command, g *globalOptions, ref s
 	if err != nil {
 		return cfg, fmt.Errorf("image %s: %w", ref, err)
 	}
+	health, err := container.ResolveHealth(img, o.health)
+	if err != nil {
+		return cfg, fmt.Errorf("image %s: %w", ref, err)
+	}
 	return container.Config{Name: o.name, Image: ref, ImageDigest: digest, Args: spec.Args, Restart: restart, AutoRemove: o.rm,
-		StopSignal: icfg.StopSignal, Spec: spec}, nil
+		StopSignal: icfg.StopSignal, Healthcheck: health, Spec: spec}, nil
 }
 
 // checkDetach refuses flag combinations docker refuses, and attaching a detached container.

@@ -174,6 +174,7 @@ func commands(g *globalOptions) []*cobra.Command {
 		newHistoryCmd(g),
 		newWaitCmd(g), newRenameCmd(g), newPortCmd(g), newTopCmd(g), newDiffCmd(g), newCpCmd(g),
 		newExportCmd(g), newImportCmd(g), newCommitCmd(g), newCreateCmd(g),
+		newGenerateCmd(g),
 	}
 }
 

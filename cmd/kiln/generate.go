@@ -16,7 +16,9 @@ func newGenerateCmd(g *globalOptions) *cobra.Command {
 		Use:   "generate",
 		Short: "Generate files that run containers outside kiln (systemd units)",
 		Args:  argsRange(0, 0),
-		RunE:  func(cmd *cobra.Command, _ []string) error { return usageError{fmt.Errorf("generate needs a subcommand: systemd")} },
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return usageError{fmt.Errorf("generate needs a subcommand: systemd")}
+		},
 	}
 	c.AddCommand(newGenerateSystemdCmd(g))
 	return c

@@ -24,6 +24,10 @@ type Config struct {
 	StopSignal  string        // the image's STOPSIGNAL; "" = SIGTERM
 	AutoRemove  bool          // --rm: removed as soon as it stays exited
 	Healthcheck *HealthConfig // the image's HEALTHCHECK under the run flags; nil = none
+	// CreateCommand is the `kiln run` command line that made the container, every flag as
+	// --name=value, and CreateDir where it ran: what a unit of generate systemd --new runs.
+	CreateCommand []string
+	CreateDir     string
 	// Spec is the runtime spec every start reuses; its streams are never stored.
 	Spec runtime.Spec
 }

@@ -30,6 +30,8 @@ type record struct {
 	AutoRemove  bool          `json:"autoRemove,omitempty"`
 	Spec        recordSpec    `json:"spec"`
 	Healthcheck *recordHealth `json:"healthcheck,omitempty"`
+	CreateCmd   []string      `json:"createCommand,omitempty"`
+	CreateDir   string        `json:"createDir,omitempty"`
 }
 
 // recordSpec is the stored part of runtime.Spec: everything but streams and debug output.
@@ -124,7 +126,7 @@ func toRecord(cfg Config) record {
 		r.Spec.Mounts = append(r.Spec.Mounts, recordMount{Type: enumName(mountNames, m.Type), Source: m.Source,
 			Target: m.Target, ReadOnly: m.ReadOnly, Options: m.Options})
 	}
-	r.Healthcheck = healthRecord(cfg.Healthcheck)
+	r.Healthcheck, r.CreateCmd, r.CreateDir = healthRecord(cfg.Healthcheck), cfg.CreateCommand, cfg.CreateDir
 	for _, p := range sp.Ports {
 		rp := recordPort{HostPort: p.HostPort, ContainerPort: p.ContainerPort, Protocol: p.Protocol}
 		if p.HostIP.IsValid() {
@@ -138,7 +140,8 @@ func toRecord(cfg Config) record {
 // config is the record in memory; it fails on values this kiln does not know.
 func (r record) config() (Config, error) {
 	cfg := Config{ID: r.ID, Name: r.Name, Image: r.Image, Args: r.Args, Created: r.Created, Restart: r.Restart,
-		StopSignal: r.StopSignal, AutoRemove: r.AutoRemove, Healthcheck: r.Healthcheck.config()}
+		StopSignal: r.StopSignal, AutoRemove: r.AutoRemove, Healthcheck: r.Healthcheck.config(),
+		CreateCommand: r.CreateCmd, CreateDir: r.CreateDir}
 	var err error
 	if r.ImageDigest != "" {
 		if cfg.ImageDigest, err = v1.NewHash(r.ImageDigest); err != nil {

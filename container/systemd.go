@@ -18,6 +18,9 @@ type UnitOptions struct {
 	UseName bool
 	// RestartPolicy is systemd's Restart=; "" derives it from the container's --restart.
 	RestartPolicy string
+	// New makes every start a fresh container, run again from the command line that created
+	// this one and removed when it exits, as podman's --new; this container is replaced.
+	New bool
 }
 
 // systemdRestart are the values of systemd's Restart=.
@@ -27,9 +30,9 @@ var systemdRestart = []string{"no", "on-success", "on-failure", "on-abnormal", "
 // makes the service's main process the container's monitor. It returns the unit's file name.
 func SystemdUnit(c *Container, o UnitOptions) (string, []byte, error) {
 	ref := c.ID
-	if o.UseName {
+	if o.UseName || o.New {
 		if c.Name == "" {
-			return "", nil, fmt.Errorf("container %s has no name: drop --name", c.ShortID())
+			return "", nil, fmt.Errorf("container %s has no name: drop --name and --new", c.ShortID())
 		}
 		ref = c.Name
 	}
@@ -42,7 +45,7 @@ func SystemdUnit(c *Container, o UnitOptions) (string, []byte, error) {
 	} else if !slices.Contains(systemdRestart, restart) {
 		return "", nil, fmt.Errorf("invalid --restart-policy %q: use one of %s", restart, strings.Join(systemdRestart, ", "))
 	}
-	if c.AutoRemove {
+	if c.AutoRemove && !o.New {
 		return "", nil, fmt.Errorf("container %s was run with --rm: it is removed when it exits, so it cannot be started at boot", ref)
 	}
 	grace := c.Spec.StopGrace
@@ -66,8 +69,22 @@ func SystemdUnit(c *Container, o UnitOptions) (string, []byte, error) {
 	b.WriteString("Type=exec\nKillMode=mixed\n")
 	fmt.Fprintf(&b, "Restart=%s\n", restart)
 	fmt.Fprintf(&b, "TimeoutStopSec=%d\n", stopSecs+60)
-	fmt.Fprintf(&b, "ExecStart=%s start -a %s\n", kiln, systemdQuote([]string{ref}))
-	fmt.Fprintf(&b, "ExecStop=%s stop -t %d %s\n", kiln, stopSecs, systemdQuote([]string{ref}))
+	if o.New {
+		run, err := newRunArgv(c)
+		if err != nil {
+			return "", nil, err
+		}
+		if c.CreateDir != "" {
+			fmt.Fprintf(&b, "WorkingDirectory=%s\n", systemdQuote([]string{c.CreateDir})) // relative -v and --env-file paths
+		}
+		fmt.Fprintf(&b, "ExecStartPre=-%s rm -f %s\n", kiln, systemdQuote([]string{ref}))
+		fmt.Fprintf(&b, "ExecStart=%s %s\n", kiln, systemdQuote(run))
+		fmt.Fprintf(&b, "ExecStop=%s stop -t %d %s\n", kiln, stopSecs, systemdQuote([]string{ref}))
+		fmt.Fprintf(&b, "ExecStopPost=-%s rm -f %s\n", kiln, systemdQuote([]string{ref}))
+	} else {
+		fmt.Fprintf(&b, "ExecStart=%s start -a %s\n", kiln, systemdQuote([]string{ref}))
+		fmt.Fprintf(&b, "ExecStop=%s stop -t %d %s\n", kiln, stopSecs, systemdQuote([]string{ref}))
+	}
 	b.WriteString("\n[Install]\nWantedBy=default.target\n")
 	return name, []byte(b.String()), nil
 }
@@ -99,4 +116,22 @@ func systemdQuote(argv []string) string {
 // systemdEscape doubles the characters systemd expands in unit values.
 func systemdEscape(s string) string {
 	return strings.NewReplacer("%", "%%", "$", "$$").Replace(s)
+}
+
+// newRunArgv is the container's create command as a foreground `kiln run --rm` under its name:
+// systemd restarts it, so it has no --restart, and nothing to detach from or attach to.
+func newRunArgv(c *Container) ([]string, error) {
+	if len(c.CreateCommand) < 2 {
+		return nil, fmt.Errorf("container %s has no create command (it was made by an older kiln): run it again to use --new", c.Name)
+	}
+	argv := []string{c.CreateCommand[0], "--rm", "--name=" + c.Name}
+	rest := c.CreateCommand[1:]
+	for len(rest) > 0 && strings.HasPrefix(rest[0], "--") {
+		name, _, _ := strings.Cut(rest[0][2:], "=")
+		if !slices.Contains([]string{"detach", "rm", "restart", "name", "interactive", "tty"}, name) {
+			argv = append(argv, rest[0])
+		}
+		rest = rest[1:]
+	}
+	return append(argv, rest...), nil
 }

@@ -197,7 +197,7 @@ func (o *runOptions) containerConfig(cmd *cobra.Command, g *globalOptions, ref s
 		return cfg, fmt.Errorf("image %s: %w", ref, err)
 	}
 	return container.Config{Name: o.name, Image: ref, ImageDigest: digest, Args: spec.Args, Restart: restart, AutoRemove: o.rm,
-		StopSignal: icfg.StopSignal, Healthcheck: health, Spec: spec}, nil
+		StopSignal: icfg.StopSignal, Healthcheck: health, CreateCommand: createCommand(cmd, ref, args), CreateDir: workDir(), Spec: spec}, nil
 }
 
 // checkDetach refuses flag combinations docker refuses, and attaching a detached container.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -235,5 +236,27 @@ func TestHealthChecksStopWithContainer(t *testing.T) {
 	}
 	if err := s.Remove(context.Background(), rt, c, false); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestRecordKeepsHealthAndCreateCommand(t *testing.T) {
+	want := fullConfig()
+	want.Healthcheck = &HealthConfig{Test: []string{"CMD-SHELL", "true"}, Interval: time.Second, Timeout: 2 * time.Second,
+		StartPeriod: 3 * time.Second, StartInterval: 4 * time.Second, Retries: 5, Shell: []string{"/bin/ash", "-c"}}
+	want.CreateCommand, want.CreateDir = []string{"run", "--name=x", "busybox"}, "/home/u"
+	dir := t.TempDir()
+	if err := writeRecord(dir, want); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, configFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := decodeRecord(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.Healthcheck, want.Healthcheck) || !reflect.DeepEqual(got.CreateCommand, want.CreateCommand) || got.CreateDir != want.CreateDir {
+		t.Errorf("round trip: %+v %q %q", got.Healthcheck, got.CreateCommand, got.CreateDir)
 	}
 }

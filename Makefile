@@ -7,14 +7,14 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 KILN_ROOT ?= /var/lib/kiln
 export KILN_ROOT
 
-DEMO_DEBS := busybox-static crun runc iptables uidmap fuse-overlayfs slirp4netns
-TEST_DEBS := busybox-static crun runc skopeo umoci docker-registry apache2-utils git iptables uidmap fuse-overlayfs slirp4netns
+DEMO_DEBS := busybox-static crun runc iptables uidmap fuse-overlayfs slirp4netns tini
+TEST_DEBS := busybox-static crun runc skopeo umoci docker-registry apache2-utils git iptables uidmap fuse-overlayfs slirp4netns tini
 FUZZTIME ?= 10s
 # Minimizing each new interesting input may take the engine up to a minute by default, during which it
 # counts no executions: short runs then spend all their time minimizing. Bound it by executions.
 FUZZMINIMIZE ?= 100x
 # Fuzz targets as package:Target; `make fuzz FUZZTIME=2m` runs each longer.
-FUZZ_TARGETS := ./build:FuzzParsePlan ./build:FuzzIgnoreSelect ./cache/layer:FuzzApply ./cache/layer:FuzzApplyEntries ./cache/layer:FuzzDecompress ./cache:FuzzParseName ./registry:FuzzLoad ./runtime:FuzzResolveUser ./container:FuzzDecodeRecord
+FUZZ_TARGETS := ./build:FuzzParsePlan ./build:FuzzIgnoreSelect ./build/sbom:FuzzParseDatabases ./cache/layer:FuzzApply ./cache/layer:FuzzApplyEntries ./cache/layer:FuzzDecompress ./cache:FuzzParseName ./registry:FuzzLoad ./runtime:FuzzResolveUser ./container:FuzzDecodeRecord
 
 .PHONY: build demo test unit fuzz stress bench bench-compare lint deps-demo deps-test clean
 
@@ -32,6 +32,8 @@ demo: deps-demo build
 	$(BIN) build --progress=plain -t busybox examples/busybox
 	$(BIN) build --progress=plain -t hello examples/hello
 	$(BIN) build --progress=plain -t app examples/app
+	cp $(BIN) examples/kiln-in-kiln/kiln
+	$(BIN) build --progress=plain -t kiln-in-kiln examples/kiln-in-kiln
 	$(BIN) images
 	$(BIN) inspect hello
 	$(BIN) run --rm hello
@@ -59,11 +61,7 @@ unit:
 FUZZ_TMPDIR := $(shell test -d /dev/shm && echo /dev/shm || echo $${TMPDIR:-/tmp})
 
 fuzz:
-	@set -e; export TMPDIR=$(FUZZ_TMPDIR); for t in $(FUZZ_TARGETS); do \
-		pkg=$${t%%:*}; name=$${t##*:}; \
-		echo "fuzz $$pkg $$name ($(FUZZTIME))"; \
-		$(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINIMIZE) $$pkg; \
-	done
+	@TMPDIR=$(FUZZ_TMPDIR) FUZZTIME=$(FUZZTIME) FUZZMINIMIZE=$(FUZZMINIMIZE) GO=$(GO) bash scripts/fuzz.sh $(FUZZ_TARGETS)
 
 bench: deps-test
 	$(GO) test -run='^$$' -bench=. -benchmem -count=1 -timeout 60m ./...
@@ -80,4 +78,4 @@ lint:
 	$(GO) tool staticcheck ./...
 
 clean:
-	rm -rf bin examples/busybox/busybox
+	rm -rf bin examples/busybox/busybox examples/kiln-in-kiln/kiln

@@ -15,6 +15,7 @@ import (
 type gitSource struct {
 	url, ref, subdir string
 	keepGitDir       bool
+	purpose          string // what fetches it, for messages: "ADD" when empty
 	dir              string // the checkout
 	commit           string
 }
@@ -51,7 +52,7 @@ func (g *gitSource) fetch(ctx context.Context, dir string) error {
 		// A commit id cannot be cloned shallowly by name, and dumb HTTP has no shallow clones.
 		_ = os.RemoveAll(g.dir)
 		if _, err := runGit(ctx, "", "clone", "--quiet", "--no-checkout", "--", g.url, g.dir); err != nil {
-			return fmt.Errorf("ADD %s: %w", g.url, err)
+			return fmt.Errorf("%s %s: %w", g.what(), g.url, err)
 		}
 		ref := g.ref
 		if ref == "" {
@@ -59,19 +60,26 @@ func (g *gitSource) fetch(ctx context.Context, dir string) error {
 		}
 		if _, err := runGit(ctx, g.dir, "checkout", "--quiet", "--detach", ref, "--"); err != nil {
 			if _, err2 := runGit(ctx, g.dir, "checkout", "--quiet", "--detach", "origin/"+ref, "--"); err2 != nil {
-				return fmt.Errorf("ADD %s: ref %q: %w", g.url, g.ref, err)
+				return fmt.Errorf("%s %s: ref %q: %w", g.what(), g.url, g.ref, err)
 			}
 		}
 	}
 	out, err := runGit(ctx, g.dir, "rev-parse", "HEAD")
 	if err != nil {
-		return fmt.Errorf("ADD %s: %w", g.url, err)
+		return fmt.Errorf("%s %s: %w", g.what(), g.url, err)
 	}
 	g.commit = strings.TrimSpace(out)
 	if !g.keepGitDir {
 		return os.RemoveAll(filepath.Join(g.dir, ".git"))
 	}
 	return nil
+}
+
+func (g *gitSource) what() string {
+	if g.purpose == "" {
+		return "ADD"
+	}
+	return g.purpose
 }
 
 // runGit runs the system git with no prompts and only network transports (no ext:: or

@@ -14,6 +14,12 @@ import (
 // "main" (README, src/a.txt) and a branch "next" where a.txt changed.
 func gitRepo(t *testing.T) string {
 	t.Helper()
+	return gitRepoWith(t, nil)
+}
+
+// gitRepoWith is gitRepo with more files in the first commit (on both branches).
+func gitRepoWith(t *testing.T, extra map[string]string) string {
+	t.Helper()
 	if _, err := exec.LookPath("git"); err != nil {
 		t.Skip("git not installed")
 	}
@@ -29,6 +35,7 @@ func gitRepo(t *testing.T) string {
 	}
 	git(work, "init", "-q", "-b", "main")
 	writeTree(t, work, map[string]string{"README": "readme", "src/a.txt": "one"})
+	writeTree(t, work, extra)
 	git(work, "add", ".")
 	git(work, "commit", "-q", "-m", "one")
 	git(work, "checkout", "-q", "-b", "next")

@@ -1,6 +1,7 @@
 package build
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -37,6 +38,10 @@ type Options struct {
 	LogDir           string            // keeps each RUN step's whole output; see SolveOptions
 	Explain          bool              // report why each step missed the cache (EventExplain)
 	Secrets          map[string][]byte // RUN --mount=type=secret values by id (--secret)
+	Run              RunDefaults       // --network, --add-host, --ulimit, --shm-size for every RUN step
+	SSH              []SSHSource       // --ssh: agents RUN --mount=type=ssh may use
+	Annotations      map[string]string // --annotation: the image manifest's annotations
+	BuildContexts    map[string]string // --build-context: NAME → DIR, docker-image://REF or oci-layout://DIR (see ParseBuildContexts)
 }
 
 // DefaultBuildfiles are looked for in the context, in order, when no -f is given.
@@ -75,7 +80,12 @@ func checkContextDir(dir string) error {
 
 // Build parses, plans and solves a Buildfile, then tags the image.
 func Build(ctx context.Context, o Options) (*Image, error) {
-	f, err := o.parse()
+	started := time.Now()
+	f, data, err := o.parse()
+	if err != nil {
+		return nil, err
+	}
+	agents, err := openSSH(o.SSH)
 	if err != nil {
 		return nil, err
 	}
@@ -88,6 +98,11 @@ func Build(ctx context.Context, o Options) (*Image, error) {
 		return nil, err
 	}
 	defer bctx.Close()
+	named, closeNamed, err := openNamedContexts(o.BuildContexts, o.Store)
+	if err != nil {
+		return nil, err
+	}
+	defer closeNamed()
 	warn := func(msg string) { o.report(Event{Kind: EventWarning, Time: time.Now(), Data: []byte(msg)}) }
 	for _, w := range f.Warnings {
 		warn(w)
@@ -99,7 +114,7 @@ func Build(ctx context.Context, o Options) (*Image, error) {
 	defer os.RemoveAll(downloads)
 	check := func(c Check) { o.report(Event{Kind: EventCheck, Time: time.Now(), Check: &c}) }
 	g, err := Plan(ctx, f, PlanOptions{Target: o.Target, BuildArgs: o.BuildArgs, Labels: o.Labels, Context: bctx, DownloadDir: downloads,
-		Resolver: o.Resolver, Epoch: o.Epoch, Warn: warn, Check: check})
+		Resolver: o.Resolver, Epoch: o.Epoch, Warn: warn, Check: check, Run: o.Run, named: named})
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +125,7 @@ func Build(ctx context.Context, o Options) (*Image, error) {
 	}
 	so := SolveOptions{Store: o.Store, Compression: o.Compression, Level: o.CompressionLevel, NoCache: o.NoCache, NoCacheIn: noCacheIn,
 		Jobs: o.Jobs, Epoch: o.Epoch, Runner: o.Runner, Report: o.Report, LogDir: o.LogDir,
-		Secrets: o.Secrets, Context: bctx, DownloadDir: downloads}
+		Secrets: o.Secrets, SSH: agents, Annotations: o.Annotations, Context: bctx, DownloadDir: downloads}
 	if o.Explain {
 		so.explain = ex
 	}
@@ -118,6 +133,7 @@ func Build(ctx context.Context, o Options) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
+	img.record = newBuildRecord(o, data, g, started)
 	_ = bctx.Save() // a lost stat cache only costs re-hashing next time
 	_ = ex.save(g)  // likewise a lost record only leaves the next --explain without a comparison
 	for _, t := range o.Tags {
@@ -133,7 +149,10 @@ func Build(ctx context.Context, o Options) (*Image, error) {
 // come from the Resolver.
 // The checks come back in line order, with those found before an error that stopped them.
 func RunChecks(ctx context.Context, o Options) ([]Check, error) {
-	f, err := o.parse()
+	if IsRemoteContext(o.ContextDir) {
+		return nil, fmt.Errorf("--check needs a local context directory, not %s: check out or extract it first", o.ContextDir)
+	}
+	f, _, err := o.parse()
 	if err != nil {
 		return nil, err
 	}
@@ -159,29 +178,42 @@ func (o *Options) report(e Event) {
 	}
 }
 
-// parse reads the Buildfile named by the options.
-func (o *Options) parse() (*File, error) {
+// parse reads the Buildfile named by the options; its bytes go into the provenance.
+func (o *Options) parse() (*File, []byte, error) {
+	name, r := "Buildfile", o.Stdin
 	if o.Buildfile == "-" {
 		if o.Stdin == nil {
-			return nil, errors.New("-f - given but there is no standard input")
+			return nil, nil, errors.New("-f - given but there is no standard input")
 		}
-		return Parse("Buildfile", o.Stdin)
+	} else {
+		path, err := FindBuildfile(o.ContextDir, o.Buildfile)
+		if err != nil {
+			return nil, nil, err
+		}
+		o.Buildfile = path
+		fh, err := os.Open(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil, fmt.Errorf("the Buildfile %s was not found: check -f", path)
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		defer fh.Close()
+		name, r = filepath.Base(path), fh
 	}
-	path, err := FindBuildfile(o.ContextDir, o.Buildfile)
+	data, err := io.ReadAll(io.LimitReader(r, maxBuildfileSize+1))
 	if err != nil {
-		return nil, err
+		return nil, nil, fmt.Errorf("read %s: %w", name, err)
 	}
-	o.Buildfile = path
-	fh, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("the Buildfile %s was not found: check -f", path)
+	if len(data) > maxBuildfileSize {
+		return nil, nil, fmt.Errorf("%s is larger than %d MiB: is -f naming the right file?", name, maxBuildfileSize>>20)
 	}
-	if err != nil {
-		return nil, err
-	}
-	defer fh.Close()
-	return Parse(filepath.Base(path), fh)
+	f, err := Parse(name, bytes.NewReader(data))
+	return f, data, err
 }
+
+// maxBuildfileSize bounds what a build reads as its Buildfile.
+const maxBuildfileSize = 16 << 20
 
 // stageSet resolves stage names or indexes (--no-cache-filter) to stage indexes.
 func stageSet(f *File, names []string) (map[int]bool, error) {

@@ -381,7 +381,7 @@ var (
 // checkSecretName flags an ARG or ENV whose name says it holds a secret: its value would be
 // kept in the image's config or history. BuildKit's word lists.
 func (sb *stageBuilder) checkSecretName(instr, key string) {
-	if secretName.MatchString(key) && !secretNameSafe.MatchString(key) {
+	if SecretArgName(key) {
 		sb.check(&linter.RuleSecretsUsedInArgOrEnv, linter.RuleSecretsUsedInArgOrEnv.Format(instr, key))
 	}
 }

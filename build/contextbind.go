@@ -23,6 +23,9 @@ import (
 // source, a read-only bind is the directory itself.
 func (s *env) contextBind(ctx context.Context, m runMount, pm *preparedMounts) (string, error) {
 	c := s.opts.Context
+	if m.ctx != nil {
+		c = m.ctx // a --build-context directory
+	}
 	if c == nil {
 		return "", errors.New("no build context to bind from")
 	}
@@ -64,12 +67,13 @@ func newHideCache(store *cache.Store) *hideCache {
 func (h *hideCache) layer(ctx context.Context, c *Context, real string) (string, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if l, ok := h.made[real]; ok {
+	key := filepath.Join(c.dir, filepath.FromSlash(real)) // named contexts are other directories
+	if l, ok := h.made[key]; ok {
 		return l, nil
 	}
 	hidden, err := c.hiddenUnder(ctx, real)
 	if err != nil || len(hidden) == 0 {
-		h.made[real] = ""
+		h.made[key] = ""
 		return "", err
 	}
 	if h.dir == "" {
@@ -81,7 +85,7 @@ func (h *hideCache) layer(ctx context.Context, c *Context, real string) (string,
 	if err := whiteoutLayer(filepath.Join(c.dir, filepath.FromSlash(real)), l, hidden); err != nil {
 		return "", fmt.Errorf("hide .dockerignore'd paths from the bind mount (needs root): %w", err)
 	}
-	h.made[real] = l
+	h.made[key] = l
 	return l, nil
 }
 

@@ -27,8 +27,9 @@ type copyOp struct {
 	exclude  []string // --exclude patterns
 	urls     []*urlSource
 	git      []*gitSource
-	link     bool // --link: the layer is made on an empty filesystem, so it does not depend on the parent
-	parents  bool // --parents: keep each source's path under the destination
+	link     bool     // --link: the layer is made on an empty filesystem, so it does not depend on the parent
+	parents  bool     // --parents: keep each source's path under the destination
+	ctx      *Context // COPY --from a --build-context directory; nil = the build context
 }
 
 // copyFrom is the source of COPY --from: another stage's or an image's filesystem.
@@ -40,7 +41,12 @@ type copyFrom struct {
 
 func (sb *stageBuilder) copyCmd(ctx context.Context, c *instructions.CopyCommand) error {
 	op := &copyOp{exclude: c.ExcludePatterns, parents: c.Parents, link: c.Link}
-	if c.From == "" {
+	if dir, err := sb.namedDir(c.From); err != nil || dir != nil {
+		if err != nil {
+			return err
+		}
+		op.ctx = dir
+	} else if c.From == "" {
 		sb.checkIgnored(false, c.SourcePaths)
 	} else {
 		from, err := sb.copyFrom(ctx, c.From, c.SourcesAndDest.SourcePaths)
@@ -79,6 +85,21 @@ func (sb *stageBuilder) copyFrom(ctx context.Context, ref string, sources []stri
 		return nil, fmt.Errorf("--from=%s: not a stage of this Buildfile, and as an image: %w", name, err)
 	}
 	return &copyFrom{vertex: v, what: "image " + name, sources: sources}, nil
+}
+
+// namedDir is the --build-context directory a COPY --from names, unless a stage has that name.
+func (sb *stageBuilder) namedDir(from string) (*Context, error) {
+	if from == "" {
+		return nil, nil
+	}
+	name, _, err := sb.lex.ProcessWord(from, sb.env())
+	if err != nil {
+		return nil, fmt.Errorf("--from=%s: %w", from, err)
+	}
+	if _, isStage := sb.p.stageByName(name); isStage {
+		return nil, nil
+	}
+	return sb.p.namedDir(name), nil
 }
 
 func (sb *stageBuilder) addCmd(ctx context.Context, c *instructions.AddCommand) error {
@@ -132,10 +153,14 @@ func (sb *stageBuilder) planCopy(ctx context.Context, op *copyOp, sd instruction
 	}
 	op.chown, op.chmod, op.contents = chown, mode, sd.SourceContents
 	if len(sd.SourcePaths) > 0 && op.from == nil && !sb.p.opts.ChecksOnly {
-		if sb.p.opts.Context == nil {
+		bctx := sb.p.opts.Context
+		if op.ctx != nil {
+			bctx = op.ctx
+		}
+		if bctx == nil {
 			return errors.New("no build context to copy from")
 		}
-		if op.sel, err = sb.p.opts.Context.Select(ctx, sd.SourcePaths); err != nil {
+		if op.sel, err = bctx.Select(ctx, sd.SourcePaths); err != nil {
 			return err
 		}
 		if err := op.sel.exclude(op.exclude); err != nil {

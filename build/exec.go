@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 
 	"github.com/kiln-build/kiln/cache/layer"
+	"github.com/kiln-build/kiln/runtime"
 )
 
 // execOp runs a command in a container over the parent filesystem.
@@ -24,6 +26,15 @@ type execOp struct {
 	workdir string
 	network string
 	mounts  []runMount
+	box     RunDefaults // the build's --add-host, --ulimit and --shm-size (Network is resolved into network)
+}
+
+// RunDefaults are `kiln build`'s settings for every RUN step's container.
+type RunDefaults struct {
+	Network    string              // --network: default, none or host; a step's RUN --network overrides it
+	ExtraHosts []runtime.HostEntry // --add-host: extra /etc/hosts lines
+	Ulimits    []runtime.Ulimit    // --ulimit
+	ShmSize    int64               // --shm-size in bytes; 0 = 64 MiB
 }
 
 // run plans a RUN step. Its key covers the command, the environment (ENV and the build args
@@ -33,12 +44,20 @@ func (sb *stageBuilder) run(ctx context.Context, c *instructions.RunCommand) err
 	args := sb.runArgs(c)
 	env := append(append([]string(nil), sb.ps.Args...), cfg.Env...)
 	op := &execOp{args: args, env: env, user: cfg.User, workdir: sb.cwd(),
-		network: string(instructions.GetNetwork(c))}
+		network: string(instructions.GetNetwork(c)), box: sb.p.opts.Run}
+	if d := sb.p.opts.Run.Network; op.network == instructions.NetworkDefault && d != "" {
+		op.network = d // BuildKit: RUN --network=default (or none given) takes the build's --network
+	}
 	mounts, deps, err := sb.planMounts(ctx, c)
 	if err != nil {
 		return err
 	}
 	op.mounts = mounts
+	for _, m := range mounts {
+		if m.typ == instructions.MountTypeSSH && !slices.ContainsFunc(op.env, func(e string) bool { return strings.HasPrefix(e, "SSH_AUTH_SOCK=") }) {
+			op.env = append(op.env, "SSH_AUTH_SOCK="+m.target) // BuildKit: the first ssh socket
+		}
+	}
 	v := sb.p.add(ctx, sb.vertex(op, deps...))
 	sb.ps.Tip = v
 	sb.step(v)
@@ -53,9 +72,13 @@ func (op *execOp) cacheKey(_ context.Context, deps []string) opKey {
 		in = append(in, KeyInput{Name: "env:" + k, Value: v})
 	}
 	for _, m := range op.mounts {
-		in = append(in, KeyInput{Name: "mount:" + m.target, Value: m.keyValue(deps)})
+		name := "mount:" + m.target
+		if m.target == "" {
+			name = "secret-env:" + m.secretEnv // a secret exposed only as a variable
+		}
+		in = append(in, KeyInput{Name: name, Value: m.keyValue(deps)})
 	}
-	return opKey{kind: ExecOp, inputs: in}
+	return opKey{kind: ExecOp, inputs: append(in, op.box.keyInputs()...)}
 }
 
 func (op *execOp) check(opts *SolveOptions) error {
@@ -63,6 +86,31 @@ func (op *execOp) check(opts *SolveOptions) error {
 		return errors.New("RUN steps need a container runtime, and none is configured")
 	}
 	return nil
+}
+
+// keyInputs follow BuildKit's exec cache map: extra hosts by name only (an address may
+// change between machines), ulimits and the /dev/shm tmpfs size in full. Nothing is added
+// when they are unset, so the keys of builds without them stay as they were.
+func (d RunDefaults) keyInputs() []KeyInput {
+	var in []KeyInput
+	if len(d.ExtraHosts) > 0 {
+		var names []string
+		for _, h := range d.ExtraHosts {
+			names = append(names, h.Name)
+		}
+		in = append(in, KeyInput{Name: "extra-hosts", Value: strings.Join(names, ",")})
+	}
+	if len(d.Ulimits) > 0 {
+		var ls []string
+		for _, u := range d.Ulimits {
+			ls = append(ls, fmt.Sprintf("%s=%d:%d", u.Name, u.Soft, u.Hard))
+		}
+		in = append(in, KeyInput{Name: "ulimits", Value: strings.Join(ls, ",")})
+	}
+	if d.ShmSize > 0 {
+		in = append(in, KeyInput{Name: "shm-size", Value: strconv.FormatInt(d.ShmSize, 10)})
+	}
+	return in
 }
 
 // runArgs builds a RUN's argv. With heredocs in shell form the shell itself reads the heredoc
@@ -106,6 +154,7 @@ type RunRequest struct {
 	Lower   []string // snapshot dirs, bottom layer first
 	Upper   string   // the overlay upper dir that becomes the step's layer
 	Work    string   // the overlay work dir, on the same filesystem as Upper
+	Rootfs  string   // with a TreeRunner: the materialized tree to run in place (Lower, Upper, Work unset)
 	Args    []string
 	Env     []string
 	User    string
@@ -113,6 +162,11 @@ type RunRequest struct {
 	Network string // "default", "none" or "host"
 	Mounts  []RunMount
 	Output  io.Writer
+
+	SecretEnv  []string // KEY=value of RUN --mount=type=secret,env=KEY: never on disk, never in the key
+	ExtraHosts []runtime.HostEntry
+	Ulimits    []runtime.Ulimit
+	ShmSize    int64
 }
 
 // RunMount is a RUN --mount, prepared: a host path bound at Target, or a tmpfs.
@@ -145,8 +199,18 @@ func (e *ExitError) Error() string {
 	return fmt.Sprintf("exit code %d", e.Code)
 }
 
-// exec runs a RUN step over snapshots of its parent layers and packs the upper dir.
+// exec runs a RUN step over snapshots of its parent layers and packs the upper dir; with a
+// TreeRunner, in place in a materialized tree of them (execInTree).
 func (op *execOp) exec(ctx context.Context, e *env, in inputs) (*vresult, error) {
+	if tr, ok := e.opts.Runner.(TreeRunner); ok && tr.InTree() {
+		pm, out, err := op.prepare(ctx, e, in)
+		if err != nil {
+			return nil, err
+		}
+		defer pm.release()
+		defer out.close()
+		return op.execInTree(ctx, e, in, out, op.request(e, pm, out))
+	}
 	st := e.opts.Store
 	var lower []string
 	for _, l := range in.parent.layers {
@@ -167,19 +231,14 @@ func (op *execOp) exec(ctx context.Context, e *env, in inputs) (*vresult, error)
 			return nil, err
 		}
 	}
-	pm, err := e.prepareMounts(ctx, op, in.deps)
+	pm, out, err := op.prepare(ctx, e, in)
 	if err != nil {
 		return nil, err
 	}
 	defer pm.release()
-	out := &logWriter{e: e, redact: pm.secrets}
-	if err := out.openLog(e.opts.LogDir, e.v.Key); err != nil {
-		return nil, err
-	}
 	defer out.close()
-	req := RunRequest{ID: "kiln-build-" + strings.TrimPrefix(e.v.Key, "sha256:")[:12] + "-" + strconv.Itoa(os.Getpid()),
-		Lower: lower, Upper: upper, Work: work, Args: op.args, Env: op.env, User: op.user, Cwd: op.workdir,
-		Network: op.network, Mounts: pm.mounts, Output: out}
+	req := op.request(e, pm, out)
+	req.Lower, req.Upper, req.Work = lower, upper, work
 	if err := e.opts.Runner.Run(ctx, req); err != nil {
 		return nil, fmt.Errorf("%s: %w%s", strings.Join(op.args, " "), err, out.tail())
 	}
@@ -196,4 +255,25 @@ func (op *execOp) exec(ctx context.Context, e *env, in inputs) (*vresult, error)
 		}
 	}
 	return e.layerResult(in.parent, p), nil
+}
+
+// prepare readies the step's mounts and its log; the caller releases and closes them.
+func (op *execOp) prepare(ctx context.Context, e *env, in inputs) (*preparedMounts, *logWriter, error) {
+	pm, err := e.prepareMounts(ctx, op, in.deps)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := &logWriter{e: e, redact: pm.secrets}
+	if err := out.openLog(e.opts.LogDir, e.v.Key); err != nil {
+		pm.release()
+		return nil, nil, err
+	}
+	return pm, out, nil
+}
+
+// request is the step's RunRequest without its filesystem.
+func (op *execOp) request(e *env, pm *preparedMounts, out *logWriter) RunRequest {
+	return RunRequest{ID: "kiln-build-" + strings.TrimPrefix(e.v.Key, "sha256:")[:12] + "-" + strconv.Itoa(os.Getpid()),
+		Args: op.args, Env: op.env, User: op.user, Cwd: op.workdir, Network: op.network, Mounts: pm.mounts, Output: out,
+		SecretEnv: pm.env, ExtraHosts: op.box.ExtraHosts, Ulimits: op.box.Ulimits, ShmSize: op.box.ShmSize}
 }

@@ -20,6 +20,10 @@ type Image struct {
 	// FinalKeys are the keys of the steps whose layers the image holds, for mode=min.
 	FinalKeys []string
 	Cache     CacheSummary // what the cache did for this build
+	// Index is the stored index of the image and its attestations, when it has any; the
+	// tags point at it.
+	Index  *v1.Descriptor
+	record *buildRecord // what the build saw, for provenance
 }
 
 // assemble writes the target stage's config and manifest (and any base layer blob the store
@@ -48,7 +52,8 @@ func (s *solver) assemble(ctx context.Context, ps *PlannedStage) (*Image, error)
 		return nil, fmt.Errorf("store image config: %w", err)
 	}
 	m := v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1,
-		Config: v1.Descriptor{MediaType: types.OCIConfigJSON, Digest: cfgDigest, Size: cfgSize}}
+		Config:      v1.Descriptor{MediaType: types.OCIConfigJSON, Digest: cfgDigest, Size: cfgSize},
+		Annotations: s.opts.Annotations}
 	for _, l := range res.layers {
 		m.Layers = append(m.Layers, l.desc)
 	}

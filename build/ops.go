@@ -46,6 +46,7 @@ type env struct {
 	opts  SolveOptions
 	views *viewCache
 	hides *hideCache
+	trees *treeCache
 	cpu   *semaphore.Weighted
 	rep   func(Event)
 	v     *Vertex

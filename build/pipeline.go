@@ -55,6 +55,14 @@ type PipelineOptions struct {
 	Export       func(ctx context.Context, img *Image, tags []cache.Name) error // --output; nil exports nothing
 	Cleanup      func(ctx context.Context)                                      // collects what killed earlier runs left; nil skips
 	Notes        io.Writer                                                      // one-line notes (cache counts, pushes, warnings); nil = none
+	Provenance   ProvenanceOptions                                              // SLSA provenance to attach (default: min when pushed or exported)
+	Attestors    []Attestor                                                     // more attestations to attach (an SBOM); each runs on the built image
+}
+
+// Attestor makes one attestation about a built image, such as an SBOM of its packages; the
+// pipeline stores it, with the provenance, as BuildKit stores attestations.
+type Attestor interface {
+	Attest(ctx context.Context, s *cache.Store, img *Image) (cache.Attestation, error)
 }
 
 // Pipeline runs a whole build: cleanup of killed runs, cache import, the build (twice with
@@ -66,6 +74,11 @@ func Pipeline(ctx context.Context, o PipelineOptions) (*Image, error) {
 	if o.Cleanup != nil {
 		o.Cleanup(ctx)
 	}
+	release, err := o.localContext(ctx) // standard input or a git URL
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	for _, ref := range o.CacheFrom {
 		res, err := o.Registry.ImportCache(ctx, ref)
 		if err != nil {
@@ -84,7 +97,7 @@ func Pipeline(ctx context.Context, o PipelineOptions) (*Image, error) {
 	if o.Reproducible {
 		build = o.checkReproducible
 	}
-	img, err := build(ctx, o.Options)
+	img, err := o.buildOverCorruptCache(ctx, build)
 	if err != nil {
 		return nil, err
 	}
@@ -93,16 +106,12 @@ func Pipeline(ctx context.Context, o PipelineOptions) (*Image, error) {
 			return nil, err
 		}
 	}
+	if err := o.attest(ctx, img); err != nil {
+		return nil, err
+	}
 	if o.Export != nil {
 		if err := o.Export(ctx, img, o.Tags); err != nil {
 			return nil, err
-		}
-	}
-	if !o.Push {
-		// The image stays here, so it must be whole; a pushed one keeps its cached layers
-		// in the registry (the push mounts them) and fetches them only when read.
-		if err := o.Store.FetchImage(ctx, img.Manifest.Digest); err != nil {
-			return nil, fmt.Errorf("fetch the cached layers of the image: %w", err)
 		}
 	}
 	if err := o.publish(ctx, img); err != nil {
@@ -110,6 +119,31 @@ func Pipeline(ctx context.Context, o PipelineOptions) (*Image, error) {
 	}
 	img.Cache.Pulled = o.Store.FetchedBytes()
 	return img, nil
+}
+
+// maxCorruptRetries bounds how often one build starts over because a cached layer came down
+// corrupt: each start drops the records naming that layer, so a few suffice.
+const maxCorruptRetries = 3
+
+// buildOverCorruptCache runs build and, unless the image is only pushed, fetches its cached
+// layers. A lazily imported layer that arrives corrupt turns its records into misses
+// (cache.ErrRemoteCorrupt): the build then starts over, reusing every step it finished, and
+// runs the steps that layer cached, rather than failing on a registry's bad blob.
+func (o *PipelineOptions) buildOverCorruptCache(ctx context.Context, build func(context.Context, Options) (*Image, error)) (*Image, error) {
+	for try := 0; ; try++ {
+		img, err := build(ctx, o.Options)
+		if err == nil && !o.Push {
+			// The image stays here, so it must be whole; a pushed one keeps its cached layers
+			// in the registry (the push mounts them) and fetches them only when read.
+			if err = o.Store.FetchImage(ctx, img.Manifest.Digest); err != nil {
+				err = fmt.Errorf("fetch the cached layers of the image: %w", err)
+			}
+		}
+		if err == nil || !errors.Is(err, cache.ErrRemoteCorrupt) || try == maxCorruptRetries {
+			return img, err
+		}
+		o.note("WARNING: %v: the steps it cached run again", err)
+	}
 }
 
 // publish exports the build cache and pushes the tags, as asked; an inline cache changes
@@ -124,10 +158,9 @@ func (o *PipelineOptions) publish(ctx context.Context, img *Image) error {
 			o.note("WARNING: --cache-to %s: %s", o.CacheTo, w)
 		}
 		if res.Image != nil {
-			if err := o.tag(ctx, *res.Image); err != nil {
+			if err := o.retarget(ctx, img, *res.Image); err != nil {
 				return err
 			}
-			img.Manifest = *res.Image
 		}
 		if res.Records > 0 {
 			o.note("exported %d cache records to %s", res.Records, o.CacheTo)
@@ -147,6 +180,64 @@ func (o *PipelineOptions) publish(ctx context.Context, img *Image) error {
 		o.note("pushed %s@%s", t.Short(), desc.Digest)
 	}
 	return nil
+}
+
+// attest attaches the provenance and every attestor's attestation to the image, storing
+// both in an index that the tags then name.
+func (o *PipelineOptions) attest(ctx context.Context, img *Image) error {
+	mode := o.Provenance.Mode
+	if mode == ProvenanceAuto {
+		mode = ProvenanceOff
+		if o.Push || o.Export != nil {
+			mode = ProvenanceMin
+		}
+	}
+	var atts []cache.Attestation
+	if mode != ProvenanceOff && img.record != nil {
+		po := o.Provenance
+		po.Mode = mode
+		a, err := provenanceFor(ctx, img.record, img, po)
+		if err != nil {
+			return err
+		}
+		atts = append(atts, a)
+	}
+	for _, at := range o.Attestors {
+		a, err := at.Attest(ctx, o.Store, img)
+		if err != nil {
+			return fmt.Errorf("attest %s: %w", img.Manifest.Digest, err)
+		}
+		atts = append(atts, a)
+	}
+	if len(atts) == 0 {
+		return nil
+	}
+	image := img.Manifest
+	image.Platform = &v1.Platform{OS: img.Config.OS, Architecture: img.Config.Architecture, Variant: img.Config.Variant}
+	var subjects []string
+	for _, t := range o.Tags {
+		subjects = append(subjects, imagePURL(t.String(), platformString(img.Config)))
+	}
+	idx, err := o.Store.Attach(ctx, image, subjects, atts)
+	if err != nil {
+		return err
+	}
+	img.Index = &idx
+	return o.tag(ctx, idx)
+}
+
+// retarget moves the tags (and the attestations) to another manifest of the image.
+func (o *PipelineOptions) retarget(ctx context.Context, img *Image, manifest v1.Descriptor) error {
+	img.Manifest = manifest
+	if img.Index == nil {
+		return o.tag(ctx, manifest)
+	}
+	idx, err := o.Store.Reattach(ctx, *img.Index, manifest)
+	if err != nil {
+		return err
+	}
+	img.Index = &idx
+	return o.tag(ctx, idx)
 }
 
 func (o *PipelineOptions) note(format string, args ...any) {
@@ -177,7 +268,7 @@ func (o *PipelineOptions) toEStargz(ctx context.Context, img *Image) (*Image, er
 	if err := o.tag(ctx, desc); err != nil {
 		return nil, err
 	}
-	return &Image{Manifest: desc, ID: id, Config: cf, Keys: img.Keys}, nil
+	return &Image{Manifest: desc, ID: id, Config: cf, Keys: img.Keys, record: img.record}, nil
 }
 
 func (o *PipelineOptions) tag(ctx context.Context, desc v1.Descriptor) error {

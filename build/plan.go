@@ -32,6 +32,8 @@ type PlanOptions struct {
 	// ChecksOnly plans for the build checks alone, every stage unless Target is set: no
 	// context file is hashed, no URL downloaded, no git source fetched, no cache key computed.
 	ChecksOnly bool
+	Run        RunDefaults              // every RUN step's network default, hosts and limits
+	named      map[string]*namedContext // --build-context, by lower-case name
 }
 
 // PlannedStage is a stage after planning: its final image config and the steps that make it.

@@ -24,6 +24,7 @@ type preparedMounts struct {
 	mounts   []RunMount
 	releases []func()
 	secrets  [][]byte // values to keep out of the step's log
+	env      []string // secrets exposed as environment variables
 }
 
 func (pm *preparedMounts) release() {
@@ -52,10 +53,19 @@ func (s *env) prepareMounts(ctx context.Context, op *execOp, deps []*vresult) (*
 		case instructions.MountTypeSecret:
 			var skip bool
 			rm.Secret, skip, err = s.secretFile(m, pm)
+			if err == nil && !skip && m.secretEnv != "" {
+				pm.env = append(pm.env, m.secretEnv+"="+string(rm.Secret.Data))
+			}
+			if skip || (err == nil && m.target == "") {
+				continue // not given and optional, or an environment variable only
+			}
+			rm.ReadOnly = true
+		case instructions.MountTypeSSH:
+			var skip bool
+			rm.Source, skip, err = s.sshSocket(ctx, m, pm)
 			if skip {
 				continue
 			}
-			rm.ReadOnly = true
 		}
 		if err != nil {
 			pm.release()

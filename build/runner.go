@@ -19,9 +19,25 @@ type RuntimeRunner struct {
 	Runtime *runtime.Runtime
 }
 
-// Run executes req over its layers; a non-zero exit becomes an *ExitError.
+// InTree says whether RUN steps run in place in a materialized tree (the chroot rung).
+func (r RuntimeRunner) InTree() bool { return r.Runtime.Isolation() == runtime.IsolationChroot }
+
+// PrepareTree places the chroot rung's device nodes and /etc files (runtime.PrepareChroot).
+func (r RuntimeRunner) PrepareTree(rootfs string) ([]string, func() error, error) {
+	cf, err := r.Runtime.PrepareChroot(rootfs)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cf.Paths, cf.Restore, nil
+}
+
+// Run executes req over its layers (or in req.Rootfs); a non-zero exit becomes an *ExitError.
 func (r RuntimeRunner) Run(ctx context.Context, req RunRequest) error {
-	bundle := filepath.Join(filepath.Dir(req.Upper), "bundle")
+	base := req.Upper
+	if req.Rootfs != "" {
+		base = req.Rootfs
+	}
+	bundle := filepath.Join(filepath.Dir(base), "bundle")
 	if err := os.MkdirAll(bundle, 0o700); err != nil {
 		return err
 	}
@@ -46,9 +62,10 @@ func (r RuntimeRunner) Run(ctx context.Context, req RunRequest) error {
 		mounts = append(mounts, rm)
 	}
 	code, err := r.Runtime.Run(ctx, runtime.Spec{
-		ID: req.ID, Lower: req.Lower, Upper: req.Upper, Work: req.Work, BundleDir: bundle,
+		ID: req.ID, Lower: req.Lower, Upper: req.Upper, Work: req.Work, Rootfs: req.Rootfs, BundleDir: bundle,
 		Args: req.Args, Env: req.Env, Cwd: req.Cwd, User: req.User, Hostname: buildHostname, Mounts: mounts, Files: files,
 		Network: network, Stdout: req.Output, Stderr: req.Output,
+		SecretEnv: req.SecretEnv, HostAccess: runtime.HostAccess{ExtraHosts: req.ExtraHosts, Ulimits: req.Ulimits, ShmSize: req.ShmSize},
 	})
 	var ce *runtime.CommandError
 	if errors.As(err, &ce) {

@@ -80,21 +80,26 @@ func TestRunSecretNeverOnDisk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &scanningRunner{Runner: RuntimeRunner{Runtime: rt}, root: f.store.Root(), needle: secret}
-	bf := "FROM busybox\nRUN --mount=type=secret,id=token,mode=0400 grep -q 3cr3t-val /run/secrets/token && echo scan-now\n" // a fragment: the command is on disk
-	var out strings.Builder
-	_, _, err = f.build(bf, func(o *Options) {
-		o.Runner, o.LogDir = r, filepath.Join(f.store.Root(), "logs")
-		o.Secrets = map[string][]byte{"token": []byte(secret)}
-		o.Report = func(e Event) { out.Write(e.Data) }
-	})
-	if err != nil {
-		t.Fatalf("build: %v\n%s", err, out.String())
-	}
-	if !r.scanned {
-		t.Fatalf("the step never printed scan-now: the secret was not mounted\n%s", out.String())
-	}
-	if len(r.found) > 0 {
-		t.Errorf("the secret's plaintext is on disk under the store: %v", r.found)
+	// The file form, and the env= form, whose value is in the OCI config (kept in memory).
+	for _, bf := range []string{
+		"FROM busybox\nRUN --mount=type=secret,id=token,mode=0400 grep -q 3cr3t-val /run/secrets/token && echo scan-now\n", // a fragment: the command is on disk
+		"FROM busybox\nRUN --mount=type=secret,id=token,env=TOKEN sh -c 'case $TOKEN in *3cr3t-val*) echo scan-now;; esac'\n",
+	} {
+		r := &scanningRunner{Runner: RuntimeRunner{Runtime: rt}, root: f.store.Root(), needle: secret}
+		var out strings.Builder
+		_, _, err = f.build(bf, func(o *Options) {
+			o.Runner, o.LogDir = r, filepath.Join(f.store.Root(), "logs")
+			o.Secrets = map[string][]byte{"token": []byte(secret)}
+			o.Report = func(e Event) { out.Write(e.Data) }
+		})
+		if err != nil {
+			t.Fatalf("build: %v\n%s", err, out.String())
+		}
+		if !r.scanned {
+			t.Fatalf("the step never printed scan-now: the secret was not there\n%s", out.String())
+		}
+		if len(r.found) > 0 {
+			t.Errorf("%s: the secret's plaintext is on disk under the store: %v", bf, r.found)
+		}
 	}
 }

@@ -21,19 +21,21 @@ import (
 // SolveOptions are the inputs of solving besides the graph.
 type SolveOptions struct {
 	Store       *cache.Store
-	Compression layer.Compression // encoding of new layers
-	Level       int               // compression level; 0 = default
-	NoCache     bool              // run every step even when the cache has it
-	NoCacheIn   map[int]bool      // run every step of these stages (by index) even when cached
-	Jobs        int               // steps executed at once; <= 0 means 1
-	Epoch       *time.Time        // SOURCE_DATE_EPOCH: clamps file mtimes and image timestamps
-	Runner      Runner            // executes RUN steps; nil makes a graph with RUN fail before anything runs
-	Report      Reporter          // progress; may be nil
-	LogDir      string            // where each RUN step's whole output is kept as <cache key>.log; "" keeps none
-	Secrets     map[string][]byte // RUN --mount=type=secret values by id; never stored or logged
-	Context     *Context          // the build context, for RUN --mount=type=bind sources
-	DownloadDir string            // where ADD <url> downloads go; "" = os.TempDir()
-	explain     *explainer        // set by Build with Options.Explain: report why steps miss the cache
+	Compression layer.Compression   // encoding of new layers
+	Level       int                 // compression level; 0 = default
+	NoCache     bool                // run every step even when the cache has it
+	NoCacheIn   map[int]bool        // run every step of these stages (by index) even when cached
+	Jobs        int                 // steps executed at once; <= 0 means 1
+	Epoch       *time.Time          // SOURCE_DATE_EPOCH: clamps file mtimes and image timestamps
+	Runner      Runner              // executes RUN steps; nil makes a graph with RUN fail before anything runs
+	Report      Reporter            // progress; may be nil
+	LogDir      string              // where each RUN step's whole output is kept as <cache key>.log; "" keeps none
+	Secrets     map[string][]byte   // RUN --mount=type=secret values by id; never stored or logged
+	SSH         map[string]sshAgent // RUN --mount=type=ssh agents by id (Options.SSH, opened by Build)
+	Annotations map[string]string   // the image manifest's annotations (--annotation)
+	Context     *Context            // the build context, for RUN --mount=type=bind sources
+	DownloadDir string              // where ADD <url> downloads go; "" = os.TempDir()
+	explain     *explainer          // set by Build with Options.Explain: report why steps miss the cache
 }
 
 // layerRef is one layer of a filesystem state, bottom first in a chain.
@@ -63,6 +65,7 @@ type solver struct {
 	cpu     *semaphore.Weighted // CPU-heavy work at once (packing layers): one per CPU
 	views   *viewCache
 	hides   *hideCache
+	trees   *treeCache
 	repMu   sync.Mutex
 	stats   CacheSummary // under mu
 }
@@ -78,8 +81,10 @@ func Solve(ctx context.Context, g *Graph, opts SolveOptions) (*Image, error) {
 	}
 	s := &solver{opts: opts, g: g, index: map[*Vertex]int{}, results: map[*Vertex]*vresult{},
 		done: map[*Vertex]chan struct{}{}, jobs: semaphore.NewWeighted(int64(opts.Jobs)),
-		cpu: semaphore.NewWeighted(int64(goruntime.GOMAXPROCS(0))), views: newViewCache(opts.Store), hides: newHideCache(opts.Store)}
+		cpu: semaphore.NewWeighted(int64(goruntime.GOMAXPROCS(0))), views: newViewCache(opts.Store), hides: newHideCache(opts.Store),
+		trees: newTreeCache(opts.Store)}
 	defer s.hides.close()
+	defer s.trees.close()
 	for i, v := range g.Vertices {
 		s.index[v] = i + 1
 		s.done[v] = make(chan struct{})
@@ -179,7 +184,7 @@ func (s *solver) result(v *Vertex) *vresult {
 
 // env is what v's op may use.
 func (s *solver) env(v *Vertex) *env {
-	return &env{opts: s.opts, views: s.views, hides: s.hides, cpu: s.cpu, rep: s.report, v: v, index: s.index[v]}
+	return &env{opts: s.opts, views: s.views, hides: s.hides, trees: s.trees, cpu: s.cpu, rep: s.report, v: v, index: s.index[v]}
 }
 
 // solveVertex answers v from the cache or executes its op, recording new results in the cache.

@@ -41,6 +41,9 @@ type stageBuilder struct {
 
 func (sb *stageBuilder) plan(ctx context.Context) (*PlannedStage, error) {
 	sb.ps = &PlannedStage{Index: sb.st.Index, Name: sb.st.Name, shell: []string{"/bin/sh", "-c"}}
+	if _, ok := sb.p.opts.named[strings.ToLower(sb.st.Name)]; ok && sb.st.Name != "" {
+		return sb.planNamed(ctx)
+	}
 	triggers, err := sb.from(ctx)
 	if err != nil {
 		return nil, err
@@ -124,30 +127,44 @@ func (sb *stageBuilder) from(ctx context.Context) ([]Instruction, error) {
 		sb.ps.workdirSet, sb.ps.declared = bs.workdirSet, slices.Clone(bs.declared)
 		onbuild = bs.Config.Config.OnBuild
 	case strings.EqualFold(base, "scratch"):
-		sb.ps.Config = v1.ConfigFile{OS: "linux", Architecture: goruntime.GOARCH,
-			Config: v1.Config{Env: []string{defaultPathEnv}}}
-	default:
-		img, v, err := sb.source(ctx, base)
-		if err != nil {
+		sb.ps.Config = scratchConfig()
+	case sb.p.namedDir(base) != nil:
+		if err := sb.fromDir(ctx, base); err != nil {
 			return fail(err)
 		}
-		cf, err := img.ConfigFile()
-		if err != nil {
-			return fail(fmt.Errorf("read config of %s: %w", base, err))
+	default:
+		if onbuild, err = sb.fromImageRef(ctx, base); err != nil {
+			return fail(err)
 		}
-		sb.ps.Config = *cf.DeepCopy()
-		sb.ps.Tip, sb.fromImage = v, true
-		if !strings.HasPrefix(v.Name, "[") {
-			sb.fromV = v // not numbered by an earlier stage: numbered once the step count is known
-		}
-		if len(cf.Config.Shell) > 0 {
-			sb.ps.shell = cf.Config.Shell
-		}
-		onbuild = cf.Config.OnBuild
 	}
 	sb.ps.Config.Config.OnBuild = nil
 	sb.ps.Config.RootFS = v1.RootFS{}
 	return sb.parseTriggers(onbuild)
+}
+
+// fromImageRef makes an image the stage's base and returns its ONBUILD triggers.
+func (sb *stageBuilder) fromImageRef(ctx context.Context, base string) ([]string, error) {
+	img, v, err := sb.source(ctx, base)
+	if err != nil {
+		return nil, err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, fmt.Errorf("read config of %s: %w", base, err)
+	}
+	sb.ps.Config = *cf.DeepCopy()
+	sb.ps.Tip, sb.fromImage = v, true
+	if !strings.HasPrefix(v.Name, "[") {
+		sb.fromV = v // not numbered by an earlier stage: numbered once the step count is known
+	}
+	if len(cf.Config.Shell) > 0 {
+		sb.ps.shell = cf.Config.Shell
+	}
+	return cf.Config.OnBuild, nil
+}
+
+func scratchConfig() v1.ConfigFile {
+	return v1.ConfigFile{OS: "linux", Architecture: goruntime.GOARCH, Config: v1.Config{Env: []string{defaultPathEnv}}}
 }
 
 func isNumeric(s string) bool {
@@ -196,10 +213,7 @@ func CheckPlatform(plat string) error {
 
 // source resolves an image and adds its source vertex.
 func (sb *stageBuilder) source(ctx context.Context, ref string) (v1.Image, *Vertex, error) {
-	if sb.p.opts.Resolver == nil {
-		return nil, nil, fmt.Errorf("image %q: %w", ref, errNoResolver)
-	}
-	img, err := sb.p.opts.Resolver.Resolve(ctx, ref)
+	img, ref, err := sb.resolve(ctx, ref)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -210,6 +224,25 @@ func (sb *stageBuilder) source(ctx context.Context, ref string) (v1.Image, *Vert
 	v := sb.p.add(ctx, &Vertex{Name: "FROM " + ref, Instr: "FROM", Stage: sb.st.Index, Line: sb.st.Line,
 		op: &sourceOp{ref: ref, digest: dig.String(), image: img}})
 	return img, v, nil
+}
+
+// resolve finds an image by reference, or by a --build-context name first (BuildKit: a named
+// context replaces the image of that name); it returns the name to show.
+func (sb *stageBuilder) resolve(ctx context.Context, ref string) (v1.Image, string, error) {
+	if nc, ok := sb.p.opts.named[strings.ToLower(ref)]; ok {
+		switch {
+		case nc.image != nil:
+			return nc.image, ref + " (" + nc.value + ")", nil
+		case nc.dir != nil:
+			return nil, "", fmt.Errorf("%s is the directory %s (--build-context): use it with FROM, COPY --from or RUN --mount=type=bind,from=", ref, nc.value)
+		}
+		ref = nc.ref
+	}
+	if sb.p.opts.Resolver == nil {
+		return nil, "", fmt.Errorf("image %q: %w", ref, errNoResolver)
+	}
+	img, err := sb.p.opts.Resolver.Resolve(ctx, ref)
+	return img, ref, err
 }
 
 // parseTriggers turns a base image's ONBUILD expressions into instructions.

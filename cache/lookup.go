@@ -12,7 +12,8 @@ import (
 // Lookup finds a tagged image the way docker does: by name ("hello" means
 // docker.io/library/hello:latest), by digest reference ("hello@sha256:…"), by full
 // "sha256:…" manifest digest or image ID, or by an unambiguous image-ID prefix. The image
-// ID is the config digest (the index digest for a multi-platform image), as docker shows it.
+// ID is the config digest (the index digest for a multi-platform image), as docker shows it;
+// an image with attestations has its image's ID.
 // The Name returned is the tag found, or the first tag of the image found by digest or ID.
 func (s *Store) Lookup(ref string) (v1.Descriptor, Name, error) {
 	tagged, err := s.List()
@@ -84,12 +85,18 @@ func (s *Store) lookupID(tagged []Tagged, ref, id string) (v1.Descriptor, Name, 
 func (s *Store) ImageID(desc v1.Descriptor) (v1.Hash, error) { return s.imageID(desc) }
 
 func (s *Store) imageID(desc v1.Descriptor) (v1.Hash, error) {
-	if desc.MediaType.IsIndex() {
-		return desc.Digest, nil
-	}
 	raw, err := s.readBlob(desc.Digest)
 	if err != nil {
 		return v1.Hash{}, err
+	}
+	if desc.MediaType.IsIndex() {
+		// An image with attestations keeps the ID of its image, which the build printed.
+		if im, err := v1.ParseIndexManifest(bytes.NewReader(raw)); err == nil {
+			if child, ok := AttestedImage(im); ok {
+				return s.imageID(child)
+			}
+		}
+		return desc.Digest, nil
 	}
 	m, err := v1.ParseManifest(bytes.NewReader(raw))
 	if err != nil {

@@ -20,3 +20,6 @@ func (s *Store) Mounts() string { return filepath.Join(s.root, "cache", "mounts"
 func (s *Store) Locks() string { return s.lockDir() }
 
 func (s *Store) leaseDir() string { return filepath.Join(s.root, "leases") }
+
+// Volumes is where the container package keeps named volumes, one directory each.
+func (s *Store) Volumes() string { return filepath.Join(s.root, "volumes") }

@@ -12,8 +12,9 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// Image returns the stored image whose manifest has digest h. Its layers read their blobs
-// from the store lazily; errors.Is(err, ErrNotFound) when the manifest is absent.
+// Image returns the stored image whose manifest has digest h (or the image of an index that
+// holds one image and its attestations). Its layers read their blobs from the store lazily;
+// errors.Is(err, ErrNotFound) when the manifest is absent.
 func (s *Store) Image(h v1.Hash) (v1.Image, error) {
 	raw, err := s.readBlob(h)
 	if err != nil {
@@ -21,7 +22,14 @@ func (s *Store) Image(h v1.Hash) (v1.Image, error) {
 	}
 	mt := sniffMediaType(raw)
 	if mt.IsIndex() {
-		return nil, fmt.Errorf("image %s is an index (multi-platform image); pick a platform from it", h)
+		// An image with attestations is stored, as BuildKit does, as an index of the image and
+		// its attestation manifests: it is that image to everything that runs or reads it.
+		if im, err := v1.ParseIndexManifest(bytes.NewReader(raw)); err == nil {
+			if child, ok := AttestedImage(im); ok {
+				return s.Image(child.Digest)
+			}
+		}
+		return nil, fmt.Errorf("image %s %w", h, errNoImage)
 	}
 	m, err := v1.ParseManifest(bytes.NewReader(raw))
 	if err != nil {

@@ -15,6 +15,10 @@ import (
 	"golang.org/x/sync/singleflight"
 )
 
+// ErrRemoteCorrupt is a lazily fetched blob that did not match its digest: the cache records
+// naming it are misses from then on, so a build that hits it can run again and do those steps.
+var ErrRemoteCorrupt = errors.New("the remote cache holds a corrupt blob")
+
 // RemoteBlob says that a blob the store does not hold lives in a registry repository, so a
 // lazily imported cache can name layers whose bytes are fetched only when something reads them.
 type RemoteBlob struct {
@@ -159,7 +163,7 @@ func (s *Store) fetchBlob(ctx context.Context, h v1.Hash) error {
 			if p, perr := s.remotePath(h); perr == nil {
 				_ = os.Remove(p)
 			}
-			return fmt.Errorf("fetch blob %s from %s: the cache there is corrupt (%w); its records are dropped here, build again", h, b.Repo, err)
+			return fmt.Errorf("fetch blob %s from %s: %w (%w); its records are dropped here", h, b.Repo, ErrRemoteCorrupt, err)
 		}
 		return fmt.Errorf("fetch blob %s from %s: %w", h, b.Repo, err)
 	}

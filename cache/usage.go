@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // UsageEntry is one line of `kiln system df`.
@@ -18,6 +19,7 @@ type Usage struct {
 	Images    UsageEntry // distinct tagged manifests; size of every blob they reach
 	Snapshots UsageEntry // unpacked layers
 	Cache     UsageEntry // build cache records; size of the layers only they keep alive
+	Volumes   UsageEntry // named and anonymous volumes (the container package's, under Volumes())
 }
 
 // DiskUsage measures the store for `kiln system df`. It walks every snapshot, so it costs
@@ -65,6 +67,13 @@ func (s *Store) DiskUsage() (Usage, error) {
 	for _, e := range ents {
 		u.Snapshots.Count++
 		u.Snapshots.Size += treeSize(filepath.Join(s.snapDir(), e.Name()))
+	}
+	vols, _ := os.ReadDir(s.Volumes()) // an older store has none
+	for _, e := range vols {
+		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") { // not one being made or removed
+			u.Volumes.Count++
+			u.Volumes.Size += treeSize(filepath.Join(s.Volumes(), e.Name()))
+		}
 	}
 	return u, nil
 }

@@ -21,15 +21,20 @@ type Config struct {
 	Args        []string
 	Created     time.Time
 	Restart     RestartPolicy
-	StopSignal  string        // the image's STOPSIGNAL; "" = SIGTERM
-	AutoRemove  bool          // --rm: removed as soon as it stays exited
-	Healthcheck *HealthConfig // the image's HEALTHCHECK under the run flags; nil = none
+	StopSignal  string            // the image's STOPSIGNAL; "" = SIGTERM
+	AutoRemove  bool              // --rm: removed as soon as it stays exited
+	Labels      map[string]string // --label: shown by inspect, matched by ps --filter label=
+	StopTimeout *int              // --stop-timeout seconds: kiln stop's default grace; nil = 10
+	Exposed     []string          // the image's EXPOSE and --expose ports ("80/tcp"), as docker's ExposedPorts
+	Healthcheck *HealthConfig     // the image's HEALTHCHECK under the run flags; nil = none
 	// CreateCommand is the `kiln run` command line that made the container, every flag as
 	// --name=value, and CreateDir where it ran: what a unit of generate systemd --new runs.
 	CreateCommand []string
 	CreateDir     string
 	// Spec is the runtime spec every start reuses; its streams are never stored.
 	Spec runtime.Spec
+	// Volumes are made (and filled from the image) by Create, which adds their mounts to Spec.
+	Volumes []VolumeMount
 }
 
 // RestartMode names docker's restart policies.
@@ -96,4 +101,19 @@ func (p RestartPolicy) shouldRestart(code, restarts int, stopped bool) bool {
 		return code != 0 && (p.MaximumRetryCount == 0 || restarts < p.MaximumRetryCount)
 	}
 	return false
+}
+
+// DefaultStopTimeout is how long kiln stop waits before SIGKILL without -t or --stop-timeout, as docker.
+const DefaultStopTimeout = 10 * time.Second
+
+// StopTimeoutOr is kiln stop's grace for c: given (-t) when set, else the container's
+// --stop-timeout, else DefaultStopTimeout.
+func (c Config) StopTimeoutOr(given *time.Duration) time.Duration {
+	switch {
+	case given != nil:
+		return *given
+	case c.StopTimeout != nil:
+		return time.Duration(*c.StopTimeout) * time.Second
+	}
+	return DefaultStopTimeout
 }

@@ -223,6 +223,9 @@ func (s *Store) Remove(ctx context.Context, rt *runtime.Runtime, c *Container, f
 			return err
 		}
 	}
+	if _, err := unmountAbandonedViews(c.dir); err != nil {
+		return fmt.Errorf("remove %s: %w", c.ShortID(), err)
+	}
 	if mounted, err := mountinfo.Mounted(filepath.Join(c.Spec.BundleDir, "rootfs")); err == nil && mounted {
 		return fmt.Errorf("remove %s: its root filesystem is still mounted at %s/rootfs: unmount it and retry", c.ShortID(), c.Spec.BundleDir)
 	}

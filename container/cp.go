@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/moby/sys/mountinfo"
+	"golang.org/x/sys/unix"
 	"io"
 	"io/fs"
 	"os"
@@ -88,7 +90,8 @@ func (c *Container) rootfs(write bool) (string, func(), error) {
 
 // layersView mounts c's image layers with its upper dir on top, read-only, in c's directory.
 func (c *Container) layersView() (string, func(), error) {
-	dir, err := os.MkdirTemp(c.dir, ".cp-")
+	// The name says whose view it is, so that a Remove can unmount what a killed kiln left.
+	dir, err := os.MkdirTemp(c.dir, fmt.Sprintf("%s%d-%d-", viewPrefix, os.Getpid(), procStart(os.Getpid())))
 	if err != nil {
 		return "", nil, err
 	}
@@ -98,9 +101,46 @@ func (c *Container) layersView() (string, func(), error) {
 		return "", nil, fmt.Errorf("mount %s's filesystem: %w", c.Name, err)
 	}
 	return rootfs, func() {
-		_ = unmount()
-		os.RemoveAll(dir)
+		if unmount() == nil { // never remove through a mount that stayed
+			os.RemoveAll(dir)
+		}
 	}, nil
+}
+
+// viewPrefix starts the name of a layersView dir: .cp-<pid>-<process start>-<random>.
+const viewPrefix = ".cp-"
+
+// unmountAbandonedViews unmounts the layersViews under dir (a container's directory, or one
+// being removed) whose kiln process is gone, and says whether anything is still mounted there.
+func unmountAbandonedViews(dir string) (stillMounted bool, err error) {
+	mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
+	if err != nil {
+		return false, fmt.Errorf("read mounts: %w", err)
+	}
+	slices.SortFunc(mounts, func(a, b *mountinfo.Info) int { return len(b.Mountpoint) - len(a.Mountpoint) }) // deepest first
+	for _, m := range mounts {
+		rel, err := filepath.Rel(dir, m.Mountpoint)
+		first, _, _ := strings.Cut(rel, string(filepath.Separator))
+		if err != nil || !strings.HasPrefix(first, viewPrefix) || viewOwnerAlive(first) {
+			stillMounted = true
+			continue
+		}
+		if err := unix.Unmount(m.Mountpoint, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
+			return true, fmt.Errorf("unmount %s: %w", m.Mountpoint, err)
+		}
+	}
+	return stillMounted, nil
+}
+
+// viewOwnerAlive reads the owner out of a layersView dir's name; a name it cannot read counts as alive.
+func viewOwnerAlive(name string) bool {
+	f := strings.SplitN(strings.TrimPrefix(name, viewPrefix), "-", 3)
+	if len(f) < 3 {
+		return true
+	}
+	pid, err1 := strconv.Atoi(f[0])
+	start, err2 := strconv.ParseUint(f[1], 10, 64)
+	return err1 != nil || err2 != nil || processAlive(pid, start)
 }
 
 // copyTree copies src in srcRoot to dst in dstRoot ("/" is the host), or to w as a tar when dst is "-".

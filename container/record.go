@@ -13,51 +13,81 @@ import (
 
 // recordVersion is the format of container.json that this kiln writes. Version 0 (no
 // "version" key) is the first release's, a serialized runtime.Spec; it is read and migrated.
-const recordVersion = 1
+// Version 2 added labels, the stop timeout, host access and more limits (docker's run flags):
+// a version 1 record is a version 2 one without them, and a kiln that reads only version 1
+// refuses version 2 rather than run a container without, say, its --device or --ulimit.
+const recordVersion = 2
 
 // record is container.json: kiln's own versioned format, so that renaming a field of a Go
 // API type (runtime.Spec) never breaks existing containers.
 type record struct {
-	Version     int           `json:"version"`
-	ID          string        `json:"id"`
-	Name        string        `json:"name,omitempty"`
-	Image       string        `json:"image"`
-	ImageDigest string        `json:"imageDigest,omitempty"` // the manifest the container's lease keeps
-	Args        []string      `json:"args"`
-	Created     time.Time     `json:"created"`
-	Restart     RestartPolicy `json:"restartPolicy"`
-	StopSignal  string        `json:"stopSignal,omitempty"`
-	AutoRemove  bool          `json:"autoRemove,omitempty"`
-	Spec        recordSpec    `json:"spec"`
-	Healthcheck *recordHealth `json:"healthcheck,omitempty"`
-	CreateCmd   []string      `json:"createCommand,omitempty"`
-	CreateDir   string        `json:"createDir,omitempty"`
+	Version     int               `json:"version"`
+	ID          string            `json:"id"`
+	Name        string            `json:"name,omitempty"`
+	Image       string            `json:"image"`
+	ImageDigest string            `json:"imageDigest,omitempty"` // the manifest the container's lease keeps
+	Args        []string          `json:"args"`
+	Created     time.Time         `json:"created"`
+	Restart     RestartPolicy     `json:"restartPolicy"`
+	StopSignal  string            `json:"stopSignal,omitempty"`
+	AutoRemove  bool              `json:"autoRemove,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	StopTimeout *int              `json:"stopTimeout,omitempty"` // seconds
+	Exposed     []string          `json:"exposed,omitempty"`
+	Spec        recordSpec        `json:"spec"`
+	Healthcheck *recordHealth     `json:"healthcheck,omitempty"`
+	CreateCmd   []string          `json:"createCommand,omitempty"`
+	CreateDir   string            `json:"createDir,omitempty"`
 }
 
 // recordSpec is the stored part of runtime.Spec: everything but streams and debug output.
 type recordSpec struct {
-	Lower          []string        `json:"lower"`
-	Upper          string          `json:"upper"`
-	Work           string          `json:"work"`
-	BundleDir      string          `json:"bundleDir"`
-	Env            []string        `json:"env,omitempty"`
-	Cwd            string          `json:"cwd,omitempty"`
-	User           string          `json:"user,omitempty"`
-	Hostname       string          `json:"hostname,omitempty"`
-	Mounts         []recordMount   `json:"mounts,omitempty"`
-	ReadOnlyRootfs bool            `json:"readOnlyRootfs,omitempty"`
-	Network        string          `json:"network"` // none, host, bridge or slirp4netns
-	Ports          []recordPort    `json:"ports,omitempty"`
-	BridgeName     string          `json:"bridgeName,omitempty"`
-	BridgeSubnet   string          `json:"bridgeSubnet,omitempty"`
-	Resources      recordResources `json:"resources,omitzero"`
-	CapAdd         []string        `json:"capAdd,omitempty"`
-	CapDrop        []string        `json:"capDrop,omitempty"`
-	NewPrivileges  bool            `json:"newPrivileges,omitempty"`
-	Seccomp        string          `json:"seccomp"` // default, unconfined or profile
-	SeccompProfile string          `json:"seccompProfile,omitempty"`
-	Terminal       bool            `json:"terminal,omitempty"`
-	StopGraceNS    int64           `json:"stopGraceNs,omitempty"`
+	Lower          []string         `json:"lower"`
+	Upper          string           `json:"upper"`
+	Work           string           `json:"work"`
+	BundleDir      string           `json:"bundleDir"`
+	Env            []string         `json:"env,omitempty"`
+	Cwd            string           `json:"cwd,omitempty"`
+	User           string           `json:"user,omitempty"`
+	Hostname       string           `json:"hostname,omitempty"`
+	Mounts         []recordMount    `json:"mounts,omitempty"`
+	ReadOnlyRootfs bool             `json:"readOnlyRootfs,omitempty"`
+	Network        string           `json:"network"` // none, host, bridge or slirp4netns
+	Ports          []recordPort     `json:"ports,omitempty"`
+	BridgeName     string           `json:"bridgeName,omitempty"`
+	BridgeSubnet   string           `json:"bridgeSubnet,omitempty"`
+	Resources      recordResources  `json:"resources,omitzero"`
+	CapAdd         []string         `json:"capAdd,omitempty"`
+	CapDrop        []string         `json:"capDrop,omitempty"`
+	NewPrivileges  bool             `json:"newPrivileges,omitempty"`
+	Seccomp        string           `json:"seccomp"` // default, unconfined or profile
+	SeccompProfile string           `json:"seccompProfile,omitempty"`
+	Terminal       bool             `json:"terminal,omitempty"`
+	StopGraceNS    int64            `json:"stopGraceNs,omitempty"`
+	HostAccess     recordHostAccess `json:"hostAccess,omitzero"`
+}
+
+// recordHostAccess is runtime.HostAccess; ulimits and extra hosts in their flag syntax.
+type recordHostAccess struct {
+	Init       bool              `json:"init,omitempty"`
+	Privileged bool              `json:"privileged,omitempty"`
+	Devices    []recordDevice    `json:"devices,omitempty"`
+	HostPID    bool              `json:"hostPid,omitempty"`
+	HostIPC    bool              `json:"hostIpc,omitempty"`
+	Ulimits    []string          `json:"ulimits,omitempty"`
+	GroupAdd   []string          `json:"groupAdd,omitempty"`
+	Sysctls    map[string]string `json:"sysctls,omitempty"`
+	ShmSize    int64             `json:"shmSize,omitempty"`
+	ExtraHosts []string          `json:"extraHosts,omitempty"`
+	DNS        []string          `json:"dns,omitempty"`
+	DNSSearch  []string          `json:"dnsSearch,omitempty"`
+	DNSOptions []string          `json:"dnsOptions,omitempty"`
+}
+
+type recordDevice struct {
+	Host        string `json:"host"`
+	Container   string `json:"container,omitempty"`
+	Permissions string `json:"permissions,omitempty"`
 }
 
 type recordMount struct {
@@ -76,9 +106,11 @@ type recordPort struct {
 }
 
 type recordResources struct {
-	Memory    int64   `json:"memory,omitempty"`
-	CPUs      float64 `json:"cpus,omitempty"`
-	PidsLimit int64   `json:"pidsLimit,omitempty"`
+	Memory     int64   `json:"memory,omitempty"`
+	CPUs       float64 `json:"cpus,omitempty"`
+	PidsLimit  int64   `json:"pidsLimit,omitempty"`
+	MemorySwap int64   `json:"memorySwap,omitempty"`
+	CpusetCPUs string  `json:"cpusetCpus,omitempty"`
 }
 
 // Names of the enums on disk; an index is the runtime's value.
@@ -108,15 +140,17 @@ func enumValue[T ~int](names []string, s, what string) (T, error) {
 func toRecord(cfg Config) record {
 	sp := cfg.Spec
 	r := record{Version: recordVersion, ID: cfg.ID, Name: cfg.Name, Image: cfg.Image, Args: cfg.Args, Created: cfg.Created,
-		Restart: cfg.Restart, StopSignal: cfg.StopSignal, AutoRemove: cfg.AutoRemove}
+		Restart: cfg.Restart, StopSignal: cfg.StopSignal, AutoRemove: cfg.AutoRemove, Labels: cfg.Labels, StopTimeout: cfg.StopTimeout, Exposed: cfg.Exposed}
 	if cfg.ImageDigest != (v1.Hash{}) {
 		r.ImageDigest = cfg.ImageDigest.String()
 	}
 	r.Spec = recordSpec{Lower: sp.Lower, Upper: sp.Upper, Work: sp.Work, BundleDir: sp.BundleDir,
 		Env: sp.Env, Cwd: sp.Cwd, User: sp.User, Hostname: sp.Hostname, ReadOnlyRootfs: sp.ReadOnlyRootfs,
 		Network: enumName(networkNames, sp.Network), BridgeName: sp.Bridge.Name,
-		Resources: recordResources{Memory: sp.Resources.Memory, CPUs: sp.Resources.CPUs, PidsLimit: sp.Resources.PidsLimit},
-		CapAdd:    sp.CapAdd, CapDrop: sp.CapDrop, NewPrivileges: sp.NewPrivileges,
+		Resources: recordResources{Memory: sp.Resources.Memory, CPUs: sp.Resources.CPUs, PidsLimit: sp.Resources.PidsLimit,
+			MemorySwap: sp.Resources.MemorySwap, CpusetCPUs: sp.Resources.CpusetCPUs},
+		HostAccess: toRecordHostAccess(sp.HostAccess),
+		CapAdd:     sp.CapAdd, CapDrop: sp.CapDrop, NewPrivileges: sp.NewPrivileges,
 		Seccomp: enumName(seccompNames, sp.Seccomp), SeccompProfile: sp.SeccompProfile, Terminal: sp.Terminal,
 		StopGraceNS: int64(sp.StopGrace)}
 	if sp.Bridge.Subnet.IsValid() {
@@ -140,8 +174,11 @@ func toRecord(cfg Config) record {
 // config is the record in memory; it fails on values this kiln does not know.
 func (r record) config() (Config, error) {
 	cfg := Config{ID: r.ID, Name: r.Name, Image: r.Image, Args: r.Args, Created: r.Created, Restart: r.Restart,
-		StopSignal: r.StopSignal, AutoRemove: r.AutoRemove, Healthcheck: r.Healthcheck.config(),
-		CreateCommand: r.CreateCmd, CreateDir: r.CreateDir}
+		StopSignal: r.StopSignal, AutoRemove: r.AutoRemove, StopTimeout: r.StopTimeout, Exposed: r.Exposed,
+		Healthcheck: r.Healthcheck.config(), CreateCommand: r.CreateCmd, CreateDir: r.CreateDir}
+	if len(r.Labels) > 0 {
+		cfg.Labels = r.Labels
+	}
 	var err error
 	if r.ImageDigest != "" {
 		if cfg.ImageDigest, err = v1.NewHash(r.ImageDigest); err != nil {
@@ -151,9 +188,13 @@ func (r record) config() (Config, error) {
 	rs := r.Spec
 	sp := runtime.Spec{ID: r.ID, Lower: rs.Lower, Upper: rs.Upper, Work: rs.Work, BundleDir: rs.BundleDir,
 		Args: r.Args, Env: rs.Env, Cwd: rs.Cwd, User: rs.User, Hostname: rs.Hostname, ReadOnlyRootfs: rs.ReadOnlyRootfs,
-		Resources: runtime.Resources{Memory: rs.Resources.Memory, CPUs: rs.Resources.CPUs, PidsLimit: rs.Resources.PidsLimit},
-		CapAdd:    rs.CapAdd, CapDrop: rs.CapDrop, NewPrivileges: rs.NewPrivileges, SeccompProfile: rs.SeccompProfile,
+		Resources: runtime.Resources{Memory: rs.Resources.Memory, CPUs: rs.Resources.CPUs, PidsLimit: rs.Resources.PidsLimit,
+			MemorySwap: rs.Resources.MemorySwap, CpusetCPUs: rs.Resources.CpusetCPUs},
+		CapAdd: rs.CapAdd, CapDrop: rs.CapDrop, NewPrivileges: rs.NewPrivileges, SeccompProfile: rs.SeccompProfile,
 		Terminal: rs.Terminal, StopGrace: time.Duration(rs.StopGraceNS)}
+	if sp.HostAccess, err = rs.HostAccess.hostAccess(); err != nil {
+		return cfg, err
+	}
 	if sp.Network, err = enumValue[runtime.NetworkMode](networkNames, rs.Network, "network"); err != nil {
 		return cfg, err
 	}
@@ -261,7 +302,7 @@ func decodeRecord(data []byte) (cfg Config, legacy bool, err error) {
 			return cfg, true, fmt.Errorf("first-release format: %w", err)
 		}
 		r, legacy = l.migrate(), true
-	case *head.Version == recordVersion:
+	case *head.Version == 1 || *head.Version == recordVersion:
 		if err := json.Unmarshal(data, &r); err != nil {
 			return cfg, false, err
 		}
@@ -273,4 +314,56 @@ func decodeRecord(data []byte) (cfg Config, legacy bool, err error) {
 	}
 	cfg, err = r.config()
 	return cfg, legacy, err
+}
+
+func toRecordHostAccess(h runtime.HostAccess) recordHostAccess {
+	r := recordHostAccess{Init: h.Init, Privileged: h.Privileged, HostPID: h.HostPID, HostIPC: h.HostIPC, GroupAdd: h.GroupAdd,
+		Sysctls: h.Sysctls, ShmSize: h.ShmSize, DNSSearch: h.DNS.Search, DNSOptions: h.DNS.Options}
+	for _, d := range h.Devices {
+		r.Devices = append(r.Devices, recordDevice{Host: d.Host, Container: d.Container, Permissions: d.Permissions})
+	}
+	for _, u := range h.Ulimits {
+		r.Ulimits = append(r.Ulimits, u.String())
+	}
+	for _, e := range h.ExtraHosts {
+		r.ExtraHosts = append(r.ExtraHosts, e.String())
+	}
+	for _, ip := range h.DNS.Servers {
+		r.DNS = append(r.DNS, ip.String())
+	}
+	return r
+}
+
+// hostAccess reads the stored host access back through the flags' own parsers.
+func (r recordHostAccess) hostAccess() (runtime.HostAccess, error) {
+	h := runtime.HostAccess{Init: r.Init, Privileged: r.Privileged, HostPID: r.HostPID, HostIPC: r.HostIPC, GroupAdd: r.GroupAdd,
+		ShmSize: r.ShmSize, DNS: runtime.DNS{Search: r.DNSSearch, Options: r.DNSOptions}}
+	if len(r.Sysctls) > 0 {
+		h.Sysctls = r.Sysctls
+	}
+	for _, d := range r.Devices {
+		h.Devices = append(h.Devices, runtime.Device{Host: d.Host, Container: d.Container, Permissions: d.Permissions})
+	}
+	for _, v := range r.Ulimits {
+		u, err := runtime.ParseUlimit(v)
+		if err != nil {
+			return h, err
+		}
+		h.Ulimits = append(h.Ulimits, u)
+	}
+	for _, v := range r.ExtraHosts {
+		e, err := runtime.ParseAddHost(v)
+		if err != nil {
+			return h, err
+		}
+		h.ExtraHosts = append(h.ExtraHosts, e)
+	}
+	for _, v := range r.DNS {
+		ip, err := netip.ParseAddr(v)
+		if err != nil {
+			return h, fmt.Errorf("dns server: %w", err)
+		}
+		h.DNS.Servers = append(h.DNS.Servers, ip)
+	}
+	return h, nil
 }

@@ -22,7 +22,8 @@ func fullConfig() Config {
 	return Config{ID: strings.Repeat("ab", 32), Name: "web", Image: "busybox",
 		ImageDigest: v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("1", 64)}, Args: []string{"sh", "-c", "true"},
 		Created: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Restart: RestartPolicy{Name: RestartOnFailure, MaximumRetryCount: 3},
-		StopSignal: "SIGINT", AutoRemove: true,
+		StopSignal: "SIGINT", AutoRemove: true, Labels: map[string]string{"tier": "web"}, StopTimeout: ptr(7),
+		Exposed: []string{"53/udp", "80/tcp"},
 		Spec: runtime.Spec{ID: strings.Repeat("ab", 32), Lower: []string{"/s/l1", "/s/l2"}, Upper: "/c/upper", Work: "/c/work",
 			BundleDir: "/c/bundle", Args: []string{"sh", "-c", "true"}, Env: []string{"A=1"}, Cwd: "/w",
 			User: "1:2", Hostname: "h", ReadOnlyRootfs: true, Network: runtime.NetworkBridge,
@@ -30,9 +31,30 @@ func fullConfig() Config {
 				{Type: runtime.Bind, Source: "/src", Target: "/dst", ReadOnly: true}},
 			Ports:     []runtime.PortMapping{{HostIP: netip.MustParseAddr("127.0.0.1"), HostPort: 8080, ContainerPort: 80, Protocol: "udp"}},
 			Bridge:    runtime.Bridge{Name: "br9", Subnet: netip.MustParsePrefix("10.9.0.0/24")},
-			Resources: runtime.Resources{Memory: 1 << 20, CPUs: 1.5, PidsLimit: 9}, CapAdd: []string{"NET_ADMIN"}, CapDrop: []string{"ALL"},
+			Resources: runtime.Resources{Memory: 1 << 20, CPUs: 1.5, PidsLimit: 9, MemorySwap: -1, CpusetCPUs: "0"}, CapAdd: []string{"NET_ADMIN"}, CapDrop: []string{"ALL"},
 			NewPrivileges: true, Seccomp: runtime.SeccompProfileFile, SeccompProfile: "/p.json", Terminal: true,
-			StopGrace: 5 * time.Second},
+			StopGrace: 5 * time.Second,
+			HostAccess: runtime.HostAccess{Init: true, Privileged: true, HostPID: true, HostIPC: true,
+				Devices:  []runtime.Device{{Host: "/dev/fuse", Container: "/dev/f", Permissions: "rw"}},
+				Ulimits:  []runtime.Ulimit{{Name: "nofile", Soft: 1024, Hard: 2048}, {Name: "core", Soft: runtime.RlimitInfinity, Hard: runtime.RlimitInfinity}},
+				GroupAdd: []string{"audio", "44"}, Sysctls: map[string]string{"net.ipv4.ip_forward": "1"}, ShmSize: 1 << 27,
+				ExtraHosts: []runtime.HostEntry{{Name: "db", IP: netip.MustParseAddr("10.0.0.5")}, {Name: "gw", Gateway: true}},
+				DNS:        runtime.DNS{Servers: []netip.Addr{netip.MustParseAddr("9.9.9.9")}, Search: []string{"example.com"}, Options: []string{"ndots:2"}}}},
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// A version 1 record (before docker's run flags) reads as a container without them.
+func TestRecordReadsVersion1(t *testing.T) {
+	cfg, legacy, err := decodeRecord([]byte(`{"version": 1, "id": "x", "image": "busybox", "args": ["true"], "stopSignal": "SIGINT",
+		"spec": {"network": "none", "seccomp": "default", "resources": {"memory": 7340032}}}`))
+	if err != nil || legacy {
+		t.Fatalf("version 1 record: legacy=%v %v", legacy, err)
+	}
+	if cfg.StopSignal != "SIGINT" || cfg.Spec.Resources.Memory != 7<<20 || cfg.Labels != nil || cfg.StopTimeout != nil ||
+		!reflect.DeepEqual(cfg.Spec.HostAccess, runtime.HostAccess{}) {
+		t.Errorf("version 1 record read as %+v", cfg)
 	}
 }
 
@@ -53,7 +75,7 @@ func TestRecordRoundTrip(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("round trip:\n got %+v\nwant %+v", got, want)
 	}
-	if !strings.Contains(string(data), `"version": 1`) || strings.Contains(string(data), `"Stdin"`) {
+	if !strings.Contains(string(data), `"version": 2`) || strings.Contains(string(data), `"Stdin"`) {
 		t.Errorf("record is not the versioned format:\n%s", data)
 	}
 }

@@ -121,12 +121,18 @@ func (s *Store) Create(ctx context.Context, cfg Config) (*Container, error) {
 			return nil, fmt.Errorf("image %s: a layer was removed while the container was being created; run it again: %w", cfg.Image, err)
 		}
 	}
+	undo, err := s.attachVolumes(ctx, &cfg)
+	if err != nil {
+		return nil, err
+	}
 	c := &Container{Config: cfg, dir: filepath.Join(s.dir, cfg.ID)}
 	if err := st.PutLease(c.lease(st)); err != nil {
+		undo()
 		return nil, err
 	}
 	if err := s.materialize(c); err != nil {
 		_ = st.DeleteLease(c.leaseID())
+		undo()
 		return nil, err
 	}
 	return c, nil
@@ -149,7 +155,9 @@ func (s *Store) sweep() {
 		p := filepath.Join(s.dir, name)
 		switch {
 		case strings.HasPrefix(name, ".new-"), strings.HasPrefix(name, ".rm-"):
-			_ = os.RemoveAll(p)
+			if mounted, err := unmountAbandonedViews(p); err == nil && !mounted {
+				_ = os.RemoveAll(p) // never through a mount
+			}
 		case !strings.HasPrefix(name, "."):
 			if fi, err := os.Stat(filepath.Join(p, configFile)); err == nil && fi.Size() == 0 {
 				gone := filepath.Join(s.dir, ".rm-"+name)

@@ -5,8 +5,6 @@ import (
 	"math"
 	"slices"
 	"strings"
-
-	"github.com/kiln-build/kiln/runtime"
 )
 
 // UnitOptions say how SystemdUnit writes a container's unit.
@@ -48,10 +46,7 @@ func SystemdUnit(c *Container, o UnitOptions) (string, []byte, error) {
 	if c.AutoRemove && !o.New {
 		return "", nil, fmt.Errorf("container %s was run with --rm: it is removed when it exits, so it cannot be started at boot", ref)
 	}
-	grace := c.Spec.StopGrace
-	if grace <= 0 {
-		grace = runtime.DefaultStopGrace
-	}
+	grace := c.StopTimeoutOr(nil)
 	stopSecs := int(math.Ceil(grace.Seconds()))
 	name := "container-" + ref + ".service"
 	kiln := systemdQuote(o.Kiln)

@@ -6,14 +6,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite testdata golden files")
 
 func TestSystemdUnitGolden(t *testing.T) {
 	c := &Container{Config: Config{ID: strings.Repeat("ab", 32), Name: "web", Restart: RestartPolicy{Name: RestartUnlessStopped}}}
-	c.Spec.StopGrace = 20 * time.Second
+	twenty := 20
+	c.StopTimeout = &twenty
 	kiln := []string{"/usr/local/bin/kiln", "--root", "/srv/kiln store", "--runtime", "crun"}
 	name, unit, err := SystemdUnit(c, UnitOptions{Kiln: kiln, UseName: true})
 	if err != nil {
@@ -34,12 +34,12 @@ func TestSystemdUnitGolden(t *testing.T) {
 	}
 
 	// By id, with the policy given and the default stop timeout.
-	c.Restart, c.Spec.StopGrace = RestartPolicy{Name: RestartNo}, 0
+	c.Restart, c.StopTimeout = RestartPolicy{Name: RestartNo}, nil
 	name, unit, err = SystemdUnit(c, UnitOptions{Kiln: []string{"/k"}, RestartPolicy: "on-abnormal"})
 	if err != nil || name != "container-"+c.ID+".service" {
 		t.Fatalf("by id: %s, %v", name, err)
 	}
-	for _, line := range []string{"Restart=on-abnormal\n", "ExecStart=/k start -a " + c.ID + "\n", "ExecStop=/k stop -t 3 " + c.ID + "\n", "TimeoutStopSec=63\n"} {
+	for _, line := range []string{"Restart=on-abnormal\n", "ExecStart=/k start -a " + c.ID + "\n", "ExecStop=/k stop -t 10 " + c.ID + "\n", "TimeoutStopSec=70\n"} {
 		if !strings.Contains(string(unit), line) {
 			t.Errorf("unit lacks %q:\n%s", line, unit)
 		}

@@ -2,9 +2,12 @@ package registry
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"strings"
 	"time"
@@ -285,11 +288,34 @@ func (o *options) importCache(ctx context.Context, s *cache.Store, spec CacheSpe
 	if err != nil {
 		return CacheImport{}, err
 	}
-	img, err := o.remoteImage(ctx, ep)
+	img, err := o.remoteCacheImage(ctx, ep)
 	if err != nil {
 		return CacheImport{}, fmt.Errorf("import cache: %w", explain(err, n.Short(), n.Registry()))
 	}
 	return importEntries(s, img, ep.ref.Context().Name(), n.Short())
+}
+
+// remoteCacheImage is the cache image ep names; an image pushed with an inline cache and
+// attestations is an index of the image and its attestations, whose image holds the cache.
+func (o *options) remoteCacheImage(ctx context.Context, ep endpoint) (v1.Image, error) {
+	desc, err := remote.Get(ep.ref, o.remoteOptions(ctx, ep.insecure)...)
+	if err != nil {
+		return nil, err
+	}
+	if desc.MediaType.IsIndex() {
+		idx, err := desc.ImageIndex()
+		if err != nil {
+			return nil, err
+		}
+		im, err := idx.IndexManifest()
+		if err != nil {
+			return nil, err
+		}
+		if child, ok := cache.AttestedImage(im); ok {
+			return idx.Image(child.Digest)
+		}
+	}
+	return o.imageOf(desc, ep)
 }
 
 // importEntries records img's cache entries, naming repo as where its layers live. A bad
@@ -375,8 +401,32 @@ func (f fetcher) Fetch(ctx context.Context, b cache.RemoteBlob) (io.ReadCloser, 
 	if err != nil {
 		return nil, err
 	}
-	return l.Compressed()
+	rc, err := l.Compressed()
+	if err != nil {
+		return nil, err
+	}
+	return &corruptCheck{rc: rc, want: b.Desc.Digest, h: sha256.New()}, nil
 }
+
+// corruptCheck tells a corrupt blob from a failed download: go-containerregistry reports a
+// digest mismatch as a plain read error at the end, and the store must know that the bytes
+// came whole and wrong (cache.ErrDigest: the cache entry is bad) rather than cut short.
+type corruptCheck struct {
+	rc   io.ReadCloser
+	want v1.Hash
+	h    hash.Hash
+}
+
+func (c *corruptCheck) Read(p []byte) (int, error) {
+	n, err := c.rc.Read(p)
+	c.h.Write(p[:n])
+	if err != nil && err != io.EOF && c.want.Algorithm == "sha256" && "sha256:"+hex.EncodeToString(c.h.Sum(nil)) != c.want.String() {
+		return n, fmt.Errorf("blob %s: %w: %v", c.want, cache.ErrDigest, err)
+	}
+	return n, err
+}
+
+func (c *corruptCheck) Close() error { return c.rc.Close() }
 
 // blobSource streams one blob.
 type blobSource interface {

@@ -90,6 +90,11 @@ func (o *options) remoteImage(ctx context.Context, ep endpoint) (v1.Image, error
 	if err != nil {
 		return nil, err
 	}
+	return o.imageOf(desc, ep)
+}
+
+// imageOf is the image a fetched manifest is, or the configured platform's image of an index.
+func (o *options) imageOf(desc *remote.Descriptor, ep endpoint) (v1.Image, error) {
 	switch {
 	case desc.MediaType.IsIndex():
 		img, err := desc.Image() // go-containerregistry picks by WithPlatform

@@ -53,37 +53,79 @@ func (o *options) push(ctx context.Context, s *cache.Store, desc v1.Descriptor, 
 		return v1.Descriptor{}, err
 	}
 	if desc.MediaType.IsIndex() {
-		idx, err := s.Index(desc.Digest)
-		if err != nil {
-			return v1.Descriptor{}, err
-		}
-		if err := pusher.Push(ctx, ep.ref, idx); err != nil {
-			return v1.Descriptor{}, err
-		}
-		return desc, nil
+		return o.pushIndex(ctx, s, pusher, desc, ep)
 	}
 	stored, err := s.Image(desc.Digest)
 	if err != nil {
 		return v1.Descriptor{}, err
 	}
-	img, err := o.encodeForPush(ctx, s, stored)
+	_, d, err := o.pushImage(ctx, s, pusher, stored, ep, false)
+	return d, err
+}
+
+// pushIndex pushes a stored index. An image with attestations goes as BuildKit pushes it:
+// the image (re-encoded as asked), then the index with the attestation manifest, whose
+// subject also makes it an OCI 1.1 referrer of the image (kept in the referrers tag where
+// the registry has no referrers API).
+func (o *options) pushIndex(ctx context.Context, s *cache.Store, pusher *remote.Pusher, desc v1.Descriptor, ep endpoint) (v1.Descriptor, error) {
+	if sts, err := s.Attestations(desc); err == nil && len(sts) > 0 {
+		stored, err := s.Image(desc.Digest) // the attested image
+		if err != nil {
+			return v1.Descriptor{}, err
+		}
+		before, err := stored.Digest()
+		if err != nil {
+			return v1.Descriptor{}, err
+		}
+		img, pushed, err := o.pushImage(ctx, s, pusher, stored, ep, true)
+		if err != nil {
+			return v1.Descriptor{}, err
+		}
+		if pushed.Digest != before {
+			// Re-encoded: the attestations are about the manifest the registry now has.
+			if _, err := s.WriteImage(ctx, img); err != nil {
+				return v1.Descriptor{}, err
+			}
+			if desc, err = s.Reattach(ctx, desc, pushed); err != nil {
+				return v1.Descriptor{}, err
+			}
+		}
+	}
+	idx, err := s.Index(desc.Digest)
 	if err != nil {
 		return v1.Descriptor{}, err
+	}
+	if err := pusher.Push(ctx, ep.ref, idx); err != nil {
+		return v1.Descriptor{}, err
+	}
+	return desc, nil
+}
+
+// pushImage pushes one stored image, re-encoded as asked, to ep's tag or (byDigest, as an
+// index's child) to its own digest, and returns what it pushed.
+func (o *options) pushImage(ctx context.Context, s *cache.Store, pusher *remote.Pusher, stored v1.Image, ep endpoint, byDigest bool) (v1.Image, v1.Descriptor, error) {
+	img, err := o.encodeForPush(ctx, s, stored)
+	if err != nil {
+		return nil, v1.Descriptor{}, err
+	}
+	d, err := partial.Descriptor(img)
+	if err != nil {
+		return nil, v1.Descriptor{}, err
+	}
+	ref := ep.ref
+	if byDigest {
+		ref = ep.ref.Context().Digest(d.Digest.String())
 	}
 	rep := reporter{f: o.progress, ref: ep.ref.String()}
 	digests, err := o.pushLayers(ctx, s, pusher, img, ep.ref.Context(), rep)
 	if err != nil {
-		return v1.Descriptor{}, err
+		return nil, v1.Descriptor{}, err
 	}
-	if err := pusher.Push(ctx, ep.ref, img); err != nil { // config, then the manifest
-		return v1.Descriptor{}, err
+	if err := pusher.Push(ctx, ref, img); err != nil { // config, then the manifest
+		return nil, v1.Descriptor{}, err
 	}
 	recordBlobs(s, digests, ep.ref.Context().Name())
-	d, err := partial.Descriptor(img)
-	if err != nil {
-		return v1.Descriptor{}, err
-	}
-	return *d, nil
+	return img, *d, nil
 }
 
 // pushLayers uploads (or mounts) every layer, a bounded few at a time.

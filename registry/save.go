@@ -81,15 +81,10 @@ func SaveImage(ctx context.Context, s *cache.Store, manifest v1.Hash, names []ca
 	if err != nil {
 		return fmt.Errorf("save %s: %w", manifest, err)
 	}
-	size, err := img.Size()
+	desc, err := s.Descriptor(manifest)
 	if err != nil {
-		return err
+		return fmt.Errorf("save %s: %w", manifest, err)
 	}
-	mt, err := img.MediaType()
-	if err != nil {
-		return err
-	}
-	desc := v1.Descriptor{MediaType: mt, Digest: manifest, Size: size}
 	images := []saved{{desc: desc, img: img}}
 	if len(names) > 0 {
 		images = images[:0]
@@ -175,15 +170,43 @@ func writeOCIArchive(ctx context.Context, s *cache.Store, images []saved, w io.W
 	return nil
 }
 
-// writeImageBlobs adds an image's layers, config and manifest, each blob once.
+// writeImageBlobs adds an image's layers, config and manifest, each blob once; for an image
+// with attestations, the index, the image and the attestation manifests.
 func writeImageBlobs(ctx context.Context, s *cache.Store, tw *tar.Writer, im saved, written map[v1.Hash]bool) error {
-	m, err := im.img.Manifest()
-	if err != nil {
-		return fmt.Errorf("save %s: %w", im.desc.Digest, err)
+	var blobs []v1.Descriptor
+	manifests := []v1.Hash{im.desc.Digest}
+	if im.desc.MediaType.IsIndex() {
+		idx, err := s.Index(im.desc.Digest)
+		if err != nil {
+			return fmt.Errorf("save %s: %w", im.desc.Digest, err)
+		}
+		ix, err := idx.IndexManifest()
+		if err != nil {
+			return fmt.Errorf("save %s: %w", im.desc.Digest, err)
+		}
+		manifests = manifests[:0]
+		for _, c := range ix.Manifests {
+			manifests = append(manifests, c.Digest)
+		}
 	}
-	blobs := []v1.Descriptor{}
-	blobs = append(blobs, m.Layers...)
-	blobs = append(blobs, m.Config, im.desc)
+	for _, h := range manifests {
+		img := im.img
+		if h != im.desc.Digest {
+			var err error
+			if img, err = s.Image(h); err != nil {
+				return fmt.Errorf("save %s: %w", im.desc.Digest, err)
+			}
+		}
+		m, err := img.Manifest()
+		if err != nil {
+			return fmt.Errorf("save %s: %w", h, err)
+		}
+		blobs = append(blobs, m.Layers...)
+		blobs = append(blobs, m.Config, v1.Descriptor{Digest: h})
+	}
+	if im.desc.MediaType.IsIndex() {
+		blobs = append(blobs, im.desc)
+	}
 	for _, d := range blobs {
 		if err := ctx.Err(); err != nil {
 			return err

@@ -43,6 +43,9 @@ func (c *Container) ID() string { return c.id }
 // container runs (its init pid is known) or has already exited. Cancelling ctx stops the
 // container (SIGTERM, then SIGKILL after s.StopGrace) and tears it down; Wait reports the end.
 func (rt *Runtime) Start(ctx context.Context, s Spec) (*Container, error) {
+	if rt.isolation == IsolationChroot {
+		return nil, ErrChrootNoContainers
+	}
 	if err := checkSpec(s); err != nil {
 		return nil, err
 	}
@@ -52,6 +55,9 @@ func (rt *Runtime) Start(ctx context.Context, s Spec) (*Container, error) {
 	}
 	s.stateDir, s.rootless = rt.stateDir, rt.isolation == IsolationRootless
 	if err := checkRootless(s); err != nil {
+		return nil, err
+	}
+	if err := checkHostAccess(s); err != nil {
 		return nil, err
 	}
 	teardown, err := rt.prepare(ctx, r, &s)

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -18,9 +19,11 @@ import (
 
 // etcMounts writes /etc/hostname, /etc/hosts and /etc/resolv.conf into the bundle and returns the
 // bind mounts that place them, as docker does. With the host network the last two are copies of
-// the host's: the container may change its own, never the host's (issue 10.1).
-func etcMounts(bundle, hostname string, network NetworkMode, ip netip.Addr, readOnly bool) ([]specs.Mount, error) {
-	hosts, resolv := isolatedHosts(hostname, ip), isolatedResolvConf(network == NetworkBridge)
+// the host's: the container may change its own, never the host's (issue 10.1). --add-host and
+// --dns* lines go into these copies.
+func etcMounts(s Spec, hostname string) ([]specs.Mount, error) {
+	network := s.Network
+	hosts, resolv := isolatedHosts(hostname, s.ip), isolatedResolvConf(network == NetworkBridge)
 	if network == NetworkSlirp {
 		resolv = []byte("nameserver " + slirpDNS.String() + "\n") // slirp4netns forwards it to the host's resolver
 	}
@@ -33,6 +36,12 @@ func etcMounts(bundle, hostname string, network NetworkMode, ip netip.Addr, read
 			return nil, err
 		}
 	}
+	if hosts != nil || len(s.ExtraHosts) > 0 {
+		hosts = append(hosts, extraHosts(s)...)
+	}
+	if resolv != nil || !s.DNS.empty() {
+		resolv = s.DNS.apply(resolv)
+	}
 	files := []struct {
 		name string
 		data []byte
@@ -42,12 +51,12 @@ func etcMounts(bundle, hostname string, network NetworkMode, ip netip.Addr, read
 		if f.data == nil {
 			continue // the host has none: neither has the container
 		}
-		src := filepath.Join(bundle, f.name)
+		src := filepath.Join(s.BundleDir, f.name)
 		if err := writeRunFile(src, f.data); err != nil {
 			return nil, err
 		}
 		opts := []string{"rbind", "rprivate"}
-		if readOnly {
+		if s.ReadOnlyRootfs {
 			opts = append(opts, "ro")
 		}
 		out = append(out, specs.Mount{Destination: "/etc/" + f.name, Type: "bind", Source: src, Options: opts})
@@ -108,6 +117,53 @@ func isolatedResolvConf(fallback bool) []byte {
 		out.WriteString("nameserver 8.8.8.8\nnameserver 8.8.4.4\n")
 	}
 	return append([]byte{}, out.Bytes()...) // never nil: an empty file is still the container's own
+}
+
+// extraHosts are the --add-host lines; host-gateway is the host as the network reaches it.
+func extraHosts(s Spec) []byte {
+	var out []byte
+	for _, h := range s.ExtraHosts {
+		ip := h.IP
+		if h.Gateway {
+			ip = netip.AddrFrom4([4]byte{127, 0, 0, 1}) // the host network: the host is here
+			if s.Network == NetworkBridge {
+				b := s.Bridge
+				if b.Name == "" {
+					b = DefaultBridge
+				}
+				ip = b.gateway()
+			}
+		}
+		out = fmt.Appendf(out, "%s\t%s\n", ip, h.Name)
+	}
+	return out
+}
+
+func (d DNS) empty() bool { return len(d.Servers) == 0 && len(d.Search) == 0 && len(d.Options) == 0 }
+
+// apply replaces the nameserver, search and options lines of resolv.conf that d sets, keeping
+// the others (comments, sortlist), as docker's --dns, --dns-search and --dns-option do.
+func (d DNS) apply(resolv []byte) []byte {
+	var out bytes.Buffer
+	sc := bufio.NewScanner(bytes.NewReader(resolv))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) > 0 && ((f[0] == "nameserver" && len(d.Servers) > 0) ||
+			((f[0] == "search" || f[0] == "domain") && len(d.Search) > 0) || (f[0] == "options" && len(d.Options) > 0)) {
+			continue
+		}
+		out.WriteString(sc.Text() + "\n")
+	}
+	for _, ip := range d.Servers {
+		fmt.Fprintf(&out, "nameserver %s\n", ip)
+	}
+	if search := slices.DeleteFunc(slices.Clone(d.Search), func(s string) bool { return s == "." }); len(search) > 0 {
+		fmt.Fprintf(&out, "search %s\n", strings.Join(search, " "))
+	}
+	if len(d.Options) > 0 {
+		fmt.Fprintf(&out, "options %s\n", strings.Join(d.Options, " "))
+	}
+	return append([]byte{}, out.Bytes()...)
 }
 
 // writeFileAtomic writes via temp file, fsync and rename so no half-written file is visible.

@@ -27,7 +27,7 @@ func filesDir(stateDir, id string) string { return filepath.Join(stateDir, "file
 // them; nothing when there are none. The owner record must exist first: Cleanup finds the tmpfs
 // through it.
 func mountFiles(s Spec) ([]Mount, error) {
-	if len(s.Files) == 0 {
+	if len(s.Files) == 0 && len(s.SecretEnv) == 0 {
 		return nil, nil
 	}
 	dir := filesDir(s.stateDir, s.ID)
@@ -37,6 +37,9 @@ func mountFiles(s Spec) ([]Mount, error) {
 	size := 4096
 	for _, f := range s.Files {
 		size += len(f.Data) + 4096
+	}
+	if len(s.SecretEnv) > 0 {
+		size += 1 << 20 // config.json
 	}
 	opts := "mode=0700,size=" + strconv.Itoa(size)
 	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, opts); err != nil {

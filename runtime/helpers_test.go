@@ -99,6 +99,7 @@ func run(t testing.TB, s Spec) (ExitStatus, string) {
 }
 
 func TestMain(m *testing.M) {
+	ChrootHook() // chroot-rung tests re-execute the test binary, as kiln re-executes itself
 	code := m.Run()
 	if busyboxLower != "" {
 		os.RemoveAll(busyboxLower)

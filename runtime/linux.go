@@ -7,11 +7,14 @@ import (
 // cpuPeriod is the CFS period docker uses for --cpus, in microseconds.
 const cpuPeriod = 100000
 
-// linuxConfig sets namespaces, masked paths, device rules and cgroup limits.
-func linuxConfig(s Spec) *specs.Linux {
-	ns := []specs.LinuxNamespace{
-		{Type: specs.MountNamespace}, {Type: specs.PIDNamespace}, {Type: specs.UTSNamespace},
-		{Type: specs.IPCNamespace}, {Type: specs.CgroupNamespace},
+// linuxConfig sets namespaces, masked paths, devices, sysctls and cgroup limits.
+func linuxConfig(s Spec) (*specs.Linux, error) {
+	ns := []specs.LinuxNamespace{{Type: specs.MountNamespace}, {Type: specs.UTSNamespace}, {Type: specs.CgroupNamespace}}
+	if !s.HostPID {
+		ns = append(ns, specs.LinuxNamespace{Type: specs.PIDNamespace})
+	}
+	if !s.HostIPC {
+		ns = append(ns, specs.LinuxNamespace{Type: specs.IPCNamespace})
 	}
 	switch s.Network {
 	case NetworkHost:
@@ -20,16 +23,20 @@ func linuxConfig(s Spec) *specs.Linux {
 	default:
 		ns = append(ns, specs.LinuxNamespace{Type: specs.NetworkNamespace})
 	}
-	if s.rootless { // no cgroup the user may create (checkRootless refused limits)
-		return &specs.Linux{Namespaces: ns, MaskedPaths: maskedPaths, ReadonlyPaths: readonlyPaths}
+	l := &specs.Linux{Namespaces: ns, MaskedPaths: maskedPaths, ReadonlyPaths: readonlyPaths, Sysctl: s.Sysctls}
+	if s.Privileged { // docker's --privileged: the container sees every kernel interface
+		l.MaskedPaths, l.ReadonlyPaths = nil, nil
 	}
-	return &specs.Linux{
-		Namespaces:    ns,
-		CgroupsPath:   cgroupsPath(s.ID),
-		Resources:     resources(s.Resources),
-		MaskedPaths:   maskedPaths,
-		ReadonlyPaths: readonlyPaths,
+	if s.rootless { // no cgroup the user may create (checkRootless refused limits and devices)
+		return l, nil
 	}
+	devs, rules, err := specDevices(s)
+	if err != nil {
+		return nil, err
+	}
+	l.CgroupsPath, l.Resources, l.Devices = cgroupsPath(s.ID), resources(s.Resources), devs
+	l.Resources.Devices = append(l.Resources.Devices, rules...)
+	return l, nil
 }
 
 // resources converts limits and adds docker's default device cgroup rules.
@@ -37,11 +44,21 @@ func resources(r Resources) *specs.LinuxResources {
 	out := &specs.LinuxResources{Devices: deviceRules()}
 	if r.Memory > 0 {
 		mem := r.Memory
-		out.Memory = &specs.LinuxMemory{Limit: &mem, Swap: &mem}
+		swap := mem
+		if r.MemorySwap != 0 {
+			swap = r.MemorySwap // -1 is unlimited in the OCI spec too
+		}
+		out.Memory = &specs.LinuxMemory{Limit: &mem, Swap: &swap}
 	}
 	if r.CPUs > 0 {
 		quota, period := int64(r.CPUs*cpuPeriod), uint64(cpuPeriod)
 		out.CPU = &specs.LinuxCPU{Quota: &quota, Period: &period}
+	}
+	if r.CpusetCPUs != "" {
+		if out.CPU == nil {
+			out.CPU = &specs.LinuxCPU{}
+		}
+		out.CPU.Cpus = r.CpusetCPUs
 	}
 	if r.PidsLimit > 0 {
 		limit := r.PidsLimit

@@ -64,7 +64,7 @@ func startPause(ctx context.Context, maps RootlessMaps) (int, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNS, Setsid: true}
 	if err := cmd.Start(); err != nil {
 		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EINVAL) {
-			return 0, fmt.Errorf("the kernel refused a user namespace (%w): enable unprivileged user namespaces (sysctl user.max_user_namespaces, kernel.unprivileged_userns_clone), or run kiln as root", err)
+			return 0, fmt.Errorf("the kernel refused a user namespace (%w): enable unprivileged user namespaces (sysctl user.max_user_namespaces, kernel.unprivileged_userns_clone; in a container, a seccomp profile that allows them, or Kubernetes hostUsers: false), or run kiln as root (in a container without them, root gets chroot isolation, which needs CAP_SYS_CHROOT)", err)
 		}
 		return 0, fmt.Errorf("start kiln in a user namespace: %w", err)
 	}

@@ -15,6 +15,9 @@ import (
 // after s.StopGrace); the rootfs is unmounted and the runtime state removed in every case. The
 // error reports kiln's or the runtime's failures and cancellation, never a non-zero exit.
 func (rt *Runtime) Run(ctx context.Context, s Spec) (ExitStatus, error) {
+	if rt.isolation == IsolationChroot {
+		return rt.runChroot(ctx, s)
+	}
 	c, err := rt.Start(ctx, s)
 	if err != nil {
 		return -1, err

@@ -14,7 +14,7 @@ import (
 // Options configure a Runtime.
 type Options struct {
 	StateDir  string    // runtime state root (owner records, runtime --root, probes); "" = DefaultStateDir, or RootlessStateDir when rootless
-	Isolation Isolation // "" = auto: oci as root, rootless otherwise (see Isolation.Resolve)
+	Isolation Isolation // "" = auto: the strongest rung that works (see Isolation.Resolve)
 	Runtime   string    // OCI runtime: "" = auto (crun when it works on this host, else runc), "crun", "runc" or a path
 	Debug     io.Writer // receives notes on runtime choice and cleanup; nil = silent
 }
@@ -22,7 +22,8 @@ type Options struct {
 // Runtime runs containers with one OCI runtime under one state dir; make one per process with New.
 type Runtime struct {
 	stateDir, want string
-	isolation      Isolation // resolved: oci or rootless
+	isolation      Isolation      // resolved: oci, rootless or chroot
+	probe          isolationProbe // what this host allows a root kiln (zero when rootless)
 	debug          io.Writer
 
 	mu     sync.Mutex
@@ -31,7 +32,7 @@ type Runtime struct {
 
 // New returns a Runtime for o. It runs nothing: the OCI runtime is chosen when first needed.
 func New(o Options) (*Runtime, error) {
-	iso, err := o.Isolation.Resolve()
+	iso, probe, err := o.Isolation.resolve()
 	if err != nil {
 		return nil, err
 	}
@@ -50,12 +51,23 @@ func New(o Options) (*Runtime, error) {
 		}
 		o.StateDir = abs
 	}
-	fmt.Fprintf(orDiscard(o.Debug), "isolation: %s (asked for %s)\n", iso, orAuto(o.Isolation))
-	return &Runtime{stateDir: o.StateDir, want: o.Runtime, isolation: iso, debug: orDiscard(o.Debug)}, nil
+	rt := &Runtime{stateDir: o.StateDir, want: o.Runtime, isolation: iso, probe: probe, debug: orDiscard(o.Debug)}
+	fmt.Fprintf(rt.debug, "isolation: %s, asked for %s\n", rt.Describe(), orAuto(o.Isolation))
+	return rt, nil
 }
 
-// Isolation is the rung this Runtime runs containers with: IsolationOCI or IsolationRootless.
+// Isolation is the rung this Runtime runs containers with: IsolationOCI, IsolationRootless or
+// IsolationChroot.
 func (rt *Runtime) Isolation() Isolation { return rt.isolation }
+
+// Describe names the rung and, for chroot, why it is the one and what it lacks here, as in
+// "chroot (no namespaces or mounts here)"; for progress headers and --debug.
+func (rt *Runtime) Describe() string {
+	if rt.isolation != IsolationChroot {
+		return string(rt.isolation)
+	}
+	return fmt.Sprintf("%s (%s)", rt.isolation, rt.probe.why())
+}
 
 func orAuto(i Isolation) Isolation {
 	if i == "" {

@@ -13,6 +13,7 @@ type Spec struct {
 	Upper     string   // writable overlay upperdir; holds whole files after the run (for layer diffs)
 	Work      string   // overlay workdir on the same filesystem as Upper
 	BundleDir string   // caller-owned dir for config.json, generated /etc files and the rootfs mountpoint
+	Rootfs    string   // IsolationChroot: the materialized rootfs dir the process chroots into (Lower, Upper, Work unused)
 
 	Args     []string // argv of the container process; Args[0] is looked up in PATH inside the container
 	Env      []string // KEY=value environment; PATH defaults to docker's when absent
@@ -23,6 +24,9 @@ type Spec struct {
 	Mounts         []Mount // extra bind and tmpfs mounts, applied after the defaults
 	Files          []File  `json:"-"` // read-only files kept in memory only (secrets), mounted after Mounts; never encoded
 	ReadOnlyRootfs bool    // mount the rootfs read-only (overlay stays rw underneath, the view is ro)
+	// SecretEnv are KEY=value variables added to Env whose values must never reach a disk: with
+	// any, config.json is written on the run's in-memory files tmpfs and the bundle links to it.
+	SecretEnv []string `json:"-"`
 
 	Network   NetworkMode   // NetworkNone (own netns with lo only), NetworkHost or NetworkBridge
 	Ports     []PortMapping // host ports forwarded to the container (NetworkBridge and NetworkSlirp)
@@ -37,6 +41,8 @@ type Spec struct {
 
 	Seccomp        SeccompMode // default profile, unconfined or a profile file
 	SeccompProfile string      // path of a docker-format JSON profile when Seccomp is SeccompProfileFile
+
+	HostAccess // docker's run flags that reach into the host or tune the process
 
 	Terminal bool      // attach the process to a pty; Stdin should then be a terminal for resizing to work
 	Stdin    io.Reader // nil = /dev/null
@@ -121,6 +127,10 @@ type Resources struct {
 	Memory    int64   // memory limit in bytes; swap is limited to the same total, like docker
 	CPUs      float64 // CPU share as a number of cores (1.5 = 150 ms per 100 ms period)
 	PidsLimit int64   // maximum number of tasks
+	// MemorySwap is docker's --memory-swap, memory plus swap in bytes (needs Memory); -1 is
+	// unlimited swap; 0 = as much as Memory (no swap).
+	MemorySwap int64
+	CpusetCPUs string // CPUs the container may run on, e.g. "0-2,4"; "" = all
 }
 
 // ExitStatus is the container process's exit code; a death by signal n is 128+n, like a shell's $?.

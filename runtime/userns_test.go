@@ -68,14 +68,30 @@ func TestRootlessStateDir(t *testing.T) {
 }
 
 func TestIsolationResolve(t *testing.T) {
-	if _, err := ParseIsolation("chroot"); err == nil {
-		t.Error("chroot is accepted before it exists")
+	if _, err := ParseIsolation("jail"); err == nil || !strings.Contains(err.Error(), "auto, oci, rootless or chroot") {
+		t.Errorf("an unknown rung: %v", err)
+	}
+	// Root in an unprivileged container: mounts refused, chroot allowed; and with neither.
+	inPod := isolationProbe{Mounts: "unshare a mount namespace: operation not permitted"}
+	if got, err := chooseAsRoot(IsolationAuto, inPod); err != nil || got != IsolationChroot {
+		t.Errorf("auto in a pod: %v, %v", got, err)
+	}
+	if _, err := chooseAsRoot(IsolationOCI, inPod); err == nil || !strings.Contains(err.Error(), "operation not permitted") {
+		t.Errorf("oci in a pod: %v, want the probe's reason", err)
+	}
+	noChroot := inPod
+	noChroot.Chroot = "chroot: operation not permitted"
+	if _, err := chooseAsRoot(IsolationAuto, noChroot); err == nil || !strings.Contains(err.Error(), "CAP_SYS_CHROOT") {
+		t.Errorf("auto with neither: %v, want one error naming CAP_SYS_CHROOT", err)
 	}
 	if os.Geteuid() != 0 {
 		t.Skip("checks the choices of root")
 	}
 	if got, err := IsolationAuto.Resolve(); err != nil || got != IsolationOCI {
 		t.Errorf("auto as root: %v, %v", got, err)
+	}
+	if got, err := IsolationChroot.Resolve(); err != nil || got != IsolationChroot {
+		t.Errorf("chroot as root: %v, %v", got, err)
 	}
 	if _, err := IsolationRootless.Resolve(); err == nil {
 		t.Error("rootless as root on the host resolves")

@@ -112,9 +112,14 @@ func (d *differ) entry(p, name string) error {
 		}
 	}
 	if mode.IsDir() && isOpaque(p) {
-		return d.w.WriteHeader(&tar.Header{Name: name + "/" + opaqueWhiteout, Typeflag: tar.TypeReg, ModTime: fi.ModTime()})
+		return d.opaque(fi, name)
 	}
 	return nil
+}
+
+// opaque writes the OCI marker that dir name hides what lower layers have in it.
+func (d *differ) opaque(fi fs.FileInfo, name string) error {
+	return d.w.WriteHeader(&tar.Header{Name: name + "/" + opaqueWhiteout, Typeflag: tar.TypeReg, ModTime: fi.ModTime()})
 }
 
 // whiteout writes the OCI deletion marker for an overlay whiteout device.

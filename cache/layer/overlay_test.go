@@ -1,13 +1,16 @@
 package layer
 
 import (
+	"archive/tar"
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -163,4 +166,66 @@ func TestDiffRefusesRedirects(t *testing.T) {
 			t.Errorf("%s: Diff = %v, want an error naming the mount options", attr, err)
 		}
 	}
+}
+
+// TestDiffTreeMatchesOverlay makes the same change to a real overlay and, in place, to a plain
+// copy of its lower dir (the chroot rung), and checks that DiffTree writes byte for byte the
+// layer Diff writes from the upper dir.
+func TestDiffTreeMatchesOverlay(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: mounts overlayfs")
+	}
+	base := t.TempDir()
+	dirs := map[string]string{}
+	for _, d := range []string{"lower", "upper", "work", "merged", "tree"} {
+		dirs[d] = filepath.Join(base, d)
+		must(t, os.Mkdir(dirs[d], 0o755))
+	}
+	overlayLower(t, dirs["lower"])
+	if out, err := exec.Command("cp", "-a", dirs["lower"]+"/.", dirs["tree"]).CombinedOutput(); err != nil {
+		t.Fatalf("copy lower: %v: %s", err, out)
+	}
+	unmount := mountOverlay(t, dirs["merged"], dirs["upper"], dirs["work"], dirs["lower"])
+	overlayWrites(t, dirs["merged"])
+	unmount()
+	idx, err := IndexTree(t.Context(), dirs["tree"])
+	must(t, err)
+	overlayWrites(t, dirs["tree"])
+
+	// Whiteouts carry the time of the deletion, which the tree no longer has: clamp all times.
+	epoch := time.Unix(1e9, 0)
+	opts := WriteOptions{SourceDateEpoch: &epoch}
+	want, wp := packDir(t, dirs["upper"], opts)
+	if wp.Empty {
+		t.Fatal("the overlay's upper dir is empty")
+	}
+	var got bytes.Buffer
+	if _, err := Pack(t.Context(), &got, Uncompressed, 0, opts, func(w *Writer) error { return DiffTree(t.Context(), idx, w) }); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(want, got.Bytes()) {
+		t.Fatalf("DiffTree differs from Diff of the overlay upper dir:\nwant\n%s\ngot\n%s", tarListing(t, want), tarListing(t, got.Bytes()))
+	}
+	// No change, no entries.
+	idx, err = IndexTree(t.Context(), dirs["tree"])
+	must(t, err)
+	var empty bytes.Buffer
+	p, err := Pack(t.Context(), &empty, Uncompressed, 0, opts, func(w *Writer) error { return DiffTree(t.Context(), idx, w) })
+	if err != nil || !p.Empty {
+		t.Fatalf("diff of an unchanged tree: %+v, %v\n%s", p, err, tarListing(t, empty.Bytes()))
+	}
+}
+
+func tarListing(t *testing.T, data []byte) string {
+	t.Helper()
+	var b strings.Builder
+	tr := tar.NewReader(bytes.NewReader(data))
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			break
+		}
+		fmt.Fprintf(&b, "%c %s %o %d:%d %d %s %v\n", h.Typeflag, h.Name, h.Mode, h.Uid, h.Gid, h.Size, h.Linkname, h.PAXRecords)
+	}
+	return b.String()
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/kiln-build/kiln/cache/layer"
 	"github.com/kiln-build/kiln/internal/atomicfile"
 	"github.com/kiln-build/kiln/registry"
+	"github.com/kiln-build/kiln/runtime"
 )
 
 type buildOptions struct {
@@ -44,18 +45,24 @@ type buildOptions struct {
 	level        int
 	cacheFrom    []string
 	cacheTo      string
+	provenance   string
+	sbom         string
 	check        bool
+	run          buildRunFlags // --network, --add-host, --ulimit, --shm-size, --ssh
 }
 
 func newBuildCmd(g *globalOptions) *cobra.Command {
 	o := &buildOptions{}
 	c := &cobra.Command{
-		Use:   "build [flags] CONTEXT",
+		Use:   "build [flags] CONTEXT|-|GIT-URL",
 		Short: "Build an image from a Buildfile",
 		Long: "Build an image from a Buildfile (Dockerfile syntax). Without -f, kiln looks for Buildfile,\n" +
-			"Dockerfile, then Containerfile in CONTEXT. Unchanged steps are reused from the cache.",
-		Example: "  kiln build -t hello examples/hello\n  kiln build -f - -t app . < Buildfile",
-		Args:    argsRange(1, 1),
+			"Dockerfile, then Containerfile in CONTEXT. Unchanged steps are reused from the cache.\n" +
+			"CONTEXT - reads a tar (plain or compressed) or a lone Buildfile from standard input; a git URL\n" +
+			"(https://host/repo.git#ref:subdir, git@host:repo.git, ssh://…) is cloned; -f then names a file inside.",
+		Example: "  kiln build -t hello examples/hello\n  kiln build -f - -t app . < Buildfile\n" +
+			"  tar -C app -c . | kiln build -t app -\n  kiln build -t app https://example.com/app.git#v1.2:src",
+		Args: argsRange(1, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runBuild(cmd, g, o, args[0])
 		},
@@ -84,6 +91,9 @@ func newBuildCmd(g *globalOptions) *cobra.Command {
 	f.BoolVar(&o.push, "push", false, "push every -t name to its registry after the build")
 	f.BoolVar(&o.check, "check", false, "run only the build checks (BuildKit's rules) and exit 1 if any fails; nothing is built, pulled or stored")
 	f.BoolVar(&o.explain, "explain", false, "say why each step that runs missed the cache (which file, variable or parent changed)")
+	f.StringVar(&o.provenance, "provenance", "", "attach SLSA provenance: true, false or mode=min|max (default mode=min with --push or --output)")
+	f.StringVar(&o.sbom, "sbom", "false", "attach an SPDX 2.3 SBOM of the image's packages (dpkg, apk, Go, Python, npm): true or false")
+	o.run.bind(f)
 	platformFlag(c)
 	f.StringVar(&o.metadata, "metadata-file", "", "write the image digest, config digest and names to this JSON file")
 	return c
@@ -115,8 +125,10 @@ func runBuild(cmd *cobra.Command, g *globalOptions, o *buildOptions, contextDir 
 	}
 	checks := &checkCollector{seen: map[string]bool{}}
 	po.Report = checks.wrap(newReporter(mode, cmd.ErrOrStderr()))
-	po.Export = func(ctx context.Context, img *build.Image, tags []cache.Name) error {
-		return out.write(ctx, s, img, tags)
+	if out.typ != "image" {
+		po.Export = func(ctx context.Context, img *build.Image, tags []cache.Name) error {
+			return out.write(ctx, s, img, tags)
+		}
 	}
 	start := time.Now()
 	img, err := build.Pipeline(cmd.Context(), po)
@@ -205,6 +217,23 @@ func (o *buildOptions) pipelineOptions(contextDir string) (build.PipelineOptions
 		}
 	}
 	po.CacheFrom, po.CacheTo = o.cacheFrom, o.cacheTo
+	if o.provenance != "" {
+		if po.Provenance.Mode, po.Provenance.BuilderID, err = build.ParseProvenance(o.provenance); err != nil {
+			return po, out, 0, usageError{err}
+		}
+	}
+	po.Provenance.Version = version
+	switch strings.ToLower(o.sbom) {
+	case "true", "1":
+		sb := build.SBOM{Epoch: po.Epoch, Version: version}
+		if len(po.Tags) > 0 {
+			sb.Name = po.Tags[0].String()
+		}
+		po.Attestors = append(po.Attestors, sb)
+	case "false", "0", "":
+	default:
+		return po, out, 0, usageError{fmt.Errorf("--sbom %q: use true or false (kiln scans with its own SBOM generator; generator= images are BuildKit's)", o.sbom)}
+	}
 	return po, out, policy, nil
 }
 
@@ -218,6 +247,9 @@ func (g *globalOptions) wireBuild(cmd *cobra.Command, po *build.PipelineOptions,
 	rt, err := g.containerRuntime(cmd)
 	if err != nil {
 		return err
+	}
+	if rt.Isolation() != runtime.IsolationOCI { // a weaker rung says so up front
+		fmt.Fprintf(notes, "isolation: %s\n", rt.Describe())
 	}
 	po.Store, po.Stdin, po.Resolver, po.Runner = s, cmd.InOrStdin(), res, build.RuntimeRunner{Runtime: rt}
 	po.LogDir, po.Notes = s.Logs(), notes
@@ -275,6 +307,9 @@ func (o *buildOptions) buildOptions(contextDir string) (build.Options, error) {
 	if opts.Secrets, err = readSecrets(o.secrets); err != nil {
 		return opts, usageError{err}
 	}
+	if err := o.run.apply(&opts); err != nil {
+		return opts, usageError{err}
+	}
 	if o.compression != "estargz" { // estargz re-encodes the finished gzip image: see finishEncoding
 		if opts.Compression, err = layer.ParseCompression(o.compression); err != nil {
 			return opts, usageError{err}
@@ -284,7 +319,7 @@ func (o *buildOptions) buildOptions(contextDir string) (build.Options, error) {
 	if opts.Epoch, err = sourceDateEpoch(); err != nil {
 		return opts, err
 	}
-	if o.file != "" && o.file != "-" {
+	if o.file != "" && o.file != "-" && !build.IsRemoteContext(contextDir) { // else -f names a file in the context
 		if opts.Buildfile, err = filepath.Abs(o.file); err != nil {
 			return opts, err
 		}

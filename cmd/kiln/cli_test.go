@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -27,8 +26,12 @@ const execEnv = "KILN_CLI_TEST_EXEC"
 func TestMain(m *testing.M) {
 	// First, as in main: a rootless re-exec (the pause process too) must never run the tests.
 	runtime.UserNamespaceHook()
+	runtime.ChrootHook()
 	if os.Getenv(execEnv) == "1" {
-		os.Exit(execute(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+		ctx, stop := signalContext() // as main: signals (SIGPIPE too) as kiln handles them
+		code := execute(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
 	}
 	os.Exit(m.Run())
 }

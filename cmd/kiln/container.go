@@ -112,6 +112,34 @@ type inspectHostConfig struct {
 	PidsLimit      int64                   `json:"PidsLimit"`
 	CapAdd         []string                `json:"CapAdd"`
 	CapDrop        []string                `json:"CapDrop"`
+	Privileged     bool                    `json:"Privileged"`
+	Init           bool                    `json:"Init"`
+	PidMode        string                  `json:"PidMode"`
+	IpcMode        string                  `json:"IpcMode"`
+	Devices        []inspectDevice         `json:"Devices"`
+	Ulimits        []inspectUlimit         `json:"Ulimits"`
+	ExtraHosts     []string                `json:"ExtraHosts"`
+	DNS            []string                `json:"Dns"`
+	DNSSearch      []string                `json:"DnsSearch"`
+	DNSOptions     []string                `json:"DnsOptions"`
+	ShmSize        int64                   `json:"ShmSize"`
+	Sysctls        map[string]string       `json:"Sysctls,omitempty"`
+	GroupAdd       []string                `json:"GroupAdd"`
+	CpusetCpus     string                  `json:"CpusetCpus"`
+	MemorySwap     int64                   `json:"MemorySwap"`
+}
+
+type inspectDevice struct {
+	PathOnHost        string `json:"PathOnHost"`
+	PathInContainer   string `json:"PathInContainer"`
+	CgroupPermissions string `json:"CgroupPermissions"`
+}
+
+// inspectUlimit is docker's: -1 for unlimited.
+type inspectUlimit struct {
+	Name string `json:"Name"`
+	Hard int64  `json:"Hard"`
+	Soft int64  `json:"Soft"`
 }
 
 type inspectMount struct {
@@ -119,16 +147,21 @@ type inspectMount struct {
 	Source      string `json:"Source"`
 	Destination string `json:"Destination"`
 	RW          bool   `json:"RW"`
+	Name        string `json:"Name,omitempty"`   // a volume's
+	Driver      string `json:"Driver,omitempty"` // a volume's: local
 }
 
 type inspectContainerConfig struct {
-	Hostname    string              `json:"Hostname"`
-	User        string              `json:"User"`
-	Env         []string            `json:"Env"`
-	Cmd         []string            `json:"Cmd"`
-	WorkingDir  string              `json:"WorkingDir"`
-	StopSignal  string              `json:"StopSignal,omitempty"`
-	Healthcheck *inspectHealthcheck `json:"Healthcheck,omitempty"`
+	Hostname     string              `json:"Hostname"`
+	User         string              `json:"User"`
+	Env          []string            `json:"Env"`
+	Cmd          []string            `json:"Cmd"`
+	WorkingDir   string              `json:"WorkingDir"`
+	StopSignal   string              `json:"StopSignal,omitempty"`
+	StopTimeout  *int                `json:"StopTimeout,omitempty"`
+	Labels       map[string]string   `json:"Labels"`
+	ExposedPorts map[string]struct{} `json:"ExposedPorts,omitempty"`
+	Healthcheck  *inspectHealthcheck `json:"Healthcheck,omitempty"`
 }
 
 func newContainerInspectCmd(g *globalOptions) *cobra.Command {
@@ -175,7 +208,15 @@ func inspectContainer(c *container.Container, st container.State) containerInspe
 		HostConfig: inspectHostConfig{RestartPolicy: c.Restart, AutoRemove: c.AutoRemove, ReadonlyRootfs: sp.ReadOnlyRootfs,
 			NetworkMode: networkName(sp.Network), Memory: sp.Resources.Memory, NanoCpus: int64(sp.Resources.CPUs * 1e9),
 			PidsLimit: sp.Resources.PidsLimit, CapAdd: sp.CapAdd, CapDrop: sp.CapDrop},
-		Config: inspectContainerConfig{Hostname: sp.Hostname, User: sp.User, Env: sp.Env, Cmd: c.Args, WorkingDir: sp.Cwd, StopSignal: c.StopSignal},
+		Config: inspectContainerConfig{Hostname: sp.Hostname, User: sp.User, Env: sp.Env, Cmd: c.Args, WorkingDir: sp.Cwd,
+			StopSignal: c.StopSignal, StopTimeout: c.StopTimeout, Labels: c.Labels},
+	}
+	inspectHostAccess(&ci.HostConfig, sp)
+	for _, p := range c.Exposed {
+		if ci.Config.ExposedPorts == nil {
+			ci.Config.ExposedPorts = map[string]struct{}{}
+		}
+		ci.Config.ExposedPorts[p] = struct{}{}
 	}
 	if st.MonitorLost {
 		ci.State.ExitCode = -1
@@ -186,7 +227,11 @@ func inspectContainer(c *container.Container, st container.State) containerInspe
 		if m.Type == runtime.Tmpfs {
 			typ = "tmpfs"
 		}
-		ci.Mounts = append(ci.Mounts, inspectMount{Type: typ, Source: m.Source, Destination: m.Target, RW: !m.ReadOnly})
+		im := inspectMount{Type: typ, Source: m.Source, Destination: m.Target, RW: !m.ReadOnly}
+		if name, ok := c.VolumeName(m); ok {
+			im.Type, im.Name, im.Driver = "volume", name, "local"
+		}
+		ci.Mounts = append(ci.Mounts, im)
 	}
 	return ci
 }
@@ -200,4 +245,47 @@ func networkName(n runtime.NetworkMode) string {
 		return "slirp4netns"
 	}
 	return "none"
+}
+
+// inspectHostAccess fills docker's HostConfig fields of the run flags for host access.
+func inspectHostAccess(hc *inspectHostConfig, sp runtime.Spec) {
+	a := sp.HostAccess
+	hc.Privileged, hc.Init, hc.ShmSize, hc.Sysctls, hc.GroupAdd = a.Privileged, a.Init, a.ShmSize, a.Sysctls, a.GroupAdd
+	hc.CpusetCpus, hc.MemorySwap = sp.Resources.CpusetCPUs, sp.Resources.MemorySwap
+	hc.DNSSearch, hc.DNSOptions = a.DNS.Search, a.DNS.Options
+	if hc.ShmSize == 0 {
+		hc.ShmSize = 64 << 20
+	}
+	if a.HostPID {
+		hc.PidMode = "host"
+	}
+	hc.IpcMode = "private"
+	if a.HostIPC {
+		hc.IpcMode = "host"
+	}
+	for _, d := range a.Devices {
+		ctr, perms := d.Container, d.Permissions
+		if ctr == "" {
+			ctr = d.Host
+		}
+		if perms == "" {
+			perms = "rwm"
+		}
+		hc.Devices = append(hc.Devices, inspectDevice{PathOnHost: d.Host, PathInContainer: ctr, CgroupPermissions: perms})
+	}
+	lim := func(v uint64) int64 {
+		if v == runtime.RlimitInfinity {
+			return -1
+		}
+		return int64(v)
+	}
+	for _, u := range a.Ulimits {
+		hc.Ulimits = append(hc.Ulimits, inspectUlimit{Name: u.Name, Hard: lim(u.Hard), Soft: lim(u.Soft)})
+	}
+	for _, h := range a.ExtraHosts {
+		hc.ExtraHosts = append(hc.ExtraHosts, h.String())
+	}
+	for _, ip := range a.DNS.Servers {
+		hc.DNS = append(hc.DNS, ip.String())
+	}
 }

@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // cp both ways, with tar streams, and a hostile container: its symlinks to / and ../.. resolve
@@ -86,5 +88,58 @@ func TestCp(t *testing.T) {
 		if r := kiln(t, root, nil, args...); r.code != 2 {
 			t.Errorf("kiln %v: exit %d, want 2", args, r.code)
 		}
+	}
+}
+
+// An export whose reader goes away (SIGPIPE), or that is SIGKILLed while it holds the stopped
+// container's filesystem mounted, leaves no mount behind for good: the first winds down itself,
+// and `kiln rm` unmounts what the killed one left, then removes the container.
+func TestExportInterruptedLeavesNoMount(t *testing.T) {
+	requireContainers(t)
+	root := busyboxRoot(t)
+	ok(t, root, "run", "--name", "big", "busybox", "sh", "-c", "head -c 8000000 /dev/zero > /big")
+	mounted := func() int {
+		data, _ := os.ReadFile("/proc/self/mountinfo")
+		return strings.Count(string(data), root+"/containers/")
+	}
+	// The reader reads a little and leaves.
+	cmd := exec.Command("sh", "-c", `"$0" export big | head -c 1000 >/dev/null`, os.Args[0])
+	cmd.Env = append(os.Environ(), execEnv+"=1", "KILN_ROOT="+root)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("export | head: %v %s", err, out)
+	}
+	if n := mounted(); n != 0 {
+		t.Fatalf("an export cut short by its reader left %d mounts", n)
+	}
+	// Killed while it blocks on a pipe nobody reads.
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	exp := exec.Command(os.Args[0], "export", "big")
+	exp.Env, exp.Stdout = append(os.Environ(), execEnv+"=1", "KILN_ROOT="+root), pw
+	if err := exp.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	for deadline := time.Now().Add(20 * time.Second); mounted() == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the export never mounted the container's filesystem")
+		}
+	}
+	exp.Process.Kill() //nolint:errcheck // it is blocked writing
+	exp.Wait()         //nolint:errcheck // killed
+	if n := mounted(); n == 0 {
+		t.Fatal("the killed export left no mount: the test proves nothing")
+	}
+	if r := kiln(t, root, nil, "rm", "big"); r.code != 0 {
+		t.Fatalf("rm after a killed export: %d %s", r.code, r.stderr)
+	}
+	if n := mounted(); n != 0 {
+		t.Errorf("rm left %d mounts", n)
+	}
+	if ents, _ := os.ReadDir(root + "/containers"); len(ents) != 0 {
+		t.Errorf("rm left %d entries in containers/", len(ents))
 	}
 }

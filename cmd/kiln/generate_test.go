@@ -26,12 +26,12 @@ func unitLine(t *testing.T, unit, key string) string {
 func TestGenerateSystemd(t *testing.T) {
 	requireContainers(t)
 	root := busyboxRoot(t)
-	ok(t, root, "create", "--name", "web", "--restart", "on-failure:2", "busybox", "sh", "-c", "echo up; exec sleep 60")
+	ok(t, root, "create", "--name", "web", "--restart", "on-failure:2", "--stop-timeout", "1", "busybox", "sh", "-c", "echo up; exec sleep 60")
 	unit := ok(t, root, "generate", "systemd", "--name", "web").stdout
 	exe, _ := os.Executable()
 	kilnCmd := exe + " --root " + root
 	for key, want := range map[string]string{"Restart": "on-failure", "ExecStart": kilnCmd + " start -a web",
-		"ExecStop": kilnCmd + " stop -t 3 web", "RequiresMountsFor": root, "Type": "exec"} {
+		"ExecStop": kilnCmd + " stop -t 1 web", "RequiresMountsFor": root, "Type": "exec"} {
 		if got := unitLine(t, unit, key); got != want {
 			t.Errorf("%s=%s, want %s", key, got, want)
 		}

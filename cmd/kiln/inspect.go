@@ -33,10 +33,11 @@ type imageInspect struct {
 
 func newInspectCmd(g *globalOptions) *cobra.Command {
 	var format string
+	var attestations bool
 	c := &cobra.Command{
 		Use:   "inspect NAME|ID [NAME|ID...]",
-		Short: "Show details of containers or images as JSON",
-		Long:  "Show details of containers (state, pid, exit code, mounts, network) or images (config, history,\nlayers) as a JSON array. Like docker, a container of that name or id wins over an image.",
+		Short: "Show details of containers, images or volumes as JSON",
+		Long:  "Show details of containers (state, pid, exit code, mounts, network) or images (config, history,\nlayers) or volumes as a JSON array. Like docker, a container of that name or id wins over an image,\nan image over a volume.",
 		Args:  argsRange(1, -1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := g.openStore()
@@ -44,6 +45,9 @@ func newInspectCmd(g *globalOptions) *cobra.Command {
 				return err
 			}
 			defer s.Close()
+			if attestations {
+				return printAttestations(cmd.OutOrStdout(), s, args)
+			}
 			cs, err := g.openContainers()
 			if err != nil {
 				return err
@@ -58,10 +62,14 @@ func newInspectCmd(g *globalOptions) *cobra.Command {
 					}
 					info = inspectContainer(c, st)
 				} else if info, err = inspectImage(s, ref); err != nil {
-					if strings.HasPrefix(err.Error(), "no such image") {
-						return fmt.Errorf("no such container or image: %s", ref)
+					if !strings.HasPrefix(err.Error(), "no such image") {
+						return err
 					}
-					return err
+					v, verr := cs.Volume(ref) // docker's order: containers, images, then volumes
+					if verr != nil {
+						return fmt.Errorf("no such container, image or volume: %s", ref)
+					}
+					info = inspectVolume(v)
 				}
 				raw, err := json.Marshal(info)
 				if err != nil {
@@ -78,7 +86,30 @@ func newInspectCmd(g *globalOptions) *cobra.Command {
 		},
 	}
 	c.Flags().StringVarP(&format, "format", "f", "", "Go template per object, e.g. {{.State.Status}} or {{json .Config}}")
+	c.Flags().BoolVar(&attestations, "attestations", false, "print the images' attestations (in-toto statements: SLSA provenance, SBOM) as a JSON array")
 	return c
+}
+
+// printAttestations writes the in-toto statements attached to the images as one JSON array.
+func printAttestations(w io.Writer, s *cache.Store, refs []string) error {
+	out := []cache.Statement{}
+	for _, ref := range refs {
+		desc, _, err := s.Lookup(ref)
+		if errors.Is(err, cache.ErrNotFound) {
+			return fmt.Errorf("no such image: %s", ref)
+		}
+		if err != nil {
+			return err
+		}
+		sts, err := s.Attestations(desc)
+		if err != nil {
+			return fmt.Errorf("image %s: %w", ref, err)
+		}
+		out = append(out, sts...)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "    ")
+	return enc.Encode(out)
 }
 
 // writeInspectFormat renders each inspected object (as its JSON document) through a template.

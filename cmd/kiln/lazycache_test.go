@@ -230,3 +230,81 @@ func TestCacheMountsTravel(t *testing.T) {
 		})
 	}
 }
+
+// corruptor is a proxy in front of a registry that flips a byte of one blob's body.
+type corruptor struct {
+	proxy  *httputil.ReverseProxy
+	digest atomic.Value // string: the blob to corrupt, "" = none
+	hits   atomic.Int64
+}
+
+func (c *corruptor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if d, _ := c.digest.Load().(string); d != "" && r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/blobs/"+d) {
+		c.hits.Add(1)
+		w = &flipWriter{ResponseWriter: w}
+	}
+	c.proxy.ServeHTTP(w, r)
+}
+
+type flipWriter struct {
+	http.ResponseWriter
+	done bool
+}
+
+func (w *flipWriter) Write(p []byte) (int, error) {
+	if !w.done && len(p) > 0 {
+		q := append([]byte(nil), p...)
+		q[len(q)/2] ^= 0xff
+		w.done = true
+		return w.ResponseWriter.Write(q)
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// TestLazyCacheCorruptBlob: a lazily imported layer that arrives corrupt is a cache miss for
+// the build that meets it, not a failure: the build warns, runs the step that layer cached,
+// and ends with a whole image.
+func TestLazyCacheCorruptBlob(t *testing.T) {
+	requireContainers(t)
+	backend := testregistry.Start(t)
+	u, _ := url.Parse("http://" + backend)
+	c := &corruptor{proxy: httputil.NewSingleHostReverseProxy(u)}
+	srv := httptest.NewServer(c)
+	t.Cleanup(srv.Close)
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	ctxDir := t.TempDir()
+	writeTree(t, ctxDir, map[string]string{"Buildfile": "FROM busybox\nRUN echo built > /x\nCOPY f /f\n", "f": "f"})
+	cacheRef := addr + "/team/app:buildcache"
+	first := busyboxRoot(t)
+	ok(t, first, "build", "--progress=plain", "--cache-to", "type=registry,ref="+cacheRef+",mode=max", "-t", "app", ctxDir)
+	s, err := cache.Open(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	desc, _, err := s.Lookup("app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := s.Image(desc.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := img.Manifest()
+	s.Close()
+	if err != nil || len(m.Layers) < 2 {
+		t.Fatalf("manifest: %v, %d layers", err, len(m.Layers))
+	}
+	c.digest.Store(m.Layers[len(m.Layers)-2].Digest.String()) // the RUN step's layer
+
+	second := busyboxRoot(t)
+	r := ok(t, second, "build", "--progress=plain", "--cache-from", cacheRef, "-t", "app", ctxDir)
+	if c.hits.Load() == 0 {
+		t.Fatal("the corrupt blob was never fetched: the test proves nothing")
+	}
+	if !strings.Contains(r.stderr, "corrupt") || !strings.Contains(r.stderr, "run again") {
+		t.Errorf("no warning about the corrupt cached layer:\n%s", r.stderr)
+	}
+	if out := ok(t, second, "run", "--rm", "app", "cat", "/x", "/f").stdout; out != "built\nf" {
+		t.Errorf("run of the rebuilt image: %q", out)
+	}
+}

@@ -12,6 +12,7 @@ import (
 
 func main() {
 	runtime.UserNamespaceHook() // a re-exec into the rootless user namespace finishes here
+	runtime.ChrootHook()        // so does the child that runs one process of the chroot rung
 	ctx, stop := signalContext()
 	code := execute(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
@@ -24,5 +25,9 @@ func main() {
 func signalContext() (context.Context, context.CancelFunc) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	context.AfterFunc(ctx, stop)
+	// A reader that goes away (`kiln export c | head`) makes writes fail with EPIPE instead of
+	// killing kiln mid-way, so it still unmounts and removes what it set up. Notify, not Ignore:
+	// an ignored SIGPIPE would be inherited by the runtime and the containers' processes.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	return ctx, stop
 }

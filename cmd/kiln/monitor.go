@@ -60,7 +60,11 @@ func newMonitorCmd(g *globalOptions) *cobra.Command {
 			// Its stderr is containers/<id>/monitor.log: kiln's own failures land there.
 			_, err = cs.Supervise(ctx, rt, c, container.Streams{Started: spawnerReady()})
 			if c.AutoRemove {
-				err = errors.Join(err, cs.Remove(context.WithoutCancel(ctx), rt, c, true))
+				if rerr := cs.Remove(context.WithoutCancel(ctx), rt, c, true); rerr != nil {
+					err = errors.Join(err, rerr)
+				} else {
+					err = errors.Join(err, cs.RemoveAnonymousVolumes(context.WithoutCancel(ctx), c))
+				}
 			}
 			return err
 		},

@@ -71,6 +71,9 @@ func (o output) write(ctx context.Context, s *cache.Store, img *build.Image, tag
 		if o.typ == "docker" {
 			format = registry.DockerArchive
 		}
+		if img.Index != nil && format == registry.OCIArchive {
+			m = img.Index.Digest // with its attestations, as BuildKit's oci exporter
+		}
 		return writeDest(o.dest, func(f *os.File) error { return registry.SaveImage(ctx, s, m, tags, format, f) })
 	}
 	return nil
@@ -114,6 +117,9 @@ func writeMetadata(path string, img *build.Image, tags []cache.Name) error {
 		names = append(names, t.String())
 	}
 	md := buildMetadata{Digest: img.Manifest.Digest.String(), ConfigDigest: img.ID.String(), Names: strings.Join(names, ",")}
+	if img.Index != nil { // as buildx: the digest the tags name, the index with the attestations
+		md.Digest = img.Index.Digest.String()
+	}
 	data, err := json.MarshalIndent(md, "", "  ")
 	if err != nil {
 		return err

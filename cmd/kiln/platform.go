@@ -14,7 +14,7 @@ func platformFlag(c *cobra.Command) {
 	next := c.PreRunE
 	c.PreRunE = func(cmd *cobra.Command, args []string) error {
 		if err := build.CheckPlatform(plat); err != nil {
-			return err
+			return usageError{err} // a flag value kiln cannot honour: before any work
 		}
 		if next != nil {
 			return next(cmd, args)

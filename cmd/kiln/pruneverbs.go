@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -169,10 +170,11 @@ func newBuilderCmd(g *globalOptions) *cobra.Command {
 func newSystemPruneCmd(g *globalOptions) *cobra.Command {
 	var all, force, volumes bool
 	c := &cobra.Command{
-		Use:   "prune [-a] [-f]",
+		Use:   "prune [-a] [-f] [--volumes]",
 		Short: "Remove stopped containers, dangling images and the build cache",
 		Long: "Remove every stopped container, dangling images (with -a every image no container uses),\n" +
-			"the build cache, and the blobs and snapshots only they held.",
+			"the build cache, and the blobs and snapshots only they held. --volumes also removes the\n" +
+			"anonymous volumes no container uses (docker ≥ 23; named ones go with kiln volume prune -a).",
 		Args: argsRange(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts := cache.GCOptions{All: true, Images: cache.DanglingImages}
@@ -180,6 +182,9 @@ func newSystemPruneCmd(g *globalOptions) *cobra.Command {
 			if all {
 				opts.Images = cache.UnusedImages
 				items = "  - all stopped containers\n  - all images without at least one container associated to them\n  - all build cache"
+			}
+			if volumes {
+				items += "\n  - all anonymous volumes not used by at least one container"
 			}
 			if !force && !confirm(cmd, "This will remove:\n"+items+"\n") {
 				return nil
@@ -193,12 +198,17 @@ func newSystemPruneCmd(g *globalOptions) *cobra.Command {
 				return err
 			}
 			ids, st, err := cs.PruneSystem(cmd.Context(), rt, opts)
+			if volumes { // after the containers, whose removal frees their volumes
+				names, size, verr := cs.PruneVolumes(cmd.Context(), false)
+				printPrunedVolumes(cmd, names)
+				st.Bytes, err = st.Bytes+size, errors.Join(err, verr)
+			}
 			printPruned(cmd.OutOrStdout(), ids, st)
 			return err
 		},
 	}
 	c.Flags().BoolVarP(&all, "all", "a", false, "remove all unused images, not just dangling ones")
 	c.Flags().BoolVarP(&force, "force", "f", false, "do not prompt for confirmation")
-	c.Flags().BoolVar(&volumes, "volumes", false, "accepted for docker's scripts: kiln has no named volumes yet")
+	c.Flags().BoolVar(&volumes, "volumes", false, "also remove anonymous volumes no container uses")
 	return c
 }

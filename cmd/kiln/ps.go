@@ -63,7 +63,7 @@ func newPsCmd(g *globalOptions) *cobra.Command {
 	f.IntVarP(&o.last, "last", "n", -1, "show the n last created containers (all states)")
 	f.BoolVarP(&o.latest, "latest", "l", false, "show the latest created container (all states)")
 	f.BoolVarP(&o.size, "size", "s", false, "show the size of each container's filesystem changes")
-	f.StringArrayVarP(&o.filters, "filter", "f", nil, "filter: status=, name=, id=, ancestor=, exited=, before=, since=, health=")
+	f.StringArrayVarP(&o.filters, "filter", "f", nil, "filter: status=, name=, id=, ancestor=, exited=, before=, since=, label=KEY[=VALUE], health=")
 	return c
 }
 
@@ -80,7 +80,7 @@ func (o *psOptions) print(cmd *cobra.Command, list []*container.Container) error
 	if err != nil {
 		return err
 	}
-	f, err := parseFilters(o.filters, "status", "name", "id", "ancestor", "exited", "before", "since", "health")
+	f, err := parseFilters(o.filters, "status", "name", "id", "ancestor", "exited", "before", "since", "label", "health")
 	if err != nil {
 		return err
 	}
@@ -135,6 +135,7 @@ func containerFilter(f filters, list []*container.Container) []*container.Contai
 			!f.match("ancestor", func(v string) bool {
 				return c.Image == v || strings.HasPrefix(c.ImageDigest.String(), v) || c.Image == v+":latest"
 			}) ||
+			!f.match("label", matchLabel(c.Labels)) ||
 			!f.match("before", func(v string) bool { return createdRelative(list, v, c, -1) }) ||
 			!f.match("since", func(v string) bool { return createdRelative(list, v, c, 1) }) {
 			continue

@@ -27,7 +27,9 @@ func TestParsePublish(t *testing.T) {
 		{in: "8080:80", want: runtime.PortMapping{HostPort: 8080, ContainerPort: 80, Protocol: "tcp"}},
 		{in: "127.0.0.1:8080:80/udp", want: runtime.PortMapping{HostIP: lo, HostPort: 8080, ContainerPort: 80, Protocol: "udp"}},
 		{in: "0.0.0.0:53:53/tcp", want: runtime.PortMapping{HostPort: 53, ContainerPort: 53, Protocol: "tcp"}},
-		{in: "80", bad: true},
+		{in: "80", want: runtime.PortMapping{ContainerPort: 80, Protocol: "tcp"}}, // a random host port
+		{in: "127.0.0.1::80/udp", want: runtime.PortMapping{HostIP: lo, ContainerPort: 80, Protocol: "udp"}},
+		{in: ":80", want: runtime.PortMapping{ContainerPort: 80, Protocol: "tcp"}},
 		{in: "8080:80/sctp", bad: true},
 		{in: "8000-8001:80", bad: true},
 		{in: "0:80", bad: true},

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -21,13 +20,13 @@ func newRestartCmd(g *globalOptions) *cobra.Command {
 				return usageError{fmt.Errorf("invalid -t %d: the timeout must not be negative", timeout)}
 			}
 			return eachContainer(cmd, g, args, func(cs *container.Store, rt *runtime.Runtime, c *container.Container) error {
-				if err := cs.Stop(cmd.Context(), rt, c, time.Duration(timeout)*time.Second); err != nil {
+				if err := cs.Stop(cmd.Context(), rt, c, c.StopTimeoutOr(givenTimeout(cmd, timeout))); err != nil {
 					return err
 				}
 				return startContainer(cmd, g, cs, rt, c)
 			})
 		},
 	}
-	c.Flags().IntVarP(&timeout, "time", "t", 10, "seconds to wait for the stop before killing the container")
+	c.Flags().IntVarP(&timeout, "time", "t", 10, "seconds to wait for the stop before killing the container (unset: the container's --stop-timeout if it has one)")
 	return c
 }

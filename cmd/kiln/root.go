@@ -20,7 +20,7 @@ type globalOptions struct {
 	root      string
 	debug     bool
 	runtime   string // OCI runtime for RUN steps and containers: "", crun, runc or a path
-	isolation string // --isolation: auto, oci or rootless
+	isolation string // --isolation: auto, oci, rootless or chroot
 	registry  registryFlags
 	rt        *runtime.Runtime // the process's one runtime, made on first use
 }
@@ -56,6 +56,9 @@ func (g *globalOptions) enterRootless(cmd *cobra.Command) error {
 	if iso, err = iso.Resolve(); err != nil {
 		return err
 	}
+	if iso == runtime.IsolationChroot && runsContainers[cmd.Name()] {
+		return exitCodeError{code: 125, err: runtime.ErrChrootNoContainers} // before any container record exists
+	}
 	if iso != runtime.IsolationRootless || runtime.InUserNamespace() || noStore[cmd.Name()] {
 		return nil
 	}
@@ -79,8 +82,11 @@ func (g *globalOptions) rootless() bool {
 	return err == nil && iso == runtime.IsolationRootless
 }
 
+// runsContainers are the commands that start a container process, which the chroot rung cannot.
+var runsContainers = map[string]bool{"run": true, "create": true, "start": true, "restart": true, "exec": true}
+
 // noStore are the commands that never touch the store or a container.
-var noStore = map[string]bool{"version": true, "help": true, "completion": true}
+var noStore = map[string]bool{"version": true, "help": true, "completion": true, "generate-key": true, "verify": true}
 
 // openStore opens the image store named by --root (or KILN_ROOT, or the default).
 func (g *globalOptions) openStore() (*cache.Store, error) {
@@ -154,7 +160,7 @@ func newRootCmd(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.PersistentFlags().StringVar(&g.runtime, "runtime", os.Getenv("KILN_RUNTIME"),
 		"OCI runtime: crun, runc or a path (default: crun when it works on this host, else runc; env KILN_RUNTIME)")
 	root.PersistentFlags().StringVar(&g.isolation, "isolation", os.Getenv("KILN_ISOLATION"),
-		"isolation: auto (oci as root, rootless otherwise), oci or rootless (env KILN_ISOLATION)")
+		"isolation: auto (the strongest that works here), oci (root: namespaces and mounts), rootless (a user namespace) or chroot (root in an unprivileged container: chroot(2), no namespaces; see the README) (env KILN_ISOLATION)")
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error { return g.enterRootless(cmd) }
 	g.registry.register(root)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
@@ -174,6 +180,8 @@ func commands(g *globalOptions) []*cobra.Command {
 		newHistoryCmd(g),
 		newWaitCmd(g), newRenameCmd(g), newPortCmd(g), newTopCmd(g), newDiffCmd(g), newCpCmd(g),
 		newExportCmd(g), newImportCmd(g), newCommitCmd(g), newCreateCmd(g),
+		newGenerateKeyCmd(), newSignCmd(g), newVerifyCmd(g),
+		newVolumeCmd(g),
 		newGenerateCmd(g),
 	}
 }

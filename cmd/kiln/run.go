@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -34,6 +36,8 @@ type runOptions struct {
 	env, envFiles                  []string
 	volumes, mounts, tmpfs         []string
 	capAdd, capDrop, securityOpts  []string
+	host                           hostFlags
+	volumesFrom                    []string
 	health                         container.HealthFlags
 }
 
@@ -46,17 +50,22 @@ func newRunCmd(g *globalOptions) *cobra.Command {
 		Long: "Run IMAGE's entrypoint and command (or COMMAND) in an isolated container: its own mount, PID,\n" +
 			"UTS, IPC and cgroup namespaces, docker's default capabilities and seccomp profile, through crun\n" +
 			"or runc. The network is a bridge (an address on kiln0, 10.89.0.0/24, with outbound NAT; -p publishes\n" +
-			"ports) unless --network host or none. The exit code is the process's own;\n" +
+			"ports, -P every exposed one) unless --network host or none. --pid host and --ipc host share\n" +
+			"those namespaces with the host, --privileged gives up the isolation of capabilities, seccomp,\n" +
+			"/proc, /sys and devices (root only). The exit code is the process's own;\n" +
 			"125 means kiln itself failed, 126 the command cannot be executed, 127 it was not found.",
-		Example: "  kiln run --rm hello\n  kiln run -d --name web --restart=on-failure:3 app\n  kiln run --rm -it busybox sh\n  kiln run --rm -v $PWD:/data:ro --memory 64m busybox ls /data",
-		Args:    argsRange(1, -1),
+		Example: "  kiln run --rm hello\n  kiln run -d --name web --restart=on-failure:3 app\n" +
+			"  kiln run -d --init -P --label tier=web --stop-timeout 30 app\n" +
+			"  kiln run --rm --ulimit nofile=1024:2048 --add-host db:10.0.0.5 --dns 9.9.9.9 busybox cat /etc/hosts\n  kiln run --rm -it busybox sh\n  kiln run --rm -v $PWD:/data:ro --memory 64m busybox ls /data",
+		Args: argsRange(1, -1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cmd.Flags().Changed("entrypoint") {
 				o.entrypoint = &entrypoint
 			}
 			code, err := runContainer(cmd, g, o, args[0], args[1:])
 			var ce exitCodeError
-			if errors.As(err, &ce) {
+			var ue usageError
+			if errors.As(err, &ce) || errors.As(err, &ue) {
 				return err
 			}
 			if err != nil {
@@ -86,18 +95,20 @@ func newRunCmd(g *globalOptions) *cobra.Command {
 	f.StringVar(&entrypoint, "entrypoint", "", "override the image's ENTRYPOINT (\"\" clears it)")
 	f.StringVar(&o.pull, "pull", "missing", "pull the image: missing (when not in the store), always or never")
 	f.StringVar(&o.network, "network", "", "network: bridge (the default as root: kiln0 with NAT), slirp4netns (the default rootless: a user-mode network), host or none (loopback only)")
-	f.StringArrayVarP(&o.publish, "publish", "p", nil, "publish a port: [IP:]HOST-PORT:CONTAINER-PORT[/tcp|udp] (bridge network)")
+	f.StringArrayVarP(&o.publish, "publish", "p", nil, "publish a port: [IP:][HOST-PORT:]CONTAINER-PORT[/tcp|udp] (bridge network; no HOST-PORT: a random one)")
 	f.StringVarP(&o.memory, "memory", "m", "", "memory limit, e.g. 64m or 1g")
 	f.Float64Var(&o.cpus, "cpus", 0, "CPU limit in cores, e.g. 0.5")
 	f.Int64Var(&o.pidsLimit, "pids-limit", 0, "maximum number of processes (0 = unlimited)")
 	f.StringArrayVarP(&o.env, "env", "e", nil, "set KEY=VALUE (KEY alone copies it from kiln's environment)")
 	f.StringArrayVar(&o.envFiles, "env-file", nil, "read KEY=VALUE lines from a file")
-	f.StringArrayVarP(&o.volumes, "volume", "v", nil, "bind mount HOST-PATH:CONTAINER-PATH[:ro]")
-	f.StringArrayVar(&o.mounts, "mount", nil, "mount type=bind|tmpfs,source=...,target=...[,readonly]")
+	f.StringArrayVarP(&o.volumes, "volume", "v", nil, "bind mount HOST-PATH:CONTAINER-PATH[:ro], mount a volume NAME:CONTAINER-PATH[:ro] (made when missing), or an anonymous volume at CONTAINER-PATH")
+	f.StringArrayVar(&o.mounts, "mount", nil, "mount type=bind|volume|tmpfs,source=...,target=...[,readonly][,volume-nocopy]")
 	f.StringArrayVar(&o.tmpfs, "tmpfs", nil, "mount a tmpfs at PATH[:OPTIONS]")
 	f.StringArrayVar(&o.capAdd, "cap-add", nil, "add a capability (or ALL)")
 	f.StringArrayVar(&o.capDrop, "cap-drop", nil, "drop a capability (or ALL)")
 	f.StringArrayVar(&o.securityOpts, "security-opt", nil, "seccomp=unconfined|PROFILE.json")
+	o.host.register(f)
+	f.StringArrayVar(&o.volumesFrom, "volumes-from", nil, "mount the volumes and binds of CONTAINER[:ro|rw]")
 	addHealthFlags(f, &o.health)
 	return c
 }
@@ -105,6 +116,16 @@ func newRunCmd(g *globalOptions) *cobra.Command {
 // runContainer creates a container and runs it in the foreground (returning its exit code) or,
 // with -d, under a detached monitor (printing its id).
 func runContainer(cmd *cobra.Command, g *globalOptions, o *runOptions, ref string, args []string) (int, error) {
+	attach, err := o.host.attachSet(o.interactive)
+	if err != nil {
+		return 0, usageError{err}
+	}
+	if o.detach && len(o.host.attach) > 0 {
+		return 0, usageError{errors.New("conflicting options: -a and -d: a detached container attaches no streams")}
+	}
+	if err := checkCidfile(o.host.cidfile); err != nil {
+		return 0, err
+	}
 	cfg, err := o.containerConfig(cmd, g, ref, args)
 	if err != nil {
 		return 0, err
@@ -116,6 +137,11 @@ func runContainer(cmd *cobra.Command, g *globalOptions, o *runOptions, ref strin
 	c, err := cs.Create(cmd.Context(), cfg)
 	if err != nil {
 		return 0, err
+	}
+	if o.host.cidfile != "" {
+		if err := writeCidfile(o.host.cidfile, c.ID); err != nil {
+			return 0, err
+		}
 	}
 	if o.createOnly {
 		fmt.Fprintln(cmd.OutOrStdout(), c.ID)
@@ -129,8 +155,14 @@ func runContainer(cmd *cobra.Command, g *globalOptions, o *runOptions, ref strin
 		fmt.Fprintln(cmd.OutOrStdout(), c.ID)
 		return 0, nil
 	}
-	streams := container.Streams{Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr()}
-	if o.interactive {
+	var streams container.Streams
+	if attach.stdout {
+		streams.Stdout = cmd.OutOrStdout()
+	}
+	if attach.stderr {
+		streams.Stderr = cmd.ErrOrStderr()
+	}
+	if attach.stdin {
 		streams.Stdin = cmd.InOrStdin()
 	}
 	rt, err := g.containerRuntime(cmd)
@@ -141,6 +173,8 @@ func runContainer(cmd *cobra.Command, g *globalOptions, o *runOptions, ref strin
 	if o.rm {
 		if err := cs.Remove(context.WithoutCancel(cmd.Context()), rt, c, true); err != nil {
 			runErr = errors.Join(runErr, fmt.Errorf("remove container %s: %w", c.ShortID(), err))
+		} else if err := cs.RemoveAnonymousVolumes(context.WithoutCancel(cmd.Context()), c); err != nil {
+			runErr = errors.Join(runErr, err)
 		}
 	}
 	return code, runErr
@@ -167,6 +201,9 @@ func (o *runOptions) containerConfig(cmd *cobra.Command, g *globalOptions, ref s
 	if err != nil {
 		return cfg, err
 	}
+	if err := o.host.apply(&spec); err != nil {
+		return cfg, usageError{err}
+	}
 	s, err := g.openStore()
 	if err != nil {
 		return cfg, err
@@ -188,6 +225,10 @@ func (o *runOptions) containerConfig(cmd *cobra.Command, g *globalOptions, ref s
 	if err != nil {
 		return cfg, fmt.Errorf("image %s: %w", ref, err)
 	}
+	vols, err := o.containerVolumes(g, &spec, icfg.Volumes)
+	if err != nil {
+		return cfg, err
+	}
 	digest, err := img.Digest()
 	if err != nil {
 		return cfg, fmt.Errorf("image %s: %w", ref, err)
@@ -196,8 +237,27 @@ func (o *runOptions) containerConfig(cmd *cobra.Command, g *globalOptions, ref s
 	if err != nil {
 		return cfg, fmt.Errorf("image %s: %w", ref, err)
 	}
-	return container.Config{Name: o.name, Image: ref, ImageDigest: digest, Args: spec.Args, Restart: restart, AutoRemove: o.rm,
-		StopSignal: icfg.StopSignal, Healthcheck: health, CreateCommand: createCommand(cmd, ref, args), CreateDir: workDir(), Spec: spec}, nil
+	exposed := slices.Sorted(maps.Keys(icfg.ExposedPorts))
+	exposed = slices.Compact(slices.Sorted(slices.Values(append(exposed, o.host.exposed...))))
+	if spec.Ports, err = o.publishAll(exposed, spec); err != nil {
+		return cfg, err
+	}
+	cfg = container.Config{Name: o.name, Image: ref, ImageDigest: digest, Args: spec.Args, Restart: restart, AutoRemove: o.rm,
+		StopSignal: icfg.StopSignal, Exposed: exposed, Spec: spec, Volumes: vols, Healthcheck: health,
+		CreateCommand: createCommand(cmd, ref, args), CreateDir: workDir()}
+	o.host.config(&cfg, icfg.Labels)
+	return cfg, nil
+}
+
+// publishAll is -P: the image's EXPOSE and --expose ports on random host ports.
+func (o *runOptions) publishAll(exposed []string, spec runtime.Spec) ([]runtime.PortMapping, error) {
+	if !o.host.publishAll {
+		exposed = nil
+	}
+	if len(exposed) > 0 && spec.Network != runtime.NetworkBridge && spec.Network != runtime.NetworkSlirp {
+		return nil, fmt.Errorf("-P needs --network bridge (or slirp4netns, rootless): with --network %s there is no container address to forward to", o.network)
+	}
+	return container.PublishAll(exposed, spec.Ports)
 }
 
 // checkDetach refuses flag combinations docker refuses, and attaching a detached container.
@@ -270,6 +330,26 @@ func (o *runOptions) spec() (runtime.Spec, error) {
 
 // runtimeMounts parses -v, --mount and --tmpfs.
 func (o *runOptions) runtimeMounts() ([]runtime.Mount, error) {
+	flags, err := o.mountFlags()
+	if err != nil {
+		return nil, err
+	}
+	var out []runtime.Mount
+	for _, m := range flags {
+		if m.volume {
+			continue // see containerVolumes
+		}
+		rm := runtime.Mount{Type: runtime.Bind, Source: m.source, Target: m.target, ReadOnly: m.readOnly, Options: m.options}
+		if m.tmpfs {
+			rm.Type = runtime.Tmpfs
+		}
+		out = append(out, rm)
+	}
+	return out, nil
+}
+
+// mountFlags parses -v, --mount and --tmpfs in order.
+func (o *runOptions) mountFlags() ([]mountFlag, error) {
 	var flags []mountFlag
 	for _, list := range []struct {
 		vals  []string
@@ -283,15 +363,7 @@ func (o *runOptions) runtimeMounts() ([]runtime.Mount, error) {
 			flags = append(flags, m)
 		}
 	}
-	var out []runtime.Mount
-	for _, m := range flags {
-		rm := runtime.Mount{Type: runtime.Bind, Source: m.source, Target: m.target, ReadOnly: m.readOnly, Options: m.options}
-		if m.tmpfs {
-			rm.Type = runtime.Tmpfs
-		}
-		out = append(out, rm)
-	}
-	return out, nil
+	return flags, nil
 }
 
 // seccomp reads --security-opt seccomp=...; other security options are refused clearly.

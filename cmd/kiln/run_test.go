@@ -129,7 +129,7 @@ func TestInspectContainerOrImage(t *testing.T) {
 	if _, ok := info[1]["RootFS"]; !ok {
 		t.Errorf("image inspect lacks RootFS: %v", info[1])
 	}
-	if r := kiln(t, root, nil, "inspect", "nothing"); r.code != 1 || !strings.Contains(r.stderr, "no such container or image") {
+	if r := kiln(t, root, nil, "inspect", "nothing"); r.code != 1 || !strings.Contains(r.stderr, "no such container, image or volume: nothing") {
 		t.Errorf("inspect nothing: %d %s", r.code, r.stderr)
 	}
 }

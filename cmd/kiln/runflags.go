@@ -18,14 +18,19 @@ type mountFlag struct {
 	target   string
 	readOnly bool
 	options  []string // tmpfs options such as size=64m
+	volume   bool     // a named volume (source is its name) or, with no source, an anonymous one
+	noCopy   bool     // volume-nocopy: an empty volume is not filled from the image
 }
 
-// parseVolume reads docker's -v HOST:CONTAINER[:ro|rw]. Named volumes do not exist in kiln,
-// so the host side must be an absolute or ./relative path.
+// parseVolume reads docker's -v HOST:CONTAINER[:ro|rw], -v NAME:CONTAINER[:ro|rw] (a named
+// volume: a source with no leading / or ., docker's rule) and -v CONTAINER (an anonymous volume).
 func parseVolume(v string) (mountFlag, error) {
 	parts := strings.Split(v, ":")
+	if len(parts) == 1 && strings.HasPrefix(v, "/") {
+		return mountFlag{volume: true, target: v}.finish(v)
+	}
 	if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
-		return mountFlag{}, fmt.Errorf("invalid volume %q: use HOST-PATH:CONTAINER-PATH[:ro]", v)
+		return mountFlag{}, fmt.Errorf("invalid volume %q: use HOST-PATH:CONTAINER-PATH[:ro], VOLUME-NAME:CONTAINER-PATH[:ro] or CONTAINER-PATH", v)
 	}
 	m := mountFlag{source: parts[0], target: parts[1]}
 	if len(parts) == 3 {
@@ -39,9 +44,7 @@ func parseVolume(v string) (mountFlag, error) {
 			}
 		}
 	}
-	if !strings.HasPrefix(m.source, "/") && !strings.HasPrefix(m.source, ".") {
-		return mountFlag{}, fmt.Errorf("invalid volume %q: named volumes are not supported; give a host path (absolute or ./relative)", v)
-	}
+	m.volume = !strings.HasPrefix(m.source, "/") && !strings.HasPrefix(m.source, ".")
 	return m.finish(v)
 }
 
@@ -70,6 +73,8 @@ func parseMount(v string) (mountFlag, error) {
 			m.options = append(m.options, "size="+val)
 		case "tmpfs-mode":
 			m.options = append(m.options, "mode="+val)
+		case "volume-nocopy":
+			m.noCopy = true
 		case "bind-propagation", "consistency":
 		default:
 			return mountFlag{}, fmt.Errorf("invalid --mount %q: unknown key %q", v, k)
@@ -85,8 +90,13 @@ func parseMount(v string) (mountFlag, error) {
 			return mountFlag{}, fmt.Errorf("invalid --mount %q: a tmpfs mount takes no source", v)
 		}
 		m.tmpfs = true
+	case "volume":
+		m.volume = true
 	default:
-		return mountFlag{}, fmt.Errorf("invalid --mount %q: type %q is not supported (use bind or tmpfs)", v, typ)
+		return mountFlag{}, fmt.Errorf("invalid --mount %q: type %q is not supported (use bind, volume or tmpfs)", v, typ)
+	}
+	if m.noCopy && !m.volume {
+		return mountFlag{}, fmt.Errorf("invalid --mount %q: volume-nocopy is for type=volume", v)
 	}
 	return m.finish(v)
 }
@@ -107,7 +117,7 @@ func (m mountFlag) finish(flag string) (mountFlag, error) {
 		return mountFlag{}, fmt.Errorf("invalid mount %q: the container path %q must be absolute", flag, m.target)
 	}
 	m.target = filepath.Clean(m.target)
-	if m.tmpfs {
+	if m.tmpfs || m.volume {
 		return m, nil
 	}
 	abs, err := filepath.Abs(m.source)

@@ -23,10 +23,11 @@ func TestParseVolume(t *testing.T) {
 		{in: dir + ":/data", want: mountFlag{source: dir, target: "/data"}},
 		{in: dir + ":/data/:ro", want: mountFlag{source: dir, target: "/data", readOnly: true}},
 		{in: dir + ":/data:rw", want: mountFlag{source: dir, target: "/data"}},
-		{in: dir, wantErr: "HOST-PATH:CONTAINER-PATH"},
+		{in: "data", wantErr: "HOST-PATH:CONTAINER-PATH"},
+		{in: "/var/lib/x/", want: mountFlag{volume: true, target: "/var/lib/x"}},
 		{in: dir + ":data", wantErr: "must be absolute"},
 		{in: dir + ":/d:xx", wantErr: `unknown option "xx"`},
-		{in: "myvol:/d", wantErr: "named volumes"},
+		{in: "myvol:/d:ro", want: mountFlag{volume: true, source: "myvol", target: "/d", readOnly: true}},
 		{in: dir + "/missing:/d", wantErr: "does not exist"},
 	} {
 		got, err := parseVolume(tc.in)
@@ -52,7 +53,11 @@ func TestParseMountAndTmpfs(t *testing.T) {
 	if err != nil || !m.tmpfs || !reflect.DeepEqual(m.options, []string{"size=1m"}) {
 		t.Errorf("tmpfs: %+v %v", m, err)
 	}
-	for _, bad := range []string{"type=volume,target=/x", "type=bind,target=/x", "type=tmpfs,source=/a,target=/x", "type=bind,source=" + dir + ",target=/x,bogus=1"} {
+	m, err = parseMount("type=volume,source=data,target=/x,volume-nocopy")
+	if err != nil || !m.volume || !m.noCopy || m.source != "data" {
+		t.Errorf("volume: %+v %v", m, err)
+	}
+	for _, bad := range []string{"type=bind,source=" + dir + ",target=/x,volume-nocopy", "type=bind,target=/x", "type=tmpfs,source=/a,target=/x", "type=bind,source=" + dir + ",target=/x,bogus=1"} {
 		if _, err := parseMount(bad); err == nil {
 			t.Errorf("parseMount(%q) accepted", bad)
 		}

@@ -23,10 +23,19 @@ func newStopCmd(g *globalOptions) *cobra.Command {
 				return usageError{fmt.Errorf("invalid -t %d: the timeout must not be negative", timeout)}
 			}
 			return eachContainer(cmd, g, args, func(cs *container.Store, rt *runtime.Runtime, c *container.Container) error {
-				return cs.Stop(cmd.Context(), rt, c, time.Duration(timeout)*time.Second)
+				return cs.Stop(cmd.Context(), rt, c, c.StopTimeoutOr(givenTimeout(cmd, timeout)))
 			})
 		},
 	}
-	c.Flags().IntVarP(&timeout, "time", "t", 10, "seconds to wait before killing the container")
+	c.Flags().IntVarP(&timeout, "time", "t", 10, "seconds to wait before killing the container (unset: the container's --stop-timeout if it has one)")
 	return c
+}
+
+// givenTimeout is -t when the command line sets it: otherwise the container's own default applies.
+func givenTimeout(cmd *cobra.Command, seconds int) *time.Duration {
+	if !cmd.Flags().Changed("time") {
+		return nil
+	}
+	d := time.Duration(seconds) * time.Second
+	return &d
 }

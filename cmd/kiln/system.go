@@ -14,7 +14,7 @@ func newSystemCmd(g *globalOptions) *cobra.Command {
 	var format string
 	df := &cobra.Command{
 		Use:   "df",
-		Short: "Show the store's disk usage by images, snapshots and build cache",
+		Short: "Show the store's disk usage by images, snapshots, build cache and volumes",
 		Args:  argsRange(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			s, err := g.openStore()
@@ -39,6 +39,7 @@ func newSystemCmd(g *globalOptions) *cobra.Command {
 			fmt.Fprintf(tw, "Images\t%d\t%s\n", u.Images.Count, humanSize(u.Images.Size))
 			fmt.Fprintf(tw, "Snapshots\t%d\t%s\n", u.Snapshots.Count, humanSize(u.Snapshots.Size))
 			fmt.Fprintf(tw, "Build cache\t%d\t%s\n", u.Cache.Count, humanSize(u.Cache.Size))
+			fmt.Fprintf(tw, "Local Volumes\t%d\t%s\n", u.Volumes.Count, humanSize(u.Volumes.Size))
 			return tw.Flush()
 		},
 	}

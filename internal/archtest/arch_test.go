@@ -26,7 +26,8 @@ var allowed = map[string][]string{
 	"cache":       {"cache/layer"},
 	"runtime":     {},
 	"registry":    {"cache", "cache/layer"},
-	"build":       {"cache", "cache/layer", "runtime"},
+	"build":       {"build/sbom", "cache", "cache/layer", "runtime"},
+	"build/sbom":  {"cache/layer"}, // an image's files in, an SPDX document out: no store, no runtime
 	"container":   {"cache", "cache/layer", "runtime", "registry"},
 	"cmd/kiln":    anything,
 	"internal/":   {},

@@ -15,6 +15,9 @@ type Options struct {
 	Perm   os.FileMode // 0 means 0644
 	TmpDir string      // where the temp file goes (same filesystem as path); "" = path's dir
 	NoSync bool        // skip both fsyncs, for files that do not outlive an OS crash anyway
+	// NoReplace fails with an error wrapping os.ErrExist when path exists, instead of
+	// replacing it (a hard link publishes the temp file, so the check cannot race).
+	NoReplace bool
 }
 
 // Write puts data at path atomically.
@@ -47,7 +50,12 @@ func WriteFrom(path string, r io.Reader, o Options) error {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil {
+	switch {
+	case err == nil && o.NoReplace:
+		if err = os.Link(tmp, path); err == nil {
+			_ = os.Remove(tmp) // path holds the data now; a stray temp is only litter
+		}
+	case err == nil:
 		err = os.Rename(tmp, path)
 	}
 	if err != nil {

@@ -1,6 +1,7 @@
 package atomicfile
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -27,5 +28,23 @@ func TestWrite(t *testing.T) {
 	}
 	if err := Write(filepath.Join(dir, "missing", "f"), nil, Options{}); err == nil {
 		t.Error("write into a missing dir succeeded")
+	}
+}
+
+func TestWriteNoReplace(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "key")
+	if err := Write(p, []byte("first"), Options{NoReplace: true}); err != nil {
+		t.Fatal(err)
+	}
+	err := Write(p, []byte("second"), Options{NoReplace: true})
+	if !errors.Is(err, os.ErrExist) {
+		t.Fatalf("second write: %v, want os.ErrExist", err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "first" {
+		t.Errorf("file holds %q after a refused write", b)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("temp files left: %v", ents)
 	}
 }

@@ -26,6 +26,11 @@ type Config struct {
 	Labels      map[string]string // --label: shown by inspect, matched by ps --filter label=
 	StopTimeout *int              // --stop-timeout seconds: kiln stop's default grace; nil = 10
 	Exposed     []string          // the image's EXPOSE and --expose ports ("80/tcp"), as docker's ExposedPorts
+	Healthcheck *HealthConfig     // the image's HEALTHCHECK under the run flags; nil = none
+	// CreateCommand is the `kiln run` command line that made the container, every flag as
+	// --name=value, and CreateDir where it ran: what a unit of generate systemd --new runs.
+	CreateCommand []string
+	CreateDir     string
 	// Spec is the runtime spec every start reuses; its streams are never stored.
 	Spec runtime.Spec
 	// Volumes are made (and filled from the image) by Create, which adds their mounts to Spec.

@@ -75,6 +75,9 @@ type monitor struct {
 	closed   chan struct{}   // closed when the monitor no longer reads reqs
 	userStop bool            // a user stopped the container: no restart policy applies
 	pending  []controlReq    // stop requests, answered once the exit is recorded
+
+	health     <-chan Health      // the running checks' new values; nil without checks
+	stopHealth context.CancelFunc // ends the running checks; nil without checks
 }
 
 func (m *monitor) loop(ctx context.Context) (int, error) {
@@ -160,6 +163,7 @@ func (m *monitor) runOnce(ctx context.Context) (int, error) {
 	}
 	// Recorded once the container exists, with its pid: one write, not two.
 	m.state.Status, m.state.Error, m.state.Pid = StatusRunning, "", 0
+	m.state.Health = healthAtStart(m.c.Healthcheck, m.state.Health)
 	if st, err := ctr.State(ctx); err == nil {
 		m.state.Pid = st.Pid
 	}
@@ -172,6 +176,7 @@ func (m *monitor) runOnce(ctx context.Context) (int, error) {
 		ctr.Wait(context.WithoutCancel(ctx)) //nolint:errcheck // its end is this error's
 		return exitKilnFailure, err
 	}
+	defer m.startHealth(ctx, ctr)()
 	done := make(chan runResult, 1)
 	go func() {
 		code, err := ctr.Wait(context.WithoutCancel(ctx))
@@ -196,11 +201,17 @@ func (m *monitor) wait(ctx context.Context, ctr *runtime.Container, done <-chan 
 		case res := <-done:
 			return res
 		case <-ctx.Done():
+			m.endHealth()
 			return m.stop(ctr, done, runtime.DefaultStopGrace)
+		case h := <-m.health:
+			m.state.Health = &h
+			// A failed write shows at the exit's write, which kiln reports; the checks go on.
+			_ = writeState(m.c.dir, m.state, m.c.AutoRemove)
 		case req := <-m.reqs:
 			switch sig := syscall.Signal(req.Signal); req.Op {
 			case "stop":
 				m.userStop, m.pending = true, append(m.pending, req)
+				m.endHealth()
 				return m.stop(ctr, done, max(req.Timeout, 0))
 			case "kill":
 				if sig == syscall.SIGKILL || sig == m.c.stopSignal() {

@@ -35,6 +35,9 @@ type record struct {
 	StopTimeout *int              `json:"stopTimeout,omitempty"` // seconds
 	Exposed     []string          `json:"exposed,omitempty"`
 	Spec        recordSpec        `json:"spec"`
+	Healthcheck *recordHealth     `json:"healthcheck,omitempty"`
+	CreateCmd   []string          `json:"createCommand,omitempty"`
+	CreateDir   string            `json:"createDir,omitempty"`
 }
 
 // recordSpec is the stored part of runtime.Spec: everything but streams and debug output.
@@ -157,6 +160,7 @@ func toRecord(cfg Config) record {
 		r.Spec.Mounts = append(r.Spec.Mounts, recordMount{Type: enumName(mountNames, m.Type), Source: m.Source,
 			Target: m.Target, ReadOnly: m.ReadOnly, Options: m.Options})
 	}
+	r.Healthcheck, r.CreateCmd, r.CreateDir = healthRecord(cfg.Healthcheck), cfg.CreateCommand, cfg.CreateDir
 	for _, p := range sp.Ports {
 		rp := recordPort{HostPort: p.HostPort, ContainerPort: p.ContainerPort, Protocol: p.Protocol}
 		if p.HostIP.IsValid() {
@@ -170,7 +174,8 @@ func toRecord(cfg Config) record {
 // config is the record in memory; it fails on values this kiln does not know.
 func (r record) config() (Config, error) {
 	cfg := Config{ID: r.ID, Name: r.Name, Image: r.Image, Args: r.Args, Created: r.Created, Restart: r.Restart,
-		StopSignal: r.StopSignal, AutoRemove: r.AutoRemove, StopTimeout: r.StopTimeout, Exposed: r.Exposed}
+		StopSignal: r.StopSignal, AutoRemove: r.AutoRemove, StopTimeout: r.StopTimeout, Exposed: r.Exposed,
+		Healthcheck: r.Healthcheck.config(), CreateCommand: r.CreateCmd, CreateDir: r.CreateDir}
 	if len(r.Labels) > 0 {
 		cfg.Labels = r.Labels
 	}

@@ -34,7 +34,8 @@ type State struct {
 	FinishedAt   time.Time `json:"FinishedAt,omitzero"`
 	ExitCode     int       `json:"ExitCode"`
 	RestartCount int       `json:"RestartCount"`
-	Error        string    `json:"Error,omitempty"` // why kiln could not run or watch the container
+	Error        string    `json:"Error,omitempty"`  // why kiln could not run or watch the container
+	Health       *Health   `json:"Health,omitempty"` // the health checks' standing, when the container has any
 	// MonitorLost is set by readers (never stored) when the monitor died without recording an
 	// exit: the container's fate is unknown.
 	MonitorLost bool `json:"MonitorLost,omitempty"`
@@ -51,7 +52,7 @@ func (s State) Describe(now time.Time) string {
 	case s.MonitorLost:
 		return "Exited (unknown)"
 	case s.Status == StatusRunning:
-		return "Up " + units.HumanDuration(now.Sub(s.StartedAt))
+		return "Up " + units.HumanDuration(now.Sub(s.StartedAt)) + s.Health.describe()
 	case s.Status == StatusRestarting:
 		return fmt.Sprintf("Restarting (%d) %s ago", s.ExitCode, units.HumanDuration(now.Sub(s.FinishedAt)))
 	case s.Status == StatusExited && s.FinishedAt.IsZero():

@@ -57,7 +57,7 @@ func (r *ociRunner) execProcess(ctx context.Context, id, processFile string, gra
 		return -1, fmt.Errorf("start %s exec: %w", r.name, err)
 	}
 	done := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() { stopExec(cmd.Process, pidFile, grace, done) })
+	stop := context.AfterFunc(ctx, func() { stopExec(cmd.Process, pidFile, grace, done, !sio.Terminal) })
 	err := cmd.Wait()
 	close(done)
 	stop()
@@ -65,8 +65,10 @@ func (r *ociRunner) execProcess(ctx context.Context, id, processFile string, gra
 }
 
 // stopExec signals the exec'd process itself (through a pidfd, so a reused pid is never hit):
-// SIGKILL on the runtime would leave it running inside the container.
-func stopExec(runtimeProc *os.Process, pidFile string, grace time.Duration, done <-chan struct{}) {
+// SIGKILL on the runtime alone would leave it running inside the container.
+// With group, the SIGKILL also goes to the runtime's process group, which the process and
+// its children share: a shell's background child keeps the runtime waiting as long as it lives.
+func stopExec(runtimeProc *os.Process, pidFile string, grace time.Duration, done <-chan struct{}, group bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
 	pidfd, _, _ := waitPidFile(ctx, pidFile, done)
@@ -86,4 +88,8 @@ func stopExec(runtimeProc *os.Process, pidFile string, grace time.Duration, done
 	case <-ctx.Done():
 	}
 	unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0) //nolint:errcheck // it may have exited
+	if group {
+		// The runtime is not reaped before done: its pid, the group's id, is not reused.
+		unix.Kill(-runtimeProc.Pid, unix.SIGKILL) //nolint:errcheck // the group may be gone
+	}
 }

@@ -89,16 +89,17 @@ type containerInspect struct {
 }
 
 type inspectState struct {
-	Status     string    `json:"Status"`
-	Running    bool      `json:"Running"`
-	Restarting bool      `json:"Restarting"`
-	Dead       bool      `json:"Dead"` // the monitor died: the container's fate is unknown
-	Pid        int       `json:"Pid"`
-	MonitorPid int       `json:"MonitorPid"`
-	ExitCode   int       `json:"ExitCode"`
-	Error      string    `json:"Error"`
-	StartedAt  time.Time `json:"StartedAt"`
-	FinishedAt time.Time `json:"FinishedAt"`
+	Status     string            `json:"Status"`
+	Running    bool              `json:"Running"`
+	Restarting bool              `json:"Restarting"`
+	Dead       bool              `json:"Dead"` // the monitor died: the container's fate is unknown
+	Pid        int               `json:"Pid"`
+	MonitorPid int               `json:"MonitorPid"`
+	ExitCode   int               `json:"ExitCode"`
+	Error      string            `json:"Error"`
+	StartedAt  time.Time         `json:"StartedAt"`
+	FinishedAt time.Time         `json:"FinishedAt"`
+	Health     *container.Health `json:"Health,omitempty"`
 }
 
 type inspectHostConfig struct {
@@ -160,6 +161,7 @@ type inspectContainerConfig struct {
 	StopTimeout  *int                `json:"StopTimeout,omitempty"`
 	Labels       map[string]string   `json:"Labels"`
 	ExposedPorts map[string]struct{} `json:"ExposedPorts,omitempty"`
+	Healthcheck  *inspectHealthcheck `json:"Healthcheck,omitempty"`
 }
 
 func newContainerInspectCmd(g *globalOptions) *cobra.Command {
@@ -219,6 +221,7 @@ func inspectContainer(c *container.Container, st container.State) containerInspe
 	if st.MonitorLost {
 		ci.State.ExitCode = -1
 	}
+	ci.State.Health, ci.Config.Healthcheck = st.Health, inspectHealth(c.Healthcheck)
 	for _, m := range sp.Mounts {
 		typ := "bind"
 		if m.Type == runtime.Tmpfs {

@@ -63,7 +63,7 @@ func newPsCmd(g *globalOptions) *cobra.Command {
 	f.IntVarP(&o.last, "last", "n", -1, "show the n last created containers (all states)")
 	f.BoolVarP(&o.latest, "latest", "l", false, "show the latest created container (all states)")
 	f.BoolVarP(&o.size, "size", "s", false, "show the size of each container's filesystem changes")
-	f.StringArrayVarP(&o.filters, "filter", "f", nil, "filter: status=, name=, id=, ancestor=, exited=, before=, since=, label=KEY[=VALUE]")
+	f.StringArrayVarP(&o.filters, "filter", "f", nil, "filter: status=, name=, id=, ancestor=, exited=, before=, since=, label=KEY[=VALUE], health=")
 	return c
 }
 
@@ -80,8 +80,11 @@ func (o *psOptions) print(cmd *cobra.Command, list []*container.Container) error
 	if err != nil {
 		return err
 	}
-	f, err := parseFilters(o.filters, "status", "name", "id", "ancestor", "exited", "before", "since", "label")
+	f, err := parseFilters(o.filters, "status", "name", "id", "ancestor", "exited", "before", "since", "label", "health")
 	if err != nil {
+		return err
+	}
+	if err := checkHealthFilter(f); err != nil {
 		return err
 	}
 	if o.latest {
@@ -102,7 +105,8 @@ func (o *psOptions) print(cmd *cobra.Command, list []*container.Container) error
 		}
 		r := o.row(c, st, now)
 		if !f.match("status", func(v string) bool { return v == r.State }) ||
-			!f.match("exited", func(v string) bool { return r.State == "exited" && v == fmt.Sprint(st.ExitCode) }) {
+			!f.match("exited", func(v string) bool { return r.State == "exited" && v == fmt.Sprint(st.ExitCode) }) ||
+			!f.match("health", func(v string) bool { return v == string(st.HealthStatus()) }) {
 			continue
 		}
 		if o.size {

@@ -182,6 +182,7 @@ func commands(g *globalOptions) []*cobra.Command {
 		newExportCmd(g), newImportCmd(g), newCommitCmd(g), newCreateCmd(g),
 		newGenerateKeyCmd(), newSignCmd(g), newVerifyCmd(g),
 		newVolumeCmd(g),
+		newGenerateCmd(g),
 	}
 }
 

@@ -38,6 +38,7 @@ type runOptions struct {
 	capAdd, capDrop, securityOpts  []string
 	host                           hostFlags
 	volumesFrom                    []string
+	health                         container.HealthFlags
 }
 
 func newRunCmd(g *globalOptions) *cobra.Command {
@@ -108,6 +109,7 @@ func newRunCmd(g *globalOptions) *cobra.Command {
 	f.StringArrayVar(&o.securityOpts, "security-opt", nil, "seccomp=unconfined|PROFILE.json")
 	o.host.register(f)
 	f.StringArrayVar(&o.volumesFrom, "volumes-from", nil, "mount the volumes and binds of CONTAINER[:ro|rw]")
+	addHealthFlags(f, &o.health)
 	return c
 }
 
@@ -231,13 +233,18 @@ func (o *runOptions) containerConfig(cmd *cobra.Command, g *globalOptions, ref s
 	if err != nil {
 		return cfg, fmt.Errorf("image %s: %w", ref, err)
 	}
+	health, err := container.ResolveHealth(img, o.health)
+	if err != nil {
+		return cfg, fmt.Errorf("image %s: %w", ref, err)
+	}
 	exposed := slices.Sorted(maps.Keys(icfg.ExposedPorts))
 	exposed = slices.Compact(slices.Sorted(slices.Values(append(exposed, o.host.exposed...))))
 	if spec.Ports, err = o.publishAll(exposed, spec); err != nil {
 		return cfg, err
 	}
 	cfg = container.Config{Name: o.name, Image: ref, ImageDigest: digest, Args: spec.Args, Restart: restart, AutoRemove: o.rm,
-		StopSignal: icfg.StopSignal, Exposed: exposed, Spec: spec, Volumes: vols}
+		StopSignal: icfg.StopSignal, Exposed: exposed, Spec: spec, Volumes: vols, Healthcheck: health,
+		CreateCommand: createCommand(cmd, ref, args), CreateDir: workDir()}
 	o.host.config(&cfg, icfg.Labels)
 	return cfg, nil
 }

@@ -1,6 +1,10 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"fmt"
+
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/container"
@@ -8,17 +12,28 @@ import (
 )
 
 func newStartCmd(g *globalOptions) *cobra.Command {
-	return &cobra.Command{
-		Use:   "start CONTAINER [CONTAINER...]",
+	var attach bool
+	c := &cobra.Command{
+		Use:   "start [-a] CONTAINER [CONTAINER...]",
 		Short: "Start stopped containers in the background",
-		Long:  "Start each container again under a detached monitor, with its filesystem as it was left.",
-		Args:  argsRange(1, -1),
+		Long: "Start each container again under a detached monitor, with its filesystem as it was left.\n" +
+			"With -a, this kiln is the monitor: the container's output goes to the terminal (and its log),\n" +
+			"SIGTERM or Ctrl-C stops it, and the exit code is the container's — what a systemd unit runs.",
+		Args: argsRange(1, -1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if attach {
+				if len(args) > 1 {
+					return usageError{errors.New("cannot start and attach multiple containers at once")}
+				}
+				return startAttached(cmd, g, args[0])
+			}
 			return eachContainer(cmd, g, args, func(cs *container.Store, rt *runtime.Runtime, c *container.Container) error {
 				return startContainer(cmd, g, cs, rt, c)
 			})
 		},
 	}
+	c.Flags().BoolVarP(&attach, "attach", "a", false, "run the container in the foreground: its output here, its exit code kiln's")
+	return c
 }
 
 // startContainer spawns a monitor unless the container runs already, first cleaning up what a
@@ -34,4 +49,43 @@ func startContainer(cmd *cobra.Command, g *globalOptions, cs *container.Store, r
 		}
 	}
 	return cs.Spawn(cmd.Context(), c, monitorArgv(g, c.ID))
+}
+
+// startAttached supervises the container in this process, as a foreground `kiln run` does.
+func startAttached(cmd *cobra.Command, g *globalOptions, ref string) error {
+	cs, err := g.openContainers()
+	if err != nil {
+		return err
+	}
+	c, err := cs.Get(ref)
+	if err != nil {
+		return err
+	}
+	st, err := c.State()
+	if err != nil {
+		return err
+	}
+	if st.Running() {
+		return fmt.Errorf("container %s is already running under a monitor: follow it with kiln logs -f %s", ref, ref)
+	}
+	rt, err := g.containerRuntime(cmd)
+	if err != nil {
+		return err
+	}
+	if st.MonitorLost {
+		if err := cs.Stop(cmd.Context(), rt, c, 0); err != nil {
+			return err
+		}
+	}
+	code, err := cs.Supervise(cmd.Context(), rt, c, container.Streams{Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr()})
+	if c.AutoRemove {
+		err = errors.Join(err, cs.Remove(context.WithoutCancel(cmd.Context()), rt, c, true))
+	}
+	if err != nil {
+		return failure(exitKilnError, err)
+	}
+	if code != 0 {
+		return exitCodeError{code: code}
+	}
+	return nil
 }

@@ -114,10 +114,15 @@ type isolationProbe struct {
 // are: keyed by the boot, the mount and user namespaces and this process's capabilities and
 // seccomp state, so another container, another capability set or a reboot probes again.
 func cachedProbe(stateDir string) isolationProbe {
-	status, _ := os.ReadFile("/proc/self/status")
+	// This thread's own status and namespaces, not the process leader's: the probe's thread may
+	// be the main thread, which Go wedges rather than ends, so the leader can carry what the
+	// probe did to it (a mount namespace, a filter). No thread the probe used runs Go code again.
+	goruntime.LockOSThread()
+	status, _ := os.ReadFile("/proc/thread-self/status")
+	mnt, _ := os.Readlink("/proc/thread-self/ns/mnt")
+	usr, _ := os.Readlink("/proc/thread-self/ns/user")
+	goruntime.UnlockOSThread()
 	boot, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	mnt, _ := os.Readlink("/proc/self/ns/mnt")
-	usr, _ := os.Readlink("/proc/self/ns/user")
 	key := strings.TrimSpace(string(boot)) + "\x00" + mnt + "\x00" + usr
 	for _, line := range strings.Split(string(status), "\n") {
 		for _, f := range []string{"Uid:", "CapPrm:", "CapEff:", "CapBnd:", "NoNewPrivs:", "Seccomp:", "Seccomp_filters:"} {

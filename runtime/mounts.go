@@ -6,7 +6,9 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 
+	securejoin "github.com/cyphar/filepath-securejoin"
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -91,11 +93,19 @@ func userMounts(rootfs string, ms []Mount) ([]specs.Mount, error) {
 	return out, nil
 }
 
-// makeTarget creates a mount point (directory or empty file) confined to rootfs.
+// makeTarget creates a mount point (directory or empty file) confined to rootfs. As docker, the
+// target is first resolved inside rootfs, following the image's symlinks without leaving it, so a
+// VOLUME through a link that dangles (its place does not exist yet) is made where the link leads,
+// inside the container.
 func makeTarget(rootfs, target string, dir bool) error {
+	if resolved, err := securejoin.SecureJoin(rootfs, target); err == nil {
+		if rel, err := filepath.Rel(rootfs, resolved); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+			target = path.Join("/", filepath.ToSlash(rel))
+		}
+	}
 	if dir {
 		if err := pathrs.MkdirAll(rootfs, target, 0o755); err != nil {
-			return fmt.Errorf("create mount point %s in rootfs: %w", target, err)
+			return fmt.Errorf("create mount point %s in rootfs: %w", target, inRootfs{rootfs, err})
 		}
 		return nil
 	}
@@ -104,7 +114,7 @@ func makeTarget(rootfs, target string, dir bool) error {
 	}
 	parent := path.Dir(target)
 	if err := pathrs.MkdirAll(rootfs, parent, 0o755); err != nil {
-		return fmt.Errorf("create mount point %s in rootfs: %w", parent, err)
+		return fmt.Errorf("create mount point %s in rootfs: %w", parent, inRootfs{rootfs, err})
 	}
 	d, err := pathrs.OpenInRoot(rootfs, parent)
 	if err != nil {

@@ -23,7 +23,7 @@ const controlSocket = "control.sock"
 
 // request is one control message; the monitor answers with a reply when it is done.
 type request struct {
-	Op      string        `json:"op"`                // "stop" or "kill"
+	Op      string        `json:"op"`                // "stop", "kill", "pause" or "unpause"
 	Timeout time.Duration `json:"timeout,omitempty"` // stop: how long after the stop signal until SIGKILL
 	Signal  int           `json:"signal,omitempty"`  // kill: the signal
 }
@@ -141,7 +141,9 @@ var errNoMonitor = errors.New("no monitor listens")
 // stop sends the container its stop signal and waits the timeout for the run to end (done),
 // then kills it.
 func (m *monitor) stop(ctr *runtime.Container, done <-chan runResult, timeout time.Duration) runResult {
-	if err := ctr.Kill(context.Background(), m.c.stopSignal()); err == nil && timeout > 0 {
+	err := ctr.Kill(context.Background(), m.c.stopSignal())
+	m.thaw(ctr) //nolint:errcheck // a frozen container gets SIGKILL below, which ends it thawed or not
+	if err == nil && timeout > 0 {
 		select {
 		case res := <-done:
 			return res

@@ -218,3 +218,18 @@ func (c *Container) Kill(ctx context.Context, sig syscall.Signal) error {
 	}
 	return c.runner.kill(ctx, c.id, sig)
 }
+
+// Pause freezes every process of the container (the cgroup freezer); Resume thaws them. A
+// rootless container can be frozen only when the user owns a delegated cgroup v2 subtree.
+func (c *Container) Pause(ctx context.Context) error { return c.freeze(ctx, true) }
+
+// Resume thaws a container Pause froze.
+func (c *Container) Resume(ctx context.Context) error { return c.freeze(ctx, false) }
+
+func (c *Container) freeze(ctx context.Context, freeze bool) error {
+	err := c.runner.freeze(ctx, c.id, freeze)
+	if err != nil && c.rt.isolation == IsolationRootless {
+		return fmt.Errorf("%w: rootless kiln freezes a container through its cgroup, which needs cgroup v2 with the freezer delegated to your user (systemd: Delegate=yes for user@.service)", err)
+	}
+	return err
+}

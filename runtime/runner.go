@@ -157,3 +157,16 @@ func (r *ociRunner) list(ctx context.Context) ([]string, error) {
 	}
 	return strings.Fields(string(out)), nil
 }
+
+// freeze is `<runtime> pause` (freeze true) or `resume` of container id: the cgroup freezer.
+func (r *ociRunner) freeze(ctx context.Context, id string, freeze bool) error {
+	verb := "resume"
+	if freeze {
+		verb = "pause"
+	}
+	out, err := r.command(ctx, verb, id).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s %s: %w: %s", r.name, verb, id, err, bytes.TrimSpace(out))
+	}
+	return nil
+}

@@ -2,10 +2,13 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"os/exec"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestStats(t *testing.T) {
@@ -69,5 +72,48 @@ func TestStats(t *testing.T) {
 	if r := kiln(t, root, nil, "stats", "--no-stream", "--format", "{{.Nope"); r.code != 2 {
 		t.Errorf("stats with a bad --format: exit %d, %s", r.code, r.stderr)
 	}
+	statsStream(t, root)
 	ok(t, root, "rm", "-f", "busy", "idle", "gone")
+}
+
+// statsStream checks the streaming mode: a cleared screen and a fresh table each second, until Ctrl-C.
+func statsStream(t *testing.T, root string) {
+	cmd := exec.Command(os.Args[0], "stats", "--format", "table {{.Name}}\t{{.PIDs}}", "idle")
+	cmd.Env = append(os.Environ(), execEnv+"=1", "KILN_ROOT="+root)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	screens := make(chan string)
+	go func() {
+		defer close(screens)
+		buf := make([]byte, 4096)
+		var got string
+		for {
+			n, err := stdout.Read(buf)
+			got += string(buf[:n])
+			if strings.Count(got, "idle   1\n") >= 2 {
+				screens <- got
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	select {
+	case got, more := <-screens:
+		if want := "\033[2J\033[HNAME   PIDS\nidle   1\n"; !more || got != want+want {
+			t.Errorf("stats stream: %q", got)
+		}
+	case <-time.After(20 * time.Second):
+		t.Error("stats stream: no two refreshes in 20 s")
+	}
+	cmd.Process.Signal(os.Interrupt) //nolint:errcheck // checked by Wait
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("stats stream after Ctrl-C: %v", err)
+	}
 }

@@ -23,9 +23,11 @@ const controlSocket = "control.sock"
 
 // request is one control message; the monitor answers with a reply when it is done.
 type request struct {
-	Op      string        `json:"op"`                // "stop", "kill", "pause" or "unpause"
+	Op      string        `json:"op"`                // "stop", "kill", "pause", "unpause" or "update"
 	Timeout time.Duration `json:"timeout,omitempty"` // stop: how long after the stop signal until SIGKILL
 	Signal  int           `json:"signal,omitempty"`  // kill: the signal
+	// Resources are update's new limits, all of them (the record's after the change).
+	Resources *runtime.Resources `json:"resources,omitempty"`
 }
 
 type reply struct {

@@ -221,6 +221,8 @@ func (m *monitor) wait(ctx context.Context, ctr *runtime.Container, done <-chan 
 				req.answer <- errors.Join(ctr.Kill(ctx, sig), m.thaw(ctr))
 			case "pause", "unpause":
 				req.answer <- m.freeze(ctx, ctr, req.Op == "pause")
+			case "update":
+				req.answer <- m.update(ctx, ctr, req.Resources)
 			default:
 				req.answer <- fmt.Errorf("unknown request %q", req.Op)
 			}

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -232,4 +233,24 @@ func (c *Container) freeze(ctx context.Context, freeze bool) error {
 		return fmt.Errorf("%w: rootless kiln freezes a container through its cgroup, which needs cgroup v2 with the freezer delegated to your user (systemd: Delegate=yes for user@.service)", err)
 	}
 	return err
+}
+
+// Update sets the running container's cgroup limits to r; a zero limit lifts that limit.
+func (c *Container) Update(ctx context.Context, r Resources) error {
+	res := resources(r)
+	res.Devices = nil // unchanged: update is about limits
+	unlimited := int64(-1) // the OCI spec's "max"; an absent field would mean "unchanged"
+	if res.Memory == nil {
+		res.Memory = &specs.LinuxMemory{Limit: &unlimited, Swap: &unlimited}
+	}
+	if res.CPU == nil || res.CPU.Quota == nil {
+		if res.CPU == nil {
+			res.CPU = &specs.LinuxCPU{}
+		}
+		res.CPU.Quota = &unlimited
+	}
+	if res.Pids == nil {
+		res.Pids = &specs.LinuxPids{Limit: &unlimited}
+	}
+	return c.runner.update(ctx, c.bundle, c.id, res)
 }

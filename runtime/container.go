@@ -238,7 +238,7 @@ func (c *Container) freeze(ctx context.Context, freeze bool) error {
 // Update sets the running container's cgroup limits to r; a zero limit lifts that limit.
 func (c *Container) Update(ctx context.Context, r Resources) error {
 	res := resources(r)
-	res.Devices = nil // unchanged: update is about limits
+	res.Devices = nil      // unchanged: update is about limits
 	unlimited := int64(-1) // the OCI spec's "max"; an absent field would mean "unchanged"
 	if res.Memory == nil {
 		res.Memory = &specs.LinuxMemory{Limit: &unlimited, Swap: &unlimited}

@@ -21,13 +21,22 @@ type Usage struct {
 	Pids                  uint64
 }
 
-// ReadUsage samples the resource use of the container whose init is pid: its cgroups (v1 or
+// ReadUsage samples the resource use of container id, whose init is pid: its cgroups (v1 or
 // v2, as /proc/<pid>/cgroup names them) and /proc/<pid>/net/dev.
-func ReadUsage(pid int) (Usage, error) {
+func ReadUsage(id string, pid int) (Usage, error) {
 	var u Usage
 	dirs, err := procCgroups(pid)
 	if err != nil {
 		return u, err
+	}
+	own := dirs["memory"]
+	if v2, ok := dirs[""]; ok && len(dirs) == 1 {
+		own = v2
+	}
+	// A container without a cgroup of its own (rootless, no delegation) sits in its user's:
+	// those numbers would be the whole session's.
+	if filepath.Base(own) != id {
+		return u, fmt.Errorf("container %.12s has no cgroup of its own (it is in %q): rootless kiln gets one only with cgroup v2 delegated to your user (systemd: Delegate=yes for user@.service)", id, own)
 	}
 	if dir, ok := dirs[""]; ok && len(dirs) == 1 { // pure v2
 		err = u.readV2(dir)

@@ -113,7 +113,9 @@ func (o *statsOptions) run(ctx context.Context, out io.Writer, cs *container.Sto
 		return err
 	}
 	for _, t := range ts {
-		prev[t.c.ID] = sampleStats(t.c)
+		if prev[t.c.ID], err = sampleStats(t.c); err != nil {
+			return err
+		}
 	}
 	timer := time.NewTimer(statsInterval)
 	defer timer.Stop()
@@ -129,7 +131,10 @@ func (o *statsOptions) run(ctx context.Context, out io.Writer, cs *container.Sto
 		rows := make([]statsRow, 0, len(ts))
 		cur := map[string]statsSample{}
 		for _, t := range ts {
-			s := sampleStats(t.c)
+			s, err := sampleStats(t.c)
+			if err != nil {
+				return err
+			}
 			cur[t.c.ID] = s
 			rows = append(rows, o.row(t, prev[t.c.ID], s))
 		}
@@ -148,13 +153,19 @@ func (o *statsOptions) run(ctx context.Context, out io.Writer, cs *container.Sto
 }
 
 // sampleStats reads c's usage now; a container that is not running has none.
-func sampleStats(c *container.Container) statsSample {
+func sampleStats(c *container.Container) (statsSample, error) {
 	st, err := c.State()
 	if err != nil || !st.Running() || st.Pid <= 0 {
-		return statsSample{}
+		return statsSample{}, err
 	}
-	u, err := runtime.ReadUsage(st.Pid)
-	return statsSample{u: u, at: time.Now(), ok: err == nil}
+	u, err := runtime.ReadUsage(c.ID, st.Pid)
+	if err != nil {
+		if st, serr := c.State(); serr == nil && (!st.Running() || st.Pid <= 0) {
+			return statsSample{}, nil // it exited meanwhile
+		}
+		return statsSample{}, err
+	}
+	return statsSample{u: u, at: time.Now(), ok: true}, nil
 }
 
 // row formats a sample as docker does: binary sizes for memory, decimal ones for I/O.

@@ -221,22 +221,24 @@ func (c *Container) Kill(ctx context.Context, sig syscall.Signal) error {
 }
 
 // Pause freezes every process of the container (the cgroup freezer); Resume thaws them. A
-// rootless container can be frozen only when the user owns a delegated cgroup v2 subtree.
+// rootless container has no cgroup of its own to freeze: that is refused, naming why.
 func (c *Container) Pause(ctx context.Context) error { return c.freeze(ctx, true) }
 
 // Resume thaws a container Pause froze.
 func (c *Container) Resume(ctx context.Context) error { return c.freeze(ctx, false) }
 
 func (c *Container) freeze(ctx context.Context, freeze bool) error {
-	err := c.runner.freeze(ctx, c.id, freeze)
-	if err != nil && c.rt.isolation == IsolationRootless {
-		return fmt.Errorf("%w: rootless kiln freezes a container through its cgroup, which needs cgroup v2 with the freezer delegated to your user (systemd: Delegate=yes for user@.service)", err)
+	if c.rt.isolation == IsolationRootless {
+		return fmt.Errorf("pause needs the container's own cgroup (its freezer), and %s: run kiln as root (--isolation=oci) to pause containers", rootlessNoCgroups())
 	}
-	return err
+	return c.runner.freeze(ctx, c.id, freeze)
 }
 
 // Update sets the running container's cgroup limits to r; a zero limit lifts that limit.
 func (c *Container) Update(ctx context.Context, r Resources) error {
+	if c.rt.isolation == IsolationRootless {
+		return fmt.Errorf("update sets cgroup limits, and %s: run kiln as root (--isolation=oci) for limits", rootlessNoCgroups())
+	}
 	res := resources(r)
 	res.Devices = nil      // unchanged: update is about limits
 	unlimited := int64(-1) // the OCI spec's "max"; an absent field would mean "unchanged"

@@ -36,7 +36,7 @@ func ReadUsage(id string, pid int) (Usage, error) {
 	// A container without a cgroup of its own (rootless, no delegation) sits in its user's:
 	// those numbers would be the whole session's.
 	if filepath.Base(own) != id {
-		return u, fmt.Errorf("container %.12s has no cgroup of its own (it is in %q): rootless kiln gets one only with cgroup v2 delegated to your user (systemd: Delegate=yes for user@.service)", id, own)
+		return u, fmt.Errorf("container %.12s has no cgroup of its own to read stats from (it is in %q): a rootless container gets none, as %s", id, own, rootlessNoCgroups())
 	}
 	if dir, ok := dirs[""]; ok && len(dirs) == 1 { // pure v2
 		err = u.readV2(dir)

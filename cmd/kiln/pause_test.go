@@ -64,6 +64,9 @@ func TestPauseUnpause(t *testing.T) {
 	if out := ok(t, root, "ps", "--filter", "status=paused", "-q").stdout; out != id[:12]+"\n" {
 		t.Errorf("ps --filter status=paused: %q", out)
 	}
+	if r := kilnWithin(t, 20*time.Second, root, "exec", "p", "true"); r.code == 0 || !strings.Contains(r.stderr, "is paused, unpause the container before exec") {
+		t.Errorf("exec in a paused container: exit %d, %s", r.code, r.stderr)
+	}
 	if r := kiln(t, root, nil, "pause", "p"); r.code != 1 || !strings.Contains(r.stderr, "container "+id+" is already paused") {
 		t.Errorf("pause twice: exit %d, %s", r.code, r.stderr)
 	}

@@ -23,9 +23,11 @@ const controlSocket = "control.sock"
 
 // request is one control message; the monitor answers with a reply when it is done.
 type request struct {
-	Op      string        `json:"op"`                // "stop" or "kill"
+	Op      string        `json:"op"`                // "stop", "kill", "pause", "unpause" or "update"
 	Timeout time.Duration `json:"timeout,omitempty"` // stop: how long after the stop signal until SIGKILL
 	Signal  int           `json:"signal,omitempty"`  // kill: the signal
+	// Resources are update's new limits, all of them (the record's after the change).
+	Resources *runtime.Resources `json:"resources,omitempty"`
 }
 
 type reply struct {
@@ -141,7 +143,9 @@ var errNoMonitor = errors.New("no monitor listens")
 // stop sends the container its stop signal and waits the timeout for the run to end (done),
 // then kills it.
 func (m *monitor) stop(ctr *runtime.Container, done <-chan runResult, timeout time.Duration) runResult {
-	if err := ctr.Kill(context.Background(), m.c.stopSignal()); err == nil && timeout > 0 {
+	err := ctr.Kill(context.Background(), m.c.stopSignal())
+	m.thaw(ctr) //nolint:errcheck // a frozen container gets SIGKILL below, which ends it thawed or not
+	if err == nil && timeout > 0 {
 		select {
 		case res := <-done:
 			return res

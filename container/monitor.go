@@ -199,6 +199,7 @@ func (m *monitor) wait(ctx context.Context, ctr *runtime.Container, done <-chan 
 	for {
 		select {
 		case res := <-done:
+			m.state.Paused = false // the container ended: nothing is frozen
 			return res
 		case <-ctx.Done():
 			m.endHealth()
@@ -217,7 +218,11 @@ func (m *monitor) wait(ctx context.Context, ctr *runtime.Container, done <-chan 
 				if sig == syscall.SIGKILL || sig == m.c.stopSignal() {
 					m.userStop = true
 				}
-				req.answer <- ctr.Kill(ctx, sig)
+				req.answer <- errors.Join(ctr.Kill(ctx, sig), m.thaw(ctr))
+			case "pause", "unpause":
+				req.answer <- m.freeze(ctx, ctr, req.Op == "pause")
+			case "update":
+				req.answer <- m.update(ctx, ctr, req.Resources)
 			default:
 				req.answer <- fmt.Errorf("unknown request %q", req.Op)
 			}

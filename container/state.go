@@ -39,6 +39,8 @@ type State struct {
 	// MonitorLost is set by readers (never stored) when the monitor died without recording an
 	// exit: the container's fate is unknown.
 	MonitorLost bool `json:"MonitorLost,omitempty"`
+	// Paused: running, its processes frozen by kiln pause.
+	Paused bool `json:"Paused,omitempty"`
 }
 
 // Running reports whether the container is up (or about to be restarted) under a live monitor.
@@ -51,6 +53,8 @@ func (s State) Describe(now time.Time) string {
 	switch {
 	case s.MonitorLost:
 		return "Exited (unknown)"
+	case s.Status == StatusRunning && s.Paused:
+		return "Up " + units.HumanDuration(now.Sub(s.StartedAt)) + " (Paused)"
 	case s.Status == StatusRunning:
 		return "Up " + units.HumanDuration(now.Sub(s.StartedAt)) + s.Health.describe()
 	case s.Status == StatusRestarting:

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 )
 
@@ -217,4 +218,41 @@ func (c *Container) Kill(ctx context.Context, sig syscall.Signal) error {
 		return &NotRunningError{ID: c.id}
 	}
 	return c.runner.kill(ctx, c.id, sig)
+}
+
+// Pause freezes every process of the container (the cgroup freezer); Resume thaws them. A
+// rootless container has no cgroup of its own to freeze: that is refused, naming why.
+func (c *Container) Pause(ctx context.Context) error { return c.freeze(ctx, true) }
+
+// Resume thaws a container Pause froze.
+func (c *Container) Resume(ctx context.Context) error { return c.freeze(ctx, false) }
+
+func (c *Container) freeze(ctx context.Context, freeze bool) error {
+	if c.rt.isolation == IsolationRootless {
+		return fmt.Errorf("pause needs the container's own cgroup (its freezer), and %s: run kiln as root (--isolation=oci) to pause containers", rootlessNoCgroups())
+	}
+	return c.runner.freeze(ctx, c.id, freeze)
+}
+
+// Update sets the running container's cgroup limits to r; a zero limit lifts that limit.
+func (c *Container) Update(ctx context.Context, r Resources) error {
+	if c.rt.isolation == IsolationRootless {
+		return fmt.Errorf("update sets cgroup limits, and %s: run kiln as root (--isolation=oci) for limits", rootlessNoCgroups())
+	}
+	res := resources(r)
+	res.Devices = nil      // unchanged: update is about limits
+	unlimited := int64(-1) // the OCI spec's "max"; an absent field would mean "unchanged"
+	if res.Memory == nil {
+		res.Memory = &specs.LinuxMemory{Limit: &unlimited, Swap: &unlimited}
+	}
+	if res.CPU == nil || res.CPU.Quota == nil {
+		if res.CPU == nil {
+			res.CPU = &specs.LinuxCPU{}
+		}
+		res.CPU.Quota = &unlimited
+	}
+	if res.Pids == nil {
+		res.Pids = &specs.LinuxPids{Limit: &unlimited}
+	}
+	return c.runner.update(ctx, c.bundle, c.id, res)
 }

@@ -184,6 +184,14 @@ func probeIsolation() isolationProbe {
 	return <-res
 }
 
+// rootlessNoCgroups says why a rootless container has no cgroup of its own.
+func rootlessNoCgroups() string {
+	if unifiedOnly() {
+		return "kiln does not use delegated cgroup v2 subtrees yet"
+	}
+	return "this host uses cgroup v1, where an unprivileged user cannot manage cgroups"
+}
+
 // checkRootless refuses what a rootless container cannot have, naming why, rather than
 // dropping it: cgroup limits where the user cannot manage cgroups, and the bridge network.
 func checkRootless(s Spec) error {
@@ -191,11 +199,7 @@ func checkRootless(s Spec) error {
 		return nil
 	}
 	if r := s.Resources; r.Memory > 0 || r.CPUs > 0 || r.PidsLimit > 0 {
-		why := "this host uses cgroup v1, where an unprivileged user cannot manage cgroups"
-		if unifiedOnly() {
-			why = "kiln does not use delegated cgroup v2 subtrees yet"
-		}
-		return fmt.Errorf("--memory, --cpus and --pids-limit need cgroups, and %s: run kiln as root (--isolation=oci) or drop the limits", why)
+		return fmt.Errorf("--memory, --cpus and --pids-limit need cgroups, and %s: run kiln as root (--isolation=oci) or drop the limits", rootlessNoCgroups())
 	}
 	if s.Network == NetworkBridge {
 		return fmt.Errorf("rootless containers have no bridge network (it needs root for veth and iptables): use --network host or --network none")

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // stdio is the container process's standard streams; nil means /dev/null.
@@ -156,4 +158,36 @@ func (r *ociRunner) list(ctx context.Context) ([]string, error) {
 		return nil, fmt.Errorf("%s list: %w", r.name, err)
 	}
 	return strings.Fields(string(out)), nil
+}
+
+// freeze is `<runtime> pause` (freeze true) or `resume` of container id: the cgroup freezer.
+func (r *ociRunner) freeze(ctx context.Context, id string, freeze bool) error {
+	verb := "resume"
+	if freeze {
+		verb = "pause"
+	}
+	out, err := r.command(ctx, verb, id).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s %s: %w: %s", r.name, verb, id, err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// update is `<runtime> update -r FILE`: new cgroup limits for a running container. The
+// resources go through a file in the bundle: crun and runc both read one.
+func (r *ociRunner) update(ctx context.Context, bundle, id string, res *specs.LinuxResources) error {
+	data, err := json.Marshal(res)
+	if err != nil {
+		return fmt.Errorf("update %s: %w", id, err)
+	}
+	file := filepath.Join(bundle, "update.json")
+	if err := os.WriteFile(file, data, 0o600); err != nil {
+		return fmt.Errorf("update %s: %w", id, err)
+	}
+	defer os.Remove(file)
+	out, err := r.command(ctx, "update", "-r", file, id).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s update %s: %w: %s", r.name, id, err, bytes.TrimSpace(out))
+	}
+	return nil
 }

@@ -91,6 +91,7 @@ type containerInspect struct {
 type inspectState struct {
 	Status     string            `json:"Status"`
 	Running    bool              `json:"Running"`
+	Paused     bool              `json:"Paused"`
 	Restarting bool              `json:"Restarting"`
 	Dead       bool              `json:"Dead"` // the monitor died: the container's fate is unknown
 	Pid        int               `json:"Pid"`
@@ -196,14 +197,11 @@ func newContainerInspectCmd(g *globalOptions) *cobra.Command {
 // inspectContainer assembles the docker-shaped record of one container.
 func inspectContainer(c *container.Container, st container.State) containerInspect {
 	sp := c.Spec
-	status := string(st.Status)
-	if st.MonitorLost {
-		status = "dead"
-	}
+	status := st.DockerStatus()
 	ci := containerInspect{ID: c.ID, Name: "/" + c.Name, Created: c.Created, Args: c.Args[1:], Path: c.Args[0],
 		Image: c.Image, RestartCount: st.RestartCount, LogPath: c.LogPath(), Mounts: []inspectMount{},
 		State: inspectState{Status: status, Running: st.Running() && st.Status == container.StatusRunning,
-			Restarting: st.Running() && st.Status == container.StatusRestarting, Dead: st.MonitorLost, Pid: st.Pid,
+			Paused: st.Running() && st.Paused, Restarting: st.Running() && st.Status == container.StatusRestarting, Dead: st.MonitorLost, Pid: st.Pid,
 			MonitorPid: st.MonitorPid, ExitCode: st.ExitCode, Error: st.Error, StartedAt: st.StartedAt, FinishedAt: st.FinishedAt},
 		HostConfig: inspectHostConfig{RestartPolicy: c.Restart, AutoRemove: c.AutoRemove, ReadonlyRootfs: sp.ReadOnlyRootfs,
 			NetworkMode: networkName(sp.Network), Memory: sp.Resources.Memory, NanoCpus: int64(sp.Resources.CPUs * 1e9),

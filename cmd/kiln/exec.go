@@ -72,6 +72,11 @@ func execInContainer(cmd *cobra.Command, g *globalOptions, o *execOptions, ref s
 	if err != nil {
 		return 0, err
 	}
+	if _, c, err := getContainer(g, id); err == nil {
+		if st, err := c.State(); err == nil && st.Running() && st.Paused {
+			return 0, fmt.Errorf("container %s is paused, unpause the container before exec", shortID(id))
+		}
+	}
 	rt, err := g.containerRuntime(cmd)
 	if err != nil {
 		return 0, err

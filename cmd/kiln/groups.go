@@ -41,5 +41,5 @@ func newContainerCmd(g *globalOptions) *cobra.Command {
 		as(newStartCmd(g), "start"), as(newStopCmd(g), "stop"), as(newKillCmd(g), "kill"),
 		as(newRestartCmd(g), "restart"), as(newWaitCmd(g), "wait"), as(newRenameCmd(g), "rename"),
 		as(newPortCmd(g), "port"), as(newTopCmd(g), "top"), as(newDiffCmd(g), "diff"), as(newCpCmd(g), "cp"),
-		as(newExportCmd(g), "export"), as(newCommitCmd(g), "commit"))
+		as(newExportCmd(g), "export"), as(newCommitCmd(g), "commit"), as(newPauseCmd(g), "pause"), as(newUnpauseCmd(g), "unpause"), as(newStatsCmd(g), "stats"), as(newUpdateCmd(g), "update"))
 }

@@ -10,10 +10,6 @@ import (
 // dockerOnly names docker's verbs kiln does not have, with what to use instead.
 var dockerOnly = map[string]string{
 	"attach":     "kiln logs -f CONTAINER to follow its output, or kiln run -it (without -d) for a terminal",
-	"stats":      "kiln top CONTAINER, or the container's cgroup files under /sys/fs/cgroup",
-	"pause":      "kiln stop CONTAINER, then kiln start CONTAINER",
-	"unpause":    "kiln start CONTAINER",
-	"update":     "kiln rm the container and kiln run it again with --memory, --cpus or --pids-limit",
 	"events":     "kiln wait CONTAINER, or kiln ps -a",
 	"network":    "kiln run --network bridge|host|none",
 	"info":       "kiln version and kiln system df",

@@ -162,10 +162,7 @@ func (o *psOptions) row(c *container.Container, st container.State, now time.Tim
 	} else if len([]rune(command)) > 20 {
 		command = string([]rune(command)[:19]) + "…"
 	}
-	state := string(st.Status)
-	if st.MonitorLost {
-		state = "dead"
-	}
+	state := st.DockerStatus()
 	return psRow{ID: id, Image: c.Image, Command: `"` + command + `"`, CreatedAt: c.Created.Local().Format("2006-01-02 15:04:05 -0700 MST"),
 		RunningFor: units.HumanDuration(now.Sub(c.Created)) + " ago", Status: st.Describe(now), State: state,
 		Ports: psPorts(c, st), Names: c.Name}

@@ -300,3 +300,29 @@ func TestRootlessNetwork(t *testing.T) {
 	}
 	t.Errorf("published port answered %q, want hello", last)
 }
+
+// A rootless container has no cgroup of its own: pause, update and stats refuse, naming why,
+// and never freeze, limit or report the user's whole session.
+func TestRootlessCgroupVerbsRefused(t *testing.T) {
+	r := newRootless(t)
+	ctxDir := t.TempDir()
+	busyboxContext(t, ctxDir)
+	r.ok("build", "-t", "bb", ctxDir)
+	r.ok("run", "-d", "--name", "web", "bb", "sleep", "300")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"pause", "web"}, "pause needs the container's own cgroup"},
+		{[]string{"update", "--pids-limit", "5", "web"}, "update sets cgroup limits"},
+		{[]string{"stats", "--no-stream", "web"}, "has no cgroup of its own to read stats from"},
+	} {
+		if res := r.kiln(c.args...); res.code != 1 || !strings.Contains(res.stderr, c.want) || !strings.Contains(res.stderr, "cgroup") {
+			t.Errorf("rootless kiln %s: exit %d, want 1 and %q:\n%s", strings.Join(c.args, " "), res.code, c.want, res.stderr)
+		}
+	}
+	if st := r.ok("ps", "--format", "{{.State}}").stdout; st != "running\n" {
+		t.Errorf("after the refusals: %q", st)
+	}
+	r.ok("rm", "-f", "web")
+}

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kiln-build/kiln/container"
+	"github.com/kiln-build/kiln/runtime"
+)
+
+func newUpdateCmd(g *globalOptions) *cobra.Command {
+	var memory, memorySwap string
+	var cpus float64
+	var pidsLimit int64
+	c := &cobra.Command{
+		Use:   "update [--memory SIZE] [--memory-swap SIZE] [--cpus N] [--pids-limit N] CONTAINER [CONTAINER...]",
+		Short: "Update configuration of one or more containers",
+		Long: "Update configuration of one or more containers: the cgroup limits of a running one at once\n" +
+			"(through the OCI runtime's update) and in its record, so a restart or a later start keeps them.\n" +
+			"0 lifts a limit (--pids-limit -1 too, as docker).",
+		Args: argsRange(1, -1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var ch container.ResourceChange
+			fl := cmd.Flags()
+			if fl.Changed("memory") {
+				n, err := parseMemory("--memory", memory)
+				if err != nil {
+					return usageError{err}
+				}
+				ch.Memory = &n
+			}
+			if fl.Changed("memory-swap") {
+				n := int64(-1)
+				if memorySwap != "-1" {
+					var err error
+					if n, err = parseMemory("--memory-swap", memorySwap); err != nil {
+						return usageError{err}
+					}
+				}
+				ch.MemorySwap = &n
+			}
+			if fl.Changed("cpus") {
+				if cpus < 0 {
+					return usageError{fmt.Errorf("invalid --cpus %g: the CPU limit must not be negative", cpus)}
+				}
+				ch.CPUs = &cpus
+			}
+			if fl.Changed("pids-limit") {
+				n := max(pidsLimit, 0) // docker's -1 is unlimited, kiln's 0
+				ch.PidsLimit = &n
+			}
+			if ch == (container.ResourceChange{}) {
+				return usageError{errors.New("you must provide one or more flags when using this command: --memory, --memory-swap, --cpus or --pids-limit")}
+			}
+			return eachContainer(cmd, g, args, func(cs *container.Store, _ *runtime.Runtime, c *container.Container) error {
+				return cs.Update(cmd.Context(), c, ch)
+			})
+		},
+	}
+	f := c.Flags()
+	f.StringVarP(&memory, "memory", "m", "", "memory limit, e.g. 64m or 1g (0: none)")
+	f.StringVar(&memorySwap, "memory-swap", "", "memory plus swap, e.g. 1g; -1: unlimited swap")
+	f.Float64Var(&cpus, "cpus", 0, "CPU limit in cores, e.g. 0.5 (0: none)")
+	f.Int64Var(&pidsLimit, "pids-limit", 0, "maximum number of processes (0 or -1: unlimited)")
+	return c
+}

@@ -12,6 +12,7 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -472,8 +473,19 @@ func (sel *selection) sum() string {
 	h := sha256.New()
 	for _, r := range sel.roots {
 		fmt.Fprintf(h, "root\x00%s\x00%t\x00", r.name, r.isDir)
+		// The same bytes as Fprintf("%s\x00%o\x00%s\x00%s\x00") wrote (keys are permanent), without
+		// its cost per entry: formatting here was a tenth of the CPU of a 20,000-file no-op rebuild (profiled).
+		var line []byte
 		for _, e := range r.entries {
-			fmt.Fprintf(h, "%s\x00%o\x00%s\x00%s\x00", e.rel, uint32(e.mode), e.link, e.digest)
+			line = append(line[:0], e.rel...)
+			line = append(line, 0)
+			line = strconv.AppendUint(line, uint64(uint32(e.mode)), 8)
+			line = append(line, 0)
+			line = append(line, e.link...)
+			line = append(line, 0)
+			line = append(line, e.digest...)
+			line = append(line, 0)
+			h.Write(line)
 		}
 	}
 	return "sha256:" + hex.EncodeToString(h.Sum(nil))

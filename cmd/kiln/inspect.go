@@ -77,12 +77,7 @@ func newInspectCmd(g *globalOptions) *cobra.Command {
 				}
 				out = append(out, raw)
 			}
-			if format != "" {
-				return writeInspectFormat(cmd.OutOrStdout(), format, out)
-			}
-			enc := json.NewEncoder(cmd.OutOrStdout())
-			enc.SetIndent("", "    ")
-			return enc.Encode(out)
+			return writeInspect(cmd.OutOrStdout(), format, out)
 		},
 	}
 	c.Flags().StringVarP(&format, "format", "f", "", "Go template per object, e.g. {{.State.Status}} or {{json .Config}}")
@@ -110,6 +105,17 @@ func printAttestations(w io.Writer, s *cache.Store, refs []string) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "    ")
 	return enc.Encode(out)
+}
+
+// writeInspect prints inspected objects as docker does: a JSON array indented by four spaces,
+// or each object through the --format template.
+func writeInspect(w io.Writer, format string, objs []json.RawMessage) error {
+	if format != "" {
+		return writeInspectFormat(w, format, objs)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "    ")
+	return enc.Encode(objs)
 }
 
 // writeInspectFormat renders each inspected object (as its JSON document) through a template.

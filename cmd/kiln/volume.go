@@ -186,12 +186,7 @@ func newVolumeInspectCmd(g *globalOptions) *cobra.Command {
 				}
 				out = append(out, raw)
 			}
-			if format != "" {
-				return writeInspectFormat(cmd.OutOrStdout(), format, out)
-			}
-			enc := json.NewEncoder(cmd.OutOrStdout())
-			enc.SetIndent("", "    ")
-			return enc.Encode(out)
+			return writeInspect(cmd.OutOrStdout(), format, out)
 		},
 	}
 	c.Flags().StringVarP(&format, "format", "f", "", "Go template per volume, e.g. {{.Mountpoint}}")

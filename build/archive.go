@@ -30,12 +30,17 @@ func isArchive(e *fileEntry) bool {
 		return false
 	}
 	defer f.Close()
-	r, err := decompressAny(bufio.NewReader(f))
+	return isTar(f)
+}
+
+// isTar reports whether r starts a tar archive, plain or in a compression decompressAny knows.
+func isTar(r io.Reader) bool {
+	dr, err := decompressAny(bufio.NewReader(r))
 	if err != nil {
 		return false
 	}
-	defer r.Close()
-	_, err = tar.NewReader(r).Next()
+	defer dr.Close()
+	_, err = tar.NewReader(dr).Next()
 	return err == nil
 }
 

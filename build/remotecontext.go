@@ -127,13 +127,8 @@ func checkContextTar(ctx context.Context, name string, max int64) (bool, error) 
 		return false, err
 	}
 	defer f.Close()
-	r, err := decompressAny(bufio.NewReader(f))
-	if err != nil {
-		return false, nil // not compressed in a way we know: a Buildfile
-	}
-	defer r.Close()
-	if _, err := tar.NewReader(r).Next(); err != nil {
-		return false, nil
+	if !isTar(f) {
+		return false, nil // a Buildfile
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return false, err

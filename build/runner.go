@@ -65,7 +65,8 @@ func (r RuntimeRunner) Run(ctx context.Context, req RunRequest) error {
 		ID: req.ID, Lower: req.Lower, Upper: req.Upper, Work: req.Work, Rootfs: req.Rootfs, BundleDir: bundle,
 		Args: req.Args, Env: req.Env, Cwd: req.Cwd, User: req.User, Hostname: buildHostname, Mounts: mounts, Files: files,
 		Network: network, Stdout: req.Output, Stderr: req.Output,
-		SecretEnv: req.SecretEnv, HostAccess: runtime.HostAccess{ExtraHosts: req.ExtraHosts, Ulimits: req.Ulimits, ShmSize: req.ShmSize},
+		NewPrivileges: true, // as BuildKit: `USER app` then `RUN sudo …` works
+		SecretEnv:     req.SecretEnv, HostAccess: runtime.HostAccess{ExtraHosts: req.ExtraHosts, Ulimits: req.Ulimits, ShmSize: req.ShmSize},
 	})
 	var ce *runtime.CommandError
 	if errors.As(err, &ce) {

@@ -52,6 +52,10 @@ func (rt *Runtime) runChroot(ctx context.Context, s Spec) (ExitStatus, error) {
 	if err != nil {
 		return -1, err
 	}
+	// Always no_new_privs here, whatever the spec asks: with no namespaces around the step, a setuid
+	// binary would gain privileges on the host itself, and the seccomp filter below can only be
+	// installed without CAP_SYS_ADMIN under no_new_privs.
+	proc.NoNewPrivileges = true
 	cfg := chrootConfig{Rootfs: s.Rootfs, Process: proc}
 	if rt.probe.Seccomp == "" {
 		sc, err := seccompConfig(s, &specs.Spec{Process: proc})

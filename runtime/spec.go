@@ -35,8 +35,9 @@ type Spec struct {
 
 	CapAdd  []string // capabilities added to docker's default set ("ALL" for every capability)
 	CapDrop []string // capabilities removed from the set ("ALL" drops every default first)
-	// NewPrivileges lets setuid binaries and file capabilities raise privileges (docker's default);
-	// false sets no_new_privs, the safer default for build steps.
+	// NewPrivileges lets setuid binaries and file capabilities raise privileges, as docker and
+	// BuildKit allow by default (sudo, su, ping); false sets no_new_privs, docker's
+	// --security-opt no-new-privileges. The chroot rung always sets no_new_privs.
 	NewPrivileges bool
 
 	Seccomp        SeccompMode // default profile, unconfined or a profile file

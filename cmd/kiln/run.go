@@ -1,12 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"maps"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -21,24 +23,24 @@ import (
 const exitKilnError = 125
 
 type runOptions struct {
-	rm, interactive, tty, readOnly bool
-	detach                         bool
-	createOnly                     bool // kiln create: make the container, start nothing
-	name, workdir, user, hostname  string
-	restart                        string
-	entrypoint                     *string
-	network                        string
-	publish                        []string
-	pull                           string
-	memory                         string
-	cpus                           float64
-	pidsLimit                      int64
-	env, envFiles                  []string
-	volumes, mounts, tmpfs         []string
-	capAdd, capDrop, securityOpts  []string
-	host                           hostFlags
-	volumesFrom                    []string
-	health                         container.HealthFlags
+	rm, interactive, tty, readOnly   bool
+	detach                           bool
+	createOnly                       bool // kiln create: make the container, start nothing
+	name, workdir, user, hostname    string
+	restart                          string
+	entrypoint                       *string
+	network                          string
+	publish                          []string
+	pull                             string
+	memory                           string
+	cpus                             float64
+	pidsLimit                        int64
+	env, envFiles                    []string
+	volumes, mounts, tmpfs           []string
+	capAdd, capDrop, securityOptions []string
+	host                             hostFlags
+	volumesFrom                      []string
+	health                           container.HealthFlags
 }
 
 func newRunCmd(g *globalOptions) *cobra.Command {
@@ -106,7 +108,7 @@ func newRunCmd(g *globalOptions) *cobra.Command {
 	f.StringArrayVar(&o.tmpfs, "tmpfs", nil, "mount a tmpfs at PATH[:OPTIONS]")
 	f.StringArrayVar(&o.capAdd, "cap-add", nil, "add a capability (or ALL)")
 	f.StringArrayVar(&o.capDrop, "cap-drop", nil, "drop a capability (or ALL)")
-	f.StringArrayVar(&o.securityOpts, "security-opt", nil, "seccomp=unconfined|PROFILE.json")
+	f.StringArrayVar(&o.securityOptions, "security-opt", nil, "seccomp=unconfined|PROFILE.json, no-new-privileges[=true|false], apparmor=unconfined, label=disable")
 	o.host.register(f)
 	f.StringArrayVar(&o.volumesFrom, "volumes-from", nil, "mount the volumes and binds of CONTAINER[:ro|rw]")
 	addHealthFlags(f, &o.health)
@@ -325,7 +327,7 @@ func (o *runOptions) spec() (runtime.Spec, error) {
 	if sp.Mounts, err = o.runtimeMounts(); err != nil {
 		return sp, err
 	}
-	return sp, o.seccomp(&sp)
+	return sp, o.securityOpts(&sp)
 }
 
 // runtimeMounts parses -v, --mount and --tmpfs.
@@ -366,21 +368,37 @@ func (o *runOptions) mountFlags() ([]mountFlag, error) {
 	return flags, nil
 }
 
-// seccomp reads --security-opt seccomp=...; other security options are refused clearly.
-func (o *runOptions) seccomp(sp *runtime.Spec) error {
-	for _, opt := range o.securityOpts {
-		k, v, _ := strings.Cut(opt, "=")
-		if k != "seccomp" || v == "" {
-			return fmt.Errorf("invalid --security-opt %q: only seccomp=unconfined|PROFILE.json is supported", opt)
+// securityOpts applies docker's --security-opt values: seccomp=unconfined|PROFILE.json,
+// no-new-privileges[=true|false], and the unconfined forms of confinements kiln never applies
+// (apparmor=unconfined, label=disable). docker's older KEY:VALUE spelling is read too.
+func (o *runOptions) securityOpts(sp *runtime.Spec) error {
+	sp.NewPrivileges = true // docker's default: setuid binaries such as sudo and ping work
+	for _, opt := range o.securityOptions {
+		k, v, ok := strings.Cut(opt, "=")
+		if !ok {
+			k, v, _ = strings.Cut(opt, ":")
 		}
-		if v == "unconfined" {
+		switch {
+		case k == "no-new-privileges":
+			on, err := strconv.ParseBool(cmp.Or(v, "true"))
+			if err != nil {
+				return fmt.Errorf("invalid --security-opt %q: no-new-privileges takes true or false", opt)
+			}
+			sp.NewPrivileges = !on
+		case k == "seccomp" && v == "unconfined":
 			sp.Seccomp = runtime.SeccompUnconfined
-			continue
+		case k == "seccomp" && v != "":
+			if _, err := os.Stat(v); err != nil {
+				return fmt.Errorf("--security-opt seccomp=%s: %w", v, err)
+			}
+			sp.Seccomp, sp.SeccompProfile = runtime.SeccompProfileFile, v
+		case k == "apparmor" && v == "unconfined", k == "label" && v == "disable":
+			// kiln loads no AppArmor profile and sets no SELinux label: already unconfined
+		case k == "apparmor", k == "label":
+			return fmt.Errorf("invalid --security-opt %q: kiln applies no AppArmor profile or SELinux label (only %s=%s is accepted)", opt, k, map[string]string{"apparmor": "unconfined", "label": "disable"}[k])
+		default:
+			return fmt.Errorf("invalid --security-opt %q: use seccomp=unconfined|PROFILE.json, no-new-privileges[=true|false], apparmor=unconfined or label=disable", opt)
 		}
-		if _, err := os.Stat(v); err != nil {
-			return fmt.Errorf("--security-opt seccomp=%s: %w", v, err)
-		}
-		sp.Seccomp, sp.SeccompProfile = runtime.SeccompProfileFile, v
 	}
 	return nil
 }

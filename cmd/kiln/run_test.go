@@ -186,3 +186,39 @@ func TestRuntimeErrorsAreKilns(t *testing.T) {
 		t.Errorf("container's own runc-like line: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+// TestNoNewPrivileges: as docker and BuildKit, setuid binaries may raise privileges in a container
+// and a RUN step unless --security-opt no-new-privileges asks otherwise.
+func TestNoNewPrivileges(t *testing.T) {
+	requireContainers(t)
+	root, ctxDir := busyboxRoot(t), t.TempDir()
+	status := []string{"busybox", "grep", "NoNewPrivs", "/proc/self/status"}
+	for _, tc := range []struct {
+		opts []string
+		code int
+		out  string
+	}{
+		{nil, 0, "NoNewPrivs:\t0"},
+		{[]string{"--security-opt", "no-new-privileges"}, 0, "NoNewPrivs:\t1"},
+		{[]string{"--security-opt", "no-new-privileges:true"}, 0, "NoNewPrivs:\t1"},
+		{[]string{"--security-opt", "no-new-privileges=false"}, 0, "NoNewPrivs:\t0"},
+		{[]string{"--security-opt", "apparmor=unconfined", "--security-opt", "label=disable"}, 0, "NoNewPrivs:\t0"},
+		{[]string{"--security-opt", "no-new-privileges=maybe"}, 125, ""},
+		{[]string{"--security-opt", "apparmor=docker-default"}, 125, ""},
+		{[]string{"--security-opt", "bogus"}, 125, ""},
+	} {
+		args := append(append([]string{"run", "--rm"}, tc.opts...), status...)
+		r := kiln(t, root, nil, args...)
+		if r.code != tc.code || strings.TrimSpace(r.stdout) != tc.out {
+			t.Errorf("kiln %s: exit %d, stdout %q; want %d, %q\nstderr: %s", strings.Join(args, " "), r.code, r.stdout, tc.code, tc.out, r.stderr)
+		}
+		if tc.code != 0 && !strings.Contains(r.stderr, "--security-opt") {
+			t.Errorf("kiln %s: the error does not name the flag: %s", strings.Join(args, " "), r.stderr)
+		}
+	}
+	writeTree(t, ctxDir, map[string]string{"Buildfile": "FROM busybox\nUSER nobody\nRUN grep NoNewPrivs /proc/self/status > /tmp/nnp\n"})
+	ok(t, root, "build", "--progress=plain", "-t", "nnp", ctxDir)
+	if r := ok(t, root, "run", "--rm", "nnp", "cat", "/tmp/nnp"); strings.TrimSpace(r.stdout) != "NoNewPrivs:\t0" {
+		t.Errorf("a RUN step ran with %q, want BuildKit's NoNewPrivs 0", r.stdout)
+	}
+}

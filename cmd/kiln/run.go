@@ -23,24 +23,24 @@ import (
 const exitKilnError = 125
 
 type runOptions struct {
-	rm, interactive, tty, readOnly   bool
-	detach                           bool
-	createOnly                       bool // kiln create: make the container, start nothing
-	name, workdir, user, hostname    string
-	restart                          string
-	entrypoint                       *string
-	network                          string
-	publish                          []string
-	pull                             string
-	memory                           string
-	cpus                             float64
-	pidsLimit                        int64
-	env, envFiles                    []string
-	volumes, mounts, tmpfs           []string
-	capAdd, capDrop, securityOptions []string
-	host                             hostFlags
-	volumesFrom                      []string
-	health                           container.HealthFlags
+	rm, interactive, tty, readOnly bool
+	detach                         bool
+	createOnly                     bool // kiln create: make the container, start nothing
+	name, workdir, user, hostname  string
+	restart                        string
+	entrypoint                     *string
+	network                        string
+	publish                        []string
+	pull                           string
+	memory                         string
+	cpus                           float64
+	pidsLimit                      int64
+	env, envFiles                  []string
+	volumes, mounts, tmpfs         []string
+	capAdd, capDrop, securityOpts  []string
+	host                           hostFlags
+	volumesFrom                    []string
+	health                         container.HealthFlags
 }
 
 func newRunCmd(g *globalOptions) *cobra.Command {
@@ -108,7 +108,7 @@ func newRunCmd(g *globalOptions) *cobra.Command {
 	f.StringArrayVar(&o.tmpfs, "tmpfs", nil, "mount a tmpfs at PATH[:OPTIONS]")
 	f.StringArrayVar(&o.capAdd, "cap-add", nil, "add a capability (or ALL)")
 	f.StringArrayVar(&o.capDrop, "cap-drop", nil, "drop a capability (or ALL)")
-	f.StringArrayVar(&o.securityOptions, "security-opt", nil, "seccomp=unconfined|PROFILE.json, no-new-privileges[=true|false], apparmor=unconfined, label=disable")
+	f.StringArrayVar(&o.securityOpts, "security-opt", nil, "seccomp=unconfined|PROFILE.json, no-new-privileges[=true|false], apparmor=unconfined, label=disable")
 	o.host.register(f)
 	f.StringArrayVar(&o.volumesFrom, "volumes-from", nil, "mount the volumes and binds of CONTAINER[:ro|rw]")
 	addHealthFlags(f, &o.health)
@@ -327,7 +327,7 @@ func (o *runOptions) spec() (runtime.Spec, error) {
 	if sp.Mounts, err = o.runtimeMounts(); err != nil {
 		return sp, err
 	}
-	return sp, o.securityOpts(&sp)
+	return sp, o.security(&sp)
 }
 
 // runtimeMounts parses -v, --mount and --tmpfs.
@@ -368,12 +368,12 @@ func (o *runOptions) mountFlags() ([]mountFlag, error) {
 	return flags, nil
 }
 
-// securityOpts applies docker's --security-opt values: seccomp=unconfined|PROFILE.json,
+// security applies docker's --security-opt values: seccomp=unconfined|PROFILE.json,
 // no-new-privileges[=true|false], and the unconfined forms of confinements kiln never applies
 // (apparmor=unconfined, label=disable). docker's older KEY:VALUE spelling is read too.
-func (o *runOptions) securityOpts(sp *runtime.Spec) error {
+func (o *runOptions) security(sp *runtime.Spec) error {
 	sp.NewPrivileges = true // docker's default: setuid binaries such as sudo and ping work
-	for _, opt := range o.securityOptions {
+	for _, opt := range o.securityOpts {
 		k, v, ok := strings.Cut(opt, "=")
 		if !ok {
 			k, v, _ = strings.Cut(opt, ":")

@@ -329,3 +329,32 @@ func TestLazyCacheCorruptBlob(t *testing.T) {
 		t.Errorf("run of the rebuilt image: %q", out)
 	}
 }
+
+// TestInlineCacheSkipsUncachedBuilder: an inline cache holds only the final stage's records, so
+// the builder stage has none; a fresh machine still runs nothing, since the only step that
+// needs the builder's result is cached (as BuildKit); a change that misses it runs the builder.
+func TestInlineCacheSkipsUncachedBuilder(t *testing.T) {
+	requireContainers(t)
+	addr := testregistry.Start(t)
+	ctxDir := t.TempDir()
+	writeTree(t, ctxDir, map[string]string{
+		"Buildfile": "FROM busybox AS builder\nCOPY b /b\nRUN cat /b > /small && echo other > /other\nFROM busybox\nCOPY --from=builder /small /small\nCOPY f /f\n",
+		"b":         "b1", "f": "f",
+	})
+	img := addr + "/team/inline:builder"
+	ok(t, busyboxRoot(t), "build", "-t", img, "--push", "--cache-to", "type=inline", ctxDir)
+	second := busyboxRoot(t)
+	r := ok(t, second, "build", "--progress=plain", "--cache-from", img, "-t", "app", ctxDir)
+	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	if last := lines[len(lines)-1]; !strings.HasPrefix(last, "cache: 2 steps cached, 0 run, ") || strings.Contains(r.stderr, "RUN cat") {
+		t.Errorf("the builder stage ran though its only dependant is cached:\n%s", r.stderr)
+	}
+	if out := ok(t, second, "run", "--rm", "app", "cat", "/small", "/f").stdout; out != "b1f" {
+		t.Errorf("run of the built image: %q", out)
+	}
+	writeTree(t, ctxDir, map[string]string{"b": "b2"})
+	r = ok(t, second, "build", "--progress=plain", "--cache-from", img, "-t", "app", ctxDir)
+	if out := ok(t, second, "run", "--rm", "app", "cat", "/small").stdout; out != "b2" || !strings.Contains(r.stderr, "RUN cat") {
+		t.Errorf("after changing the builder's input: /small is %q:\n%s", out, r.stderr)
+	}
+}

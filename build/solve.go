@@ -63,8 +63,8 @@ type solver struct {
 	done    map[*Vertex]chan struct{}
 	wanted  map[*Vertex]chan struct{} // closed once the vertex's result is needed (under mu)
 	tipDone chan struct{}             // closed when the target is solved: unwanted vertices give up
-	jobs    *semaphore.Weighted // ops executing at once (RUN steps mostly wait on their containers)
-	cpu     *semaphore.Weighted // CPU-heavy work at once (packing layers): one per CPU
+	jobs    *semaphore.Weighted       // ops executing at once (RUN steps mostly wait on their containers)
+	cpu     *semaphore.Weighted       // CPU-heavy work at once (packing layers): one per CPU
 	views   *viewCache
 	hides   *hideCache
 	trees   *treeCache

@@ -208,7 +208,7 @@ bench_fleet_compare() {
 	regpid=$!
 	# Loopback registries are insecure by default for docker (127.0.0.0/8), BuildKit's cache import included.
 	dockerd --data-root "$d/docker/data" --exec-root "$d/docker/exec" --pidfile "$d/docker/pid" -H "unix://$d/docker/sock" \
-		--bridge=none --iptables=false --ip-masq=false >"$d/docker/log" 2>&1 &
+		--containerd-namespace kiln-fleet --containerd-plugins-namespace kiln-fleet-plugins --bridge=none --iptables=false --ip-masq=false >"$d/docker/log" 2>&1 &
 	dpid=$!
 	trap 'kill '"$dpid $regpid"' 2>/dev/null; wait '"$dpid $regpid"'; rm -rf "$WORK"' EXIT
 	dk="$DOCKER -H unix://$d/docker/sock"

@@ -210,7 +210,7 @@ bench_fleet_compare() {
 	dockerd --data-root "$d/docker/data" --exec-root "$d/docker/exec" --pidfile "$d/docker/pid" -H "unix://$d/docker/sock" \
 		--containerd-namespace kiln-fleet --containerd-plugins-namespace kiln-fleet-plugins --bridge=none --iptables=false --ip-masq=false >"$d/docker/log" 2>&1 &
 	dpid=$!
-	trap 'kill '"$dpid $regpid"' 2>/dev/null; wait '"$dpid $regpid"'; rm -rf "$WORK"' EXIT
+	trap 'kill '"$dpid $regpid"' 2>/dev/null; wait '"$dpid $regpid"' || true; rm -rf "$WORK"' EXIT
 	dk="$DOCKER -H unix://$d/docker/sock"
 	for _ in $(seq 100); do curl -sf "http://$reg/v2/" >/dev/null && $dk info >/dev/null 2>&1 && break; sleep 0.2; done
 	$dk info >/dev/null || { echo "private dockerd did not start; see $d/docker/log" >&2; exit 1; }

@@ -16,7 +16,7 @@ DOCKER=/usr/bin/docker
 # crun 1.8 refuses hybrid cgroup hosts; buildah then needs runc, as kiln picks on its own.
 BUILDAH_RUNTIME=${BUILDAH_RUNTIME:-$(command -v runc || echo crun)}
 
-sh scripts/install-deps.sh docker.io buildah busybox-static bc python3 >&2
+sh scripts/install-deps.sh docker.io buildah busybox-static bc python3 docker-registry curl >&2
 make build >&2
 
 start_dockerd() {

@@ -174,7 +174,8 @@ func summaryPulled(t *testing.T, line string) int64 {
 
 // TestCacheBackendsCLI: a local cache directory and an inline cache serve a fresh store;
 // several --cache-from go in order (a missing one only warns, --explain names the one that
-// answered); JSON progress ends with the cache summary; unknown keys list the valid ones.
+// answered); JSON progress ends with the cache summary (bytes pulled, the recorded time of the
+// cached RUN saved); unknown keys list the valid ones.
 func TestCacheBackendsCLI(t *testing.T) {
 	requireContainers(t)
 	addr := testregistry.Start(t)
@@ -185,10 +186,17 @@ func TestCacheBackendsCLI(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
 	var last struct {
 		Kind  string
-		Cache *struct{ Cached, Run int }
+		Cache *struct {
+			Cached, Run  int
+			PulledBytes  int64
+			SavedSeconds float64
+		}
 	}
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil || last.Kind != "cache-summary" || last.Cache == nil || last.Cache.Cached != 2 {
 		t.Errorf("last JSON event %q (%v), want a cache summary with 2 cached steps", lines[len(lines)-1], err)
+	} else if last.Cache.PulledBytes <= 0 || last.Cache.SavedSeconds <= 0 {
+		// The image's layers came from the cache dir, and the RUN's recorded duration is time saved.
+		t.Errorf("cache summary %q: want bytes pulled and time saved", lines[len(lines)-1])
 	}
 
 	img := addr + "/team/inline:1"

@@ -38,7 +38,7 @@ type Event struct {
 // CacheSummary is what the cache did for a build.
 type CacheSummary struct {
 	Cached, Run int           // steps the cache answered, steps that ran
-	Pulled      int64         // bytes fetched from imported caches
+	Pulled      int64         // bytes fetched for imported caches: manifests, configs and blobs
 	Saved       time.Duration // the recorded run time of the cached steps
 }
 

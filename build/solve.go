@@ -61,8 +61,10 @@ type solver struct {
 	mu      sync.Mutex
 	results map[*Vertex]*vresult
 	done    map[*Vertex]chan struct{}
-	jobs    *semaphore.Weighted // ops executing at once (RUN steps mostly wait on their containers)
-	cpu     *semaphore.Weighted // CPU-heavy work at once (packing layers): one per CPU
+	wanted  map[*Vertex]chan struct{} // closed once the vertex's result is needed (under mu)
+	tipDone chan struct{}             // closed when the target is solved: unwanted vertices give up
+	jobs    *semaphore.Weighted       // ops executing at once (RUN steps mostly wait on their containers)
+	cpu     *semaphore.Weighted       // CPU-heavy work at once (packing layers): one per CPU
 	views   *viewCache
 	hides   *hideCache
 	trees   *treeCache
@@ -80,7 +82,7 @@ func Solve(ctx context.Context, g *Graph, opts SolveOptions) (*Image, error) {
 		opts.Jobs = 1
 	}
 	s := &solver{opts: opts, g: g, index: map[*Vertex]int{}, results: map[*Vertex]*vresult{},
-		done: map[*Vertex]chan struct{}{}, jobs: semaphore.NewWeighted(int64(opts.Jobs)),
+		done: map[*Vertex]chan struct{}{}, wanted: map[*Vertex]chan struct{}{}, tipDone: make(chan struct{}), jobs: semaphore.NewWeighted(int64(opts.Jobs)),
 		cpu: semaphore.NewWeighted(int64(goruntime.GOMAXPROCS(0))), views: newViewCache(opts.Store), hides: newHideCache(opts.Store),
 		trees: newTreeCache(opts.Store)}
 	defer s.hides.close()
@@ -88,12 +90,17 @@ func Solve(ctx context.Context, g *Graph, opts SolveOptions) (*Image, error) {
 	for i, v := range g.Vertices {
 		s.index[v] = i + 1
 		s.done[v] = make(chan struct{})
+		s.wanted[v] = make(chan struct{})
 		if pf, ok := v.op.(preflight); ok {
 			if err := pf.check(&s.opts); err != nil {
 				return nil, errAt(g.File, v.Line, v.Instr, err)
 			}
 		}
 	}
+	if g.Target.Tip == nil {
+		close(s.tipDone)
+	}
+	s.wantPredicted(g.Target.Tip)
 	// One goroutine per vertex waits for its inputs; the semaphore bounds how many work at once.
 	eg, ectx := errgroup.WithContext(ctx)
 	for _, v := range g.Vertices {
@@ -121,14 +128,26 @@ func Solve(ctx context.Context, g *Graph, opts SolveOptions) (*Image, error) {
 }
 
 func (s *solver) run(ctx context.Context, v *Vertex) error {
-	for _, in := range append([]*Vertex{v.Parent}, v.Deps...) {
-		if in == nil {
-			continue
+	select {
+	case <-s.wanted[v]:
+	case <-s.tipDone: // no step that runs needs v: a stage only cached steps copy from
+		s.unneeded(v)
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if err := s.await(ctx, v.Parent); err != nil {
+		return err
+	}
+	hitRes, cached := s.lookup(v)
+	if !cached {
+		for _, d := range v.Deps { // predicted a hit, missed after all: its inputs are needed now
+			s.want(d)
 		}
-		select {
-		case <-s.done[in]:
-		case <-ctx.Done():
-			return ctx.Err()
+		for _, d := range v.Deps {
+			if err := s.await(ctx, d); err != nil {
+				return err
+			}
 		}
 	}
 	if err := s.jobs.Acquire(ctx, 1); err != nil {
@@ -137,7 +156,10 @@ func (s *solver) run(ctx context.Context, v *Vertex) error {
 	defer s.jobs.Release(1)
 	start := time.Now()
 	s.report(Event{Kind: EventStarted, Index: s.index[v], Name: v.Name, Time: start})
-	res, cached, err := s.solveVertex(ctx, v)
+	res, err := hitRes, error(nil)
+	if !cached {
+		res, cached, err = s.solveVertex(ctx, v)
+	}
 	if err != nil {
 		s.report(Event{Kind: EventFailed, Index: s.index[v], Name: v.Name, Time: time.Now(), Duration: time.Since(start), Err: err})
 		return err
@@ -153,6 +175,9 @@ func (s *solver) run(ctx context.Context, v *Vertex) error {
 	}
 	s.mu.Unlock()
 	close(s.done[v])
+	if v == s.g.Target.Tip {
+		close(s.tipDone)
+	}
 	ev := Event{Kind: EventDone, Index: s.index[v], Name: v.Name, Time: time.Now(), Duration: time.Since(start)}
 	if cached {
 		ev.Kind = EventCached
@@ -162,6 +187,85 @@ func (s *solver) run(ctx context.Context, v *Vertex) error {
 	}
 	s.report(ev)
 	return nil
+}
+
+// unneeded reports a vertex the target did not need as CACHED when the cache has it (its time
+// saved counts), as BuildKit does; one the cache lacks is left out of the progress.
+func (s *solver) unneeded(v *Vertex) {
+	res, ok := s.lookup(v)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	s.stats.Cached++
+	s.stats.Saved += res.took
+	s.mu.Unlock()
+	now := time.Now()
+	s.report(Event{Kind: EventStarted, Index: s.index[v], Name: v.Name, Time: now})
+	ev := Event{Kind: EventCached, Index: s.index[v], Name: v.Name, Time: now}
+	if s.opts.explain != nil && res.source != "" {
+		ev.Data = []byte("from " + res.source)
+	}
+	s.report(ev)
+}
+
+// await waits until v (nil: none) is solved.
+func (s *solver) await(ctx context.Context, v *Vertex) error {
+	if v == nil {
+		return nil
+	}
+	select {
+	case <-s.done[v]:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// want marks v and its parents as needed, so their goroutines solve them.
+func (s *solver) want(v *Vertex) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ; v != nil; v = v.Parent {
+		select {
+		case <-s.wanted[v]:
+			return // and its parents with it
+		default:
+			close(s.wanted[v])
+		}
+	}
+}
+
+// wantPredicted marks what solving the target needs, as the cache stands now: every vertex of
+// its chain, and the inputs of those the cache cannot answer (as BuildKit, a builder stage whose
+// only dependants are cached is never run). A prediction that fails later wants the inputs then.
+func (s *solver) wantPredicted(tip *Vertex) {
+	seen := map[*Vertex]bool{}
+	var walk func(v *Vertex)
+	walk = func(v *Vertex) {
+		for ; v != nil && !seen[v]; v = v.Parent {
+			seen[v] = true
+			s.want(v)
+			if _, hit := s.lookup(v); !hit {
+				for _, d := range v.Deps {
+					walk(d)
+				}
+			}
+		}
+	}
+	walk(tip)
+}
+
+// lookup answers v from the cache when it may be (its parent solved, or nil for a prediction).
+func (s *solver) lookup(v *Vertex) (*vresult, bool) {
+	if v.key.uncached || s.opts.NoCache || s.opts.NoCacheIn[v.Stage] {
+		return nil, false
+	}
+	parent := s.result(v.Parent)
+	if parent == nil {
+		parent = &vresult{}
+	}
+	return s.cached(v, parent)
 }
 
 func (s *solver) report(e Event) {
@@ -187,7 +291,7 @@ func (s *solver) env(v *Vertex) *env {
 	return &env{opts: s.opts, views: s.views, hides: s.hides, trees: s.trees, cpu: s.cpu, rep: s.report, v: v, index: s.index[v]}
 }
 
-// solveVertex answers v from the cache or executes its op, recording new results in the cache.
+// solveVertex executes v's op (run found no cache hit), recording the new result in the cache.
 func (s *solver) solveVertex(ctx context.Context, v *Vertex) (*vresult, bool, error) {
 	in := inputs{parent: s.result(v.Parent)}
 	for _, d := range v.Deps {
@@ -195,9 +299,6 @@ func (s *solver) solveVertex(ctx context.Context, v *Vertex) (*vresult, bool, er
 	}
 	cacheable := !v.key.uncached && !s.opts.NoCache && !s.opts.NoCacheIn[v.Stage]
 	if cacheable {
-		if res, ok := s.cached(v, in.parent); ok {
-			return res, true, nil
-		}
 		if s.opts.explain != nil {
 			s.report(Event{Kind: EventExplain, Index: s.index[v], Name: v.Name, Time: time.Now(),
 				Data: []byte(s.opts.explain.why(v))})

@@ -58,8 +58,13 @@ func (s *Store) SetFetcher(f Fetcher) {
 	s.fetch.fetcher.Store(&f)
 }
 
-// FetchedBytes counts the remote blob bytes this Store fetched since Open.
+// FetchedBytes counts the bytes fetched for imported caches since Open: the blobs FetchBlob
+// fetched and what callers added with CountFetched (manifests, configs, streamed blobs).
 func (s *Store) FetchedBytes() int64 { return s.fetch.bytes.Load() }
+
+// CountFetched adds n bytes fetched for an imported cache outside FetchBlob, so that
+// FetchedBytes is all a build pulled for its caches, not only the layers.
+func (s *Store) CountFetched(n int64) { s.fetch.bytes.Add(n) }
 
 func (s *Store) remoteDir() string { return filepath.Join(s.root, "cache", "remote") }
 

@@ -251,9 +251,10 @@ type CacheImport struct {
 // cache) in a registry, or an OCI layout directory — and records its entries in the local
 // build cache, keeping local records (so with several caches the first to name a key wins).
 // Only the manifest and the config are read: each layer gets a remote record, and the store
-// fetches it (through NewFetcher) only when something reads it.
+// fetches it (through NewFetcher) only when something reads it. Every byte read from the
+// registry counts in s.FetchedBytes.
 func ImportCache(ctx context.Context, s *cache.Store, spec CacheSpec, opts ...Option) (CacheImport, error) {
-	opts = append(opts, WithPlatform(v1.Platform{OS: "linux", Architecture: "kiln-cache"}))
+	opts = append(opts, WithPlatform(v1.Platform{OS: "linux", Architecture: "kiln-cache"}), countingInto(s.CountFetched))
 	o, err := makeOptions(opts)
 	if err != nil {
 		return CacheImport{}, err

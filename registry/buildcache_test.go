@@ -296,3 +296,41 @@ func TestInterruptedLocalCacheExport(t *testing.T) {
 		t.Fatalf("import of the completed cache: %+v %v", got, err)
 	}
 }
+
+// TestCacheExportCompression: compression=zstd re-encodes the cached layers for the cache
+// (through a registry and a layout dir), compression=gzip keeps gzip ones; what a fresh store
+// imports names the chosen encoding and its bytes read back whole.
+func TestCacheExportCompression(t *testing.T) {
+	ctx := context.Background()
+	fr := newFaultyRegistry(t)
+	for _, tc := range []struct{ name, to, from, suffix string }{
+		{"registry-zstd", "type=registry,ref=" + fr.host() + "/team/z:cache,compression=zstd", fr.host() + "/team/z:cache", "+zstd"},
+		{"registry-gzip", "type=registry,ref=" + fr.host() + "/team/g:cache,compression=gzip", fr.host() + "/team/g:cache", ".gzip"},
+		{"local-zstd", "type=local,dest=DIR,compression=zstd", "type=local,src=DIR", "+zstd"},
+		{"local-gzip", "type=local,dest=DIR,compression=gzip", "type=local,src=DIR", ".gzip"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			src, keys := cachedStore(t, 2)
+			out, err := ParseCacheSpec(strings.ReplaceAll(tc.to, "DIR", dir), true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ExportCache(ctx, src, out, v1.Hash{}, CacheKeys{All: keys}, WithConfig(nil), fastRetry()); err != nil {
+				t.Fatal(err)
+			}
+			dst := withFetcher(t, openStore(t))
+			in, _ := ParseCacheSpec(strings.ReplaceAll(tc.from, "DIR", dir), false)
+			if got, err := ImportCache(ctx, dst, in, WithConfig(nil), fastRetry()); err != nil || got.Records != 2 {
+				t.Fatalf("import: %+v %v", got, err)
+			}
+			for _, k := range keys {
+				rec, _, _ := dst.CacheGet(k)
+				if mt := string(rec.Layer.MediaType); !strings.HasSuffix(mt, tc.suffix) {
+					t.Errorf("record %s: layer media type %s, want *%s", k, mt, tc.suffix)
+				}
+				readLayer(t, dst, k)
+			}
+		})
+	}
+}

@@ -64,7 +64,8 @@ type options struct {
 	compressSet bool // WithCompression was given; else layers go as stored
 	jobs        int
 	retry       retryPolicy
-	noStore     bool // Resolve reads a missing image's manifest and config remotely and stores nothing
+	noStore     bool          // Resolve reads a missing image's manifest and config remotely and stores nothing
+	counted     func(n int64) // when set, every response body byte read from a registry is added here
 }
 
 func makeOptions(opts []Option) (*options, error) {
@@ -135,6 +136,12 @@ func WithKeychain(k authn.Keychain) Option {
 // WithTransport replaces the HTTP transport under kiln's retries and auth (proxies, tests).
 func WithTransport(rt http.RoundTripper) Option {
 	return func(o *options) error { o.transport = rt; return nil }
+}
+
+// countingInto adds every response body byte read from registries to f (the bytes a
+// build pulled for its caches: manifests, configs and blobs alike).
+func countingInto(f func(n int64)) Option {
+	return func(o *options) error { o.counted = f; return nil }
 }
 
 // WithInsecureRegistry lets these hosts ("host:port") use plain HTTP or unverified TLS.

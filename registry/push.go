@@ -135,6 +135,8 @@ func (o *options) pushLayers(ctx context.Context, s *cache.Store, p *remote.Push
 		return nil, err
 	}
 	mounts := readMounts(s)
+	cacheSide := *o // reads from a lazily imported cache count in s.FetchedBytes
+	cacheSide.counted = s.CountFetched
 	digests := make([]v1.Hash, len(layers))
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(o.jobs)
@@ -146,8 +148,9 @@ func (o *options) pushLayers(ctx context.Context, s *cache.Store, p *remote.Push
 		digests[i] = d
 		var from *name.Digest
 		if b, ok := s.Remote(d); ok && !s.HasBlob(d) {
-			// Only a lazily imported cache names it: mount or stream it from there.
-			src, ref, err := o.remoteBlob(ctx, b)
+			// Only a lazily imported cache names it: mount or stream it from there; what
+			// streams counts as pulled for the cache.
+			src, ref, err := cacheSide.remoteBlob(ctx, b)
 			if err != nil {
 				return nil, err
 			}

@@ -136,7 +136,11 @@ func (o *options) baseTransport(insecure bool) http.RoundTripper {
 // remoteOptions are the go-containerregistry options for one registry: kiln's retrying
 // transport underneath, ggcr's own transport retries narrowed to restarting broken uploads.
 func (o *options) remoteOptions(ctx context.Context, insecure bool) []remote.Option {
-	rt := &retryTransport{inner: o.baseTransport(insecure), policy: o.retry}
+	inner := o.baseTransport(insecure)
+	if o.counted != nil {
+		inner = &countTransport{inner: inner, add: o.counted}
+	}
+	rt := &retryTransport{inner: inner, policy: o.retry}
 	return []remote.Option{
 		remote.WithContext(ctx),
 		remote.WithTransport(rt),
@@ -148,4 +152,30 @@ func (o *options) remoteOptions(ctx context.Context, insecure bool) []remote.Opt
 		remote.WithRetryPredicate(isTransient),
 		remote.WithRetryBackoff(remote.Backoff{Duration: o.retry.base, Factor: 2, Jitter: 0.1, Steps: 3}),
 	}
+}
+
+// countTransport adds the response body bytes read through it to add: underneath the
+// retries, so a body read and then retried counts too, as it came over the wire.
+type countTransport struct {
+	inner http.RoundTripper
+	add   func(n int64)
+}
+
+func (t *countTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.inner.RoundTrip(req)
+	if resp != nil && resp.Body != nil {
+		resp.Body = &countBody{ReadCloser: resp.Body, add: t.add}
+	}
+	return resp, err
+}
+
+type countBody struct {
+	io.ReadCloser
+	add func(n int64)
+}
+
+func (b *countBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.add(int64(n))
+	return n, err
 }

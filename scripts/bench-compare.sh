@@ -16,7 +16,7 @@ DOCKER=/usr/bin/docker
 # crun 1.8 refuses hybrid cgroup hosts; buildah then needs runc, as kiln picks on its own.
 BUILDAH_RUNTIME=${BUILDAH_RUNTIME:-$(command -v runc || echo crun)}
 
-sh scripts/install-deps.sh docker.io buildah busybox-static bc python3 >&2
+sh scripts/install-deps.sh docker.io buildah busybox-static bc python3 docker-registry curl >&2
 make build >&2
 
 start_dockerd() {
@@ -182,16 +182,88 @@ bench_copies() {
 	echo "copies: one=$COPY_ONE ten=$COPY_TEN" >&2
 }
 
-# A second CI machine importing a registry cache: blob bytes it fetches against the final image's
+# A second CI machine importing a registry cache: all bytes it fetches against the final image's
 # layer bytes (the CLI test measures it through a counting proxy in front of docker-registry).
 bench_fleet() {
-	FLEET=$(go test -count=1 -run '^TestLazyCacheImport$' -v ./cmd/kiln 2>&1 | grep -o 'second machine: [0-9]* blob bytes fetched in [^;]*; the final image.s layers are [0-9]* bytes' | head -1)
+	FLEET=$(go test -count=1 -run '^TestLazyCacheImport$' -v ./cmd/kiln 2>&1 | grep -o 'second machine: [0-9]* bytes fetched (everything) in [^;]*; the final image.s layers are [0-9]* bytes' | head -1)
 	echo "fleet: $FLEET" >&2
+}
+
+# Issue 13's figures: a second CI machine's build time and bytes pulled, kiln's lazy registry
+# cache and inline cache against BuildKit's inline cache (`docker build --cache-from`), on the
+# same Buildfile (a 20 MB builder layer, a 1 MB result) and the same docker-registry. Bytes are
+# summed from the registry's access log: every GET response body (manifests, configs, blobs).
+# Machine A builds and exports; machine B is a fresh kiln store, or docker with its build cache
+# pruned and the built image removed (the base image stays, as in kiln's store). Docker is a
+# private daemon (its own data root and socket; no bridge, so its RUN steps use --network none),
+# so no other docker state is touched.
+bench_fleet_compare() {
+	local d=$WORK/fleet reg dk regpid dpid mark start end
+	mkdir -p "$d/ctx" "$d/reg" "$d/docker"
+	printf 'FROM busybox AS builder\nRUN head -c 20000000 /dev/urandom > /big && echo small > /small\nFROM busybox\nCOPY --from=builder /small /small\nCOPY f /f\n' >"$d/ctx/Dockerfile"
+	echo f >"$d/ctx/f"
+	reg=127.0.0.1:$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n' "$d/reg/data" "$reg" >"$d/reg/config.yml"
+	docker-registry serve "$d/reg/config.yml" >"$d/reg/access.log" 2>&1 &
+	regpid=$!
+	# Loopback registries are insecure by default for docker (127.0.0.0/8), BuildKit's cache import included.
+	dockerd --data-root "$d/docker/data" --exec-root "$d/docker/exec" --pidfile "$d/docker/pid" -H "unix://$d/docker/sock" \
+		--containerd-namespace kiln-fleet --containerd-plugins-namespace kiln-fleet-plugins --bridge=none --iptables=false --ip-masq=false >"$d/docker/log" 2>&1 &
+	dpid=$!
+	trap 'kill '"$dpid $regpid"' 2>/dev/null; wait '"$dpid $regpid"' || true; rm -rf "$WORK"' EXIT
+	dk="$DOCKER -H unix://$d/docker/sock"
+	for _ in $(seq 100); do curl -sf "http://$reg/v2/" >/dev/null && $dk info >/dev/null 2>&1 && break; sleep 0.2; done
+	$dk info >/dev/null || { echo "private dockerd did not start; see $d/docker/log" >&2; exit 1; }
+	$dk load -q -i "$WORK/busybox.tar" >/dev/null
+	pulled() { awk -v from="$1" 'NR > from && $6 == "\"GET" {s += $10} END {print s + 0}' "$d/reg/access.log"; }
+	second() { # second NAME CMD...: times CMD, counts the bytes it pulled and its cached steps
+		mark=$(wc -l <"$d/reg/access.log")
+		start=$(date +%s.%N)
+		"${@:2}" >"$d/$1.out" 2>&1 || { echo "fleet: $1 failed:" >&2; cat "$d/$1.out" >&2; exit 1; }
+		end=$(date +%s.%N)
+		FLEET_CMP[$1]="$(echo "$end - $start" | bc | sed 's/^\./0./') | $(pulled "$mark") | $(grep -c CACHED "$d/$1.out")"
+		echo "fleet-compare $1: ${FLEET_CMP[$1]}" >&2
+	}
+	declare -gA FLEET_CMP
+
+	rm -rf "$d/kA" && KILN_ROOT=$d/kA $KILN load -i "$WORK/busybox.tar" >/dev/null
+	KILN_ROOT=$d/kA $KILN build -q --cache-to "type=registry,ref=$reg/fleet/kiln:buildcache,mode=max" -t app "$d/ctx" >/dev/null
+	KILN_ROOT=$d/kA $KILN build -q --cache-to type=inline -t "$reg/fleet/kiln:inline" --push "$d/ctx" >/dev/null
+	rm -rf "$d/kB" && KILN_ROOT=$d/kB $KILN load -i "$WORK/busybox.tar" >/dev/null
+	second kiln-registry env KILN_ROOT="$d/kB" "$KILN" build --progress=plain --cache-from "$reg/fleet/kiln:buildcache" -t app "$d/ctx"
+	rm -rf "$d/kC" && KILN_ROOT=$d/kC $KILN load -i "$WORK/busybox.tar" >/dev/null
+	second kiln-inline env KILN_ROOT="$d/kC" "$KILN" build --progress=plain --cache-from "$reg/fleet/kiln:inline" -t app "$d/ctx"
+
+	DOCKER_BUILDKIT=1 $dk build -q --network none --build-arg BUILDKIT_INLINE_CACHE=1 -t "$reg/fleet/buildkit:inline" "$d/ctx" >/dev/null
+	$dk push -q "$reg/fleet/buildkit:inline" >/dev/null
+	$dk builder prune -af >/dev/null
+	$dk rmi -f "$reg/fleet/buildkit:inline" >/dev/null
+	second buildkit-inline env DOCKER_BUILDKIT=1 $dk build --network none --progress=plain --cache-from "$reg/fleet/buildkit:inline" -t "$reg/fleet/buildkit:inline" "$d/ctx"
+	FLEET_DOCKER=$($dk version -f '{{.Server.Version}}')
+	kill "$dpid" "$regpid" && wait "$dpid" "$regpid" || true
+	trap 'rm -rf "$WORK"' EXIT
+}
+
+fleet_compare_table() { # the section bench_fleet_compare measured
+	echo "## A second CI machine: kiln's cache against BuildKit's"
+	echo
+	echo "One run. Buildfile: a builder stage writing a 20 MB random file and a small one, a final stage of"
+	echo "busybox + \`COPY --from=builder /small\` + \`COPY f\`. Machine A builds and exports its cache to a loopback"
+	echo "docker-registry; machine B (a fresh kiln store; docker $FLEET_DOCKER with \`docker builder prune -af\` and"
+	echo "the image removed, both with the base image) builds the same context with \`--cache-from\`. Bytes pulled:"
+	echo "every GET response body in the registry's access log during B's build (manifests, configs, blobs)."
+	echo
+	echo "| machine B | cache | build seconds | bytes pulled | steps CACHED |"
+	echo "|---|---|---|---|---|"
+	echo "| kiln (lazy import) | \`--cache-to type=registry,mode=max\` | ${FLEET_CMP[kiln-registry]:-- | - | -} |"
+	echo "| kiln (lazy import) | \`--cache-to type=inline\` | ${FLEET_CMP[kiln-inline]:-- | - | -} |"
+	echo "| BuildKit (\`docker build --cache-from\`) | \`BUILDKIT_INLINE_CACHE=1\` | ${FLEET_CMP[buildkit-inline]:-- | - | -} |"
 }
 
 bench_run
 bench_copies
 bench_fleet
+if [[ $TOOLS == *buildkit* ]]; then bench_fleet_compare; fi
 {
 	echo "# Benchmarks: kiln vs BuildKit vs buildah"
 	echo
@@ -227,5 +299,6 @@ bench_fleet
 	echo
 	echo "runc's own cost with docker's seccomp profile is most of the gap to \`runc spec\`'s default: runc compiles"
 	echo "the profile with libseccomp at every start, for the x86_64, i386 and x32 ABIs, as docker's profile lists them."
+	if [[ $TOOLS == *buildkit* ]]; then echo; fleet_compare_table; fi
 } >"$OUT"
 cat "$OUT"

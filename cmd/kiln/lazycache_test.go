@@ -11,21 +11,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/go-units"
+
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/internal/testregistry"
 )
 
-// blobCounter is a proxy in front of a registry that counts the blob bytes it serves.
-type blobCounter struct {
+// byteCounter is a proxy in front of a registry that counts every response body byte it
+// serves: manifests, indexes, configs and blobs, all that a client fetches.
+type byteCounter struct {
 	proxy *httputil.ReverseProxy
 	bytes atomic.Int64
 }
 
-func (c *blobCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/sha256:") {
-		w = &countingWriter{ResponseWriter: w, n: &c.bytes}
-	}
-	c.proxy.ServeHTTP(w, r)
+func (c *byteCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c.proxy.ServeHTTP(&countingWriter{ResponseWriter: w, n: &c.bytes}, r)
 }
 
 type countingWriter struct {
@@ -39,13 +39,13 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 	return k, err
 }
 
-// countingRegistry starts docker-registry behind a blob-counting proxy; it returns the
+// countingRegistry starts docker-registry behind a byte-counting proxy; it returns the
 // proxy's address, which is the only one the test uses.
-func countingRegistry(t *testing.T) (string, *blobCounter) {
+func countingRegistry(t *testing.T) (string, *byteCounter) {
 	t.Helper()
 	backend := testregistry.Start(t)
 	u, _ := url.Parse("http://" + backend)
-	c := &blobCounter{proxy: httputil.NewSingleHostReverseProxy(u)}
+	c := &byteCounter{proxy: httputil.NewSingleHostReverseProxy(u)}
 	srv := httptest.NewServer(c)
 	t.Cleanup(srv.Close)
 	return strings.TrimPrefix(srv.URL, "http://"), c
@@ -78,10 +78,12 @@ func layerBytes(t *testing.T, root, ref string) int64 {
 	return n
 }
 
-// TestLazyCacheImport: a second machine importing a registry cache fetches only the layers
-// of the final image, never the 20 MB builder layer, and with --push to the same registry
-// no layer at all (they are mounted from the cache repository); the pushed image is whole,
-// and the lazily kept local image fetches its layers when it runs.
+// TestLazyCacheImport: a second machine importing a registry cache fetches, all bytes
+// counted (manifests, configs, cache records and blobs), no more than the final image's
+// layers + 5%, never the 20 MB builder layer, and its cache summary says as much as the
+// registry served; with --push to the same registry no layer at all (they are mounted from
+// the cache repository); the pushed image is whole, and the lazily kept local image fetches
+// its layers when it runs.
 func TestLazyCacheImport(t *testing.T) {
 	requireContainers(t)
 	addr, counter := countingRegistry(t)
@@ -103,13 +105,16 @@ func TestLazyCacheImport(t *testing.T) {
 		t.Errorf("%d CACHED steps, want 3:\n%s", n, r.stderr)
 	}
 	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
-	if last := lines[len(lines)-1]; !strings.HasPrefix(last, "cache: 3 steps cached, 0 run, ") {
-		t.Errorf("last progress line %q, want the cache summary", last)
-	}
 	fetched, final := counter.bytes.Load(), layerBytes(t, second, "app")
-	t.Logf("second machine: %d blob bytes fetched in %v; the final image's layers are %d bytes", fetched, took, final)
+	last := lines[len(lines)-1]
+	if !strings.HasPrefix(last, "cache: 3 steps cached, 0 run, ") {
+		t.Errorf("last progress line %q, want the cache summary", last)
+	} else if said := summaryPulled(t, last); said < fetched*99/100 || said > fetched*101/100 {
+		t.Errorf("the summary says %d bytes pulled, the registry served %d: %q", said, fetched, last)
+	}
+	t.Logf("second machine: %d bytes fetched (everything) in %v; the final image's layers are %d bytes; %s", fetched, took, final, last)
 	if fetched > final+final/20 {
-		t.Errorf("fetched %d blob bytes for a final image of %d layer bytes: the import is not lazy", fetched, final)
+		t.Errorf("fetched %d bytes for a final image of %d layer bytes (more than +5%%): the import is not lazy", fetched, final)
 	}
 	if out := ok(t, second, "run", "--rm", "app", "cat", "/small").stdout; out != "small\n" {
 		t.Errorf("run of the built image: %q", out)
@@ -120,9 +125,9 @@ func TestLazyCacheImport(t *testing.T) {
 	pushed := addr + "/team/app:1"
 	ok(t, pusher, "build", "--progress=plain", "--cache-from", cacheRef, "-t", pushed, "--push", ctxDir)
 	if n := counter.bytes.Load(); n > 64<<10 {
-		t.Errorf("build --push fetched %d blob bytes: cached layers must be mounted, not downloaded", n)
+		t.Errorf("build --push fetched %d bytes: cached layers must be mounted, not downloaded", n)
 	}
-	t.Logf("second machine with --push: %d blob bytes fetched", counter.bytes.Load())
+	t.Logf("second machine with --push: %d bytes fetched (everything)", counter.bytes.Load())
 	if out := ok(t, pusher, "run", "--rm", pushed, "cat", "/small").stdout; out != "small\n" {
 		t.Errorf("run of the lazily kept image: %q", out)
 	}
@@ -151,9 +156,26 @@ func TestLazyCacheImport(t *testing.T) {
 	}
 }
 
+// summaryPulled reads the bytes pulled from a cache summary line ("…, 1.2MB pulled, …").
+func summaryPulled(t *testing.T, line string) int64 {
+	t.Helper()
+	for _, f := range strings.Split(line, ", ") {
+		if v, ok := strings.CutSuffix(f, " pulled"); ok {
+			n, err := units.FromHumanSize(v)
+			if err != nil {
+				t.Fatalf("summary %q: %v", line, err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("summary %q names no bytes pulled", line)
+	return 0
+}
+
 // TestCacheBackendsCLI: a local cache directory and an inline cache serve a fresh store;
 // several --cache-from go in order (a missing one only warns, --explain names the one that
-// answered); JSON progress ends with the cache summary; unknown keys list the valid ones.
+// answered); JSON progress ends with the cache summary (bytes pulled, the recorded time of the
+// cached RUN saved); unknown keys list the valid ones.
 func TestCacheBackendsCLI(t *testing.T) {
 	requireContainers(t)
 	addr := testregistry.Start(t)
@@ -164,10 +186,17 @@ func TestCacheBackendsCLI(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
 	var last struct {
 		Kind  string
-		Cache *struct{ Cached, Run int }
+		Cache *struct {
+			Cached, Run  int
+			PulledBytes  int64
+			SavedSeconds float64
+		}
 	}
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil || last.Kind != "cache-summary" || last.Cache == nil || last.Cache.Cached != 2 {
 		t.Errorf("last JSON event %q (%v), want a cache summary with 2 cached steps", lines[len(lines)-1], err)
+	} else if last.Cache.PulledBytes <= 0 || last.Cache.SavedSeconds <= 0 {
+		// The image's layers came from the cache dir, and the RUN's recorded duration is time saved.
+		t.Errorf("cache summary %q: want bytes pulled and time saved", lines[len(lines)-1])
 	}
 
 	img := addr + "/team/inline:1"
@@ -306,5 +335,34 @@ func TestLazyCacheCorruptBlob(t *testing.T) {
 	}
 	if out := ok(t, second, "run", "--rm", "app", "cat", "/x", "/f").stdout; out != "built\nf" {
 		t.Errorf("run of the rebuilt image: %q", out)
+	}
+}
+
+// TestInlineCacheSkipsUncachedBuilder: an inline cache holds only the final stage's records, so
+// the builder stage has none; a fresh machine still runs nothing, since the only step that
+// needs the builder's result is cached (as BuildKit); a change that misses it runs the builder.
+func TestInlineCacheSkipsUncachedBuilder(t *testing.T) {
+	requireContainers(t)
+	addr := testregistry.Start(t)
+	ctxDir := t.TempDir()
+	writeTree(t, ctxDir, map[string]string{
+		"Buildfile": "FROM busybox AS builder\nCOPY b /b\nRUN cat /b > /small && echo other > /other\nFROM busybox\nCOPY --from=builder /small /small\nCOPY f /f\n",
+		"b":         "b1", "f": "f",
+	})
+	img := addr + "/team/inline:builder"
+	ok(t, busyboxRoot(t), "build", "-t", img, "--push", "--cache-to", "type=inline", ctxDir)
+	second := busyboxRoot(t)
+	r := ok(t, second, "build", "--progress=plain", "--cache-from", img, "-t", "app", ctxDir)
+	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	if last := lines[len(lines)-1]; !strings.HasPrefix(last, "cache: 2 steps cached, 0 run, ") || strings.Contains(r.stderr, "RUN cat") {
+		t.Errorf("the builder stage ran though its only dependant is cached:\n%s", r.stderr)
+	}
+	if out := ok(t, second, "run", "--rm", "app", "cat", "/small", "/f").stdout; out != "b1f" {
+		t.Errorf("run of the built image: %q", out)
+	}
+	writeTree(t, ctxDir, map[string]string{"b": "b2"})
+	r = ok(t, second, "build", "--progress=plain", "--cache-from", img, "-t", "app", ctxDir)
+	if out := ok(t, second, "run", "--rm", "app", "cat", "/small").stdout; out != "b2" || !strings.Contains(r.stderr, "RUN cat") {
+		t.Errorf("after changing the builder's input: /small is %q:\n%s", out, r.stderr)
 	}
 }

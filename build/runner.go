@@ -17,6 +17,10 @@ const buildHostname = "kiln-build"
 // RuntimeRunner runs RUN steps as isolated containers with the process's one runtime.
 type RuntimeRunner struct {
 	Runtime *runtime.Runtime
+	// UserMode gives RUN steps of the default network a user-mode network (slirp4netns) of
+	// their own instead of the host's: rootless, as podman build, so that a build reaches the
+	// internet without sharing the user's loopback services.
+	UserMode bool
 }
 
 // InTree says whether RUN steps run in place in a materialized tree (the chroot rung).
@@ -42,8 +46,11 @@ func (r RuntimeRunner) Run(ctx context.Context, req RunRequest) error {
 		return err
 	}
 	network := runtime.NetworkHost // docker's default for RUN
-	if req.Network == "none" {
+	switch {
+	case req.Network == "none":
 		network = runtime.NetworkNone
+	case req.Network != "host" && r.UserMode:
+		network = runtime.NetworkSlirp
 	}
 	var mounts []runtime.Mount
 	var files []runtime.File

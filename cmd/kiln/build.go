@@ -251,7 +251,11 @@ func (g *globalOptions) wireBuild(cmd *cobra.Command, po *build.PipelineOptions,
 	if rt.Isolation() != runtime.IsolationOCI { // a weaker rung says so up front
 		fmt.Fprintf(notes, "isolation: %s\n", rt.Describe())
 	}
-	po.Store, po.Stdin, po.Resolver, po.Runner = s, cmd.InOrStdin(), res, build.RuntimeRunner{Runtime: rt}
+	runner := build.RuntimeRunner{Runtime: rt}
+	if rt.Isolation() == runtime.IsolationRootless {
+		runner.UserMode = userModeNetwork(notes, "rootless RUN steps of the default network")
+	}
+	po.Store, po.Stdin, po.Resolver, po.Runner = s, cmd.InOrStdin(), res, runner
 	po.LogDir, po.Notes = s.Logs(), notes
 	po.Registry = buildRegistry{g: g, s: s, progress: notes}
 	po.Cleanup = func(ctx context.Context) {

@@ -23,7 +23,7 @@ type buildRunFlags struct {
 }
 
 func (b *buildRunFlags) bind(f *pflag.FlagSet) {
-	f.StringVar(&b.network, "network", "default", "network of RUN steps that name none: default (the host's), host or none")
+	f.StringVar(&b.network, "network", "default", "network of RUN steps that name none: default (the host's; rootless, a user-mode network of their own), host or none")
 	f.StringArrayVar(&b.addHosts, "add-host", nil, "add NAME:IP to /etc/hosts of every RUN step (repeatable)")
 	f.StringArrayVar(&b.ulimits, "ulimit", nil, "resource limit NAME=SOFT[:HARD] of every RUN step, e.g. nofile=1024:2048 (repeatable)")
 	f.StringVar(&b.shmSize, "shm-size", "", "size of /dev/shm in RUN steps, e.g. 128m (default 64m)")

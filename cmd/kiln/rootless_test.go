@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -29,6 +31,7 @@ type rootless struct {
 	bin, home, xdg string
 	uid, gid       int
 	extraEnv       []string
+	tun            string // a 0666 /dev/net/tun node bound over the host's for the user's commands
 }
 
 // newRootless creates the user (idempotent), a 0755 copy of the test binary it can execute and
@@ -92,8 +95,32 @@ func (r *rootless) command(argv ...string) *exec.Cmd {
 		"env", "-i", "HOME=" + r.home, "XDG_RUNTIME_DIR=" + r.xdg, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
 		"SOURCE_DATE_EPOCH=" + os.Getenv("SOURCE_DATE_EPOCH")}, r.extraEnv...)
 	cmd := exec.Command("setpriv", append(args, argv...)...)
+	if r.tun != "" {
+		cmd = exec.Command("unshare", append([]string{"--mount", "--propagation", "private", "--", "sh", "-c",
+			`mount --bind "$0" /dev/net/tun && exec "$@"`, r.tun, "setpriv"}, append(args, argv...)...)...)
+	}
 	cmd.Dir = r.home
 	return cmd
+}
+
+// openTun gives the user's commands (and the pause process the next one starts) a /dev/net/tun
+// they may open, as Debian's usual 0666 node, where this host's is closed to users: the same
+// device, bound over the host's in a mount namespace of their own. It skips where that fails.
+func (r *rootless) openTun() {
+	r.t.Helper()
+	if fi, err := os.Stat("/dev/net/tun"); err == nil && fi.Mode().Perm()&0o006 == 0o006 {
+		return
+	}
+	node := filepath.Join(r.t.TempDir(), "tun")
+	if err := syscall.Mknod(node, syscall.S_IFCHR|0o666, 10<<8|200); err != nil {
+		r.t.Skipf("cannot make a tun node for the user-mode network: %v", err)
+	}
+	os.Chmod(node, 0o666)
+	os.Chmod(filepath.Dir(node), 0o755)
+	r.tun = node
+	if out, err := r.command("true").CombinedOutput(); err != nil {
+		r.t.Skipf("cannot bind a tun node over /dev/net/tun: %v: %s", err, out)
+	}
 }
 
 // kiln runs kiln as the user.
@@ -149,6 +176,7 @@ func TestRootlessBuildRunExec(t *testing.T) {
 	t.Setenv("SOURCE_DATE_EPOCH", "1700000000")
 	ctxDir := t.TempDir()
 	busyboxContext(t, ctxDir)
+	r.openTun() // RUN steps on the user-mode network: the image is the root-built one all the same
 
 	b := r.ok("--debug", "build", "--progress=plain", "-t", "bb", "--iidfile", filepath.Join(r.home, "iid"), ctxDir)
 	if !strings.Contains(b.stderr, "isolation: rootless") {
@@ -325,4 +353,76 @@ func TestRootlessCgroupVerbsRefused(t *testing.T) {
 		t.Errorf("after the refusals: %q", st)
 	}
 	r.ok("rm", "-f", "web")
+}
+
+// Rootless RUN steps of the default network get the user-mode network, as podman build: they
+// reach the host's address through slirp4netns, but not the host's loopback (neither as
+// 127.0.0.1, their own, nor as 10.0.2.2: host loopback is disabled, as podman); RUN
+// --network=host shares the host's loopback and --network=none reaches nothing. Without a
+// usable /dev/net/tun the build says it uses the host network.
+func TestRootlessBuildNetwork(t *testing.T) {
+	r := newRootless(t)
+	hostIP := ""
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && n.IP.IsGlobalUnicast() {
+			hostIP = n.IP.String()
+			break
+		}
+	}
+	if hostIP == "" {
+		t.Skip("no non-loopback IPv4 address on this host to serve the build from")
+	}
+	ln, err := net.Listen("tcp4", "0.0.0.0:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	got := map[string]bool{}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		mu.Lock()
+		got[req.URL.Path] = true
+		mu.Unlock()
+		fmt.Fprintln(w, "served", req.URL.Path)
+	})}
+	go srv.Serve(ln)
+	defer srv.Close()
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+
+	ctxDir := t.TempDir()
+	busyboxContext(t, ctxDir)
+	url := func(host, path string) string { return "http://" + host + ":" + port + "/" + path }
+	writeTree(t, ctxDir, map[string]string{"Buildfile": "FROM scratch\nCOPY busybox /bin/busybox\n" +
+		"RUN [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox mkdir -p /tmp /etc && /bin/busybox --install -s /bin\"]\n" +
+		"RUN wget -q -O- " + url(hostIP, "user-mode") + " && ! wget -q -O- " + url("127.0.0.1", "loopback") +
+		" && ! wget -q -O- " + url("10.0.2.2", "gateway") + "\n" +
+		"RUN --network=host wget -q -O- " + url("127.0.0.1", "host-net") + "\n" +
+		"RUN --network=none ! wget -q -O- " + url(hostIP, "none") + "\n"})
+	os.Chmod(filepath.Join(ctxDir, "Buildfile"), 0o644)
+
+	if fi, err := os.Stat("/dev/net/tun"); err != nil || fi.Mode().Perm()&0o006 != 0o006 {
+		res := r.kiln("build", "--progress=plain", "--no-cache", ctxDir)
+		if !strings.Contains(res.stderr, "RUN steps of the default network uses the host network") || !strings.Contains(res.stderr, "/dev/net/tun") {
+			t.Errorf("no note on the host-network fallback (exit %d):\n%s", res.code, res.stderr)
+		}
+		r.killPause() // the next pause process gets the tun node
+		mu.Lock()
+		clear(got)
+		mu.Unlock()
+	}
+	r.openTun()
+	b := r.kiln("build", "--progress=plain", "--no-cache", ctxDir)
+	mu.Lock()
+	defer mu.Unlock()
+	if b.code != 0 {
+		t.Fatalf("rootless build: exit %d (requests %v)\n%s", b.code, got, b.stderr)
+	}
+	if strings.Contains(b.stderr, "uses the host network") {
+		t.Errorf("the build fell back to the host network:\n%s", b.stderr)
+	}
+	for path, want := range map[string]bool{"/user-mode": true, "/host-net": true, "/loopback": false, "/gateway": false, "/none": false} {
+		if got[path] != want {
+			t.Errorf("request %s reached the host: %v, want %v (all: %v)", path, got[path], want, got)
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"os"
 	"slices"
@@ -182,6 +183,16 @@ func runContainer(cmd *cobra.Command, g *globalOptions, o *runOptions, ref strin
 	return code, runErr
 }
 
+// userModeNetwork says whether the rootless default, the user-mode network, works here; when it
+// does not, it notes on w that what (the container, RUN steps) uses the host network, and why.
+func userModeNetwork(w io.Writer, what string) bool {
+	if _, err := runtime.UserModeNetwork(); err != nil {
+		fmt.Fprintf(w, "kiln: note: %s uses the host network, since %v\n", what, err)
+		return false
+	}
+	return true
+}
+
 // containerConfig resolves the image and the flags into the container's fixed configuration.
 func (o *runOptions) containerConfig(cmd *cobra.Command, g *globalOptions, ref string, args []string) (container.Config, error) {
 	var cfg container.Config
@@ -193,10 +204,9 @@ func (o *runOptions) containerConfig(cmd *cobra.Command, g *globalOptions, ref s
 		return cfg, err
 	}
 	if o.network == "" && g.rootless() {
-		o.network = "slirp4netns"
-		if _, err := runtime.UserModeNetwork(); err != nil {
-			o.network = "host"
-			fmt.Fprintf(cmd.ErrOrStderr(), "kiln: note: this rootless container uses the host network, since %v\n", err)
+		o.network = "host"
+		if userModeNetwork(cmd.ErrOrStderr(), "this rootless container") {
+			o.network = "slirp4netns"
 		}
 	}
 	spec, err := o.spec()

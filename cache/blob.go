@@ -64,15 +64,16 @@ func (w *BlobWriter) Commit(want v1.Hash) (v1.Hash, int64, error) {
 	if err := w.f.Chmod(0o644); err != nil {
 		return v1.Hash{}, 0, fmt.Errorf("commit blob %s: %w", got, err)
 	}
-	if err := w.f.Sync(); err != nil {
-		return v1.Hash{}, 0, fmt.Errorf("sync blob %s: %w", got, err)
-	}
 	w.s.gcMu.RLock()
 	defer w.s.gcMu.RUnlock()
 	dst := w.s.blobPath(got)
-	// Content-addressed: an existing file already holds these exact bytes.
+	// Content-addressed: an existing file already holds these exact bytes, made durable by
+	// the Commit that published it, so the staged copy needs no fsync (a rebuild's layers).
 	if _, err := os.Stat(dst); err == nil {
 		return got, w.n, nil
+	}
+	if err := w.f.Sync(); err != nil {
+		return v1.Hash{}, 0, fmt.Errorf("sync blob %s: %w", got, err)
 	}
 	if err := os.Rename(w.f.Name(), dst); err != nil {
 		return v1.Hash{}, 0, fmt.Errorf("commit blob %s: %w", got, err)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/pgzip"
 	"golang.org/x/sys/unix"
 )
 
@@ -296,5 +297,50 @@ func TestPackFailureReleasesEncoders(t *testing.T) {
 	}
 	if n > before+4 {
 		t.Errorf("%d goroutines after 40 failed packs, %d before", n, before)
+	}
+}
+
+// TestGzipReuseIsReproducible: a pooled gzip writer, reused after streams of other sizes and
+// levels, writes the same bytes as a fresh one, so layer digests (and cache keys) stay put.
+func TestGzipReuseIsReproducible(t *testing.T) {
+	data := make([]byte, 3<<20+777)
+	for i := range data {
+		data[i] = byte(i*5/11) ^ byte(i>>9)
+	}
+	compress := func(w io.WriteCloser, p []byte) []byte {
+		t.Helper()
+		var buf bytes.Buffer
+		w.(*pooledGzip).Reset(&buf)
+		_, err := w.Write(p)
+		must(t, err)
+		must(t, w.Close())
+		return buf.Bytes()
+	}
+	var fresh bytes.Buffer
+	zw, err := pgzip.NewWriterLevel(&fresh, defaultGzipLevel)
+	must(t, err)
+	must(t, zw.SetConcurrency(gzipBlock, max(2, runtime.GOMAXPROCS(0))))
+	_, err = zw.Write(data)
+	must(t, err)
+	must(t, zw.Close())
+	want := fresh.Bytes()
+	var last *pooledGzip
+	reused := 0
+	for round := range 6 {
+		other, err := compressor(io.Discard, Gzip, 1+round%3) // other levels and sizes in between
+		must(t, err)
+		compress(other, data[:round*100000+1])
+		w, err := compressor(io.Discard, Gzip, 0)
+		must(t, err)
+		if w == last {
+			reused++
+		}
+		last = w.(*pooledGzip)
+		if got := compress(w, data); !bytes.Equal(got, want) {
+			t.Fatalf("round %d: a reused gzip writer's output differs from a fresh one's", round)
+		}
+	}
+	if reused == 0 {
+		t.Error("no gzip writer was reused: the pool does not take them back")
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"hash"
 	"io"
 	"runtime"
+	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/types"
@@ -121,7 +122,19 @@ func (nopCloser) Close() error { return nil }
 
 // newGzip compresses blocks on all cores: on 2 cores it packs 1.7x faster than one gzip
 // stream with the same output size, as each block is primed with its predecessor's tail.
+// Closed writers are reused (Reset keeps their block buffers and flate state), so a build of
+// many small layers does not allocate and clear megabytes of buffers for each.
 func newGzip(w io.Writer, level int) (io.WriteCloser, error) {
+	pool := gzipPool(level)
+	if pool != nil {
+		if p, ok := pool.Get().(*pooledGzip); ok {
+			p.Reset(w)
+			if err := p.SetConcurrency(gzipBlock, max(2, runtime.GOMAXPROCS(0))); err != nil {
+				return nil, err
+			}
+			return p, nil
+		}
+	}
 	zw, err := pgzip.NewWriterLevel(w, level)
 	if err != nil {
 		return nil, err
@@ -129,5 +142,34 @@ func newGzip(w io.Writer, level int) (io.WriteCloser, error) {
 	if err := zw.SetConcurrency(gzipBlock, max(2, runtime.GOMAXPROCS(0))); err != nil {
 		return nil, err
 	}
-	return zw, nil
+	return &pooledGzip{zw, pool}, nil
+}
+
+// gzipPools hold closed writers by level (Reset keeps a writer's level), from
+// gzip.HuffmanOnly (-2) to gzip.BestCompression (9).
+var gzipPools [12]sync.Pool
+
+// gzipPool is the pool for level, or nil for a level pgzip refuses.
+func gzipPool(level int) *sync.Pool {
+	if level < gzip.HuffmanOnly || level > gzip.BestCompression {
+		return nil
+	}
+	return &gzipPools[level-gzip.HuffmanOnly]
+}
+
+// pooledGzip hands itself back for reuse once a Close has succeeded; a writer that failed
+// is dropped with its state.
+type pooledGzip struct {
+	*pgzip.Writer
+	pool *sync.Pool
+}
+
+func (p *pooledGzip) Close() error {
+	if err := p.Writer.Close(); err != nil {
+		return err
+	}
+	if p.pool != nil {
+		p.pool.Put(p)
+	}
+	return nil
 }

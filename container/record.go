@@ -186,7 +186,7 @@ func (r record) config() (Config, error) {
 		}
 	}
 	rs := r.Spec
-	sp := runtime.Spec{ID: r.ID, Lower: rs.Lower, Upper: rs.Upper, Work: rs.Work, BundleDir: rs.BundleDir,
+	sp := runtime.Spec{ID: r.ID, Lower: rs.Lower, Upper: rs.Upper, Work: rs.Work, Volatile: r.AutoRemove, BundleDir: rs.BundleDir,
 		Args: r.Args, Env: rs.Env, Cwd: rs.Cwd, User: rs.User, Hostname: rs.Hostname, ReadOnlyRootfs: rs.ReadOnlyRootfs,
 		Resources: runtime.Resources{Memory: rs.Resources.Memory, CPUs: rs.Resources.CPUs, PidsLimit: rs.Resources.PidsLimit,
 			MemorySwap: rs.Resources.MemorySwap, CpusetCPUs: rs.Resources.CpusetCPUs},

@@ -24,7 +24,7 @@ func fullConfig() Config {
 		Created: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Restart: RestartPolicy{Name: RestartOnFailure, MaximumRetryCount: 3},
 		StopSignal: "SIGINT", AutoRemove: true, Labels: map[string]string{"tier": "web"}, StopTimeout: ptr(7),
 		Exposed: []string{"53/udp", "80/tcp"},
-		Spec: runtime.Spec{ID: strings.Repeat("ab", 32), Lower: []string{"/s/l1", "/s/l2"}, Upper: "/c/upper", Work: "/c/work",
+		Spec: runtime.Spec{ID: strings.Repeat("ab", 32), Lower: []string{"/s/l1", "/s/l2"}, Upper: "/c/upper", Work: "/c/work", Volatile: true,
 			BundleDir: "/c/bundle", Args: []string{"sh", "-c", "true"}, Env: []string{"A=1"}, Cwd: "/w",
 			User: "1:2", Hostname: "h", ReadOnlyRootfs: true, Network: runtime.NetworkBridge,
 			Mounts: []runtime.Mount{{Type: runtime.Tmpfs, Target: "/t", Options: []string{"size=1m"}},

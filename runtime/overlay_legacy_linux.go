@@ -13,7 +13,7 @@ import (
 
 // mountOverlayLegacy mounts with mount(2), whose option string is limited to one page: lower dirs
 // are named by short symlinks in <bundle>/l (as docker's overlay2 does) and given relative to it.
-func mountOverlayLegacy(bundle, rootfs string, lower []string, upper, work string) error {
+func mountOverlayLegacy(bundle, rootfs string, lower []string, upper, work string, opts []string) error {
 	links := filepath.Join(bundle, "l")
 	if err := os.RemoveAll(links); err != nil {
 		return fmt.Errorf("reset layer links: %w", err)
@@ -29,7 +29,7 @@ func mountOverlayLegacy(bundle, rootfs string, lower []string, upper, work strin
 		}
 		names = append(names, name)
 	}
-	data := "lowerdir=" + strings.Join(names, ":") + ",upperdir=" + upper + ",workdir=" + work + "," + strings.Join(overlayOpts, ",")
+	data := "lowerdir=" + strings.Join(names, ":") + ",upperdir=" + upper + ",workdir=" + work + "," + strings.Join(opts, ",")
 	if len(data) >= os.Getpagesize() {
 		return fmt.Errorf("overlay options are %d bytes, over the kernel's one-page limit: use shorter upper/work paths or Linux 6.8+", len(data))
 	}

@@ -33,11 +33,13 @@ var forceLegacyMount = false
 // mountRootfs mounts the container's root filesystem at <bundle>/rootfs: an overlay of lower
 // (bottom first) under upper, or a plain bind of upper when there are no lower dirs.
 func mountRootfs(bundle string, lower []string, upper, work string) (string, error) {
-	return mountRootfsNote(bundle, lower, upper, work, nil)
+	return mountRootfsNote(bundle, lower, upper, work, false, nil)
 }
 
-// mountRootfsNote is mountRootfs, saying on note when it falls back to fuse-overlayfs.
-func mountRootfsNote(bundle string, lower []string, upper, work string, note io.Writer) (string, error) {
+// mountRootfsNote is mountRootfs, saying on note when it falls back to fuse-overlayfs; volatile
+// (an upper dir that is thrown away after the run) lets overlay skip its syncs, the bulk of the
+// unmount.
+func mountRootfsNote(bundle string, lower []string, upper, work string, volatile bool, note io.Writer) (string, error) {
 	rootfs := filepath.Join(bundle, "rootfs")
 	if err := os.MkdirAll(rootfs, 0o755); err != nil {
 		return "", fmt.Errorf("create rootfs mountpoint: %w", err)
@@ -52,15 +54,24 @@ func mountRootfsNote(bundle string, lower []string, upper, work string, note io.
 		return "", fmt.Errorf("create overlay workdir: %w", err)
 	}
 	lower = topmostOnce(lower)
+	opts := overlayOpts
+	if volatile {
+		opts = append(slices.Clip(opts), "volatile")
+		// Overlay refuses a workdir that a volatile mount used before (even cleanly unmounted);
+		// the upper dir of a --rm container is disposable, so a second start may reuse it.
+		if err := os.RemoveAll(filepath.Join(work, "work", "incompat", "volatile")); err != nil {
+			return "", fmt.Errorf("reset volatile overlay workdir: %w", err)
+		}
+	}
 	err := errors.ErrUnsupported
 	switch {
 	case forceFuseOverlay:
 		err = fmt.Errorf("forced by a test: %w", unix.EPERM)
 	case !forceLegacyMount:
-		err = mountOverlayFD(rootfs, lower, upper, work)
+		err = mountOverlayFD(rootfs, lower, upper, work, opts)
 	}
 	if errors.Is(err, errors.ErrUnsupported) {
-		err = mountOverlayLegacy(bundle, rootfs, lower, upper, work)
+		err = mountOverlayLegacy(bundle, rootfs, lower, upper, work, opts)
 	}
 	if err != nil && (InUserNamespace() || forceFuseOverlay) && (errors.Is(err, unix.EPERM) || errors.Is(err, unix.EINVAL)) {
 		// Kernels before 5.11, or ones that refuse overlayfs in a user namespace.
@@ -91,7 +102,7 @@ func topmostOnce(lower []string) []string {
 
 // mountOverlayFD uses fsopen/fsconfig with one "lowerdir+" per layer (Linux 6.8+), which has no
 // limit on the number of layers; it reports ErrUnsupported on kernels without it.
-func mountOverlayFD(rootfs string, lower []string, upper, work string) error {
+func mountOverlayFD(rootfs string, lower []string, upper, work string, opts []string) error {
 	fsfd, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
 	if err != nil {
 		if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM) {
@@ -109,7 +120,7 @@ func mountOverlayFD(rootfs string, lower []string, upper, work string) error {
 		}
 	}
 	set := [][2]string{{"upperdir", upper}, {"workdir", work}}
-	for _, o := range overlayOpts {
+	for _, o := range opts {
 		k, v, _ := strings.Cut(o, "=")
 		set = append(set, [2]string{k, v})
 	}

@@ -41,7 +41,7 @@ func (rt *Runtime) prepare(ctx context.Context, r *ociRunner, s *Spec) (teardown
 		return nil, err
 	}
 	s.Mounts = append(slices.Clip(s.Mounts), files...)
-	rootfs, err := mountRootfsNote(s.BundleDir, s.Lower, s.Upper, s.Work, rt.debug)
+	rootfs, err := mountRootfsNote(s.BundleDir, s.Lower, s.Upper, s.Work, s.Volatile, rt.debug)
 	if err != nil {
 		if ferr := unmountFiles(s.stateDir, s.ID); ferr != nil {
 			return nil, errors.Join(err, ferr) // keep the record: Cleanup retries

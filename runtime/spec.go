@@ -12,6 +12,7 @@ type Spec struct {
 	Lower     []string // read-only layer dirs, bottom layer first; empty means the rootfs is Upper alone
 	Upper     string   // writable overlay upperdir; holds whole files after the run (for layer diffs)
 	Work      string   // overlay workdir on the same filesystem as Upper
+	Volatile  bool     // Upper is thrown away after the run (--rm): overlay skips its syncs ("volatile")
 	BundleDir string   // caller-owned dir for config.json, generated /etc files and the rootfs mountpoint
 	Rootfs    string   // IsolationChroot: the materialized rootfs dir the process chroots into (Lower, Upper, Work unused)
 

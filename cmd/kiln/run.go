@@ -254,6 +254,7 @@ func (o *runOptions) containerConfig(cmd *cobra.Command, g *globalOptions, ref s
 	if spec.Ports, err = o.publishAll(exposed, spec); err != nil {
 		return cfg, err
 	}
+	spec.Volatile = o.rm // its upper dir goes with it
 	cfg = container.Config{Name: o.name, Image: ref, ImageDigest: digest, Args: spec.Args, Restart: restart, AutoRemove: o.rm,
 		StopSignal: icfg.StopSignal, Exposed: exposed, Spec: spec, Volumes: vols, Healthcheck: health,
 		CreateCommand: createCommand(cmd, ref, args), CreateDir: workDir()}

@@ -117,7 +117,7 @@ func (d RunDefaults) keyInputs() []KeyInput {
 // syntax, except when the heredoc is the whole command: then its content is the script.
 func (sb *stageBuilder) runArgs(c *instructions.RunCommand) []string {
 	if len(c.Files) == 0 || !c.PrependShell {
-		return sb.cmdline(c.ShellDependantCmdLine)
+		return cmdline(sb.ps.shell, c.ShellDependantCmdLine)
 	}
 	shellArgs := append([]string(nil), sb.ps.shell...)
 	if len(c.Files) == 1 && len(c.CmdLine) == 1 && strings.HasPrefix(c.CmdLine[0], "<<") {

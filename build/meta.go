@@ -19,59 +19,11 @@ func (sb *stageBuilder) dispatch(ctx context.Context, in Instruction) error {
 		return err
 	}
 	sb.checkInstruction()
-	cfg := &sb.ps.Config.Config
 	switch c := in.Command.(type) {
 	case *instructions.ArgCommand:
 		sb.arg(c)
-	case *instructions.EnvCommand:
-		for _, kv := range c.Env {
-			cfg.Env = kvList(cfg.Env).set(kv.Key, kv.Value)
-		}
-	case *instructions.LabelCommand:
-		if cfg.Labels == nil {
-			cfg.Labels = map[string]string{}
-		}
-		for _, kv := range c.Labels {
-			cfg.Labels[kv.Key] = kv.Value
-		}
-	case *instructions.MaintainerCommand:
-		sb.ps.Config.Author = c.Maintainer
 	case *instructions.WorkdirCommand:
 		return sb.workdir(ctx, c.Path)
-	case *instructions.UserCommand:
-		cfg.User = c.User
-	case *instructions.CmdCommand:
-		cfg.Cmd, sb.cmdSet = sb.cmdline(c.ShellDependantCmdLine), true
-	case *instructions.EntrypointCommand:
-		cfg.Entrypoint = sb.cmdline(c.ShellDependantCmdLine)
-		if !sb.cmdSet {
-			cfg.Cmd = nil // docker: an ENTRYPOINT resets a CMD inherited from the base
-		}
-	case *instructions.ExposeCommand:
-		if err := expose(cfg, c.Ports); err != nil {
-			return err
-		}
-	case *instructions.VolumeCommand:
-		if cfg.Volumes == nil {
-			cfg.Volumes = map[string]struct{}{}
-		}
-		for _, v := range c.Volumes {
-			if strings.TrimSpace(v) == "" {
-				return fmt.Errorf("VOLUME specified can not be an empty string")
-			}
-			cfg.Volumes[v] = struct{}{}
-		}
-	case *instructions.StopSignalCommand:
-		cfg.StopSignal = c.Signal
-	case *instructions.ShellCommand:
-		sb.ps.shell, cfg.Shell = c.Shell, c.Shell
-	case *instructions.HealthCheckCommand:
-		h := c.Health
-		cfg.Healthcheck = &v1.HealthConfig{Test: h.Test, Interval: h.Interval, Timeout: h.Timeout,
-			StartPeriod: h.StartPeriod, Retries: h.Retries}
-	case *instructions.OnbuildCommand:
-		cfg.OnBuild = append(cfg.OnBuild, c.Expression)
-		return nil // BuildKit writes no history for ONBUILD
 	case *instructions.CopyCommand:
 		return sb.copyCmd(ctx, c)
 	case *instructions.AddCommand:
@@ -79,7 +31,18 @@ func (sb *stageBuilder) dispatch(ctx context.Context, in Instruction) error {
 	case *instructions.RunCommand:
 		return sb.run(ctx, c)
 	default:
-		return fmt.Errorf("instruction %s: %w", in.Command.Name(), errUnsupported)
+		m := metaState{shell: sb.ps.shell, cmdSet: sb.cmdSet}
+		ok, err := applyMeta(&sb.ps.Config, &m, in.Command)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("instruction %s: %w", in.Command.Name(), errUnsupported)
+		}
+		sb.ps.shell, sb.cmdSet = m.shell, m.cmdSet
+		if _, onbuild := in.Command.(*instructions.OnbuildCommand); onbuild {
+			return nil // BuildKit writes no history for ONBUILD
+		}
 	}
 	sb.step(nil)
 	return nil
@@ -225,22 +188,11 @@ func (sb *stageBuilder) arg(c *instructions.ArgCommand) {
 	}
 }
 
-// cmdline turns a shell-or-exec form into argv, through the stage's SHELL for the shell form.
-func (sb *stageBuilder) cmdline(c instructions.ShellDependantCmdLine) []string {
-	if !c.PrependShell {
-		return append([]string(nil), c.CmdLine...)
-	}
-	return append(append([]string(nil), sb.ps.shell...), strings.Join(c.CmdLine, " "))
-}
-
 // workdir sets WorkingDir and plans the directory's creation, as docker does: an absolute
 // path is kept as written ("/tmp/" stays "/tmp/"), a relative one is joined to the previous.
 func (sb *stageBuilder) workdir(ctx context.Context, p string) error {
 	cfg := &sb.ps.Config.Config
-	if !path.IsAbs(p) {
-		p = path.Join("/", cfg.WorkingDir, p)
-	}
-	cfg.WorkingDir = p
+	cfg.WorkingDir = workdirPath(cfg.WorkingDir, p)
 	v := sb.p.add(ctx, sb.vertex(&mkdirOp{path: sb.cwd(), user: cfg.User}))
 	sb.ps.Tip = v
 	sb.step(v)

@@ -22,17 +22,30 @@ type ImageOptions struct {
 	Ref     cache.Name // tag for the image; zero leaves it untagged (dangling)
 	Message string     // the history entry's comment (-m)
 	Author  string     // the image's author (-a)
+	// Configure changes the new image's config before it is written (--change); nil keeps it.
+	Configure func(*v1.ConfigFile) error
+	Pause     bool // freeze a running container while its changes are read (commit's --pause)
 }
 
 // Commit stores c's filesystem changes (its upper dir) as a new layer on c's image, with
-// c's image config, and tags it; it returns the new manifest (docker's `commit`).
-func (c *Container) Commit(ctx context.Context, st *cache.Store, opts ImageOptions) (v1.Descriptor, error) {
+// c's image config, and tags it; it returns the new manifest (docker's `commit`). With
+// opts.Pause a running container is frozen until its changes are packed, as docker does, so
+// the layer is one moment of its filesystem.
+func (c *Container) Commit(ctx context.Context, st *cache.Store, opts ImageOptions) (desc v1.Descriptor, err error) {
 	base, err := st.Image(c.ImageDigest)
 	if err != nil {
 		return v1.Descriptor{}, fmt.Errorf("commit %s: image %s: %w", c.Name, c.Image, err)
 	}
+	if opts.Pause {
+		resume := c.pauseWhile(ctx)
+		defer func() {
+			if rerr := resume(); rerr != nil && err == nil {
+				err = fmt.Errorf("commit %s: %w", c.Name, rerr)
+			}
+		}()
+	}
 	fill := func(w *layer.Writer) error { return layer.Diff(ctx, c.Spec.Upper, w) }
-	desc, err := newImage(ctx, st, base, fill, "kiln commit "+c.Name, opts)
+	desc, err = newImage(ctx, st, base, fill, "kiln commit "+c.Name, opts)
 	if err != nil {
 		return desc, fmt.Errorf("commit %s: %w", c.Name, err)
 	}
@@ -78,6 +91,19 @@ func copyTar(ctx context.Context, r io.Reader, w *layer.Writer) error {
 // newImage packs fill into a gzip layer blob, appends it to base with a history entry and
 // writes and tags the image.
 func newImage(ctx context.Context, st *cache.Store, base v1.Image, fill func(*layer.Writer) error, createdBy string, opts ImageOptions) (v1.Descriptor, error) {
+	if opts.Configure != nil { // first: a refused change packs nothing
+		cf, err := base.ConfigFile()
+		if err != nil {
+			return v1.Descriptor{}, err
+		}
+		cf = cf.DeepCopy()
+		if err := opts.Configure(cf); err != nil {
+			return v1.Descriptor{}, err
+		}
+		if base, err = mutate.ConfigFile(base, cf); err != nil {
+			return v1.Descriptor{}, err
+		}
+	}
 	bw, err := st.NewBlobWriter()
 	if err != nil {
 		return v1.Descriptor{}, err

@@ -33,6 +33,27 @@ func (s *Store) freeze(ctx context.Context, c *Container, pause bool) error {
 	return nil
 }
 
+// pauseWhile freezes c if it is running and not paused, and returns what thaws it again. As
+// docker's commit, a container that cannot be frozen (not running, exited meanwhile, rootless
+// without a freezer) is read as it runs: the pause is for consistency, never a precondition.
+func (c *Container) pauseWhile(ctx context.Context) (resume func() error) {
+	none := func() error { return nil }
+	st, err := c.State()
+	if err != nil || st.Status != StatusRunning || st.Paused || st.MonitorLost {
+		return none
+	}
+	if c.ask(ctx, request{Op: "pause"}) != nil {
+		return none
+	}
+	return func() error {
+		err := c.ask(context.WithoutCancel(ctx), request{Op: "unpause"})
+		if st, serr := c.State(); err != nil && (serr != nil || st.Paused) {
+			return fmt.Errorf("unpause after commit: %w (run kiln unpause %s)", err, c.ShortID())
+		}
+		return nil
+	}
+}
+
 // freezable refuses what docker refuses, in its words: a container that is not running, is
 // restarting, or already is (or is not) paused.
 func freezable(c *Container, st State, pause bool) error {

@@ -8,6 +8,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
+	"github.com/kiln-build/kiln/build"
 	"github.com/kiln-build/kiln/cache"
 	"github.com/kiln-build/kiln/container"
 )
@@ -41,18 +42,20 @@ func newExportCmd(g *globalOptions) *cobra.Command {
 type imageFlags struct {
 	message, author string
 	changes         []string
+	pause           bool
 }
 
 func (f *imageFlags) register(c *cobra.Command) {
 	c.Flags().StringVarP(&f.message, "message", "m", "", "commit message (the history entry's comment)")
-	c.Flags().StringArrayVarP(&f.changes, "change", "c", nil, "Dockerfile instruction for the image config (not supported yet)")
+	c.Flags().StringArrayVarP(&f.changes, "change", "c", nil, "apply a Dockerfile instruction to the image config (repeatable): "+
+		"CMD, ENTRYPOINT, ENV, EXPOSE, HEALTHCHECK, LABEL, ONBUILD, STOPSIGNAL, USER, VOLUME or WORKDIR")
 }
 
 // options checks the flags and the optional REPOSITORY[:TAG].
 func (f *imageFlags) options(args []string) (container.ImageOptions, error) {
-	o := container.ImageOptions{Message: f.message, Author: f.author}
+	o := container.ImageOptions{Message: f.message, Author: f.author, Pause: f.pause}
 	if len(f.changes) > 0 {
-		return o, usageError{fmt.Errorf("--change is not supported yet: build FROM the new image with a Buildfile holding %q", f.changes[0])}
+		o.Configure = func(cf *v1.ConfigFile) error { return build.ApplyChanges(cf, f.changes) }
 	}
 	if len(args) > 0 {
 		n, err := cache.ParseName(args[0])
@@ -67,10 +70,14 @@ func (f *imageFlags) options(args []string) (container.ImageOptions, error) {
 func newCommitCmd(g *globalOptions) *cobra.Command {
 	f := &imageFlags{}
 	c := &cobra.Command{
-		Use:   "commit [-m MESSAGE] [-a AUTHOR] CONTAINER [REPOSITORY[:TAG]]",
+		Use:   "commit [-m MESSAGE] [-a AUTHOR] [-c INSTRUCTION]... CONTAINER [REPOSITORY[:TAG]]",
 		Short: "Create a new image from a container's changes",
-		Long:  "Store the container's filesystem changes as a new layer on its image and print the new image's ID.\nWithout REPOSITORY the image has no name and is removed by the next prune: give it one.",
-		Args:  argsRange(1, 2),
+		Long: "Store the container's filesystem changes as a new layer on its image and print the new image's ID.\n" +
+			"A running container is paused while its changes are read (--pause=false reads them live).\n" +
+			"Each -c applies a Dockerfile instruction to the new image's config, as in a build; its variables\n" +
+			"expand against the config's ENV: -c 'ENV PATH=/opt/bin:$PATH' -c 'CMD [\"app\"]'.\n" +
+			"Without REPOSITORY the image has no name and is removed by the next prune: give it one.",
+		Args: argsRange(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts, err := f.options(args[1:])
 			if err != nil {
@@ -91,17 +98,19 @@ func newCommitCmd(g *globalOptions) *cobra.Command {
 	}
 	f.register(c)
 	c.Flags().StringVarP(&f.author, "author", "a", "", `author (e.g. "Jane <jane@example.com>")`)
-	c.Flags().BoolP("pause", "p", true, "accepted for docker's scripts: kiln commits without pausing")
+	c.Flags().BoolVarP(&f.pause, "pause", "p", true, "pause the container while its changes are read")
 	return c
 }
 
 func newImportCmd(g *globalOptions) *cobra.Command {
 	f := &imageFlags{}
 	c := &cobra.Command{
-		Use:   "import [-m MESSAGE] FILE|- [REPOSITORY[:TAG]]",
+		Use:   "import [-m MESSAGE] [-c INSTRUCTION]... FILE|- [REPOSITORY[:TAG]]",
 		Short: "Create an image from a tarball of a filesystem",
-		Long:  "Store a tar (plain, gzip or zstd; - reads standard input) as the one layer of a new image for\nthis host's platform and print its ID. For docker-archive and oci-archive files use kiln load.",
-		Args:  argsRange(1, 2),
+		Long: "Store a tar (plain, gzip or zstd; - reads standard input) as the one layer of a new image for\n" +
+			"this host's platform and print its ID; each -c applies a Dockerfile instruction to its config,\n" +
+			"as commit's does. For docker-archive and oci-archive files use kiln load.",
+		Args: argsRange(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts, err := f.options(args[1:])
 			if err != nil {

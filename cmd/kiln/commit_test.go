@@ -65,12 +65,102 @@ func TestExportImportCommit(t *testing.T) {
 	if r := ok(t, root, "history", "-q", "committed"); strings.Count(r.stdout, "\n") < 2 {
 		t.Errorf("committed image's history is not its base's plus one: %q", r.stdout)
 	}
-	if r := kiln(t, root, nil, "commit", "-c", "CMD [\"sh\"]", "c", "x"); r.code != 2 || !strings.Contains(r.stderr, "--change is not supported yet") {
-		t.Errorf("commit -c: exit %d %s", r.code, r.stderr)
-	}
 	if r := kiln(t, root, nil, "import", filepath.Join(t.TempDir(), "missing.tar")); r.code != 1 {
 		t.Errorf("import of a missing file: exit %d", r.code)
 	}
+
+	// import -c sets the config of an image that has none.
+	ok(t, root, "import", "-c", `CMD ["/bin/busybox", "cat", "/marker"]`, "--change", "ENV GREETING=hi", tarPath, "imported:cmd")
+	if r := ok(t, root, "run", "--rm", "imported:cmd"); r.stdout != "changed\n" {
+		t.Errorf("run of an image imported with -c CMD: %q", r.stdout)
+	}
+	if r := ok(t, root, "image", "inspect", "--format", "{{json .Config.Env}}", "imported:cmd"); r.stdout != `["GREETING=hi"]`+"\n" {
+		t.Errorf("import -c ENV: %s", r.stdout)
+	}
+}
+
+// commit -c applies Dockerfile instructions to the new image's config as a build does: values
+// expand against the config's ENV, ENTRYPOINT drops an inherited CMD, and only docker's
+// config instructions are accepted.
+func TestCommitChange(t *testing.T) {
+	requireContainers(t)
+	root := busyboxRoot(t)
+	ok(t, root, "run", "--name", "c", "busybox", "true")
+	ok(t, root, "commit",
+		"-c", "ENV A=one", "-c", "ENV B=${A}-two PATH=/opt:$PATH",
+		"-c", `CMD ["sh", "-c", "echo $A $B; pwd; id -u"]`,
+		"-c", "WORKDIR /srv", "-c", "WORKDIR sub",
+		"-c", "USER 7", "-c", "EXPOSE 80 53/udp", "-c", "LABEL owner=$A", "-c", "VOLUME /data",
+		"-c", "STOPSIGNAL SIGINT", "-c", "HEALTHCHECK --interval=5s CMD true", "-c", "ONBUILD RUN echo hi",
+		"c", "changed:1")
+	if r := ok(t, root, "run", "--rm", "changed:1"); r.stdout != "one one-two\n/srv/sub\n7\n" {
+		t.Errorf("run of the changed image: %q", r.stdout)
+	}
+	for format, want := range map[string]string{
+		"{{json .Config.Env}}":          `["PATH=/opt:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin","A=one","B=one-two"]`,
+		"{{json .Config.ExposedPorts}}": `{"53/udp":{},"80/tcp":{}}`,
+		"{{json .Config.Labels}}":       `{"owner":"one"}`,
+		"{{json .Config.Volumes}}":      `{"/data":{}}`,
+		"{{.Config.StopSignal}}":        "SIGINT",
+		"{{json .Config.Healthcheck}}":  `{"Interval":5000000000,"Test":["CMD-SHELL","true"]}`,
+		"{{json .Config.OnBuild}}":      `["RUN echo hi"]`,
+		"{{.Config.User}}":              "7",
+	} {
+		if r := ok(t, root, "image", "inspect", "--format", format, "changed:1"); strings.TrimSpace(r.stdout) != want {
+			t.Errorf("commit -c: %s is %s, want %s", format, strings.TrimSpace(r.stdout), want)
+		}
+	}
+	// ENTRYPOINT resets the CMD the config had; one set among the changes stays.
+	ok(t, root, "commit", "-c", `CMD ["echo", "inherited"]`, "c", "changed:2")
+	ok(t, root, "commit", "-c", `ENTRYPOINT ["echo", "entry"]`, "c", "changed:3")
+	if r := ok(t, root, "image", "inspect", "--format", "{{json .Config.Cmd}} {{json .Config.Entrypoint}}", "changed:3"); r.stdout != `null ["echo","entry"]`+"\n" {
+		t.Errorf("ENTRYPOINT over the image's CMD: %s", r.stdout)
+	}
+	ok(t, root, "commit", "-c", "CMD kept", "-c", "ENTRYPOINT echo", "c", "changed:4")
+	if r := ok(t, root, "image", "inspect", "--format", "{{json .Config.Cmd}}", "changed:4"); r.stdout != `["/bin/sh","-c","kept"]`+"\n" {
+		t.Errorf("CMD then ENTRYPOINT: %s", r.stdout)
+	}
+
+	for _, bad := range []struct{ change, msg string }{
+		{"RUN touch /x", "RUN is not a valid change command"},
+		{"FROM busybox", "FROM is not a valid change command"},
+		{"COPY a b", "COPY is not a valid change command"},
+		{"EXPOSE 99999", `invalid port "99999"`},
+		{"ENV", "ENV requires at least one argument"},
+	} {
+		if r := kiln(t, root, nil, "commit", "-c", bad.change, "c", "bad"); r.code != 1 || !strings.Contains(r.stderr, bad.msg) {
+			t.Errorf("commit -c %q: exit %d %s", bad.change, r.code, r.stderr)
+		}
+	}
+	if r := ok(t, root, "images", "-q", "bad"); r.stdout != "" {
+		t.Errorf("a refused change left an image: %q", r.stdout)
+	}
+}
+
+// commit pauses a running container while it reads its changes (docker's -p, on by default) and
+// thaws it after; a paused container stays paused, and --pause=false leaves it running.
+func TestCommitPause(t *testing.T) {
+	requireContainers(t)
+	root := busyboxRoot(t)
+	ok(t, root, "run", "-d", "--name", "p", "busybox", "sh", "-c", "echo x > /made; sleep 60")
+	pid := inspectOne(t, root, "p").State.Pid
+	ok(t, root, "commit", "p", "live:1")
+	if st := inspectOne(t, root, "p").State; st.Status != "running" || frozen(t, pid) {
+		t.Errorf("after commit: status %s, frozen %v", st.Status, frozen(t, pid))
+	}
+	ok(t, root, "commit", "--pause=false", "p", "live:2")
+	ok(t, root, "pause", "p")
+	ok(t, root, "commit", "-p", "p", "live:3")
+	if st := inspectOne(t, root, "p").State; st.Status != "paused" || !frozen(t, pid) {
+		t.Errorf("commit of a paused container: status %s, frozen %v", st.Status, frozen(t, pid))
+	}
+	ok(t, root, "unpause", "p")
+	for _, img := range []string{"live:1", "live:2", "live:3"} {
+		if r := ok(t, root, "run", "--rm", img, "cat", "/made"); r.stdout != "x\n" {
+			t.Errorf("run %s: %q", img, r.stdout)
+		}
+	}
+	ok(t, root, "rm", "-f", "p")
 }
 
 func mustRead(t *testing.T, p string) []byte {

@@ -9,10 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"io/fs"
-	"net/http"
-	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,6 +18,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/kiln-build/kiln/cache"
+	"github.com/kiln-build/kiln/internal/testgit"
 	"github.com/kiln-build/kiln/internal/testimage"
 )
 
@@ -131,36 +129,21 @@ func TestBuildStdinContext(t *testing.T) {
 // `kiln build URL.git#ref:subdir -f FILE`: the context is cloned from a loopback server, -f is inside it.
 func TestBuildGitContext(t *testing.T) {
 	testimage.RequireBusybox(t)
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git not installed")
-	}
-	root, work, served := busyboxRoot(t), t.TempDir(), t.TempDir()
-	git := func(dir string, args ...string) {
-		t.Helper()
-		cmd := exec.Command("git", args...)
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=t", "GIT_AUTHOR_EMAIL=t@e", "GIT_COMMITTER_NAME=t", "GIT_COMMITTER_EMAIL=t@e")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-	}
-	git(work, "init", "-q", "-b", "main")
+	testgit.Require(t)
+	root, work := busyboxRoot(t), t.TempDir()
+	testgit.Git(t, work, "init", "-q", "-b", "main")
 	writeTree(t, work, map[string]string{"app/build/Containerfile": "FROM busybox\nCOPY msg /msg\n", "app/msg": "v1"})
-	git(work, "add", ".")
-	git(work, "commit", "-q", "-m", "one")
-	git(work, "tag", "v1")
-	bare := filepath.Join(served, "repo.git")
-	git(served, "clone", "-q", "--bare", work, bare)
-	git(bare, "update-server-info")
-	srv := httptest.NewServer(http.FileServer(http.Dir(served)))
-	defer srv.Close()
-	ok(t, root, "build", "-q", "-t", "fromgit", "-f", "build/Containerfile", srv.URL+"/repo.git#v1:app")
+	testgit.Git(t, work, "add", ".")
+	testgit.Git(t, work, "commit", "-q", "-m", "one")
+	testgit.Git(t, work, "tag", "v1")
+	url := testgit.Serve(t, work, "")
+	ok(t, root, "build", "-q", "-t", "fromgit", "-f", "build/Containerfile", url+"#v1:app")
 	if os.Geteuid() == 0 {
 		if r := ok(t, root, "run", "--rm", "fromgit", "cat", "/msg"); r.stdout != "v1" {
 			t.Errorf("/msg = %q", r.stdout)
 		}
 	}
-	if r := kiln(t, root, nil, "build", srv.URL+"/repo.git#nosuchref"); r.code != 1 || !strings.Contains(r.stderr, "nosuchref") {
+	if r := kiln(t, root, nil, "build", url+"#nosuchref"); r.code != 1 || !strings.Contains(r.stderr, "nosuchref") {
 		t.Errorf("unknown ref: exit %d %s", r.code, r.stderr)
 	}
 }

@@ -79,6 +79,7 @@ type hub struct {
 	input   io.Writer       // where clients' input goes (a pty master or a stdin pipe); nil: dropped
 	term    console.Console // the running container's pty master; nil without a tty
 	size    console.WinSize // the last size a client asked for, kept for the next run's pty
+	writers sync.WaitGroup  // the clients' writers, waited for before the monitor exits
 }
 
 func newHub() *hub {
@@ -172,8 +173,12 @@ func (h *hub) join(conn net.Conn, dec *json.Decoder, stdin bool, refuse error) {
 	c := &attachClient{conn: conn, wake: make(chan struct{}, 1)}
 	c.push(reply(nil)) // the reply line comes before any frame
 	h.clients[c] = struct{}{}
+	h.writers.Add(1)
 	h.mu.Unlock()
-	go c.writeLoop()
+	go func() {
+		defer h.writers.Done()
+		c.writeLoop()
+	}()
 	h.readInput(c, r, stdin)
 }
 
@@ -226,15 +231,17 @@ func (h *hub) leave(c *attachClient) {
 	}
 }
 
-// closeAll disconnects every client: the monitor is ending.
+// closeAll disconnects every client and waits until each has its last frame (the exit code),
+// or the write deadline passed: the monitor is ending, and its exit would cut them off.
 func (h *hub) closeAll() {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	h.running = false
 	for c := range h.clients {
 		delete(h.clients, c)
 		c.finish(nil)
 	}
+	h.mu.Unlock()
+	h.writers.Wait()
 }
 
 // attachClient is one connection's outgoing queue, written by its own goroutine, bounded by

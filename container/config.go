@@ -27,6 +27,7 @@ type Config struct {
 	StopTimeout *int              // --stop-timeout seconds: kiln stop's default grace; nil = 10
 	Exposed     []string          // the image's EXPOSE and --expose ports ("80/tcp"), as docker's ExposedPorts
 	Healthcheck *HealthConfig     // the image's HEALTHCHECK under the run flags; nil = none
+	OpenStdin   bool              // -i: stdin stays open (a detached container's for kiln attach clients)
 	// CreateCommand is the `kiln run` command line that made the container, every flag as
 	// --name=value, and CreateDir where it ran: what a unit of generate systemd --new runs.
 	CreateCommand []string

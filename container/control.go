@@ -23,7 +23,8 @@ const controlSocket = "control.sock"
 
 // request is one control message; the monitor answers with a reply when it is done.
 type request struct {
-	Op      string        `json:"op"`                // "stop", "kill", "pause", "unpause" or "update"
+	Op      string        `json:"op"`                // "stop", "kill", "pause", "unpause", "update" or "attach"
+	Stdin   bool          `json:"stdin,omitempty"`   // attach: the client's input goes to the container
 	Timeout time.Duration `json:"timeout,omitempty"` // stop: how long after the stop signal until SIGKILL
 	Signal  int           `json:"signal,omitempty"`  // kill: the signal
 	// Resources are update's new limits, all of them (the record's after the change).
@@ -67,7 +68,13 @@ func (m *monitor) serve(l *net.UnixListener, reqs chan<- controlReq) {
 		go func() {
 			defer conn.Close()
 			var req request
-			if err := json.NewDecoder(conn).Decode(&req); err != nil {
+			dec := json.NewDecoder(conn)
+			if err := dec.Decode(&req); err != nil {
+				return
+			}
+			if req.Op == "attach" {
+				// The connection is the client's stream from now on: the hub serves it, not the loop.
+				m.hub.join(conn, dec, req.Stdin && m.c.OpenStdin, m.attachRefusal())
 				return
 			}
 			answer, written := make(chan error, 1), make(chan struct{})

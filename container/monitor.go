@@ -22,6 +22,9 @@ type Streams struct {
 	Stdout, Stderr io.Writer
 	// Started, when set, is called once the first start is recorded (running, or exited).
 	Started func()
+	// Detached says the monitor owns the container's stdio (the streams above are nil): a pty of
+	// its own with -t, a stdin pipe kept open with -i, so `kiln attach` clients can come and go.
+	Detached bool
 }
 
 // Restart backoff: docker's 100 ms doubling, capped lower so a crash loop stays observable.
@@ -45,7 +48,16 @@ func (s *Store) Supervise(ctx context.Context, rt *runtime.Runtime, c *Container
 		return -1, err
 	}
 	defer logs.Close()
-	m := &monitor{rt: rt, c: c, logs: logs, io: io, reqs: make(chan controlReq), closed: make(chan struct{})}
+	m := &monitor{rt: rt, c: c, logs: logs, io: io, reqs: make(chan controlReq), closed: make(chan struct{}), hub: newHub()}
+	if io.Detached && c.OpenStdin && !c.Spec.Terminal {
+		r, w, err := os.Pipe() // one for the monitor's life: the container's stdin stays open, as docker's
+		if err != nil {
+			return -1, fmt.Errorf("container %s: stdin pipe: %w", c.ShortID(), err)
+		}
+		defer r.Close()
+		defer w.Close()
+		m.stdin, m.stdinW = r, w
+	}
 	m.state = State{Status: StatusCreated, MonitorPid: os.Getpid(), MonitorStart: procStart(os.Getpid())}
 	l, err := m.listen()
 	if err != nil {
@@ -55,6 +67,7 @@ func (s *Store) Supervise(ctx context.Context, rt *runtime.Runtime, c *Container
 	defer func() {
 		close(m.closed)
 		m.closeControl(l)
+		m.hub.closeAll()
 		for _, req := range m.pending {
 			req.answer <- nil // the exit is recorded: the stop is done
 			<-req.written     // before this process may exit
@@ -78,6 +91,9 @@ type monitor struct {
 
 	health     <-chan Health      // the running checks' new values; nil without checks
 	stopHealth context.CancelFunc // ends the running checks; nil without checks
+
+	hub           *hub     // the attach clients
+	stdin, stdinW *os.File // a detached -i container's stdin pipe (without -t); nil otherwise
 }
 
 func (m *monitor) loop(ctx context.Context) (int, error) {
@@ -96,6 +112,7 @@ func (m *monitor) loop(ctx context.Context) (int, error) {
 		}
 		err := writeState(m.c.dir, m.state, m.c.AutoRemove)
 		m.reportStarted()
+		m.hub.exited(code) // after the write: a client that exits with the code finds it recorded
 		if err != nil || !restart {
 			return code, errors.Join(m.state.runError(runErr, stopped), err)
 		}
@@ -156,10 +173,38 @@ func (m *monitor) runOnce(ctx context.Context) (int, error) {
 	defer errw.Close()
 	spec := m.c.Spec
 	spec.Stdin, spec.Stdout, spec.Stderr = m.io.Stdin, tee(out, m.io.Stdout), tee(errw, m.io.Stderr)
+	var input io.Writer
+	if m.io.Detached {
+		spec.Stdout, spec.Stderr = io.MultiWriter(out, m.hub.writer(frameStdout)), io.MultiWriter(errw, m.hub.writer(frameStderr))
+		if m.stdin != nil {
+			spec.Stdin, input = m.stdin, m.stdinW
+		}
+	} else if !spec.Terminal {
+		// A foreground run's terminal holds its input; attach clients see its output.
+		spec.Stdout, spec.Stderr = tee(spec.Stdout, m.hub.writer(frameStdout)), tee(spec.Stderr, m.hub.writer(frameStderr))
+	}
+	var term *ownTerminal
+	if m.io.Detached && spec.Terminal {
+		var err error
+		if term, err = m.openTerminal(&spec, out); err != nil {
+			return exitKilnFailure, err
+		}
+		defer term.close()
+		input = term.master
+	}
 	// The container's lifetime is the monitor's to end (stop signal, timeout, SIGKILL), not a context's.
 	ctr, err := m.rt.Start(context.WithoutCancel(ctx), spec)
+	if term != nil {
+		term.started()
+	}
 	if err != nil {
 		return exitKilnFailure, err
+	}
+	if term != nil {
+		m.hub.started(term.master, input)
+		defer term.drain()
+	} else {
+		m.hub.started(nil, input)
 	}
 	// Recorded once the container exists, with its pid: one write, not two.
 	m.state.Status, m.state.Error, m.state.Pid = StatusRunning, "", 0
@@ -228,6 +273,14 @@ func (m *monitor) wait(ctx context.Context, ctr *runtime.Container, done <-chan 
 			}
 		}
 	}
+}
+
+// attachRefusal says why attach clients cannot join this monitor; nil when they can.
+func (m *monitor) attachRefusal() error {
+	if !m.io.Detached && m.c.Spec.Terminal {
+		return fmt.Errorf("container %s runs in the foreground of the kiln that started it, which holds its terminal: attach works with containers run with -d or started with kiln start", m.c.ShortID())
+	}
+	return nil
 }
 
 // exitKilnFailure is docker's code for a container kiln itself could not run.

@@ -15,6 +15,12 @@ import (
 // newRunnable creates a container over a busybox rootfs that runs args.
 func newRunnable(t *testing.T, restart RestartPolicy, args ...string) (*Store, *Container) {
 	t.Helper()
+	return newRunnableWith(t, Config{Restart: restart, Args: args, Spec: runtime.Spec{Args: args}})
+}
+
+// newRunnableWith creates a container of cfg (its Spec's Args set) over a busybox rootfs.
+func newRunnableWith(t *testing.T, cfg Config) (*Store, *Container) {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: containers mount overlayfs and create namespaces")
 	}
@@ -24,8 +30,8 @@ func newRunnable(t *testing.T, restart RestartPolicy, args ...string) (*Store, *
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := s.Create(context.Background(), Config{Image: "busybox", Args: args, Restart: restart,
-		Spec: runtime.Spec{Lower: []string{lower}, Args: args, Network: runtime.NetworkNone}})
+	cfg.Image, cfg.Spec.Lower, cfg.Spec.Network = "busybox", []string{lower}, runtime.NetworkNone
+	c, err := s.Create(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

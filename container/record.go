@@ -31,6 +31,7 @@ type record struct {
 	Restart     RestartPolicy     `json:"restartPolicy"`
 	StopSignal  string            `json:"stopSignal,omitempty"`
 	AutoRemove  bool              `json:"autoRemove,omitempty"`
+	OpenStdin   bool              `json:"openStdin,omitempty"`
 	Labels      map[string]string `json:"labels,omitempty"`
 	StopTimeout *int              `json:"stopTimeout,omitempty"` // seconds
 	Exposed     []string          `json:"exposed,omitempty"`
@@ -140,7 +141,7 @@ func enumValue[T ~int](names []string, s, what string) (T, error) {
 func toRecord(cfg Config) record {
 	sp := cfg.Spec
 	r := record{Version: recordVersion, ID: cfg.ID, Name: cfg.Name, Image: cfg.Image, Args: cfg.Args, Created: cfg.Created,
-		Restart: cfg.Restart, StopSignal: cfg.StopSignal, AutoRemove: cfg.AutoRemove, Labels: cfg.Labels, StopTimeout: cfg.StopTimeout, Exposed: cfg.Exposed}
+		Restart: cfg.Restart, StopSignal: cfg.StopSignal, AutoRemove: cfg.AutoRemove, OpenStdin: cfg.OpenStdin, Labels: cfg.Labels, StopTimeout: cfg.StopTimeout, Exposed: cfg.Exposed}
 	if cfg.ImageDigest != (v1.Hash{}) {
 		r.ImageDigest = cfg.ImageDigest.String()
 	}
@@ -174,7 +175,7 @@ func toRecord(cfg Config) record {
 // config is the record in memory; it fails on values this kiln does not know.
 func (r record) config() (Config, error) {
 	cfg := Config{ID: r.ID, Name: r.Name, Image: r.Image, Args: r.Args, Created: r.Created, Restart: r.Restart,
-		StopSignal: r.StopSignal, AutoRemove: r.AutoRemove, StopTimeout: r.StopTimeout, Exposed: r.Exposed,
+		StopSignal: r.StopSignal, AutoRemove: r.AutoRemove, OpenStdin: r.OpenStdin, StopTimeout: r.StopTimeout, Exposed: r.Exposed,
 		Healthcheck: r.Healthcheck.config(), CreateCommand: r.CreateCmd, CreateDir: r.CreateDir}
 	if len(r.Labels) > 0 {
 		cfg.Labels = r.Labels

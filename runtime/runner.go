@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // stdio is the container process's standard streams; nil means /dev/null.
@@ -79,7 +80,25 @@ func (r *ociRunner) runCmd(bundle, id, pidFile string, io stdio) (*exec.Cmd, str
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = io.Stdin, io.Stdout, io.Stderr
 	// Own process group: a terminal's Ctrl-C reaches kiln, which decides how to stop the container.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: !io.Terminal}
+	if io.Terminal && unclaimedTerminal(io.Stdin) {
+		// A pty no session owns (a detached monitor's): the runtime takes it as its controlling
+		// terminal, so resizing the pty sends it SIGWINCH, which it passes on to the container's.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	}
 	return cmd, logFile, held
+}
+
+// unclaimedTerminal reports whether r is a terminal that is no session's controlling terminal.
+func unclaimedTerminal(r io.Reader) bool {
+	f, ok := r.(*os.File)
+	if !ok {
+		return false
+	}
+	if _, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS); err != nil {
+		return false
+	}
+	_, err := unix.IoctlGetInt(int(f.Fd()), unix.TIOCGSID)
+	return errors.Is(err, unix.ENOTTY)
 }
 
 // run runs the container to its end (the probe's way); cancelling ctx kills the runtime.

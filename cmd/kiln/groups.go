@@ -37,7 +37,7 @@ func newImageCmd(g *globalOptions) *cobra.Command {
 func newContainerCmd(g *globalOptions) *cobra.Command {
 	return group("container", "Manage containers",
 		as(newPsCmd(g), "ls", "ps", "list"), as(newRmCmd(g), "rm", "remove"), newContainerPruneCmd(g),
-		newContainerInspectCmd(g), as(newRunCmd(g), "run"), as(newCreateCmd(g), "create"), as(newExecCmd(g), "exec"), as(newLogsCmd(g), "logs"),
+		newContainerInspectCmd(g), as(newRunCmd(g), "run"), as(newCreateCmd(g), "create"), as(newExecCmd(g), "exec"), as(newAttachCmd(g), "attach"), as(newLogsCmd(g), "logs"),
 		as(newStartCmd(g), "start"), as(newStopCmd(g), "stop"), as(newKillCmd(g), "kill"),
 		as(newRestartCmd(g), "restart"), as(newWaitCmd(g), "wait"), as(newRenameCmd(g), "rename"),
 		as(newPortCmd(g), "port"), as(newTopCmd(g), "top"), as(newDiffCmd(g), "diff"), as(newCpCmd(g), "cp"),

@@ -9,7 +9,6 @@ import (
 
 // dockerOnly names docker's verbs kiln does not have, with what to use instead.
 var dockerOnly = map[string]string{
-	"attach":     "kiln logs -f CONTAINER to follow its output, or kiln run -it (without -d) for a terminal",
 	"events":     "kiln wait CONTAINER, or kiln ps -a",
 	"network":    "kiln run --network bridge|host|none",
 	"info":       "kiln version and kiln system df",

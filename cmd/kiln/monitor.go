@@ -58,7 +58,7 @@ func newMonitorCmd(g *globalOptions) *cobra.Command {
 				return err
 			}
 			// Its stderr is containers/<id>/monitor.log: kiln's own failures land there.
-			_, err = cs.Supervise(ctx, rt, c, container.Streams{Started: spawnerReady()})
+			_, err = cs.Supervise(ctx, rt, c, container.Streams{Started: spawnerReady(), Detached: true})
 			if c.AutoRemove {
 				if rerr := cs.Remove(context.WithoutCancel(ctx), rt, c, true); rerr != nil {
 					err = errors.Join(err, rerr)

@@ -178,7 +178,7 @@ func commands(g *globalOptions) []*cobra.Command {
 		newImageCmd(g),
 		newBuilderCmd(g),
 		newHistoryCmd(g),
-		newWaitCmd(g), newRenameCmd(g), newPortCmd(g), newTopCmd(g), newDiffCmd(g), newCpCmd(g),
+		newWaitCmd(g), newAttachCmd(g), newRenameCmd(g), newPortCmd(g), newTopCmd(g), newDiffCmd(g), newCpCmd(g),
 		newExportCmd(g), newImportCmd(g), newCommitCmd(g), newCreateCmd(g), newPauseCmd(g), newUnpauseCmd(g), newStatsCmd(g), newUpdateCmd(g),
 		newGenerateKeyCmd(), newSignCmd(g), newVerifyCmd(g),
 		newVolumeCmd(g),

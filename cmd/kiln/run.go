@@ -57,7 +57,7 @@ func newRunCmd(g *globalOptions) *cobra.Command {
 			"those namespaces with the host, --privileged gives up the isolation of capabilities, seccomp,\n" +
 			"/proc, /sys and devices (root only). The exit code is the process's own;\n" +
 			"125 means kiln itself failed, 126 the command cannot be executed, 127 it was not found.",
-		Example: "  kiln run --rm hello\n  kiln run -d --name web --restart=on-failure:3 app\n" +
+		Example: "  kiln run --rm hello\n  kiln run -d --name web --restart=on-failure:3 app\n  kiln run -d -it --name box busybox sh; kiln attach box\n" +
 			"  kiln run -d --init -P --label tier=web --stop-timeout 30 app\n" +
 			"  kiln run --rm --ulimit nofile=1024:2048 --add-host db:10.0.0.5 --dns 9.9.9.9 busybox cat /etc/hosts\n  kiln run --rm -it busybox sh\n  kiln run --rm -v $PWD:/data:ro --memory 64m busybox ls /data",
 		Args: argsRange(1, -1),
@@ -86,7 +86,7 @@ func newRunCmd(g *globalOptions) *cobra.Command {
 	f.BoolVar(&o.rm, "rm", false, "remove the container when it exits")
 	f.BoolVar(&o.createOnly, createOnlyFlag, false, "")
 	_ = f.MarkHidden(createOnlyFlag)
-	f.BoolVarP(&o.detach, "detach", "d", false, "run in the background under a monitor process and print the container id")
+	f.BoolVarP(&o.detach, "detach", "d", false, "run in the background under a monitor process and print the container id (with -i/-t the monitor keeps the stdin or terminal for kiln attach)")
 	f.StringVar(&o.restart, "restart", "no", "restart policy: no, on-failure[:max-retries], always or unless-stopped")
 	f.BoolVarP(&o.interactive, "interactive", "i", false, "keep standard input open")
 	f.BoolVarP(&o.tty, "tty", "t", false, "allocate a pseudo-terminal")
@@ -255,7 +255,7 @@ func (o *runOptions) containerConfig(cmd *cobra.Command, g *globalOptions, ref s
 		return cfg, err
 	}
 	spec.Volatile = o.rm // its upper dir goes with it
-	cfg = container.Config{Name: o.name, Image: ref, ImageDigest: digest, Args: spec.Args, Restart: restart, AutoRemove: o.rm,
+	cfg = container.Config{Name: o.name, Image: ref, ImageDigest: digest, Args: spec.Args, Restart: restart, AutoRemove: o.rm, OpenStdin: o.interactive,
 		StopSignal: icfg.StopSignal, Exposed: exposed, Spec: spec, Volumes: vols, Healthcheck: health,
 		CreateCommand: createCommand(cmd, ref, args), CreateDir: workDir()}
 	o.host.config(&cfg, icfg.Labels)
@@ -273,13 +273,10 @@ func (o *runOptions) publishAll(exposed []string, spec runtime.Spec) ([]runtime.
 	return container.PublishAll(exposed, spec.Ports)
 }
 
-// checkDetach refuses flag combinations docker refuses, and attaching a detached container.
+// checkDetach refuses flag combinations docker refuses.
 func (o *runOptions) checkDetach(policy container.RestartPolicy) error {
 	if o.rm && policy.Name != container.RestartNo {
 		return errors.New("conflicting options: --restart and --rm: a container that restarts cannot also be removed when it exits")
-	}
-	if o.detach && (o.tty || o.interactive) {
-		return errors.New("-d cannot be combined with -i or -t yet: kiln cannot attach to a detached container; use kiln exec -it")
 	}
 	return nil
 }

@@ -12,15 +12,24 @@ import (
 )
 
 func newStartCmd(g *globalOptions) *cobra.Command {
-	var attach bool
+	var attach, interactive bool
+	ao := &attachOptions{sigProxy: true}
 	c := &cobra.Command{
-		Use:   "start [-a] CONTAINER [CONTAINER...]",
+		Use:   "start [-a] [-i] CONTAINER [CONTAINER...]",
 		Short: "Start stopped containers in the background",
 		Long: "Start each container again under a detached monitor, with its filesystem as it was left.\n" +
 			"With -a, this kiln is the monitor: the container's output goes to the terminal (and its log),\n" +
-			"SIGTERM or Ctrl-C stops it, and the exit code is the container's — what a systemd unit runs.",
+			"SIGTERM or Ctrl-C stops it, and the exit code is the container's — what a systemd unit runs.\n" +
+			"With -i (docker's start -ai), a container created with -i or -t starts under a detached monitor and\n" +
+			"this terminal attaches to it, as kiln attach does: the detach keys leave it running.",
 		Args: argsRange(1, -1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if interactive {
+				if len(args) > 1 {
+					return usageError{errors.New("you cannot start and attach multiple containers at once")}
+				}
+				return startInteractive(cmd, g, args[0], ao)
+			}
 			if attach {
 				if len(args) > 1 {
 					return usageError{errors.New("cannot start and attach multiple containers at once")}
@@ -33,6 +42,8 @@ func newStartCmd(g *globalOptions) *cobra.Command {
 		},
 	}
 	c.Flags().BoolVarP(&attach, "attach", "a", false, "run the container in the foreground: its output here, its exit code kiln's")
+	c.Flags().BoolVarP(&interactive, "interactive", "i", false, "start it in the background and attach this terminal's input and output (kiln attach)")
+	c.Flags().StringVar(&ao.detachKeys, "detach-keys", "", "with -i: override the key sequence for detaching (default ctrl-p,ctrl-q)")
 	return c
 }
 
@@ -49,6 +60,22 @@ func startContainer(cmd *cobra.Command, g *globalOptions, cs *container.Store, r
 		}
 	}
 	return cs.Spawn(cmd.Context(), c, monitorArgv(g, c.ID))
+}
+
+// startInteractive is docker's start -ai: a detached start, then attach.
+func startInteractive(cmd *cobra.Command, g *globalOptions, ref string, o *attachOptions) error {
+	cs, c, err := getContainer(g, ref)
+	if err != nil {
+		return err
+	}
+	rt, err := g.containerRuntime(cmd)
+	if err != nil {
+		return err
+	}
+	if err := startContainer(cmd, g, cs, rt, c); err != nil {
+		return failure(1, err)
+	}
+	return attachExit(attachTo(cmd, g, cs, c, o))
 }
 
 // startAttached supervises the container in this process, as a foreground `kiln run` does.

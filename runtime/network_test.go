@@ -194,24 +194,24 @@ func TestBridgeAllocation(t *testing.T) {
 	subnet := netip.MustParsePrefix("10.9.0.0/29") // .1 gateway, .2-.6 containers, .7 broadcast
 	var recs []netRecord
 	for i := 2; i <= 6; i++ {
-		ip, err := allocateIP(recs, "b", subnet, netip.Addr{})
+		ip, err := allocateIP(recs, Bridge{Name: "b", Subnet: subnet}, netip.Addr{}, netip.Addr{})
 		if err != nil || ip != netip.AddrFrom4([4]byte{10, 9, 0, byte(i)}) {
 			t.Fatalf("allocation %d: %v %v", i, ip, err)
 		}
 		recs = append(recs, netRecord{ID: fmt.Sprint(i), Bridge: "b", IP: ip})
 	}
-	if _, err := allocateIP(recs, "b", subnet, netip.Addr{}); err == nil {
+	if _, err := allocateIP(recs, Bridge{Name: "b", Subnet: subnet}, netip.Addr{}, netip.Addr{}); err == nil {
 		t.Error("allocated past the end of the subnet")
 	}
-	if ip, _ := allocateIP(recs, "other", subnet, netip.Addr{}); ip.String() != "10.9.0.2" {
+	if ip, _ := allocateIP(recs, Bridge{Name: "other", Subnet: subnet}, netip.Addr{}, netip.Addr{}); ip.String() != "10.9.0.2" {
 		t.Errorf("another bridge's addresses are its own: %v", ip)
 	}
 	// Released addresses come back only after the rest: .3 is free again, but .5 was handed out last.
 	freed := append(append([]netRecord{}, recs[:1]...), recs[2:]...)
-	if ip, _ := allocateIP(freed[:2], "b", subnet, netip.MustParseAddr("10.9.0.5")); ip.String() != "10.9.0.6" {
+	if ip, _ := allocateIP(freed[:2], Bridge{Name: "b", Subnet: subnet}, netip.MustParseAddr("10.9.0.5"), netip.Addr{}); ip.String() != "10.9.0.6" {
 		t.Errorf("after .5: %v, want .6", ip)
 	}
-	if ip, _ := allocateIP(freed, "b", subnet, netip.MustParseAddr("10.9.0.6")); ip.String() != "10.9.0.3" {
+	if ip, _ := allocateIP(freed, Bridge{Name: "b", Subnet: subnet}, netip.MustParseAddr("10.9.0.6"), netip.Addr{}); ip.String() != "10.9.0.3" {
 		t.Errorf("after .6, wrapping: %v, want .3", ip)
 	}
 	recs[1].Ports = []PortMapping{{HostPort: 8080, ContainerPort: 80}}

@@ -152,18 +152,26 @@ func isolationFirst(ctx context.Context) error {
 	return err
 }
 
-// removeBridgeRules deletes bridge b's own rules (the jumps to natChain and isolationChain1 stay
-// for other bridges).
+// removeBridgeRules deletes bridge b's own rules, found by their comment whatever settings made
+// them (the jumps to natChain and isolationChain1 stay for other bridges).
 func removeBridgeRules(ctx context.Context, b Bridge) error {
+	tag := "kiln bridge " + b.Name
 	var errs []error
-	for _, r := range bridgeRules(b) {
-		if r.table == "nat" && (r.chain == "PREROUTING" || r.chain == "OUTPUT") {
+	for _, table := range []string{"nat", "filter"} {
+		out, err := iptables(ctx, "-t", table, "-S")
+		if err != nil {
+			errs = append(errs, err)
 			continue
 		}
-		del := append([]string{"-t", r.table, "-D", r.chain}, r.args...)
-		if _, err := iptables(ctx, append([]string{"-t", r.table, "-C", r.chain}, r.args...)...); err == nil {
-			_, err = iptables(ctx, del...)
-			errs = append(errs, err)
+		for _, line := range strings.Split(string(out), "\n") {
+			f := splitRule(line)
+			if len(f) < 2 || f[0] != "-A" || !slices.Contains(f, tag) {
+				continue
+			}
+			f[0] = "-D"
+			if _, err := iptables(ctx, append([]string{"-t", table}, f...)...); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	return errors.Join(errs...)

@@ -283,3 +283,53 @@ func TestBridgeConcurrentRuns(t *testing.T) {
 		assertNoNetwork(t, state, ids...)
 	})
 }
+
+// Members of a bridge with Resolve find each other by name and alias, both ways, whatever the
+// order they started in; another bridge's containers reach neither them nor their names, an
+// internal bridge has no route out, and a member that leaves leaves no line behind.
+func TestUserBridgesResolveAndIsolate(t *testing.T) {
+	forEachRuntime(t, func(t *testing.T, rt, state string) {
+		netA, netB, internal := testBridge(t), testBridge(t), testBridge(t)
+		for netB.Subnet.Overlaps(netA.Subnet) || internal.Subnet.Overlaps(netA.Subnet) || internal.Subnet.Overlaps(netB.Subnet) {
+			netB.Subnet = netip.MustParsePrefix(fmt.Sprintf("10.252.%d.0/24", rand.N(250)))
+			internal.Subnet = netip.MustParsePrefix(fmt.Sprintf("10.253.%d.0/24", rand.N(250)))
+		}
+		netA.Resolve, netB.Resolve, internal.Resolve, internal.Internal = true, true, true, true
+		member := func(b Bridge, names ...string) (Spec, func() error) {
+			s := bridgeSpec(t, rt, state, b, "sleep", "30")
+			s.DNSNames = names
+			return s, runContainerInBackground(t, s)
+		}
+		db, stopDB := member(netA, "db", "dbalias")
+		defer stopDB()
+		app, stopApp := member(netA, "app")
+		defer stopApp()
+		other, stopOther := member(netB, "other")
+		defer stopOther()
+		for _, c := range []struct{ in, name string }{{app.ID, "db"}, {app.ID, "dbalias"}, {db.ID, "app"}} {
+			execOut(t, state, c.in, "busybox", "ping", "-c1", "-W2", c.name)
+		}
+		dbIP := strings.Fields(execOut(t, state, app.ID, "grep", "-w", "db", "/etc/hosts"))[0]
+		if hosts := execOut(t, state, other.ID, "cat", "/etc/hosts"); strings.Contains(hosts, "db") {
+			t.Errorf("another network's container knows db:\n%s", hosts)
+		}
+		if st, err := execIn(context.Background(), t, state, other.ID, ExecSpec{Args: []string{"busybox", "ping", "-c1", "-W1", dbIP}}); err != nil || st == 0 {
+			t.Errorf("a container on another network reached db at %s: status %d, %v", dbIP, st, err)
+		}
+		closed, stopClosed := member(internal, "closed")
+		defer stopClosed()
+		if routes := execOut(t, state, closed.ID, "ip", "route"); strings.Contains(routes, "default") {
+			t.Errorf("an internal network's container has a route out:\n%s", routes)
+		}
+		if err := stopApp(); !errors.Is(err, context.Canceled) {
+			t.Errorf("stop app: %v", err)
+		}
+		if hosts := execOut(t, state, db.ID, "cat", "/etc/hosts"); strings.Contains(hosts, "app") || !strings.Contains(hosts, "\t"+db.ID[:5]) && !strings.Contains(hosts, "localhost") {
+			t.Errorf("db's hosts still lists app after it left:\n%s", hosts)
+		}
+		stopDB()
+		stopOther()
+		stopClosed()
+		assertNoNetwork(t, state, db.ID, app.ID, other.ID, closed.ID)
+	})
+}

@@ -137,7 +137,7 @@ func setupNetwork(ctx context.Context, stateDir string, b Bridge, rec netRecord)
 	}
 	defer ns.Close()
 	veth := &netlink.Veth{
-		LinkAttrs:     netlink.LinkAttrs{Name: rec.Veth, MasterIndex: br.Attrs().Index},
+		LinkAttrs:        netlink.LinkAttrs{Name: rec.Veth, MasterIndex: br.Attrs().Index},
 		PeerName:         "eth0",
 		PeerNamespace:    netlink.NsFd(int(ns)),
 		PeerHardwareAddr: macFor(rec.IP),

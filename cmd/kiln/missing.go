@@ -11,7 +11,6 @@ import (
 var dockerOnly = map[string]string{
 	"attach":     "kiln logs -f CONTAINER to follow its output, or kiln run -it (without -d) for a terminal",
 	"events":     "kiln wait CONTAINER, or kiln ps -a",
-	"network":    "kiln run --network bridge|host|none",
 	"info":       "kiln version and kiln system df",
 	"search":     "the registry's own web interface or API",
 	"checkpoint": "kiln stop and kiln start (no checkpoint/restore)",

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -152,6 +153,11 @@ func TestNetworkRun(t *testing.T) {
 	if r := kiln(t, root, nil, "network", "rm", "appnet"); r.code != 1 || !strings.Contains(r.stderr, "error while removing network: network appnet has active endpoints") {
 		t.Errorf("network rm in use: exit %d\n%s", r.code, r.stderr)
 	}
+	// web's monitor dies unannounced: rm -f cleans up after it, db's /etc/hosts too.
+	if err := syscall.Kill(inspectOne(t, root, "web").State.MonitorPid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the dead monitor to show", func() bool { return psRows(t, root)["web"].Status == "Exited (unknown)" })
 	ok(t, root, "rm", "-f", "web")
 	if hosts := ok(t, root, "exec", "db", "cat", "/etc/hosts").stdout; strings.Contains(hosts, "web") {
 		t.Errorf("db's /etc/hosts still lists web after rm:\n%s", hosts)
@@ -162,6 +168,10 @@ func TestNetworkRun(t *testing.T) {
 			t.Errorf("address lease of %s left", id[:12])
 		}
 	}
+	waitFor(t, "appnet's veths to go", func() bool {
+		links, _ := exec.Command("ip", "-o", "link", "show", "master", "kiln-"+appnet[:10]).Output()
+		return len(links) == 0
+	})
 	ok(t, root, "network", "rm", "appnet", "other", "closed")
 	for _, id := range []string{appnet, other, closed} {
 		assertNoBridge(t, id)

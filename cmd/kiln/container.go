@@ -204,7 +204,7 @@ func inspectContainer(c *container.Container, st container.State) containerInspe
 			Paused: st.Running() && st.Paused, Restarting: st.Running() && st.Status == container.StatusRestarting, Dead: st.MonitorLost, Pid: st.Pid,
 			MonitorPid: st.MonitorPid, ExitCode: st.ExitCode, Error: st.Error, StartedAt: st.StartedAt, FinishedAt: st.FinishedAt},
 		HostConfig: inspectHostConfig{RestartPolicy: c.Restart, AutoRemove: c.AutoRemove, ReadonlyRootfs: sp.ReadOnlyRootfs,
-			NetworkMode: networkName(sp.Network), Memory: sp.Resources.Memory, NanoCpus: int64(sp.Resources.CPUs * 1e9),
+			NetworkMode: networkName(c.Config), Memory: sp.Resources.Memory, NanoCpus: int64(sp.Resources.CPUs * 1e9),
 			PidsLimit: sp.Resources.PidsLimit, CapAdd: sp.CapAdd, CapDrop: sp.CapDrop},
 		Config: inspectContainerConfig{Hostname: sp.Hostname, User: sp.User, Env: sp.Env, Cmd: c.Args, WorkingDir: sp.Cwd,
 			StopSignal: c.StopSignal, StopTimeout: c.StopTimeout, Labels: c.Labels},
@@ -234,13 +234,17 @@ func inspectContainer(c *container.Container, st container.State) containerInspe
 	return ci
 }
 
-// networkName is docker's name for a network mode.
-func networkName(n runtime.NetworkMode) string {
-	switch n {
-	case runtime.NetworkHost:
+// networkName is docker's HostConfig.NetworkMode: a user-defined network's name, else the mode's.
+func networkName(c container.Config) string {
+	switch {
+	case c.Network != "":
+		return c.Network
+	case c.Spec.Network == runtime.NetworkHost:
 		return "host"
-	case runtime.NetworkSlirp:
+	case c.Spec.Network == runtime.NetworkSlirp:
 		return "slirp4netns"
+	case c.Spec.Network == runtime.NetworkBridge:
+		return "bridge"
 	}
 	return "none"
 }

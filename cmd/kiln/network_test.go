@@ -130,6 +130,9 @@ func TestNetworkRun(t *testing.T) {
 	if !found || ep.Name != "db" || !strings.HasPrefix(ep.IPv4Address, "10.89.") || !strings.HasPrefix(ep.MacAddress, "02:42:") || len(doc.Containers) != 2 {
 		t.Errorf("inspect appnet containers: %+v", doc.Containers)
 	}
+	if mode := inspectOne(t, root, "db").HostConfig.NetworkMode; mode != "appnet" {
+		t.Errorf("inspect db: NetworkMode %q, want appnet", mode)
+	}
 	dbIP := strings.Split(ep.IPv4Address, "/")[0]
 	if r := kiln(t, root, nil, "run", "--rm", "--network", "other", "busybox", "sh", "-c", "grep -c db /etc/hosts; busybox ping -c1 -W1 "+dbIP); r.code == 0 || !strings.HasPrefix(r.stdout, "0\n") {
 		t.Errorf("a container on another network reached db (%s): exit %d\n%s", dbIP, r.code, r.stdout)

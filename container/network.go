@@ -304,6 +304,10 @@ func (s *Store) checkNetwork(cfg *Config) error {
 	if n.Bridge() != cfg.Spec.Bridge {
 		return &NoSuchNetworkError{Name: cfg.Network}
 	}
-	cfg.Spec.DNSNames = append(append([]string{cfg.Name}, cfg.NetworkAliases...), cfg.ID[:12])
+	names := append(append([]string{cfg.Name}, cfg.NetworkAliases...), cfg.ID[:12])
+	if h := cfg.Spec.Hostname; h != "" && !slices.Contains(names, h) {
+		names = append(names, h) // an explicit --hostname, as podman registers it
+	}
+	cfg.Spec.DNSNames = names
 	return nil
 }

@@ -349,24 +349,11 @@ func newNetworkRmCmd(g *globalOptions) *cobra.Command {
 			"(running or not) is on is refused: kiln rm the containers first.",
 		Args: argsRange(1, -1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cs, err := g.openContainers()
+			cs, rt, err := g.containersAndRuntime(cmd)
 			if err != nil {
 				return err
 			}
-			rt, err := g.containerRuntime(cmd)
-			if err != nil {
-				return err
-			}
-			var failed error
-			for _, ref := range args {
-				if err := cs.RemoveNetwork(cmd.Context(), rt, ref); err != nil {
-					fmt.Fprintf(cmd.ErrOrStderr(), "kiln: %v\n", err)
-					failed = exitCodeError{code: 1}
-					continue
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), ref)
-			}
-			return failed
+			return eachRef(cmd, args, func(ref string) error { return cs.RemoveNetwork(cmd.Context(), rt, ref) })
 		},
 	}
 	return c
@@ -383,26 +370,28 @@ func newNetworkPruneCmd(g *globalOptions) *cobra.Command {
 			if !force && !confirm(cmd, "This will remove all custom networks not used by at least one container.") {
 				return nil
 			}
-			cs, err := g.openContainers()
-			if err != nil {
-				return err
-			}
-			rt, err := g.containerRuntime(cmd)
+			cs, rt, err := g.containersAndRuntime(cmd)
 			if err != nil {
 				return err
 			}
 			names, err := cs.PruneNetworks(cmd.Context(), rt)
-			if len(names) > 0 {
-				fmt.Fprintln(cmd.OutOrStdout(), "Deleted Networks:")
-				for _, n := range names {
-					fmt.Fprintln(cmd.OutOrStdout(), n)
-				}
-			}
+			printPrunedNetworks(cmd, names)
 			return err
 		},
 	}
 	c.Flags().BoolVarP(&force, "force", "f", false, "do not prompt for confirmation")
 	return c
+}
+
+// printPrunedNetworks is docker's "Deleted Networks:" section.
+func printPrunedNetworks(cmd *cobra.Command, names []string) {
+	if len(names) == 0 {
+		return
+	}
+	fmt.Fprintln(cmd.OutOrStdout(), "Deleted Networks:")
+	for _, n := range names {
+		fmt.Fprintln(cmd.OutOrStdout(), n)
+	}
 }
 
 // userNetwork puts the container on user-defined network o.network, with its aliases and --ip;

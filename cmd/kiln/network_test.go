@@ -97,6 +97,10 @@ func TestNetworkVerbs(t *testing.T) {
 	if out := ok(t, root, "network", "prune", "-f").stdout; out != "Deleted Networks:\nappnet\n" {
 		t.Errorf("prune: %q", out)
 	}
+	ok(t, root, "network", "create", "spare")
+	if out := ok(t, root, "system", "prune", "-f").stdout; !strings.HasPrefix(out, "Deleted Networks:\nspare\n") {
+		t.Errorf("system prune: %q", out)
+	}
 	if got := networkIDs(t, root, "--filter", "type=custom"); len(got) != 0 {
 		t.Errorf("networks left: %v", got)
 	}

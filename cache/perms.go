@@ -23,7 +23,7 @@ func (s *Store) layoutDirs() []string {
 		filepath.Join(s.root, "cache"), filepath.Join(s.root, "cache", "index"), s.recordDir(),
 		s.tmpRoot(),
 		s.lockDir(),
-		s.stateDir(), s.Mounts(), s.Containers(), s.Logs(), s.leaseDir(), s.Volumes(),
+		s.stateDir(), s.Mounts(), s.Containers(), s.Logs(), s.leaseDir(), s.Volumes(), s.Networks(),
 	}
 }
 

@@ -23,3 +23,6 @@ func (s *Store) leaseDir() string { return filepath.Join(s.root, "leases") }
 
 // Volumes is where the container package keeps named volumes, one directory each.
 func (s *Store) Volumes() string { return filepath.Join(s.root, "volumes") }
+
+// Networks is where the container package keeps user-defined networks, one record each.
+func (s *Store) Networks() string { return filepath.Join(s.root, "networks") }

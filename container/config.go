@@ -36,6 +36,11 @@ type Config struct {
 	Spec runtime.Spec
 	// Volumes are made (and filled from the image) by Create, which adds their mounts to Spec.
 	Volumes []VolumeMount
+	// Network names the user-defined network Spec.Bridge is ("" for the built-in ones), and
+	// NetworkAliases are --network-alias: with the name and short id, Create makes them
+	// Spec.DNSNames.
+	Network        string
+	NetworkAliases []string
 }
 
 // RestartMode names docker's restart policies.

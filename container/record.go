@@ -16,7 +16,9 @@ import (
 // Version 2 added labels, the stop timeout, host access and more limits (docker's run flags):
 // a version 1 record is a version 2 one without them, and a kiln that reads only version 1
 // refuses version 2 rather than run a container without, say, its --device or --ulimit.
-const recordVersion = 2
+// Version 3 added user-defined networks (--network NAME, --network-alias, --ip); a record
+// without one is still written as version 2, which older kilns read.
+const recordVersion = 3
 
 // record is container.json: kiln's own versioned format, so that renaming a field of a Go
 // API type (runtime.Spec) never breaks existing containers.
@@ -39,6 +41,8 @@ type record struct {
 	Healthcheck *recordHealth     `json:"healthcheck,omitempty"`
 	CreateCmd   []string          `json:"createCommand,omitempty"`
 	CreateDir   string            `json:"createDir,omitempty"`
+	Network     string            `json:"networkName,omitempty"` // a user-defined network's name
+	Aliases     []string          `json:"networkAliases,omitempty"`
 }
 
 // recordSpec is the stored part of runtime.Spec: everything but streams and debug output.
@@ -57,6 +61,11 @@ type recordSpec struct {
 	Ports          []recordPort     `json:"ports,omitempty"`
 	BridgeName     string           `json:"bridgeName,omitempty"`
 	BridgeSubnet   string           `json:"bridgeSubnet,omitempty"`
+	BridgeGateway  string           `json:"bridgeGateway,omitempty"`
+	BridgeInternal bool             `json:"bridgeInternal,omitempty"`
+	BridgeResolve  bool             `json:"bridgeResolve,omitempty"`
+	StaticIP       string           `json:"ip,omitempty"`
+	DNSNames       []string         `json:"dnsNames,omitempty"`
 	Resources      recordResources  `json:"resources,omitzero"`
 	CapAdd         []string         `json:"capAdd,omitempty"`
 	CapDrop        []string         `json:"capDrop,omitempty"`
@@ -157,6 +166,17 @@ func toRecord(cfg Config) record {
 	if sp.Bridge.Subnet.IsValid() {
 		r.Spec.BridgeSubnet = sp.Bridge.Subnet.String()
 	}
+	r.Network, r.Aliases = cfg.Network, cfg.NetworkAliases
+	r.Spec.BridgeInternal, r.Spec.BridgeResolve, r.Spec.DNSNames = sp.Bridge.Internal, sp.Bridge.Resolve, sp.DNSNames
+	if sp.Bridge.Gateway.IsValid() {
+		r.Spec.BridgeGateway = sp.Bridge.Gateway.String()
+	}
+	if sp.StaticIP.IsValid() {
+		r.Spec.StaticIP = sp.StaticIP.String()
+	}
+	if r.Network == "" && !sp.Bridge.Internal && !sp.Bridge.Resolve && !sp.StaticIP.IsValid() && !sp.Bridge.Gateway.IsValid() {
+		r.Version = 2 // nothing of version 3: older kilns read it
+	}
 	for _, m := range sp.Mounts {
 		r.Spec.Mounts = append(r.Spec.Mounts, recordMount{Type: enumName(mountNames, m.Type), Source: m.Source,
 			Target: m.Target, ReadOnly: m.ReadOnly, Options: m.Options})
@@ -175,6 +195,7 @@ func toRecord(cfg Config) record {
 // config is the record in memory; it fails on values this kiln does not know.
 func (r record) config() (Config, error) {
 	cfg := Config{ID: r.ID, Name: r.Name, Image: r.Image, Args: r.Args, Created: r.Created, Restart: r.Restart,
+		Network: r.Network, NetworkAliases: r.Aliases,
 		StopSignal: r.StopSignal, AutoRemove: r.AutoRemove, OpenStdin: r.OpenStdin, StopTimeout: r.StopTimeout, Exposed: r.Exposed,
 		Healthcheck: r.Healthcheck.config(), CreateCommand: r.CreateCmd, CreateDir: r.CreateDir}
 	if len(r.Labels) > 0 {
@@ -206,6 +227,17 @@ func (r record) config() (Config, error) {
 	if rs.BridgeSubnet != "" {
 		if sp.Bridge.Subnet, err = netip.ParsePrefix(rs.BridgeSubnet); err != nil {
 			return cfg, fmt.Errorf("bridge subnet: %w", err)
+		}
+	}
+	sp.Bridge.Internal, sp.Bridge.Resolve, sp.DNSNames = rs.BridgeInternal, rs.BridgeResolve, rs.DNSNames
+	if rs.BridgeGateway != "" {
+		if sp.Bridge.Gateway, err = netip.ParseAddr(rs.BridgeGateway); err != nil {
+			return cfg, fmt.Errorf("bridge gateway: %w", err)
+		}
+	}
+	if rs.StaticIP != "" {
+		if sp.StaticIP, err = netip.ParseAddr(rs.StaticIP); err != nil {
+			return cfg, fmt.Errorf("container address: %w", err)
 		}
 	}
 	for _, m := range rs.Mounts {
@@ -269,7 +301,7 @@ type legacyRecord struct {
 // migrate turns the first release's record into the current one.
 func (l legacyRecord) migrate() record {
 	s := l.Spec
-	r := record{Version: recordVersion, ID: l.ID, Name: l.Name, Image: l.Image, Args: l.Args, Created: l.Created,
+	r := record{Version: 2, ID: l.ID, Name: l.Name, Image: l.Image, Args: l.Args, Created: l.Created,
 		Restart: l.Restart, StopSignal: l.StopSignal, AutoRemove: l.AutoRemove}
 	r.Spec = recordSpec{Lower: s.Lower, Upper: s.Upper, Work: s.Work, BundleDir: s.BundleDir,
 		Env: s.Env, Cwd: s.Cwd, User: s.User, Hostname: s.Hostname, ReadOnlyRootfs: s.ReadOnlyRootfs,
@@ -303,7 +335,7 @@ func decodeRecord(data []byte) (cfg Config, legacy bool, err error) {
 			return cfg, true, fmt.Errorf("first-release format: %w", err)
 		}
 		r, legacy = l.migrate(), true
-	case *head.Version == 1 || *head.Version == recordVersion:
+	case *head.Version >= 1 && *head.Version <= recordVersion:
 		if err := json.Unmarshal(data, &r); err != nil {
 			return cfg, false, err
 		}

@@ -28,6 +28,11 @@ func (s *Store) Rename(ctx context.Context, c *Container, name string) error {
 	if err != nil {
 		return fmt.Errorf("rename %s: %w", c.Name, err)
 	}
+	for i, n := range cur.Spec.DNSNames {
+		if n == cur.Name {
+			cur.Spec.DNSNames[i] = name // its network's members know the new name from its next start
+		}
+	}
 	cur.Name = name
 	if err := writeRecord(cur.dir, cur.Config); err != nil {
 		return fmt.Errorf("rename %s: %w", c.Name, err)

@@ -36,6 +36,7 @@ var errTornRecord = errors.New("empty container record")
 type Store struct {
 	root     string // the kiln store's root, to open it for leases
 	dir      string
+	networks string // the store's networks/ place
 	lockPath string
 }
 
@@ -47,7 +48,7 @@ func Open(root string) (*Store, error) {
 	}
 	defer st.Close()
 	// The lock lives with the store's other locks, so containers/ holds containers only.
-	return &Store{root: st.Root(), dir: st.Containers(), lockPath: filepath.Join(st.Locks(), "containers.lock")}, nil
+	return &Store{root: st.Root(), dir: st.Containers(), networks: st.Networks(), lockPath: filepath.Join(st.Locks(), "containers.lock")}, nil
 }
 
 // lock serializes changes of names and the set of containers across kiln processes.
@@ -104,6 +105,9 @@ func (s *Store) Create(ctx context.Context, cfg Config) (*Container, error) {
 		}
 	}
 	if cfg.ID, err = newID(); err != nil {
+		return nil, err
+	}
+	if err := s.checkNetwork(&cfg); err != nil {
 		return nil, err
 	}
 	if cfg.Created.IsZero() {

@@ -39,23 +39,46 @@ func iptables(ctx context.Context, args ...string) ([]byte, error) {
 	return out, nil
 }
 
+// The filter chains of docker's DOCKER-ISOLATION-STAGE-1 and -2: FORWARD jumps to the first
+// before anything else; a packet from one kiln bridge to another interface goes on to the
+// second, which drops it when that interface is another kiln bridge. So containers on
+// different networks cannot reach each other, whatever else FORWARD accepts.
+const (
+	isolationChain1 = "KILN-ISOLATION-1"
+	isolationChain2 = "KILN-ISOLATION-2"
+)
+
+// rulesVersion is part of the rules marker: a kiln with other rules installs its own once.
+const rulesVersion = "2"
+
 // bridgeRules are the rules every container on bridge b relies on: NAT out of the subnet, NAT of
 // locally originated traffic (so 127.0.0.1:port reaches a container, which would otherwise answer
-// its own loopback), forwarding to and from the bridge, and the jumps to natChain.
+// its own loopback), forwarding to and from the bridge, the jumps to natChain and the isolation
+// from other bridges. An internal bridge gets no NAT and forwards only between its members.
+// The first rule is the canary of ensureBridgeRules.
 func bridgeRules(b Bridge) []ipRule {
 	subnet, tag := b.Subnet.Masked().String(), []string{"-m", "comment", "--comment", "kiln bridge " + b.Name}
 	with := func(args ...string) []string { return append(args, tag...) }
-	return []ipRule{
-		{"nat", "PREROUTING", []string{"-m", "addrtype", "--dst-type", "LOCAL", "-j", natChain}},
-		{"nat", "OUTPUT", []string{"-m", "addrtype", "--dst-type", "LOCAL", "-j", natChain}},
-		{"nat", "POSTROUTING", with("-s", subnet, "!", "-o", b.Name, "-j", "MASQUERADE")},
-		{"nat", "POSTROUTING", with("-o", b.Name, "-m", "addrtype", "--src-type", "LOCAL", "-j", "MASQUERADE")},
+	rules := []ipRule{
 		// route_localnet would let a container with a raw socket reach the host's 127.0.0.1
 		// services (CVE-2020-8558): only replies to the host's own connections may come in.
 		{"filter", "INPUT", with("-i", b.Name, "-d", "127.0.0.0/8", "-m", "conntrack", "!", "--ctstate", "RELATED,ESTABLISHED", "-j", "DROP")},
-		{"filter", "FORWARD", with("-i", b.Name, "-j", "ACCEPT")},
-		{"filter", "FORWARD", with("-o", b.Name, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED,DNAT", "-j", "ACCEPT")},
+		{"filter", isolationChain1, with("-i", b.Name, "!", "-o", b.Name, "-j", isolationChain2)},
+		{"filter", isolationChain2, with("-o", b.Name, "-j", "DROP")},
 	}
+	if b.Internal {
+		return append(rules,
+			ipRule{"filter", isolationChain1, with("-i", b.Name, "!", "-o", b.Name, "-j", "DROP")},
+			ipRule{"filter", isolationChain1, with("!", "-i", b.Name, "-o", b.Name, "-j", "DROP")},
+			ipRule{"filter", "FORWARD", with("-i", b.Name, "-o", b.Name, "-j", "ACCEPT")})
+	}
+	return append(rules,
+		ipRule{"nat", "PREROUTING", []string{"-m", "addrtype", "--dst-type", "LOCAL", "-j", natChain}},
+		ipRule{"nat", "OUTPUT", []string{"-m", "addrtype", "--dst-type", "LOCAL", "-j", natChain}},
+		ipRule{"nat", "POSTROUTING", with("-s", subnet, "!", "-o", b.Name, "-j", "MASQUERADE")},
+		ipRule{"nat", "POSTROUTING", with("-o", b.Name, "-m", "addrtype", "--src-type", "LOCAL", "-j", "MASQUERADE")},
+		ipRule{"filter", "FORWARD", with("-i", b.Name, "-j", "ACCEPT")},
+		ipRule{"filter", "FORWARD", with("-o", b.Name, "-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED,DNAT", "-j", "ACCEPT")})
 }
 
 // ensureBridgeRules installs the missing rules of bridgeRules; filter rules go first so a
@@ -64,9 +87,9 @@ func bridgeRules(b Bridge) []ipRule {
 // each iptables exec costs milliseconds, and a flushed table loses the canary too.
 func ensureBridgeRules(ctx context.Context, stateDir string, b Bridge) error {
 	rules := bridgeRules(b)
-	marker, boot := filepath.Join(netDir(stateDir), "rules-"+b.Name), bootID()
+	marker, boot := filepath.Join(netDir(stateDir), "rules-"+b.Name), rulesVersion+" "+bootID()
 	if data, err := os.ReadFile(marker); err == nil && string(data) == boot {
-		canary := rules[2] // the subnet's MASQUERADE
+		canary := rules[0]
 		if _, err := iptables(ctx, append([]string{"-t", canary.table, "-C", canary.chain}, canary.args...)...); err == nil {
 			return nil
 		}
@@ -85,9 +108,11 @@ func bootID() string {
 }
 
 func installBridgeRules(ctx context.Context, b Bridge, rules []ipRule) error {
-	if _, err := iptables(ctx, "-t", "nat", "-S", natChain); err != nil {
-		if _, err := iptables(ctx, "-t", "nat", "-N", natChain); err != nil {
-			return fmt.Errorf("bridge %s: %w", b.Name, err)
+	for _, c := range []struct{ table, chain string }{{"nat", natChain}, {"filter", isolationChain1}, {"filter", isolationChain2}} {
+		if _, err := iptables(ctx, "-t", c.table, "-S", c.chain); err != nil {
+			if _, err := iptables(ctx, "-t", c.table, "-N", c.chain); err != nil {
+				return fmt.Errorf("bridge %s: %w", b.Name, err)
+			}
 		}
 	}
 	for _, r := range rules {
@@ -96,27 +121,57 @@ func installBridgeRules(ctx context.Context, b Bridge, rules []ipRule) error {
 			continue
 		}
 		op := []string{"-t", r.table, "-A", r.chain}
-		if r.table == "filter" {
+		if r.table == "filter" && r.chain != isolationChain2 {
 			op = []string{"-t", r.table, "-I", r.chain, "1"}
 		}
 		if _, err := iptables(ctx, append(op, r.args...)...); err != nil {
 			return fmt.Errorf("bridge %s: %w", b.Name, err)
 		}
 	}
-	return nil
+	return isolationFirst(ctx)
 }
 
-// removeBridgeRules deletes bridge b's own rules (the jumps to natChain stay for other bridges).
+// isolationFirst makes FORWARD's first rule the jump to isolationChain1: a bridge's ACCEPT rules,
+// inserted at the top, would otherwise let its traffic into other bridges.
+func isolationFirst(ctx context.Context) error {
+	out, err := iptables(ctx, "-t", "filter", "-S", "FORWARD")
+	if err != nil {
+		return err
+	}
+	jump := "-A FORWARD -j " + isolationChain1
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) > 1 && lines[1] == jump { // lines[0] is the policy
+		return nil
+	}
+	if slices.Contains(lines, jump) {
+		if _, err := iptables(ctx, "-t", "filter", "-D", "FORWARD", "-j", isolationChain1); err != nil {
+			return err
+		}
+	}
+	_, err = iptables(ctx, "-t", "filter", "-I", "FORWARD", "1", "-j", isolationChain1)
+	return err
+}
+
+// removeBridgeRules deletes bridge b's own rules, found by their comment whatever settings made
+// them (the jumps to natChain and isolationChain1 stay for other bridges).
 func removeBridgeRules(ctx context.Context, b Bridge) error {
+	tag := "kiln bridge " + b.Name
 	var errs []error
-	for _, r := range bridgeRules(b) {
-		if r.table == "nat" && (r.chain == "PREROUTING" || r.chain == "OUTPUT") {
+	for _, table := range []string{"nat", "filter"} {
+		out, err := iptables(ctx, "-t", table, "-S")
+		if err != nil {
+			errs = append(errs, err)
 			continue
 		}
-		del := append([]string{"-t", r.table, "-D", r.chain}, r.args...)
-		if _, err := iptables(ctx, append([]string{"-t", r.table, "-C", r.chain}, r.args...)...); err == nil {
-			_, err = iptables(ctx, del...)
-			errs = append(errs, err)
+		for _, line := range strings.Split(string(out), "\n") {
+			f := splitRule(line)
+			if len(f) < 2 || f[0] != "-A" || !slices.Contains(f, tag) {
+				continue
+			}
+			f[0] = "-D"
+			if _, err := iptables(ctx, append([]string{"-t", table}, f...)...); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	return errors.Join(errs...)

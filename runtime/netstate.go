@@ -24,6 +24,10 @@ type netRecord struct {
 	Veth   string        `json:"veth"`
 	NetNS  string        `json:"netns"`
 	Ports  []PortMapping `json:"ports,omitempty"`
+	// Hosts is the container's /etc/hosts on a bridge with Resolve, kept listing the other
+	// members by their Names.
+	Hosts string   `json:"hosts,omitempty"`
+	Names []string `json:"names,omitempty"`
 }
 
 func netDir(stateDir string) string        { return filepath.Join(stateDir, "net") }
@@ -82,23 +86,35 @@ func removeNetRecord(stateDir, id string) error {
 	return nil
 }
 
-// allocateIP picks the lowest free address of subnet after the gateway; the caller holds the lock.
-func allocateIP(records []netRecord, bridge string, subnet netip.Prefix, after netip.Addr) (netip.Addr, error) {
-	used := map[netip.Addr]bool{}
+// allocateIP picks the lowest free host address of bridge b after after, skipping the gateway, or
+// checks that static (docker's --ip) is one; the caller holds the lock.
+func allocateIP(records []netRecord, b Bridge, after, static netip.Addr) (netip.Addr, error) {
+	used := map[netip.Addr]bool{b.gateway(): true}
 	for _, r := range records {
-		if r.Bridge == bridge {
+		if r.Bridge == b.Name {
 			used[r.IP] = true
 		}
 	}
-	gw := subnet.Masked().Addr().Next()
+	subnet := b.Subnet.Masked()
+	if static.IsValid() {
+		switch {
+		case !usableIn(subnet, static):
+			return netip.Addr{}, fmt.Errorf("invalid --ip %s: no matching subnet: choose a host address of %s", static, subnet)
+		case static == b.gateway():
+			return netip.Addr{}, fmt.Errorf("invalid --ip %s: it is the network's gateway", static)
+		case used[static]:
+			return netip.Addr{}, fmt.Errorf("address %s already in use: choose another --ip or none", static)
+		}
+		return static, nil
+	}
 	var free []netip.Addr
-	for a := gw.Next(); subnet.Contains(a) && subnet.Contains(a.Next()); a = a.Next() { // skip broadcast
+	for a := subnet.Addr().Next(); usableIn(subnet, a); a = a.Next() {
 		if !used[a] {
 			free = append(free, a)
 		}
 	}
 	if len(free) == 0 {
-		return netip.Addr{}, fmt.Errorf("bridge %s: no free address in %s: stop containers or choose a larger subnet", bridge, subnet)
+		return netip.Addr{}, fmt.Errorf("bridge %s: no free address in %s: stop containers or choose a larger subnet", b.Name, subnet)
 	}
 	for _, a := range free {
 		if after.IsValid() && a.Compare(after) > 0 {

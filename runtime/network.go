@@ -35,18 +35,31 @@ func attachNetwork(ctx context.Context, s Spec) (netip.Addr, error) {
 	if err != nil {
 		return netip.Addr{}, err
 	}
-	ip, err := allocateIP(records, b.Name, b.Subnet, lastIP(s.stateDir, b.Name))
+	ip, err := allocateIP(records, b, lastIP(s.stateDir, b.Name), s.StaticIP)
 	if err != nil {
 		return netip.Addr{}, err
 	}
-	setLastIP(s.stateDir, b.Name, ip)
+	if !s.StaticIP.IsValid() {
+		setLastIP(s.stateDir, b.Name, ip)
+	}
 	if err := checkPorts(records, s.Ports); err != nil {
 		return netip.Addr{}, err
 	}
 	if err := checkHostPortsFree(s.Ports); err != nil {
 		return netip.Addr{}, err
 	}
+	if b.Internal && len(s.Ports) > 0 {
+		return netip.Addr{}, fmt.Errorf("-p: network bridge %s is internal: nothing can reach it from outside, so no port can be published", b.Name)
+	}
 	rec := netRecord{ID: s.ID, Bridge: b.Name, IP: ip, Veth: vethName(s.ID), NetNS: netnsPath(s.stateDir, s.ID), Ports: s.Ports}
+	if b.Resolve {
+		for _, n := range s.DNSNames {
+			if !idPattern.MatchString(n) {
+				return netip.Addr{}, fmt.Errorf("network alias %q: use letters, digits, '_', '.' and '-'", n)
+			}
+		}
+		rec.Hosts, rec.Names = filepath.Join(s.BundleDir, "hosts"), s.DNSNames
+	}
 	if err := writeNetRecord(s.stateDir, rec); err != nil {
 		return netip.Addr{}, err
 	}
@@ -100,7 +113,10 @@ func detachLocked(ctx context.Context, stateDir string, r netRecord, complete bo
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("container %s network: %w", r.ID, err) // keep the record: Cleanup retries
 	}
-	return removeNetRecord(stateDir, r.ID)
+	if err := removeNetRecord(stateDir, r.ID); err != nil {
+		return err
+	}
+	return syncHosts(stateDir) // also when r is torn: its bridge may keep members' files
 }
 
 // setupNetwork builds what rec describes on bridge b.
@@ -121,9 +137,10 @@ func setupNetwork(ctx context.Context, stateDir string, b Bridge, rec netRecord)
 	}
 	defer ns.Close()
 	veth := &netlink.Veth{
-		LinkAttrs:     netlink.LinkAttrs{Name: rec.Veth, MasterIndex: br.Attrs().Index},
-		PeerName:      "eth0",
-		PeerNamespace: netlink.NsFd(int(ns)),
+		LinkAttrs:        netlink.LinkAttrs{Name: rec.Veth, MasterIndex: br.Attrs().Index},
+		PeerName:         "eth0",
+		PeerNamespace:    netlink.NsFd(int(ns)),
+		PeerHardwareAddr: macFor(rec.IP),
 	}
 	if err := netlink.LinkAdd(veth); err != nil {
 		return fmt.Errorf("create veth %s: %w", rec.Veth, err)
@@ -161,11 +178,21 @@ func configureInside(ns netns.NsHandle, ip netip.Addr, b Bridge) error {
 	if err := h.LinkSetUp(eth); err != nil {
 		return fmt.Errorf("bring up eth0: %w", err)
 	}
+	if b.Internal {
+		return nil // docker's --internal: the subnet's own route only, no way out
+	}
 	route := &netlink.Route{LinkIndex: eth.Attrs().Index, Gw: b.gateway().AsSlice()}
 	if err := h.RouteAdd(route); err != nil {
 		return fmt.Errorf("add default route via %s: %w", b.gateway(), err)
 	}
 	return nil
+}
+
+// macFor is docker's MAC address for a container address: 02:42 and the address's bytes, so
+// it is unique on the bridge and known without asking the namespace.
+func macFor(ip netip.Addr) net.HardwareAddr {
+	a := ip.As4()
+	return net.HardwareAddr{0x02, 0x42, a[0], a[1], a[2], a[3]}
 }
 
 // vethName is the host side of the container's veth: unique per id and within IFNAMSIZ.

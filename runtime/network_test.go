@@ -194,24 +194,24 @@ func TestBridgeAllocation(t *testing.T) {
 	subnet := netip.MustParsePrefix("10.9.0.0/29") // .1 gateway, .2-.6 containers, .7 broadcast
 	var recs []netRecord
 	for i := 2; i <= 6; i++ {
-		ip, err := allocateIP(recs, "b", subnet, netip.Addr{})
+		ip, err := allocateIP(recs, Bridge{Name: "b", Subnet: subnet}, netip.Addr{}, netip.Addr{})
 		if err != nil || ip != netip.AddrFrom4([4]byte{10, 9, 0, byte(i)}) {
 			t.Fatalf("allocation %d: %v %v", i, ip, err)
 		}
 		recs = append(recs, netRecord{ID: fmt.Sprint(i), Bridge: "b", IP: ip})
 	}
-	if _, err := allocateIP(recs, "b", subnet, netip.Addr{}); err == nil {
+	if _, err := allocateIP(recs, Bridge{Name: "b", Subnet: subnet}, netip.Addr{}, netip.Addr{}); err == nil {
 		t.Error("allocated past the end of the subnet")
 	}
-	if ip, _ := allocateIP(recs, "other", subnet, netip.Addr{}); ip.String() != "10.9.0.2" {
+	if ip, _ := allocateIP(recs, Bridge{Name: "other", Subnet: subnet}, netip.Addr{}, netip.Addr{}); ip.String() != "10.9.0.2" {
 		t.Errorf("another bridge's addresses are its own: %v", ip)
 	}
 	// Released addresses come back only after the rest: .3 is free again, but .5 was handed out last.
 	freed := append(append([]netRecord{}, recs[:1]...), recs[2:]...)
-	if ip, _ := allocateIP(freed[:2], "b", subnet, netip.MustParseAddr("10.9.0.5")); ip.String() != "10.9.0.6" {
+	if ip, _ := allocateIP(freed[:2], Bridge{Name: "b", Subnet: subnet}, netip.MustParseAddr("10.9.0.5"), netip.Addr{}); ip.String() != "10.9.0.6" {
 		t.Errorf("after .5: %v, want .6", ip)
 	}
-	if ip, _ := allocateIP(freed, "b", subnet, netip.MustParseAddr("10.9.0.6")); ip.String() != "10.9.0.3" {
+	if ip, _ := allocateIP(freed, Bridge{Name: "b", Subnet: subnet}, netip.MustParseAddr("10.9.0.6"), netip.Addr{}); ip.String() != "10.9.0.3" {
 		t.Errorf("after .6, wrapping: %v, want .3", ip)
 	}
 	recs[1].Ports = []PortMapping{{HostPort: 8080, ContainerPort: 80}}
@@ -281,5 +281,55 @@ func TestBridgeConcurrentRuns(t *testing.T) {
 			ids[i] = specs[i].ID
 		}
 		assertNoNetwork(t, state, ids...)
+	})
+}
+
+// Members of a bridge with Resolve find each other by name and alias, both ways, whatever the
+// order they started in; another bridge's containers reach neither them nor their names, an
+// internal bridge has no route out, and a member that leaves leaves no line behind.
+func TestUserBridgesResolveAndIsolate(t *testing.T) {
+	forEachRuntime(t, func(t *testing.T, rt, state string) {
+		netA, netB, internal := testBridge(t), testBridge(t), testBridge(t)
+		for netB.Subnet.Overlaps(netA.Subnet) || internal.Subnet.Overlaps(netA.Subnet) || internal.Subnet.Overlaps(netB.Subnet) {
+			netB.Subnet = netip.MustParsePrefix(fmt.Sprintf("10.252.%d.0/24", rand.N(250)))
+			internal.Subnet = netip.MustParsePrefix(fmt.Sprintf("10.253.%d.0/24", rand.N(250)))
+		}
+		netA.Resolve, netB.Resolve, internal.Resolve, internal.Internal = true, true, true, true
+		member := func(b Bridge, names ...string) (Spec, func() error) {
+			s := bridgeSpec(t, rt, state, b, "sleep", "30")
+			s.DNSNames = names
+			return s, runContainerInBackground(t, s)
+		}
+		db, stopDB := member(netA, "db", "dbalias")
+		defer stopDB()
+		app, stopApp := member(netA, "app")
+		defer stopApp()
+		other, stopOther := member(netB, "other")
+		defer stopOther()
+		for _, c := range []struct{ in, name string }{{app.ID, "db"}, {app.ID, "dbalias"}, {db.ID, "app"}} {
+			execOut(t, state, c.in, "busybox", "ping", "-c1", "-W2", c.name)
+		}
+		dbIP := strings.Fields(execOut(t, state, app.ID, "grep", "-w", "db", "/etc/hosts"))[0]
+		if hosts := execOut(t, state, other.ID, "cat", "/etc/hosts"); strings.Contains(hosts, "db") {
+			t.Errorf("another network's container knows db:\n%s", hosts)
+		}
+		if st, err := execIn(context.Background(), t, state, other.ID, ExecSpec{Args: []string{"busybox", "ping", "-c1", "-W1", dbIP}}); err != nil || st == 0 {
+			t.Errorf("a container on another network reached db at %s: status %d, %v", dbIP, st, err)
+		}
+		closed, stopClosed := member(internal, "closed")
+		defer stopClosed()
+		if routes := execOut(t, state, closed.ID, "ip", "route"); strings.Contains(routes, "default") {
+			t.Errorf("an internal network's container has a route out:\n%s", routes)
+		}
+		if err := stopApp(); !errors.Is(err, context.Canceled) {
+			t.Errorf("stop app: %v", err)
+		}
+		if hosts := execOut(t, state, db.ID, "cat", "/etc/hosts"); strings.Contains(hosts, "app") || !strings.Contains(hosts, "\t"+db.ID[:5]) && !strings.Contains(hosts, "localhost") {
+			t.Errorf("db's hosts still lists app after it left:\n%s", hosts)
+		}
+		stopDB()
+		stopOther()
+		stopClosed()
+		assertNoNetwork(t, state, db.ID, app.ID, other.ID, closed.ID)
 	})
 }

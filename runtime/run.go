@@ -88,6 +88,11 @@ func (rt *Runtime) prepare(ctx context.Context, r *ociRunner, s *Spec) (teardown
 	if _, err := WriteConfig(*s, rootfs); err != nil {
 		return nil, errors.Join(err, teardown())
 	}
+	if s.Network == NetworkBridge && s.Bridge.Resolve {
+		if err := joinHosts(ctx, *s); err != nil {
+			return nil, errors.Join(err, teardown())
+		}
+	}
 	return teardown, nil
 }
 

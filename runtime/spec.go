@@ -29,10 +29,15 @@ type Spec struct {
 	// any, config.json is written on the run's in-memory files tmpfs and the bundle links to it.
 	SecretEnv []string `json:"-"`
 
-	Network   NetworkMode   // NetworkNone (own netns with lo only), NetworkHost or NetworkBridge
-	Ports     []PortMapping // host ports forwarded to the container (NetworkBridge and NetworkSlirp)
-	Bridge    Bridge        // the bridge NetworkBridge attaches to; zero = DefaultBridge
-	Resources Resources     // cgroup limits; zero values mean unlimited
+	Network NetworkMode   // NetworkNone (own netns with lo only), NetworkHost or NetworkBridge
+	Ports   []PortMapping // host ports forwarded to the container (NetworkBridge and NetworkSlirp)
+	Bridge  Bridge        // the bridge NetworkBridge attaches to; zero = DefaultBridge
+	// StaticIP is docker's --ip: the container's address on Bridge; zero = the next free one.
+	StaticIP netip.Addr
+	// DNSNames are the names the other members of a Bridge with Resolve find this container
+	// by in their /etc/hosts (docker's container name, --network-alias and short id).
+	DNSNames  []string
+	Resources Resources // cgroup limits; zero values mean unlimited
 
 	CapAdd  []string // capabilities added to docker's default set ("ALL" for every capability)
 	CapDrop []string // capabilities removed from the set ("ALL" drops every default first)
@@ -97,8 +102,15 @@ const (
 // first address and is the containers' gateway. One state dir owns a bridge: containers of
 // another state dir must use another bridge and subnet.
 type Bridge struct {
-	Name   string       // interface name (at most 15 bytes); "" = DefaultBridge.Name
-	Subnet netip.Prefix // IPv4 subnet; zero = DefaultBridge.Subnet
+	Name    string       // interface name (at most 15 bytes); "" = DefaultBridge.Name
+	Subnet  netip.Prefix // IPv4 subnet; zero = DefaultBridge.Subnet
+	Gateway netip.Addr   // the bridge's own address; zero = the subnet's first
+	// Internal cuts the bridge off from the outside, as docker's --internal: no NAT, no
+	// forwarding to or from other interfaces, no default route in the containers.
+	Internal bool
+	// Resolve keeps every member's /etc/hosts listing the others by their DNSNames, the
+	// daemonless stand-in for the DNS server of docker's user-defined networks.
+	Resolve bool
 }
 
 // DefaultBridge is the bridge `kiln run --network bridge` uses.

@@ -16,24 +16,39 @@ func (g *globalOptions) openContainers() (*container.Store, error) {
 	return container.Open(g.storeRoot())
 }
 
+// containersAndRuntime opens the container store and the runtime that verbs changing
+// containers and networks need together.
+func (g *globalOptions) containersAndRuntime(cmd *cobra.Command) (*container.Store, *runtime.Runtime, error) {
+	cs, err := g.openContainers()
+	if err != nil {
+		return nil, nil, err
+	}
+	rt, err := g.containerRuntime(cmd)
+	return cs, rt, err
+}
+
 // eachContainer applies fn to every named container, printing the name given as docker does,
 // and reports the failures together after trying them all.
 func eachContainer(cmd *cobra.Command, g *globalOptions, refs []string, fn func(*container.Store, *runtime.Runtime, *container.Container) error) error {
-	cs, err := g.openContainers()
+	cs, rt, err := g.containersAndRuntime(cmd)
 	if err != nil {
 		return err
 	}
-	rt, err := g.containerRuntime(cmd)
-	if err != nil {
-		return err
-	}
-	var failed error
-	for _, ref := range refs {
+	return eachRef(cmd, refs, func(ref string) error {
 		c, err := cs.Get(ref)
 		if err == nil {
 			err = fn(cs, rt, c)
 		}
-		if err != nil {
+		return err
+	})
+}
+
+// eachRef applies fn to every ref, printing each that succeeds as docker does, and exits 1
+// after trying them all when any failed (each failure on stderr).
+func eachRef(cmd *cobra.Command, refs []string, fn func(ref string) error) error {
+	var failed error
+	for _, ref := range refs {
+		if err := fn(ref); err != nil {
 			fmt.Fprintf(cmd.ErrOrStderr(), "kiln: %v\n", err)
 			failed = exitCodeError{code: 1}
 			continue
@@ -204,7 +219,7 @@ func inspectContainer(c *container.Container, st container.State) containerInspe
 			Paused: st.Running() && st.Paused, Restarting: st.Running() && st.Status == container.StatusRestarting, Dead: st.MonitorLost, Pid: st.Pid,
 			MonitorPid: st.MonitorPid, ExitCode: st.ExitCode, Error: st.Error, StartedAt: st.StartedAt, FinishedAt: st.FinishedAt},
 		HostConfig: inspectHostConfig{RestartPolicy: c.Restart, AutoRemove: c.AutoRemove, ReadonlyRootfs: sp.ReadOnlyRootfs,
-			NetworkMode: networkName(sp.Network), Memory: sp.Resources.Memory, NanoCpus: int64(sp.Resources.CPUs * 1e9),
+			NetworkMode: networkName(c.Config), Memory: sp.Resources.Memory, NanoCpus: int64(sp.Resources.CPUs * 1e9),
 			PidsLimit: sp.Resources.PidsLimit, CapAdd: sp.CapAdd, CapDrop: sp.CapDrop},
 		Config: inspectContainerConfig{Hostname: sp.Hostname, User: sp.User, Env: sp.Env, Cmd: c.Args, WorkingDir: sp.Cwd,
 			StopSignal: c.StopSignal, StopTimeout: c.StopTimeout, Labels: c.Labels},
@@ -234,13 +249,17 @@ func inspectContainer(c *container.Container, st container.State) containerInspe
 	return ci
 }
 
-// networkName is docker's name for a network mode.
-func networkName(n runtime.NetworkMode) string {
-	switch n {
-	case runtime.NetworkHost:
+// networkName is docker's HostConfig.NetworkMode: a user-defined network's name, else the mode's.
+func networkName(c container.Config) string {
+	switch {
+	case c.Network != "":
+		return c.Network
+	case c.Spec.Network == runtime.NetworkHost:
 		return "host"
-	case runtime.NetworkSlirp:
+	case c.Spec.Network == runtime.NetworkSlirp:
 		return "slirp4netns"
+	case c.Spec.Network == runtime.NetworkBridge:
+		return "bridge"
 	}
 	return "none"
 }

@@ -10,7 +10,6 @@ import (
 // dockerOnly names docker's verbs kiln does not have, with what to use instead.
 var dockerOnly = map[string]string{
 	"events":     "kiln wait CONTAINER, or kiln ps -a",
-	"network":    "kiln run --network bridge|host|none",
 	"info":       "kiln version and kiln system df",
 	"search":     "the registry's own web interface or API",
 	"checkpoint": "kiln stop and kiln start (no checkpoint/restore)",

@@ -172,16 +172,18 @@ func newSystemPruneCmd(g *globalOptions) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "prune [-a] [-f] [--volumes]",
 		Short: "Remove stopped containers, dangling images and the build cache",
-		Long: "Remove every stopped container, dangling images (with -a every image no container uses),\n" +
-			"the build cache, and the blobs and snapshots only they held. --volumes also removes the\n" +
+		Long: "Remove every stopped container, the networks no container is on, dangling images (with -a\n" +
+			"every image no container uses), the build cache, and the blobs and snapshots only they held.\n" +
+			"--volumes also removes the\n" +
 			"anonymous volumes no container uses (docker ≥ 23; named ones go with kiln volume prune -a).",
 		Args: argsRange(0, 0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts := cache.GCOptions{All: true, Images: cache.DanglingImages}
-			items := "  - all stopped containers\n  - all dangling images\n  - all build cache"
+			items := "  - all stopped containers\n  - all networks not used by at least one container\n  - all dangling images\n  - all build cache"
 			if all {
 				opts.Images = cache.UnusedImages
-				items = "  - all stopped containers\n  - all images without at least one container associated to them\n  - all build cache"
+				items = "  - all stopped containers\n  - all networks not used by at least one container\n" +
+					"  - all images without at least one container associated to them\n  - all build cache"
 			}
 			if volumes {
 				items += "\n  - all anonymous volumes not used by at least one container"
@@ -198,6 +200,9 @@ func newSystemPruneCmd(g *globalOptions) *cobra.Command {
 				return err
 			}
 			ids, st, err := cs.PruneSystem(cmd.Context(), rt, opts)
+			nets, nerr := cs.PruneNetworks(cmd.Context(), rt) // after the containers, which held them
+			printPrunedNetworks(cmd, nets)
+			err = errors.Join(err, nerr)
 			if volumes { // after the containers, whose removal frees their volumes
 				names, size, verr := cs.PruneVolumes(cmd.Context(), false)
 				printPrunedVolumes(cmd, names)

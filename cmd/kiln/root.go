@@ -182,6 +182,7 @@ func commands(g *globalOptions) []*cobra.Command {
 		newExportCmd(g), newImportCmd(g), newCommitCmd(g), newCreateCmd(g), newPauseCmd(g), newUnpauseCmd(g), newStatsCmd(g), newUpdateCmd(g),
 		newGenerateKeyCmd(), newSignCmd(g), newVerifyCmd(g),
 		newVolumeCmd(g),
+		newNetworkCmd(g),
 		newGenerateCmd(g),
 	}
 }

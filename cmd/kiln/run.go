@@ -30,7 +30,8 @@ type runOptions struct {
 	name, workdir, user, hostname  string
 	restart                        string
 	entrypoint                     *string
-	network                        string
+	network, ip                    string
+	networkAliases                 []string
 	publish                        []string
 	pull                           string
 	memory                         string
@@ -53,7 +54,8 @@ func newRunCmd(g *globalOptions) *cobra.Command {
 		Long: "Run IMAGE's entrypoint and command (or COMMAND) in an isolated container: its own mount, PID,\n" +
 			"UTS, IPC and cgroup namespaces, docker's default capabilities and seccomp profile, through crun\n" +
 			"or runc. The network is a bridge (an address on kiln0, 10.89.0.0/24, with outbound NAT; -p publishes\n" +
-			"ports, -P every exposed one) unless --network host or none. --pid host and --ipc host share\n" +
+			"ports, -P every exposed one) unless --network host, none or a network of kiln network create (whose\n" +
+			"members find each other by name, --network-alias and short id). --pid host and --ipc host share\n" +
 			"those namespaces with the host, --privileged gives up the isolation of capabilities, seccomp,\n" +
 			"/proc, /sys and devices (root only). The exit code is the process's own;\n" +
 			"125 means kiln itself failed, 126 the command cannot be executed, 127 it was not found.",
@@ -97,7 +99,9 @@ func newRunCmd(g *globalOptions) *cobra.Command {
 	f.StringVar(&o.hostname, "hostname", "", "container hostname")
 	f.StringVar(&entrypoint, "entrypoint", "", "override the image's ENTRYPOINT (\"\" clears it)")
 	f.StringVar(&o.pull, "pull", "missing", "pull the image: missing (when not in the store), always or never")
-	f.StringVar(&o.network, "network", "", "network: bridge (the default as root: kiln0 with NAT), slirp4netns (the default rootless: a user-mode network), host or none (loopback only)")
+	f.StringVar(&o.network, "network", "", "network: bridge (the default as root: kiln0 with NAT), slirp4netns (the default rootless: a user-mode network), host, none (loopback only) or a network of kiln network create")
+	f.StringArrayVar(&o.networkAliases, "network-alias", nil, "another name the container's network members find it by (user-defined networks)")
+	f.StringVar(&o.ip, "ip", "", "the container's IPv4 address on its user-defined network")
 	f.StringArrayVarP(&o.publish, "publish", "p", nil, "publish a port: [IP:][HOST-PORT:]CONTAINER-PORT[/tcp|udp] (bridge network; no HOST-PORT: a random one)")
 	f.StringVarP(&o.memory, "memory", "m", "", "memory limit, e.g. 64m or 1g")
 	f.Float64Var(&o.cpus, "cpus", 0, "CPU limit in cores, e.g. 0.5")
@@ -259,7 +263,11 @@ func (o *runOptions) containerConfig(cmd *cobra.Command, g *globalOptions, ref s
 		StopSignal: icfg.StopSignal, Exposed: exposed, Spec: spec, Volumes: vols, Healthcheck: health,
 		CreateCommand: createCommand(cmd, ref, args), CreateDir: workDir()}
 	o.host.config(&cfg, icfg.Labels)
-	return cfg, nil
+	cs, err := g.openContainers()
+	if err != nil {
+		return cfg, err
+	}
+	return cfg, o.userNetwork(cs, &cfg)
 }
 
 // publishAll is -P: the image's EXPOSE and --expose ports on random host ports.
@@ -313,7 +321,7 @@ func (o *runOptions) spec() (runtime.Spec, error) {
 	case "slirp4netns":
 		sp.Network = runtime.NetworkSlirp
 	default:
-		return sp, fmt.Errorf("invalid --network %q: use host, bridge, slirp4netns or none", o.network)
+		sp.Network = runtime.NetworkBridge // a user-defined network: userNetwork finds its bridge
 	}
 	for _, v := range o.publish {
 		p, err := parsePublish(v)

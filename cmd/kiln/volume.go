@@ -216,16 +216,7 @@ func newVolumeRmCmd(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var failed error
-			for _, name := range args {
-				if err := cs.RemoveVolume(cmd.Context(), name, force); err != nil {
-					fmt.Fprintf(cmd.ErrOrStderr(), "kiln: %v\n", err)
-					failed = exitCodeError{code: 1}
-					continue
-				}
-				fmt.Fprintln(cmd.OutOrStdout(), name)
-			}
-			return failed
+			return eachRef(cmd, args, func(name string) error { return cs.RemoveVolume(cmd.Context(), name, force) })
 		},
 	}
 	c.Flags().BoolVarP(&force, "force", "f", false, "do not fail on a volume that does not exist")

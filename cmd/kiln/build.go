@@ -253,7 +253,7 @@ func (g *globalOptions) wireBuild(cmd *cobra.Command, po *build.PipelineOptions,
 	}
 	runner := build.RuntimeRunner{Runtime: rt}
 	if rt.Isolation() == runtime.IsolationRootless {
-		runner.UserMode = userModeNetwork(notes, "rootless RUN steps of the default network")
+		runner.UserMode = userModeNetwork(notes, "each rootless RUN step on the default network")
 	}
 	po.Store, po.Stdin, po.Resolver, po.Runner = s, cmd.InOrStdin(), res, runner
 	po.LogDir, po.Notes = s.Logs(), notes

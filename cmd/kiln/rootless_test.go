@@ -402,7 +402,7 @@ func TestRootlessBuildNetwork(t *testing.T) {
 
 	if fi, err := os.Stat("/dev/net/tun"); err != nil || fi.Mode().Perm()&0o006 != 0o006 {
 		res := r.kiln("build", "--progress=plain", "--no-cache", ctxDir)
-		if !strings.Contains(res.stderr, "RUN steps of the default network uses the host network") || !strings.Contains(res.stderr, "/dev/net/tun") {
+		if !strings.Contains(res.stderr, "each rootless RUN step on the default network uses the host network") || !strings.Contains(res.stderr, "/dev/net/tun") {
 			t.Errorf("no note on the host-network fallback (exit %d):\n%s", res.code, res.stderr)
 		}
 		r.killPause() // the next pause process gets the tun node

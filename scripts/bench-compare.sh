@@ -16,7 +16,7 @@ DOCKER=/usr/bin/docker
 # crun 1.8 refuses hybrid cgroup hosts; buildah then needs runc, as kiln picks on its own.
 BUILDAH_RUNTIME=${BUILDAH_RUNTIME:-$(command -v runc || echo crun)}
 
-sh scripts/install-deps.sh docker.io buildah busybox-static bc python3 docker-registry curl >&2
+sh scripts/install-deps.sh docker.io buildah podman uidmap busybox-static bc python3 docker-registry curl >&2
 make build >&2
 
 start_dockerd() {
@@ -260,9 +260,46 @@ fleet_compare_table() { # the section bench_fleet_compare measured
 	echo "| BuildKit (\`docker build --cache-from\`) | \`BUILDKIT_INLINE_CACHE=1\` | ${FLEET_CMP[buildkit-inline]:-- | - | -} |"
 }
 
+# Rootless (issue 12): kiln run --rm and a small build as an unprivileged user (useradd gives it
+# subordinate ids), next to rootless podman (runc: crun refuses hybrid cgroup hosts) on the same image.
+bench_rootless() {
+	local u=kiln-bench home=/var/tmp/kiln-bench-user
+	id "$u" >/dev/null 2>&1 || useradd --home-dir "$home" "$u"
+	rm -rf "$home" && mkdir -p "$home/xdg" && cp "$KILN" "$WORK/busybox.tar" "$home/" && cp -r examples/app "$home/app"
+	chown -R "$u:" "$home" && chmod 0700 "$home/xdg"
+	local as=(setpriv --reuid="$(id -u "$u")" --regid="$(id -g "$u")" --init-groups env -i HOME="$home"
+		XDG_RUNTIME_DIR="$home/xdg" PATH=/usr/sbin:/usr/bin:/sbin:/bin)
+	"${as[@]}" "$home/kiln" load -i "$home/busybox.tar" >/dev/null
+	"${as[@]}" podman load -i "$home/busybox.tar" >/dev/null 2>&1
+	ROOTLESS_RUN=$(time_cmd "${as[@]}" "$home/kiln" run --rm --network none busybox true)
+	ROOTLESS_PODMAN=$(time_cmd "${as[@]}" podman --runtime runc run --rm --network none localhost/busybox true)
+	ROOTLESS_COLD=$(time_cmd "${as[@]}" "$home/kiln" build -q --no-cache -t app "$home/app")
+	ROOTLESS_NOOP=$(time_cmd "${as[@]}" "$home/kiln" build -q -t app "$home/app")
+	local kr=$WORK/runroot
+	ROOT_COLD=$(time_cmd env KILN_ROOT="$kr" "$KILN" build -q --no-cache -t app examples/app)
+	ROOT_NOOP=$(time_cmd env KILN_ROOT="$kr" "$KILN" build -q -t app examples/app)
+	"${as[@]}" podman rm -af >/dev/null 2>&1 || true
+	echo "rootless: run=$ROOTLESS_RUN podman=$ROOTLESS_PODMAN cold=$ROOTLESS_COLD/$ROOT_COLD noop=$ROOTLESS_NOOP/$ROOT_NOOP" >&2
+}
+
+rootless_table() {
+	echo "## Rootless"
+	echo
+	echo "Medians of $RUNS_START runs, seconds, as an unprivileged user with subordinate ids (\`useradd\`), store and"
+	echo "runtime dir in its home. podman $(podman --version 2>/dev/null | cut -d' ' -f3) with runc (crun refuses this"
+	echo "hybrid cgroup host). The build is examples/app (two RUN steps and a COPY over busybox)."
+	echo
+	echo "| | root | rootless | rootless podman |"
+	echo "|---|---|---|---|"
+	echo "| \`run --rm --network none busybox true\` | $RUN_KILN | $ROOTLESS_RUN | $ROOTLESS_PODMAN |"
+	echo "| build examples/app, cold (\`--no-cache\`) | $ROOT_COLD | $ROOTLESS_COLD | - |"
+	echo "| build examples/app, no-op | $ROOT_NOOP | $ROOTLESS_NOOP | - |"
+}
+
 bench_run
 bench_copies
 bench_fleet
+bench_rootless
 if [[ $TOOLS == *buildkit* ]]; then bench_fleet_compare; fi
 {
 	echo "# Benchmarks: kiln vs BuildKit vs buildah"
@@ -299,6 +336,8 @@ if [[ $TOOLS == *buildkit* ]]; then bench_fleet_compare; fi
 	echo
 	echo "runc's own cost with docker's seccomp profile is most of the gap to \`runc spec\`'s default: runc compiles"
 	echo "the profile with libseccomp at every start, for the x86_64, i386 and x32 ABIs, as docker's profile lists them."
+	echo
+	rootless_table
 	if [[ $TOOLS == *buildkit* ]]; then echo; fleet_compare_table; fi
 } >"$OUT"
 cat "$OUT"

@@ -73,13 +73,7 @@ func newContainerPruneCmd(g *globalOptions) *cobra.Command {
 				return err
 			}
 			ids, err := cs.Prune(cmd.Context(), rt)
-			out := cmd.OutOrStdout()
-			if len(ids) > 0 {
-				fmt.Fprintln(out, "Deleted Containers:")
-				for _, id := range ids {
-					fmt.Fprintln(out, id)
-				}
-			}
+			printDeleted(cmd.OutOrStdout(), "Deleted Containers:", ids, false)
 			return err
 		},
 	}

@@ -375,23 +375,12 @@ func newNetworkPruneCmd(g *globalOptions) *cobra.Command {
 				return err
 			}
 			names, err := cs.PruneNetworks(cmd.Context(), rt)
-			printPrunedNetworks(cmd, names)
+			printDeleted(cmd.OutOrStdout(), "Deleted Networks:", names, false)
 			return err
 		},
 	}
 	c.Flags().BoolVarP(&force, "force", "f", false, "do not prompt for confirmation")
 	return c
-}
-
-// printPrunedNetworks is docker's "Deleted Networks:" section.
-func printPrunedNetworks(cmd *cobra.Command, names []string) {
-	if len(names) == 0 {
-		return
-	}
-	fmt.Fprintln(cmd.OutOrStdout(), "Deleted Networks:")
-	for _, n := range names {
-		fmt.Fprintln(cmd.OutOrStdout(), n)
-	}
 }
 
 // userNetwork puts the container on user-defined network o.network, with its aliases and --ip;

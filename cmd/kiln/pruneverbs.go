@@ -32,15 +32,24 @@ func runGC(cmd *cobra.Command, g *globalOptions, opts cache.GCOptions) (cache.GC
 	return s.GC(cmd.Context(), opts)
 }
 
-// printPruned reports in docker's shape what a prune removed.
-func printPruned(out io.Writer, containers []string, st cache.GCStats) {
-	if len(containers) > 0 {
-		fmt.Fprintln(out, "Deleted Containers:")
-		for _, id := range containers {
-			fmt.Fprintln(out, id)
-		}
+// printDeleted is one of docker's "Deleted Containers:" (Networks, Volumes) sections of a prune:
+// nothing when nothing went, else the heading, one name a line and, with blank, an empty line.
+func printDeleted(out io.Writer, heading string, names []string, blank bool) {
+	if len(names) == 0 {
+		return
+	}
+	fmt.Fprintln(out, heading)
+	for _, n := range names {
+		fmt.Fprintln(out, n)
+	}
+	if blank {
 		fmt.Fprintln(out)
 	}
+}
+
+// printPruned reports in docker's shape what a prune removed.
+func printPruned(out io.Writer, containers []string, st cache.GCStats) {
+	printDeleted(out, "Deleted Containers:", containers, true)
 	if len(st.Images) > 0 {
 		fmt.Fprintln(out, "Deleted Images:")
 		for _, im := range st.Images {
@@ -201,11 +210,11 @@ func newSystemPruneCmd(g *globalOptions) *cobra.Command {
 			}
 			ids, st, err := cs.PruneSystem(cmd.Context(), rt, opts)
 			nets, nerr := cs.PruneNetworks(cmd.Context(), rt) // after the containers, which held them
-			printPrunedNetworks(cmd, nets)
+			printDeleted(cmd.OutOrStdout(), "Deleted Networks:", nets, false)
 			err = errors.Join(err, nerr)
 			if volumes { // after the containers, whose removal frees their volumes
 				names, size, verr := cs.PruneVolumes(cmd.Context(), false)
-				printPrunedVolumes(cmd, names)
+				printDeleted(cmd.OutOrStdout(), "Deleted Volumes:", names, true)
 				st.Bytes, err = st.Bytes+size, errors.Join(err, verr)
 			}
 			printPruned(cmd.OutOrStdout(), ids, st)

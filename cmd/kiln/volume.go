@@ -243,7 +243,7 @@ func newVolumePruneCmd(g *globalOptions) *cobra.Command {
 				return err
 			}
 			names, size, err := cs.PruneVolumes(cmd.Context(), all)
-			printPrunedVolumes(cmd, names)
+			printDeleted(cmd.OutOrStdout(), "Deleted Volumes:", names, true)
 			fmt.Fprintf(cmd.OutOrStdout(), "Total reclaimed space: %s\n", humanSize(size))
 			return err
 		},
@@ -251,18 +251,6 @@ func newVolumePruneCmd(g *globalOptions) *cobra.Command {
 	c.Flags().BoolVarP(&all, "all", "a", false, "remove all unused volumes, not just anonymous ones")
 	c.Flags().BoolVarP(&force, "force", "f", false, "do not prompt for confirmation")
 	return c
-}
-
-// printPrunedVolumes is docker's "Deleted Volumes:" section.
-func printPrunedVolumes(cmd *cobra.Command, names []string) {
-	if len(names) == 0 {
-		return
-	}
-	fmt.Fprintln(cmd.OutOrStdout(), "Deleted Volumes:")
-	for _, n := range names {
-		fmt.Fprintln(cmd.OutOrStdout(), n)
-	}
-	fmt.Fprintln(cmd.OutOrStdout())
 }
 
 // containerVolumes adds the mounts of --volumes-from to spec and returns the volumes the

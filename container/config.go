@@ -19,6 +19,7 @@ type Config struct {
 	Image       string  // the reference the user gave
 	ImageDigest v1.Hash // the manifest resolved from Image, leased in the store while the container exists
 	Args        []string
+	Command     *Command // Args as docker keeps it apart, for commit; nil in older kilns' records
 	Created     time.Time
 	Restart     RestartPolicy
 	StopSignal  string            // the image's STOPSIGNAL; "" = SIGTERM
@@ -41,6 +42,13 @@ type Config struct {
 	// Spec.DNSNames.
 	Network        string
 	NetworkAliases []string
+}
+
+// Command is a container's ENTRYPOINT and CMD (docker's container Config): Args is the two
+// joined, and commit writes them into the new image.
+type Command struct {
+	Entrypoint []string `json:"entrypoint,omitempty"`
+	Cmd        []string `json:"cmd,omitempty"`
 }
 
 // RestartMode names docker's restart policies.

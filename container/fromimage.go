@@ -21,16 +21,18 @@ type ImageOverrides struct {
 // FromImage completes spec from img by docker's rules: the command line from ENTRYPOINT and
 // CMD unless overridden, the image's env under the flags', USER and WORKDIR where the flags
 // set none, and the image's layers unpacked (once, shared) as the lower dirs, bottom first.
-// It returns the image's config for what else the caller keeps (STOPSIGNAL).
+// It returns the image's config for what else the caller keeps (STOPSIGNAL), with ENTRYPOINT
+// and CMD as the container runs them (docker's container Config, which commit writes).
 func FromImage(ctx context.Context, s *cache.Store, img v1.Image, spec *runtime.Spec, o ImageOverrides) (v1.Config, error) {
 	icfg, err := img.ConfigFile()
 	if err != nil {
 		return v1.Config{}, fmt.Errorf("read image config: %w", err)
 	}
 	cfg := icfg.Config
-	if spec.Args, err = argv(cfg, o); err != nil {
+	if cfg.Entrypoint, cfg.Cmd, err = command(cfg, o); err != nil {
 		return cfg, err
 	}
+	spec.Args = append(append([]string(nil), cfg.Entrypoint...), cfg.Cmd...)
 	if spec.Lower, err = snapshots(ctx, s, img); err != nil {
 		return cfg, err
 	}
@@ -44,24 +46,24 @@ func FromImage(ctx context.Context, s *cache.Store, img v1.Image, spec *runtime.
 	return cfg, nil
 }
 
-// argv is docker's rule: ENTRYPOINT (or --entrypoint) followed by the command line given,
-// or by the image's CMD when none is given; --entrypoint also drops the image's CMD.
-func argv(cfg v1.Config, o ImageOverrides) ([]string, error) {
-	ep, cmdline := cfg.Entrypoint, cfg.Cmd
+// command is docker's rule: the container runs ENTRYPOINT (or --entrypoint) followed by the
+// command line given, or by the image's CMD when none is given; --entrypoint also drops the
+// image's CMD. Both empty is an error: there is nothing to run.
+func command(cfg v1.Config, o ImageOverrides) (entrypoint, cmd []string, err error) {
+	entrypoint, cmd = cfg.Entrypoint, cfg.Cmd
 	if o.Entrypoint != nil {
-		ep, cmdline = nil, nil
+		entrypoint, cmd = nil, nil
 		if *o.Entrypoint != "" {
-			ep = []string{*o.Entrypoint}
+			entrypoint = []string{*o.Entrypoint}
 		}
 	}
 	if len(o.Args) > 0 {
-		cmdline = o.Args
+		cmd = o.Args
 	}
-	out := append(append([]string(nil), ep...), cmdline...)
-	if len(out) == 0 {
-		return nil, errors.New("no command specified: the image has no ENTRYPOINT or CMD; give one after the image name")
+	if len(entrypoint)+len(cmd) == 0 {
+		return nil, nil, errors.New("no command specified: the image has no ENTRYPOINT or CMD; give one after the image name")
 	}
-	return out, nil
+	return entrypoint, cmd, nil
 }
 
 // snapshots unpacks every layer of img (once per store, shared) and lists them bottom first.

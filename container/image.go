@@ -28,13 +28,22 @@ type ImageOptions struct {
 }
 
 // Commit stores c's filesystem changes (its upper dir) as a new layer on c's image, with
-// c's image config, and tags it; it returns the new manifest (docker's `commit`). With
+// c's config (the image's under its run flags, as docker commits), and tags it; it returns the new manifest (docker's `commit`). With
 // opts.Pause a running container is frozen until its changes are packed, as docker does, so
 // the layer is one moment of its filesystem.
 func (c *Container) Commit(ctx context.Context, st *cache.Store, opts ImageOptions) (desc v1.Descriptor, err error) {
 	base, err := st.Image(c.ImageDigest)
 	if err != nil {
 		return v1.Descriptor{}, fmt.Errorf("commit %s: image %s: %w", c.Name, c.Image, err)
+	}
+	cf, err := base.ConfigFile()
+	if err != nil {
+		return v1.Descriptor{}, fmt.Errorf("commit %s: image %s: %w", c.Name, c.Image, err)
+	}
+	cf = cf.DeepCopy()
+	c.imageConfig(&cf.Config)
+	if base, err = mutate.ConfigFile(base, cf); err != nil {
+		return v1.Descriptor{}, fmt.Errorf("commit %s: %w", c.Name, err)
 	}
 	if opts.Pause {
 		resume := c.pauseWhile(ctx)
@@ -50,6 +59,32 @@ func (c *Container) Commit(ctx context.Context, st *cache.Store, opts ImageOptio
 		return desc, fmt.Errorf("commit %s: %w", c.Name, err)
 	}
 	return desc, nil
+}
+
+// imageConfig sets what c runs with over its image's config: docker commits the container's
+// config, so `run -e A=1 IMG cmd` then commit makes an image whose ENV has A=1 and whose CMD is
+// cmd; --change instructions apply on top of it.
+func (c *Container) imageConfig(cfg *v1.Config) {
+	if c.Command != nil { // records of older kilns keep the image's
+		cfg.Entrypoint, cfg.Cmd = c.Command.Entrypoint, c.Command.Cmd
+	}
+	cfg.Env, cfg.User, cfg.WorkingDir = c.Spec.Env, c.Spec.User, c.Spec.Cwd
+	if c.Labels != nil {
+		cfg.Labels = c.Labels
+	}
+	if c.StopSignal != "" {
+		cfg.StopSignal = c.StopSignal
+	}
+	if len(c.Exposed) > 0 {
+		cfg.ExposedPorts = map[string]struct{}{}
+		for _, p := range c.Exposed {
+			cfg.ExposedPorts[p] = struct{}{}
+		}
+	}
+	if h := c.Healthcheck; h != nil {
+		cfg.Healthcheck = &v1.HealthConfig{Test: h.Test, Interval: h.Interval, Timeout: h.Timeout,
+			StartPeriod: h.StartPeriod, Retries: h.Retries}
+	}
 }
 
 // Import stores the tar r (plain or compressed) as the one layer of a new image for this

@@ -29,6 +29,7 @@ type record struct {
 	Image       string            `json:"image"`
 	ImageDigest string            `json:"imageDigest,omitempty"` // the manifest the container's lease keeps
 	Args        []string          `json:"args"`
+	Command     *Command          `json:"command,omitempty"` // added in place: older kilns skip it
 	Created     time.Time         `json:"created"`
 	Restart     RestartPolicy     `json:"restartPolicy"`
 	StopSignal  string            `json:"stopSignal,omitempty"`
@@ -149,7 +150,7 @@ func enumValue[T ~int](names []string, s, what string) (T, error) {
 // toRecord is cfg as stored.
 func toRecord(cfg Config) record {
 	sp := cfg.Spec
-	r := record{Version: recordVersion, ID: cfg.ID, Name: cfg.Name, Image: cfg.Image, Args: cfg.Args, Created: cfg.Created,
+	r := record{Version: recordVersion, ID: cfg.ID, Name: cfg.Name, Image: cfg.Image, Args: cfg.Args, Command: cfg.Command, Created: cfg.Created,
 		Restart: cfg.Restart, StopSignal: cfg.StopSignal, AutoRemove: cfg.AutoRemove, OpenStdin: cfg.OpenStdin, Labels: cfg.Labels, StopTimeout: cfg.StopTimeout, Exposed: cfg.Exposed}
 	if cfg.ImageDigest != (v1.Hash{}) {
 		r.ImageDigest = cfg.ImageDigest.String()
@@ -194,7 +195,7 @@ func toRecord(cfg Config) record {
 
 // config is the record in memory; it fails on values this kiln does not know.
 func (r record) config() (Config, error) {
-	cfg := Config{ID: r.ID, Name: r.Name, Image: r.Image, Args: r.Args, Created: r.Created, Restart: r.Restart,
+	cfg := Config{ID: r.ID, Name: r.Name, Image: r.Image, Args: r.Args, Command: r.Command, Created: r.Created, Restart: r.Restart,
 		Network: r.Network, NetworkAliases: r.Aliases,
 		StopSignal: r.StopSignal, AutoRemove: r.AutoRemove, OpenStdin: r.OpenStdin, StopTimeout: r.StopTimeout, Exposed: r.Exposed,
 		Healthcheck: r.Healthcheck.config(), CreateCommand: r.CreateCmd, CreateDir: r.CreateDir}

@@ -21,6 +21,7 @@ import (
 func fullConfig() Config {
 	return Config{ID: strings.Repeat("ab", 32), Name: "web", Image: "busybox",
 		ImageDigest: v1.Hash{Algorithm: "sha256", Hex: strings.Repeat("1", 64)}, Args: []string{"sh", "-c", "true"},
+		Command: &Command{Cmd: []string{"sh", "-c", "true"}},
 		Created: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), Restart: RestartPolicy{Name: RestartOnFailure, MaximumRetryCount: 3},
 		StopSignal: "SIGINT", AutoRemove: true, Labels: map[string]string{"tier": "web"}, StopTimeout: ptr(7),
 		Exposed: []string{"53/udp", "80/tcp"},

@@ -73,6 +73,8 @@ func newCommitCmd(g *globalOptions) *cobra.Command {
 		Use:   "commit [-m MESSAGE] [-a AUTHOR] [-c INSTRUCTION]... CONTAINER [REPOSITORY[:TAG]]",
 		Short: "Create a new image from a container's changes",
 		Long: "Store the container's filesystem changes as a new layer on its image and print the new image's ID.\n" +
+			"The new image's config is the container's: the command, entrypoint, env, workdir, user, labels,\n" +
+			"exposed ports, stop signal and health check it was run with.\n" +
 			"A running container is paused while its changes are read (--pause=false reads them live).\n" +
 			"Each -c applies a Dockerfile instruction to the new image's config, as in a build; its variables\n" +
 			"expand against the config's ENV: -c 'ENV PATH=/opt/bin:$PATH' -c 'CMD [\"app\"]'.\n" +

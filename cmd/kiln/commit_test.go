@@ -137,6 +137,49 @@ func TestCommitChange(t *testing.T) {
 	}
 }
 
+// commit writes the container's config, not its image's: what run set (command, entrypoint,
+// -e, -w, -u, --label, --expose, --stop-signal, --health-cmd) is what the new image runs, as
+// docker commits, and -c applies over it.
+func TestCommitKeepsRunConfig(t *testing.T) {
+	requireContainers(t)
+	root := busyboxRoot(t)
+	ok(t, root, "run", "--name", "c", "-e", "A=one", "-w", "/tmp", "-u", "0:0", "--label", "tier=web",
+		"--expose", "8080", "--stop-signal", "SIGUSR1", "--health-cmd", "true",
+		"busybox", "sh", "-c", `echo "$A $(pwd)"`)
+	ok(t, root, "commit", "c", "snap:1")
+	if r := ok(t, root, "run", "--rm", "snap:1"); r.stdout != "one /tmp\n" {
+		t.Errorf("run of the committed image: %q, want the container's command, env and workdir", r.stdout)
+	}
+	for format, want := range map[string]string{
+		"{{json .Config.Cmd}}":          `["sh","-c","echo \"$A $(pwd)\""]`,
+		"{{json .Config.Entrypoint}}":   "null",
+		"{{json .Config.Env}}":          `["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin","A=one"]`,
+		"{{.Config.WorkingDir}}":        "/tmp",
+		"{{.Config.User}}":              "0:0",
+		"{{json .Config.Labels}}":       `{"tier":"web"}`,
+		"{{json .Config.ExposedPorts}}": `{"8080/tcp":{}}`,
+		"{{.Config.StopSignal}}":        "SIGUSR1",
+		"{{json .Config.Healthcheck}}":  `{"Test":["CMD-SHELL","true"]}`,
+	} {
+		if r := ok(t, root, "image", "inspect", "--format", format, "snap:1"); strings.TrimSpace(r.stdout) != want {
+			t.Errorf("commit: %s is %s, want %s", format, strings.TrimSpace(r.stdout), want)
+		}
+	}
+	ok(t, root, "commit", "-c", "ENV A=two", "c", "snap:2")
+	if r := ok(t, root, "run", "--rm", "snap:2"); r.stdout != "two /tmp\n" {
+		t.Errorf("commit -c over the container's config: %q", r.stdout)
+	}
+	// --entrypoint replaces ENTRYPOINT and the arguments become CMD.
+	ok(t, root, "run", "--name", "e", "--entrypoint", "echo", "busybox", "from", "run")
+	ok(t, root, "commit", "e", "snap:3")
+	if r := ok(t, root, "image", "inspect", "--format", "{{json .Config.Entrypoint}} {{json .Config.Cmd}}", "snap:3"); r.stdout != `["echo"] ["from","run"]`+"\n" {
+		t.Errorf("commit of an --entrypoint container: %s", r.stdout)
+	}
+	if r := ok(t, root, "run", "--rm", "snap:3", "again"); r.stdout != "again\n" {
+		t.Errorf("run of its image with a command: %q", r.stdout)
+	}
+}
+
 // commit pauses a running container while it reads its changes (docker's -p, on by default) and
 // thaws it after; a paused container stays paused, and --pause=false leaves it running.
 func TestCommitPause(t *testing.T) {

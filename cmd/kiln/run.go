@@ -259,7 +259,8 @@ func (o *runOptions) containerConfig(cmd *cobra.Command, g *globalOptions, ref s
 		return cfg, err
 	}
 	spec.Volatile = o.rm // its upper dir goes with it
-	cfg = container.Config{Name: o.name, Image: ref, ImageDigest: digest, Args: spec.Args, Restart: restart, AutoRemove: o.rm, OpenStdin: o.interactive,
+	cfg = container.Config{Name: o.name, Image: ref, ImageDigest: digest, Args: spec.Args, Restart: restart,
+		Command: &container.Command{Entrypoint: icfg.Entrypoint, Cmd: icfg.Cmd}, AutoRemove: o.rm, OpenStdin: o.interactive,
 		StopSignal: icfg.StopSignal, Exposed: exposed, Spec: spec, Volumes: vols, Healthcheck: health,
 		CreateCommand: createCommand(cmd, ref, args), CreateDir: workDir()}
 	o.host.config(&cfg, icfg.Labels)

@@ -98,7 +98,7 @@ func Build(ctx context.Context, o Options) (*Image, error) {
 		return nil, err
 	}
 	defer bctx.Close()
-	named, closeNamed, err := openNamedContexts(o.BuildContexts, o.Store)
+	named, closeNamed, err := openNamedContexts(ctx, o.BuildContexts, o.Store)
 	if err != nil {
 		return nil, err
 	}

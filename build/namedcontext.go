@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+
+	"github.com/kiln-build/kiln/cache"
 )
 
 // Prefixes of --build-context values that are not local directories, as BuildKit's.
@@ -18,27 +21,28 @@ const (
 	ociLayoutPrefix   = "oci-layout://"
 )
 
-// namedContext is one --build-context NAME=VALUE, opened: a local directory, an image
-// reference resolved like a FROM, or an image read from an OCI layout.
+// namedContext is one --build-context NAME=VALUE, opened: a local directory (or a git
+// checkout), an image reference resolved like a FROM, or an image read from an OCI layout.
 type namedContext struct {
 	value string   // as given, for messages
-	dir   *Context // a local directory
+	dir   *Context // a local directory, or a git URL's checkout
+	tmp   string   // the checkout's directory, removed with the context
 	ref   string   // docker-image://REF
 	image v1.Image // oci-layout://DIR[:TAG|@DIGEST]
 }
 
 // ParseBuildContexts checks `--build-context NAME=VALUE` flags and returns them by name
-// (case-insensitive, as stage names); VALUE is a directory, docker-image://REF or
-// oci-layout://DIR[:TAG|@sha256:DIGEST].
+// (case-insensitive, as stage names); VALUE is a directory, a git URL (#ref:subdir),
+// docker-image://REF or oci-layout://DIR[:TAG|@sha256:DIGEST].
 func ParseBuildContexts(flags []string) (map[string]string, error) {
 	out := map[string]string{}
 	for _, f := range flags {
 		name, val, ok := strings.Cut(f, "=")
 		if !ok || name == "" || val == "" {
-			return nil, fmt.Errorf("--build-context %q: use NAME=DIR, NAME=docker-image://REF or NAME=oci-layout://DIR", f)
+			return nil, fmt.Errorf("--build-context %q: use NAME=DIR, NAME=GIT-URL, NAME=docker-image://REF or NAME=oci-layout://DIR", f)
 		}
-		if strings.Contains(val, "://") && !strings.HasPrefix(val, dockerImagePrefix) && !strings.HasPrefix(val, ociLayoutPrefix) {
-			return nil, fmt.Errorf("--build-context %q: kiln takes a directory, docker-image:// or oci-layout:// (not git or http URLs)", f)
+		if strings.Contains(val, "://") && !isGitURL(val) && !strings.HasPrefix(val, dockerImagePrefix) && !strings.HasPrefix(val, ociLayoutPrefix) {
+			return nil, fmt.Errorf("--build-context %q: kiln takes a directory, a git URL (https://host/repo.git#ref:subdir), docker-image:// or oci-layout:// (not a tarball URL)", f)
 		}
 		name = strings.ToLower(name)
 		if _, dup := out[name]; dup {
@@ -49,20 +53,27 @@ func ParseBuildContexts(flags []string) (map[string]string, error) {
 	return out, nil
 }
 
-// openNamedContexts opens the build's named contexts; close releases the directories.
-func openNamedContexts(values map[string]string, state StateStore) (map[string]*namedContext, func(), error) {
+// openNamedContexts opens the build's named contexts, cloning git ones into the store's
+// staging; close releases the directories and removes the checkouts.
+func openNamedContexts(ctx context.Context, values map[string]string, st *cache.Store) (map[string]*namedContext, func(), error) {
 	out := map[string]*namedContext{}
 	closeAll := func() {
 		for _, nc := range out {
 			if nc.dir != nil {
 				_ = nc.dir.Close()
 			}
+			if nc.tmp != "" {
+				_ = os.RemoveAll(nc.tmp)
+			}
 		}
 	}
 	for name, val := range values {
 		nc := &namedContext{value: val}
+		out[name] = nc // closeAll releases what it got so far on a failure
 		var err error
 		switch {
+		case isGitURL(val):
+			err = nc.openGit(ctx, st)
 		case strings.HasPrefix(val, dockerImagePrefix):
 			nc.ref = strings.TrimPrefix(val, dockerImagePrefix)
 			if nc.ref == "" {
@@ -71,18 +82,44 @@ func openNamedContexts(values map[string]string, state StateStore) (map[string]*
 		case strings.HasPrefix(val, ociLayoutPrefix):
 			nc.image, err = layoutImage(strings.TrimPrefix(val, ociLayoutPrefix))
 		default:
-			var ignore []string
-			if ignore, err = ReadIgnoreFile(val, ""); err == nil {
-				nc.dir, err = OpenContext(val, ignore, state)
-			}
+			nc.dir, err = openDirContext(val, st)
 		}
 		if err != nil {
 			closeAll()
 			return nil, nil, fmt.Errorf("--build-context %s=%s: %w", name, val, err)
 		}
-		out[name] = nc
 	}
 	return out, closeAll, nil
+}
+
+// openDirContext opens a directory as a context with its own .dockerignore.
+func openDirContext(dir string, state StateStore) (*Context, error) {
+	ignore, err := ReadIgnoreFile(dir, "")
+	if err != nil {
+		return nil, err
+	}
+	return OpenContext(dir, ignore, state)
+}
+
+// openGit clones nc's git URL with the fetcher ADD and git build contexts use; the context is
+// its subdir, confined to the checkout.
+func (nc *namedContext) openGit(ctx context.Context, st *cache.Store) error {
+	tmp, err := st.TempDir("context-")
+	if err != nil {
+		return err
+	}
+	nc.tmp = tmp
+	g := parseGitSource(nc.value, false)
+	g.purpose = "build context"
+	if err := g.fetch(ctx, tmp); err != nil {
+		return err
+	}
+	sub, err := g.subdirIn()
+	if err != nil {
+		return err
+	}
+	nc.dir, err = openDirContext(sub, st)
+	return err
 }
 
 // layoutImage reads DIR[:TAG|@DIGEST] from an OCI image layout; without either the layout

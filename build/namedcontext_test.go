@@ -120,7 +120,7 @@ func TestBuildContexts(t *testing.T) {
 			t.Errorf("%v: %v", bad, err)
 		}
 	}
-	for _, bad := range []string{"noequals", "=dir", "x=", "x=https://example.com/repo.git"} {
+	for _, bad := range []string{"noequals", "=dir", "x=", "x=https://example.com/ctx.tar.gz"} {
 		if _, err := ParseBuildContexts([]string{bad}); err == nil {
 			t.Errorf("%q accepted", bad)
 		}

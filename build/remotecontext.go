@@ -164,14 +164,23 @@ func (o *Options) gitContext(ctx context.Context, tmp string) error {
 	if err := g.fetch(ctx, tmp); err != nil {
 		return err
 	}
-	sub, err := securejoin.SecureJoin(g.dir, g.subdir)
+	sub, err := g.subdirIn()
 	if err != nil {
 		return err
 	}
-	if fi, err := os.Stat(sub); err != nil || !fi.IsDir() {
-		return fmt.Errorf("build context %s: %q is not a directory of the repository", o.ContextDir, g.subdir)
-	}
 	return o.inContext(sub)
+}
+
+// subdirIn is the fetched checkout's #ref:subdir directory, confined to it.
+func (g *gitSource) subdirIn() (string, error) {
+	sub, err := securejoin.SecureJoin(g.dir, g.subdir)
+	if err != nil {
+		return "", err
+	}
+	if fi, err := os.Stat(sub); err != nil || !fi.IsDir() {
+		return "", fmt.Errorf("build context %s: %q is not a directory of the repository", g.url, g.subdir)
+	}
+	return sub, nil
 }
 
 // inContext makes dir the context and resolves -f inside it.

@@ -28,7 +28,7 @@ func (b *buildRunFlags) bind(f *pflag.FlagSet) {
 	f.StringArrayVar(&b.ulimits, "ulimit", nil, "resource limit NAME=SOFT[:HARD] of every RUN step, e.g. nofile=1024:2048 (repeatable)")
 	f.StringVar(&b.shmSize, "shm-size", "", "size of /dev/shm in RUN steps, e.g. 128m (default 64m)")
 	f.StringArrayVar(&b.annotate, "annotation", nil, "add an annotation KEY=VALUE (or manifest:KEY=VALUE) to the image manifest (repeatable)")
-	f.StringArrayVar(&b.contexts, "build-context", nil, "named context NAME=DIR|docker-image://REF|oci-layout://DIR[:TAG] for FROM NAME and COPY --from=NAME (repeatable)")
+	f.StringArrayVar(&b.contexts, "build-context", nil, "named context NAME=DIR|GIT-URL|docker-image://REF|oci-layout://DIR[:TAG] for FROM NAME and COPY --from=NAME (repeatable)")
 	f.StringArrayVar(&b.ssh, "ssh", nil, "SSH agent or keys for RUN --mount=type=ssh: default (= $SSH_AUTH_SOCK) or ID=SOCKET|KEYFILE[,KEYFILE] (repeatable)")
 }
 

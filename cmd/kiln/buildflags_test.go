@@ -146,4 +146,31 @@ func TestBuildGitContext(t *testing.T) {
 	if r := kiln(t, root, nil, "build", url+"#nosuchref"); r.code != 1 || !strings.Contains(r.stderr, "nosuchref") {
 		t.Errorf("unknown ref: exit %d %s", r.code, r.stderr)
 	}
+
+	// A git URL as a named context: COPY --from=NAME reads the checkout's subdir, and a second
+	// build of the same commit is cached; its checkout is gone after the build.
+	bf := "FROM busybox\nCOPY --from=src msg /named\n"
+	for i := range 2 {
+		r := kiln(t, root, strings.NewReader(bf), "build", "--progress", "plain", "-t", "named-git", "--build-context", "src="+url+"#v1:app", "-")
+		if r.code != 0 {
+			t.Fatalf("--build-context NAME=GIT-URL: exit %d\n%s", r.code, r.stderr)
+		}
+		if cached := strings.Contains(r.stderr, "CACHED"); cached != (i == 1) {
+			t.Errorf("build %d of a git named context: cached %v\n%s", i+1, cached, r.stderr)
+		}
+	}
+	if os.Geteuid() == 0 {
+		if r := ok(t, root, "run", "--rm", "named-git", "cat", "/named"); r.stdout != "v1" {
+			t.Errorf("/named = %q", r.stdout)
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(root, "tmp", "*", "context-*")); len(left) > 0 {
+		t.Errorf("git checkouts left behind: %v", left)
+	}
+	if r := kiln(t, root, strings.NewReader(bf), "build", "--build-context", "src="+url+"#nosuchref", "-"); r.code != 1 || !strings.Contains(r.stderr, "nosuchref") {
+		t.Errorf("named git context, unknown ref: exit %d %s", r.code, r.stderr)
+	}
+	if r := kiln(t, root, strings.NewReader(bf), "build", "--build-context", "src=https://example.invalid/ctx.tar.gz", "-"); r.code != 2 || !strings.Contains(r.stderr, "not a tarball URL") {
+		t.Errorf("a tarball URL as a named context: exit %d %s", r.code, r.stderr)
+	}
 }

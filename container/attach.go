@@ -76,6 +76,7 @@ type hub struct {
 	mu      sync.Mutex
 	clients map[*attachClient]struct{}
 	running bool            // a run is under way: clients may join
+	held    chan struct{}   // non-nil while the first run waits for a client, closed when one joins
 	input   io.Writer       // where clients' input goes (a pty master or a stdin pipe); nil: dropped
 	term    console.Console // the running container's pty master; nil without a tty
 	size    console.WinSize // the last size a client asked for, kept for the next run's pty
@@ -92,6 +93,15 @@ func (h *hub) started(term console.Console, input io.Writer) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.running, h.term, h.input = true, term, input
+}
+
+// hold lets clients join before the first run, their input going to input (nil: dropped); the
+// channel is closed when the first one has joined.
+func (h *hub) hold(input io.Writer) <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.held, h.input = make(chan struct{}), input
+	return h.held
 }
 
 // termSize is the size for the next run's pty.
@@ -155,7 +165,7 @@ func (h *hub) join(conn net.Conn, dec *json.Decoder, stdin bool, refuse error) {
 		return append(b, '\n')
 	}
 	h.mu.Lock()
-	if refuse == nil && !h.running {
+	if refuse == nil && !h.running && h.held == nil {
 		refuse = errors.New("cannot attach to a stopped container, start it first")
 	}
 	if refuse != nil {
@@ -174,6 +184,10 @@ func (h *hub) join(conn net.Conn, dec *json.Decoder, stdin bool, refuse error) {
 	c.push(reply(nil)) // the reply line comes before any frame
 	h.clients[c] = struct{}{}
 	h.writers.Add(1)
+	if h.held != nil {
+		close(h.held)
+		h.held = nil
+	}
 	h.mu.Unlock()
 	go func() {
 		defer h.writers.Done()

@@ -50,6 +50,9 @@ type AttachOptions struct {
 	// DetachKeys, typed on Stdin, end the attach with ErrDetached; nil: no keys detach.
 	DetachKeys []byte
 	Resize     <-chan TermSize // the client terminal's sizes, for a tty container; may be nil
+	// Held says the monitor holds the container's first start for this client (Spawn with
+	// hold): it is not running yet, and the client must not wait for it to be.
+	Held bool
 }
 
 // Attach connects to the running container's monitor and streams until the container exits
@@ -61,6 +64,7 @@ func (c *Container) Attach(ctx context.Context, o AttachOptions) (int, error) {
 		return 0, err
 	}
 	switch {
+	case o.Held:
 	case st.Status == StatusRestarting && !st.MonitorLost:
 		return 0, errors.New("cannot attach to a restarting container, wait until it is running")
 	case !st.Running():

@@ -25,7 +25,15 @@ type Streams struct {
 	// Detached says the monitor owns the container's stdio (the streams above are nil): a pty of
 	// its own with -t, a stdin pipe kept open with -i, so `kiln attach` clients can come and go.
 	Detached bool
+	// HoldForAttach makes the first start wait until an attach client has joined (or
+	// holdTimeout passed), telling Started once it listens: kiln start -ai sees the output of a
+	// container that exits at once, and its input is taken from the first byte.
+	HoldForAttach bool
 }
+
+// holdTimeout bounds a held start: a spawner that died before attaching does not keep the
+// container from starting.
+const holdTimeout = 5 * time.Second
 
 // Restart backoff: docker's 100 ms doubling, capped lower so a crash loop stays observable.
 const (
@@ -97,6 +105,9 @@ type monitor struct {
 }
 
 func (m *monitor) loop(ctx context.Context) (int, error) {
+	if m.io.HoldForAttach && !m.holdForClient(ctx) {
+		return 0, nil // stopped before it ran: it stays created
+	}
 	delay := restartDelay
 	for {
 		code, runErr := m.runOnce(ctx)
@@ -125,6 +136,31 @@ func (m *monitor) loop(ctx context.Context) (int, error) {
 		}
 		delay = min(2*delay, maxRestartDelay)
 		m.state.RestartCount++
+	}
+}
+
+// holdForClient opens the hub before the first run and waits for a client; false means the
+// monitor was told to end meanwhile.
+func (m *monitor) holdForClient(ctx context.Context) bool {
+	var input io.Writer
+	if m.stdinW != nil {
+		input = m.stdinW // early input waits in the pipe for the container
+	}
+	joined := m.hub.hold(input)
+	m.reportStarted() // the spawner may attach now
+	timer := time.NewTimer(holdTimeout)
+	defer timer.Stop()
+	for {
+		select {
+		case <-joined:
+			return true
+		case <-timer.C:
+			return true
+		case <-ctx.Done():
+			return false
+		case req := <-m.reqs:
+			req.answer <- fmt.Errorf("container %s is starting: retry in a moment", m.c.ShortID())
+		}
 	}
 }
 

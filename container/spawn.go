@@ -20,10 +20,16 @@ const monitorLogFile = "monitor.log"
 // exited), so Spawn waits on a pipe instead of polling state.json.
 const ReadyEnv = "KILN_MONITOR_READY_FD"
 
+// HoldEnv tells a spawned monitor to hold the container's first start until an attach client
+// joins (Streams.HoldForAttach).
+const HoldEnv = "KILN_MONITOR_HOLD"
+
 // Spawn starts a detached monitor for c by running argv (kiln re-executing itself as
 // `kiln __monitor ID`) in its own session with stdio on /dev/null, and waits until the container
-// has started, or has exited at once, or the monitor failed.
-func (s *Store) Spawn(ctx context.Context, c *Container, argv []string) error {
+// has started, or has exited at once, or the monitor failed. With hold the monitor waits for an
+// attach client (AttachOptions.Held) before it starts the container, and Spawn returns once it
+// listens.
+func (s *Store) Spawn(ctx context.Context, c *Container, argv []string, hold bool) error {
 	logf, err := os.OpenFile(filepath.Join(c.dir, monitorLogFile), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return fmt.Errorf("start monitor: %w", err)
@@ -40,6 +46,9 @@ func (s *Store) Spawn(ctx context.Context, c *Container, argv []string) error {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	cmd.ExtraFiles = []*os.File{readyW} // fd 3
 	cmd.Env = append(os.Environ(), ReadyEnv+"=3")
+	if hold {
+		cmd.Env = append(cmd.Env, HoldEnv+"=1")
+	}
 	since := time.Now()
 	err = cmd.Start()
 	readyW.Close() // the monitor holds the only write end now: its exit means EOF

@@ -18,6 +18,7 @@ import (
 type attachOptions struct {
 	detachKeys        string
 	noStdin, sigProxy bool
+	held              bool // the monitor holds the container's start for this client (start -ai)
 }
 
 func newAttachCmd(g *globalOptions) *cobra.Command {
@@ -80,7 +81,7 @@ func attachTo(cmd *cobra.Command, g *globalOptions, cs *container.Store, c *cont
 		}
 	}
 	tty := c.Spec.Terminal
-	ao := container.AttachOptions{Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr()}
+	ao := container.AttachOptions{Stdout: cmd.OutOrStdout(), Stderr: cmd.ErrOrStderr(), Held: o.held}
 	if !o.noStdin && c.OpenStdin {
 		ao.Stdin = cmd.InOrStdin()
 	}

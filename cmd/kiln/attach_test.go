@@ -126,9 +126,10 @@ func TestAttachTTY(t *testing.T) {
 	}
 	a.waitOut("37 99", "stty size\n") // SIGWINCH → kiln attach → the monitor's pty → the container's
 	a.typeIn("\x10\x11")
-	if code := a.exitCode(); code != 1 || !strings.Contains(a.output(), "read escape sequence") {
+	if code := a.exitCode(); code != 1 {
 		t.Fatalf("detach: exit %d\n%q", code, a.output())
 	}
+	a.waitOut("read escape sequence", "") // the pty may still hold the last output when kiln has exited
 	if !a.canonical() {
 		t.Error("the terminal was left in raw mode after detaching")
 	}
@@ -168,9 +169,34 @@ func TestAttachTTY(t *testing.T) {
 	// docker's start -ai: a detached start, then attach.
 	ok(t, root, "create", "-it", "--name", "later", "busybox", "sh")
 	s := onPty(t, root, "start", "-ai", "later")
-	s.typeIn("echo s-$((4+4)); exit 6\n")
+	s.waitOut("s-8", "echo s-$((4+4))\n") // retyped: a starting shell's line editor may drop what came first
+	s.typeIn("exit 6\n")
 	if code := s.exitCode(); code != 6 || !strings.Contains(s.output(), "s-8") {
 		t.Errorf("start -ai: exit %d\n%q", code, s.output())
+	}
+}
+
+// start -ai holds the start until it is attached, as docker attaches before it starts: a
+// container that exits at once shows its output, piped input reaches its first read, and a
+// command that cannot run says why with docker's 127.
+func TestStartAttachBeforeStart(t *testing.T) {
+	requireContainers(t)
+	root := busyboxRoot(t)
+	t.Cleanup(func() { kiln(t, root, nil, "rm", "-f", "quick", "reader", "bad") })
+	ok(t, root, "create", "-i", "--name", "quick", "busybox", "echo", "at-once")
+	if r := kiln(t, root, nil, "start", "-ai", "quick"); r.code != 0 || r.stdout != "at-once\n" {
+		t.Errorf("start -ai of a container that exits at once: exit %d, stdout %q, stderr %s", r.code, r.stdout, r.stderr)
+	}
+	ok(t, root, "create", "-i", "--name", "reader", "busybox", "sh", "-c", "read a; echo got $a; exit 3")
+	if r := kiln(t, root, strings.NewReader("early\n"), "start", "-ai", "reader"); r.code != 3 || r.stdout != "got early\n" {
+		t.Errorf("start -ai with piped input: exit %d, stdout %q, stderr %s", r.code, r.stdout, r.stderr)
+	}
+	ok(t, root, "create", "-i", "--name", "bad", "busybox", "nosuchcmd")
+	if r := kiln(t, root, nil, "start", "-ai", "bad"); r.code != 127 || !strings.Contains(r.stderr, "nosuchcmd") {
+		t.Errorf("start -ai of a command that does not exist: exit %d, %s", r.code, r.stderr)
+	}
+	if st := inspectOne(t, root, "quick").State; st.Status != "exited" || st.ExitCode != 0 {
+		t.Errorf("after start -ai: %+v", st)
 	}
 }
 

@@ -58,7 +58,9 @@ func newMonitorCmd(g *globalOptions) *cobra.Command {
 				return err
 			}
 			// Its stderr is containers/<id>/monitor.log: kiln's own failures land there.
-			_, err = cs.Supervise(ctx, rt, c, container.Streams{Started: spawnerReady(), Detached: true})
+			hold := os.Getenv(container.HoldEnv) == "1"
+			os.Unsetenv(container.HoldEnv) //nolint:errcheck // nothing it runs needs it
+			_, err = cs.Supervise(ctx, rt, c, container.Streams{Started: spawnerReady(), Detached: true, HoldForAttach: hold})
 			if c.AutoRemove {
 				if rerr := cs.Remove(context.WithoutCancel(ctx), rt, c, true); rerr != nil {
 					err = errors.Join(err, rerr)

@@ -23,7 +23,7 @@ func newRestartCmd(g *globalOptions) *cobra.Command {
 				if err := cs.Stop(cmd.Context(), rt, c, c.StopTimeoutOr(givenTimeout(cmd, timeout))); err != nil {
 					return err
 				}
-				return startContainer(cmd, g, cs, rt, c)
+				return startContainer(cmd, g, cs, rt, c, false)
 			})
 		},
 	}

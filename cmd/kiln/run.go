@@ -156,7 +156,7 @@ func runContainer(cmd *cobra.Command, g *globalOptions, o *runOptions, ref strin
 	}
 	if o.detach {
 		// As docker: a command that cannot run at all fails `run -d` with its 126 or 127 (a CommandError).
-		if err := cs.Spawn(cmd.Context(), c, monitorArgv(g, c.ID)); err != nil {
+		if err := cs.Spawn(cmd.Context(), c, monitorArgv(g, c.ID), false); err != nil {
 			return 0, err
 		}
 		fmt.Fprintln(cmd.OutOrStdout(), c.ID)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -21,7 +22,8 @@ func newStartCmd(g *globalOptions) *cobra.Command {
 			"With -a, this kiln is the monitor: the container's output goes to the terminal (and its log),\n" +
 			"SIGTERM or Ctrl-C stops it, and the exit code is the container's — what a systemd unit runs.\n" +
 			"With -i (docker's start -ai), a container created with -i or -t starts under a detached monitor and\n" +
-			"this terminal attaches to it, as kiln attach does: the detach keys leave it running.",
+			"this terminal attaches to it, as kiln attach does: the detach keys leave it running. The container\n" +
+			"starts once this terminal is attached, so none of its output or input is lost.",
 		Args: argsRange(1, -1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if interactive {
@@ -37,7 +39,7 @@ func newStartCmd(g *globalOptions) *cobra.Command {
 				return startAttached(cmd, g, args[0])
 			}
 			return eachContainer(cmd, g, args, func(cs *container.Store, rt *runtime.Runtime, c *container.Container) error {
-				return startContainer(cmd, g, cs, rt, c)
+				return startContainer(cmd, g, cs, rt, c, false)
 			})
 		},
 	}
@@ -48,8 +50,8 @@ func newStartCmd(g *globalOptions) *cobra.Command {
 }
 
 // startContainer spawns a monitor unless the container runs already, first cleaning up what a
-// killed monitor left behind.
-func startContainer(cmd *cobra.Command, g *globalOptions, cs *container.Store, rt *runtime.Runtime, c *container.Container) error {
+// killed monitor left behind; with hold the monitor waits for an attach client to start it.
+func startContainer(cmd *cobra.Command, g *globalOptions, cs *container.Store, rt *runtime.Runtime, c *container.Container, hold bool) error {
 	st, err := c.State()
 	if err != nil || st.Running() {
 		return err
@@ -59,10 +61,11 @@ func startContainer(cmd *cobra.Command, g *globalOptions, cs *container.Store, r
 			return err
 		}
 	}
-	return cs.Spawn(cmd.Context(), c, monitorArgv(g, c.ID))
+	return cs.Spawn(cmd.Context(), c, monitorArgv(g, c.ID), hold)
 }
 
-// startInteractive is docker's start -ai: a detached start, then attach.
+// startInteractive is docker's start -ai: a detached start that waits for this attach, so the
+// output of a container that exits at once is seen, and its input is taken from the start.
 func startInteractive(cmd *cobra.Command, g *globalOptions, ref string, o *attachOptions) error {
 	cs, c, err := getContainer(g, ref)
 	if err != nil {
@@ -72,10 +75,16 @@ func startInteractive(cmd *cobra.Command, g *globalOptions, ref string, o *attac
 	if err != nil {
 		return err
 	}
-	if err := startContainer(cmd, g, cs, rt, c); err != nil {
+	since := time.Now()
+	if err := startContainer(cmd, g, cs, rt, c, true); err != nil {
 		return failure(1, err)
 	}
-	return attachExit(attachTo(cmd, g, cs, c, o))
+	o.held = true
+	code, err := attachTo(cmd, g, cs, c, o)
+	if st, serr := c.State(); err == nil && code >= 125 && serr == nil && st.Error != "" && st.FinishedAt.After(since) {
+		return failure(code, errors.New(st.Error)) // it could not start: say why, as a detached start does
+	}
+	return attachExit(code, err)
 }
 
 // startAttached supervises the container in this process, as a foreground `kiln run` does.

@@ -101,20 +101,14 @@ func openDirContext(dir string, state StateStore) (*Context, error) {
 	return OpenContext(dir, ignore, state)
 }
 
-// openGit clones nc's git URL with the fetcher ADD and git build contexts use; the context is
-// its subdir, confined to the checkout.
+// openGit clones nc's git URL as a git build context is; the context is its subdir.
 func (nc *namedContext) openGit(ctx context.Context, st *cache.Store) error {
 	tmp, err := st.TempDir("context-")
 	if err != nil {
 		return err
 	}
 	nc.tmp = tmp
-	g := parseGitSource(nc.value, false)
-	g.purpose = "build context"
-	if err := g.fetch(ctx, tmp); err != nil {
-		return err
-	}
-	sub, err := g.subdirIn()
+	sub, err := checkoutContext(ctx, nc.value, tmp)
 	if err != nil {
 		return err
 	}

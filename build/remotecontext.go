@@ -156,23 +156,23 @@ func checkContextTar(ctx context.Context, name string, max int64) (bool, error) 
 	return true, nil
 }
 
-// gitContext checks a git URL (#ref:subdir) out with the one git fetcher ADD uses; the
-// context is the subdir, confined to the checkout.
+// gitContext checks a git URL (#ref:subdir) out and makes its subdir the context.
 func (o *Options) gitContext(ctx context.Context, tmp string) error {
-	g := parseGitSource(o.ContextDir, false)
-	g.purpose = "build context"
-	if err := g.fetch(ctx, tmp); err != nil {
-		return err
-	}
-	sub, err := g.subdirIn()
+	sub, err := checkoutContext(ctx, o.ContextDir, tmp)
 	if err != nil {
 		return err
 	}
 	return o.inContext(sub)
 }
 
-// subdirIn is the fetched checkout's #ref:subdir directory, confined to it.
-func (g *gitSource) subdirIn() (string, error) {
+// checkoutContext checks a git URL (#ref:subdir) out under tmp with the one git fetcher ADD
+// uses and returns the subdir, confined to the checkout: a git build context or named context.
+func checkoutContext(ctx context.Context, url, tmp string) (string, error) {
+	g := parseGitSource(url, false)
+	g.purpose = "build context"
+	if err := g.fetch(ctx, tmp); err != nil {
+		return "", err
+	}
 	sub, err := securejoin.SecureJoin(g.dir, g.subdir)
 	if err != nil {
 		return "", err

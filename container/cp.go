@@ -18,6 +18,7 @@ import (
 	"syscall"
 
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
+	"github.com/gofrs/flock"
 
 	"github.com/kiln-build/kiln/cache/layer"
 	"github.com/kiln-build/kiln/runtime"
@@ -30,12 +31,12 @@ const Stream = "-"
 // "-", with docker's cp rules: into dst when it is a directory, else as dst; "src/." copies
 // the directory's contents. Every path in c resolves inside c's rootfs: a symlink in the
 // container pointing to / never reaches the host's files.
-func (c *Container) CopyToHost(ctx context.Context, src, dst string, w io.Writer) error {
+func (c *Container) CopyToHost(ctx context.Context, src, dst string, w io.Writer) (err error) {
 	rootfs, release, err := c.rootfs(false)
 	if err != nil {
 		return err
 	}
-	defer release()
+	defer func() { err = errors.Join(err, release()) }()
 	if dst != Stream {
 		if dst, err = filepath.Abs(dst); err != nil {
 			return err
@@ -49,13 +50,13 @@ func (c *Container) CopyToHost(ctx context.Context, src, dst string, w io.Writer
 }
 
 // CopyFromHost copies src on the host (or, when src is "-", the tar stream r) to dst in c,
-// which must be running; see CopyToHost for the rules.
-func (c *Container) CopyFromHost(ctx context.Context, src string, r io.Reader, dst string) error {
+// running or not (a stopped or created one cannot start meanwhile); see CopyToHost for the rules.
+func (c *Container) CopyFromHost(ctx context.Context, src string, r io.Reader, dst string) (err error) {
 	rootfs, release, err := c.rootfs(true)
 	if err != nil {
 		return err
 	}
-	defer release()
+	defer func() { err = errors.Join(err, release()) }()
 	if src != Stream {
 		if src, err = filepath.Abs(src); err != nil {
 			return err
@@ -73,37 +74,73 @@ func (c *Container) CopyFromHost(ctx context.Context, src string, r io.Reader, d
 }
 
 // rootfs is the container's filesystem: a running one's own root (with its mounts), else its
-// layers and upper dir mounted read-only for the copy.
-func (c *Container) rootfs(write bool) (string, func(), error) {
+// layers and upper dir mounted for the copy: read-only, or with write its own overlay
+// read-write, holding the monitor's lock so that no start mounts the same upper dir meanwhile.
+func (c *Container) rootfs(write bool) (string, func() error, error) {
 	st, err := c.State()
 	if err != nil {
 		return "", nil, err
 	}
 	if st.Running() && st.Pid > 0 {
-		return "/proc/" + strconv.Itoa(st.Pid) + "/root", func() {}, nil
+		return "/proc/" + strconv.Itoa(st.Pid) + "/root", func() error { return nil }, nil
 	}
-	if write {
-		return "", nil, fmt.Errorf("container %s %w: copying into a stopped container is not supported yet; start it first", c.Name, ErrNotRunning)
+	if !write {
+		return c.layersView(false)
 	}
-	return c.layersView()
+	lock, err := c.lockMonitor()
+	if err != nil {
+		return "", nil, err
+	}
+	if mounted, err := mountinfo.Mounted(filepath.Join(c.Spec.BundleDir, "rootfs")); err == nil && mounted {
+		lock.Unlock() //nolint:errcheck // closing the lock file releases it too
+		return "", nil, fmt.Errorf("container %s lost its monitor and its root filesystem is still mounted: remove it (kiln rm -f %s) or start it", c.Name, c.Name)
+	}
+	rootfs, release, err := c.layersView(true)
+	if err != nil {
+		lock.Unlock() //nolint:errcheck // closing the lock file releases it too
+		return "", nil, err
+	}
+	return rootfs, func() error { return errors.Join(release(), lock.Unlock()) }, nil
 }
 
-// layersView mounts c's image layers with its upper dir on top, read-only, in c's directory.
-func (c *Container) layersView() (string, func(), error) {
-	// The name says whose view it is, so that a Remove can unmount what a killed kiln left.
+// lockMonitor takes c's monitor lock, which a monitor holds for its life and a cp into the
+// stopped container for the copy, or says that c is busy.
+func (c *Container) lockMonitor() (*flock.Flock, error) {
+	lock := flock.New(filepath.Join(c.dir, monitorLock), flock.SetPermissions(0o600))
+	locked, err := lock.TryLock()
+	if err != nil {
+		return nil, fmt.Errorf("container %s: %w", c.Name, err)
+	}
+	if !locked {
+		return nil, fmt.Errorf("container %s is busy (starting, stopping, or a cp into it): retry once that is done", c.Name)
+	}
+	return lock, nil
+}
+
+// layersView mounts c's image layers with its upper dir on top in c's directory: read-only,
+// or with write as c's own overlay (its upper and work dirs) read-write.
+func (c *Container) layersView(write bool) (string, func() error, error) {
+	// The name says whose view it is, so that a Remove or a start can unmount what a killed kiln left.
 	dir, err := os.MkdirTemp(c.dir, fmt.Sprintf("%s%d-%d-", viewPrefix, os.Getpid(), procStart(os.Getpid())))
 	if err != nil {
 		return "", nil, err
 	}
-	rootfs, unmount, err := runtime.MountLayers(dir, append(slices.Clone(c.Spec.Lower), c.Spec.Upper))
+	var rootfs string
+	var unmount func() error
+	if write {
+		rootfs, unmount, err = runtime.MountWritable(dir, c.Spec.Lower, c.Spec.Upper, c.Spec.Work, c.Spec.Volatile)
+	} else {
+		rootfs, unmount, err = runtime.MountLayers(dir, append(slices.Clone(c.Spec.Lower), c.Spec.Upper))
+	}
 	if err != nil {
 		os.RemoveAll(dir)
 		return "", nil, fmt.Errorf("mount %s's filesystem: %w", c.Name, err)
 	}
-	return rootfs, func() {
-		if unmount() == nil { // never remove through a mount that stayed
-			os.RemoveAll(dir)
+	return rootfs, func() error {
+		if err := unmount(); err != nil {
+			return fmt.Errorf("unmount %s's filesystem: %w", c.Name, err) // never remove through a mount that stayed
 		}
+		return os.RemoveAll(dir)
 	}, nil
 }
 

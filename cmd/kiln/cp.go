@@ -19,10 +19,11 @@ func newCpCmd(g *globalOptions) *cobra.Command {
 	c := &cobra.Command{
 		Use:   "cp [OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n  kiln cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH",
 		Short: "Copy files between a container and the host",
-		Long: "Copy a file or directory out of a container (running or stopped) or into a running one, with\n" +
+		Long: "Copy a file or directory out of or into a container, running, stopped or created, with\n" +
 			"docker's rules: into DEST when it is a directory, else as DEST; SRC/. copies a directory's\n" +
 			"contents; - is a tar stream on standard output or input. Paths in the container resolve inside\n" +
-			"its root filesystem: its symlinks never lead to the host's files.",
+			"its root filesystem: its symlinks never lead to the host's files. A container that is not\n" +
+			"running cannot start during a copy into it.",
 		Args: argsRange(2, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			srcCtr, src := splitCpArg(args[0])

@@ -22,9 +22,14 @@ func TestCp(t *testing.T) {
 	if err := os.WriteFile(hostCanary, []byte("HOST\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.Remove(hostCanary); os.Remove(hostCanary + "-in"); os.Remove(hostCanary + "-tar") })
+	t.Cleanup(func() {
+		for _, s := range []string{"", "-in", "-tar", "-stopped-in", "-stopped-up", "-stopped-tar"} {
+			os.Remove(hostCanary + s)
+		}
+	})
+	// The second start (after the cp into the stopped container) finds its files made.
 	ok(t, root, "run", "-d", "--name", "c", "busybox", "sh", "-c",
-		"ln -s / /evil && ln -s ../../../.. /up && echo CONTAINER > /"+canary+" && mkdir -p /d/sub && echo x > /d/sub/f && touch /ready && exec sleep 300")
+		"test -e /ready || { ln -s / /evil && ln -s ../../../.. /up && echo CONTAINER > /"+canary+" && mkdir -p /d/sub && echo x > /d/sub/f && touch /ready; }; exec sleep 300")
 	t.Cleanup(func() { kiln(t, root, nil, "rm", "-f", "c") })
 	waitFor(t, "the container's files", func() bool { return kiln(t, root, nil, "exec", "c", "test", "-e", "/ready").code == 0 })
 
@@ -81,8 +86,49 @@ func TestCp(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(out, "stopped")); string(b) != "CONTAINER\n" {
 		t.Errorf("cp from a stopped container read %q", b)
 	}
-	if r := kiln(t, root, nil, "cp", in, "c:/x"); r.code != 1 || !strings.Contains(r.stderr, "start it first") {
-		t.Errorf("cp into a stopped container: exit %d %s", r.code, r.stderr)
+
+	// Into the stopped container: its own upper dir, confined as when it runs.
+	ok(t, root, "cp", in, "c:/evil/"+canary+"-stopped-in")
+	ok(t, root, "cp", in, "c:/up/"+canary+"-stopped-up")
+	tb.Reset()
+	tw = tar.NewWriter(&tb)
+	tw.WriteHeader(&tar.Header{Name: "evil/" + canary + "-stopped-tar", Mode: 0o644, Size: 3, Typeflag: tar.TypeReg})
+	tw.Write([]byte("TAR"))
+	tw.Close()
+	if r := kiln(t, root, &tb, "cp", "-", "c:/"); r.code != 0 {
+		t.Fatalf("cp - c:/ into a stopped container: exit %d %s", r.code, r.stderr)
+	}
+	for _, s := range []string{"-stopped-in", "-stopped-up", "-stopped-tar"} {
+		if _, err := os.Stat(hostCanary + s); err == nil {
+			t.Errorf("cp into the stopped container through its symlinks wrote the host's %s", hostCanary+s)
+		}
+	}
+	if n := containerMounts(root); n != 0 {
+		t.Errorf("cp into a stopped container left %d mounts", n)
+	}
+	if r := kiln(t, root, nil, "cp", in, "c:/nodir/x"); r.code != 1 || !strings.Contains(r.stderr, "/nodir") {
+		t.Errorf("cp into a missing directory of a stopped container: exit %d %s", r.code, r.stderr)
+	}
+	ok(t, root, "start", "c")
+	want := "IN\nIN\nTAR"
+	var got string
+	waitFor(t, "the files copied in while stopped", func() bool {
+		r := kiln(t, root, nil, "exec", "c", "cat", "/"+canary+"-stopped-in", "/"+canary+"-stopped-up", "/"+canary+"-stopped-tar")
+		got = r.stdout
+		return r.code == 0
+	})
+	if got != want {
+		t.Errorf("files copied in while stopped read %q, want %q", got, want)
+	}
+
+	// Into a created, never started container.
+	ok(t, root, "create", "--name", "new", "busybox", "cat", "/made")
+	t.Cleanup(func() { kiln(t, root, nil, "rm", "-f", "new") })
+	made := filepath.Join(t.TempDir(), "made")
+	os.WriteFile(made, []byte("MADE\n"), 0o644)
+	ok(t, root, "cp", made, "new:/made")
+	if r := ok(t, root, "start", "-a", "new"); r.stdout != "MADE\n" {
+		t.Errorf("start -a after cp into a created container printed %q", r.stdout)
 	}
 	for _, args := range [][]string{{"cp", "a", "b"}, {"cp", "c:/a", "c:/b"}, {"cp", "c:", "x"}} {
 		if r := kiln(t, root, nil, args...); r.code != 2 {
@@ -98,10 +144,7 @@ func TestExportInterruptedLeavesNoMount(t *testing.T) {
 	requireContainers(t)
 	root := busyboxRoot(t)
 	ok(t, root, "run", "--name", "big", "busybox", "sh", "-c", "head -c 8000000 /dev/zero > /big")
-	mounted := func() int {
-		data, _ := os.ReadFile("/proc/self/mountinfo")
-		return strings.Count(string(data), root+"/containers/")
-	}
+	mounted := func() int { return containerMounts(root) }
 	// The reader reads a little and leaves.
 	cmd := exec.Command("sh", "-c", `"$0" export big | head -c 1000 >/dev/null`, os.Args[0])
 	cmd.Env = append(os.Environ(), execEnv+"=1", "KILN_ROOT="+root)
@@ -141,5 +184,52 @@ func TestExportInterruptedLeavesNoMount(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(root + "/containers"); len(ents) != 0 {
 		t.Errorf("rm left %d entries in containers/", len(ents))
+	}
+}
+
+// containerMounts counts the mounts under root's containers.
+func containerMounts(root string) int {
+	data, _ := os.ReadFile("/proc/self/mountinfo")
+	return strings.Count(string(data), root+"/containers/")
+}
+
+// A cp into a stopped container holds it: a start or a second cp meanwhile is refused. SIGKILLed
+// while it holds the container's own upper dir mounted, it leaves a mount that the next start
+// unmounts before mounting that upper dir itself.
+func TestCpStoppedInterrupted(t *testing.T) {
+	requireContainers(t)
+	root := busyboxRoot(t)
+	ok(t, root, "run", "--name", "s", "busybox", "true")
+	t.Cleanup(func() { kiln(t, root, nil, "rm", "-f", "s") })
+	views := func() int {
+		data, _ := os.ReadFile("/proc/self/mountinfo")
+		return strings.Count(string(data), "/.cp-")
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pw.Close()
+	cp := exec.Command(os.Args[0], "cp", "-", "s:/") // blocks reading a tar nobody writes
+	cp.Env, cp.Stdin = append(os.Environ(), execEnv+"=1", "KILN_ROOT="+root), pr
+	if err := cp.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pr.Close()
+	waitFor(t, "the cp to mount the stopped container", func() bool { return views() == 1 })
+	if r := kiln(t, root, nil, "start", "s"); r.code != 1 || !strings.Contains(r.stderr, "busy") {
+		t.Errorf("start during a cp into the stopped container: exit %d %s", r.code, r.stderr)
+	}
+	if r := kiln(t, root, strings.NewReader(""), "cp", "-", "s:/"); r.code != 1 || !strings.Contains(r.stderr, "busy") {
+		t.Errorf("a second cp into the container: exit %d %s", r.code, r.stderr)
+	}
+	cp.Process.Kill() //nolint:errcheck // it is blocked reading
+	cp.Wait()         //nolint:errcheck // killed
+	if views() != 1 {
+		t.Fatal("the killed cp left no mount: the test proves nothing")
+	}
+	ok(t, root, "start", "-a", "s")
+	if n := views(); n != 0 {
+		t.Errorf("start left %d mounts of the killed cp", n)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"syscall"
 
+	securejoin "github.com/cyphar/filepath-securejoin"
 	pathrs "github.com/cyphar/filepath-securejoin/pathrs-lite"
 	"github.com/gofrs/flock"
 
@@ -27,23 +28,38 @@ import (
 // Stream is the "-" of docker's cp: a tar stream on standard input or output.
 const Stream = "-"
 
+// CopyOptions are docker's cp flags.
+type CopyOptions struct {
+	// FollowLink copies what src's last element links to, under src's name (cp -L); a symlink
+	// is otherwise copied as itself. Earlier elements are always followed, inside the rootfs.
+	FollowLink bool
+	// Archive keeps the source's uid:gid (cp -a). Without it, as docker documents, what is
+	// copied into a container belongs to 0:0 and what is copied to the host to the caller;
+	// tar streams ("-") always carry the ids they hold.
+	Archive bool
+}
+
 // CopyToHost copies src (a path in c) to dst on the host, or as a tar stream to w when dst is
 // "-", with docker's cp rules: into dst when it is a directory, else as dst; "src/." copies
 // the directory's contents. Every path in c resolves inside c's rootfs: a symlink in the
 // container pointing to / never reaches the host's files.
-func (c *Container) CopyToHost(ctx context.Context, src, dst string, w io.Writer) (err error) {
+func (c *Container) CopyToHost(ctx context.Context, src, dst string, w io.Writer, opts CopyOptions) (err error) {
 	rootfs, release, err := c.rootfs(false)
 	if err != nil {
 		return err
 	}
 	defer func() { err = errors.Join(err, release()) }()
+	o := copyOpts{follow: opts.FollowLink}
 	if dst != Stream {
 		if dst, err = filepath.Abs(dst); err != nil {
 			return err
 		}
 		w = nil
+		if !opts.Archive {
+			o.owner = &owner{uid: os.Getuid(), gid: os.Getgid()}
+		}
 	}
-	if err := copyTree(ctx, rootfs, src, dst, "/", w); err != nil {
+	if err := copyTree(ctx, rootfs, src, dst, "/", w, o); err != nil {
 		return fmt.Errorf("copy %s:%s: %w", c.Name, src, err)
 	}
 	return nil
@@ -51,7 +67,7 @@ func (c *Container) CopyToHost(ctx context.Context, src, dst string, w io.Writer
 
 // CopyFromHost copies src on the host (or, when src is "-", the tar stream r) to dst in c,
 // running or not (a stopped or created one cannot start meanwhile); see CopyToHost for the rules.
-func (c *Container) CopyFromHost(ctx context.Context, src string, r io.Reader, dst string) (err error) {
+func (c *Container) CopyFromHost(ctx context.Context, src string, r io.Reader, dst string, opts CopyOptions) (err error) {
 	rootfs, release, err := c.rootfs(true)
 	if err != nil {
 		return err
@@ -65,7 +81,11 @@ func (c *Container) CopyFromHost(ctx context.Context, src string, r io.Reader, d
 	if src == Stream {
 		err = extract(ctx, r, rootfs, dst)
 	} else {
-		err = copyTree(ctx, "/", src, dst, rootfs, nil)
+		o := copyOpts{follow: opts.FollowLink}
+		if !opts.Archive {
+			o.owner = &owner{} // root's
+		}
+		err = copyTree(ctx, "/", src, dst, rootfs, nil, o)
 	}
 	if err != nil {
 		return fmt.Errorf("copy to %s:%s: %w", c.Name, dst, err)
@@ -180,9 +200,33 @@ func viewOwnerAlive(name string) bool {
 	return err1 != nil || err2 != nil || processAlive(pid, start)
 }
 
+// copyOpts choose how copyTree reads its source and whose the copies are.
+type copyOpts struct {
+	follow bool   // follow src's last element when it is a symlink
+	owner  *owner // every entry's uid:gid; nil keeps the source's
+}
+
+// owner is a uid:gid that copied entries get.
+type owner struct{ uid, gid int }
+
 // copyTree copies src in srcRoot to dst in dstRoot ("/" is the host), or to w as a tar when dst is "-".
-func copyTree(ctx context.Context, srcRoot, src, dst, dstRoot string, w io.Writer) error {
-	root, base, err := openParent(srcRoot, src)
+func copyTree(ctx context.Context, srcRoot, src, dst, dstRoot string, w io.Writer, o copyOpts) error {
+	contents := strings.HasSuffix(src, "/.")
+	name, into := path.Base(path.Clean("/"+src)), true
+	from := src
+	if o.follow || contents || strings.HasSuffix(src, "/") {
+		// Its last element too, inside srcRoot: openParent confines it again, should it change.
+		p, err := securejoin.SecureJoin(srcRoot, src)
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(srcRoot, p)
+		if err != nil {
+			return err
+		}
+		from = "/" + rel
+	}
+	root, base, err := openParent(srcRoot, from)
 	if err != nil {
 		return err
 	}
@@ -191,13 +235,6 @@ func copyTree(ctx context.Context, srcRoot, src, dst, dstRoot string, w io.Write
 	if err != nil {
 		return err
 	}
-	contents := strings.HasSuffix(src, "/.")
-	if (contents || strings.HasSuffix(src, "/")) && fi.Mode()&fs.ModeSymlink != 0 {
-		if fi, err = root.Stat(base); err != nil {
-			return err
-		}
-	}
-	name, into := path.Base(path.Clean("/"+src)), true
 	if dst != Stream {
 		if dst, name, into, err = destination(dstRoot, dst, name, fi.IsDir()); err != nil {
 			return err
@@ -208,7 +245,7 @@ func copyTree(ctx context.Context, srcRoot, src, dst, dstRoot string, w io.Write
 	}
 	pr, pw := io.Pipe()
 	go func() {
-		tw := tar.NewWriter(pw)
+		tw := &tarWriter{Writer: tar.NewWriter(pw), owner: o.owner}
 		err := writeTree(ctx, root, base, name, tw)
 		if err == nil {
 			err = tw.Close()
@@ -277,7 +314,7 @@ func extract(ctx context.Context, r io.Reader, rootfs, dir string) error {
 }
 
 // writeTree writes rel (in root, never followed if a symlink) and what it holds as name/….
-func writeTree(ctx context.Context, root *os.Root, rel, name string, tw *tar.Writer) error {
+func writeTree(ctx context.Context, root *os.Root, rel, name string, tw *tarWriter) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -293,14 +330,14 @@ func writeTree(ctx context.Context, root *os.Root, rel, name string, tw *tar.Wri
 		if err != nil {
 			return err
 		}
-		return writeHeader(tw, fi, name, target)
+		return tw.header(fi, name, target)
 	case fi.Mode()&fs.ModeSocket != 0:
 		return nil // docker's cp skips sockets too
 	case !fi.IsDir():
-		return writeHeader(tw, fi, name, "")
+		return tw.header(fi, name, "")
 	}
 	if name != "." {
-		if err := writeHeader(tw, fi, name+"/", ""); err != nil {
+		if err := tw.header(fi, name+"/", ""); err != nil {
 			return err
 		}
 	}
@@ -323,7 +360,7 @@ func writeTree(ctx context.Context, root *os.Root, rel, name string, tw *tar.Wri
 }
 
 // writeFile writes a regular file from the stat of the opened file, so header and data agree.
-func writeFile(root *os.Root, rel, name string, tw *tar.Writer) error {
+func writeFile(root *os.Root, rel, name string, tw *tarWriter) error {
 	f, err := root.OpenFile(rel, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return err
@@ -336,7 +373,7 @@ func writeFile(root *os.Root, rel, name string, tw *tar.Writer) error {
 	if !fi.Mode().IsRegular() {
 		return fmt.Errorf("%s changed while being copied", name)
 	}
-	if err := writeHeader(tw, fi, name, ""); err != nil {
+	if err := tw.header(fi, name, ""); err != nil {
 		return err
 	}
 	if _, err := io.CopyN(tw, f, fi.Size()); err != nil {
@@ -345,11 +382,20 @@ func writeFile(root *os.Root, rel, name string, tw *tar.Writer) error {
 	return nil
 }
 
-func writeHeader(tw *tar.Writer, fi fs.FileInfo, name, link string) error {
+// tarWriter writes copyTree's tar, with every entry's ids set to owner's unless it is nil.
+type tarWriter struct {
+	*tar.Writer
+	owner *owner
+}
+
+func (tw *tarWriter) header(fi fs.FileInfo, name, link string) error {
 	hdr, err := tar.FileInfoHeader(fi, link)
 	if err != nil {
 		return err
 	}
 	hdr.Name, hdr.Uname, hdr.Gname = name, "", ""
+	if tw.owner != nil {
+		hdr.Uid, hdr.Gid = tw.owner.uid, tw.owner.gid
+	}
 	return tw.WriteHeader(hdr)
 }

@@ -160,7 +160,7 @@ func (c *Container) Export(ctx context.Context, w io.Writer) (err error) {
 		return err
 	}
 	defer func() { err = errors.Join(err, release()) }()
-	if err := copyTree(ctx, rootfs, "/.", Stream, "", w); err != nil {
+	if err := copyTree(ctx, rootfs, "/.", Stream, "", w, copyOpts{}); err != nil {
 		return fmt.Errorf("export %s: %w", c.Name, err)
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -231,5 +232,102 @@ func TestCpStoppedInterrupted(t *testing.T) {
 	ok(t, root, "start", "-a", "s")
 	if n := views(); n != 0 {
 		t.Errorf("start left %d mounts of the killed cp", n)
+	}
+}
+
+// -L copies what SRC_PATH's own symlink names, resolved inside the container (never the host's
+// same-named file), under the link's name; -a keeps the source's ids, else (docker's documented
+// behaviour) copies into the container are root's and copies to the host the caller's; tar
+// streams carry and apply their entries' ids.
+func TestCpFollowLinkAndArchive(t *testing.T) {
+	requireContainers(t)
+	root := busyboxRoot(t)
+	canary := fmt.Sprintf("kiln-cpl-canary-%d", os.Getpid())
+	if err := os.WriteFile("/"+canary, []byte("HOST\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove("/" + canary) })
+	ok(t, root, "run", "-d", "--name", "c", "busybox", "sh", "-c",
+		"echo T > /target && ln -s /target /lnk && echo CONTAINER > /"+canary+" && ln -s /"+canary+" /abs && ln -s ../../../../"+canary+" /rel && "+
+			"echo O > /own && mkdir /od && echo F > /od/f && chown 1234:1234 /own /od && ln -s /od /odl && touch /ready && exec sleep 300")
+	t.Cleanup(func() { kiln(t, root, nil, "rm", "-f", "c") })
+	waitFor(t, "the container's files", func() bool { return kiln(t, root, nil, "exec", "c", "test", "-e", "/ready").code == 0 })
+	out := t.TempDir()
+	owner := func(p string) string {
+		fi, err := os.Lstat(p)
+		if err != nil {
+			return err.Error()
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		return fmt.Sprintf("%d:%d", st.Uid, st.Gid)
+	}
+
+	// Container to host.
+	ok(t, root, "cp", "-L", "c:/lnk", filepath.Join(out, "got"))
+	if fi, err := os.Lstat(filepath.Join(out, "got")); err != nil || !fi.Mode().IsRegular() {
+		t.Errorf("cp -L of a symlink: %v %v, want a regular file", fi, err)
+	}
+	ok(t, root, "cp", "--follow-link", "c:/lnk", out+"/")
+	if b, _ := os.ReadFile(filepath.Join(out, "lnk")); string(b) != "T\n" {
+		t.Errorf("cp -L into a directory: lnk holds %q, want the target's T", b)
+	}
+	for _, l := range []string{"/abs", "/rel"} {
+		dst := filepath.Join(out, "esc")
+		ok(t, root, "cp", "-L", "c:"+l, dst)
+		if b, _ := os.ReadFile(dst); string(b) != "CONTAINER\n" {
+			t.Errorf("cp -L c:%s read %q, want the container's file", l, b)
+		}
+		os.Remove(dst)
+	}
+	ok(t, root, "cp", "c:/odl/.", filepath.Join(out, "ld")) // SRC/. follows its symlink without -L, as docker's
+	if b, _ := os.ReadFile(filepath.Join(out, "ld", "f")); string(b) != "F\n" {
+		t.Errorf("cp of a linked directory's contents: ld/f holds %q", b)
+	}
+	r := ok(t, root, "cp", "-L", "c:/lnk", "-")
+	tr := tar.NewReader(strings.NewReader(r.stdout))
+	if h, err := tr.Next(); err != nil || h.Name != "lnk" || h.Typeflag != tar.TypeReg || h.Size != 2 {
+		t.Errorf("cp -L to -: %+v %v, want lnk, a 2-byte file", h, err)
+	}
+	me := fmt.Sprintf("%d:%d", os.Getuid(), os.Getgid())
+	ok(t, root, "cp", "c:/own", filepath.Join(out, "own"))
+	ok(t, root, "cp", "c:/od", filepath.Join(out, "od"))
+	ok(t, root, "cp", "-a", "c:/own", filepath.Join(out, "own-a"))
+	ok(t, root, "cp", "--archive", "c:/od", filepath.Join(out, "od-a"))
+	for p, want := range map[string]string{"own": me, "od": me, "own-a": "1234:1234", "od-a": "1234:1234"} {
+		if got := owner(filepath.Join(out, p)); got != want {
+			t.Errorf("copied to the host, %s is %s's, want %s's", p, got, want)
+		}
+	}
+	r = ok(t, root, "cp", "c:/own", "-")
+	tr = tar.NewReader(strings.NewReader(r.stdout))
+	if h, err := tr.Next(); err != nil || h.Uid != 1234 || h.Gid != 1234 {
+		t.Errorf("cp to - without -a: %+v %v, want the source's 1234:1234", h, err)
+	}
+
+	// Host to container.
+	hf, hl := filepath.Join(out, "hf"), filepath.Join(out, "hl")
+	os.WriteFile(hf, []byte("H\n"), 0o644)
+	if err := os.Lchown(hf, 1234, 1234); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(hf, hl); err != nil {
+		t.Fatal(err)
+	}
+	ok(t, root, "cp", hf, "c:/in")
+	ok(t, root, "cp", "-a", hf, "c:/in-a")
+	ok(t, root, "cp", hl, "c:/in-link")
+	ok(t, root, "cp", "-L", hl, "c:/in-followed")
+	var tb bytes.Buffer
+	tw := tar.NewWriter(&tb)
+	tw.WriteHeader(&tar.Header{Name: "in-tar", Mode: 0o644, Size: 1, Typeflag: tar.TypeReg, Uid: 4321, Gid: 4322})
+	tw.Write([]byte("T"))
+	tw.Close()
+	if r := kiln(t, root, &tb, "cp", "-", "c:/"); r.code != 0 {
+		t.Fatalf("cp - c:/: exit %d %s", r.code, r.stderr)
+	}
+	r = ok(t, root, "exec", "c", "sh", "-c", "stat -c '%n %u:%g %F' /in /in-a /in-link /in-followed /in-tar")
+	want := "/in 0:0 regular file\n/in-a 1234:1234 regular file\n/in-link 0:0 symbolic link\n/in-followed 0:0 regular file\n/in-tar 4321:4322 regular file\n"
+	if r.stdout != want {
+		t.Errorf("copied into the container:\n%s\nwant\n%s", r.stdout, want)
 	}
 }

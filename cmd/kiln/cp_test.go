@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kiln-build/kiln/internal/testimage"
 )
 
 // cp both ways, with tar streams, and a hostile container: its symlinks to / and ../.. resolve
@@ -329,5 +331,51 @@ func TestCpFollowLinkAndArchive(t *testing.T) {
 	want := "/in 0:0 regular file\n/in-a 1234:1234 regular file\n/in-link 0:0 symbolic link\n/in-followed 0:0 regular file\n/in-tar 4321:4322 regular file\n"
 	if r.stdout != want {
 		t.Errorf("copied into the container:\n%s\nwant\n%s", r.stdout, want)
+	}
+}
+
+// Rootless, cp into a stopped container mounts the user's own overlay, confined as root's, and
+// ownership maps as docker documents: the container's root, the calling user on the host.
+func TestCpRootlessStopped(t *testing.T) {
+	r := newRootless(t)
+	ctxDir := t.TempDir()
+	os.Chmod(ctxDir, 0o755)
+	copyExecutable(t, testimage.BusyboxPath, filepath.Join(ctxDir, "busybox"))
+	writeTree(t, ctxDir, map[string]string{"Buildfile": "FROM scratch\nCOPY busybox /bin/busybox\n" +
+		"RUN [\"/bin/busybox\", \"sh\", \"-c\", \"/bin/busybox mkdir -p /tmp /etc && /bin/busybox --install -s /bin && ln -s / /evil && echo O > /own && chown 1234:1234 /own\"]\n"})
+	os.Chmod(filepath.Join(ctxDir, "Buildfile"), 0o644)
+	r.ok("build", "--progress=plain", "--network", "none", "-t", "bb", ctxDir)
+	canary := fmt.Sprintf("/kiln-cp-rootless-%d", os.Getpid())
+	t.Cleanup(func() { os.Remove(canary) })
+	r.ok("run", "--network", "none", "--name", "c", "bb", "sh", "-c", "cat "+canary+" 2>/dev/null && stat -c %u:%g "+canary+"; true")
+
+	out := filepath.Join(r.home, "out")
+	os.Mkdir(out, 0o755)
+	os.Chown(out, r.uid, r.gid)
+	in := filepath.Join(out, "in")
+	os.WriteFile(in, []byte("IN\n"), 0o644)
+	os.Chown(in, r.uid, r.gid)
+	r.ok("cp", in, "c:/evil"+canary)
+	if _, err := os.Stat(canary); err == nil {
+		t.Fatal("a rootless cp into the stopped container through its symlink to / wrote the host's /")
+	}
+	r.ok("cp", "c:/own", filepath.Join(out, "own"))
+	r.ok("cp", "-a", "c:/own", filepath.Join(out, "own-a"))
+	ids := func(p string) [2]uint32 {
+		fi, err := os.Lstat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		return [2]uint32{st.Uid, st.Gid}
+	}
+	if got := ids(filepath.Join(out, "own")); got != [2]uint32{uint32(r.uid), uint32(r.gid)} {
+		t.Errorf("copied to the host without -a: %v, want the user's %d:%d", got, r.uid, r.gid)
+	}
+	if got := ids(filepath.Join(out, "own-a")); got == [2]uint32{uint32(r.uid), uint32(r.gid)} {
+		t.Errorf("copied to the host with -a: %v, want the source's (a subordinate id)", got)
+	}
+	if res := r.ok("start", "-a", "c"); res.stdout != "IN\n0:0\n" {
+		t.Errorf("the copied-in file, seen by the container: %q, want IN owned by its root", res.stdout)
 	}
 }

@@ -196,7 +196,7 @@ func containerMounts(root string) int {
 	return strings.Count(string(data), root+"/containers/")
 }
 
-// A cp into a stopped container holds it: a start or a second cp meanwhile is refused. SIGKILLed
+// A cp into a stopped container holds it: a start, an rm or a second cp meanwhile is refused. SIGKILLed
 // while it holds the container's own upper dir mounted, it leaves a mount that the next start
 // unmounts before mounting that upper dir itself.
 func TestCpStoppedInterrupted(t *testing.T) {
@@ -225,6 +225,9 @@ func TestCpStoppedInterrupted(t *testing.T) {
 	}
 	if r := kiln(t, root, strings.NewReader(""), "cp", "-", "s:/"); r.code != 1 || !strings.Contains(r.stderr, "busy") {
 		t.Errorf("a second cp into the container: exit %d %s", r.code, r.stderr)
+	}
+	if r := kiln(t, root, nil, "rm", "s"); r.code != 1 || !strings.Contains(r.stderr, "kiln cp") {
+		t.Errorf("rm during a cp into the container: exit %d %s", r.code, r.stderr)
 	}
 	cp.Process.Kill() //nolint:errcheck // it is blocked reading
 	cp.Wait()         //nolint:errcheck // killed

@@ -234,11 +234,15 @@ func (s *Store) Remove(ctx context.Context, rt *runtime.Runtime, c *Container, f
 			return err
 		}
 	}
-	if _, err := unmountAbandonedViews(c.dir); err != nil {
+	inUse, err := unmountAbandonedViews(c.dir)
+	if err != nil {
 		return fmt.Errorf("remove %s: %w", c.ShortID(), err)
 	}
 	if mounted, err := mountinfo.Mounted(filepath.Join(c.Spec.BundleDir, "rootfs")); err == nil && mounted {
 		return fmt.Errorf("remove %s: its root filesystem is still mounted at %s/rootfs: unmount it and retry", c.ShortID(), c.Spec.BundleDir)
+	}
+	if inUse { // a live cp or export has its filesystem mounted: removing would delete through it
+		return fmt.Errorf("remove %s: a kiln cp or export is using its filesystem: retry once it is done", c.ShortID())
 	}
 	unlock, err := s.lock(ctx)
 	if err != nil {

@@ -3,6 +3,7 @@ package container
 import (
 	"archive/tar"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	goruntime "runtime"
@@ -188,13 +189,13 @@ func newImage(ctx context.Context, st *cache.Store, base v1.Image, fill func(*la
 
 // Export writes c's filesystem (its image's layers and its changes; no mounts) as a tar to w
 // (docker's `export`).
-func (c *Container) Export(ctx context.Context, w io.Writer) error {
-	rootfs, release, err := c.layersView()
+func (c *Container) Export(ctx context.Context, w io.Writer) (err error) {
+	rootfs, release, err := c.layersView(false)
 	if err != nil {
 		return err
 	}
-	defer release()
-	if err := copyTree(ctx, rootfs, "/.", Stream, "", w); err != nil {
+	defer func() { err = errors.Join(err, release()) }()
+	if err := copyTree(ctx, rootfs, "/.", Stream, "", w, copyOpts{}); err != nil {
 		return fmt.Errorf("export %s: %w", c.Name, err)
 	}
 	return nil

@@ -51,6 +51,11 @@ func (s *Store) Supervise(ctx context.Context, rt *runtime.Runtime, c *Container
 		return -1, fmt.Errorf("container %s already has a monitor: %v", c.ShortID(), err)
 	}
 	defer lock.Unlock() //nolint:errcheck // exiting releases it too
+	// A killed `kiln cp` into the stopped container may have left its upper dir mounted: two
+	// overlays over one upper dir are undefined behaviour.
+	if _, err := unmountAbandonedViews(c.dir); err != nil {
+		return -1, fmt.Errorf("container %s: %w", c.ShortID(), err)
+	}
 	logs, err := OpenLog(c.LogPath(), 0, 0)
 	if err != nil {
 		return -1, err

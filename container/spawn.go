@@ -83,5 +83,10 @@ func (c *Container) started(since time.Time, ok bool) error {
 	case ok || st.FinishedAt.After(since) || st.Running():
 		return nil // it runs or ran (or another start's monitor owns it)
 	}
+	lock, err := c.lockMonitor() // held by another: why this monitor could not run
+	if err != nil {
+		return err
+	}
+	lock.Unlock() //nolint:errcheck // closing the lock file releases it too
 	return fmt.Errorf("the monitor of container %s exited before starting it: see %s", c.ShortID(), filepath.Join(c.dir, monitorLogFile))
 }

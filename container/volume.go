@@ -455,7 +455,7 @@ func (l *layersView) copyUp(ctx context.Context, target, data string, inUse bool
 			return err
 		}
 	}
-	if err := copyTree(ctx, "/proc/self/fd/"+strconv.Itoa(int(h.Fd())), "/.", dst, "/", nil); err != nil {
+	if err := copyTree(ctx, "/proc/self/fd/"+strconv.Itoa(int(h.Fd())), "/.", dst, "/", nil, copyOpts{}); err != nil {
 		return err
 	}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {

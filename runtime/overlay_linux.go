@@ -182,6 +182,27 @@ func MountLayers(dir string, lower []string) (rootfs string, release func() erro
 	return rootfs, func() error { return unmountRootfs(dir) }, nil
 }
 
+// MountWritable mounts a container's own layers (lower, bottom first), upper and work dirs
+// read-write at <dir>/rootfs, as a start would, so that a stopped container can be changed
+// (docker's cp into a stopped container). The caller must keep the container from starting
+// until release, which unmounts it; the caller removes dir.
+func MountWritable(dir string, lower []string, upper, work string, volatile bool) (rootfs string, release func() error, err error) {
+	rootfs, err = mountRootfsNote(dir, lower, upper, work, volatile, nil)
+	if err != nil {
+		return "", nil, err
+	}
+	fuse := isFuseMount(rootfs)
+	return rootfs, func() error {
+		if err := unmountRootfs(dir); err != nil {
+			return err
+		}
+		if fuse { // as a run's teardown: the upper dir must read as kernel overlay's
+			return normalizeFuseUpper(upper, lower)
+		}
+		return nil
+	}, nil
+}
+
 // mountFuseOverlay mounts the overlay with fuse-overlayfs, which runs as the user; kernelErr is
 // why kernel overlayfs was not used, for the message when fuse-overlayfs cannot help either.
 func mountFuseOverlay(rootfs string, lower []string, upper, work string, kernelErr error) error {

@@ -105,3 +105,51 @@ func TestRunFuseOverlay(t *testing.T) {
 		assertNoLeftovers(t, rt, state, s)
 	})
 }
+
+// MountWritable changes a container's own upper dir (kernel overlayfs and the fuse-overlayfs
+// fallback alike): after release the upper dir holds the new file and a 0/0 whiteout for the
+// deleted lower one, as after a run, and nothing stays mounted.
+func TestMountWritable(t *testing.T) {
+	requireRoot(t)
+	for _, fuse := range []bool{false, true} {
+		t.Run(fmt.Sprintf("fuse=%v", fuse), func(t *testing.T) {
+			if fuse {
+				if _, err := exec.LookPath("fuse-overlayfs"); err != nil {
+					t.Skip("fuse-overlayfs not installed (apt-get install fuse-overlayfs; `make test` does this)")
+				}
+				forceFuseOverlay = true
+				defer func() { forceFuseOverlay = false }()
+			}
+			lower, dir := t.TempDir(), t.TempDir()
+			os.WriteFile(filepath.Join(lower, "old"), []byte("old"), 0o644)
+			upper, work, view := filepath.Join(dir, "upper"), filepath.Join(dir, "work"), filepath.Join(dir, "view")
+			os.MkdirAll(upper, 0o755)
+			rootfs, release, err := MountWritable(view, []string{lower}, upper, work, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if isFuseMount(rootfs) != fuse {
+				t.Errorf("fuse-overlayfs mount: %v, want %v", !fuse, fuse)
+			}
+			if err := os.WriteFile(filepath.Join(rootfs, "new"), []byte("new"), 0o644); err != nil {
+				t.Error(err)
+			}
+			if err := os.Remove(filepath.Join(rootfs, "old")); err != nil {
+				t.Error(err)
+			}
+			if err := release(); err != nil {
+				t.Fatal(err)
+			}
+			if data, err := os.ReadFile(filepath.Join(upper, "new")); err != nil || string(data) != "new" {
+				t.Errorf("upper new = %q, %v", data, err)
+			}
+			var st unix.Stat_t
+			if err := unix.Lstat(filepath.Join(upper, "old"), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != 0 {
+				t.Errorf("deleted old in upper: mode %o rdev %d, %v; want a 0/0 whiteout", st.Mode, st.Rdev, err)
+			}
+			if _, err := os.Lstat(rootfs); !os.IsNotExist(err) {
+				t.Errorf("release left %s: %v", rootfs, err)
+			}
+		})
+	}
+}

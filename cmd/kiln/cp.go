@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/kiln-build/kiln/container"
 )
 
 // splitCpArg reads docker's CONTAINER:PATH; a path with a slash before any colon is local.
@@ -16,13 +18,18 @@ func splitCpArg(arg string) (ctr, p string) {
 }
 
 func newCpCmd(g *globalOptions) *cobra.Command {
+	var opts container.CopyOptions
 	c := &cobra.Command{
 		Use:   "cp [OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n  kiln cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH",
 		Short: "Copy files between a container and the host",
-		Long: "Copy a file or directory out of a container (running or stopped) or into a running one, with\n" +
+		Long: "Copy a file or directory out of or into a container, running, stopped or created, with\n" +
 			"docker's rules: into DEST when it is a directory, else as DEST; SRC/. copies a directory's\n" +
 			"contents; - is a tar stream on standard output or input. Paths in the container resolve inside\n" +
-			"its root filesystem: its symlinks never lead to the host's files.",
+			"its root filesystem: its symlinks never lead to the host's files; -L follows SRC_PATH's own\n" +
+			"symlink there too. A container that is not running cannot start during a copy into it.\n\n" +
+			"Ownership follows docker's documented behaviour: what is copied into a container belongs to\n" +
+			"root (0:0), what is copied to the host to the user who runs kiln cp; -a keeps the source's\n" +
+			"uid:gid instead. A tar stream (-) always carries and applies the ids its entries hold.",
 		Args: argsRange(2, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			srcCtr, src := splitCpArg(args[0])
@@ -39,11 +46,12 @@ func newCpCmd(g *globalOptions) *cobra.Command {
 				return err
 			}
 			if srcCtr != "" {
-				return c.CopyToHost(cmd.Context(), src, dst, cmd.OutOrStdout())
+				return c.CopyToHost(cmd.Context(), src, dst, cmd.OutOrStdout(), opts)
 			}
-			return c.CopyFromHost(cmd.Context(), src, cmd.InOrStdin(), dst)
+			return c.CopyFromHost(cmd.Context(), src, cmd.InOrStdin(), dst, opts)
 		},
 	}
-	c.Flags().BoolP("archive", "a", false, "keep uid/gid (kiln always does as root)")
+	c.Flags().BoolVarP(&opts.Archive, "archive", "a", false, "archive mode: keep the source's uid/gid (without it: root's in a container, yours on the host)")
+	c.Flags().BoolVarP(&opts.FollowLink, "follow-link", "L", false, "always follow the symbolic link SRC_PATH names (confined to the container's root filesystem)")
 	return c
 }

@@ -30,6 +30,7 @@ type imageRow struct {
 	Created    time.Time `json:"Created"`
 	Size       int64     `json:"Size"`
 	labels     map[string]string
+	dangling   bool // listed without a name: <none> <none>
 }
 
 // imageView is an image row as --format templates see it: docker's field names and text.
@@ -87,6 +88,25 @@ func listImages(s *cache.Store, filter []string) ([]imageRow, error) {
 		}
 		repo, tag := splitShort(short)
 		row.Repository, row.Tag, row.Digest = repo, tag, t.Descriptor.Digest.String()
+		rows = append(rows, row)
+	}
+	if len(filter) == 1 {
+		return rows, nil // a REPOSITORY names no dangling image
+	}
+	dangling, err := s.Dangling()
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range dangling {
+		img, err := s.Image(d.Digest)
+		if err != nil {
+			return nil, fmt.Errorf("image %s: %w", d.Digest, err)
+		}
+		row, err := describe(img)
+		if err != nil {
+			return nil, fmt.Errorf("image %s: %w", d.Digest, err)
+		}
+		row.Repository, row.Tag, row.Digest, row.dangling = "<none>", "<none>", d.Digest.String(), true
 		rows = append(rows, row)
 	}
 	return rows, nil
@@ -156,7 +176,7 @@ func filterImages(flags []string, rows []imageRow) ([]imageRow, error) {
 			b, _ := path.Match(v, r.Repository)
 			return a || b
 		}) || !f.match("label", matchLabel(r.labels)) ||
-			!f.match("dangling", func(v string) bool { return v == "false" }) || // kiln lists named images only
+			!f.match("dangling", func(v string) bool { return (v == "true") == r.dangling }) ||
 			!f.match("before", func(v string) bool { t, ok := created(v); return ok && r.Created.Before(t) }) ||
 			!f.match("since", func(v string) bool { t, ok := created(v); return ok && r.Created.After(t) }) {
 			continue

@@ -78,16 +78,11 @@ func listImages(s *cache.Store, filter []string) ([]imageRow, error) {
 		if len(filter) == 1 && !matchesFilter(t.Name, filter[0]) {
 			continue
 		}
-		img, err := s.Image(t.Descriptor.Digest)
+		row, err := storedRow(s, t.Descriptor, short)
 		if err != nil {
-			return nil, fmt.Errorf("image %s: %w", short, err)
+			return nil, err
 		}
-		row, err := describe(img)
-		if err != nil {
-			return nil, fmt.Errorf("image %s: %w", short, err)
-		}
-		repo, tag := splitShort(short)
-		row.Repository, row.Tag, row.Digest = repo, tag, t.Descriptor.Digest.String()
+		row.Repository, row.Tag = splitShort(short)
 		rows = append(rows, row)
 	}
 	if len(filter) == 1 {
@@ -98,18 +93,28 @@ func listImages(s *cache.Store, filter []string) ([]imageRow, error) {
 		return nil, err
 	}
 	for _, d := range dangling {
-		img, err := s.Image(d.Digest)
+		row, err := storedRow(s, d, d.Digest.String())
 		if err != nil {
-			return nil, fmt.Errorf("image %s: %w", d.Digest, err)
+			return nil, err
 		}
-		row, err := describe(img)
-		if err != nil {
-			return nil, fmt.Errorf("image %s: %w", d.Digest, err)
-		}
-		row.Repository, row.Tag, row.Digest, row.dangling = "<none>", "<none>", d.Digest.String(), true
+		row.Repository, row.Tag, row.dangling = "<none>", "<none>", true
 		rows = append(rows, row)
 	}
 	return rows, nil
+}
+
+// storedRow describes the stored image desc, which errors call what.
+func storedRow(s *cache.Store, desc v1.Descriptor, what string) (imageRow, error) {
+	img, err := s.Image(desc.Digest)
+	if err != nil {
+		return imageRow{}, fmt.Errorf("image %s: %w", what, err)
+	}
+	row, err := describe(img)
+	if err != nil {
+		return imageRow{}, fmt.Errorf("image %s: %w", what, err)
+	}
+	row.Digest = desc.Digest.String()
+	return row, nil
 }
 
 // matchesFilter accepts "repo" (any tag) or "repo:tag", in short or normalized form.

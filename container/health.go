@@ -228,18 +228,16 @@ type healthChecker struct {
 
 // pauseWatch is what the checks see of the monitor's freezes: docker probes no paused
 // container, and a check exec'd into a frozen cgroup would hang until its timeout and count as
-// a failure the container never had.
+// a failure the container never had. The monitor alone calls set.
 type pauseWatch struct {
-	paused atomic.Bool   // set before the freeze, cleared after the thaw
-	pauses atomic.Uint64 // freezes so far: a check one overlapped is not the container's health
+	changes atomic.Uint64 // freezes and thaws so far: odd while paused
 }
 
 // set records a freeze about to happen (true) or a thaw done (false).
 func (p *pauseWatch) set(paused bool) {
-	if paused {
-		p.pauses.Add(1)
+	if (p.changes.Load()%2 == 1) != paused {
+		p.changes.Add(1)
 	}
-	p.paused.Store(paused)
 }
 
 // run checks every interval until ctx ends (the container stops); no check outlives it.
@@ -252,16 +250,16 @@ func (hc *healthChecker) run(ctx context.Context) {
 			return
 		case <-timer.C:
 		}
-		pauses := hc.pause.pauses.Load()
-		if hc.pause.paused.Load() {
-			timer.Reset(hc.interval(time.Now())) // skipped, as docker's: FailingStreak stays
+		pauses := hc.pause.changes.Load()
+		if pauses%2 == 1 {
+			timer.Reset(hc.interval(time.Now())) // paused: skipped, as docker's; FailingStreak stays
 			continue
 		}
 		r := hc.probe(ctx)
 		if ctx.Err() != nil {
 			return // cut short by the stop: not the container's health
 		}
-		if hc.pause.paused.Load() || hc.pause.pauses.Load() != pauses {
+		if hc.pause.changes.Load() != pauses {
 			timer.Reset(hc.interval(time.Now())) // frozen mid-check: not the container's health
 			continue
 		}

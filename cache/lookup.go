@@ -14,14 +14,19 @@ import (
 // "sha256:…" manifest digest or image ID, or by an unambiguous image-ID prefix. The image
 // ID is the config digest (the index digest for a multi-platform image), as docker shows it;
 // an image with attestations has its image's ID.
-// The Name returned is the tag found, or the first tag of the image found by digest or ID.
+// The Name returned is the tag found, or the first tag of the image found by digest or ID;
+// a dangling image (KeepUntagged's), found only by digest or ID, has the zero Name.
 func (s *Store) Lookup(ref string) (v1.Descriptor, Name, error) {
-	tagged, err := s.List()
+	tagged, dangling, err := s.entries()
 	if err != nil {
 		return v1.Descriptor{}, Name{}, err
 	}
+	all := tagged
+	for _, d := range dangling {
+		all = append(all, Tagged{Descriptor: d})
+	}
 	if id, ok := strings.CutPrefix(ref, "sha256:"); ok {
-		return s.lookupID(tagged, ref, id)
+		return s.lookupID(all, ref, id)
 	}
 	n, parseErr := ParseName(ref)
 	if parseErr == nil {
@@ -30,7 +35,7 @@ func (s *Store) Lookup(ref string) (v1.Descriptor, Name, error) {
 		}
 	}
 	if isHex(ref) {
-		return s.lookupID(tagged, ref, ref)
+		return s.lookupID(all, ref, ref)
 	}
 	if parseErr != nil {
 		return v1.Descriptor{}, Name{}, parseErr

@@ -17,10 +17,12 @@ const (
 	UnusedImages              // every image no container's lease holds (docker's `image prune -a`)
 )
 
-// PrunedImage is an index.json entry GC removed: its name (zero for a dangling one) and manifest.
+// PrunedImage is an index.json entry GC removed: its name (zero for a dangling one), manifest
+// and image ID, the one commit printed and kiln images shows.
 type PrunedImage struct {
 	Name   Name
 	Digest v1.Hash
+	ID     v1.Hash
 }
 
 // pruneImages drops the index.json entries opts.Images selects, sparing every image a live
@@ -39,7 +41,11 @@ func (s *Store) pruneImages(ctx context.Context, opts GCOptions) ([]PrunedImage,
 		if held.blobs[d.Digest.Hex] || (named && opts.Images == DanglingImages) {
 			return false
 		}
-		out = append(out, PrunedImage{Name: n, Digest: d.Digest})
+		id, err := s.imageID(d)
+		if err != nil {
+			id = d.Digest // a missing manifest: its digest is all there is
+		}
+		out = append(out, PrunedImage{Name: n, Digest: d.Digest, ID: id})
 		return true
 	}
 	if opts.DryRun {

@@ -10,15 +10,12 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
-// storeDangling writes an image and lists it in index.json without a name, as an untagged load leaves it.
+// storeDangling writes an image and lists it in index.json without a name, as an untagged
+// commit or load leaves it.
 func storeDangling(t *testing.T, s *Store) v1.Descriptor {
 	t.Helper()
 	_, desc := storeRandomImage(t, s, 1)
-	err := s.updateIndex(context.Background(), func(im *v1.IndexManifest) (bool, error) {
-		im.Manifests = append(im.Manifests, v1.Descriptor{MediaType: desc.MediaType, Size: desc.Size, Digest: desc.Digest})
-		return true, nil
-	})
-	if err != nil {
+	if err := s.KeepUntagged(context.Background(), desc); err != nil {
 		t.Fatal(err)
 	}
 	return desc

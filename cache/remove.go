@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -26,20 +27,29 @@ func (e *ConflictError) Error() string {
 		e.Ref, e.Holder, shortHex(e.ImageID))
 }
 
+// RemovedImage is what RemoveImage did: the tags it removed and, once index.json no longer
+// lists the image, its ID (docker's "Deleted:"; not after a forced untag of a container's
+// image, which docker keeps). Its blobs go at the next GC that no container's lease stops.
+type RemovedImage struct {
+	Untagged []Name
+	Deleted  v1.Hash
+}
+
 // RemoveImage untags ref, or every tag of the image when ref is an ID or digest (force is
-// needed when there are several). The last tag of an image that a live lease uses stays
-// unless force, which untags and leaves the data to the lease. The blobs go at the next GC.
-func (s *Store) RemoveImage(ctx context.Context, ref string, force bool) ([]Name, error) {
+// needed when there are several); a dangling image, named by ID or digest, loses its entry.
+// The last tag of an image that a live lease uses stays unless force, which untags and leaves
+// the data to the lease.
+func (s *Store) RemoveImage(ctx context.Context, ref string, force bool) (RemovedImage, error) {
 	desc, name, err := s.Lookup(ref)
 	if errors.Is(err, ErrNotFound) {
-		return nil, noSuchImage(ref)
+		return RemovedImage{}, noSuchImage(ref)
 	}
 	if err != nil {
-		return nil, err
+		return RemovedImage{}, err
 	}
 	tagged, err := s.List()
 	if err != nil {
-		return nil, err
+		return RemovedImage{}, err
 	}
 	var all []Name
 	for _, t := range tagged {
@@ -48,27 +58,48 @@ func (s *Store) RemoveImage(ctx context.Context, ref string, force bool) ([]Name
 		}
 	}
 	byTag := false
-	if n, perr := ParseName(ref); perr == nil && n.String() == name.String() && n.Digest() == "" {
+	if n, perr := ParseName(ref); perr == nil && !name.IsZero() && n.String() == name.String() && n.Digest() == "" {
 		byTag = true
 	}
 	targets := []Name{name}
 	if !byTag {
 		targets = all
 		if len(targets) > 1 && !force {
-			return nil, fmt.Errorf("image %s is referenced by %d tags: remove them by name, or use -f", ref, len(targets))
+			return RemovedImage{}, fmt.Errorf("image %s is referenced by %d tags: remove them by name, or use -f", ref, len(targets))
 		}
 	}
-	if len(targets) == len(all) && !force {
-		if err := s.checkUnleased(ref, !byTag, desc); err != nil {
-			return nil, err
+	var leased *ConflictError
+	last := len(targets) == len(all)
+	if last {
+		if err := s.checkUnleased(ref, !byTag, desc); errors.As(err, &leased) && force {
+			// forced: untagged, the data stays for the container
+		} else if err != nil {
+			return RemovedImage{}, err
 		}
 	}
 	for _, n := range targets {
 		if err := s.Untag(ctx, n); err != nil && !errors.Is(err, ErrNotFound) {
-			return nil, fmt.Errorf("untag %s: %w", n.Short(), err)
+			return RemovedImage{}, fmt.Errorf("untag %s: %w", n.Short(), err)
 		}
 	}
-	return targets, nil
+	out := RemovedImage{Untagged: targets}
+	if !last {
+		return out, nil
+	}
+	err = s.updateIndex(ctx, func(im *v1.IndexManifest) (bool, error) {
+		before := len(im.Manifests)
+		im.Manifests = slices.DeleteFunc(im.Manifests, func(d v1.Descriptor) bool { return isDangling(d, desc.Digest) })
+		return len(im.Manifests) != before, nil
+	})
+	if err != nil {
+		return out, fmt.Errorf("remove image %s: %w", ref, err)
+	}
+	if leased == nil || len(targets) == 0 { // a forced untag leaves a container's image to it, as docker's
+		if out.Deleted, err = s.imageID(desc); err != nil {
+			out.Deleted = desc.Digest
+		}
+	}
+	return out, nil
 }
 
 // checkUnleased fails with a ConflictError when a live lease names the image.

@@ -35,14 +35,10 @@ func (s *Store) Tag(ctx context.Context, n Name, desc v1.Descriptor) error {
 	if n.Digest() != "" && n.Digest() != desc.Digest.String() {
 		return fmt.Errorf("tag %s: name's digest differs from the image's %s", n, desc.Digest)
 	}
-	if !desc.MediaType.IsImage() && !desc.MediaType.IsIndex() {
-		return fmt.Errorf("tag %s: %q is not an image or index media type", n, desc.MediaType)
+	entry, err := s.indexEntry(desc, map[string]string{AnnotationRefName: n.String(), AnnotationImageName: n.String()})
+	if err != nil {
+		return fmt.Errorf("tag %s: %w", n, err)
 	}
-	if !s.HasBlob(desc.Digest) {
-		return fmt.Errorf("tag %s: manifest %s is not in the store: %w", n, desc.Digest, ErrNotFound)
-	}
-	entry := v1.Descriptor{MediaType: desc.MediaType, Size: desc.Size, Digest: desc.Digest, Platform: desc.Platform,
-		Annotations: map[string]string{AnnotationRefName: n.String(), AnnotationImageName: n.String()}}
 	s.gcMu.RLock()
 	defer s.gcMu.RUnlock()
 	return s.updateIndex(ctx, func(im *v1.IndexManifest) (bool, error) {
@@ -51,10 +47,50 @@ func (s *Store) Tag(ctx context.Context, n Name, desc v1.Descriptor) error {
 				return false, nil // already so: a no-op rebuild rewrites (and fsyncs) nothing
 			}
 		}
-		im.Manifests = slices.DeleteFunc(im.Manifests, func(d v1.Descriptor) bool { return entryIs(d, n) })
+		// A name replaces the image's dangling entry: a tagged image is not dangling.
+		im.Manifests = slices.DeleteFunc(im.Manifests, func(d v1.Descriptor) bool {
+			return entryIs(d, n) || isDangling(d, entry.Digest)
+		})
 		im.Manifests = append(im.Manifests, entry)
 		return true, nil
 	})
+}
+
+// KeepUntagged lists the stored manifest or index desc in index.json without a name: a
+// dangling image, as docker's commit without a name makes, which `kiln images` shows as
+// <none> and GC keeps until an image prune. An image index.json lists already stays as it is.
+func (s *Store) KeepUntagged(ctx context.Context, desc v1.Descriptor) error {
+	entry, err := s.indexEntry(desc, nil)
+	if err != nil {
+		return fmt.Errorf("keep image: %w", err)
+	}
+	s.gcMu.RLock()
+	defer s.gcMu.RUnlock()
+	return s.updateIndex(ctx, func(im *v1.IndexManifest) (bool, error) {
+		if slices.ContainsFunc(im.Manifests, func(d v1.Descriptor) bool { return d.Digest == entry.Digest }) {
+			return false, nil
+		}
+		im.Manifests = append(im.Manifests, entry)
+		return true, nil
+	})
+}
+
+// indexEntry is index.json's entry for the stored manifest or index desc.
+func (s *Store) indexEntry(desc v1.Descriptor, annotations map[string]string) (v1.Descriptor, error) {
+	if !desc.MediaType.IsImage() && !desc.MediaType.IsIndex() {
+		return v1.Descriptor{}, fmt.Errorf("%q is not an image or index media type", desc.MediaType)
+	}
+	if !s.HasBlob(desc.Digest) {
+		return v1.Descriptor{}, fmt.Errorf("manifest %s is not in the store: %w", desc.Digest, ErrNotFound)
+	}
+	return v1.Descriptor{MediaType: desc.MediaType, Size: desc.Size, Digest: desc.Digest, Platform: desc.Platform,
+		Annotations: annotations}, nil
+}
+
+// isDangling says whether d is an entry without a name for the manifest h.
+func isDangling(d v1.Descriptor, h v1.Hash) bool {
+	_, named := entryName(d)
+	return !named && d.Digest == h
 }
 
 // Untag removes the tag n; the image's blobs stay until GC. ErrNotFound if n is not a tag.
@@ -71,18 +107,35 @@ func (s *Store) Untag(ctx context.Context, n Name) error {
 
 // List returns every tagged image, sorted by normalized name.
 func (s *Store) List() ([]Tagged, error) {
+	tagged, _, err := s.entries()
+	return tagged, err
+}
+
+// Dangling returns the images index.json lists without a name (KeepUntagged's), in the order
+// they were added.
+func (s *Store) Dangling() ([]v1.Descriptor, error) {
+	_, dangling, err := s.entries()
+	return dangling, err
+}
+
+// entries splits index.json into the tagged images, sorted by normalized name, and the
+// dangling ones.
+func (s *Store) entries() ([]Tagged, []v1.Descriptor, error) {
 	im, err := s.readIndex()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var out []Tagged
+	var tagged []Tagged
+	var dangling []v1.Descriptor
 	for _, d := range im.Manifests {
 		if n, ok := entryName(d); ok {
-			out = append(out, Tagged{Name: n, Descriptor: d})
+			tagged = append(tagged, Tagged{Name: n, Descriptor: d})
+		} else {
+			dangling = append(dangling, d)
 		}
 	}
-	slices.SortStableFunc(out, func(a, b Tagged) int { return strings.Compare(a.Name.String(), b.Name.String()) })
-	return out, nil
+	slices.SortStableFunc(tagged, func(a, b Tagged) int { return strings.Compare(a.Name.String(), b.Name.String()) })
+	return tagged, dangling, nil
 }
 
 // entryName is the name an index.json entry carries, written by kiln or another tool;

@@ -51,6 +51,64 @@ func TestTagListUntag(t *testing.T) {
 	}
 }
 
+// A dangling image is listed once, found by ID (without a name), kept by GC, named by Tag
+// (then no longer dangling) and removed by RemoveImage of its ID.
+func TestKeepUntagged(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	d := storeDangling(t, s)
+	if err := s.KeepUntagged(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	id, err := s.ImageID(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Dangling(); err != nil || len(got) != 1 || got[0].Digest != d.Digest {
+		t.Fatalf("Dangling = %v, %v; want the one image, once", got, err)
+	}
+	if list, _ := s.List(); len(list) != 0 {
+		t.Fatalf("List has a dangling image: %v", list)
+	}
+	for _, ref := range []string{id.Hex[:12], id.String(), d.Digest.String()} {
+		if got, n, err := s.Lookup(ref); err != nil || got.Digest != d.Digest || !n.IsZero() {
+			t.Errorf("Lookup(%s) = %v %v %v", ref, got.Digest, n, err)
+		}
+	}
+	x := reopenExclusive(t, s)
+	if _, err := x.GC(ctx, GCOptions{All: true}); err != nil || !x.HasBlob(d.Digest) {
+		t.Fatalf("GC without an image prune deleted the dangling image (err %v)", err)
+	}
+	if err := x.Tag(ctx, mustName(t, "named"), d); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := x.Dangling(); len(got) != 0 {
+		t.Fatalf("a tagged image is still dangling: %v", got)
+	}
+	if err := x.KeepUntagged(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := x.Dangling(); len(got) != 0 {
+		t.Fatalf("KeepUntagged of a tagged image made it dangling: %v", got)
+	}
+	if rm, err := x.RemoveImage(ctx, "named", false); err != nil || len(rm.Untagged) != 1 || rm.Deleted != id {
+		t.Fatalf("rmi of the last tag: %+v %v", rm, err)
+	}
+
+	d2 := storeDangling(t, x)
+	id2, _ := x.ImageID(d2)
+	rm, err := x.RemoveImage(ctx, id2.Hex[:12], false)
+	if err != nil || len(rm.Untagged) != 0 || rm.Deleted != id2 {
+		t.Fatalf("rmi of a dangling image: %+v %v", rm, err)
+	}
+	if got, _ := x.Dangling(); len(got) != 0 {
+		t.Fatalf("after rmi: %v", got)
+	}
+	if _, _, err := x.Lookup(id2.Hex[:12]); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Lookup after rmi: %v", err)
+	}
+}
+
 func TestTagRejects(t *testing.T) {
 	s := openStore(t)
 	ctx := context.Background()

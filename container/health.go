@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -222,6 +223,21 @@ type healthChecker struct {
 	started time.Time
 	health  Health
 	updates chan<- Health
+	pause   *pauseWatch // the monitor's freezes, which no check may overlap
+}
+
+// pauseWatch is what the checks see of the monitor's freezes: docker probes no paused
+// container, and a check exec'd into a frozen cgroup would hang until its timeout and count as
+// a failure the container never had. The monitor alone calls set.
+type pauseWatch struct {
+	changes atomic.Uint64 // freezes and thaws so far: odd while paused
+}
+
+// set records a freeze about to happen (true) or a thaw done (false).
+func (p *pauseWatch) set(paused bool) {
+	if (p.changes.Load()%2 == 1) != paused {
+		p.changes.Add(1)
+	}
 }
 
 // run checks every interval until ctx ends (the container stops); no check outlives it.
@@ -234,9 +250,18 @@ func (hc *healthChecker) run(ctx context.Context) {
 			return
 		case <-timer.C:
 		}
+		pauses := hc.pause.changes.Load()
+		if pauses%2 == 1 {
+			timer.Reset(hc.interval(time.Now())) // paused: skipped, as docker's; FailingStreak stays
+			continue
+		}
 		r := hc.probe(ctx)
 		if ctx.Err() != nil {
 			return // cut short by the stop: not the container's health
+		}
+		if hc.pause.changes.Load() != pauses {
+			timer.Reset(hc.interval(time.Now())) // frozen mid-check: not the container's health
+			continue
 		}
 		hc.record(r)
 		h := hc.health
@@ -385,7 +410,8 @@ func (m *monitor) startHealth(ctx context.Context, ctr *runtime.Container) func(
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	updates := make(chan Health)
-	hc := &healthChecker{cfg: m.c.Healthcheck, ctr: ctr, started: m.state.StartedAt, health: *m.state.Health, updates: updates}
+	hc := &healthChecker{cfg: m.c.Healthcheck, ctr: ctr, started: m.state.StartedAt, health: *m.state.Health, updates: updates,
+		pause: &m.pause}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

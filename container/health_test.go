@@ -79,8 +79,8 @@ func TestHealthLimitedBuffer(t *testing.T) {
 }
 
 // superviseHealthy starts a sleeping busybox container with health check h and /mnt bound
-// to a host dir it returns; the test's cleanup stops it.
-func superviseHealthy(t *testing.T, h *HealthConfig) (*Container, string) {
+// to a host dir it returns, with its store; the test's cleanup stops it.
+func superviseHealthy(t *testing.T, h *HealthConfig) (*Store, *Container, string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: containers mount overlayfs and create namespaces")
@@ -115,7 +115,7 @@ func superviseHealthy(t *testing.T, h *HealthConfig) (*Container, string) {
 			t.Errorf("Supervise: %v", err)
 		}
 	})
-	return c, mnt
+	return s, c, mnt
 }
 
 // waitHealth polls the stored state until ok holds of it.
@@ -136,7 +136,7 @@ func waitHealth(t *testing.T, c *Container, what string, ok func(State) bool) St
 }
 
 func TestHealthCheckTurnsHealthy(t *testing.T) {
-	c, mnt := superviseHealthy(t, &HealthConfig{Test: []string{"CMD-SHELL", "cat /mnt/ready"},
+	_, c, mnt := superviseHealthy(t, &HealthConfig{Test: []string{"CMD-SHELL", "cat /mnt/ready"},
 		Interval: 200 * time.Millisecond, Retries: 1000})
 	st := waitHealth(t, c, "a failed check while starting", func(st State) bool { return len(st.Health.Log) > 0 })
 	if h := st.Health; h.Status != HealthStarting || h.FailingStreak < 1 || h.Log[0].ExitCode != 1 ||
@@ -160,7 +160,7 @@ func TestHealthCheckTurnsHealthy(t *testing.T) {
 }
 
 func TestHealthCheckFailsToUnhealthy(t *testing.T) {
-	c, _ := superviseHealthy(t, &HealthConfig{Test: []string{"CMD", "sh", "-c", "echo nope; exit 3"},
+	_, c, _ := superviseHealthy(t, &HealthConfig{Test: []string{"CMD", "sh", "-c", "echo nope; exit 3"},
 		Interval: 200 * time.Millisecond, Retries: 2})
 	st := waitHealth(t, c, "unhealthy", func(st State) bool { return st.Health.Status == HealthUnhealthy })
 	if h := st.Health; h.FailingStreak != 2 || len(h.Log) != 2 || h.Log[1].ExitCode != 3 || h.Log[1].Output != "nope\n" {
@@ -176,7 +176,7 @@ func TestHealthCheckFailsToUnhealthy(t *testing.T) {
 }
 
 func TestHealthCheckTimeoutKills(t *testing.T) {
-	c, mnt := superviseHealthy(t, &HealthConfig{Test: []string{"CMD-SHELL", "echo started >/mnt/out; sleep 20; echo done >/mnt/out"},
+	_, c, mnt := superviseHealthy(t, &HealthConfig{Test: []string{"CMD-SHELL", "echo started >/mnt/out; sleep 20; echo done >/mnt/out"},
 		Interval: 200 * time.Millisecond, Timeout: 300 * time.Millisecond, Retries: 1})
 	st := waitHealth(t, c, "unhealthy", func(st State) bool { return st.Health.Status == HealthUnhealthy })
 	r := st.Health.Log[0]
@@ -189,6 +189,75 @@ func TestHealthCheckTimeoutKills(t *testing.T) {
 	// The killed check never finished its command.
 	if data, _ := os.ReadFile(filepath.Join(mnt, "out")); string(data) != "started\n" {
 		t.Errorf("check's file: %q", data)
+	}
+}
+
+// TestHealthChecksSkipWhilePaused pauses one of two containers that run the same check: while
+// the other's checks show that several intervals went by, the paused one runs none and keeps
+// its health, as docker's; once unpaused its checks go on.
+func TestHealthChecksSkipWhilePaused(t *testing.T) {
+	h := &HealthConfig{Test: []string{"CMD-SHELL", "echo x >>/mnt/checks"}, Interval: 100 * time.Millisecond,
+		Timeout: 10 * time.Second, Retries: 1}
+	s, c, mnt := superviseHealthy(t, h)
+	_, witness, witnessMnt := superviseHealthy(t, h)
+	checks := func(mnt string) int {
+		data, err := os.ReadFile(filepath.Join(mnt, "checks"))
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		return strings.Count(string(data), "\n")
+	}
+	healthy := func(st State) bool { return st.Health.Status == HealthHealthy }
+	waitHealth(t, c, "healthy", healthy)
+	waitHealth(t, witness, "healthy", healthy)
+
+	if err := s.Pause(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	paused, ran := time.Now().UTC(), checks(mnt)
+	// A check that ended just before the pause may still be recorded; none may start after it.
+	stillPaused := func() {
+		t.Helper()
+		st, err := c.State()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := checks(mnt); n != ran {
+			t.Fatalf("%d checks ran while paused", n-ran)
+		}
+		if h := st.Health; !st.Paused || h.Status != HealthHealthy || h.FailingStreak != 0 {
+			t.Fatalf("while paused: %+v, health %+v", st, h)
+		}
+		for _, r := range st.Health.Log {
+			if r.Start.After(paused) || r.ExitCode != 0 {
+				t.Fatalf("a check while paused: %+v (paused at %v)", r, paused)
+			}
+		}
+	}
+	from := checks(witnessMnt)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for deadline := time.Now().Add(30 * time.Second); checks(witnessMnt) < from+5; <-tick.C {
+		stillPaused()
+		if time.Now().After(deadline) {
+			t.Fatalf("the unpaused container ran %d checks in 30s", checks(witnessMnt)-from)
+		}
+	}
+	stillPaused()
+
+	if err := s.Unpause(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	unpaused := time.Now().UTC()
+	st := waitHealth(t, c, "a check after the unpause", func(st State) bool {
+		last := st.Health.Log[len(st.Health.Log)-1]
+		return last.Start.After(unpaused)
+	})
+	if h := st.Health; st.Paused || h.Status != HealthHealthy || h.FailingStreak != 0 || h.Log[len(h.Log)-1].ExitCode != 0 {
+		t.Errorf("after unpause: %+v, health %+v", st, h)
+	}
+	if n := checks(mnt); n <= ran {
+		t.Errorf("no check ran after the unpause: %d before the pause, %d after", ran, n)
 	}
 }
 

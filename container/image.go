@@ -20,7 +20,7 @@ import (
 
 // ImageOptions describe the step that makes a new image (docker's commit and import).
 type ImageOptions struct {
-	Ref     cache.Name // tag for the image; zero leaves it untagged (dangling)
+	Ref     cache.Name // tag for the image; zero leaves it dangling (<none>, kept until a prune)
 	Message string     // the history entry's comment (-m)
 	Author  string     // the image's author (-a)
 	// Configure changes the new image's config before it is written (--change); nil keeps it.
@@ -179,12 +179,10 @@ func newImage(ctx context.Context, st *cache.Store, base v1.Image, fill func(*la
 	if err != nil {
 		return desc, err
 	}
-	if !opts.Ref.IsZero() {
-		if err := st.Tag(ctx, opts.Ref, desc); err != nil {
-			return desc, err
-		}
+	if opts.Ref.IsZero() {
+		return desc, st.KeepUntagged(ctx, desc) // dangling until tagged or pruned, as docker's
 	}
-	return desc, nil
+	return desc, st.Tag(ctx, opts.Ref, desc)
 }
 
 // Export writes c's filesystem (its image's layers and its changes; no mounts) as a tar to w

@@ -104,6 +104,7 @@ type monitor struct {
 
 	health     <-chan Health      // the running checks' new values; nil without checks
 	stopHealth context.CancelFunc // ends the running checks; nil without checks
+	pause      pauseWatch         // state.Paused as the checks' goroutine may read it
 
 	hub           *hub     // the attach clients
 	stdin, stdinW *os.File // a detached -i container's stdin pipe (without -t); nil otherwise
@@ -286,6 +287,7 @@ func (m *monitor) wait(ctx context.Context, ctr *runtime.Container, done <-chan 
 		select {
 		case res := <-done:
 			m.state.Paused = false // the container ended: nothing is frozen
+			m.pause.set(false)
 			return res
 		case <-ctx.Done():
 			m.endHealth()

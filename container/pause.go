@@ -77,9 +77,12 @@ func (m *monitor) freeze(ctx context.Context, ctr *runtime.Container, pause bool
 	}
 	var err error
 	if pause {
-		err = ctr.Pause(ctx)
-	} else {
-		err = ctr.Resume(ctx)
+		m.pause.set(true) // before the freeze: no check may start into a frozen cgroup
+		if err = ctr.Pause(ctx); err != nil {
+			m.pause.set(false)
+		}
+	} else if err = ctr.Resume(ctx); err == nil {
+		m.pause.set(false)
 	}
 	if err != nil {
 		return err

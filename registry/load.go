@@ -172,6 +172,9 @@ func commit(ctx context.Context, s *cache.Store, images []staged) ([]Loaded, err
 			return nil, err
 		}
 		if len(im.names) == 0 {
+			if err := s.KeepUntagged(ctx, descs[i]); err != nil { // dangling, as docker's load leaves it
+				return out, err
+			}
 			out = append(out, Loaded{ID: id, Desc: descs[i]})
 		}
 		for _, n := range im.names {

@@ -78,7 +78,8 @@ func newCommitCmd(g *globalOptions) *cobra.Command {
 			"A running container is paused while its changes are read (--pause=false reads them live).\n" +
 			"Each -c applies a Dockerfile instruction to the new image's config, as in a build; its variables\n" +
 			"expand against the config's ENV: -c 'ENV PATH=/opt/bin:$PATH' -c 'CMD [\"app\"]'.\n" +
-			"Without REPOSITORY the image has no name and is removed by the next prune: give it one.",
+			"Without REPOSITORY the image is dangling: kiln images lists it as <none>, kiln tag ID NAME names\n" +
+			"it, kiln rmi ID or kiln image prune removes it.",
 		Args: argsRange(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts, err := f.options(args[1:])

@@ -214,3 +214,80 @@ func mustRead(t *testing.T, p string) []byte {
 	}
 	return b
 }
+
+// commit without a REPOSITORY makes a dangling image, as docker's: `images` lists it as <none>
+// (and -f dangling=true), the store keeps it until `image prune` or `rmi ID`, and `tag` names it.
+func TestCommitUntagged(t *testing.T) {
+	requireContainers(t)
+	root := busyboxRoot(t)
+	ok(t, root, "run", "--name", "c", "busybox", "sh", "-c", "echo changed > /marker")
+	commit := func() (id, short string) {
+		t.Helper()
+		id = strings.TrimSpace(ok(t, root, "commit", "c").stdout)
+		if !strings.HasPrefix(id, "sha256:") {
+			t.Fatalf("commit printed %q", id)
+		}
+		return id, id[7:19]
+	}
+	images := func(args ...string) string {
+		t.Helper()
+		return ok(t, root, append([]string{"images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"}, args...)...).stdout
+	}
+	id, short := commit()
+	if got, want := images(), "busybox:latest "; !strings.HasPrefix(got, want) || !strings.HasSuffix(got, "\n<none>:<none> "+short+"\n") {
+		t.Fatalf("images after an untagged commit:\n%s", got)
+	}
+	if got := images("-f", "dangling=true"); got != "<none>:<none> "+short+"\n" {
+		t.Errorf("images -f dangling=true:\n%s", got)
+	}
+	if got := images("-f", "dangling=false"); strings.Contains(got, short) || !strings.Contains(got, "busybox:latest") {
+		t.Errorf("images -f dangling=false:\n%s", got)
+	}
+	if r := ok(t, root, "images"); !strings.Contains(r.stdout, "\n<none>   ") || !strings.Contains(r.stdout, short) {
+		t.Errorf("images table:\n%s", r.stdout)
+	}
+	// GC without an image prune keeps it: it is a root like a tag.
+	ok(t, root, "builder", "prune", "-a", "-f")
+	if r := ok(t, root, "run", "--rm", short, "cat", "/marker"); r.stdout != "changed\n" {
+		t.Fatalf("run of the dangling image by ID: %q", r.stdout)
+	}
+	if r := ok(t, root, "image", "inspect", "--format", "{{.Id}} {{len .RepoTags}}", short); r.stdout != id+" 0\n" {
+		t.Errorf("inspect of the dangling image: %q", r.stdout)
+	}
+	if r := ok(t, root, "image", "prune", "-f"); !strings.Contains(r.stdout, "Deleted Images:\ndeleted: "+id+"\n") {
+		t.Errorf("image prune:\n%s", r.stdout)
+	}
+	if got := images(); strings.Contains(got, "<none>") {
+		t.Errorf("images after image prune:\n%s", got)
+	}
+	if r := kiln(t, root, nil, "image", "inspect", short); r.code != 1 {
+		t.Errorf("inspect of the pruned image: exit %d %s", r.code, r.stderr)
+	}
+
+	id, short = commit()
+	if r := ok(t, root, "rmi", short); r.stdout != "Deleted: "+id+"\n" {
+		t.Errorf("rmi of the dangling image: %q", r.stdout)
+	}
+	if got := images("-f", "dangling=true"); got != "" {
+		t.Errorf("images after rmi:\n%s", got)
+	}
+
+	_, short = commit()
+	ok(t, root, "tag", short, "named:1")
+	if got := images(); strings.Contains(got, "<none>") || !strings.Contains(got, "named:1 "+short+"\n") {
+		t.Errorf("images after tagging the dangling image:\n%s", got)
+	}
+
+	// An archive without a name loads as a dangling image too.
+	id, short = commit()
+	archive := filepath.Join(t.TempDir(), "img.tar")
+	ok(t, root, "save", "-o", archive, short)
+	ok(t, root, "rmi", short)
+	if r := ok(t, root, "load", "-i", archive); r.stdout != "Loaded image ID: "+id+"\n" {
+		t.Errorf("load: %q", r.stdout)
+	}
+	if got := images("-f", "dangling=true"); got != "<none>:<none> "+short+"\n" {
+		t.Errorf("images after loading an unnamed archive:\n%s", got)
+	}
+	ok(t, root, "rm", "c")
+}

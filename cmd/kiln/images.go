@@ -30,6 +30,7 @@ type imageRow struct {
 	Created    time.Time `json:"Created"`
 	Size       int64     `json:"Size"`
 	labels     map[string]string
+	dangling   bool // listed without a name: <none> <none>
 }
 
 // imageView is an image row as --format templates see it: docker's field names and text.
@@ -77,19 +78,43 @@ func listImages(s *cache.Store, filter []string) ([]imageRow, error) {
 		if len(filter) == 1 && !matchesFilter(t.Name, filter[0]) {
 			continue
 		}
-		img, err := s.Image(t.Descriptor.Digest)
+		row, err := storedRow(s, t.Descriptor, short)
 		if err != nil {
-			return nil, fmt.Errorf("image %s: %w", short, err)
+			return nil, err
 		}
-		row, err := describe(img)
+		row.Repository, row.Tag = splitShort(short)
+		rows = append(rows, row)
+	}
+	if len(filter) == 1 {
+		return rows, nil // a REPOSITORY names no dangling image
+	}
+	dangling, err := s.Dangling()
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range dangling {
+		row, err := storedRow(s, d, d.Digest.String())
 		if err != nil {
-			return nil, fmt.Errorf("image %s: %w", short, err)
+			return nil, err
 		}
-		repo, tag := splitShort(short)
-		row.Repository, row.Tag, row.Digest = repo, tag, t.Descriptor.Digest.String()
+		row.Repository, row.Tag, row.dangling = "<none>", "<none>", true
 		rows = append(rows, row)
 	}
 	return rows, nil
+}
+
+// storedRow describes the stored image desc, which errors call what.
+func storedRow(s *cache.Store, desc v1.Descriptor, what string) (imageRow, error) {
+	img, err := s.Image(desc.Digest)
+	if err != nil {
+		return imageRow{}, fmt.Errorf("image %s: %w", what, err)
+	}
+	row, err := describe(img)
+	if err != nil {
+		return imageRow{}, fmt.Errorf("image %s: %w", what, err)
+	}
+	row.Digest = desc.Digest.String()
+	return row, nil
 }
 
 // matchesFilter accepts "repo" (any tag) or "repo:tag", in short or normalized form.
@@ -156,7 +181,7 @@ func filterImages(flags []string, rows []imageRow) ([]imageRow, error) {
 			b, _ := path.Match(v, r.Repository)
 			return a || b
 		}) || !f.match("label", matchLabel(r.labels)) ||
-			!f.match("dangling", func(v string) bool { return v == "false" }) || // kiln lists named images only
+			!f.match("dangling", func(v string) bool { return (v == "true") == r.dangling }) ||
 			!f.match("before", func(v string) bool { t, ok := created(v); return ok && r.Created.Before(t) }) ||
 			!f.match("since", func(v string) bool { t, ok := created(v); return ok && r.Created.After(t) }) {
 			continue

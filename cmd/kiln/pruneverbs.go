@@ -56,7 +56,7 @@ func printPruned(out io.Writer, containers []string, st cache.GCStats) {
 			if !im.Name.IsZero() {
 				fmt.Fprintf(out, "untagged: %s\n", im.Name.Short())
 			}
-			fmt.Fprintf(out, "deleted: %s\n", im.Digest)
+			fmt.Fprintf(out, "deleted: %s\n", im.ID)
 		}
 		fmt.Fprintln(out)
 	}

@@ -16,8 +16,9 @@ func newRmiCmd(g *globalOptions) *cobra.Command {
 		Use:   "rmi [-f] NAME|ID...",
 		Short: "Remove image tags, and the data no other image or cache entry uses",
 		Long: "Remove image tags. Given an image ID, remove every tag of that image (with -f when there are\n" +
-			"several). The last tag of an image a container uses stays unless -f, which removes the tag and\n" +
-			"keeps the data until the container is removed. Blobs and snapshots that nothing references any\n" +
+			"several), or the image itself when it has none (a dangling image, <none> in kiln images). The\n" +
+			"last tag of an image a container uses stays unless -f, which removes the tag and keeps the\n" +
+			"data until the container is removed. Blobs and snapshots that nothing references any\n" +
 			"more are deleted right away when no other kiln process is using the store, and otherwise by the\n" +
 			"next `kiln prune`.",
 		Args: argsRange(1, -1),
@@ -28,13 +29,16 @@ func newRmiCmd(g *globalOptions) *cobra.Command {
 			}
 			var failed []string
 			for _, ref := range args {
-				names, err := s.RemoveImage(cmd.Context(), ref, force)
+				rm, err := s.RemoveImage(cmd.Context(), ref, force)
 				if err != nil {
 					failed = append(failed, err.Error())
 					continue
 				}
-				for _, n := range names {
+				for _, n := range rm.Untagged {
 					fmt.Fprintf(cmd.OutOrStdout(), "Untagged: %s\n", n.Short())
+				}
+				if rm.Deleted.Hex != "" {
+					fmt.Fprintf(cmd.OutOrStdout(), "Deleted: %s\n", rm.Deleted)
 				}
 			}
 			if err := s.Close(); err != nil {

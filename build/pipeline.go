@@ -117,6 +117,16 @@ func Pipeline(ctx context.Context, o PipelineOptions) (*Image, error) {
 	if err := o.publish(ctx, img); err != nil {
 		return nil, err
 	}
+	if len(o.Tags) == 0 && o.Export == nil && !o.Push {
+		// docker keeps an unnamed build as a <none> image: listed, kept until an image prune.
+		top := img.Manifest
+		if img.Index != nil {
+			top = *img.Index
+		}
+		if err := o.Store.KeepUntagged(ctx, top); err != nil {
+			return nil, err
+		}
+	}
 	img.Cache.Pulled = o.Store.FetchedBytes()
 	return img, nil
 }

@@ -289,5 +289,18 @@ func TestCommitUntagged(t *testing.T) {
 	if got := images("-f", "dangling=true"); got != "<none>:<none> "+short+"\n" {
 		t.Errorf("images after loading an unnamed archive:\n%s", got)
 	}
+	ok(t, root, "rmi", short)
+
+	// So does a build without -t; building it again with -t names it.
+	ctx := t.TempDir()
+	writeTree(t, ctx, map[string]string{"Dockerfile": "FROM busybox\nRUN echo unnamed > /u\n"})
+	built := strings.TrimSpace(ok(t, root, "build", "-q", ctx).stdout)
+	if got := images("-f", "dangling=true"); got != "<none>:<none> "+built[7:19]+"\n" {
+		t.Errorf("images after a build without -t (%s):\n%s", built, got)
+	}
+	ok(t, root, "build", "-q", "-t", "now-named", ctx)
+	if got := images("-f", "dangling=true"); got != "" {
+		t.Errorf("after a build with -t of the same image:\n%s", got)
+	}
 	ok(t, root, "rm", "c")
 }

@@ -55,10 +55,10 @@ func (rt *Runtime) Start(ctx context.Context, s Spec) (*Container, error) {
 		return nil, err
 	}
 	s.stateDir, s.rootless = rt.stateDir, rt.isolation == IsolationRootless
-	if err := checkRootless(s); err != nil {
+	if err := checkHostAccess(s); err != nil {
 		return nil, err
 	}
-	if err := checkHostAccess(s); err != nil {
+	if err := checkRootless(&s); err != nil { // after the flags' own checks: it reads the cgroup tree
 		return nil, err
 	}
 	teardown, err := rt.prepare(ctx, r, &s)

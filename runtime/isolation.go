@@ -188,7 +188,7 @@ func probeIsolation() isolationProbe {
 // rootlessNoCgroups says why a rootless container has no cgroup of its own.
 func rootlessNoCgroups() string {
 	if unifiedOnly() {
-		return "a rootless container gets a cgroup of its own (in your delegated cgroup v2 subtree) only for --memory, --cpus, --cpuset-cpus, --memory-swap or --pids-limit"
+		return "rootless kiln gives a container a cgroup (in your delegated cgroup v2 subtree) only for limits such as --memory, and does not pause or update it"
 	}
 	return "this host uses cgroup v1, where an unprivileged user cannot manage cgroups"
 }

@@ -87,12 +87,19 @@ func hostRootlessCgroup(needs []cgroupNeed) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("%s a cgroup: read kiln's own cgroup: %w", flagsOf(needs), err)
 	}
-	return rootlessCgroup("/sys/fs/cgroup", string(self), os.Geteuid(), needs)
+	return rootlessCgroup(cgroupHost{Root: "/sys/fs/cgroup", Self: string(self), UID: os.Geteuid(), HostUID: hostUID()}, needs)
+}
+
+// cgroupHost is what rootlessCgroup judges from (tests pass fake trees).
+type cgroupHost struct {
+	Root    string // the cgroup v2 mount, /sys/fs/cgroup
+	Self    string // this process's /proc/self/cgroup
+	UID     int    // who must own the delegated cgroups, as this process sees ids (0 in kiln's user namespace)
+	HostUID int    // the same user on the host, for messages
 }
 
 // rootlessCgroup finds where an unprivileged kiln may put its containers' cgroups so that the
-// controllers in needs work, judged only from the cgroup v2 tree mounted at root, this process's
-// /proc/self/cgroup text and its uid (tests pass fake trees). It returns the absolute cgroup
+// controllers in needs work, judged only from h. It returns the absolute cgroup
 // path (relative to root, as OCI's cgroupsPath takes it) of the dir that holds them: "kiln"
 // under the parent of kiln's own cgroup, as runc places a relative path itself. Kiln's own
 // cgroup holds processes (kiln, often its shell), and cgroup v2 enables controllers only in
@@ -101,14 +108,15 @@ func hostRootlessCgroup(needs []cgroupNeed) (string, error) {
 // init there from kiln's cgroup needs write access to the common ancestor's cgroup.procs; each
 // controller must reach it from the top of the user's subtree (what systemd delegated), and
 // runc or crun enable it on the way down, which needs every level without processes.
-func rootlessCgroup(root, selfCgroup string, uid int, needs []cgroupNeed) (string, error) {
-	own, ok := unifiedCgroup(selfCgroup)
+func rootlessCgroup(h cgroupHost, needs []cgroupNeed) (string, error) {
+	root, uid := h.Root, h.UID
+	own, ok := unifiedCgroup(h.Self)
 	if _, err := os.Stat(filepath.Join(root, "cgroup.controllers")); err != nil || !ok {
 		return "", errCgroupV1(needs)
 	}
 	want := flagsOf(needs) + " a cgroup v2 subtree delegated to you when kiln runs without root"
-	session := "start kiln inside your systemd user instance's subtree, e.g. `systemd-run --user --scope kiln ...` " +
-		"(a login through systemd-logind runs user@UID.service)"
+	session := fmt.Sprintf("start kiln inside your systemd user instance's subtree, e.g. `systemd-run --user --scope kiln ...` "+
+		"(a login through systemd-logind runs user@%d.service)", h.HostUID)
 	if own == "/" {
 		return "", fmt.Errorf("%s, and kiln is in the root cgroup (of the host or of its cgroup namespace), which has no parent to hold containers: %s", want, session)
 	}

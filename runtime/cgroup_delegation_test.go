@@ -128,7 +128,7 @@ func TestRootlessCgroup(t *testing.T) {
 			self:  "0::/user.slice/user-1000.slice/session-3.scope\n",
 			needs: all,
 			errs: []string{"need a cgroup v2 subtree delegated to you", "kiln's cgroup /user.slice/user-1000.slice/session-3.scope sits in /user.slice/user-1000.slice, which is not yours",
-				"systemd-run --user --scope kiln"},
+				"systemd-run --user --scope kiln", "runs user@1000.service"},
 		},
 		{
 			name: "v2 not owned: a slice of root's inside the user's subtree",
@@ -180,7 +180,7 @@ func TestRootlessCgroup(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			root := fakeCgroupTree(t, tc.v1, tc.nodes)
-			got, err := rootlessCgroup(root, tc.self, fakeUser, tc.needs)
+			got, err := rootlessCgroup(cgroupHost{Root: root, Self: tc.self, UID: fakeUser, HostUID: 1000}, tc.needs)
 			if tc.want != "" {
 				if err != nil || got != tc.want {
 					t.Fatalf("got %q, %v; want %q", got, err, tc.want)

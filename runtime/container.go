@@ -61,6 +61,9 @@ func (rt *Runtime) Start(ctx context.Context, s Spec) (*Container, error) {
 	if err := checkRootless(&s); err != nil { // after the flags' own checks: it reads the cgroup tree
 		return nil, err
 	}
+	if s.cgroupParent != "" {
+		fmt.Fprintf(rt.debug, "cgroup: %s/%s (delegated cgroup v2, rootless)\n", s.cgroupParent, s.ID)
+	}
 	teardown, err := rt.prepare(ctx, r, &s)
 	if err != nil {
 		return nil, err

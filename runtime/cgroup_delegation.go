@@ -174,9 +174,9 @@ func rootlessCgroup(h cgroupHost, needs []cgroupNeed) (string, error) {
 
 // unifiedCgroup is the v2 entry ("0::/path") of a /proc/self/cgroup text.
 func unifiedCgroup(selfCgroup string) (string, bool) {
-	for _, line := range strings.Split(selfCgroup, "\n") {
-		if p, ok := strings.CutPrefix(line, "0::"); ok && strings.HasPrefix(p, "/") {
-			return path.Clean(p), true
+	for _, e := range cgroupEntries(selfCgroup) {
+		if e.Unified() && strings.HasPrefix(e.Path, "/") {
+			return path.Clean(e.Path), true
 		}
 	}
 	return "", false

@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -32,31 +31,45 @@ func cgroupParents() []string {
 	if unifiedOnly() {
 		return []string{"/sys/fs/cgroup/kiln"}
 	}
-	f, err := os.Open("/proc/self/cgroup")
+	data, err := os.ReadFile("/proc/self/cgroup")
 	if err != nil {
 		return nil
 	}
-	defer f.Close()
 	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		parts := strings.SplitN(sc.Text(), ":", 3)
-		if len(parts) != 3 {
-			continue
-		}
+	for _, e := range cgroupEntries(string(data)) {
 		var mount string
 		switch {
-		case parts[0] == "0" && parts[1] == "":
+		case e.Unified():
 			mount = "/sys/fs/cgroup/unified"
 			if _, err := os.Stat(mount); err != nil {
 				mount = "/sys/fs/cgroup"
 			}
-		case strings.HasPrefix(parts[1], "name="):
-			mount = filepath.Join("/sys/fs/cgroup", strings.TrimPrefix(parts[1], "name="))
+		case strings.HasPrefix(e.Controllers, "name="):
+			mount = filepath.Join("/sys/fs/cgroup", strings.TrimPrefix(e.Controllers, "name="))
 		default:
-			mount = filepath.Join("/sys/fs/cgroup", strings.Split(parts[1], ",")[0])
+			mount = filepath.Join("/sys/fs/cgroup", strings.Split(e.Controllers, ",")[0])
 		}
-		out = append(out, filepath.Join(mount, parts[2], "kiln"))
+		out = append(out, filepath.Join(mount, e.Path, "kiln"))
+	}
+	return out
+}
+
+// cgroupEntry is one line of /proc/<pid>/cgroup: "hierarchy-id:controllers:path".
+type cgroupEntry struct {
+	ID, Controllers, Path string
+}
+
+// Unified reports the cgroup v2 entry ("0::/path").
+func (e cgroupEntry) Unified() bool { return e.ID == "0" && e.Controllers == "" }
+
+// cgroupEntries parses a /proc/<pid>/cgroup text, skipping malformed lines.
+func cgroupEntries(text string) []cgroupEntry {
+	var out []cgroupEntry
+	for _, line := range strings.Split(text, "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) == 3 {
+			out = append(out, cgroupEntry{parts[0], parts[1], parts[2]})
+		}
 	}
 	return out
 }

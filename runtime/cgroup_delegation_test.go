@@ -3,6 +3,7 @@ package runtime
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -248,5 +249,24 @@ func TestCgroupRootlessConfig(t *testing.T) {
 	}
 	if l.CgroupsPath != s.cgroupParent+"/c1" || l.Resources == nil || *l.Resources.Memory.Limit != 32<<20 || *l.Resources.Pids.Limit != 64 || l.Resources.Devices != nil {
 		t.Errorf("delegated: path %q resources %+v", l.CgroupsPath, l.Resources)
+	}
+}
+
+// Cleanup sweeps dead runs' cgroups where kiln puts them: root's /kiln, and on v2 the rootless
+// place beside kiln's own cgroup.
+func TestCgroupParentsOf(t *testing.T) {
+	const self = "0::/user.slice/user-1000.slice/user@1000.service/app.slice/kiln.scope\n"
+	got := cgroupParentsOf(true, self)
+	want := []string{"/sys/fs/cgroup/kiln", "/sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service/app.slice/kiln"}
+	if !slices.Equal(got, want) {
+		t.Errorf("v2: %q, want %q", got, want)
+	}
+	if got := cgroupParentsOf(true, "0::/init.scope\n"); !slices.Equal(got, want[:1]) {
+		t.Errorf("v2 in a top-level cgroup: %q", got)
+	}
+	got = cgroupParentsOf(false, "4:memory:/user.slice\n3:cpu,cpuacct:/\n1:name=systemd:/user.slice/session-3.scope\n")
+	want = []string{"/sys/fs/cgroup/memory/user.slice/kiln", "/sys/fs/cgroup/cpu/kiln", "/sys/fs/cgroup/systemd/user.slice/session-3.scope/kiln"}
+	if !slices.Equal(got, want) {
+		t.Errorf("v1: %q, want %q", got, want)
 	}
 }

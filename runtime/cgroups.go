@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -28,15 +29,23 @@ func cgroupsPath(id string) string {
 
 // cgroupParents lists the dirs holding containers' cgroups, one per mounted hierarchy.
 func cgroupParents() []string {
-	if unifiedOnly() {
-		return []string{"/sys/fs/cgroup/kiln"}
-	}
-	data, err := os.ReadFile("/proc/self/cgroup")
-	if err != nil {
-		return nil
+	data, _ := os.ReadFile("/proc/self/cgroup")
+	return cgroupParentsOf(unifiedOnly(), string(data))
+}
+
+// cgroupParentsOf is cgroupParents for a host (unified = pure cgroup v2) and a /proc/self/cgroup
+// text. On v2 it adds, after root's /kiln, where rootless containers of a kiln in this cgroup
+// go (rootlessCgroup), so a crashed run's cgroup is swept there too.
+func cgroupParentsOf(unified bool, self string) []string {
+	if unified {
+		out := []string{"/sys/fs/cgroup/kiln"}
+		if own, ok := unifiedCgroup(self); ok && path.Dir(own) != "/" {
+			out = append(out, filepath.Join("/sys/fs/cgroup", path.Dir(own), "kiln"))
+		}
+		return out
 	}
 	var out []string
-	for _, e := range cgroupEntries(string(data)) {
+	for _, e := range cgroupEntries(self) {
 		var mount string
 		switch {
 		case e.Unified():

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -268,5 +269,53 @@ func TestCgroupParentsOf(t *testing.T) {
 	want = []string{"/sys/fs/cgroup/memory/user.slice/kiln", "/sys/fs/cgroup/cpu/kiln", "/sys/fs/cgroup/systemd/user.slice/session-3.scope/kiln"}
 	if !slices.Equal(got, want) {
 		t.Errorf("v1: %q, want %q", got, want)
+	}
+}
+
+// The same judgement over a real cgroup2 mount (this host's hybrid /sys/fs/cgroup/unified, or
+// /sys/fs/cgroup on a v2 host): a subtree chowned as systemd's Delegate= does, with what the
+// kernel itself reports as controllers and owners.
+func TestRootlessCgroupRealCgroupfs(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("creating and chowning cgroups needs root")
+	}
+	var root string
+	for _, m := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
+		var st unix.Statfs_t
+		if unix.Statfs(m, &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
+			root = m
+			break
+		}
+	}
+	if root == "" {
+		t.Skip("no cgroup2 mount at /sys/fs/cgroup or /sys/fs/cgroup/unified")
+	}
+	base := fmt.Sprintf("kiln-cgtest-%d", os.Getpid())
+	for _, d := range []string{base, base + "/a", base + "/a/b"} {
+		if err := os.Mkdir(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Remove(filepath.Join(root, d)) })
+	}
+	for _, d := range []string{base, base + "/a"} {
+		for _, f := range []string{"", "cgroup.procs", "cgroup.subtree_control"} {
+			if err := os.Lchown(filepath.Join(root, d, f), fakeUser, fakeUser); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	h := cgroupHost{Root: root, Self: "0::/" + base + "/a/b\n", UID: fakeUser, HostUID: fakeUser}
+	got, err := rootlessCgroup(h, []cgroupNeed{{"pids", []string{"--pids-limit"}}})
+	top, _ := os.ReadFile(filepath.Join(root, base, "cgroup.controllers"))
+	if slices.Contains(strings.Fields(string(top)), "pids") {
+		if err != nil || got != "/"+base+"/a/kiln" {
+			t.Errorf("pids delegated to /%s: %q, %v", base, got, err)
+		}
+	} else if err == nil || !strings.Contains(err.Error(), "the pids controller, which is not delegated to you: your cgroup subtree /"+base+" has") {
+		t.Errorf("pids not delegated to /%s (it has %q): %q, %v", base, top, got, err)
+	}
+	h.UID = fakeUser + 1
+	if _, err := rootlessCgroup(h, []cgroupNeed{{"pids", []string{"--pids-limit"}}}); err == nil || !strings.Contains(err.Error(), "which is not yours") {
+		t.Errorf("another user's subtree: %v", err)
 	}
 }

@@ -154,8 +154,12 @@ func rootlessCgroup(h cgroupHost, needs []cgroupNeed) (string, error) {
 		if have == "" {
 			have = "none"
 		}
-		return "", fmt.Errorf("%s the %s controller, which is not delegated to you: your cgroup subtree %s has %s (its cgroup.controllers): %s",
-			flagsOf(needs), strings.Join(missing, " and "), top, have, delegateFix(missing...))
+		what := "the " + strings.Join(missing, " and ") + " controller, which is"
+		if len(missing) > 1 {
+			what = "the " + strings.Join(missing, " and ") + " controllers, which are"
+		}
+		return "", fmt.Errorf("%s %s not delegated to you: your cgroup subtree %s has %s (its cgroup.controllers): %s",
+			flagsOf(needs), what, top, have, delegateFix(missing...))
 	}
 	for _, l := range levels {
 		enabled := readWords(dir(l), "cgroup.subtree_control")

@@ -118,6 +118,13 @@ func TestRootlessCgroup(t *testing.T) {
 				"Delegate=cpu memory pids", "systemctl daemon-reload", "log in again"},
 		},
 		{
+			name:  "v2 with no controllers delegated",
+			nodes: systemdTree("", nil),
+			self:  kilnScope,
+			needs: []cgroupNeed{{"memory", []string{"--memory"}}, {"pids", []string{"--pids-limit"}}},
+			errs:  []string{"--memory and --pids-limit need the memory and pids controllers, which are not delegated to you", "has none"},
+		},
+		{
 			name:  "v2 missing cpuset names it in Delegate=",
 			nodes: systemdTree("cpu memory pids", nil),
 			self:  kilnScope,

@@ -1,10 +1,10 @@
 package runtime
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -29,34 +29,56 @@ func cgroupsPath(id string) string {
 
 // cgroupParents lists the dirs holding containers' cgroups, one per mounted hierarchy.
 func cgroupParents() []string {
-	if unifiedOnly() {
-		return []string{"/sys/fs/cgroup/kiln"}
-	}
-	f, err := os.Open("/proc/self/cgroup")
-	if err != nil {
-		return nil
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		parts := strings.SplitN(sc.Text(), ":", 3)
-		if len(parts) != 3 {
-			continue
+	data, _ := os.ReadFile("/proc/self/cgroup")
+	return cgroupParentsOf(unifiedOnly(), string(data))
+}
+
+// cgroupParentsOf is cgroupParents for a host (unified = pure cgroup v2) and a /proc/self/cgroup
+// text. On v2 it adds, after root's /kiln, where rootless containers of a kiln in this cgroup
+// go (rootlessCgroup), so a crashed run's cgroup is swept there too.
+func cgroupParentsOf(unified bool, self string) []string {
+	if unified {
+		out := []string{"/sys/fs/cgroup/kiln"}
+		if own, ok := unifiedCgroup(self); ok && path.Dir(own) != "/" {
+			out = append(out, filepath.Join("/sys/fs/cgroup", path.Dir(own), "kiln"))
 		}
+		return out
+	}
+	var out []string
+	for _, e := range cgroupEntries(self) {
 		var mount string
 		switch {
-		case parts[0] == "0" && parts[1] == "":
+		case e.Unified():
 			mount = "/sys/fs/cgroup/unified"
 			if _, err := os.Stat(mount); err != nil {
 				mount = "/sys/fs/cgroup"
 			}
-		case strings.HasPrefix(parts[1], "name="):
-			mount = filepath.Join("/sys/fs/cgroup", strings.TrimPrefix(parts[1], "name="))
+		case strings.HasPrefix(e.Controllers, "name="):
+			mount = filepath.Join("/sys/fs/cgroup", strings.TrimPrefix(e.Controllers, "name="))
 		default:
-			mount = filepath.Join("/sys/fs/cgroup", strings.Split(parts[1], ",")[0])
+			mount = filepath.Join("/sys/fs/cgroup", strings.Split(e.Controllers, ",")[0])
 		}
-		out = append(out, filepath.Join(mount, parts[2], "kiln"))
+		out = append(out, filepath.Join(mount, e.Path, "kiln"))
+	}
+	return out
+}
+
+// cgroupEntry is one line of /proc/<pid>/cgroup: "hierarchy-id:controllers:path".
+type cgroupEntry struct {
+	ID, Controllers, Path string
+}
+
+// Unified reports the cgroup v2 entry ("0::/path").
+func (e cgroupEntry) Unified() bool { return e.ID == "0" && e.Controllers == "" }
+
+// cgroupEntries parses a /proc/<pid>/cgroup text, skipping malformed lines.
+func cgroupEntries(text string) []cgroupEntry {
+	var out []cgroupEntry
+	for _, line := range strings.Split(text, "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) == 3 {
+			out = append(out, cgroupEntry{parts[0], parts[1], parts[2]})
+		}
 	}
 	return out
 }

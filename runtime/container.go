@@ -55,11 +55,14 @@ func (rt *Runtime) Start(ctx context.Context, s Spec) (*Container, error) {
 		return nil, err
 	}
 	s.stateDir, s.rootless = rt.stateDir, rt.isolation == IsolationRootless
-	if err := checkRootless(s); err != nil {
-		return nil, err
-	}
 	if err := checkHostAccess(s); err != nil {
 		return nil, err
+	}
+	if err := checkRootless(&s); err != nil { // after the flags' own checks: it reads the cgroup tree
+		return nil, err
+	}
+	if s.cgroupParent != "" {
+		fmt.Fprintf(rt.debug, "cgroup: %s/%s (delegated cgroup v2, rootless)\n", s.cgroupParent, s.ID)
 	}
 	teardown, err := rt.prepare(ctx, r, &s)
 	if err != nil {

@@ -14,5 +14,6 @@
 // Isolation is a ladder (IsolationOCI as root, IsolationRootless otherwise). Rootless, the whole
 // kiln process runs inside a user and mount namespace shared by all the user's kilns
 // (EnterUserNamespace, UserNamespaceHook): it is root there, so unpacking, overlay and the OCI
-// runtime work as they do as root, minus cgroups and the bridge network.
+// runtime work as they do as root, minus the bridge network; cgroup limits go in the cgroup v2
+// subtree systemd delegates to the user (rootlessCgroup), and are refused, naming why, without one.
 package runtime

@@ -160,8 +160,6 @@ func checkHostAccess(s Spec) error {
 		return errors.New("--privileged needs root: a rootless container's user namespace cannot have the host's devices and capabilities; use --cap-add ALL and --security-opt seccomp=unconfined for what a user namespace allows")
 	case len(s.Devices) > 0:
 		return errors.New("--device needs root: a rootless container cannot be given device nodes or device cgroup rules")
-	case r.CpusetCPUs != "" || r.MemorySwap != 0:
-		return errors.New("--cpuset-cpus and --memory-swap need cgroups, which rootless containers do not have: run kiln as root or drop them")
 	}
 	return nil
 }

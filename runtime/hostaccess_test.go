@@ -102,7 +102,7 @@ func TestCheckHostAccess(t *testing.T) {
 		{Spec{HostAccess: HostAccess{Privileged: true}}, ""},
 		{Spec{HostAccess: HostAccess{Privileged: true}, rootless: true}, "--privileged needs root"},
 		{Spec{HostAccess: HostAccess{Devices: []Device{{Host: "/dev/fuse"}}}, rootless: true}, "--device needs root"},
-		{Spec{Resources: Resources{Memory: 1 << 30, CpusetCPUs: "0"}, rootless: true}, "need cgroups"},
+		{Spec{Resources: Resources{MemorySwap: -1}, rootless: true}, "--memory-swap needs --memory"},
 		{Spec{Resources: Resources{MemorySwap: 1 << 30}}, "--memory-swap needs --memory"},
 		{Spec{Resources: Resources{Memory: 2 << 30, MemorySwap: 1 << 30}}, "must be at least --memory"},
 		{Spec{Resources: Resources{CpusetCPUs: "0-"}}, "invalid --cpuset-cpus"},

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -187,19 +188,27 @@ func probeIsolation() isolationProbe {
 // rootlessNoCgroups says why a rootless container has no cgroup of its own.
 func rootlessNoCgroups() string {
 	if unifiedOnly() {
-		return "kiln does not use delegated cgroup v2 subtrees yet"
+		return "rootless kiln gives a container a cgroup (in your delegated cgroup v2 subtree) only for limits such as --memory, and does not pause or update it"
 	}
 	return "this host uses cgroup v1, where an unprivileged user cannot manage cgroups"
 }
 
 // checkRootless refuses what a rootless container cannot have, naming why, rather than
-// dropping it: cgroup limits where the user cannot manage cgroups, and the bridge network.
-func checkRootless(s Spec) error {
+// dropping it: cgroup limits where the user cannot manage cgroups (it sets s.cgroupParent,
+// the delegated cgroup v2 dir, where they can), and the bridge network.
+func checkRootless(s *Spec) error {
 	if !s.rootless {
 		return nil
 	}
-	if r := s.Resources; r.Memory > 0 || r.CPUs > 0 || r.PidsLimit > 0 {
-		return fmt.Errorf("--memory, --cpus and --pids-limit need cgroups, and %s: run kiln as root (--isolation=oci) or drop the limits", rootlessNoCgroups())
+	if needs := cgroupNeeds(s.Resources); len(needs) > 0 {
+		parent, err := hostRootlessCgroup(needs)
+		if err != nil {
+			return err
+		}
+		if s.Resources.MemorySwap != 0 && !swapAccounting("/sys/fs/cgroup", true) {
+			return errors.New("--memory-swap needs the kernel's swap accounting, which this host lacks (memory.swap.max): drop --memory-swap")
+		}
+		s.cgroupParent = parent
 	}
 	if s.Network == NetworkBridge {
 		return fmt.Errorf("rootless containers have no bridge network (it needs root for veth and iptables): use --network host or --network none")

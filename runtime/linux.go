@@ -27,7 +27,13 @@ func linuxConfig(s Spec) (*specs.Linux, error) {
 	if s.Privileged { // docker's --privileged: the container sees every kernel interface
 		l.MaskedPaths, l.ReadonlyPaths = nil, nil
 	}
-	if s.rootless { // no cgroup the user may create (checkRootless refused limits and devices)
+	if s.rootless { // checkRootless refused devices, and limits the user's cgroups cannot have
+		if s.cgroupParent != "" {
+			// No device rules: a user namespace cannot load cgroup v2's device filter (eBPF), and
+			// a rootless container has no host devices to guard.
+			l.CgroupsPath, l.Resources = s.cgroupParent+"/"+s.ID, resources(s.Resources)
+			l.Resources.Devices = nil
+		}
 		return l, nil
 	}
 	devs, rules, err := specDevices(s)

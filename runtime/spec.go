@@ -60,7 +60,9 @@ type Spec struct {
 
 	ip       netip.Addr // the container's bridge address once attached, for /etc/hosts
 	stateDir string     // the Runtime's state dir, set by Start
-	rootless bool       // the Runtime is rootless (no cgroups, sysfs bound for host networking), set by Start
+	rootless bool       // the Runtime is rootless (sysfs bound for host networking), set by Start
+
+	cgroupParent string // rootless with limits: the delegated cgroup v2 dir its cgroup goes in, set by checkRootless
 }
 
 // Mount is one extra mount inside the container.

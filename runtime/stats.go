@@ -66,21 +66,17 @@ func procCgroups(pid int) (map[string]string, error) {
 		return nil, fmt.Errorf("container cgroup: %w", err)
 	}
 	dirs := map[string]string{}
-	for _, line := range strings.Split(string(data), "\n") {
-		parts := strings.SplitN(line, ":", 3)
-		if len(parts) != 3 {
-			continue
-		}
-		if parts[0] == "0" && parts[1] == "" {
+	for _, e := range cgroupEntries(string(data)) {
+		if e.Unified() {
 			mount := "/sys/fs/cgroup"
 			if _, err := os.Stat("/sys/fs/cgroup/unified"); err == nil {
 				mount = "/sys/fs/cgroup/unified"
 			}
-			dirs[""] = filepath.Join(mount, parts[2])
+			dirs[""] = filepath.Join(mount, e.Path)
 			continue
 		}
-		for _, ctl := range strings.Split(parts[1], ",") {
-			dirs[ctl] = filepath.Join("/sys/fs/cgroup", parts[1], parts[2])
+		for _, ctl := range strings.Split(e.Controllers, ",") {
+			dirs[ctl] = filepath.Join("/sys/fs/cgroup", e.Controllers, e.Path)
 		}
 	}
 	return dirs, nil

@@ -100,15 +100,18 @@ func TestIsolationResolve(t *testing.T) {
 
 func TestCheckRootless(t *testing.T) {
 	s := Spec{rootless: true, Network: NetworkNone}
-	if err := checkRootless(s); err != nil {
-		t.Fatal(err)
+	if err := checkRootless(&s); err != nil || s.cgroupParent != "" {
+		t.Fatal(err, s.cgroupParent)
 	}
 	s.Resources.PidsLimit = 10
-	if err := checkRootless(s); err == nil || !strings.Contains(err.Error(), "cgroup") {
+	parent, perr := hostRootlessCgroup(cgroupNeeds(s.Resources))
+	if err := checkRootless(&s); (err == nil) != (perr == nil) || s.cgroupParent != parent {
+		t.Errorf("pids limit rootless: %v, parent %q; the host says %q, %v", err, s.cgroupParent, parent, perr)
+	} else if err != nil && !strings.Contains(err.Error(), "cgroup") {
 		t.Errorf("pids limit rootless: %v", err)
 	}
 	s.Resources.PidsLimit, s.Network = 0, NetworkBridge
-	if err := checkRootless(s); err == nil || !strings.Contains(err.Error(), "--network host") {
+	if err := checkRootless(&s); err == nil || !strings.Contains(err.Error(), "--network host") {
 		t.Errorf("bridge rootless: %v", err)
 	}
 }

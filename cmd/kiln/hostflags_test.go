@@ -364,7 +364,7 @@ func TestRootlessHostFlags(t *testing.T) {
 	}{
 		{[]string{"--privileged"}, "--privileged needs root"},
 		{[]string{"--device", "/dev/fuse"}, "--device needs root"},
-		{[]string{"--cpuset-cpus", "0"}, "need cgroups"},
+		{[]string{"--cpuset-cpus", "0"}, "--cpuset-cpus needs"}, // cgroup v2 delegated to the user (TestRootlessLimitsRefused)
 	} {
 		args := append(append([]string{"run", "--rm"}, tc.args...), "bb", "true")
 		if res := r.kiln(args...); res.code != 125 || !strings.Contains(res.stderr, tc.want) {

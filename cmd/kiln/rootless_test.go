@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/kiln-build/kiln/internal/testimage"
 )
 
@@ -256,9 +258,26 @@ func TestRootlessLimitsRefused(t *testing.T) {
 	ctxDir := t.TempDir()
 	busyboxContext(t, ctxDir)
 	r.ok("build", "-t", "bb", ctxDir)
-	res := r.kiln("run", "--rm", "--memory", "16m", "bb", "true")
-	if res.code == 0 || !strings.Contains(res.stderr, "cgroup") {
-		t.Errorf("--memory rootless: exit %d, want a failure naming cgroups:\n%s", res.code, res.stderr)
+	// The test user's cgroup is this test's (root's), never a subtree delegated to it: on a v1
+	// host the refusal names v1 and the boot option, on v2 the missing delegation.
+	var st unix.Statfs_t
+	v1 := unix.Statfs("/sys/fs/cgroup", &st) != nil || st.Type != unix.CGROUP2_SUPER_MAGIC
+	const v1Why = " cgroup v2 when kiln runs without root: this host uses cgroup v1 (boot with systemd.unified_cgroup_hierarchy=1)"
+	for _, tc := range []struct {
+		flags []string
+		want  string
+	}{
+		{[]string{"--memory", "16m"}, "--memory needs"},
+		{[]string{"--cpus", "0.5", "--pids-limit", "20"}, "--cpus and --pids-limit need"},
+	} {
+		want := tc.want
+		if v1 {
+			want += v1Why
+		}
+		args := append(append([]string{"run", "--rm"}, tc.flags...), "bb", "true")
+		if res := r.kiln(args...); res.code != 125 || !strings.Contains(res.stderr, want) || !strings.Contains(res.stderr, "cgroup v2") {
+			t.Errorf("rootless kiln %s: exit %d, want 125 and %q:\n%s", strings.Join(args, " "), res.code, want, res.stderr)
+		}
 	}
 }
 

@@ -42,13 +42,11 @@ func (c *Container) Exec(ctx context.Context, p ExecSpec) (ExitStatus, error) {
 	if p.Cwd != "" && !path.IsAbs(p.Cwd) {
 		return -1, fmt.Errorf("working directory %q: must be an absolute path", p.Cwd)
 	}
-	if st, err := c.State(ctx); err != nil {
-		return -1, err
-	} else if st.Status != StatusRunning {
-		return -1, &NotRunningError{ID: id}
-	}
 	proc, err := execProcessSpec(c.bundle, p)
 	if err != nil {
+		if errors.Is(err, os.ErrNotExist) && c.notRunning(ctx) {
+			return -1, &NotRunningError{ID: id} // it ended and its bundle went with it
+		}
 		return -1, fmt.Errorf("exec in %s: %w", id, err)
 	}
 	file, cleanup, err := writeProcessFile(c.bundle, proc)
@@ -65,7 +63,18 @@ func (c *Container) Exec(ctx context.Context, p ExecSpec) (ExitStatus, error) {
 	if ctx.Err() != nil {
 		return ExitStatus(code), fmt.Errorf("exec in %s stopped: %w", id, context.Cause(ctx))
 	}
+	// Whether it runs is asked only when the exec failed: a warm exec starts one runtime
+	// process, not a state query first. A Load'ed handle's owner was alive a moment ago.
+	if err != nil && c.notRunning(ctx) {
+		return -1, &NotRunningError{ID: id}
+	}
 	return exitStatus(runResult{code, err}, id)
+}
+
+// notRunning asks the runtime whether the container has stopped (or is paused).
+func (c *Container) notRunning(ctx context.Context) bool {
+	st, err := c.State(ctx)
+	return err == nil && st.Status != StatusRunning || errors.Is(err, ErrNotRunning)
 }
 
 // execProcessSpec starts from the container's own process (capabilities, rlimits, no_new_privs,

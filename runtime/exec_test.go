@@ -116,6 +116,25 @@ func TestExecErrors(t *testing.T) {
 		if _, err := execIn(context.Background(), t, state, s.ID, ExecSpec{Args: []string{"true"}, Cwd: "rel"}); err == nil {
 			t.Error("relative cwd accepted")
 		}
+		// The runtime refuses an exec into a frozen container: told as not running, as the
+		// state query before every exec used to.
+		c, err := stateRT(t, state).Load(s.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Pause(context.Background()); err != nil {
+			t.Skipf("no freezer: %v", err)
+		}
+		_, err = c.Exec(context.Background(), ExecSpec{Args: []string{"true"}})
+		if err := c.Resume(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if !errors.Is(err, ErrNotRunning) {
+			t.Errorf("exec in a paused container: %v", err)
+		}
+		if _, err := c.Exec(context.Background(), ExecSpec{Args: []string{"true"}}); err != nil {
+			t.Errorf("exec after resume: %v", err)
+		}
 	})
 }
 

@@ -222,7 +222,10 @@ func sshAuth(user string) (transport.AuthMethod, error) {
 // explainGitErr names what a user can do about go-git's terser transport errors.
 func explainGitErr(err error) error {
 	msg := err.Error()
+	var dial *net.OpError
 	switch {
+	case errors.As(err, &dial) && dial.Op == "dial" && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%w (check the host and port in the URL, and that the git server runs and is reachable from here: in a container or pod, its network and DNS, or a proxy in HTTPS_PROXY)", err)
 	case errors.Is(err, transport.ErrAuthenticationRequired), errors.Is(err, transport.ErrAuthorizationFailed):
 		return fmt.Errorf("%w (kiln sends no credentials over http; use an ssh URL with an agent)", err)
 	case errors.Is(err, transport.ErrRepositoryNotFound):

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -145,5 +146,16 @@ func TestBuildGitContext(t *testing.T) {
 	}
 	if r := kiln(t, root, nil, "build", url+"#nosuchref"); r.code != 1 || !strings.Contains(r.stderr, "nosuchref") {
 		t.Errorf("unknown ref: exit %d %s", r.code, r.stderr)
+	}
+	// A server that is not there: exit 1, the URL, the reason and what to check.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + l.Addr().String() + "/repo.git"
+	l.Close()
+	if r := kiln(t, root, nil, "build", closed+"#main"); r.code != 1 || !strings.Contains(r.stderr, "kiln: build context "+closed+": ") ||
+		!strings.Contains(r.stderr, "connection refused (check the host and port in the URL, and that the git server runs and is reachable from here") {
+		t.Errorf("unreachable git server: exit %d %s", r.code, r.stderr)
 	}
 }

@@ -169,7 +169,7 @@ func (o *Options) gitContext(ctx context.Context, tmp string) error {
 		return err
 	}
 	if fi, err := os.Stat(sub); err != nil || !fi.IsDir() {
-		return fmt.Errorf("build context %s: %q is not a directory of the repository", o.ContextDir, g.subdir)
+		return fmt.Errorf("build context %s: %q is not a directory of the repository", redactURL(o.ContextDir), g.subdir)
 	}
 	return o.inContext(sub)
 }

@@ -152,7 +152,7 @@ func TestBuildGitContext(t *testing.T) {
 	// is sent, but never printed: not in the progress, the image, or an error.
 	creds := func(u string) string { return strings.Replace(u, "http://", "http://ci:s3cret@", 1) }
 	leaks := func(r result) bool { return strings.Contains(r.stdout+r.stderr, "s3cret") }
-	r := ok(t, root, "build", "--progress=plain", "-t", "withtoken", "-f", "build/Containerfile", creds(url)+"#v1:app")
+	r := ok(t, root, "--debug", "build", "--progress=plain", "-t", "withtoken", "-f", "build/Containerfile", creds(url)+"#v1:app")
 	if leaks(r) || leaks(ok(t, root, "image", "inspect", "withtoken")) {
 		t.Errorf("the URL's token is printed:\n%s%s", r.stdout, r.stderr)
 	}

@@ -215,6 +215,11 @@ func TestPushErrors(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "push busybox to "+closed+"/x:1: registry "+closed+" is not reachable (dial tcp "+closed+": connect: connection refused): check its name and port") {
 		t.Errorf("push to a closed port: %v", err)
 	}
+	storeBusybox(t, s, closed+"/x:1")
+	_, err = Push(context.Background(), s, closed+"/x:1", closed+"/x:1", fastRetry())
+	if err == nil || !strings.HasPrefix(err.Error(), "push "+closed+"/x:1: registry "+closed+" is not reachable") {
+		t.Errorf("push of an image by its own name to a closed port: %v", err)
+	}
 }
 
 var _ = cache.ParseName

@@ -34,7 +34,7 @@ func explain(err error, what, registry string) error {
 	err = dropTLSFallback(err, te)
 	switch {
 	case te.StatusCode == http.StatusUnauthorized || hasCode(te, transport.UnauthorizedErrorCode):
-		return fmt.Errorf("%w to access %s: run `kiln login %s` (%s)", ErrUnauthorized, what, registry, brief(err, te))
+		return fmt.Errorf("%w to access %s: run `kiln login %s`, or point DOCKER_CONFIG at a directory whose config.json has its credentials (%s)", ErrUnauthorized, what, registry, brief(err, te))
 	case te.StatusCode == http.StatusForbidden || hasCode(te, transport.DeniedErrorCode):
 		return fmt.Errorf("%w to %s by %s: check that your account may use this repository (`kiln login %s`) (%s)", ErrDenied, what, registry, registry, brief(err, te))
 	case te.StatusCode == http.StatusNotFound || hasCode(te, transport.ManifestUnknownErrorCode) || hasCode(te, transport.NameUnknownErrorCode):

@@ -201,7 +201,7 @@ func TestPushErrors(t *testing.T) {
 		w.WriteHeader(http.StatusUnauthorized)
 	}))
 	_, err := Push(context.Background(), s, "busybox", fr.host()+"/x:1")
-	if err == nil || !strings.Contains(err.Error(), "kiln login "+fr.host()) {
+	if err == nil || !strings.Contains(err.Error(), "kiln login "+fr.host()+"`, or point DOCKER_CONFIG at") {
 		t.Errorf("401 push: %v", err)
 	}
 	// Nothing listens there: the message names the registry and what to check, once.

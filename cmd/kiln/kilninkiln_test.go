@@ -138,3 +138,13 @@ func jobCommand(t *testing.T, path string) []string {
 	}
 	return args
 }
+
+// TestKubernetesJobsShareTheCommand: the rootless Job, which no test runs, builds with the
+// very command TestKilnInKiln runs from the chroot Job.
+func TestKubernetesJobsShareTheCommand(t *testing.T) {
+	chroot := jobCommand(t, "../../examples/kubernetes/job-chroot.yaml")
+	rootless := jobCommand(t, "../../examples/kubernetes/job-rootless.yaml")
+	if len(chroot) < 2 || strings.Join(chroot, "\n") != strings.Join(rootless, "\n") {
+		t.Errorf("the Jobs' commands differ:\nchroot:   %q\nrootless: %q", chroot, rootless)
+	}
+}

@@ -51,11 +51,9 @@ func TestKilnInKiln(t *testing.T) {
 
 	// examples/app as the Job's repository, team/app.git on branch main, and its registry.
 	work := t.TempDir()
-	testgit.Git(t, work, "init", "-q", "-b", "main")
 	writeTree(t, work, map[string]string{"Buildfile": readFile(t, filepath.Join(app, "Buildfile")),
 		"app.sh": readFile(t, filepath.Join(app, "app.sh"))})
-	testgit.Git(t, work, "add", ".")
-	testgit.Git(t, work, "commit", "-q", "-m", "app")
+	testgit.Commit(t, work)
 	served := t.TempDir()
 	if err := os.Mkdir(filepath.Join(served, "team"), 0o755); err != nil {
 		t.Fatal(err)

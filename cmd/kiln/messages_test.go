@@ -45,11 +45,8 @@ func TestGitContextMessages(t *testing.T) {
 	testimage.RequireBusybox(t)
 	testgit.Require(t)
 	root, work := busyboxRoot(t), t.TempDir()
-	testgit.Git(t, work, "init", "-q", "-b", "main")
 	writeTree(t, work, map[string]string{"Buildfile": "FROM busybox\nCOPY msg /msg\n", "msg": "v1"})
-	testgit.Git(t, work, "add", ".")
-	testgit.Git(t, work, "commit", "-q", "-m", "one")
-	url := testgit.Serve(t, work, "")
+	url := testgit.Serve(t, testgit.Commit(t, work), "")
 	creds := func(u string) string { return strings.Replace(u, "http://", "http://ci:s3cret@", 1) }
 	leaks := func(r result) bool { return strings.Contains(r.stdout+r.stderr, "s3cret") }
 	r := ok(t, root, "--debug", "build", "--progress=plain", "-t", "withtoken", creds(url)+"#main")

@@ -28,6 +28,17 @@ func Git(t testing.TB, dir string, args ...string) string {
 	return strings.TrimSpace(string(out))
 }
 
+// Commit makes dir a repository on branch main whose one commit holds dir's files, and
+// returns dir.
+func Commit(t testing.TB, dir string) string {
+	t.Helper()
+	Require(t)
+	Git(t, dir, "init", "-q", "-b", "main")
+	Git(t, dir, "add", ".")
+	Git(t, dir, "commit", "-q", "-m", "one")
+	return dir
+}
+
 // Require skips the test when the host has no git (Debian's git, in TEST_DEBS).
 func Require(t testing.TB) {
 	t.Helper()

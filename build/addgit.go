@@ -66,7 +66,7 @@ var commitID = regexp.MustCompile(`^([0-9a-f]{40}|[0-9a-f]{64})$`)
 // branch or tag (the remote's HEAD without a ref), or of a commit id, detached.
 func (g *gitSource) fetch(ctx context.Context, dir string) error {
 	if err := g.fetchRepo(ctx, dir); err != nil {
-		return fmt.Errorf("%s %s: %w", g.what(), g.url, err)
+		return fmt.Errorf("%s %s: %w", g.what(), redactURL(g.url), err) // a token in the URL stays out of logs
 	}
 	return nil
 }
@@ -222,11 +222,18 @@ func sshAuth(user string) (transport.AuthMethod, error) {
 // explainGitErr names what a user can do about go-git's terser transport errors.
 func explainGitErr(err error) error {
 	msg := err.Error()
+	var dial *net.OpError
 	switch {
+	case errors.As(err, &dial) && dial.Op == "dial" && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%w (check the host and port in the URL, and that the git server runs and is reachable from here: in a container or pod, its network and DNS, or a proxy in HTTPS_PROXY)", err)
 	case errors.Is(err, transport.ErrAuthenticationRequired), errors.Is(err, transport.ErrAuthorizationFailed):
-		return fmt.Errorf("%w (kiln sends no credentials over http; use an ssh URL with an agent)", err)
+		return fmt.Errorf("%w (over http kiln sends only credentials in the URL, https://USER:TOKEN@host/...; or use an ssh URL with an agent)", err)
 	case errors.Is(err, transport.ErrRepositoryNotFound):
-		return err
+		const hint = " (check the path in the URL; a private repository may answer so without credentials: put them in the URL, https://USER:TOKEN@host/..., or use an ssh URL with an agent)"
+		if strings.HasSuffix(msg, ": ") { // go-git appends the server's reason, often none
+			return fmt.Errorf("%w%s", transport.ErrRepositoryNotFound, hint)
+		}
+		return fmt.Errorf("%w%s", err, hint)
 	case strings.Contains(msg, "invalid pkt-len") || strings.Contains(msg, "unexpected content-type") ||
 		strings.Contains(msg, "pkt-line"):
 		return fmt.Errorf("%w (the server speaks only git's dumb HTTP protocol, or is not a git server; kiln needs the smart protocol)", err)
@@ -292,7 +299,7 @@ func (g *gitSource) selection(ctx context.Context) (*selection, func(), error) {
 	if src == "" {
 		src = "."
 	}
-	sel, closeFn, err := selectFrom(ctx, g.dir, "git repository "+g.url, []string{src})
+	sel, closeFn, err := selectFrom(ctx, g.dir, "git repository "+redactURL(g.url), []string{src})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -62,12 +62,9 @@ func TestAddGit(t *testing.T) {
 
 // A tag, an annotated tag and a full commit id (not a ref tip) resolve as BuildKit's.
 func TestAddGitRefs(t *testing.T) {
-	testgit.Require(t)
 	work := t.TempDir()
-	testgit.Git(t, work, "init", "-q", "-b", "main")
 	writeTree(t, work, map[string]string{"v": "1"})
-	testgit.Git(t, work, "add", ".")
-	testgit.Git(t, work, "commit", "-q", "-m", "one")
+	testgit.Commit(t, work)
 	first := testgit.Git(t, work, "rev-parse", "HEAD")
 	testgit.Git(t, work, "tag", "light")
 	testgit.Git(t, work, "tag", "-a", "-m", "annotated", "ann")
@@ -140,12 +137,9 @@ func mktree(t *testing.T, dir, entries string) string {
 
 // Only the smart protocol and network transports: a dumb-HTTP server and file:// fail clearly.
 func TestAddGitRefused(t *testing.T) {
-	testgit.Require(t)
 	work, served := t.TempDir(), t.TempDir()
-	testgit.Git(t, work, "init", "-q", "-b", "main")
 	writeTree(t, work, map[string]string{"v": "1"})
-	testgit.Git(t, work, "add", ".")
-	testgit.Git(t, work, "commit", "-q", "-m", "one")
+	testgit.Commit(t, work)
 	bare := filepath.Join(served, "repo.git")
 	testgit.Git(t, served, "clone", "-q", "--bare", work, bare)
 	testgit.Git(t, bare, "update-server-info")

@@ -86,7 +86,7 @@ func openNamedContexts(ctx context.Context, values map[string]string, st *cache.
 		}
 		if err != nil {
 			closeAll()
-			return nil, nil, fmt.Errorf("--build-context %s=%s: %w", name, val, err)
+			return nil, nil, fmt.Errorf("--build-context %s=%s: %w", name, redactURL(val), err)
 		}
 	}
 	return out, closeAll, nil

@@ -178,7 +178,7 @@ func checkoutContext(ctx context.Context, url, tmp string) (string, error) {
 		return "", err
 	}
 	if fi, err := os.Stat(sub); err != nil || !fi.IsDir() {
-		return "", fmt.Errorf("build context %s: %q is not a directory of the repository", g.url, g.subdir)
+		return "", fmt.Errorf("build context %s: %q is not a directory of the repository", redactURL(g.url), g.subdir)
 	}
 	return sub, nil
 }

@@ -1,8 +1,10 @@
 package registry
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 
@@ -21,6 +23,10 @@ var ErrNotFound = errors.New("image not found")
 // explain turns a registry's HTTP error into a message that says what to do; other errors
 // pass through. what is the image reference, registry its host.
 func explain(err error, what, registry string) error {
+	var dial *net.OpError
+	if errors.As(err, &dial) && dial.Op == "dial" && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("registry %s is not reachable (%w): check its name and port, and that it runs and this machine (in a container or pod, its network and DNS) can reach it", registry, dial)
+	}
 	var te *transport.Error
 	if !errors.As(err, &te) {
 		return err
@@ -28,7 +34,7 @@ func explain(err error, what, registry string) error {
 	err = dropTLSFallback(err, te)
 	switch {
 	case te.StatusCode == http.StatusUnauthorized || hasCode(te, transport.UnauthorizedErrorCode):
-		return fmt.Errorf("%w to access %s: run `kiln login %s` (%s)", ErrUnauthorized, what, registry, brief(err, te))
+		return fmt.Errorf("%w to access %s: run `kiln login %s`, or point DOCKER_CONFIG at a directory whose config.json has its credentials (%s)", ErrUnauthorized, what, registry, brief(err, te))
 	case te.StatusCode == http.StatusForbidden || hasCode(te, transport.DeniedErrorCode):
 		return fmt.Errorf("%w to %s by %s: check that your account may use this repository (`kiln login %s`) (%s)", ErrDenied, what, registry, registry, brief(err, te))
 	case te.StatusCode == http.StatusNotFound || hasCode(te, transport.ManifestUnknownErrorCode) || hasCode(te, transport.NameUnknownErrorCode):

@@ -42,7 +42,11 @@ func Push(ctx context.Context, s *cache.Store, localRef, remoteRef string, opts 
 	}
 	pushed, err := o.push(ctx, s, desc, ep)
 	if err != nil {
-		return v1.Descriptor{}, fmt.Errorf("push %s to %s: %w", localRef, n.Short(), explain(err, n.Short(), n.Registry()))
+		what := localRef + " to " + n.Short()
+		if localRef == n.Short() || localRef == remoteRef { // build --push: one name, said once
+			what = n.Short()
+		}
+		return v1.Descriptor{}, fmt.Errorf("push %s: %w", what, explain(err, n.Short(), n.Registry()))
 	}
 	return pushed, nil
 }

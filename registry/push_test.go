@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -200,8 +201,24 @@ func TestPushErrors(t *testing.T) {
 		w.WriteHeader(http.StatusUnauthorized)
 	}))
 	_, err := Push(context.Background(), s, "busybox", fr.host()+"/x:1")
-	if err == nil || !strings.Contains(err.Error(), "kiln login "+fr.host()) {
+	if err == nil || !strings.Contains(err.Error(), "kiln login "+fr.host()+"`, or point DOCKER_CONFIG at") {
 		t.Errorf("401 push: %v", err)
+	}
+	// Nothing listens there: the message names the registry and what to check, once.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := l.Addr().String()
+	l.Close()
+	_, err = Push(context.Background(), s, "busybox", closed+"/x:1", fastRetry())
+	if err == nil || !strings.Contains(err.Error(), "push busybox to "+closed+"/x:1: registry "+closed+" is not reachable (dial tcp "+closed+": connect: connection refused): check its name and port") {
+		t.Errorf("push to a closed port: %v", err)
+	}
+	storeBusybox(t, s, closed+"/x:1")
+	_, err = Push(context.Background(), s, closed+"/x:1", closed+"/x:1", fastRetry())
+	if err == nil || !strings.HasPrefix(err.Error(), "push "+closed+"/x:1: registry "+closed+" is not reachable") {
+		t.Errorf("push of an image by its own name to a closed port: %v", err)
 	}
 }
 

@@ -28,6 +28,17 @@ func Git(t testing.TB, dir string, args ...string) string {
 	return strings.TrimSpace(string(out))
 }
 
+// Commit makes dir a repository on branch main whose one commit holds dir's files, and
+// returns dir.
+func Commit(t testing.TB, dir string) string {
+	t.Helper()
+	Require(t)
+	Git(t, dir, "init", "-q", "-b", "main")
+	Git(t, dir, "add", ".")
+	Git(t, dir, "commit", "-q", "-m", "one")
+	return dir
+}
+
 // Require skips the test when the host has no git (Debian's git, in TEST_DEBS).
 func Require(t testing.TB) {
 	t.Helper()
@@ -56,7 +67,8 @@ func ServeBare(t testing.TB, dir, addr string) string {
 		t.Skip("needs git to serve test repositories (apt-get install git)")
 	}
 	h := &cgi.Handler{Path: gitBin, Args: []string{"http-backend"},
-		Env: []string{"GIT_PROJECT_ROOT=" + dir, "GIT_HTTP_EXPORT_ALL=1", "GIT_CONFIG_NOSYSTEM=1"}}
+		Env:    []string{"GIT_PROJECT_ROOT=" + dir, "GIT_HTTP_EXPORT_ALL=1", "GIT_CONFIG_NOSYSTEM=1"},
+		Stderr: logWriter{t}}
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
@@ -68,4 +80,13 @@ func ServeBare(t testing.TB, dir, addr string) string {
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return srv.URL
+}
+
+// logWriter sends git http-backend's complaints (a repository a test asks for on purpose and
+// that is not there) to the test's log rather than into go test's own output.
+type logWriter struct{ t testing.TB }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.t.Logf("git http-backend: %s", strings.TrimSpace(string(p)))
+	return len(p), nil
 }

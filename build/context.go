@@ -29,8 +29,8 @@ type Context struct {
 	stats *statCache
 	root  *os.Root // nil for an in-memory context
 
-	holdsMu sync.Mutex
-	holds   map[string]bool // ignored directories: whether "!" patterns re-include something inside
+	pmMu  sync.Mutex      // a PatternMatcher compiles its patterns on first use: not safe for concurrent use
+	holds map[string]bool // ignored directories: whether "!" patterns re-include something inside; under pmMu
 }
 
 // OpenContext opens dir as a build context. ignore holds .dockerignore patterns; state, when not
@@ -118,6 +118,8 @@ func (c *Context) Save() error { return c.stats.save() }
 // directory, nothing inside it is re-included by "!" patterns — as BuildKit sends an ignored
 // directory only as the parent of something re-included.
 func (c *Context) hidden(rel string, isDir bool) bool {
+	c.pmMu.Lock()
+	defer c.pmMu.Unlock()
 	ig, err := c.pm.MatchesOrParentMatches(rel)
 	if err != nil {
 		return true // a pattern that cannot be matched hides rather than leaks
@@ -129,11 +131,10 @@ func (c *Context) hidden(rel string, isDir bool) bool {
 }
 
 // holdsIncluded reports whether the ignored directory rel holds anything that is not
-// ignored, at any depth; memoized, since every directory on the way asks again.
+// ignored, at any depth; memoized, since every directory on the way asks again. The caller
+// holds pmMu.
 func (c *Context) holdsIncluded(rel string) bool {
-	c.holdsMu.Lock()
 	v, ok := c.holds[rel]
-	c.holdsMu.Unlock()
 	if ok {
 		return v
 	}
@@ -145,12 +146,10 @@ func (c *Context) holdsIncluded(rel string) bool {
 			break
 		}
 	}
-	c.holdsMu.Lock()
 	if c.holds == nil {
 		c.holds = map[string]bool{}
 	}
 	c.holds[rel] = v
-	c.holdsMu.Unlock()
 	return v
 }
 

@@ -192,7 +192,7 @@ func (c *Context) hashAll(ctx context.Context, sel *selection) error {
 				if err := gctx.Err(); err != nil {
 					return err
 				}
-				d, err := c.stats.digest(e.src, e.info, e.open)
+				d, err := c.stats.hash(e.src, e.info, e.open)
 				e.digest = d
 				return err
 			})

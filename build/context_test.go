@@ -238,12 +238,12 @@ func TestStatCacheSkipsUnchangedFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The entry is racy (ctime just now), so it must not be remembered yet.
-	if _, ok := c.stats.entries["f"]; ok {
+	if c.stats.fresh["f"] != nil {
 		t.Fatal("racy entry was cached")
 	}
 	// A forged old entry with the current stat key is trusted without reading the file.
 	key, _ := keyOf(fi)
-	c.stats.entries["f"] = &statEntry{Key: key, Digest: "sha256:forged"}
+	c.stats.fresh = map[string]*statEntry{"f": {Rel: "f", Key: key, Digest: "sha256:forged"}}
 	c.stats.dirty = true
 	if err := c.Save(); err != nil {
 		t.Fatal(err)
@@ -285,7 +285,10 @@ func TestStatCacheAnswersInLine(t *testing.T) {
 			t.Fatal(err)
 		}
 		key, _ := keyOf(fi)
-		c.stats.entries[rel] = &statEntry{Key: key, Digest: "sha256:forged-" + rel}
+		if c.stats.fresh == nil {
+			c.stats.fresh = map[string]*statEntry{}
+		}
+		c.stats.fresh[rel] = &statEntry{Rel: rel, Key: key, Digest: "sha256:forged-" + rel}
 	}
 	c.stats.dirty = true
 	if err := c.Save(); err != nil {
@@ -311,6 +314,19 @@ func TestStatCacheAnswersInLine(t *testing.T) {
 	if got := digests(); got["a"] != "sha256:forged-a" || got["d/b"] != "sha256:forged-d/b" {
 		t.Fatalf("unchanged files were read, not answered from the stat cache: %v", got)
 	}
+	if c.stats.index != nil {
+		t.Error("a walk over the saved cache met its entries out of order")
+	}
+	// Sources in another order than the cache's still find their entries.
+	sel, err := c.Select(context.Background(), []string{"d/b", "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range sel.roots {
+		if d := r.entries[0].digest; d != "sha256:forged-"+r.path {
+			t.Errorf("%s out of order: %s, want the remembered digest", r.path, d)
+		}
+	}
 	writes := state.writes
 	if err := c.Save(); err != nil {
 		t.Fatal(err)
@@ -333,23 +349,18 @@ func TestStatCacheAnswersInLine(t *testing.T) {
 // TestStatCacheFormat: the cache file round-trips, and a truncated, altered or old-format
 // (gob) file is refused rather than misread, so it only costs a re-hash.
 func TestStatCacheFormat(t *testing.T) {
-	in := map[string]*statEntry{
-		"a":        {Key: statKey{Ino: 1, Size: 3, Mtime: 1700000000123456789, Ctime: -5, Mode: 0o100644}, Digest: "sha256:aa"},
-		"d/long b": {Key: statKey{Ino: 1 << 40, Size: 1 << 33, Mode: 0o120777}, Digest: "sha256:" + strings.Repeat("0", 64)},
-		"":         {},
+	in := []statEntry{
+		{},
+		{Rel: "a", Key: statKey{Ino: 1, Size: 3, Mtime: 1700000000123456789, Ctime: -5, Mode: 0o100644}, Digest: "sha256:aa"},
+		{Rel: "d/long b", Key: statKey{Ino: 1 << 40, Size: 1 << 33, Mode: 0o120777}, Digest: "sha256:" + strings.Repeat("0", 64)},
 	}
 	data := encodeStatCache(in)
 	out, err := decodeStatCache(data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(out) != len(in) {
-		t.Fatalf("decoded %d entries, want %d", len(out), len(in))
-	}
-	for k, e := range in {
-		if o := out[k]; o == nil || *o != *e {
-			t.Errorf("%q decoded as %+v, want %+v", k, o, e)
-		}
+	if !reflect.DeepEqual(out, in) {
+		t.Fatalf("decoded %+v, want %+v", out, in)
 	}
 	for n := range len(data) {
 		if _, err := decodeStatCache(data[:n]); err == nil {

@@ -2,6 +2,7 @@ package build
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -21,20 +23,25 @@ type statKey struct {
 	Mode                    uint32
 }
 
-// statCache maps context-relative paths to content digests, keyed by stat data.
+// statCache maps context-relative paths to content digests, keyed by stat data. The
+// entries are kept in walk order, so the lookups of a walk over an unchanged context meet
+// them one after the other; a map is only built when a lookup comes out of order.
 type statCache struct {
-	mu      sync.Mutex
-	entries map[string]*statEntry
-	used    int // entries looked at by this build
-	dirty   bool
-	state   StateStore
-	name    string
+	mu    sync.Mutex
+	recs  []statEntry           // as loaded, in walk order (cmpWalk)
+	next  int                   // where the next lookup is expected in recs
+	index map[string]int        // rel → position in recs, built on the first lookup out of order
+	fresh map[string]*statEntry // hashed by this build: new and changed files
+	dirty bool
+	state StateStore
+	name  string
 }
 
 type statEntry struct {
+	Rel    string
 	Key    statKey
 	Digest string
-	used   bool
+	used   bool // looked at by this build
 }
 
 // racyWindow: a file changed within this window of being hashed may change again without
@@ -43,8 +50,7 @@ const racyWindow = 2 * time.Second
 
 func loadStatCache(state StateStore, dir string) *statCache {
 	sum := sha256.Sum256([]byte(dir))
-	c := &statCache{entries: map[string]*statEntry{}, state: state,
-		name: "statcache-" + hex.EncodeToString(sum[:12])}
+	c := &statCache{state: state, name: "statcache-" + hex.EncodeToString(sum[:12])}
 	if state == nil {
 		return c
 	}
@@ -52,8 +58,8 @@ func loadStatCache(state StateStore, dir string) *statCache {
 	if err != nil {
 		return c
 	}
-	if entries, err := decodeStatCache(data); err == nil {
-		c.entries = entries
+	if recs, err := decodeStatCache(data); err == nil {
+		c.recs = recs
 	} // an old or corrupt cache only costs a re-hash, and the next save replaces it
 	return c
 }
@@ -66,13 +72,13 @@ var errStatCache = errors.New("stat cache: bad format")
 
 // encodeStatCache writes the entries as varint-framed records. The format is flat rather than
 // gob because decoding 20,000 entries with gob was a fifth of a no-op rebuild (profiled).
-func encodeStatCache(entries map[string]*statEntry) []byte {
-	buf := make([]byte, 0, len(statCacheMagic)+binary.MaxVarintLen64+len(entries)*128)
+func encodeStatCache(recs []statEntry) []byte {
+	buf := make([]byte, 0, len(statCacheMagic)+binary.MaxVarintLen64+len(recs)*128)
 	buf = append(buf, statCacheMagic...)
-	buf = binary.AppendUvarint(buf, uint64(len(entries)))
-	for rel, e := range entries {
-		buf = binary.AppendUvarint(buf, uint64(len(rel)))
-		buf = append(buf, rel...)
+	buf = binary.AppendUvarint(buf, uint64(len(recs)))
+	for _, e := range recs {
+		buf = binary.AppendUvarint(buf, uint64(len(e.Rel)))
+		buf = append(buf, e.Rel...)
 		buf = binary.AppendUvarint(buf, uint64(len(e.Digest)))
 		buf = append(buf, e.Digest...)
 		for _, v := range [...]int64{e.Key.Ino, e.Key.Size, e.Key.Mtime, e.Key.Ctime} {
@@ -84,8 +90,8 @@ func encodeStatCache(entries map[string]*statEntry) []byte {
 }
 
 // decodeStatCache reads what encodeStatCache wrote. Paths and digests are substrings of one
-// copy of data, and the entries share one array, so a large cache costs three allocations.
-func decodeStatCache(data []byte) (map[string]*statEntry, error) {
+// copy of data, so a large cache costs two allocations.
+func decodeStatCache(data []byte) ([]statEntry, error) {
 	if !bytes.HasPrefix(data, []byte(statCacheMagic)) {
 		return nil, errStatCache
 	}
@@ -123,9 +129,8 @@ func decodeStatCache(data []byte) (map[string]*statEntry, error) {
 	if bad || count > uint64(len(s)) { // every record takes more than a byte
 		return nil, errStatCache
 	}
-	all := make([]statEntry, count)
-	entries := make(map[string]*statEntry, count)
-	for i := range all {
+	recs := make([]statEntry, count)
+	for i := range recs {
 		rel, d := str(), str()
 		k := statKey{Ino: varint(), Size: varint(), Mtime: varint(), Ctime: varint()}
 		mode := uvarint()
@@ -133,13 +138,33 @@ func decodeStatCache(data []byte) (map[string]*statEntry, error) {
 			return nil, errStatCache
 		}
 		k.Mode = uint32(mode)
-		all[i] = statEntry{Key: k, Digest: d}
-		entries[rel] = &all[i]
+		recs[i] = statEntry{Rel: rel, Key: k, Digest: d}
 	}
 	if off != len(s) {
 		return nil, errStatCache
 	}
-	return entries, nil
+	return recs, nil
+}
+
+// cmpWalk orders slash paths as a walk of name-sorted directories meets them: a directory's
+// contents come right after it, so "/" sorts before every other byte.
+func cmpWalk(a, b string) int {
+	for i := range min(len(a), len(b)) {
+		ca, cb := a[i], b[i]
+		switch {
+		case ca == cb:
+			continue
+		case ca == '/':
+			return -1
+		case cb == '/':
+			return 1
+		case ca < cb:
+			return -1
+		default:
+			return 1
+		}
+	}
+	return cmp.Compare(len(a), len(b))
 }
 
 func keyOf(fi fs.FileInfo) (statKey, bool) {
@@ -160,15 +185,37 @@ func (c *statCache) cached(rel string, fi fs.FileInfo) (string, bool) {
 	key, ok := keyOf(fi)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	e, hit := c.entries[rel]
-	if hit && !e.used {
-		e.used = true
-		c.used++
+	e := c.lookup(rel)
+	if e == nil {
+		return "", false
 	}
-	if ok && hit && e.Key == key {
+	e.used = true
+	if ok && e.Key == key {
 		return e.Digest, true
 	}
 	return "", false
+}
+
+// lookup finds rel's entry, the one hashed by this build first; the caller holds mu.
+func (c *statCache) lookup(rel string) *statEntry {
+	if e := c.fresh[rel]; e != nil {
+		return e
+	}
+	i := c.next
+	if i >= len(c.recs) || c.recs[i].Rel != rel {
+		if c.index == nil {
+			c.index = make(map[string]int, len(c.recs))
+			for j := range c.recs {
+				c.index[c.recs[j].Rel] = j
+			}
+		}
+		var ok bool
+		if i, ok = c.index[rel]; !ok {
+			return nil
+		}
+	}
+	c.next = i + 1
+	return &c.recs[i]
 }
 
 // digest returns the sha256 of the file at rel (read through open), from the cache when its
@@ -177,16 +224,22 @@ func (c *statCache) digest(rel string, fi fs.FileInfo, open func() (io.ReadClose
 	if d, ok := c.cached(rel, fi); ok {
 		return d, nil
 	}
+	return c.hash(rel, fi, open)
+}
+
+// hash reads the file at rel and remembers its digest under its stat data fi, unless the file
+// changed too recently for the stat data to be trusted.
+func (c *statCache) hash(rel string, fi fs.FileInfo, open func() (io.ReadCloser, error)) (string, error) {
 	d, err := hashFile(rel, open)
 	if err != nil {
 		return "", err
 	}
 	if key, ok := keyOf(fi); ok && time.Since(time.Unix(0, key.Ctime)) > racyWindow && time.Since(time.Unix(0, key.Mtime)) > racyWindow {
 		c.mu.Lock()
-		if old := c.entries[rel]; old == nil || !old.used {
-			c.used++
+		if c.fresh == nil {
+			c.fresh = map[string]*statEntry{}
 		}
-		c.entries[rel] = &statEntry{Key: key, Digest: d, used: true}
+		c.fresh[rel] = &statEntry{Rel: rel, Key: key, Digest: d, used: true}
 		c.dirty = true
 		c.mu.Unlock()
 	}
@@ -221,13 +274,23 @@ func (c *statCache) save() error {
 	if c.state == nil || !c.dirty {
 		return nil
 	}
-	if len(c.entries) > 4*c.used+1024 {
-		for k, e := range c.entries {
-			if !e.used {
-				delete(c.entries, k)
+	all := make([]statEntry, 0, len(c.recs)+len(c.fresh))
+	used := 0
+	for _, e := range c.recs {
+		if c.fresh[e.Rel] == nil {
+			all = append(all, e)
+			if e.used {
+				used++
 			}
 		}
 	}
+	for _, e := range c.fresh {
+		all, used = append(all, *e), used+1
+	}
+	if len(all) > 4*used+1024 {
+		all = slices.DeleteFunc(all, func(e statEntry) bool { return !e.used })
+	}
+	slices.SortFunc(all, func(a, b statEntry) int { return cmpWalk(a.Rel, b.Rel) })
 	c.dirty = false
-	return c.state.WriteState(c.name, encodeStatCache(c.entries))
+	return c.state.WriteState(c.name, encodeStatCache(all))
 }

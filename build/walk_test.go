@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,7 +17,7 @@ import (
 // two bad entries it always reports the first in walk order, whichever goroutine meets which.
 func TestWalkOrderAndErrors(t *testing.T) {
 	dir := t.TempDir()
-	files := map[string]string{"z": "z", "a/link": "->../z"}
+	files := map[string]string{"z": "z", "a/link": "->../z", "a.txt": "t", "a-b/c": "c", "a0": "0"}
 	for d := range 12 {
 		for f := range 5 {
 			files[fmt.Sprintf("d%02d/s%d/f%d", d, f%2, f)] = "x"
@@ -47,6 +48,10 @@ func TestWalkOrderAndErrors(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The stat cache keeps its entries in this order, to meet them one after another.
+	if !slices.IsSortedFunc(want, cmpWalk) {
+		t.Errorf("cmpWalk does not order %v as the walk does", want)
 	}
 	for range 20 {
 		sel, err := c.Select(context.Background(), []string{"."})

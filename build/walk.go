@@ -107,8 +107,12 @@ func (w *treeWalk) list(t walkTask) []walkTask {
 	}
 	t.n.entries = make([]fileEntry, 0, len(des))
 	var subs []walkTask
+	same := t.dir == t.rel || t.dir == "." && t.rel == "" // walking the tree from its root
 	for _, de := range des {
-		child, childRel := joinRel(t.dir, de.Name()), joinRel(t.rel, de.Name())
+		child, childRel := joinRel(t.dir, de.Name()), ""
+		if childRel = child; !same {
+			childRel = joinRel(t.rel, de.Name())
+		}
 		// An ignored directory still exists, with its own metadata, as the parent of what
 		// "!" patterns re-include in it (BuildKit sends it so).
 		if s.hidden != nil && s.hidden(child, de.IsDir()) {

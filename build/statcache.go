@@ -95,55 +95,56 @@ func decodeStatCache(data []byte) ([]statEntry, error) {
 	if !bytes.HasPrefix(data, []byte(statCacheMagic)) {
 		return nil, errStatCache
 	}
-	body := data[len(statCacheMagic):]
-	s := string(body)
-	off, bad := 0, false
-	uvarint := func() uint64 {
-		v, n := binary.Uvarint(body[off:])
-		if n <= 0 {
-			bad = true
-			return 0
-		}
-		off += n
-		return v
-	}
-	varint := func() int64 {
-		v, n := binary.Varint(body[off:])
-		if n <= 0 {
-			bad = true
-			return 0
-		}
-		off += n
-		return v
-	}
-	str := func() string {
-		n := uvarint()
-		if bad || n > uint64(len(s)-off) {
-			bad = true
-			return ""
-		}
-		off += int(n)
-		return s[off-int(n) : off]
-	}
-	count := uvarint()
-	if bad || count > uint64(len(s)) { // every record takes more than a byte
+	r := &statReader{b: data[len(statCacheMagic):]}
+	r.s = string(r.b)
+	count := readVarint(r, binary.Uvarint)
+	if r.bad || count > uint64(len(r.s)) { // every record takes more than a byte
 		return nil, errStatCache
 	}
 	recs := make([]statEntry, count)
 	for i := range recs {
-		rel, d := str(), str()
-		k := statKey{Ino: varint(), Size: varint(), Mtime: varint(), Ctime: varint()}
-		mode := uvarint()
-		if bad || mode > 1<<32-1 {
+		rel, d := r.str(), r.str()
+		k := statKey{Ino: readVarint(r, binary.Varint), Size: readVarint(r, binary.Varint),
+			Mtime: readVarint(r, binary.Varint), Ctime: readVarint(r, binary.Varint)}
+		mode := readVarint(r, binary.Uvarint)
+		if r.bad || mode > 1<<32-1 {
 			return nil, errStatCache
 		}
 		k.Mode = uint32(mode)
 		recs[i] = statEntry{Rel: rel, Key: k, Digest: d}
 	}
-	if off != len(s) {
+	if r.off != len(r.s) {
 		return nil, errStatCache
 	}
 	return recs, nil
+}
+
+// statReader walks a stat cache file; bad sticks once a read runs past the end.
+type statReader struct {
+	b   []byte
+	s   string // b, copied once: strings read are substrings of it
+	off int
+	bad bool
+}
+
+func readVarint[T int64 | uint64](r *statReader, dec func([]byte) (T, int)) T {
+	v, n := dec(r.b[r.off:])
+	if n <= 0 {
+		r.bad = true
+		return 0
+	}
+	r.off += n
+	return v
+}
+
+func (r *statReader) str() string {
+	n := readVarint(r, binary.Uvarint)
+	if r.bad || n > uint64(len(r.s)-r.off) {
+		r.bad = true
+		return ""
+	}
+	r.off += int(n)
+	return r.s[r.off-int(n) : r.off]
 }
 
 // cmpWalk orders slash paths as a walk of name-sorted directories meets them: a directory's

@@ -24,13 +24,12 @@ type statKey struct {
 }
 
 // statCache maps context-relative paths to content digests, keyed by stat data. The
-// entries are kept in walk order, so the lookups of a walk over an unchanged context meet
-// them one after the other; a map is only built when a lookup comes out of order.
+// entries are kept sorted in walk order, so the lookups of a walk over an unchanged context
+// meet them one after the other, and one out of order is a binary search: no map to build.
 type statCache struct {
 	mu    sync.Mutex
-	recs  []statEntry           // as loaded, in walk order (cmpWalk)
+	recs  []statEntry           // as loaded, sorted by cmpWalk
 	next  int                   // where the next lookup is expected in recs
-	index map[string]int        // rel → position in recs, built on the first lookup out of order
 	fresh map[string]*statEntry // hashed by this build: new and changed files
 	dirty bool
 	state StateStore
@@ -116,6 +115,9 @@ func decodeStatCache(data []byte) ([]statEntry, error) {
 	if r.off != len(r.s) {
 		return nil, errStatCache
 	}
+	if !slices.IsSortedFunc(recs, byWalk) { // as written; lookups rely on it
+		slices.SortFunc(recs, byWalk)
+	}
 	return recs, nil
 }
 
@@ -146,6 +148,8 @@ func (r *statReader) str() string {
 	r.off += int(n)
 	return r.s[r.off-int(n) : r.off]
 }
+
+func byWalk(a, b statEntry) int { return cmpWalk(a.Rel, b.Rel) }
 
 // cmpWalk orders slash paths as a walk of name-sorted directories meets them: a directory's
 // contents come right after it, so "/" sorts before every other byte.
@@ -204,14 +208,8 @@ func (c *statCache) lookup(rel string) *statEntry {
 	}
 	i := c.next
 	if i >= len(c.recs) || c.recs[i].Rel != rel {
-		if c.index == nil {
-			c.index = make(map[string]int, len(c.recs))
-			for j := range c.recs {
-				c.index[c.recs[j].Rel] = j
-			}
-		}
 		var ok bool
-		if i, ok = c.index[rel]; !ok {
+		if i, ok = slices.BinarySearchFunc(c.recs, rel, func(e statEntry, rel string) int { return cmpWalk(e.Rel, rel) }); !ok {
 			return nil
 		}
 	}
@@ -291,7 +289,7 @@ func (c *statCache) save() error {
 	if len(all) > 4*used+1024 {
 		all = slices.DeleteFunc(all, func(e statEntry) bool { return !e.used })
 	}
-	slices.SortFunc(all, func(a, b statEntry) int { return cmpWalk(a.Rel, b.Rel) })
+	slices.SortFunc(all, byWalk)
 	c.dirty = false
 	return c.state.WriteState(c.name, encodeStatCache(all))
 }

@@ -408,7 +408,10 @@ func (sb *stageBuilder) checkIgnored(add bool, sources []string) {
 		if rel == "" {
 			rel = "."
 		}
-		if ig, err := bctx.pm.MatchesOrParentMatches(rel); err == nil && ig {
+		bctx.pmMu.Lock()
+		ig, err := bctx.pm.MatchesOrParentMatches(rel)
+		bctx.pmMu.Unlock()
+		if err == nil && ig {
 			sb.check(&linter.RuleCopyIgnoredFile, linter.RuleCopyIgnoredFile.Format(cmd, src))
 		}
 	}

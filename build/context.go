@@ -29,8 +29,8 @@ type Context struct {
 	stats *statCache
 	root  *os.Root // nil for an in-memory context
 
-	holdsMu sync.Mutex
-	holds   map[string]bool // ignored directories: whether "!" patterns re-include something inside
+	pmMu  sync.Mutex      // a PatternMatcher compiles its patterns on first use: not safe for concurrent use
+	holds map[string]bool // ignored directories: whether "!" patterns re-include something inside; under pmMu
 }
 
 // OpenContext opens dir as a build context. ignore holds .dockerignore patterns; state, when not
@@ -118,6 +118,8 @@ func (c *Context) Save() error { return c.stats.save() }
 // directory, nothing inside it is re-included by "!" patterns — as BuildKit sends an ignored
 // directory only as the parent of something re-included.
 func (c *Context) hidden(rel string, isDir bool) bool {
+	c.pmMu.Lock()
+	defer c.pmMu.Unlock()
 	ig, err := c.pm.MatchesOrParentMatches(rel)
 	if err != nil {
 		return true // a pattern that cannot be matched hides rather than leaks
@@ -129,11 +131,10 @@ func (c *Context) hidden(rel string, isDir bool) bool {
 }
 
 // holdsIncluded reports whether the ignored directory rel holds anything that is not
-// ignored, at any depth; memoized, since every directory on the way asks again.
+// ignored, at any depth; memoized, since every directory on the way asks again. The caller
+// holds pmMu.
 func (c *Context) holdsIncluded(rel string) bool {
-	c.holdsMu.Lock()
 	v, ok := c.holds[rel]
-	c.holdsMu.Unlock()
 	if ok {
 		return v
 	}
@@ -145,12 +146,10 @@ func (c *Context) holdsIncluded(rel string) bool {
 			break
 		}
 	}
-	c.holdsMu.Lock()
 	if c.holds == nil {
 		c.holds = map[string]bool{}
 	}
 	c.holds[rel] = v
-	c.holdsMu.Unlock()
 	return v
 }
 
@@ -170,7 +169,8 @@ func (c *Context) Select(ctx context.Context, sources []string) (*selection, err
 	return sel, nil
 }
 
-// hashAll fills the digests of regular files in parallel, then the selection's digest.
+// hashAll fills the digests of regular files, reading in parallel those the stat cache does
+// not answer, then the selection's digest.
 func (c *Context) hashAll(ctx context.Context, sel *selection) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(hashWorkers)
@@ -182,11 +182,17 @@ func (c *Context) hashAll(ctx context.Context, sel *selection) error {
 				continue
 			}
 			sel.files++
+			// A file whose stat data is unchanged is answered in line: a goroutine per
+			// file was most of a no-op rebuild's hashing time (profiled).
+			if d, ok := c.stats.cached(e.src, e.info); ok {
+				e.digest = d
+				continue
+			}
 			g.Go(func() error {
 				if err := gctx.Err(); err != nil {
 					return err
 				}
-				d, err := c.stats.digest(e.src, e.info, e.open)
+				d, err := c.stats.hash(e.src, e.info, e.open)
 				e.digest = d
 				return err
 			})

@@ -1,7 +1,9 @@
 package build
 
 import (
+	"bytes"
 	"context"
+	"encoding/gob"
 	"errors"
 	"io"
 	"io/fs"
@@ -17,8 +19,9 @@ import (
 
 // memState is an in-memory StateStore.
 type memState struct {
-	mu    sync.Mutex
-	files map[string][]byte
+	mu     sync.Mutex
+	files  map[string][]byte
+	writes int
 }
 
 func (m *memState) ReadState(name string) ([]byte, error) {
@@ -37,6 +40,7 @@ func (m *memState) WriteState(name string, data []byte) error {
 		m.files = map[string][]byte{}
 	}
 	m.files[name] = data
+	m.writes++
 	return nil
 }
 
@@ -234,12 +238,12 @@ func TestStatCacheSkipsUnchangedFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The entry is racy (ctime just now), so it must not be remembered yet.
-	if _, ok := c.stats.entries["f"]; ok {
+	if c.stats.fresh["f"] != nil {
 		t.Fatal("racy entry was cached")
 	}
 	// A forged old entry with the current stat key is trusted without reading the file.
 	key, _ := keyOf(fi)
-	c.stats.entries["f"] = statEntry{Key: key, Digest: "sha256:forged"}
+	c.stats.fresh = map[string]*statEntry{"f": {Rel: "f", Key: key, Digest: "sha256:forged"}}
 	c.stats.dirty = true
 	if err := c.Save(); err != nil {
 		t.Fatal(err)
@@ -260,6 +264,135 @@ func TestStatCacheSkipsUnchangedFiles(t *testing.T) {
 	}
 	if _, err := state.ReadState("missing"); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatal("memState broken")
+	}
+}
+
+// TestStatCacheAnswersInLine: Select takes an unchanged file's digest from the stat cache
+// without reading it, a no-op rewrites no cache, and a file rewritten with the same size (so
+// only its times and perhaps inode move) is read again.
+func TestStatCacheAnswersInLine(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"a": "one", "d/b": "two"})
+	state := &memState{}
+	c, err := OpenContext(dir, nil, state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Forge remembered digests with the files' current stat keys, as if hashed long ago.
+	for _, rel := range []string{"a", "d/b"} {
+		fi, err := os.Lstat(filepath.Join(dir, rel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		key, _ := keyOf(fi)
+		if c.stats.fresh == nil {
+			c.stats.fresh = map[string]*statEntry{}
+		}
+		c.stats.fresh[rel] = &statEntry{Rel: rel, Key: key, Digest: "sha256:forged-" + rel}
+	}
+	c.stats.dirty = true
+	if err := c.Save(); err != nil {
+		t.Fatal(err)
+	}
+	c, err = OpenContext(dir, nil, state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	digests := func() map[string]string {
+		sel, err := c.Select(context.Background(), []string{"."})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]string{}
+		for _, e := range sel.roots[0].entries {
+			if e.mode.IsRegular() {
+				out[e.rel] = e.digest
+			}
+		}
+		return out
+	}
+	if got := digests(); got["a"] != "sha256:forged-a" || got["d/b"] != "sha256:forged-d/b" {
+		t.Fatalf("unchanged files were read, not answered from the stat cache: %v", got)
+	}
+	// Sources in another order than the cache's still find their entries.
+	sel, err := c.Select(context.Background(), []string{"d/b", "a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range sel.roots {
+		if d := r.entries[0].digest; d != "sha256:forged-"+r.path {
+			t.Errorf("%s out of order: %s, want the remembered digest", r.path, d)
+		}
+	}
+	writes := state.writes
+	if err := c.Save(); err != nil {
+		t.Fatal(err)
+	}
+	if state.writes != writes {
+		t.Error("a build that hashed nothing rewrote the stat cache")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "d/b"), []byte("TWO"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got := digests()
+	if got["a"] != "sha256:forged-a" {
+		t.Errorf("unchanged a was read again: %s", got["a"])
+	}
+	if got["d/b"] == "sha256:forged-d/b" || !strings.HasPrefix(got["d/b"], "sha256:") {
+		t.Errorf("rewritten d/b (same size) answered from the stat cache: %s", got["d/b"])
+	}
+}
+
+// TestStatCacheFormat: the cache file round-trips, and a truncated, altered or old-format
+// (gob) file is refused rather than misread, so it only costs a re-hash.
+func TestStatCacheFormat(t *testing.T) {
+	in := []statEntry{
+		{},
+		{Rel: "a", Key: statKey{Ino: 1, Size: 3, Mtime: 1700000000123456789, Ctime: -5, Mode: 0o100644}, Digest: "sha256:aa"},
+		{Rel: "d/long b", Key: statKey{Ino: 1 << 40, Size: 1 << 33, Mode: 0o120777}, Digest: "sha256:" + strings.Repeat("0", 64)},
+	}
+	data := encodeStatCache(in)
+	out, err := decodeStatCache(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(out, in) {
+		t.Fatalf("decoded %+v, want %+v", out, in)
+	}
+	for n := range len(data) {
+		if _, err := decodeStatCache(data[:n]); err == nil {
+			t.Errorf("a cache cut to %d of %d bytes was accepted", n, len(data))
+		}
+	}
+	if _, err := decodeStatCache(append(data[:len(data):len(data)], 0)); err == nil {
+		t.Error("trailing bytes were accepted")
+	}
+	// A file out of walk order (none kiln writes) is sorted, so lookups in any order find
+	// every entry, by the cursor or by binary search.
+	many := []statEntry{}
+	for _, rel := range []string{"z", "a/b", "a.txt", "a", "a-b/c", "d/e/f", "d/e", "a0"} {
+		many = append(many, statEntry{Rel: rel, Digest: "sha256:" + rel})
+	}
+	sc := &statCache{}
+	if sc.recs, err = decodeStatCache(encodeStatCache(many)); err != nil {
+		t.Fatal(err)
+	}
+	for _, rel := range []string{"a", "a/b", "d/e/f", "a.txt", "z", "a-b/c", "a0", "d/e", "a"} {
+		if e := sc.lookup(rel); e == nil || e.Digest != "sha256:"+rel {
+			t.Errorf("lookup(%q) = %+v", rel, e)
+		}
+	}
+	for _, rel := range []string{"b", "a/", "d", ""} {
+		if e := sc.lookup(rel); e != nil {
+			t.Errorf("lookup(%q) found %+v", rel, e)
+		}
+	}
+	var old bytes.Buffer
+	if err := gob.NewEncoder(&old).Encode(map[string]struct{ Digest string }{"a": {"sha256:aa"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := decodeStatCache(old.Bytes()); err == nil {
+		t.Error("an old gob cache was accepted")
 	}
 }
 

@@ -163,10 +163,12 @@ func (sb *stageBuilder) planCopy(ctx context.Context, op *copyOp, sd instruction
 		if op.sel, err = bctx.Select(ctx, sd.SourcePaths); err != nil {
 			return err
 		}
-		if err := op.sel.exclude(op.exclude); err != nil {
-			return err
+		if len(op.exclude) > 0 { // Select summed the selection already; --exclude changes it
+			if err := op.sel.exclude(op.exclude); err != nil {
+				return err
+			}
+			op.sel.digest = op.sel.sum()
 		}
-		op.sel.digest = op.sel.sum()
 	}
 	var deps []*Vertex
 	if op.from != nil && op.from.vertex != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/kiln-build/kiln/runtime"
@@ -13,10 +14,24 @@ import (
 func main() {
 	runtime.UserNamespaceHook() // a re-exec into the rootless user namespace finishes here
 	runtime.ChrootHook()        // so does the child that runs one process of the chroot rung
+	tuneGC()
 	ctx, stop := signalContext()
 	code := execute(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
+}
+
+// tuneGC trades memory for time in a short-lived process: a no-op rebuild of a 20,000-file
+// context allocates ~24 MB, and the default GOGC=100 collects it three times (GOGC=400 measured
+// ~10% faster). The soft limit keeps the heap near 1 GiB where a build's live data is larger.
+// GOGC and GOMEMLIMIT, when set, win.
+func tuneGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(1 << 30)
+	}
 }
 
 // signalContext is cancelled by the first SIGINT or SIGTERM, and every command winds down

@@ -9,11 +9,17 @@ import (
 
 // writeFileAtomic puts data under path through a temp file in the Store's staging (see atomicfile).
 func (s *Store) writeFileAtomic(path string, data []byte, perm os.FileMode) error {
+	return s.writeFile(path, data, atomicfile.Options{Perm: perm})
+}
+
+// writeFile puts data at path atomically with o, staged in this Store's staging dir.
+func (s *Store) writeFile(path string, data []byte, o atomicfile.Options) error {
 	tmp, err := s.tmpDir()
 	if err != nil {
 		return err
 	}
-	return atomicfile.Write(path, data, atomicfile.Options{Perm: perm, TmpDir: tmp})
+	o.TmpDir = tmp
+	return atomicfile.Write(path, data, o)
 }
 
 // syncDir makes a rename or unlink in dir durable.

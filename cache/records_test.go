@@ -71,6 +71,27 @@ func TestCacheCorruptRecordIsMiss(t *testing.T) {
 			t.Errorf("%q: ok=%v err=%v, want a clean miss", junk, ok, err)
 		}
 	}
+	// What an OS crash can leave of an unsynced record: any prefix of it, or its length in
+	// zeros (an allocated but unwritten block). Each must be a miss, never a wrong hit.
+	if err := s.CachePut(key, CacheRecord{Meta: map[string]string{"config": `{"Env":["A=1"]}`}}); err != nil {
+		t.Fatal(err)
+	}
+	whole, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	torn := [][]byte{make([]byte, len(whole))}
+	for n := range len(whole) {
+		torn = append(torn, whole[:n])
+	}
+	for _, junk := range torn {
+		if err := os.WriteFile(p, junk, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok, err := s.CacheGet(key); ok || err != nil {
+			t.Fatalf("a torn record %q: ok=%v err=%v, want a clean miss", junk, ok, err)
+		}
+	}
 }
 
 // A hit refreshes the record's mtime (its last use for GC), at most once a minute.

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/kiln-build/kiln/internal/atomicfile"
 )
 
 // CacheRecord is what a build step produced, found again by the step's cache key.
@@ -84,6 +86,8 @@ func decodeRecord(raw []byte) (CacheRecord, bool) {
 
 // CachePut stores the record for key atomically, replacing any previous one. The record's
 // layer blob must already be in the store or named by a remote record, so a hit can always be used.
+// The record is not fsynced (Flush makes it durable): one lost to a crash is only a miss, and
+// a torn one fails to decode, which CacheGet treats as a miss and GC removes.
 func (s *Store) CachePut(key string, rec CacheRecord) error {
 	p, err := s.recordPath(key)
 	if err != nil {
@@ -105,9 +109,10 @@ func (s *Store) CachePut(key string, rec CacheRecord) error {
 	if rec.Layer != nil && !s.HasContent(rec.Layer.Digest) {
 		return fmt.Errorf("cache record %s: layer %s is neither in the store nor remote: %w", key, rec.Layer.Digest, ErrNotFound)
 	}
-	if err := s.writeFileAtomic(p, data, 0o644); err != nil {
+	if err := s.writeFile(p, data, atomicfile.Options{Perm: 0o644, NoSync: true}); err != nil {
 		return fmt.Errorf("write cache record %s: %w", key, err)
 	}
+	s.unsynced.Store(true)
 	return nil
 }
 

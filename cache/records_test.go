@@ -2,6 +2,7 @@ package cache
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"strings"
@@ -70,6 +71,49 @@ func TestCacheCorruptRecordIsMiss(t *testing.T) {
 		if _, ok, err := s.CacheGet(key); ok || err != nil {
 			t.Errorf("%q: ok=%v err=%v, want a clean miss", junk, ok, err)
 		}
+	}
+}
+
+// CachePut skips the fsync, so a crash before Flush can leave a record empty or cut short
+// under its final name (the rename reached the disk, the data did not): that is a miss, and
+// GC removes it.
+func TestCacheTornRecordIsMiss(t *testing.T) {
+	s := openStore(t)
+	_, d := storeRandomImage(t, s, 1)
+	img, _ := s.Image(d.Digest)
+	ls, _ := img.Layers()
+	ld, _ := partialDescriptor(t, ls[0])
+	diffID, _ := ls[0].DiffID()
+	key := "sha256:" + strings.Repeat("76", 32)
+	if err := s.CachePut(key, CacheRecord{Layer: &ld, DiffID: diffID, Meta: map[string]string{"env": "A=1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if !s.unsynced.Load() {
+		t.Fatal("CachePut left nothing for Flush to make durable")
+	}
+	if err := s.Flush(); err != nil || s.unsynced.Load() {
+		t.Fatalf("Flush: %v, still pending: %v", err, s.unsynced.Load())
+	}
+	p, _ := s.recordPath(key)
+	whole, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{0, 1, len(whole) / 2, len(whole) - 1} {
+		if err := os.WriteFile(p, whole[:n], 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok, err := s.CacheGet(key); ok || err != nil {
+			t.Errorf("record cut to %d of %d bytes: ok=%v err=%v, want a clean miss", n, len(whole), ok, err)
+		}
+	}
+	x := reopenExclusive(t, s)
+	st, err := x.GC(context.Background(), GCOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(p); !os.IsNotExist(err) || st.CacheRecords != 1 {
+		t.Errorf("GC left the torn record (stat: %v, %d records removed)", err, st.CacheRecords)
 	}
 }
 

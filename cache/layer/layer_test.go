@@ -5,6 +5,7 @@ import (
 	"bytes"
 	stdgzip "compress/gzip"
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -205,6 +206,45 @@ func TestDecompressDetects(t *testing.T) {
 	if b, _ := io.ReadAll(rc); len(b) != 0 {
 		t.Error("empty input gave data")
 	}
+}
+
+// Decoders share pooled read buffers: one still open must keep its own while others are
+// opened and closed, and a closed one must not read from a buffer it gave back.
+func TestDecompressBufferReuse(t *testing.T) {
+	open := func(body string) (io.ReadCloser, []byte) {
+		t.Helper()
+		data := makeTar(t, []tarEntry{{name: "f", typ: tar.TypeReg, body: body}})
+		var buf bytes.Buffer
+		w, err := compressor(&buf, Gzip, 0)
+		must(t, err)
+		_, err = w.Write(data)
+		must(t, err)
+		must(t, w.Close())
+		rc, err := Decompress(&buf)
+		must(t, err)
+		return rc, data
+	}
+	long, longData := open(strings.Repeat("long ", 300000))
+	head := make([]byte, 1000)
+	_, err := io.ReadFull(long, head)
+	must(t, err)
+	for i := range 5 {
+		rc, data := open(strings.Repeat("x", i*1000))
+		if got := readAll(t, rc); !bytes.Equal(got, data) {
+			t.Fatalf("decoder %d: round trip differs", i)
+		}
+		must(t, rc.Close())
+		if _, err := rc.Read(make([]byte, 1)); !errors.Is(err, errDecoderClosed) {
+			t.Fatalf("read after Close: %v, want errDecoderClosed", err)
+		}
+		must(t, rc.Close())
+	}
+	rest, err := io.ReadAll(long)
+	must(t, err)
+	if got := append(head, rest...); !bytes.Equal(got, longData) {
+		t.Error("an open decoder's stream changed while others reused buffers")
+	}
+	must(t, long.Close())
 }
 
 // TestCompressionIsReproducible guards layer digests: parallel gzip and async zstd output

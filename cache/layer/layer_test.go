@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
 	"golang.org/x/sys/unix"
 )
@@ -382,5 +383,47 @@ func TestGzipReuseIsReproducible(t *testing.T) {
 	}
 	if reused == 0 {
 		t.Error("no gzip writer was reused: the pool does not take them back")
+	}
+}
+
+// A pooled zstd encoder, reused after streams of other sizes and levels, must write what a
+// fresh one writes: layer digests depend on it.
+func TestZstdReuseIsReproducible(t *testing.T) {
+	data := make([]byte, 3<<20+777)
+	for i := range data {
+		data[i] = byte(i*5/11) ^ byte(i>>9)
+	}
+	compress := func(c int, p []byte) ([]byte, *pooledZstd) {
+		t.Helper()
+		var buf bytes.Buffer
+		w, err := compressor(&buf, Zstd, c)
+		must(t, err)
+		_, err = w.Write(p)
+		must(t, err)
+		must(t, w.Close())
+		return buf.Bytes(), w.(*pooledZstd)
+	}
+	var fresh bytes.Buffer
+	zw, err := zstd.NewWriter(&fresh, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(2))
+	must(t, err)
+	_, err = zw.Write(data)
+	must(t, err)
+	must(t, zw.Close())
+	want := fresh.Bytes()
+	var last *pooledZstd
+	reused := 0
+	for round := range 6 {
+		compress([]int{1, 7, 19}[round%3], data[:round*100000+1]) // other levels and sizes in between
+		got, w := compress(0, data)
+		if w == last {
+			reused++
+		}
+		last = w
+		if !bytes.Equal(got, want) {
+			t.Fatalf("round %d: a reused zstd encoder's output differs from a fresh one's", round)
+		}
+	}
+	if reused == 0 {
+		t.Error("no zstd encoder was reused: the pool does not take them back")
 	}
 }

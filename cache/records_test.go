@@ -14,11 +14,7 @@ import (
 
 func TestCacheRecords(t *testing.T) {
 	s := openStore(t)
-	_, d := storeRandomImage(t, s, 1)
-	img, _ := s.Image(d.Digest)
-	ls, _ := img.Layers()
-	ld, _ := partialDescriptor(t, ls[0])
-	diffID, _ := ls[0].DiffID()
+	ld, diffID := storedLayer(t, s)
 	key := "sha256:" + strings.Repeat("ab", 32)
 
 	if _, ok, err := s.CacheGet(key); ok || err != nil {
@@ -42,6 +38,17 @@ func TestCacheRecords(t *testing.T) {
 	if got, ok, _ := s.CacheGet(noLayer); !ok || got.Layer != nil || got.DiffID != (v1.Hash{}) {
 		t.Fatalf("layerless record: %+v %v", got, ok)
 	}
+}
+
+// storedLayer stores a one-layer image and returns its layer, for records to point at.
+func storedLayer(t *testing.T, s *Store) (v1.Descriptor, v1.Hash) {
+	t.Helper()
+	_, d := storeRandomImage(t, s, 1)
+	img, _ := s.Image(d.Digest)
+	ls, _ := img.Layers()
+	ld, _ := partialDescriptor(t, ls[0])
+	diffID, _ := ls[0].DiffID()
+	return ld, diffID
 }
 
 func TestCachePutRejects(t *testing.T) {
@@ -79,11 +86,7 @@ func TestCacheCorruptRecordIsMiss(t *testing.T) {
 // GC removes it.
 func TestCacheTornRecordIsMiss(t *testing.T) {
 	s := openStore(t)
-	_, d := storeRandomImage(t, s, 1)
-	img, _ := s.Image(d.Digest)
-	ls, _ := img.Layers()
-	ld, _ := partialDescriptor(t, ls[0])
-	diffID, _ := ls[0].DiffID()
+	ld, diffID := storedLayer(t, s)
 	key := "sha256:" + strings.Repeat("76", 32)
 	if err := s.CachePut(key, CacheRecord{Layer: &ld, DiffID: diffID, Meta: map[string]string{"env": "A=1"}}); err != nil {
 		t.Fatal(err)

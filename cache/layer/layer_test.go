@@ -184,17 +184,30 @@ func TestApplyReplacesExisting(t *testing.T) {
 	}
 }
 
+// writeAll writes p through w and closes it.
+func writeAll(t *testing.T, w io.WriteCloser, p []byte) {
+	t.Helper()
+	_, err := w.Write(p)
+	must(t, err)
+	must(t, w.Close())
+}
+
+// decompressed compresses data with c and opens it again through Decompress.
+func decompressed(t *testing.T, c Compression, data []byte) io.ReadCloser {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := compressor(&buf, c, 0)
+	must(t, err)
+	writeAll(t, w, data)
+	rc, err := Decompress(&buf)
+	must(t, err)
+	return rc
+}
+
 func TestDecompressDetects(t *testing.T) {
 	data := makeTar(t, []tarEntry{{name: "f", typ: tar.TypeReg, body: "x"}})
 	for _, c := range []Compression{Uncompressed, Gzip, Zstd} {
-		var buf bytes.Buffer
-		w, err := compressor(&buf, c, 0)
-		must(t, err)
-		_, err = w.Write(data)
-		must(t, err)
-		must(t, w.Close())
-		rc, err := Decompress(&buf)
-		must(t, err)
+		rc := decompressed(t, c, data)
 		if got := readAll(t, rc); !bytes.Equal(got, data) {
 			t.Errorf("%s: round trip differs", c)
 		}
@@ -215,15 +228,7 @@ func TestDecompressBufferReuse(t *testing.T) {
 	open := func(body string) (io.ReadCloser, []byte) {
 		t.Helper()
 		data := makeTar(t, []tarEntry{{name: "f", typ: tar.TypeReg, body: body}})
-		var buf bytes.Buffer
-		w, err := compressor(&buf, Gzip, 0)
-		must(t, err)
-		_, err = w.Write(data)
-		must(t, err)
-		must(t, w.Close())
-		rc, err := Decompress(&buf)
-		must(t, err)
-		return rc, data
+		return decompressed(t, Gzip, data), data
 	}
 	long, longData := open(strings.Repeat("long ", 300000))
 	head := make([]byte, 1000)
@@ -361,9 +366,7 @@ func TestGzipReuseIsReproducible(t *testing.T) {
 	zw, err := pgzip.NewWriterLevel(&fresh, defaultGzipLevel)
 	must(t, err)
 	must(t, zw.SetConcurrency(gzipBlock, max(2, runtime.GOMAXPROCS(0))))
-	_, err = zw.Write(data)
-	must(t, err)
-	must(t, zw.Close())
+	writeAll(t, zw, data)
 	want := fresh.Bytes()
 	var last *pooledGzip
 	reused := 0
@@ -398,17 +401,13 @@ func TestZstdReuseIsReproducible(t *testing.T) {
 		var buf bytes.Buffer
 		w, err := compressor(&buf, Zstd, c)
 		must(t, err)
-		_, err = w.Write(p)
-		must(t, err)
-		must(t, w.Close())
+		writeAll(t, w, p)
 		return buf.Bytes(), w.(*pooledZstd)
 	}
 	var fresh bytes.Buffer
 	zw, err := zstd.NewWriter(&fresh, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(2))
 	must(t, err)
-	_, err = zw.Write(data)
-	must(t, err)
-	must(t, zw.Close())
+	writeAll(t, zw, data)
 	want := fresh.Bytes()
 	var last *pooledZstd
 	reused := 0

@@ -237,11 +237,17 @@ func (op *copyOp) mode(m fs.FileMode, isDir bool) int64 {
 // still has the content its cache key was computed from.
 func writeEntries(ctx context.Context, out map[string]*outEntry, w *layer.Writer) error {
 	names := make([]string, 0, len(out))
-	for n := range out {
+	var largest int64
+	for n, e := range out {
 		names = append(names, n)
+		if e.src != nil {
+			largest = max(largest, e.src.size)
+		}
 	}
 	sort.Strings(names)
-	buf := make([]byte, 1<<20)
+	// Up to 1 MiB, but no bigger than the largest file: a fresh 1 MiB buffer costs a
+	// one-small-file COPY more (page faults, clearing) than copying the file does.
+	buf := make([]byte, min(max(largest, 512), 1<<20))
 	for _, n := range names {
 		if err := ctx.Err(); err != nil {
 			return err

@@ -113,6 +113,11 @@ func Solve(ctx context.Context, g *Graph, opts SolveOptions) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The steps' cache records were written without fsync: one syncfs makes them durable
+	// before the caller tags the image (a failed build's reach the disk by writeback).
+	if err := opts.Store.Flush(); err != nil {
+		return nil, err
+	}
 	for _, v := range g.Vertices {
 		if !v.key.uncached {
 			img.Keys = append(img.Keys, v.Key)

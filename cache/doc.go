@@ -3,7 +3,9 @@
 //
 // There is no daemon, so many kiln processes may share one root. Every write is
 // content-addressed or goes temp file → fsync → rename, so nothing half-written is ever
-// visible under a final name, and file locks (flock) order the few shared mutations:
+// visible under a final name. Cache records alone skip the fsync, and a build makes them
+// durable with one syncfs (Flush) before it tags: a record a crash tears reads as a miss.
+// File locks (flock) order the few shared mutations:
 //
 //	gc.lock            shared by every open Store, exclusive for GC (see OpenExclusive)
 //	index.lock         exclusive while index.json (the tag list) is rewritten

@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 
@@ -12,7 +13,7 @@ func (s *Store) writeFileAtomic(path string, data []byte, perm os.FileMode) erro
 	return s.writeFile(path, data, atomicfile.Options{Perm: perm})
 }
 
-// writeFile puts data at path atomically with o, staged in this Store's staging dir.
+// writeFile is writeFileAtomic with the rest of atomicfile's options (TmpDir is the staging).
 func (s *Store) writeFile(path string, data []byte, o atomicfile.Options) error {
 	tmp, err := s.tmpDir()
 	if err != nil {
@@ -20,6 +21,20 @@ func (s *Store) writeFile(path string, data []byte, o atomicfile.Options) error 
 	}
 	o.TmpDir = tmp
 	return atomicfile.Write(path, data, o)
+}
+
+// Flush makes the files this Store wrote without fsync (cache records) durable, with one
+// syncfs(2) of the store's filesystem instead of two fsyncs per record. A build calls it
+// once, before it publishes (tags) the image those records helped make.
+func (s *Store) Flush() error {
+	if !s.unsynced.Swap(false) {
+		return nil
+	}
+	if err := atomicfile.SyncFS(s.root); err != nil {
+		s.unsynced.Store(true)
+		return fmt.Errorf("flush store %s: %w", s.root, err)
+	}
+	return nil
 }
 
 // syncDir makes a rename or unlink in dir durable.

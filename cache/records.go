@@ -86,6 +86,8 @@ func decodeRecord(raw []byte) (CacheRecord, bool) {
 
 // CachePut stores the record for key atomically, replacing any previous one. The record's
 // layer blob must already be in the store or named by a remote record, so a hit can always be used.
+// The record is not fsynced (Flush makes it durable): one lost to a crash is only a miss, and
+// a torn one fails to decode, which CacheGet treats as a miss and GC removes.
 func (s *Store) CachePut(key string, rec CacheRecord) error {
 	p, err := s.recordPath(key)
 	if err != nil {
@@ -108,11 +110,12 @@ func (s *Store) CachePut(key string, rec CacheRecord) error {
 		return fmt.Errorf("cache record %s: layer %s is neither in the store nor remote: %w", key, rec.Layer.Digest, ErrNotFound)
 	}
 	// Atomic but not synced: a record an OS crash loses or tears reads as a miss (decodeRecord,
-	// HasContent), and a miss only re-runs a step, so its durability is not worth two fsyncs per
-	// build step (a tenth of a ten-COPY build). The layer it names was synced when stored.
+	// HasContent), and a miss only re-runs a step; Flush makes the build's records durable with
+	// one syncfs before its image is tagged, instead of two fsyncs per step.
 	if err := s.writeFile(p, data, atomicfile.Options{Perm: 0o644, NoSync: true}); err != nil {
 		return fmt.Errorf("write cache record %s: %w", key, err)
 	}
+	s.unsynced.Store(true)
 	return nil
 }
 

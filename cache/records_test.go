@@ -2,6 +2,7 @@ package cache
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"strings"
@@ -13,11 +14,7 @@ import (
 
 func TestCacheRecords(t *testing.T) {
 	s := openStore(t)
-	_, d := storeRandomImage(t, s, 1)
-	img, _ := s.Image(d.Digest)
-	ls, _ := img.Layers()
-	ld, _ := partialDescriptor(t, ls[0])
-	diffID, _ := ls[0].DiffID()
+	ld, diffID := storedLayer(t, s)
 	key := "sha256:" + strings.Repeat("ab", 32)
 
 	if _, ok, err := s.CacheGet(key); ok || err != nil {
@@ -41,6 +38,17 @@ func TestCacheRecords(t *testing.T) {
 	if got, ok, _ := s.CacheGet(noLayer); !ok || got.Layer != nil || got.DiffID != (v1.Hash{}) {
 		t.Fatalf("layerless record: %+v %v", got, ok)
 	}
+}
+
+// storedLayer stores a one-layer image and returns its layer, for records to point at.
+func storedLayer(t *testing.T, s *Store) (v1.Descriptor, v1.Hash) {
+	t.Helper()
+	_, d := storeRandomImage(t, s, 1)
+	img, _ := s.Image(d.Digest)
+	ls, _ := img.Layers()
+	ld, _ := partialDescriptor(t, ls[0])
+	diffID, _ := ls[0].DiffID()
+	return ld, diffID
 }
 
 func TestCachePutRejects(t *testing.T) {
@@ -71,15 +79,31 @@ func TestCacheCorruptRecordIsMiss(t *testing.T) {
 			t.Errorf("%q: ok=%v err=%v, want a clean miss", junk, ok, err)
 		}
 	}
-	// What an OS crash can leave of an unsynced record: any prefix of it, or its length in
-	// zeros (an allocated but unwritten block). Each must be a miss, never a wrong hit.
-	if err := s.CachePut(key, CacheRecord{Meta: map[string]string{"config": `{"Env":["A=1"]}`}}); err != nil {
+}
+
+// CachePut skips the fsync, so a crash before Flush can leave a record empty or cut short
+// under its final name (the rename reached the disk, the data did not): that is a miss, and
+// GC removes it.
+func TestCacheTornRecordIsMiss(t *testing.T) {
+	s := openStore(t)
+	ld, diffID := storedLayer(t, s)
+	key := "sha256:" + strings.Repeat("76", 32)
+	if err := s.CachePut(key, CacheRecord{Layer: &ld, DiffID: diffID, Meta: map[string]string{"env": "A=1"}}); err != nil {
 		t.Fatal(err)
 	}
+	if !s.unsynced.Load() {
+		t.Fatal("CachePut left nothing for Flush to make durable")
+	}
+	if err := s.Flush(); err != nil || s.unsynced.Load() {
+		t.Fatalf("Flush: %v, still pending: %v", err, s.unsynced.Load())
+	}
+	p, _ := s.recordPath(key)
 	whole, err := os.ReadFile(p)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// What an OS crash can leave of an unsynced record: any prefix of it, or its length in
+	// zeros (an allocated but unwritten block). Each must be a miss, never a wrong hit.
 	torn := [][]byte{make([]byte, len(whole))}
 	for n := range len(whole) {
 		torn = append(torn, whole[:n])
@@ -89,8 +113,16 @@ func TestCacheCorruptRecordIsMiss(t *testing.T) {
 			t.Fatal(err)
 		}
 		if _, ok, err := s.CacheGet(key); ok || err != nil {
-			t.Fatalf("a torn record %q: ok=%v err=%v, want a clean miss", junk, ok, err)
+			t.Fatalf("a torn record %q of %d bytes: ok=%v err=%v, want a clean miss", junk, len(whole), ok, err)
 		}
+	}
+	x := reopenExclusive(t, s)
+	st, err := x.GC(context.Background(), GCOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(p); !os.IsNotExist(err) || st.CacheRecords != 1 {
+		t.Errorf("GC left the torn record (stat: %v, %d records removed)", err, st.CacheRecords)
 	}
 }
 

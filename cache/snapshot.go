@@ -10,9 +10,9 @@ import (
 	"path/filepath"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"golang.org/x/sys/unix"
 
 	"github.com/kiln-build/kiln/cache/layer"
+	"github.com/kiln-build/kiln/internal/atomicfile"
 )
 
 // Snapshot returns the directory holding the layer with this diff ID unpacked, in overlay
@@ -73,7 +73,7 @@ func (s *Store) unpackSnapshot(ctx context.Context, diffID v1.Hash, open func() 
 
 // adopt makes dir's contents durable and renames it to final.
 func (s *Store) adopt(dir, final string) error {
-	if err := syncFS(dir); err != nil {
+	if err := atomicfile.SyncFS(dir); err != nil {
 		return err
 	}
 	if err := os.Rename(dir, final); err != nil {
@@ -101,20 +101,6 @@ func (s *Store) CommitSnapshot(diffID v1.Hash, dir string) (string, error) {
 
 // HasSnapshot reports whether the layer with this diff ID is unpacked already.
 func (s *Store) HasSnapshot(diffID v1.Hash) bool { return exists(s.snapshotPath(diffID)) }
-
-// syncFS flushes the filesystem holding path: one syscall instead of an fsync per file
-// of a tree that may hold tens of thousands.
-func syncFS(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := unix.Syncfs(int(f.Fd())); err != nil {
-		return fmt.Errorf("syncfs %s: %w", path, err)
-	}
-	return nil
-}
 
 // SnapshotDiffID is the diff ID of the snapshot at dir (a path Snapshot returned), so a
 // holder of snapshot paths can lease them; ok is false for any other path.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofrs/flock"
@@ -40,6 +41,8 @@ type Store struct {
 	gcMu sync.RWMutex
 	// fetch brings in blobs that only a remote record names (lazy cache import).
 	fetch fetchState
+	// unsynced is set once a write skipped its fsync, until Flush makes it durable.
+	unsynced atomic.Bool
 	// mountUse lists the cache mounts this Store's builds used, for --cache-to mounts=true.
 	mountUse mountUse
 }

@@ -466,7 +466,7 @@ func (l *layersView) copyUp(ctx context.Context, target, data string, inUse bool
 	if err := os.Chmod(dst, fi.Mode()&(fs.ModePerm|fs.ModeSticky|fs.ModeSetgid|fs.ModeSetuid)); err != nil || inUse {
 		return err
 	}
-	if err := syncFS(dst); err != nil {
+	if err := atomicfile.SyncFS(dst); err != nil {
 		return err
 	}
 	// rename(2) replaces an empty directory; os.Rename refuses any.
@@ -474,16 +474,6 @@ func (l *layersView) copyUp(ctx context.Context, target, data string, inUse bool
 		return fmt.Errorf("rename %s over %s: %w", dst, data, err)
 	}
 	return nil
-}
-
-// syncFS flushes the filesystem holding dir: one call for every file a copy-up wrote.
-func syncFS(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return unix.Syncfs(int(f.Fd()))
 }
 
 // newVolumeName is a random 64-hex name, as docker gives a volume created without one.

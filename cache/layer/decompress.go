@@ -3,8 +3,10 @@ package layer
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -29,35 +31,72 @@ func Decompress(r io.Reader) (io.ReadCloser, error) {
 // error wrapping ErrTooLarge.
 func DecompressLimited(r io.Reader, lim Limits) (io.ReadCloser, error) {
 	in := &countingReader{r: r}
-	br := bufio.NewReaderSize(in, 1<<20)
+	br := readBufs.Get().(*bufio.Reader)
+	br.Reset(in)
+	rc, err := decoder(br)
+	if err != nil {
+		putReadBuf(br)
+		return nil, err
+	}
+	return &readCloser{Reader: &limitReader{r: rc, in: in, lim: lim}, dec: rc, br: br}, nil
+}
+
+func decoder(br *bufio.Reader) (io.ReadCloser, error) {
 	head, err := br.Peek(4)
 	if err != nil && err != io.EOF {
 		return nil, fmt.Errorf("read layer: %w", err)
 	}
-	var rc io.ReadCloser
 	switch {
 	case bytes.HasPrefix(head, gzipMagic):
 		zr, err := gzip.NewReader(br)
 		if err != nil {
 			return nil, fmt.Errorf("read gzip layer: %w", err)
 		}
-		rc = zr
+		return zr, nil
 	case bytes.HasPrefix(head, zstdMagic):
 		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
 		if err != nil {
 			return nil, fmt.Errorf("read zstd layer: %w", err)
 		}
-		rc = zr.IOReadCloser()
+		return zr.IOReadCloser(), nil
 	default:
-		rc = io.NopCloser(br)
+		return io.NopCloser(br), nil
 	}
-	return readCloser{&limitReader{r: rc, in: in, lim: lim}, rc}, nil
 }
 
-// readCloser joins a reader with the closer of what it reads from.
+// readBufs holds the 1 MiB read buffers of closed decoders: a build opens a layer per
+// step, and for a small layer a fresh buffer (page faults, clearing) costs more than the
+// decoding does.
+var readBufs = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 1<<20) }}
+
+func putReadBuf(br *bufio.Reader) {
+	br.Reset(nil)
+	readBufs.Put(br)
+}
+
+// errDecoderClosed is what a read after Close returns: the buffer is someone else's by then.
+var errDecoderClosed = errors.New("read of a closed layer decoder")
+
+type closedDecoder struct{}
+
+func (closedDecoder) Read([]byte) (int, error) { return 0, errDecoderClosed }
+
+// readCloser reads the limited decoder; Close releases the decoder and hands the buffer back.
 type readCloser struct {
 	io.Reader
-	io.Closer
+	dec io.Closer
+	br  *bufio.Reader
+}
+
+func (r *readCloser) Close() error {
+	if r.br == nil {
+		return nil
+	}
+	err := r.dec.Close()
+	putReadBuf(r.br)
+	r.br = nil
+	r.Reader = closedDecoder{}
+	return err
 }
 
 // OpenUncompressed opens a layer blob through open and returns its uncompressed tar;

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	stdgzip "compress/gzip"
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
 	"golang.org/x/sys/unix"
 )
@@ -182,17 +184,30 @@ func TestApplyReplacesExisting(t *testing.T) {
 	}
 }
 
+// writeAll writes p through w and closes it.
+func writeAll(t *testing.T, w io.WriteCloser, p []byte) {
+	t.Helper()
+	_, err := w.Write(p)
+	must(t, err)
+	must(t, w.Close())
+}
+
+// decompressed compresses data with c and opens it again through Decompress.
+func decompressed(t *testing.T, c Compression, data []byte) io.ReadCloser {
+	t.Helper()
+	var buf bytes.Buffer
+	w, err := compressor(&buf, c, 0)
+	must(t, err)
+	writeAll(t, w, data)
+	rc, err := Decompress(&buf)
+	must(t, err)
+	return rc
+}
+
 func TestDecompressDetects(t *testing.T) {
 	data := makeTar(t, []tarEntry{{name: "f", typ: tar.TypeReg, body: "x"}})
 	for _, c := range []Compression{Uncompressed, Gzip, Zstd} {
-		var buf bytes.Buffer
-		w, err := compressor(&buf, c, 0)
-		must(t, err)
-		_, err = w.Write(data)
-		must(t, err)
-		must(t, w.Close())
-		rc, err := Decompress(&buf)
-		must(t, err)
+		rc := decompressed(t, c, data)
 		if got := readAll(t, rc); !bytes.Equal(got, data) {
 			t.Errorf("%s: round trip differs", c)
 		}
@@ -205,6 +220,37 @@ func TestDecompressDetects(t *testing.T) {
 	if b, _ := io.ReadAll(rc); len(b) != 0 {
 		t.Error("empty input gave data")
 	}
+}
+
+// Decoders share pooled read buffers: one still open must keep its own while others are
+// opened and closed, and a closed one must not read from a buffer it gave back.
+func TestDecompressBufferReuse(t *testing.T) {
+	open := func(body string) (io.ReadCloser, []byte) {
+		t.Helper()
+		data := makeTar(t, []tarEntry{{name: "f", typ: tar.TypeReg, body: body}})
+		return decompressed(t, Gzip, data), data
+	}
+	long, longData := open(strings.Repeat("long ", 300000))
+	head := make([]byte, 1000)
+	_, err := io.ReadFull(long, head)
+	must(t, err)
+	for i := range 5 {
+		rc, data := open(strings.Repeat("x", i*1000))
+		if got := readAll(t, rc); !bytes.Equal(got, data) {
+			t.Fatalf("decoder %d: round trip differs", i)
+		}
+		must(t, rc.Close())
+		if _, err := rc.Read(make([]byte, 1)); !errors.Is(err, errDecoderClosed) {
+			t.Fatalf("read after Close: %v, want errDecoderClosed", err)
+		}
+		must(t, rc.Close())
+	}
+	rest, err := io.ReadAll(long)
+	must(t, err)
+	if got := append(head, rest...); !bytes.Equal(got, longData) {
+		t.Error("an open decoder's stream changed while others reused buffers")
+	}
+	must(t, long.Close())
 }
 
 // TestCompressionIsReproducible guards layer digests: parallel gzip and async zstd output
@@ -320,9 +366,7 @@ func TestGzipReuseIsReproducible(t *testing.T) {
 	zw, err := pgzip.NewWriterLevel(&fresh, defaultGzipLevel)
 	must(t, err)
 	must(t, zw.SetConcurrency(gzipBlock, max(2, runtime.GOMAXPROCS(0))))
-	_, err = zw.Write(data)
-	must(t, err)
-	must(t, zw.Close())
+	writeAll(t, zw, data)
 	want := fresh.Bytes()
 	var last *pooledGzip
 	reused := 0
@@ -342,5 +386,43 @@ func TestGzipReuseIsReproducible(t *testing.T) {
 	}
 	if reused == 0 {
 		t.Error("no gzip writer was reused: the pool does not take them back")
+	}
+}
+
+// A pooled zstd encoder, reused after streams of other sizes and levels, must write what a
+// fresh one writes: layer digests depend on it.
+func TestZstdReuseIsReproducible(t *testing.T) {
+	data := make([]byte, 3<<20+777)
+	for i := range data {
+		data[i] = byte(i*5/11) ^ byte(i>>9)
+	}
+	compress := func(c int, p []byte) ([]byte, *pooledZstd) {
+		t.Helper()
+		var buf bytes.Buffer
+		w, err := compressor(&buf, Zstd, c)
+		must(t, err)
+		writeAll(t, w, p)
+		return buf.Bytes(), w.(*pooledZstd)
+	}
+	var fresh bytes.Buffer
+	zw, err := zstd.NewWriter(&fresh, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(2))
+	must(t, err)
+	writeAll(t, zw, data)
+	want := fresh.Bytes()
+	var last *pooledZstd
+	reused := 0
+	for round := range 6 {
+		compress([]int{1, 7, 19}[round%3], data[:round*100000+1]) // other levels and sizes in between
+		got, w := compress(0, data)
+		if w == last {
+			reused++
+		}
+		last = w
+		if !bytes.Equal(got, want) {
+			t.Fatalf("round %d: a reused zstd encoder's output differs from a fresh one's", round)
+		}
+	}
+	if reused == 0 {
+		t.Error("no zstd encoder was reused: the pool does not take them back")
 	}
 }

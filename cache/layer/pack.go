@@ -95,9 +95,7 @@ func compressor(w io.Writer, c Compression, level int) (io.WriteCloser, error) {
 		if level != 0 {
 			lvl = zstd.EncoderLevelFromZstd(level)
 		}
-		// Two lets one block compress while the next is filled; a stream's blocks are still
-		// encoded in order, so the output does not change (TestCompressionIsReproducible).
-		return zstd.NewWriter(w, zstd.WithEncoderLevel(lvl), zstd.WithEncoderConcurrency(2))
+		return newZstd(w, lvl)
 	}
 	return nil, fmt.Errorf("unknown compression %d", int(c))
 }
@@ -143,6 +141,46 @@ func newGzip(w io.Writer, level int) (io.WriteCloser, error) {
 		return nil, err
 	}
 	return &pooledGzip{zw, pool}, nil
+}
+
+// newZstd reuses closed encoders per level, as newGzip does: a fresh encoder allocates
+// about 3 MB of tables and windows, several times what a small layer's compression costs
+// (BenchmarkPackSmall). Reset starts an independent stream, so the output does not change.
+func newZstd(w io.Writer, lvl zstd.EncoderLevel) (io.WriteCloser, error) {
+	var pool *sync.Pool
+	if int(lvl) >= 0 && int(lvl) < len(zstdPools) {
+		pool = &zstdPools[lvl]
+		if p, ok := pool.Get().(*pooledZstd); ok {
+			p.Reset(w)
+			return p, nil
+		}
+	}
+	// Two lets one block compress while the next is filled; a stream's blocks are still
+	// encoded in order, so the output does not change (TestCompressionIsReproducible).
+	zw, err := zstd.NewWriter(w, zstd.WithEncoderLevel(lvl), zstd.WithEncoderConcurrency(2))
+	if err != nil {
+		return nil, err
+	}
+	return &pooledZstd{zw, pool}, nil
+}
+
+// zstdPools hold closed encoders by zstd.EncoderLevel (SpeedFastest 1 … SpeedBestCompression 4).
+var zstdPools [5]sync.Pool
+
+// pooledZstd hands itself back for reuse once a Close has succeeded, as pooledGzip does.
+type pooledZstd struct {
+	*zstd.Encoder
+	pool *sync.Pool
+}
+
+func (p *pooledZstd) Close() error {
+	if err := p.Encoder.Close(); err != nil {
+		return err
+	}
+	if p.pool != nil {
+		p.pool.Put(p)
+	}
+	return nil
 }
 
 // gzipPools hold closed writers by level (Reset keeps a writer's level), from

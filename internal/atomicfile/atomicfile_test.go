@@ -48,3 +48,13 @@ func TestWriteNoReplace(t *testing.T) {
 		t.Errorf("temp files left: %v", ents)
 	}
 }
+
+func TestSyncFS(t *testing.T) {
+	dir := t.TempDir()
+	if err := SyncFS(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := SyncFS(filepath.Join(dir, "missing")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("SyncFS of a missing path: %v, want os.ErrNotExist", err)
+	}
+}

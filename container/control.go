@@ -27,8 +27,10 @@ type request struct {
 	Stdin   bool          `json:"stdin,omitempty"`   // attach: the client's input goes to the container
 	Timeout time.Duration `json:"timeout,omitempty"` // stop: how long after the stop signal until SIGKILL
 	Signal  int           `json:"signal,omitempty"`  // kill: the signal
-	// Resources are update's new limits, all of them (the record's after the change).
+	// Resources are update's new limits, all of them (the record's after the change); nil
+	// leaves them. Restart is update's new restart policy; nil leaves it.
 	Resources *runtime.Resources `json:"resources,omitempty"`
+	Restart   *RestartPolicy     `json:"restart,omitempty"`
 }
 
 type reply struct {

@@ -189,9 +189,13 @@ func (m *monitor) waitRestart(ctx context.Context, delay time.Duration) bool {
 		case <-timer.C:
 			return false
 		case req := <-m.reqs:
-			if req.Op == "stop" {
+			switch req.Op {
+			case "stop":
 				m.userStop, m.pending = true, append(m.pending, req)
 				return true
+			case "update": // for the next run
+				req.answer <- m.update(ctx, nil, req.request)
+				continue
 			}
 			req.answer <- fmt.Errorf("container %s is restarting, not running", m.c.ShortID())
 		}
@@ -310,7 +314,7 @@ func (m *monitor) wait(ctx context.Context, ctr *runtime.Container, done <-chan 
 			case "pause", "unpause":
 				req.answer <- m.freeze(ctx, ctr, req.Op == "pause")
 			case "update":
-				req.answer <- m.update(ctx, ctr, req.Resources)
+				req.answer <- m.update(ctx, ctr, req.request)
 			default:
 				req.answer <- fmt.Errorf("unknown request %q", req.Op)
 			}

@@ -122,6 +122,8 @@ type recordResources struct {
 	PidsLimit  int64   `json:"pidsLimit,omitempty"`
 	MemorySwap int64   `json:"memorySwap,omitempty"`
 	CpusetCPUs string  `json:"cpusetCpus,omitempty"`
+	CpusetMems string  `json:"cpusetMems,omitempty"`
+	CPUShares  uint64  `json:"cpuShares,omitempty"`
 }
 
 // Names of the enums on disk; an index is the runtime's value.
@@ -159,7 +161,8 @@ func toRecord(cfg Config) record {
 		Env: sp.Env, Cwd: sp.Cwd, User: sp.User, Hostname: sp.Hostname, ReadOnlyRootfs: sp.ReadOnlyRootfs,
 		Network: enumName(networkNames, sp.Network), BridgeName: sp.Bridge.Name,
 		Resources: recordResources{Memory: sp.Resources.Memory, CPUs: sp.Resources.CPUs, PidsLimit: sp.Resources.PidsLimit,
-			MemorySwap: sp.Resources.MemorySwap, CpusetCPUs: sp.Resources.CpusetCPUs},
+			MemorySwap: sp.Resources.MemorySwap, CpusetCPUs: sp.Resources.CpusetCPUs, CpusetMems: sp.Resources.CpusetMems,
+			CPUShares: sp.Resources.CPUShares},
 		HostAccess: toRecordHostAccess(sp.HostAccess),
 		CapAdd:     sp.CapAdd, CapDrop: sp.CapDrop, NewPrivileges: sp.NewPrivileges,
 		Seccomp: enumName(seccompNames, sp.Seccomp), SeccompProfile: sp.SeccompProfile, Terminal: sp.Terminal,
@@ -212,7 +215,8 @@ func (r record) config() (Config, error) {
 	sp := runtime.Spec{ID: r.ID, Lower: rs.Lower, Upper: rs.Upper, Work: rs.Work, Volatile: r.AutoRemove, BundleDir: rs.BundleDir,
 		Args: r.Args, Env: rs.Env, Cwd: rs.Cwd, User: rs.User, Hostname: rs.Hostname, ReadOnlyRootfs: rs.ReadOnlyRootfs,
 		Resources: runtime.Resources{Memory: rs.Resources.Memory, CPUs: rs.Resources.CPUs, PidsLimit: rs.Resources.PidsLimit,
-			MemorySwap: rs.Resources.MemorySwap, CpusetCPUs: rs.Resources.CpusetCPUs},
+			MemorySwap: rs.Resources.MemorySwap, CpusetCPUs: rs.Resources.CpusetCPUs, CpusetMems: rs.Resources.CpusetMems,
+			CPUShares: rs.Resources.CPUShares},
 		CapAdd: rs.CapAdd, CapDrop: rs.CapDrop, NewPrivileges: rs.NewPrivileges, SeccompProfile: rs.SeccompProfile,
 		Terminal: rs.Terminal, StopGrace: time.Duration(rs.StopGraceNS)}
 	if sp.HostAccess, err = rs.HostAccess.hostAccess(); err != nil {

@@ -11,10 +11,19 @@ import (
 type ResourceChange struct {
 	Memory, MemorySwap, PidsLimit *int64
 	CPUs                          *float64
+	CPUShares                     *uint64
+	CpusetCPUs, CpusetMems        *string
+	Restart                       *RestartPolicy // --restart: the policy the monitor applies from its next exit
 }
 
-// Update changes c's cgroup limits (docker update): live through its monitor when it runs, and
-// in its record, so a restart or a later start keeps them.
+// limits says whether ch changes a cgroup limit (not only the restart policy).
+func (ch ResourceChange) limits() bool {
+	return ch.Memory != nil || ch.MemorySwap != nil || ch.PidsLimit != nil || ch.CPUs != nil ||
+		ch.CPUShares != nil || ch.CpusetCPUs != nil || ch.CpusetMems != nil
+}
+
+// Update changes c's cgroup limits and restart policy (docker update): live through its monitor
+// when it runs, and in its record, so a restart or a later start keeps them.
 func (s *Store) Update(ctx context.Context, c *Container, ch ResourceChange) error {
 	unlock, err := s.lock(ctx)
 	if err != nil {
@@ -43,27 +52,55 @@ func (s *Store) Update(ctx context.Context, c *Container, ch ResourceChange) err
 	if r.MemorySwap != 0 && r.Memory == 0 {
 		return fmt.Errorf("update %s: you should always set the memory limit when using the memoryswap limit", c.Name)
 	}
-	if st, err := c.State(); err == nil && st.Running() {
-		if err := c.ask(ctx, request{Op: "update", Resources: &r}); err != nil {
+	if ch.CPUShares != nil {
+		r.CPUShares = *ch.CPUShares
+	}
+	if ch.CpusetCPUs != nil {
+		r.CpusetCPUs = *ch.CpusetCPUs
+	}
+	if ch.CpusetMems != nil {
+		r.CpusetMems = *ch.CpusetMems
+	}
+	if err := runtime.CheckResources(r); err != nil {
+		return fmt.Errorf("update %s: %w", c.Name, err)
+	}
+	policy := cur.Restart
+	if ch.Restart != nil {
+		if cur.AutoRemove && ch.Restart.Name != RestartNo {
+			return fmt.Errorf("update %s: restart policy cannot be updated because AutoRemove is enabled for the container", c.Name)
+		}
+		policy = *ch.Restart
+	}
+	if st, err := c.State(); err == nil && (st.Running() || st.Status == StatusRestarting) && !st.MonitorLost {
+		req := request{Op: "update", Restart: ch.Restart}
+		if ch.limits() {
+			req.Resources = &r
+		}
+		if err := c.ask(ctx, req); err != nil {
 			return fmt.Errorf("update %s: %w", c.Name, err)
 		}
 	}
-	cur.Spec.Resources = r
+	cur.Spec.Resources, cur.Restart = r, policy
 	if err := writeRecord(cur.dir, cur.Config); err != nil {
 		return fmt.Errorf("update %s: %w", c.Name, err)
 	}
-	c.Spec.Resources = r
+	c.Spec.Resources, c.Restart = r, policy
 	return nil
 }
 
-// update applies new limits to the running container and keeps them for its restarts.
-func (m *monitor) update(ctx context.Context, ctr *runtime.Container, r *runtime.Resources) error {
-	if r == nil {
-		return fmt.Errorf("update: no resources")
+// update applies new limits to the running container (ctr; nil between restarts) and keeps
+// them, and a new restart policy, for its next exit and restarts.
+func (m *monitor) update(ctx context.Context, ctr *runtime.Container, req request) error {
+	if req.Resources != nil {
+		if ctr != nil {
+			if err := ctr.Update(ctx, *req.Resources); err != nil {
+				return err
+			}
+		}
+		m.c.Spec.Resources = *req.Resources
 	}
-	if err := ctr.Update(ctx, *r); err != nil {
-		return err
+	if req.Restart != nil {
+		m.c.Restart = *req.Restart
 	}
-	m.c.Spec.Resources = *r
 	return nil
 }

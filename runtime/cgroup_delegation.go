@@ -27,8 +27,8 @@ func cgroupNeeds(r Resources) []cgroupNeed {
 			out = append(out, cgroupNeed{ctl, flags})
 		}
 	}
-	add("cpu", flagIf(r.CPUs > 0, "--cpus")...)
-	add("cpuset", flagIf(r.CpusetCPUs != "", "--cpuset-cpus")...)
+	add("cpu", append(flagIf(r.CPUs > 0, "--cpus"), flagIf(r.CPUShares > 0, "--cpu-shares")...)...)
+	add("cpuset", append(flagIf(r.CpusetCPUs != "", "--cpuset-cpus"), flagIf(r.CpusetMems != "", "--cpuset-mems")...)...)
 	add("memory", append(flagIf(r.Memory > 0, "--memory"), flagIf(r.MemorySwap != 0, "--memory-swap")...)...)
 	add("pids", flagIf(r.PidsLimit > 0, "--pids-limit")...)
 	return out

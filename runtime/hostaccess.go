@@ -139,10 +139,8 @@ func checkHostAccess(s Spec) error {
 	if r.MemorySwap > 0 && r.MemorySwap < r.Memory {
 		return fmt.Errorf("--memory-swap %d must be at least --memory %d (it is memory plus swap; -1 = unlimited swap)", r.MemorySwap, r.Memory)
 	}
-	if r.CpusetCPUs != "" {
-		if err := checkCpuset(r.CpusetCPUs); err != nil {
-			return err
-		}
+	if err := CheckResources(r); err != nil {
+		return err
 	}
 	if r.MemorySwap != 0 && !s.rootless && !swapAccounting("/sys/fs/cgroup", unifiedOnly()) {
 		return errors.New("--memory-swap needs the kernel's swap accounting, which this host lacks (cgroup v1: boot with swapaccount=1): drop --memory-swap")
@@ -160,6 +158,46 @@ func checkHostAccess(s Spec) error {
 		return errors.New("--privileged needs root: a rootless container's user namespace cannot have the host's devices and capabilities; use --cap-add ALL and --security-opt seccomp=unconfined for what a user namespace allows")
 	case len(s.Devices) > 0:
 		return errors.New("--device needs root: a rootless container cannot be given device nodes or device cgroup rules")
+	}
+	return nil
+}
+
+// CheckResources checks the limits that name host resources (--cpuset-cpus, --cpuset-mems,
+// --cpu-shares) against this host, as run and update take them.
+func CheckResources(r Resources) error {
+	if r.CpusetCPUs != "" {
+		if err := checkCpuset(r.CpusetCPUs); err != nil {
+			return err
+		}
+	}
+	if r.CpusetMems != "" {
+		if err := checkCpusetMems(r.CpusetMems, "/sys/devices/system/node/online"); err != nil {
+			return err
+		}
+	}
+	if r.CPUShares > 0 && (r.CPUShares < 2 || r.CPUShares > 262144) {
+		return fmt.Errorf("invalid --cpu-shares %d: use 2 to 262144 (1024 is the default weight)", r.CPUShares)
+	}
+	return nil
+}
+
+// checkCpusetMems checks a --cpuset-mems list against the memory nodes online (the file
+// online, the kernel's list format; a kernel without NUMA has node 0 alone).
+func checkCpusetMems(v, online string) error {
+	want, err := parseCPUList(v)
+	if err != nil {
+		return fmt.Errorf("invalid --cpuset-mems %q: use a list such as 0-1", v)
+	}
+	avail := []int{0}
+	if data, err := os.ReadFile(online); err == nil {
+		if avail, err = parseCPUList(strings.TrimSpace(string(data))); err != nil {
+			return fmt.Errorf("--cpuset-mems: read %s: %w", online, err)
+		}
+	}
+	for _, n := range want {
+		if !slices.Contains(avail, n) {
+			return fmt.Errorf("invalid --cpuset-mems %q: memory node %d is not available (available: %s)", v, n, strings.Trim(fmt.Sprint(avail), "[]"))
+		}
 	}
 	return nil
 }

@@ -177,3 +177,22 @@ func TestSwapAccounting(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckCpusetMems(t *testing.T) {
+	online := filepath.Join(t.TempDir(), "online")
+	if err := os.WriteFile(online, []byte("0-1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for v, want := range map[string]string{"0": "", "0-1": "", "1": "", "2": "memory node 2 is not available (available: 0 1)", "x": "use a list such as 0-1"} {
+		err := checkCpusetMems(v, online)
+		if (want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), want)) {
+			t.Errorf("checkCpusetMems(%q) = %v, want %q", v, err, want)
+		}
+	}
+	if err := checkCpusetMems("0", filepath.Join(t.TempDir(), "none")); err != nil { // no NUMA: node 0 alone
+		t.Errorf("node 0 without a node list: %v", err)
+	}
+	if err := checkCpusetMems("1", filepath.Join(t.TempDir(), "none")); err == nil {
+		t.Error("node 1 accepted without a node list")
+	}
+}

@@ -60,11 +60,15 @@ func resources(r Resources) *specs.LinuxResources {
 		quota, period := int64(r.CPUs*cpuPeriod), uint64(cpuPeriod)
 		out.CPU = &specs.LinuxCPU{Quota: &quota, Period: &period}
 	}
-	if r.CpusetCPUs != "" {
+	if r.CpusetCPUs != "" || r.CpusetMems != "" || r.CPUShares > 0 {
 		if out.CPU == nil {
 			out.CPU = &specs.LinuxCPU{}
 		}
-		out.CPU.Cpus = r.CpusetCPUs
+		out.CPU.Cpus, out.CPU.Mems = r.CpusetCPUs, r.CpusetMems
+		if r.CPUShares > 0 {
+			shares := r.CPUShares
+			out.CPU.Shares = &shares
+		}
 	}
 	if r.PidsLimit > 0 {
 		limit := r.PidsLimit

@@ -147,6 +147,8 @@ type Resources struct {
 	// unlimited swap; 0 = as much as Memory (no swap).
 	MemorySwap int64
 	CpusetCPUs string // CPUs the container may run on, e.g. "0-2,4"; "" = all
+	CpusetMems string // memory nodes it may allocate on (NUMA), e.g. "0"; "" = all
+	CPUShares  uint64 // docker's --cpu-shares: relative CPU weight (1024 = default); 0 = unset
 }
 
 // ExitStatus is the container process's exit code; a death by signal n is 128+n, like a shell's $?.

@@ -136,6 +136,8 @@ type inspectHostConfig struct {
 	Sysctls        map[string]string       `json:"Sysctls,omitempty"`
 	GroupAdd       []string                `json:"GroupAdd"`
 	CpusetCpus     string                  `json:"CpusetCpus"`
+	CpusetMems     string                  `json:"CpusetMems"`
+	CPUShares      uint64                  `json:"CpuShares"`
 	MemorySwap     int64                   `json:"MemorySwap"`
 }
 
@@ -263,6 +265,7 @@ func inspectHostAccess(hc *inspectHostConfig, sp runtime.Spec) {
 	a := sp.HostAccess
 	hc.Privileged, hc.Init, hc.ShmSize, hc.Sysctls, hc.GroupAdd = a.Privileged, a.Init, a.ShmSize, a.Sysctls, a.GroupAdd
 	hc.CpusetCpus, hc.MemorySwap = sp.Resources.CpusetCPUs, sp.Resources.MemorySwap
+	hc.CpusetMems, hc.CPUShares = sp.Resources.CpusetMems, sp.Resources.CPUShares
 	hc.DNSSearch, hc.DNSOptions = a.DNS.Search, a.DNS.Options
 	if hc.ShmSize == 0 {
 		hc.ShmSize = 64 << 20

@@ -25,8 +25,10 @@ type hostFlags struct {
 	labels, labelFiles, attach   []string
 	shmSize, pid, ipc            string
 	cpusetCPUs, memorySwap       string
+	cpusetMems                   string
 	stopSignal, cidfile          string
 	stopTimeout                  int
+	cpuShares                    uint64
 
 	// parsed by apply, used by config once the image is known
 	labelMap map[string]string
@@ -48,6 +50,8 @@ func (h *hostFlags) register(f *pflag.FlagSet) {
 	f.StringArrayVar(&h.sysctls, "sysctl", nil, "set a namespaced kernel parameter: NAME=VALUE (net.*, fs.mqueue.*, kernel.msg*, kernel.sem, kernel.shm*)")
 	f.StringArrayVar(&h.groupAdd, "group-add", nil, "add a supplementary group (name in the image's /etc/group, or id)")
 	f.StringVar(&h.cpusetCPUs, "cpuset-cpus", "", "CPUs the container may use, e.g. 0-2,4")
+	f.StringVar(&h.cpusetMems, "cpuset-mems", "", "memory nodes (NUMA) the container may allocate on, e.g. 0-1")
+	f.Uint64VarP(&h.cpuShares, "cpu-shares", "c", 0, "relative CPU weight against other containers (default 1024)")
 	f.StringVar(&h.memorySwap, "memory-swap", "", "memory plus swap limit, e.g. 1g, with --memory; -1 = unlimited swap (default: no swap)")
 	f.StringArrayVar(&h.expose, "expose", nil, "expose a port or range: PORT[-PORT][/tcp|udp] (published by -P)")
 	f.BoolVarP(&h.publishAll, "publish-all", "P", false, "publish every exposed port (the image's EXPOSE and --expose) on a random host port")
@@ -142,7 +146,7 @@ func (h *hostFlags) apply(sp *runtime.Spec) error {
 			return err
 		}
 	}
-	sp.Resources.CpusetCPUs = h.cpusetCPUs
+	sp.Resources.CpusetCPUs, sp.Resources.CpusetMems, sp.Resources.CPUShares = h.cpusetCPUs, h.cpusetMems, h.cpuShares
 	switch h.memorySwap {
 	case "":
 	case "-1":

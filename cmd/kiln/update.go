@@ -11,15 +11,17 @@ import (
 )
 
 func newUpdateCmd(g *globalOptions) *cobra.Command {
-	var memory, memorySwap string
+	var memory, memorySwap, cpusetCPUs, cpusetMems, restart string
 	var cpus float64
 	var pidsLimit int64
+	var cpuShares uint64
 	c := &cobra.Command{
-		Use:   "update [--memory SIZE] [--memory-swap SIZE] [--cpus N] [--pids-limit N] CONTAINER [CONTAINER...]",
+		Use:   "update [--memory SIZE] [--memory-swap SIZE] [--cpus N] [--cpu-shares N] [--cpuset-cpus LIST] [--cpuset-mems LIST] [--pids-limit N] [--restart POLICY] CONTAINER [CONTAINER...]",
 		Short: "Update configuration of one or more containers",
 		Long: "Update configuration of one or more containers: the cgroup limits of a running one at once\n" +
 			"(through the OCI runtime's update) and in its record, so a restart or a later start keeps them.\n" +
-			"0 lifts a limit (--pids-limit -1 too, as docker).",
+			"0 lifts a limit (--pids-limit -1 too, as docker). --restart changes the restart policy the\n" +
+			"container's monitor applies from its next exit (not for a container run with --rm).",
 		Args: argsRange(1, -1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var ch container.ResourceChange
@@ -51,8 +53,24 @@ func newUpdateCmd(g *globalOptions) *cobra.Command {
 				n := max(pidsLimit, 0) // docker's -1 is unlimited, kiln's 0
 				ch.PidsLimit = &n
 			}
+			if fl.Changed("cpu-shares") {
+				ch.CPUShares = &cpuShares
+			}
+			if fl.Changed("cpuset-cpus") {
+				ch.CpusetCPUs = &cpusetCPUs
+			}
+			if fl.Changed("cpuset-mems") {
+				ch.CpusetMems = &cpusetMems
+			}
+			if fl.Changed("restart") {
+				p, err := container.ParseRestartPolicy(restart)
+				if err != nil {
+					return usageError{err}
+				}
+				ch.Restart = &p
+			}
 			if ch == (container.ResourceChange{}) {
-				return usageError{errors.New("you must provide one or more flags when using this command: --memory, --memory-swap, --cpus or --pids-limit")}
+				return usageError{errors.New("you must provide one or more flags when using this command: --memory, --memory-swap, --cpus, --cpu-shares, --cpuset-cpus, --cpuset-mems, --pids-limit or --restart")}
 			}
 			return eachContainer(cmd, g, args, func(cs *container.Store, _ *runtime.Runtime, c *container.Container) error {
 				return cs.Update(cmd.Context(), c, ch)
@@ -64,5 +82,9 @@ func newUpdateCmd(g *globalOptions) *cobra.Command {
 	f.StringVar(&memorySwap, "memory-swap", "", "memory plus swap, e.g. 1g; -1: unlimited swap")
 	f.Float64Var(&cpus, "cpus", 0, "CPU limit in cores, e.g. 0.5 (0: none)")
 	f.Int64Var(&pidsLimit, "pids-limit", 0, "maximum number of processes (0 or -1: unlimited)")
+	f.Uint64VarP(&cpuShares, "cpu-shares", "c", 0, "relative CPU weight against other containers (default 1024)")
+	f.StringVar(&cpusetCPUs, "cpuset-cpus", "", "CPUs the container may use, e.g. 0-2,4")
+	f.StringVar(&cpusetMems, "cpuset-mems", "", "memory nodes (NUMA) the container may allocate on, e.g. 0-1")
+	f.StringVar(&restart, "restart", "", "restart policy: no, on-failure[:max-retries], always or unless-stopped")
 	return c
 }

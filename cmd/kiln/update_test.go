@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // cgroupFile reads a limit file of pid's cgroup: v1's controller hierarchy, or the v2 one.
@@ -91,5 +92,81 @@ func TestUpdate(t *testing.T) {
 	if r := kiln(t, root, nil, "update", "--cpus", "1", "nosuch"); r.code != 1 || !strings.Contains(r.stderr, "nosuch") {
 		t.Errorf("update of no container: exit %d, %s", r.code, r.stderr)
 	}
+
+	// --cpu-shares and the cpusets, live and kept for the next start, as run sets them.
+	ok(t, root, "update", "--cpu-shares", "512", "--cpuset-cpus", "0", "--cpuset-mems", "0", "u")
+	cpuset := func() (shares, cpus, mems string) {
+		t.Helper()
+		pid := inspectOne(t, root, "u").State.Pid
+		return cgroupFile(t, pid, "cpu", "cpu.shares", "cpu.weight"),
+			cgroupFile(t, pid, "cpuset", "cpuset.cpus", "cpuset.cpus"), cgroupFile(t, pid, "cpuset", "cpuset.mems", "cpuset.mems")
+	}
+	wantShares := "512"
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		wantShares = "20" // v2's cpu.weight, as the runtime converts 512 shares
+	}
+	if shares, cpus, mems := cpuset(); shares != wantShares || cpus != "0" || mems != "0" {
+		t.Errorf("after update: cpu weight %s, cpuset cpus %q mems %q", shares, cpus, mems)
+	}
+	ok(t, root, "restart", "-t", "0", "u")
+	if shares, cpus, mems := cpuset(); shares != wantShares || cpus != "0" || mems != "0" {
+		t.Errorf("after a restart: cpu weight %s, cpuset cpus %q mems %q", shares, cpus, mems)
+	}
+	if hc := inspectOne(t, root, "u").HostConfig; hc.CPUShares != 512 || hc.CpusetCpus != "0" || hc.CpusetMems != "0" {
+		t.Errorf("inspect: shares %d, cpus %q, mems %q", hc.CPUShares, hc.CpusetCpus, hc.CpusetMems)
+	}
+	for _, bad := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"--cpuset-cpus", "999"}, 1, "CPU 999 is not available"},
+		{[]string{"--cpuset-mems", "7"}, 1, "memory node 7 is not available"},
+		{[]string{"--cpu-shares", "1"}, 1, "invalid --cpu-shares 1"},
+		{[]string{"--restart", "sometimes"}, 2, `invalid restart policy "sometimes"`},
+	} {
+		if r := kiln(t, root, nil, append(append([]string{"update"}, bad.args...), "u")...); r.code != bad.code || !strings.Contains(r.stderr, bad.msg) {
+			t.Errorf("update %v: exit %d, %s", bad.args, r.code, r.stderr)
+		}
+	}
+	if r := ok(t, root, "run", "--rm", "--cpu-shares", "256", "--cpuset-mems", "0", "busybox", "cat", "/proc/self/status"); !strings.Contains(r.stdout, "Mems_allowed_list:\t0") {
+		t.Errorf("run --cpuset-mems 0: %s", r.stdout)
+	}
 	ok(t, root, "rm", "-f", "u")
+}
+
+// update --restart changes the policy the running container's monitor applies at its next exit,
+// and a stopped one's for its next start; a --rm container keeps none, as docker's.
+func TestUpdateRestart(t *testing.T) {
+	requireContainers(t)
+	root := busyboxRoot(t)
+	t.Cleanup(func() { kiln(t, root, nil, "rm", "-f", "r", "gone") })
+	ok(t, root, "run", "-d", "--name", "r", "busybox", "sh", "-c", "while [ ! -e /go ]; do sleep 0.05; done; exit 3")
+	ok(t, root, "update", "--restart", "on-failure:2", "r")
+	if p := inspectOne(t, root, "r").HostConfig.RestartPolicy; p.Name != "on-failure" || p.MaximumRetryCount != 2 {
+		t.Errorf("inspect after update --restart: %+v", p)
+	}
+	ok(t, root, "exec", "r", "touch", "/go") // each run of it now exits 3 at once
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st := inspectOne(t, root, "r").State
+		if st.Status == "exited" && st.ExitCode == 3 {
+			if rc := inspectOne(t, root, "r").RestartCount; rc != 2 {
+				t.Errorf("restarts under the updated on-failure:2: %d", rc)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the container did not end after its retries: %+v", st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ok(t, root, "update", "--restart", "always", "r")
+	if p := inspectOne(t, root, "r").HostConfig.RestartPolicy; p.Name != "always" {
+		t.Errorf("update --restart of a stopped container: %+v", p)
+	}
+	ok(t, root, "run", "-d", "--rm", "--name", "gone", "busybox", "sleep", "60")
+	if r := kiln(t, root, nil, "update", "--restart", "always", "gone"); r.code != 1 || !strings.Contains(r.stderr, "AutoRemove is enabled") {
+		t.Errorf("update --restart of a --rm container: exit %d, %s", r.code, r.stderr)
+	}
 }

@@ -60,7 +60,7 @@ func TestFormatAndFilter(t *testing.T) {
 		t.Errorf("ps -l -q: %q", r.stdout)
 	}
 	ok(t, root, "exec", "up", "sh", "-c", "head -c 5000 /dev/zero > /blob")
-	if r := ok(t, root, "ps", "-s"); !regexp.MustCompile(`NAMES +SIZE\n.* up +5(\.\d+)?kB\n`).MatchString(r.stdout) {
+	if r := ok(t, root, "ps", "-s"); !regexp.MustCompile(`NAMES +SIZE\n.* up +5(\.\d+)?kB \(virtual 1\.\d+MB\)\n`).MatchString(r.stdout) {
 		t.Errorf("ps -s: %q", r.stdout)
 	}
 	if r := kiln(t, root, nil, "ps", "--format", "{{.Nope"); r.code != 2 {

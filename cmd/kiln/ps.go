@@ -6,6 +6,7 @@ import (
 	"time"
 
 	units "github.com/docker/go-units"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/kiln-build/kiln/cache"
@@ -19,6 +20,25 @@ type psOptions struct {
 	last                int
 	latest              bool
 	size                bool
+	imageSize           func(v1.Hash) int64 // with size: an image's size (describe's), 0 when unknown
+}
+
+// imageSizes returns the size of an image in s by manifest digest, as images shows it, each read once.
+func imageSizes(s *cache.Store) func(v1.Hash) int64 {
+	seen := map[v1.Hash]int64{}
+	return func(d v1.Hash) int64 {
+		if n, ok := seen[d]; ok {
+			return n
+		}
+		var n int64
+		if img, err := s.Image(d); err == nil {
+			if row, err := describe(img); err == nil {
+				n = row.Size
+			}
+		}
+		seen[d] = n
+		return n
+	}
 }
 
 // psRow is one container as `kiln ps` shows it; the JSON names are docker's.
@@ -51,6 +71,14 @@ func newPsCmd(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if o.size {
+				s, err := g.openStore()
+				if err != nil {
+					return err
+				}
+				defer s.Close()
+				o.imageSize = imageSizes(s)
+			}
 			return o.print(cmd, list)
 		},
 	}
@@ -62,7 +90,7 @@ func newPsCmd(g *globalOptions) *cobra.Command {
 		"{{.CreatedAt}} {{.RunningFor}} {{.Status}} {{.State}} {{.Ports}} {{.Names}}) or table TEMPLATE")
 	f.IntVarP(&o.last, "last", "n", -1, "show the n last created containers (all states)")
 	f.BoolVarP(&o.latest, "latest", "l", false, "show the latest created container (all states)")
-	f.BoolVarP(&o.size, "size", "s", false, "show the size of each container's filesystem changes")
+	f.BoolVarP(&o.size, "size", "s", false, "show the size of each container's filesystem changes (and, virtual, with its image)")
 	f.StringArrayVarP(&o.filters, "filter", "f", nil, "filter: status=, name=, id=, ancestor=, exited=, before=, since=, label=KEY[=VALUE], health=")
 	return c
 }
@@ -109,8 +137,9 @@ func (o *psOptions) print(cmd *cobra.Command, list []*container.Container) error
 			!f.match("health", func(v string) bool { return v == string(st.HealthStatus()) }) {
 			continue
 		}
-		if o.size {
-			r.Size = humanSize(cache.TreeSize(c.Spec.Upper))
+		if o.size { // docker's "0B (virtual 1.2MB)": the changes, and with the image
+			changes := cache.TreeSize(c.Spec.Upper)
+			r.Size = fmt.Sprintf("%s (virtual %s)", humanSize(changes), humanSize(changes+o.imageSize(c.ImageDigest)))
 		}
 		rows = append(rows, r)
 	}

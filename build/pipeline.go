@@ -93,6 +93,11 @@ func Pipeline(ctx context.Context, o PipelineOptions) (*Image, error) {
 			o.note("seeded %d cache mounts from %s", res.Mounts, ref)
 		}
 	}
+	// The images the build's names point at now: one they move off stays as <none>, as docker's.
+	prev, err := o.Store.Named(o.Tags)
+	if err != nil {
+		return nil, err
+	}
 	build := Build
 	if o.Reproducible {
 		build = o.checkReproducible
@@ -115,6 +120,9 @@ func Pipeline(ctx context.Context, o PipelineOptions) (*Image, error) {
 		}
 	}
 	if err := o.publish(ctx, img); err != nil {
+		return nil, err
+	}
+	if err := o.Store.KeepUnnamed(ctx, prev); err != nil {
 		return nil, err
 	}
 	if len(o.Tags) == 0 && o.Export == nil && !o.Push {

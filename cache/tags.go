@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -73,6 +74,47 @@ func (s *Store) KeepUntagged(ctx context.Context, desc v1.Descriptor) error {
 		im.Manifests = append(im.Manifests, entry)
 		return true, nil
 	})
+}
+
+// Retag is Tag for a user's own tagging (tag, pull, load, commit): the image the name leaves
+// stays as a dangling image when nothing else names it, as docker's.
+func (s *Store) Retag(ctx context.Context, n Name, desc v1.Descriptor) error {
+	prev, err := s.Named([]Name{n})
+	if err != nil {
+		return err
+	}
+	if err := s.Tag(ctx, n, desc); err != nil {
+		return err
+	}
+	return s.KeepUnnamed(ctx, prev)
+}
+
+// Named returns the images names point at now; after moving them, KeepUnnamed keeps those
+// left without a name.
+func (s *Store) Named(names []Name) ([]v1.Descriptor, error) {
+	tagged, err := s.List()
+	if err != nil {
+		return nil, err
+	}
+	var out []v1.Descriptor
+	for _, t := range tagged {
+		if slices.ContainsFunc(names, func(n Name) bool { return n.String() == t.Name.String() }) {
+			out = append(out, t.Descriptor)
+		}
+	}
+	return out, nil
+}
+
+// KeepUnnamed keeps each image of descs that no name points at any more as a dangling image,
+// as docker keeps the image a rebuilt, pulled or moved tag left as <none> until an image prune.
+// An image already collected is skipped.
+func (s *Store) KeepUnnamed(ctx context.Context, descs []v1.Descriptor) error {
+	for _, d := range descs {
+		if err := s.KeepUntagged(ctx, d); err != nil && !errors.Is(err, ErrNotFound) {
+			return err
+		}
+	}
+	return nil
 }
 
 // indexEntry is index.json's entry for the stored manifest or index desc.

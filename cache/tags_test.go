@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -293,5 +294,52 @@ func TestConcurrentTagging(t *testing.T) {
 	}
 	if want := workers + workers*childNames; len(list) != want {
 		t.Fatalf("%d tags survived, want %d", len(list), want)
+	}
+}
+
+// An image a name moved off, named no other way, is kept as dangling by KeepUnnamed (as docker
+// keeps a rebuilt tag's old image as <none>); one still named, or named again, is not.
+func TestKeepUnnamed(t *testing.T) {
+	ctx := context.Background()
+	s := openStore(t)
+	_, a := storeRandomImage(t, s, 1)
+	_, b := storeRandomImage(t, s, 1)
+	app, other := mustName(t, "app"), mustName(t, "other")
+	dangling := func() []v1.Hash {
+		t.Helper()
+		got, err := s.Dangling()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []v1.Hash
+		for _, d := range got {
+			out = append(out, d.Digest)
+		}
+		return out
+	}
+	for _, step := range []struct {
+		name Name
+		desc v1.Descriptor
+		want []v1.Hash
+	}{
+		{app, a, nil},
+		{other, a, nil},
+		{app, b, nil},                   // a is still other's
+		{other, b, []v1.Hash{a.Digest}}, // now nothing names a
+		{app, a, nil},                   // named again; b is other's
+	} {
+		prev, err := s.Named([]Name{step.name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Tag(ctx, step.name, step.desc); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.KeepUnnamed(ctx, prev); err != nil {
+			t.Fatal(err)
+		}
+		if got := dangling(); !slices.Equal(got, step.want) {
+			t.Fatalf("after tagging %s: dangling %v, want %v", step.name.Short(), got, step.want)
+		}
 	}
 }

@@ -182,7 +182,7 @@ func newImage(ctx context.Context, st *cache.Store, base v1.Image, fill func(*la
 	if opts.Ref.IsZero() {
 		return desc, st.KeepUntagged(ctx, desc) // dangling until tagged or pruned, as docker's
 	}
-	return desc, st.Tag(ctx, opts.Ref, desc)
+	return desc, st.Retag(ctx, opts.Ref, desc)
 }
 
 // Export writes c's filesystem (its image's layers and its changes; no mounts) as a tar to w

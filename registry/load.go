@@ -178,7 +178,7 @@ func commit(ctx context.Context, s *cache.Store, images []staged) ([]Loaded, err
 			out = append(out, Loaded{ID: id, Desc: descs[i]})
 		}
 		for _, n := range im.names {
-			if err := s.Tag(ctx, n, descs[i]); err != nil {
+			if err := s.Retag(ctx, n, descs[i]); err != nil {
 				return out, fmt.Errorf("tag %s: %w", n.Short(), err)
 			}
 			out = append(out, Loaded{Name: n, ID: id, Desc: descs[i]})

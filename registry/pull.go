@@ -76,7 +76,7 @@ func (o *options) pullFrom(ctx context.Context, s *cache.Store, n cache.Name, ep
 		return v1.Descriptor{}, explain(err, ep.ref.String(), ep.ref.Context().RegistryStr())
 	}
 	if n.Digest() == "" || n.Digest() == desc.Digest.String() {
-		if err := s.Tag(ctx, n, desc); err != nil {
+		if err := s.Retag(ctx, n, desc); err != nil {
 			return v1.Descriptor{}, err
 		}
 	}

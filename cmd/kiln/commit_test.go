@@ -302,5 +302,21 @@ func TestCommitUntagged(t *testing.T) {
 	if got := images("-f", "dangling=true"); got != "" {
 		t.Errorf("after a build with -t of the same image:\n%s", got)
 	}
+	// A rebuild that moves the tag leaves the old image as <none>, as docker's; a no-op
+	// rebuild leaves nothing, and image prune removes it.
+	ok(t, root, "build", "-q", "-t", "now-named", ctx)
+	writeTree(t, ctx, map[string]string{"Dockerfile": "FROM busybox\nRUN echo changed > /u\n"})
+	ok(t, root, "build", "-q", "-t", "now-named", ctx)
+	if got := images("-f", "dangling=true"); got != "<none>:<none> "+built[7:19]+"\n" {
+		t.Errorf("after a rebuild moved the tag:\n%s", got)
+	}
+	ok(t, root, "tag", "busybox", "now-named") // kiln tag moves it the same way
+	if got := images("-f", "dangling=true"); strings.Count(got, "\n") != 2 {
+		t.Errorf("after kiln tag moved the tag:\n%s", got)
+	}
+	ok(t, root, "image", "prune", "-f")
+	if got := images("-f", "dangling=true"); got != "" {
+		t.Errorf("after image prune:\n%s", got)
+	}
 	ok(t, root, "rm", "c")
 }

@@ -34,7 +34,7 @@ func newTagCmd(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return s.Tag(cmd.Context(), target, desc)
+			return s.Retag(cmd.Context(), target, desc)
 		},
 	}
 }

@@ -54,13 +54,23 @@ func newUpdateCmd(g *globalOptions) *cobra.Command {
 				ch.PidsLimit = &n
 			}
 			if fl.Changed("cpu-shares") {
+				if cpuShares == 0 {
+					cpuShares = 1024 // the default weight: the runtime cannot unset it
+				}
 				ch.CPUShares = &cpuShares
 			}
-			if fl.Changed("cpuset-cpus") {
-				ch.CpusetCPUs = &cpusetCPUs
-			}
-			if fl.Changed("cpuset-mems") {
-				ch.CpusetMems = &cpusetMems
+			for _, c := range []struct {
+				name string
+				v    string
+				dst  **string
+			}{{"cpuset-cpus", cpusetCPUs, &ch.CpusetCPUs}, {"cpuset-mems", cpusetMems, &ch.CpusetMems}} {
+				if !fl.Changed(c.name) {
+					continue
+				}
+				if c.v == "" {
+					return usageError{fmt.Errorf("--%s needs a list such as 0-1: to allow them all, list them all", c.name)}
+				}
+				*c.dst = &c.v
 			}
 			if fl.Changed("restart") {
 				p, err := container.ParseRestartPolicy(restart)
@@ -82,7 +92,7 @@ func newUpdateCmd(g *globalOptions) *cobra.Command {
 	f.StringVar(&memorySwap, "memory-swap", "", "memory plus swap, e.g. 1g; -1: unlimited swap")
 	f.Float64Var(&cpus, "cpus", 0, "CPU limit in cores, e.g. 0.5 (0: none)")
 	f.Int64Var(&pidsLimit, "pids-limit", 0, "maximum number of processes (0 or -1: unlimited)")
-	f.Uint64VarP(&cpuShares, "cpu-shares", "c", 0, "relative CPU weight against other containers (default 1024)")
+	f.Uint64VarP(&cpuShares, "cpu-shares", "c", 0, "relative CPU weight against other containers (0: back to the default 1024)")
 	f.StringVar(&cpusetCPUs, "cpuset-cpus", "", "CPUs the container may use, e.g. 0-2,4")
 	f.StringVar(&cpusetMems, "cpuset-mems", "", "memory nodes (NUMA) the container may allocate on, e.g. 0-1")
 	f.StringVar(&restart, "restart", "", "restart policy: no, on-failure[:max-retries], always or unless-stopped")

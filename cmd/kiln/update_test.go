@@ -124,6 +124,7 @@ func TestUpdate(t *testing.T) {
 		{[]string{"--cpuset-mems", "7"}, 1, "memory node 7 is not available"},
 		{[]string{"--cpu-shares", "1"}, 1, "invalid --cpu-shares 1"},
 		{[]string{"--restart", "sometimes"}, 2, `invalid restart policy "sometimes"`},
+		{[]string{"--cpuset-cpus", ""}, 2, "--cpuset-cpus needs a list"},
 	} {
 		if r := kiln(t, root, nil, append(append([]string{"update"}, bad.args...), "u")...); r.code != bad.code || !strings.Contains(r.stderr, bad.msg) {
 			t.Errorf("update %v: exit %d, %s", bad.args, r.code, r.stderr)
@@ -131,6 +132,10 @@ func TestUpdate(t *testing.T) {
 	}
 	if r := ok(t, root, "run", "--rm", "--cpu-shares", "256", "--cpuset-mems", "0", "busybox", "cat", "/proc/self/status"); !strings.Contains(r.stdout, "Mems_allowed_list:\t0") {
 		t.Errorf("run --cpuset-mems 0: %s", r.stdout)
+	}
+	ok(t, root, "update", "--cpu-shares", "0", "u") // back to the default weight
+	if shares, _, _ := cpuset(); shares != "1024" && shares != "100" {
+		t.Errorf("after update --cpu-shares 0: cpu weight %s", shares)
 	}
 	ok(t, root, "rm", "-f", "u")
 }

@@ -33,11 +33,7 @@ type treeWalk struct {
 	cond    sync.Cond
 	queue   []walkTask
 	pending int // tasks queued or being listed
-	stop    bool
 }
-
-// errWalkStopped marks directories left unlisted after another one failed.
-var errWalkStopped = errors.New("walk stopped")
 
 // walk lists dir's contents in sorted order (each directory followed by its contents),
 // skipping hidden paths; links are listed as links, never followed. The order and the
@@ -78,16 +74,12 @@ func (w *treeWalk) run() {
 		}
 		t := w.queue[len(w.queue)-1]
 		w.queue = w.queue[:len(w.queue)-1]
-		stop := w.stop
 		w.mu.Unlock()
-		var subs []walkTask
-		if stop {
-			t.n.err = errWalkStopped
-		} else {
-			subs = w.list(t)
-		}
+		// A failure does not stop the others: one listed earlier in walk order may fail
+		// too, and that is the one to report, as a sequential walk would (a cancelled ctx
+		// still ends every listing at once).
+		subs := w.list(t)
 		w.mu.Lock()
-		w.stop = w.stop || t.n.err != nil
 		w.queue = append(w.queue, subs...)
 		w.pending += len(subs) - 1
 		w.cond.Broadcast()
@@ -160,10 +152,9 @@ func joinRel(dir, name string) string {
 	return dir + "/" + name
 }
 
-// firstErr is the first failure in walk order, passing over directories only left unlisted
-// because of a failure elsewhere (which is then further on).
+// firstErr is the first failure in walk order.
 func (n *walkNode) firstErr() error {
-	if n.err != nil && !errors.Is(n.err, errWalkStopped) {
+	if n.err != nil {
 		return n.err
 	}
 	for _, sub := range n.subs {

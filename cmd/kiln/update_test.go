@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // cgroupFile reads a limit file of pid's cgroup: v1's controller hierarchy, or the v2 one.
@@ -152,19 +151,12 @@ func TestUpdateRestart(t *testing.T) {
 		t.Errorf("inspect after update --restart: %+v", p)
 	}
 	ok(t, root, "exec", "r", "touch", "/go") // each run of it now exits 3 at once
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	waitFor(t, "the container's end after its retries", func() bool {
 		st := inspectOne(t, root, "r").State
-		if st.Status == "exited" && st.ExitCode == 3 {
-			if rc := inspectOne(t, root, "r").RestartCount; rc != 2 {
-				t.Errorf("restarts under the updated on-failure:2: %d", rc)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the container did not end after its retries: %+v", st)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return st.Status == "exited" && st.ExitCode == 3
+	})
+	if rc := inspectOne(t, root, "r").RestartCount; rc != 2 {
+		t.Errorf("restarts under the updated on-failure:2: %d", rc)
 	}
 	ok(t, root, "update", "--restart", "always", "r")
 	if p := inspectOne(t, root, "r").HostConfig.RestartPolicy; p.Name != "always" {

@@ -30,6 +30,18 @@ type Tagged struct {
 // Tag points n at the stored manifest or index desc, moving the tag if it exists. A digest
 // name must carry desc's own digest.
 func (s *Store) Tag(ctx context.Context, n Name, desc v1.Descriptor) error {
+	return s.tag(ctx, n, desc, false)
+}
+
+// Retag is Tag for a user's own tagging (tag, pull, load, commit): the image the name leaves
+// stays as a dangling image when nothing else names it, as docker's.
+func (s *Store) Retag(ctx context.Context, n Name, desc v1.Descriptor) error {
+	return s.tag(ctx, n, desc, true)
+}
+
+// tag points n at desc in one rewrite of index.json; with keep the image n leaves, named
+// no other way, stays as a dangling entry.
+func (s *Store) tag(ctx context.Context, n Name, desc v1.Descriptor, keep bool) error {
 	if n.IsZero() {
 		return fmt.Errorf("tag: empty name")
 	}
@@ -43,16 +55,23 @@ func (s *Store) Tag(ctx context.Context, n Name, desc v1.Descriptor) error {
 	s.gcMu.RLock()
 	defer s.gcMu.RUnlock()
 	return s.updateIndex(ctx, func(im *v1.IndexManifest) (bool, error) {
+		var left []v1.Descriptor
 		for _, d := range im.Manifests {
-			if entryIs(d, n) && d.Digest == entry.Digest && d.MediaType == entry.MediaType && d.Size == entry.Size {
+			if !entryIs(d, n) {
+				continue
+			}
+			if d.Digest == entry.Digest && d.MediaType == entry.MediaType && d.Size == entry.Size {
 				return false, nil // already so: a no-op rebuild rewrites (and fsyncs) nothing
+			}
+			if keep && !slices.ContainsFunc(im.Manifests, func(o v1.Descriptor) bool { return o.Digest == d.Digest && !entryIs(o, n) }) {
+				left = append(left, v1.Descriptor{MediaType: d.MediaType, Size: d.Size, Digest: d.Digest, Platform: d.Platform})
 			}
 		}
 		// A name replaces the image's dangling entry: a tagged image is not dangling.
 		im.Manifests = slices.DeleteFunc(im.Manifests, func(d v1.Descriptor) bool {
 			return entryIs(d, n) || isDangling(d, entry.Digest)
 		})
-		im.Manifests = append(im.Manifests, entry)
+		im.Manifests = append(append(im.Manifests, left...), entry)
 		return true, nil
 	})
 }
@@ -74,19 +93,6 @@ func (s *Store) KeepUntagged(ctx context.Context, desc v1.Descriptor) error {
 		im.Manifests = append(im.Manifests, entry)
 		return true, nil
 	})
-}
-
-// Retag is Tag for a user's own tagging (tag, pull, load, commit): the image the name leaves
-// stays as a dangling image when nothing else names it, as docker's.
-func (s *Store) Retag(ctx context.Context, n Name, desc v1.Descriptor) error {
-	prev, err := s.Named([]Name{n})
-	if err != nil {
-		return err
-	}
-	if err := s.Tag(ctx, n, desc); err != nil {
-		return err
-	}
-	return s.KeepUnnamed(ctx, prev)
 }
 
 // Named returns the images names point at now; after moving them, KeepUnnamed keeps those

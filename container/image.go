@@ -37,14 +37,13 @@ func (c *Container) Commit(ctx context.Context, st *cache.Store, opts ImageOptio
 	if err != nil {
 		return v1.Descriptor{}, fmt.Errorf("commit %s: image %s: %w", c.Name, c.Image, err)
 	}
-	cf, err := base.ConfigFile()
-	if err != nil {
-		return v1.Descriptor{}, fmt.Errorf("commit %s: image %s: %w", c.Name, c.Image, err)
-	}
-	cf = cf.DeepCopy()
-	c.imageConfig(&cf.Config)
-	if base, err = mutate.ConfigFile(base, cf); err != nil {
-		return v1.Descriptor{}, fmt.Errorf("commit %s: %w", c.Name, err)
+	change := opts.Configure
+	opts.Configure = func(cf *v1.ConfigFile) error { // -c applies over the container's config
+		c.imageConfig(&cf.Config)
+		if change == nil {
+			return nil
+		}
+		return change(cf)
 	}
 	if opts.Pause {
 		resume := c.pauseWhile(ctx)

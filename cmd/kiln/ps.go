@@ -30,14 +30,9 @@ func imageSizes(s *cache.Store) func(v1.Hash) int64 {
 		if n, ok := seen[d]; ok {
 			return n
 		}
-		var n int64
-		if img, err := s.Image(d); err == nil {
-			if row, err := describe(img); err == nil {
-				n = row.Size
-			}
-		}
-		seen[d] = n
-		return n
+		row, _ := storedRow(s, v1.Descriptor{Digest: d}, d.String()) // unknown: 0
+		seen[d] = row.Size
+		return row.Size
 	}
 }
 
